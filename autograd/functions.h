@@ -1,0 +1,55 @@
+// Differentiable functions on Variables: each computes its value with a kernel from tensor/ and
+// records a backward closure (autograd/variable.h). These are what nn layers are built from.
+// Shapes follow PyTorch: images NCHW, Linear weight [out, in], conv weight [O, C, KH, KW].
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "autograd/variable.h"
+#include "tensor/conv.h"
+
+namespace qnn {
+
+// Element-wise (shapes must match exactly; no broadcasting).
+Variable add(const Variable& a, const Variable& b);
+Variable sub(const Variable& a, const Variable& b);
+Variable mul(const Variable& a, const Variable& b);
+Variable scale(const Variable& a, float s);
+Variable relu(const Variable& a);
+// relu(a + b): the residual join of a ResNet block in one pass.
+Variable add_relu(const Variable& a, const Variable& b);
+
+// Reductions to a one-element tensor of shape [1].
+Variable sum(const Variable& a);
+Variable mean(const Variable& a);
+
+Variable reshape(const Variable& a, Shape shape);
+
+// x [N, in], w [out, in], b [out] or undefined Variable -> [N, out] = x w^T + b.
+Variable linear(const Variable& x, const Variable& w, const Variable& b);
+
+// x [N, C, H, W], w [O, C, KH, KW], b [O] or undefined Variable.
+Variable conv2d(const Variable& x, const Variable& w, const Variable& b, ConvParams p);
+
+// Batch normalisation over (N, H, W) per channel C of x [N, C, H, W] (PyTorch's BatchNorm2d).
+// Training: normalises with the batch's mean and biased variance, and updates the running
+// statistics in place: running = (1 - momentum) * running + momentum * batch statistic, with the
+// unbiased variance (n / (n - 1)). Evaluation: normalises with the running statistics.
+// gamma, beta: [C] parameters; running_mean, running_var: [C] buffers (not differentiated).
+Variable batch_norm(const Variable& x, const Variable& gamma, const Variable& beta,
+                    Tensor& running_mean, Tensor& running_var, bool training, float momentum,
+                    float eps);
+
+// Max pooling over kernel x kernel windows (zero-padding never wins: padded cells are -inf).
+Variable max_pool2d(const Variable& x, int kernel, int stride, int padding);
+// Mean over H and W: [N, C, H, W] -> [N, C].
+Variable global_avg_pool(const Variable& x);
+
+// Option-A ResNet shortcut (He et al. 2016, CIFAR): takes every `stride`-th pixel and pads the
+// channels with zeros, half before and half after: [N, C, H, W] -> [N, out_channels, H/s, W/s].
+Variable shortcut_pad(const Variable& x, int64_t out_channels, int stride);
+
+// Mean over the batch of -log softmax(logits)[label]: logits [N, classes], labels in [0, classes).
+Variable cross_entropy(const Variable& logits, const std::vector<int32_t>& labels);
+
+}  // namespace qnn

@@ -1,0 +1,28 @@
+// 2-D convolution kernels on NCHW tensors (no autograd: autograd/functions wraps them).
+//   y[n, o, i, j] = bias[o] + sum_{c, u, v} w[o, c, u, v] * x[n, c, i*stride + u - pad, j*stride + v - pad]
+// with zeros outside the image. Backward: dx is the transposed convolution of dy with w; dw is
+// the correlation of x with dy. The CPU version lowers each image to a matrix (im2col) and
+// multiplies with sgemm, images in parallel.
+#pragma once
+#include "tensor/tensor.h"
+
+namespace qnn {
+
+struct ConvParams {
+  int stride = 1;
+  int padding = 0;
+};
+
+// Output spatial size for input size `in` and kernel size `k`.
+inline int64_t conv_out_size(int64_t in, int64_t k, ConvParams p) {
+  return (in + 2 * p.padding - k) / p.stride + 1;
+}
+
+// x [N, C, H, W], w [O, C, KH, KW], bias [O] or undefined -> y [N, O, Ho, Wo].
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, ConvParams p);
+// dy [N, O, Ho, Wo], w -> dx of shape x_shape.
+Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_shape, ConvParams p);
+// Adds dL/dw into dw [O, C, KH, KW] and, when db is defined, dL/dbias into db [O].
+void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor& db, ConvParams p);
+
+}  // namespace qnn

@@ -1,0 +1,128 @@
+// Tensor and Storage: allocation, views, copies and seeded creation (see tensor/tensor.h).
+#include "tensor/tensor.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "tensor/random.h"
+
+namespace qnn {
+
+const char* device_name(Device device) { return device == Device::CPU ? "cpu" : "cuda"; }
+
+int64_t shape_numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    QNN_CHECK(d >= 0, "negative dimension in shape ", shape_str(shape));
+    n *= d;
+  }
+  return n;
+}
+
+std::string shape_str(const Shape& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+Storage::Storage(int64_t n, Device dev) : numel(n), device(dev) {
+  QNN_CHECK(dev == Device::CPU, "this build has no CUDA backend; cannot allocate on ", device_name(dev));
+  const size_t bytes = ((static_cast<size_t>(n) * sizeof(float) + 63) / 64) * 64;
+  data = static_cast<float*>(std::aligned_alloc(64, bytes > 0 ? bytes : 64));
+  QNN_CHECK(data != nullptr, "out of memory allocating ", bytes, " bytes");
+}
+
+Storage::~Storage() { std::free(data); }
+
+Tensor::Tensor(Shape shape, Device device)
+    : storage_(std::make_shared<Storage>(shape_numel(shape), device)),
+      numel_(shape_numel(shape)),
+      shape_(std::move(shape)) {}
+
+Tensor Tensor::zeros(Shape shape, Device device) { return full(std::move(shape), 0.0f, device); }
+
+Tensor Tensor::full(Shape shape, float value, Device device) {
+  Tensor t(std::move(shape), device);
+  t.fill(value);
+  return t;
+}
+
+Tensor Tensor::from_vector(const std::vector<float>& values, Shape shape) {
+  Tensor t(std::move(shape));
+  QNN_CHECK(static_cast<int64_t>(values.size()) == t.numel(), "got ", values.size(),
+            " values for shape ", shape_str(t.shape()));
+  std::memcpy(t.data(), values.data(), values.size() * sizeof(float));
+  return t;
+}
+
+Tensor Tensor::uniform(Shape shape, float low, float high, uint64_t seed, uint64_t stream) {
+  Tensor t(std::move(shape));
+  float* p = t.data();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = low + (high - low) * random_uniform(seed, stream, i);
+  return t;
+}
+
+Tensor Tensor::normal(Shape shape, float mean, float stddev, uint64_t seed, uint64_t stream) {
+  Tensor t(std::move(shape));
+  float* p = t.data();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = mean + stddev * random_normal(seed, stream, i);
+  return t;
+}
+
+int64_t Tensor::size(int d) const {
+  const int n = dim();
+  QNN_CHECK(d >= -n && d < n, "dimension ", d, " out of range for shape ", shape_str(shape_));
+  return shape_[d < 0 ? d + n : d];
+}
+
+Tensor Tensor::view(Shape shape) const {
+  QNN_CHECK(shape_numel(shape) == numel_, "cannot view ", shape_str(shape_), " as ", shape_str(shape));
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::slice(int64_t offset, Shape shape) const {
+  const int64_t n = shape_numel(shape);
+  QNN_CHECK(offset >= 0 && offset + n <= numel_, "window of ", n, " elements at ", offset,
+            " exceeds tensor of ", numel_);
+  Tensor t = *this;
+  t.offset_ = offset_ + offset;
+  t.numel_ = n;
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::narrow(int64_t begin, int64_t end) const {
+  QNN_CHECK(dim() >= 1 && 0 <= begin && begin <= end && end <= shape_[0], "rows [", begin, ", ",
+            end, ") out of range for shape ", shape_str(shape_));
+  Shape s = shape_;
+  s[0] = end - begin;
+  return slice(begin * (numel_ / std::max<int64_t>(shape_[0], 1)), s);
+}
+
+Tensor Tensor::clone() const {
+  Tensor t(shape_, device());
+  t.copy_from(*this);
+  return t;
+}
+
+void Tensor::copy_from(const Tensor& source) {
+  QNN_CHECK(source.numel() == numel_, "copying ", shape_str(source.shape()), " into ", shape_str(shape_));
+  if (numel_ > 0 && data() != source.data()) std::memmove(data(), source.data(), numel_ * sizeof(float));
+}
+
+void Tensor::fill(float value) {
+  float* p = data();
+  for (int64_t i = 0; i < numel_; ++i) p[i] = value;
+}
+
+std::vector<float> Tensor::to_vector() const { return std::vector<float>(data(), data() + numel_); }
+
+float Tensor::item() const {
+  QNN_CHECK(numel_ == 1, "item() needs one element, tensor has shape ", shape_str(shape_));
+  return data()[0];
+}
+
+}  // namespace qnn

@@ -1,0 +1,84 @@
+// Tensor: an n-dimensional array of float32 in reference-counted storage.
+//
+// This is the bottom layer of qnn: it knows nothing of graphs, layers or training. A Tensor is
+// a shape plus a window (element offset) into a shared Storage; copying a Tensor shares the
+// storage, `clone()` copies the data. All tensors are contiguous and row-major (NCHW for
+// images), which keeps every kernel a plain loop over memory. Views (`view`, `slice`) share
+// storage, which is how each model parameter becomes a window into one flat buffer.
+// Only float32 exists: it is what training runs in, and gradient checks use small inputs.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tensor/check.h"
+
+namespace qnn {
+
+using Shape = std::vector<int64_t>;
+
+enum class Device { CPU, CUDA };
+const char* device_name(Device device);
+
+int64_t shape_numel(const Shape& shape);
+std::string shape_str(const Shape& shape);  // "[128, 3, 32, 32]"
+
+// A block of memory on one device. Allocated 64-byte aligned on the CPU (one cache line,
+// one AVX-512 vector), so kernels may use aligned loads at the start of a buffer.
+struct Storage {
+  Storage(int64_t numel, Device device);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  float* data = nullptr;
+  int64_t numel = 0;
+  Device device = Device::CPU;
+};
+
+class Tensor {
+ public:
+  Tensor() = default;  // undefined: holds no storage
+  explicit Tensor(Shape shape, Device device = Device::CPU);  // uninitialised contents
+
+  static Tensor zeros(Shape shape, Device device = Device::CPU);
+  static Tensor full(Shape shape, float value, Device device = Device::CPU);
+  static Tensor from_vector(const std::vector<float>& values, Shape shape);
+  // Seeded random tensors from the counter-based generator (tensor/random.h): element i of
+  // stream s under seed k is the same on every machine and in every build.
+  static Tensor uniform(Shape shape, float low, float high, uint64_t seed, uint64_t stream = 0);
+  static Tensor normal(Shape shape, float mean, float stddev, uint64_t seed, uint64_t stream = 0);
+
+  bool defined() const { return storage_ != nullptr; }
+  const Shape& shape() const { return shape_; }
+  int dim() const { return static_cast<int>(shape_.size()); }
+  int64_t size(int d) const;  // negative d counts from the end
+  int64_t numel() const { return numel_; }
+  Device device() const { return storage_ ? storage_->device : Device::CPU; }
+
+  float* data() { return storage_->data + offset_; }
+  const float* data() const { return storage_->data + offset_; }
+
+  // Same storage, new shape (element count must match).
+  Tensor view(Shape shape) const;
+  // A window of `shape` starting `offset` elements into this tensor's data.
+  Tensor slice(int64_t offset, Shape shape) const;
+  // Rows [begin, end) along the first dimension.
+  Tensor narrow(int64_t begin, int64_t end) const;
+  bool shares_storage(const Tensor& other) const { return storage_ == other.storage_; }
+
+  Tensor clone() const;
+  void copy_from(const Tensor& source);  // shapes' element counts must match
+  void fill(float value);
+  void zero() { fill(0.0f); }
+  std::vector<float> to_vector() const;
+  float item() const;  // the value of a one-element tensor
+
+ private:
+  std::shared_ptr<Storage> storage_;
+  int64_t offset_ = 0;
+  int64_t numel_ = 0;
+  Shape shape_;
+};
+
+}  // namespace qnn

@@ -1,0 +1,46 @@
+// Tensor basics: shapes, views sharing storage, copies, seeded creation.
+#include <doctest.h>
+
+#include "tensor/random.h"
+#include "tensor/tensor.h"
+
+using namespace qnn;
+
+TEST_CASE("tensor: shape, views and clones") {
+  Tensor t = Tensor::from_vector({1, 2, 3, 4, 5, 6}, {2, 3});
+  CHECK(t.numel() == 6);
+  CHECK(t.size(-1) == 3);
+  Tensor v = t.view({3, 2});
+  v.data()[0] = 10;
+  CHECK(t.data()[0] == 10);  // views share storage
+  Tensor c = t.clone();
+  c.data()[1] = 20;
+  CHECK(t.data()[1] == 2);  // clones do not
+  Tensor row = t.narrow(1, 2);
+  CHECK(row.to_vector() == std::vector<float>{4, 5, 6});
+  CHECK_THROWS_WITH_AS(t.view({4, 2}), "[view] cannot view [2, 3] as [4, 2]", Error);
+}
+
+TEST_CASE("random: Philox is deterministic, counter-addressed and uniform") {
+  // Known-answer from the Philox4x32-10 paper's test vectors (counter 0, key 0).
+  Philox4 z = philox4x32(0, 0, 0, 0, 0, 0);
+  CHECK(z.v[0] == 0x6627e8d5u);
+  CHECK(z.v[1] == 0xe169c58du);
+  CHECK(z.v[2] == 0xbc57ac4cu);
+  CHECK(z.v[3] == 0x9b00dbd8u);
+  Tensor a = Tensor::uniform({10000}, 0, 1, 42);
+  Tensor b = Tensor::uniform({10000}, 0, 1, 42);
+  CHECK(a.to_vector() == b.to_vector());
+  double mean = 0;
+  for (float x : a.to_vector()) mean += x;
+  mean /= a.numel();
+  CHECK(mean == doctest::Approx(0.5).epsilon(0.02));
+  CHECK(random_uniform(42, 0, 17) == a.data()[17]);
+  Tensor n = Tensor::normal({20000}, 0, 1, 7);
+  double m = 0, s = 0;
+  for (float x : n.to_vector()) m += x, s += double(x) * x;
+  m /= n.numel();
+  s = s / n.numel() - m * m;
+  CHECK(std::abs(m) < 0.03);
+  CHECK(s == doctest::Approx(1.0).epsilon(0.03));
+}
