@@ -1,0 +1,45 @@
+// Layer modules (see nn/layers.h): parameters, buffers and default initialisation.
+#include "nn/layers.h"
+
+#include "nn/init.h"
+
+namespace qnn {
+
+Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int kernel, int stride, int padding, bool has_bias)
+    : params{stride, padding} {
+  QNN_CHECK(in_channels > 0 && out_channels > 0 && kernel > 0, "channels ", in_channels, " -> ",
+            out_channels, ", kernel ", kernel, ": all must be positive");
+  const int64_t fan_in = in_channels * kernel * kernel;
+  weight = register_parameter("weight", uniform_fan_in({out_channels, in_channels, kernel, kernel}, fan_in));
+  if (has_bias) bias = register_parameter("bias", uniform_fan_in({out_channels}, fan_in));
+}
+
+Variable Conv2d::forward(const Variable& x) { return conv2d(x, weight, bias, params); }
+
+BatchNorm2d::BatchNorm2d(int64_t channels, float eps_, float momentum_) : eps(eps_), momentum(momentum_) {
+  weight = register_parameter("weight", Tensor::full({channels}, 1.0f));
+  bias = register_parameter("bias", Tensor::zeros({channels}));
+  running_mean = &register_buffer("running_mean", Tensor::zeros({channels}));
+  running_var = &register_buffer("running_var", Tensor::full({channels}, 1.0f));
+  num_batches_tracked = &register_buffer("num_batches_tracked", Tensor::zeros({}));
+}
+
+Variable BatchNorm2d::forward(const Variable& x) {
+  if (training()) num_batches_tracked->data()[0] += 1.0f;
+  return batch_norm(x, weight, bias, *running_mean, *running_var, training(), momentum, eps);
+}
+
+Linear::Linear(int64_t in_features, int64_t out_features, bool has_bias) {
+  weight = register_parameter("weight", uniform_fan_in({out_features, in_features}, in_features));
+  if (has_bias) bias = register_parameter("bias", uniform_fan_in({out_features}, in_features));
+}
+
+Variable Linear::forward(const Variable& x) { return linear(x, weight, bias); }
+
+Variable Sequential::forward(const Variable& x) {
+  Variable h = x;
+  for (auto& layer : layers_) h = layer->forward(h);
+  return h;
+}
+
+}  // namespace qnn
