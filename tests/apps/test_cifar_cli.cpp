@@ -1,0 +1,44 @@
+// ./apps/cifar as a user meets it: --help, bad flags and values (usage, exit 2), missing data
+// (exit 1, the folder named, `make cifar10` suggested). Run from the repository root (make test).
+#include <doctest.h>
+
+#include "tests/apps/run_command.h"
+
+TEST_CASE("cifar cli: --help lists every flag with its default") {
+  CommandResult r = run_command("./apps/cifar --help");
+  CHECK(r.exit_code == 0);
+  for (const char* flag : {"--arch", "--epochs", "--batch-size", "--lr", "--momentum", "--wd", "--nesterov",
+                           "--schedule", "--milestones", "--seed", "--data", "--device", "--workers",
+                           "--checkpoint", "--resume", "--evaluate", "--log", "--limit-train", "--limit-test",
+                           "--quant"})
+    CHECK_MESSAGE(r.output.find(flag) != std::string::npos, flag);
+  CHECK(r.output.find("(default: resnet20)") != std::string::npos);
+}
+
+TEST_CASE("cifar cli: bad flags and values exit 2 with the usage line") {
+  struct Case {
+    const char* args;
+    const char* message;
+  };
+  for (Case c : {Case{"--frobnicate", "unknown flag '--frobnicate'"},
+                 Case{"--epochs ten", "bad value 'ten' for --epochs"},
+                 Case{"--epochs", "--epochs needs a value"},
+                 Case{"--quant exponential", "valid: none"},
+                 Case{"--arch resnet18", "valid: resnet20, resnet32"},
+                 Case{"--schedule linear", "valid: multistep, cosine, onecycle"},
+                 Case{"--device tpu", "valid: auto, cpu, cuda"},
+                 Case{"--milestones 5,x", "bad --milestones"},
+                 Case{"--batch-size 0", "must be >= 1"}}) {
+    CommandResult r = run_command(std::string("./apps/cifar ") + c.args);
+    CHECK_MESSAGE(r.exit_code == 2, c.args);
+    CHECK_MESSAGE(r.output.find(c.message) != std::string::npos, c.args, " -> ", r.output);
+    CHECK(r.output.find("usage: cifar") != std::string::npos);
+  }
+}
+
+TEST_CASE("cifar cli: missing data names the folder and the fix") {
+  CommandResult r = run_command("./apps/cifar --data /nonexistent/cifar --epochs 1");
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find("/nonexistent/cifar") != std::string::npos);
+  CHECK(r.output.find("make cifar10") != std::string::npos);
+}

@@ -1,0 +1,105 @@
+// ./apps/cifar end to end: resuming from a checkpoint continues bit-identically (on synthetic
+// CIFAR files), and with CIFAR10_DIR set, one epoch on 5,000 real images beats chance clearly.
+#include <doctest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "tensor/random.h"
+#include "tests/apps/run_command.h"
+
+namespace {
+
+// Writes the six CIFAR-10 batch files with seeded random pixels and labels.
+std::string write_synthetic_cifar10() {
+  char pattern[] = "/tmp/qnn_cifar_XXXXXX";
+  std::string dir = mkdtemp(pattern);
+  const char* names[] = {"data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"};
+  std::vector<char> record(3073);
+  for (int f = 0; f < 6; ++f) {
+    std::ofstream out(dir + "/" + names[f] + ".bin", std::ios::binary);
+    for (int i = 0; i < 10000; ++i) {
+      qnn::Philox4 w = qnn::random_words(7, f, i);
+      record[0] = static_cast<char>(w.v[0] % 10);
+      for (int p = 1; p < 3073; ++p) record[p] = static_cast<char>((w.v[1] >> (p % 24)) + p * record[0]);
+      out.write(record.data(), record.size());
+    }
+  }
+  return dir;
+}
+
+std::vector<std::string> csv_rows(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> rows;
+  for (std::string line; std::getline(in, line);) rows.push_back(line);
+  return rows;
+}
+
+// Columns 3 and 5 (train_loss, test_loss) of a CSV row.
+std::string losses(const std::string& row) {
+  std::stringstream s(row);
+  std::string cell, out;
+  for (int c = 0; std::getline(s, cell, ','); ++c)
+    if (c == 2 || c == 4) out += cell + ";";
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("cifar: resume continues bit-identically") {
+  const std::string data = write_synthetic_cifar10();
+  // Multistep's learning rate depends on the epoch only, so a 1-epoch run is the first epoch of
+  // the 3-epoch run, and resuming it must reproduce epochs 2 and 3 exactly.
+  const std::string common = "./apps/cifar --data " + data +
+                             " --limit-train 384 --limit-test 128 --batch-size 64 --schedule multistep"
+                             " --milestones 2 --nesterov --seed 5";
+  CommandResult straight = run_command(common + " --epochs 3 --log " + data + "/straight.csv");
+  REQUIRE_MESSAGE(straight.exit_code == 0, straight.output);
+  CommandResult first = run_command(common + " --epochs 1 --checkpoint " + data + "/ck --log " + data + "/resumed.csv");
+  REQUIRE_MESSAGE(first.exit_code == 0, first.output);
+  CommandResult rest = run_command(common + " --epochs 3 --resume " + data + "/ck/last.safetensors --log " + data +
+                                   "/resumed.csv");
+  REQUIRE_MESSAGE(rest.exit_code == 0, rest.output);
+  CHECK(rest.output.find("resumed") != std::string::npos);
+  auto a = csv_rows(data + "/straight.csv"), b = csv_rows(data + "/resumed.csv");
+  REQUIRE(a.size() == 4);
+  REQUIRE(b.size() == 4);
+  for (int e = 1; e <= 3; ++e) CHECK_MESSAGE(losses(a[e]) == losses(b[e]), a[e], " vs ", b[e]);
+  // --evaluate reports the checkpoint's test accuracy.
+  CommandResult eval = run_command("./apps/cifar --data " + data + " --limit-test 128 --evaluate --resume " + data +
+                                   "/ck/last.safetensors");
+  CHECK_MESSAGE(eval.exit_code == 0, eval.output);
+  CHECK(eval.output.find("test: loss") != std::string::npos);
+  // A checkpoint for another architecture is refused by name.
+  CommandResult wrong = run_command("./apps/cifar --data " + data + " --arch resnet32 --evaluate --resume " + data +
+                                    "/ck/last.safetensors");
+  CHECK(wrong.exit_code == 1);
+  CHECK(wrong.output.find("ck/last.safetensors") != std::string::npos);
+  std::system(("rm -rf " + data).c_str());
+}
+
+TEST_CASE("cifar: one epoch on 5,000 real images beats chance clearly") {
+  const char* dir = std::getenv("CIFAR10_DIR");
+  if (!dir) {
+    MESSAGE("skipped: set CIFAR10_DIR to a CIFAR-10 binary folder to run the end-to-end training test");
+    return;
+  }
+  char pattern[] = "/tmp/qnn_e2e_XXXXXX";
+  const std::string out = mkdtemp(pattern);
+  CommandResult r = run_command(std::string("./apps/cifar --data ") + dir +
+                                " --epochs 1 --limit-train 5000 --limit-test 1000 --lr 0.05 --log " + out + "/log.csv");
+  REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  auto rows = csv_rows(out + "/log.csv");
+  REQUIRE(rows.size() == 2);
+  std::stringstream s(rows[1]);
+  std::string cell;
+  double test_acc = 0;
+  for (int c = 0; std::getline(s, cell, ','); ++c)
+    if (c == 5) test_acc = std::stod(cell);
+  MESSAGE("one epoch on 5000 images: test accuracy " << test_acc);
+  CHECK(test_acc >= 0.30);
+  std::system(("rm -rf " + out).c_str());
+}
