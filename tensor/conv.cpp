@@ -88,6 +88,19 @@ void forward_images(const ConvGeometry& g, const float* x, const float* w_packed
   }
 }
 
+// partial dw^T[K x O] += col[K x P] * dy^T[P x O] for one image.
+template <int TM, int TV>
+void weight_gradient_tiles(const ConvGeometry& g, const float* col, const float* dyt, float* partial) {
+  constexpr int TN = 16 * TV;
+  for (int64_t jr = 0; jr < g.o; jr += TN)
+    for (int64_t ir = 0; ir < g.k(); ir += TM)
+      kernel::micro_kernel<TM, TV>(g.p(), col + ir * g.p(), g.p(), 1, dyt + jr, g.o,
+                                   partial + ir * g.o + jr, g.o,
+                                   static_cast<int>(std::min<int64_t>(TM, g.k() - ir)),
+                                   static_cast<int>(std::min<int64_t>(TN, g.o - jr)), 1.0f, true,
+                                   nullptr);
+}
+
 }  // namespace
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, ConvParams p) {
@@ -171,13 +184,11 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
         bias_sum[o] += s;
       }
       const float* a = direct ? xn : col;
-      for (int64_t jr = 0; jr < g.o; jr += NR)
-        for (int64_t ir = 0; ir < g.k(); ir += MR)
-          kernel::micro_kernel<MR, NV>(g.p(), a + ir * g.p(), g.p(), 1, dyt + jr, g.o,
-                                       mine + ir * g.o + jr, g.o,
-                                       static_cast<int>(std::min<int64_t>(MR, g.k() - ir)),
-                                       static_cast<int>(std::min<int64_t>(NR, g.o - jr)), 1.0f, true,
-                                       nullptr);
+      // Narrow layers (O <= 16) use a 16x16 tile, so no half-empty 32-wide vectors.
+      if (g.o <= 16)
+        weight_gradient_tiles<16, 1>(g, a, dyt, mine);
+      else
+        weight_gradient_tiles<MR, NV>(g, a, dyt, mine);
     }
   }
   // Fixed summation order over threads: the result does not depend on scheduling.

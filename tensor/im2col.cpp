@@ -38,7 +38,49 @@ ColumnRange valid_columns(const ConvGeometry& g, int64_t v) {
 
 }  // namespace
 
+namespace {
+
+// The common "same" case (stride 1, output as large as the input): row (c, u, v) of col is the
+// image plane shifted by (u - pad) rows and (v - pad) columns, so it is one contiguous copy of
+// the plane followed by zeroing the rows and columns that fell into the padding.
+void im2col_same(const ConvGeometry& g, const float* x, float* col) {
+  const int64_t plane = g.h * g.w;
+  for (int64_t c = 0; c < g.c; ++c)
+    for (int64_t u = 0; u < g.kh; ++u)
+      for (int64_t v = 0; v < g.kw; ++v) {
+        float* row = col + ((c * g.kh + u) * g.kw + v) * plane;
+        const int64_t dy = u - g.pad, dx = v - g.pad;
+        const int64_t i_first = std::max<int64_t>(0, -dy), i_last = std::min(g.h, g.h - dy);
+        if (i_first >= i_last) {
+          std::memset(row, 0, plane * sizeof(float));
+          continue;
+        }
+        std::memset(row, 0, i_first * g.w * sizeof(float));
+        // Copy [i_first*W, i_last*W) shifted by dy*W + dx, clipped to the plane.
+        int64_t q_first = i_first * g.w, q_last = i_last * g.w;
+        const int64_t shift = dy * g.w + dx;
+        const float* src = x + c * plane;
+        const int64_t copy_first = std::max(q_first, -shift), copy_last = std::min(q_last, plane - shift);
+        std::memcpy(row + copy_first, src + copy_first + shift, (copy_last - copy_first) * sizeof(float));
+        for (int64_t q = q_first; q < copy_first; ++q) row[q] = 0.0f;
+        for (int64_t q = copy_last; q < q_last; ++q) row[q] = 0.0f;
+        std::memset(row + q_last, 0, (plane - q_last) * sizeof(float));
+        // Columns whose source lies left or right of the image read a neighbouring row: clear.
+        for (int64_t i = i_first; i < i_last; ++i) {
+          float* out = row + i * g.w;
+          for (int64_t j = 0; j < -dx; ++j) out[j] = 0.0f;
+          for (int64_t j = g.w - dx; j < g.w; ++j) out[j] = 0.0f;
+        }
+      }
+}
+
+}  // namespace
+
 void im2col(const ConvGeometry& g, const float* x, float* col) {
+  if (g.stride == 1 && g.ho == g.h && g.wo == g.w) {
+    im2col_same(g, x, col);
+    return;
+  }
   for (int64_t c = 0; c < g.c; ++c)
     for (int64_t u = 0; u < g.kh; ++u)
       for (int64_t v = 0; v < g.kw; ++v) {
