@@ -5,7 +5,8 @@
 // then stores  C[r][j] = alpha * acc[r][j] (+ C[r][j] when `accumulate`) (+ row_init[r] when given).
 // A is read through two strides, A(r, p) = a[r * rs_a + p * cs_a], so a row-major matrix, its
 // transpose and a packed panel all work without copying; B is read as rows of contiguous floats,
-// B(p, j) = b[p * ldb + j]. This is the classic GotoBLAS/BLIS register blocking (Goto & van de
+// B(p, j) = b[p * ldb + j], or b[b_rows[p] + j] when a table of row offsets is given (rows
+// that are shifted windows of one image: the implicit im2col of tensor/conv.cpp). This is the classic GotoBLAS/BLIS register blocking (Goto & van de
 // Geijn, "Anatomy of high-performance matrix multiplication", 2008): the MR x NR accumulators
 // live in vector registers for the whole k loop, and each step loads NV vectors of B, broadcasts
 // MR scalars of A and issues MR*NV fused multiply-adds. With AVX-512 (32 zmm registers) tiles of
@@ -38,7 +39,7 @@ inline __mmask16 lane_mask(int nr, int v) {
 template <int MR, int NV>
 inline void micro_kernel(int64_t k, const float* a, int64_t rs_a, int64_t cs_a, const float* b,
                          int64_t ldb, float* c, int64_t ldc, int mr, int nr, float alpha,
-                         bool accumulate, const float* row_init) {
+                         bool accumulate, const float* row_init, const int64_t* b_rows = nullptr) {
   // Accumulators; every loop over them is fully unrolled so they stay in registers.
   __m512 acc[MR][NV];
 #pragma GCC unroll 32
@@ -52,9 +53,10 @@ inline void micro_kernel(int64_t k, const float* a, int64_t rs_a, int64_t cs_a, 
   for (int r = 0; r < MR; ++r) row_offset[r] = (r < mr ? r : mr - 1) * rs_a;
 
   for (int64_t p = 0; p < k; ++p) {
+    const float* bp = b_rows ? b + b_rows[p] : b + p * ldb;
     __m512 bv[NV];
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_maskz_loadu_ps(mask[v], b + 16 * v);
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_maskz_loadu_ps(mask[v], bp + 16 * v);
     const float* ap = a + p * cs_a;
 #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r) {
@@ -62,7 +64,6 @@ inline void micro_kernel(int64_t k, const float* a, int64_t rs_a, int64_t cs_a, 
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
     }
-    b += ldb;
   }
 
   const __m512 alpha_v = _mm512_set1_ps(alpha);
@@ -85,11 +86,11 @@ inline void micro_kernel(int64_t k, const float* a, int64_t rs_a, int64_t cs_a, 
 template <int MR, int NV>
 inline void micro_kernel(int64_t k, const float* a, int64_t rs_a, int64_t cs_a, const float* b,
                          int64_t ldb, float* c, int64_t ldc, int mr, int nr, float alpha,
-                         bool accumulate, const float* row_init) {
+                         bool accumulate, const float* row_init, const int64_t* b_rows = nullptr) {
   constexpr int NR = 16 * NV;
   float acc[MR][NR] = {};
   for (int64_t p = 0; p < k; ++p) {
-    const float* bp = b + p * ldb;
+    const float* bp = b_rows ? b + b_rows[p] : b + p * ldb;
     float bv[NR] = {};
     for (int j = 0; j < nr; ++j) bv[j] = bp[j];
     for (int r = 0; r < mr; ++r) {

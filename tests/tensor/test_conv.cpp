@@ -85,6 +85,7 @@ TEST_CASE("conv2d matches the direct convolution at tile-sized and larger shapes
   check_against_naive(3, 16, 16, 16, 32, 3, 2, 1, false);  // downsampling
   check_against_naive(2, 3, 7, 5, 33, 3, 1, 1, true);      // 33 outputs: a partial row tile
   check_against_naive(1, 2, 4, 4, 1, 3, 1, 0, false);      // one output channel
+  check_against_naive(2, 5, 17, 19, 9, 3, 1, 1, true);     // implicit im2col at odd sizes
 }
 
 TEST_CASE("conv2d: known answer for a 3x3 image and a 2x2 kernel") {
