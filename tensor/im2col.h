@@ -1,0 +1,36 @@
+// im2col and its adjoint col2im: the lowering that turns a convolution into a matrix product.
+//
+// For one image x [C, H, W], kernel KH x KW, stride s and zero padding `pad`, the column matrix
+// has K = C*KH*KW rows and P = Ho*Wo columns:
+//   col[(c*KH + u)*KW + v][i*Wo + j] = x[c][i*s + u - pad][j*s + v - pad]   (0 outside the image)
+// so that y[O x P] = w[O x K] * col (Chellapilla et al., "High performance convolutional neural
+// networks for document processing", 2006). col2im adds every entry back to the pixel it came
+// from, which is the transpose of im2col and what the gradient with respect to x needs.
+// Both work a row of `col` at a time: the columns j that fall inside the image form one
+// contiguous range, so each row is a run of zeros, a (strided) copy and another run of zeros.
+#pragma once
+#include <cstdint>
+
+#include "tensor/conv.h"
+
+namespace qnn {
+
+// Sizes of one convolution, checked once and shared by the kernels.
+struct ConvGeometry {
+  int64_t n, c, h, w, o, kh, kw, ho, wo;
+  int stride, pad;
+  int64_t k() const { return c * kh * kw; }  // rows of col (reduction length of the forward gemm)
+  int64_t p() const { return ho * wo; }      // columns of col (output pixels per image)
+  int64_t image_in() const { return c * h * w; }
+  int64_t image_out() const { return o * ho * wo; }
+};
+
+// Validates x [N, C, H, W] against w [O, C, KH, KW] and the parameters.
+ConvGeometry conv_geometry(const Shape& x, const Shape& w, ConvParams p);
+
+// col [K x P] from one image x [C, H, W].
+void im2col(const ConvGeometry& g, const float* x, float* col);
+// x [C, H, W] = col2im(col): x is overwritten with the sums.
+void col2im(const ConvGeometry& g, const float* col, float* x);
+
+}  // namespace qnn

@@ -1,0 +1,123 @@
+// Convolution forward, backward-data and backward-weight against a direct seven-loop
+// convolution written out here, over stride 1 and 2, padding 0 and 1, 1x1 and 3x3 kernels,
+// with and without bias, at sizes that fit no tile evenly; plus a small case computed by hand.
+#include <doctest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "tensor/conv.h"
+
+using namespace qnn;
+
+namespace {
+
+struct Naive {
+  int64_t n, c, h, w, o, k, ho, wo;
+  int s, pad;
+  // Index of the input pixel read by output (i, j) at kernel tap (u, v), or -1 in the padding.
+  int64_t source(int64_t b, int64_t ch, int64_t i, int64_t j, int64_t u, int64_t v) const {
+    const int64_t y = i * s + u - pad, x = j * s + v - pad;
+    if (y < 0 || y >= h || x < 0 || x >= w) return -1;
+    return ((b * c + ch) * h + y) * w + x;
+  }
+};
+
+void expect_close(const Tensor& got, const std::vector<double>& want) {
+  REQUIRE(got.numel() == static_cast<int64_t>(want.size()));
+  double worst = 0;
+  for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::abs(got.data()[i] - want[i]));
+  CHECK(worst < 1e-4);
+}
+
+void check_against_naive(int64_t n, int64_t c, int64_t h, int64_t w, int64_t o, int64_t k, int s,
+                         int pad, bool with_bias) {
+  CAPTURE(n); CAPTURE(c); CAPTURE(h); CAPTURE(w); CAPTURE(o); CAPTURE(k); CAPTURE(s); CAPTURE(pad);
+  CAPTURE(with_bias);
+  const ConvParams p{s, pad};
+  const Naive g{n, c, h, w, o, k, conv_out_size(h, k, p), conv_out_size(w, k, p), s, pad};
+  const Tensor x = Tensor::uniform({n, c, h, w}, -1, 1, 11);
+  const Tensor wt = Tensor::uniform({o, c, k, k}, -1, 1, 12);
+  const Tensor bias = with_bias ? Tensor::uniform({o}, -1, 1, 13) : Tensor();
+  const Tensor dy = Tensor::uniform({n, o, g.ho, g.wo}, -1, 1, 14);
+  std::vector<double> y(n * o * g.ho * g.wo), dx(x.numel(), 0.0), dw(wt.numel(), 0.0), db(o, 0.0);
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t oc = 0; oc < o; ++oc)
+      for (int64_t i = 0; i < g.ho; ++i)
+        for (int64_t j = 0; j < g.wo; ++j) {
+          const int64_t out = ((b * o + oc) * g.ho + i) * g.wo + j;
+          double sum = with_bias ? bias.data()[oc] : 0.0;
+          db[oc] += dy.data()[out];
+          for (int64_t ch = 0; ch < c; ++ch)
+            for (int64_t u = 0; u < k; ++u)
+              for (int64_t v = 0; v < k; ++v) {
+                const int64_t src = g.source(b, ch, i, j, u, v);
+                if (src < 0) continue;
+                const int64_t tap = ((oc * c + ch) * k + u) * k + v;
+                sum += double(wt.data()[tap]) * x.data()[src];
+                dx[src] += double(wt.data()[tap]) * dy.data()[out];
+                dw[tap] += double(x.data()[src]) * dy.data()[out];
+              }
+          y[out] = sum;
+        }
+  expect_close(conv2d_forward(x, wt, bias, p), y);
+  expect_close(conv2d_backward_data(dy, wt, x.shape(), p), dx);
+  // backward_weight adds: start from ones and expect 1 + gradient.
+  Tensor dw_got = Tensor::full(wt.shape(), 1.0f), db_got = with_bias ? Tensor::full({o}, 1.0f) : Tensor();
+  conv2d_backward_weight(x, dy, dw_got, db_got, p);
+  for (double& v : dw) v += 1.0;
+  for (double& v : db) v += 1.0;
+  expect_close(dw_got, dw);
+  if (with_bias) expect_close(db_got, db);
+}
+
+}  // namespace
+
+TEST_CASE("conv2d matches the direct convolution: strides, paddings, kernels, bias") {
+  for (int64_t k : {1, 3})
+    for (int s : {1, 2})
+      for (int pad : {0, 1})
+        for (bool bias : {false, true}) check_against_naive(3, 5, 9, 11, 7, k, s, pad, bias);
+}
+
+TEST_CASE("conv2d matches the direct convolution at tile-sized and larger shapes") {
+  check_against_naive(2, 16, 32, 32, 16, 3, 1, 1, true);   // ResNet stage 1
+  check_against_naive(3, 16, 16, 16, 32, 3, 2, 1, false);  // downsampling
+  check_against_naive(2, 3, 7, 5, 33, 3, 1, 1, true);      // 33 outputs: a partial row tile
+  check_against_naive(1, 2, 4, 4, 1, 3, 1, 0, false);      // one output channel
+  check_against_naive(2, 5, 17, 19, 9, 3, 1, 1, true);     // implicit im2col at odd sizes
+}
+
+TEST_CASE("conv2d: known answer for a 3x3 image and a 2x2 kernel") {
+  // x = [1 2 3; 4 5 6; 7 8 9], w = [1 0; 0 -1], no padding: y = x[i][j] - x[i+1][j+1] = -4 everywhere.
+  const Tensor x = Tensor::from_vector({1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 1, 3, 3});
+  const Tensor w = Tensor::from_vector({1, 0, 0, -1}, {1, 1, 2, 2});
+  const Tensor b = Tensor::from_vector({0.5f}, {1});
+  CHECK(conv2d_forward(x, w, b, {1, 0}).to_vector() == std::vector<float>{-3.5f, -3.5f, -3.5f, -3.5f});
+  // dy = ones: dx[y][x] = (#outputs reading (y,x) with weight 1) - (# with weight -1).
+  const Tensor dy = Tensor::full({1, 1, 2, 2}, 1.0f);
+  CHECK(conv2d_backward_data(dy, w, x.shape(), {1, 0}).to_vector() ==
+        std::vector<float>{1, 1, 0, 1, 0, -1, 0, -1, -1});
+  // dw[u][v] = sum of the 2x2 window at offset (u, v): 12, 16, 24, 28; db = 4.
+  Tensor dw = Tensor::zeros({1, 1, 2, 2}), db = Tensor::zeros({1});
+  conv2d_backward_weight(x, dy, dw, db, {1, 0});
+  CHECK(dw.to_vector() == std::vector<float>{12, 16, 24, 28});
+  CHECK(db.item() == 4.0f);
+}
+
+TEST_CASE("conv2d: shape errors name what was expected") {
+  const Tensor x = Tensor::zeros({1, 3, 8, 8}), w = Tensor::zeros({4, 2, 3, 3});
+  CHECK_THROWS_AS(conv2d_forward(x, w, Tensor(), {1, 1}), Error);
+  CHECK_THROWS_AS(conv2d_backward_data(Tensor::zeros({1, 4, 5, 5}), Tensor::zeros({4, 3, 3, 3}),
+                                       x.shape(), {1, 1}), Error);
+}
+
+TEST_CASE("conv2d: repeated runs give bit-identical results") {
+  const Tensor x = Tensor::uniform({9, 16, 16, 16}, -1, 1, 21), w = Tensor::uniform({32, 16, 3, 3}, -1, 1, 22);
+  const Tensor dy = Tensor::uniform({9, 32, 8, 8}, -1, 1, 23);
+  Tensor dw1 = Tensor::zeros(w.shape()), dw2 = Tensor::zeros(w.shape()), db;
+  conv2d_backward_weight(x, dy, dw1, db, {2, 1});
+  conv2d_backward_weight(x, dy, dw2, db, {2, 1});
+  CHECK(dw1.to_vector() == dw2.to_vector());
+  CHECK(conv2d_forward(x, w, Tensor(), {2, 1}).to_vector() == conv2d_forward(x, w, Tensor(), {2, 1}).to_vector());
+}
