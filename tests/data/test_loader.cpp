@@ -152,12 +152,14 @@ TEST_CASE("loader: misuse and worker errors reach the caller") {
     CAPTURE(workers);
     LoaderConfig config = config_with(4, workers);
     config.shuffle = false;
-    Loader loader(d, config);
-    d.count = 6;  // the dataset shrinks under the loader, which still serves 10: batch 1 fails
+    ImageDataset shrinking = d;  // outlives the loader
+    Loader loader(shrinking, config);
+    // The dataset shrinks under the loader (before the epoch starts, while workers are idle);
+    // the loader still serves the 10 images it was made with, so batch 1 reaches image 6.
+    shrinking.count = 6;
     loader.start_epoch(0);
     Batch batch;
     CHECK(loader.next(batch));
     CHECK_THROWS_WITH_AS(loader.next(batch), doctest::Contains("image 6 out of range"), Error);
-    d.count = 10;
   }
 }
