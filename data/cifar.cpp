@@ -67,6 +67,7 @@ void read_file(const CifarFormat& format, const fs::path& path, int64_t records,
   // Read in chunks of records into one small reused buffer and append each record's pixels:
   // the only large allocation is the dataset itself, written once.
   std::ifstream file(path, std::ios::binary);
+  if (!file) fail(format, str(name, ": cannot open it for reading"));
   const int64_t chunk_records = 512;
   std::vector<uint8_t> chunk(static_cast<size_t>(chunk_records * format.record_bytes()));
   for (int64_t start = 0; start < records; start += chunk_records) {

@@ -34,7 +34,7 @@ mkdir -p "$dir"
 if [ ! -f "$archive" ]; then
   command -v curl > /dev/null || fail "curl not found: install it, or download $url into $dir by hand"
   partial=$archive.part
-  trap 'rm -f "$partial"' INT TERM HUP
+  trap 'rm -f "$partial"; exit 1' INT TERM HUP
   echo "fetch_cifar10.sh: downloading $url (170 MB) into $dir"
   if ! curl --fail --location --connect-timeout 10 --retry 2 --retry-delay 2 \
        --output "$partial" "$url"; then
