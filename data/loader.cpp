@@ -1,0 +1,155 @@
+// The batch loader (see data/loader.h): the epoch order, building one batch, and the worker
+// threads with their bounded window of prepared batches.
+#include "data/loader.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "tensor/check.h"
+
+namespace qnn {
+
+std::vector<int64_t> shuffled_order(int64_t count, uint64_t seed, int64_t epoch) {
+  QNN_CHECK(count >= 0 && count <= int64_t{0xFFFFFFFF}, "cannot shuffle ", count,
+            " images: expected 0..2^32-1");
+  std::vector<int64_t> order(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) order[i] = i;
+  const uint64_t stream = shuffle_stream(epoch);
+  for (int64_t i = count - 1; i > 0; --i) {
+    const uint32_t word = random_words(seed, stream, static_cast<uint64_t>(i)).v[0];
+    const int64_t j = uniform_below(word, static_cast<uint32_t>(i + 1));  // 0..i
+    std::swap(order[i], order[j]);
+  }
+  return order;
+}
+
+Loader::Loader(const ImageDataset& dataset, LoaderConfig config)
+    : dataset_(dataset), count_(dataset.count), config_(std::move(config)) {
+  QNN_CHECK(config_.batch_size >= 1, "batch size is ", config_.batch_size, ", expected >= 1");
+  QNN_CHECK(config_.workers >= 0, "workers is ", config_.workers, ", expected >= 0");
+  QNN_CHECK(config_.prefetch >= 1, "prefetch is ", config_.prefetch, ", expected >= 1");
+  QNN_CHECK(config_.padding >= 0, "crop padding is ", config_.padding, ", expected >= 0");
+  QNN_CHECK(static_cast<int64_t>(dataset.labels.size()) == dataset.count &&
+                static_cast<int64_t>(dataset.pixels.size()) == dataset.count * dataset.image_bytes(),
+            "dataset of ", dataset.count, " images holds ", dataset.labels.size(), " labels and ",
+            dataset.pixels.size(), " pixel bytes, expected ", dataset.count, " and ",
+            dataset.count * dataset.image_bytes());
+  QNN_CHECK(config_.normalization.channels() == dataset.channels, "normalisation has ",
+            config_.normalization.channels(), " channels, the dataset's images have ",
+            dataset.channels);
+  for (int i = 0; i < config_.workers; ++i) workers_.emplace_back(&Loader::work, this);
+}
+
+Loader::~Loader() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  work_ready_.notify_all();
+  for (std::thread& worker : workers_) worker.join();
+}
+
+int64_t Loader::batches_per_epoch() const {
+  const int64_t n = count_, b = config_.batch_size;
+  return config_.drop_last ? n / b : (n + b - 1) / b;
+}
+
+void Loader::start_epoch(int64_t epoch) {
+  QNN_CHECK(epoch >= 0 && epoch <= int64_t{0xFFFFFFFF}, "epoch ", epoch,
+            " out of range: expected 0..2^32-1");
+  auto next = std::make_shared<Epoch>();
+  next->epoch = epoch;
+  if (config_.shuffle) {
+    next->order = shuffled_order(count_, config_.seed, epoch);
+  } else {
+    next->order.resize(static_cast<size_t>(count_));
+    for (int64_t i = 0; i < count_; ++i) next->order[i] = i;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    epoch_ = std::move(next);
+    ++generation_;
+    next_to_build_ = next_to_deliver_ = 0;
+    prepared_.clear();
+  }
+  work_ready_.notify_all();
+}
+
+Batch Loader::build(const Epoch& epoch, int64_t number) const {
+  const int64_t begin = number * config_.batch_size;
+  const int64_t end = std::min(begin + config_.batch_size, count_);
+  const int64_t size = end - begin;
+  const int c = dataset_.channels, h = dataset_.height, w = dataset_.width;
+  Batch batch;
+  batch.number = number;
+  batch.images = Tensor({size, c, h, w});
+  batch.labels.resize(static_cast<size_t>(size));
+  batch.indices.resize(static_cast<size_t>(size));
+  for (int64_t i = 0; i < size; ++i) {
+    const int64_t index = epoch.order[begin + i];
+    const uint8_t* image = dataset_.image(index);
+    float* out = batch.images.data() + i * dataset_.image_bytes();
+    if (config_.augment) {
+      const AugmentDraw draw = draw_augmentation(config_.seed, epoch.epoch, index, config_.padding);
+      augment_image(image, c, h, w, draw, config_.padding, config_.normalization, out);
+    } else {
+      normalize_image(image, c, h, w, config_.normalization, out);
+    }
+    batch.labels[i] = dataset_.labels[index];
+    batch.indices[i] = index;
+  }
+  return batch;
+}
+
+bool Loader::work_available() const {
+  return epoch_ != nullptr && next_to_build_ < batches_per_epoch() &&
+         next_to_build_ < next_to_deliver_ + config_.prefetch;
+}
+
+void Loader::work() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    work_ready_.wait(lock, [this] { return stopping_ || work_available(); });
+    if (stopping_) return;
+    const int64_t number = next_to_build_++;
+    const std::shared_ptr<const Epoch> epoch = epoch_;
+    const uint64_t generation = generation_;
+    lock.unlock();
+    Prepared prepared;
+    try {
+      prepared.batch = build(*epoch, number);
+    } catch (...) {
+      prepared.error = std::current_exception();
+    }
+    lock.lock();
+    if (generation == generation_) {  // not abandoned by a start_epoch meanwhile
+      prepared_[number] = std::move(prepared);
+      batch_ready_.notify_all();
+    }
+  }
+}
+
+bool Loader::next(Batch& out) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  QNN_CHECK(epoch_ != nullptr, "call start_epoch() before next()");
+  if (next_to_deliver_ >= batches_per_epoch()) return false;
+  const int64_t number = next_to_deliver_;
+  if (workers_.empty()) {  // no threads: build it here
+    ++next_to_deliver_;
+    const std::shared_ptr<const Epoch> epoch = epoch_;
+    lock.unlock();
+    out = build(*epoch, number);
+    return true;
+  }
+  batch_ready_.wait(lock, [&] { return prepared_.count(number) != 0; });
+  Prepared prepared = std::move(prepared_[number]);
+  prepared_.erase(number);
+  ++next_to_deliver_;
+  lock.unlock();
+  work_ready_.notify_all();  // the window moved: one more batch may be prepared
+  if (prepared.error) std::rethrow_exception(prepared.error);
+  out = std::move(prepared.batch);
+  return true;
+}
+
+}  // namespace qnn

@@ -1,0 +1,106 @@
+// A batch loader: turns an in-memory byte dataset into float32 NCHW batches, shuffled and
+// augmented, prepared on worker threads while the current batch trains.
+//
+// What a batch holds depends only on (seed, epoch) and the batch's number: the epoch's order is
+// a Fisher-Yates shuffle driven by the counter-based generator, and each image's augmentation
+// is keyed by its dataset index (data/augment.h). Workers build whole batches, claimed by
+// number, and the consumer receives them strictly in number order, so one worker or eight,
+// fast or slow, the training run sees the same bytes.
+//
+//   LoaderConfig config;
+//   config.augment = true;
+//   Loader loader(train_set, config);
+//   for (int64_t epoch = 0; epoch < epochs; ++epoch) {
+//     loader.start_epoch(epoch);
+//     for (Batch batch; loader.next(batch);) train_step(batch.images, batch.labels);
+//   }
+#pragma once
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "data/augment.h"
+#include "data/cifar.h"
+#include "tensor/tensor.h"
+
+namespace qnn {
+
+struct LoaderConfig {
+  int64_t batch_size = 128;
+  bool shuffle = true;     // a new permutation every epoch; otherwise dataset order
+  bool augment = false;    // random crop + flip (training); normalisation always
+  bool drop_last = false;  // drop the last batch when it would be smaller than batch_size
+  int workers = 2;         // threads preparing batches; 0 prepares each batch inside next()
+  int prefetch = 4;        // at most this many batches prepared ahead of the consumer
+  uint64_t seed = 0;       // keys the shuffle and the augmentation
+  int padding = 4;         // zero padding of the random crop
+  Normalization normalization = cifar10_normalization();
+};
+
+struct Batch {
+  Tensor images;                 // [B, C, H, W] float32, normalised (and augmented)
+  std::vector<int32_t> labels;   // B labels
+  std::vector<int64_t> indices;  // the dataset index of each image
+  int64_t number = 0;            // which batch of the epoch, from 0
+};
+
+// The counter-based stream of shuffle draws for an epoch ("SHF1" in the high 32 bits).
+inline uint64_t shuffle_stream(int64_t epoch) {
+  return (uint64_t{0x53484631} << 32) | static_cast<uint32_t>(epoch);
+}
+
+// The order in which an epoch visits `count` images: a Fisher-Yates shuffle whose i-th swap
+// partner comes from random_words(seed, shuffle_stream(epoch), i).
+std::vector<int64_t> shuffled_order(int64_t count, uint64_t seed, int64_t epoch);
+
+class Loader {
+ public:
+  // Keeps a reference to `dataset`, which must outlive the loader and stay unchanged.
+  Loader(const ImageDataset& dataset, LoaderConfig config);
+  ~Loader();  // stops and joins the workers; batches in preparation are dropped
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  // Begins epoch `epoch` (0 <= epoch < 2^32) from its first batch, abandoning any batches of a
+  // previous epoch not yet taken. Workers start preparing at once.
+  void start_epoch(int64_t epoch);
+  // The epoch's next batch into `out`; false once the epoch is exhausted. An error raised while
+  // preparing a batch is rethrown here, when that batch's turn comes.
+  bool next(Batch& out);
+  int64_t batches_per_epoch() const;
+  const LoaderConfig& config() const { return config_; }
+
+ private:
+  struct Epoch {  // immutable once published: workers read it without the lock
+    int64_t epoch = 0;
+    std::vector<int64_t> order;
+  };
+  struct Prepared {
+    Batch batch;
+    std::exception_ptr error;
+  };
+
+  Batch build(const Epoch& epoch, int64_t number) const;  // pure: same inputs, same batch
+  void work();                                            // a worker thread's loop
+  bool work_available() const;                            // caller holds mutex_
+
+  const ImageDataset& dataset_;
+  const int64_t count_;  // images per epoch: the dataset's count when the loader was made
+  const LoaderConfig config_;
+
+  std::mutex mutex_;  // guards everything below
+  std::condition_variable work_ready_, batch_ready_;
+  std::shared_ptr<const Epoch> epoch_;  // null until start_epoch
+  uint64_t generation_ = 0;             // bumped by start_epoch: stale batches are discarded
+  int64_t next_to_build_ = 0, next_to_deliver_ = 0;
+  std::map<int64_t, Prepared> prepared_;  // finished batches by number
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace qnn
