@@ -5,7 +5,9 @@
 //   backward data    stride 1: dx is itself a stride-1 convolution of dy with the weights flipped
 //                    in space and transposed in channels, padding KH-1-pad, so it runs through the
 //                    forward path with no col2im;  otherwise col = w^T * dy_n, then col2im
-//   backward weight  dw^T[K x O] += col_n[K x P] * dy_n^T[P x O]   (per-thread partial sums)
+//   backward weight  dw[O x K] += dy_n[O x P] * col_n^T[P x K] as dot products along the pixels,
+//                    col_n read from shifted planes (no K x P copy); at 8x8 and below
+//                    dw^T[K x O] += col_n[K x P] * dy_n^T[P x O] on the gemm tiles (per-thread sums)
 // Images are split into one contiguous range per thread (static), buffers are thread_local and
 // reused across calls, and the per-thread partial weight gradients are added in thread order,
 // so results do not depend on timing.
@@ -148,6 +150,33 @@ void weight_gradient_tiles(const ConvGeometry& g, const float* col, const float*
                                    nullptr);
 }
 
+// partial dw[O x K] += sum over images [begin, end) of dy_n[O x P] * col_n^T[P x K], with col_n
+// read as shifted planes (tensor/im2col.h): every entry is a dot product of a row of dy_n with a
+// contiguous run of the planes, which kernel::dot_tile computes 4 x 6 at a time, vectorised
+// along the pixels. Images are taken in groups so that each dot product runs at least ~1024
+// pixels between the lane sums; the planes of a group stay in L2.
+void weight_gradient_shifted(const ConvGeometry& g, const float* x, const float* dy, int64_t begin,
+                             int64_t end, float* partial) {
+  constexpr int MO = 4, NK = 6;
+  const int64_t size = shifted_planes_size(g);
+  const int64_t group = std::max<int64_t>(1, std::min<int64_t>((1024 + g.p() - 1) / g.p(),
+                                                                (1 << 18) / size));
+  std::vector<int64_t> rows(static_cast<size_t>(g.k()));
+  shifted_row_offsets(g, rows.data());
+  float* planes = scratch_data(0, group * size);
+  for (int64_t n0 = begin; n0 < end; n0 += group) {
+    const int count = static_cast<int>(std::min(group, end - n0));
+    for (int i = 0; i < count; ++i) shifted_planes(g, x + (n0 + i) * g.image_in(), planes + i * size);
+    const float* dyn = dy + n0 * g.image_out();
+    for (int64_t o = 0; o < g.o; o += MO)
+      for (int64_t kk = 0; kk < g.k(); kk += NK)
+        kernel::dot_tile<MO, NK>(g.p(), count, dyn + o * g.p(), g.p(), g.image_out(), planes,
+                                 rows.data() + kk, size, partial + o * g.k() + kk, g.k(),
+                                 static_cast<int>(std::min<int64_t>(MO, g.o - o)),
+                                 static_cast<int>(std::min<int64_t>(NK, g.k() - kk)));
+  }
+}
+
 }  // namespace
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, ConvParams p) {
@@ -205,45 +234,71 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
   QNN_CHECK(!db.defined() || db.numel() == g.o, "bias gradient ", shape_str(db.shape()), " for ", g.o,
             " output channels");
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  // partial[t] holds thread t's dw^T [K x O] followed by its bias sums [O].
+  // partial[t] holds thread t's dw^T [K x O] (gemm tiles) or dw [O x K] (shifted planes), then its
+  // bias sums [O].
   const int64_t part = g.k() * g.o + g.o;
   std::vector<float> partial(static_cast<size_t>(threads * part), 0.0f);
   const bool direct = g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0;
+  // Shifted planes need enough pixels per image to amortise the lane sums (measured: faster
+  // from 16x16 outputs up, slower at 8x8, where im2col and the gemm tiles win).
+  const bool shifted = !direct && g.p() >= 256;
+  if (!shifted) {
+    // dw^T[K x O] += col_n[K x P] * dy_n^T[P x O] on the gemm tiles; col_n is x_n when direct.
 #pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num();
-    int64_t begin, end;
-    thread_range(g.n, t, omp_get_num_threads(), begin, end);
-    float* col = direct ? nullptr : scratch_data(0, g.k() * g.p());
-    float* dyt = scratch_data(1, g.p() * g.o);
-    float* mine = partial.data() + t * part;
-    float* bias_sum = mine + g.k() * g.o;
-    for (int64_t n = begin; n < end; ++n) {
-      const float* xn = x.data() + n * g.image_in();
-      if (!direct) im2col(g, xn, col);
-      const float* dyn = dy.data() + n * g.image_out();
-      for (int64_t o = 0; o < g.o; ++o) {
-        float s = 0.0f;
-        for (int64_t q = 0; q < g.p(); ++q) {
-          dyt[q * g.o + o] = dyn[o * g.p() + q];
-          s += dyn[o * g.p() + q];
-        }
-        bias_sum[o] += s;
+    {
+      const int t = omp_get_thread_num();
+      int64_t begin, end;
+      thread_range(g.n, t, omp_get_num_threads(), begin, end);
+      float* col = direct ? nullptr : scratch_data(0, g.k() * g.p());
+      float* dyt = scratch_data(1, g.p() * g.o);
+      float* mine = partial.data() + t * part;
+      for (int64_t n = begin; n < end; ++n) {
+        const float* xn = x.data() + n * g.image_in();
+        if (!direct) im2col(g, xn, col);
+        const float* dyn = dy.data() + n * g.image_out();
+        for (int64_t o = 0; o < g.o; ++o)
+          for (int64_t q = 0; q < g.p(); ++q) dyt[q * g.o + o] = dyn[o * g.p() + q];
+        if (g.o <= 16)
+          weight_gradient_tiles<16, 1>(g, direct ? xn : col, dyt, mine);
+        else
+          weight_gradient_tiles<MR, NV>(g, direct ? xn : col, dyt, mine);
       }
-      const float* a = direct ? xn : col;
-      // Narrow layers (O <= 16) use a 16x16 tile, so no half-empty 32-wide vectors.
-      if (g.o <= 16)
-        weight_gradient_tiles<16, 1>(g, a, dyt, mine);
-      else
-        weight_gradient_tiles<MR, NV>(g, a, dyt, mine);
+    }
+  } else {
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = omp_get_thread_num();
+      int64_t begin, end;
+      thread_range(g.n, t, omp_get_num_threads(), begin, end);
+      weight_gradient_shifted(g, x.data(), dy.data(), begin, end, partial.data() + t * part);
+    }
+  }
+  // Bias sums, per thread over its images (as a fixed split of the batch).
+  if (db.defined()) {
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = omp_get_thread_num();
+      int64_t begin, end;
+      thread_range(g.n, t, omp_get_num_threads(), begin, end);
+      float* bias_sum = partial.data() + t * part + g.k() * g.o;
+      for (int64_t n = begin; n < end; ++n)
+        for (int64_t o = 0; o < g.o; ++o) {
+          const float* row = dy.data() + n * g.image_out() + o * g.p();
+          float s = 0.0f;
+          for (int64_t q = 0; q < g.p(); ++q) s += row[q];
+          bias_sum[o] += s;
+        }
     }
   }
   // Fixed summation order over threads: the result does not depend on scheduling.
   float* dwp = dw.data();
   for (int t = 0; t < threads; ++t) {
     const float* mine = partial.data() + t * part;
-    for (int64_t o = 0; o < g.o; ++o)
-      for (int64_t kk = 0; kk < g.k(); ++kk) dwp[o * g.k() + kk] += mine[kk * g.o + o];
+    if (!shifted)
+      for (int64_t o = 0; o < g.o; ++o)
+        for (int64_t kk = 0; kk < g.k(); ++kk) dwp[o * g.k() + kk] += mine[kk * g.o + o];
+    else
+      for (int64_t i = 0; i < g.o * g.k(); ++i) dwp[i] += mine[i];
     if (db.defined())
       for (int64_t o = 0; o < g.o; ++o) db.data()[o] += mine[g.k() * g.o + o];
   }

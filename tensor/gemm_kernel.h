@@ -17,6 +17,7 @@
 // the same sequence of FMAs in p order, whatever tile or thread computes it: results are
 // bit-identical across thread counts and partitions.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #if defined(__AVX512F__)
@@ -81,6 +82,57 @@ inline void micro_kernel(int64_t k, const float* a, int64_t rs_a, int64_t cs_a, 
   }
 }
 
+// The weight-gradient kernel: MO x NK dot products over `groups` blocks of length len,
+//   out[r*ldo + t] += sum_{g < groups} sum_{q < len} a[g*a_step + r*lda + q] * b[g*b_step + b_rows[t] + q]
+// vectorised along q (16 lanes a step, the tail masked), one accumulator per product, the lanes
+// summed once at the end. Rows past mo and columns past nk repeat the last valid ones and are
+// dropped. The order of operations depends only on the sizes, never on the caller's threads.
+// Sum of the 16 lanes, in a fixed order (the masked forms name every source, so no
+// undefined vectors are involved).
+inline float lane_sum(__m512 v) {
+  v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, 0xFFFF, v, v, 0xEE));  // + other 256-bit half
+  v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, 0xFFFF, v, v, 0x55));  // + other 128-bit quarter
+  v = _mm512_add_ps(v, _mm512_mask_permute_ps(v, 0xFFFF, v, 0x4E));         // + other pair
+  v = _mm512_add_ps(v, _mm512_mask_permute_ps(v, 0xFFFF, v, 0xB1));         // + neighbour
+  return _mm512_cvtss_f32(v);
+}
+
+template <int MO, int NK>
+inline void dot_tile(int64_t len, int groups, const float* a, int64_t lda, int64_t a_step,
+                     const float* b, const int64_t* b_rows, int64_t b_step, float* out, int64_t ldo,
+                     int mo, int nk) {
+  __m512 acc[MO][NK];
+#pragma GCC unroll 32
+  for (int r = 0; r < MO; ++r)
+#pragma GCC unroll 32
+    for (int t = 0; t < NK; ++t) acc[r][t] = _mm512_setzero_ps();
+  int64_t a_off[MO], b_off[NK];
+  for (int r = 0; r < MO; ++r) a_off[r] = (r < mo ? r : mo - 1) * lda;
+  for (int t = 0; t < NK; ++t) b_off[t] = b_rows[t < nk ? t : nk - 1];
+  for (int g = 0; g < groups; ++g) {
+    const float* ag = a + g * a_step;
+    const float* bg = b + g * b_step;
+    for (int64_t q = 0; q < len; q += 16) {
+      const __mmask16 m = lane_mask(static_cast<int>(std::min<int64_t>(16, len - q)), 0);
+      __m512 av[MO];
+#pragma GCC unroll 32
+      for (int r = 0; r < MO; ++r) av[r] = _mm512_maskz_loadu_ps(m, ag + a_off[r] + q);
+#pragma GCC unroll 32
+      for (int t = 0; t < NK; ++t) {
+        const __m512 bv = _mm512_maskz_loadu_ps(m, bg + b_off[t] + q);
+#pragma GCC unroll 32
+        for (int r = 0; r < MO; ++r) acc[r][t] = _mm512_fmadd_ps(av[r], bv, acc[r][t]);
+      }
+    }
+  }
+  // Fixed bounds, fully unrolled: the accumulators then stay in registers in the loop above.
+#pragma GCC unroll 32
+  for (int r = 0; r < MO; ++r)
+#pragma GCC unroll 32
+    for (int t = 0; t < NK; ++t)
+      if (r < mo && t < nk) out[r * ldo + t] += lane_sum(acc[r][t]);
+}
+
 #else  // portable fallback: the same tile loop in plain C++ (the compiler may vectorise it)
 
 template <int MR, int NV>
@@ -104,6 +156,24 @@ inline void micro_kernel(int64_t k, const float* a, int64_t rs_a, int64_t cs_a, 
       if (accumulate) out += c[r * ldc + j];
       if (row_init) out += row_init[r];
       c[r * ldc + j] = out;
+    }
+}
+
+template <int MO, int NK>
+inline void dot_tile(int64_t len, int groups, const float* a, int64_t lda, int64_t a_step,
+                     const float* b, const int64_t* b_rows, int64_t b_step, float* out, int64_t ldo,
+                     int mo, int nk) {
+  for (int r = 0; r < mo; ++r)
+    for (int t = 0; t < nk; ++t) {
+      float lanes[16] = {};
+      for (int g = 0; g < groups; ++g) {
+        const float* ar = a + g * a_step + r * lda;
+        const float* bt = b + g * b_step + b_rows[t];
+        for (int64_t q = 0; q < len; ++q) lanes[q % 16] += ar[q] * bt[q];
+      }
+      float sum = 0.0f;
+      for (float l : lanes) sum += l;
+      out[r * ldo + t] += sum;
     }
 }
 

@@ -106,6 +106,46 @@ void im2col(const ConvGeometry& g, const float* x, float* col) {
       }
 }
 
+int64_t shifted_planes_size(const ConvGeometry& g) {
+  const int64_t rows = g.ho + (g.kh - 1) / g.stride;
+  return g.c * g.kw * g.stride * rows * g.wo;
+}
+
+void shifted_row_offsets(const ConvGeometry& g, int64_t* offsets) {
+  const int64_t plane = (g.ho + (g.kh - 1) / g.stride) * g.wo;
+  for (int64_t c = 0; c < g.c; ++c)
+    for (int64_t u = 0; u < g.kh; ++u)
+      for (int64_t v = 0; v < g.kw; ++v)
+        offsets[(c * g.kh + u) * g.kw + v] =
+            ((c * g.kw + v) * g.stride + u % g.stride) * plane + (u / g.stride) * g.wo;
+}
+
+void shifted_planes(const ConvGeometry& g, const float* x, float* planes) {
+  const int64_t rows = g.ho + (g.kh - 1) / g.stride;
+  for (int64_t c = 0; c < g.c; ++c)
+    for (int64_t v = 0; v < g.kw; ++v) {
+      const ColumnRange r = valid_columns(g, v);
+      const int64_t offset = v - g.pad;
+      for (int64_t ph = 0; ph < g.stride; ++ph)
+        for (int64_t i = 0; i < rows; ++i) {
+          float* out = planes + (((c * g.kw + v) * g.stride + ph) * rows + i) * g.wo;
+          const int64_t y = i * g.stride + ph - g.pad;
+          if (y < 0 || y >= g.h) {
+            std::memset(out, 0, g.wo * sizeof(float));
+            continue;
+          }
+          const float* in = x + (c * g.h + y) * g.w;
+          for (int64_t j = 0; j < r.first; ++j) out[j] = 0.0f;
+          if (g.stride == 1) {
+            std::memcpy(out + r.first, in + r.first + offset, (r.last - r.first) * sizeof(float));
+          } else {
+            for (int64_t j = r.first; j < r.last; ++j) out[j] = in[j * g.stride + offset];
+          }
+          for (int64_t j = r.last; j < g.wo; ++j) out[j] = 0.0f;
+        }
+    }
+}
+
 void col2im(const ConvGeometry& g, const float* col, float* x) {
   std::memset(x, 0, g.image_in() * sizeof(float));
   for (int64_t c = 0; c < g.c; ++c)

@@ -33,4 +33,16 @@ void im2col(const ConvGeometry& g, const float* x, float* col);
 // x [C, H, W] = col2im(col): x is overwritten with the sums.
 void col2im(const ConvGeometry& g, const float* col, float* x);
 
+// Shifted planes: the same matrix without writing it out. For each channel c, kernel column v
+// and row phase ph < stride, one plane of R = Ho + (KH-1)/stride rows by Wo columns,
+//   planes[((c*KW + v)*s + ph)*R*Wo + r*Wo + j] = x[c][r*s + ph - pad][j*s + v - pad]  (0 outside),
+// so that row (c, u, v) of col is the run of P contiguous floats starting at
+//   offset(c, u, v) = ((c*KW + v)*s + u%s)*R*Wo + (u/s)*Wo
+// (output row i reads plane row i + u/s, i.e. image row i*s + u - pad). Building them copies
+// KW*s*R/H times the image instead of the KH*KW times of im2col (about 3x less for 3x3).
+int64_t shifted_planes_size(const ConvGeometry& g);
+// offsets[(c*KH + u)*KW + v] for all K rows.
+void shifted_row_offsets(const ConvGeometry& g, int64_t* offsets);
+void shifted_planes(const ConvGeometry& g, const float* x, float* planes);
+
 }  // namespace qnn

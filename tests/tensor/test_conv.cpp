@@ -86,6 +86,9 @@ TEST_CASE("conv2d matches the direct convolution at tile-sized and larger shapes
   check_against_naive(2, 3, 7, 5, 33, 3, 1, 1, true);      // 33 outputs: a partial row tile
   check_against_naive(1, 2, 4, 4, 1, 3, 1, 0, false);      // one output channel
   check_against_naive(2, 5, 17, 19, 9, 3, 1, 1, true);     // implicit im2col at odd sizes
+  check_against_naive(2, 5, 33, 35, 9, 3, 2, 1, true);     // shifted planes, stride 2, odd sizes
+  check_against_naive(2, 4, 40, 39, 6, 1, 2, 0, false);    // shifted planes, 1x1 stride 2
+  check_against_naive(1, 3, 18, 20, 5, 3, 1, 0, true);     // shifted planes, no padding
 }
 
 TEST_CASE("conv2d: known answer for a 3x3 image and a 2x2 kernel") {
