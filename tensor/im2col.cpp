@@ -3,6 +3,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace qnn {
 
@@ -22,6 +27,20 @@ ConvGeometry conv_geometry(const Shape& x, const Shape& w, ConvParams p) {
 
 namespace {
 
+// dst[0, n) = src[0, n) for the short runs of the lowerings, without a library call per run.
+inline void copy_floats(float* dst, const float* src, int64_t n) {
+#if defined(__AVX512F__)
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    _mm512_mask_storeu_ps(dst + i, m, _mm512_maskz_loadu_ps(m, src + i));
+  }
+#else
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+#endif
+}
+
 // Output columns j whose source column j*s + v - pad lies inside [0, W): [first, last).
 struct ColumnRange {
   int64_t first, last;
@@ -38,74 +57,6 @@ ColumnRange valid_columns(const ConvGeometry& g, int64_t v) {
 
 }  // namespace
 
-namespace {
-
-// The common "same" case (stride 1, output as large as the input): row (c, u, v) of col is the
-// image plane shifted by (u - pad) rows and (v - pad) columns, so it is one contiguous copy of
-// the plane followed by zeroing the rows and columns that fell into the padding.
-void im2col_same(const ConvGeometry& g, const float* x, float* col) {
-  const int64_t plane = g.h * g.w;
-  for (int64_t c = 0; c < g.c; ++c)
-    for (int64_t u = 0; u < g.kh; ++u)
-      for (int64_t v = 0; v < g.kw; ++v) {
-        float* row = col + ((c * g.kh + u) * g.kw + v) * plane;
-        const int64_t dy = u - g.pad, dx = v - g.pad;
-        const int64_t i_first = std::max<int64_t>(0, -dy), i_last = std::min(g.h, g.h - dy);
-        if (i_first >= i_last) {
-          std::memset(row, 0, plane * sizeof(float));
-          continue;
-        }
-        std::memset(row, 0, i_first * g.w * sizeof(float));
-        // Copy [i_first*W, i_last*W) shifted by dy*W + dx, clipped to the plane.
-        int64_t q_first = i_first * g.w, q_last = i_last * g.w;
-        const int64_t shift = dy * g.w + dx;
-        const float* src = x + c * plane;
-        const int64_t copy_first = std::max(q_first, -shift), copy_last = std::min(q_last, plane - shift);
-        std::memcpy(row + copy_first, src + copy_first + shift, (copy_last - copy_first) * sizeof(float));
-        for (int64_t q = q_first; q < copy_first; ++q) row[q] = 0.0f;
-        for (int64_t q = copy_last; q < q_last; ++q) row[q] = 0.0f;
-        std::memset(row + q_last, 0, (plane - q_last) * sizeof(float));
-        // Columns whose source lies left or right of the image read a neighbouring row: clear.
-        for (int64_t i = i_first; i < i_last; ++i) {
-          float* out = row + i * g.w;
-          for (int64_t j = 0; j < -dx; ++j) out[j] = 0.0f;
-          for (int64_t j = g.w - dx; j < g.w; ++j) out[j] = 0.0f;
-        }
-      }
-}
-
-}  // namespace
-
-void im2col(const ConvGeometry& g, const float* x, float* col) {
-  if (g.stride == 1 && g.ho == g.h && g.wo == g.w) {
-    im2col_same(g, x, col);
-    return;
-  }
-  for (int64_t c = 0; c < g.c; ++c)
-    for (int64_t u = 0; u < g.kh; ++u)
-      for (int64_t v = 0; v < g.kw; ++v) {
-        float* row = col + ((c * g.kh + u) * g.kw + v) * g.p();
-        const ColumnRange r = valid_columns(g, v);
-        const int64_t offset = v - g.pad;
-        for (int64_t i = 0; i < g.ho; ++i) {
-          float* out = row + i * g.wo;
-          const int64_t y = i * g.stride + u - g.pad;
-          if (y < 0 || y >= g.h) {
-            std::memset(out, 0, g.wo * sizeof(float));
-            continue;
-          }
-          const float* in = x + (c * g.h + y) * g.w;
-          for (int64_t j = 0; j < r.first; ++j) out[j] = 0.0f;
-          if (g.stride == 1) {
-            std::memcpy(out + r.first, in + r.first + offset, (r.last - r.first) * sizeof(float));
-          } else {
-            for (int64_t j = r.first; j < r.last; ++j) out[j] = in[j * g.stride + offset];
-          }
-          for (int64_t j = r.last; j < g.wo; ++j) out[j] = 0.0f;
-        }
-      }
-}
-
 int64_t shifted_planes_size(const ConvGeometry& g) {
   const int64_t rows = g.ho + (g.kh - 1) / g.stride;
   return g.c * g.kw * g.stride * rows * g.wo;
@@ -121,29 +72,54 @@ void shifted_row_offsets(const ConvGeometry& g, int64_t* offsets) {
 }
 
 void shifted_planes(const ConvGeometry& g, const float* x, float* planes) {
+  // Rows are short (8 to 32 floats), so each is built from one zero-padded copy of the source
+  // row, split into its `stride` column phases; every plane row is then a plain run of that.
   const int64_t rows = g.ho + (g.kh - 1) / g.stride;
+  const int64_t s = g.stride;
+  const int64_t padded = g.w + 2 * g.pad;
+  const int64_t phase_len = (padded + g.kw + s - 1) / s + g.wo;  // room for the longest read
+  thread_local std::vector<float> buffer;
+  buffer.assign(static_cast<size_t>(s * phase_len), 0.0f);
+  float* phases = buffer.data();  // phases[t*phase_len + m] = padded row[m*s + t]
   for (int64_t c = 0; c < g.c; ++c)
-    for (int64_t v = 0; v < g.kw; ++v) {
-      const ColumnRange r = valid_columns(g, v);
-      const int64_t offset = v - g.pad;
-      for (int64_t ph = 0; ph < g.stride; ++ph)
-        for (int64_t i = 0; i < rows; ++i) {
-          float* out = planes + (((c * g.kw + v) * g.stride + ph) * rows + i) * g.wo;
-          const int64_t y = i * g.stride + ph - g.pad;
-          if (y < 0 || y >= g.h) {
-            std::memset(out, 0, g.wo * sizeof(float));
-            continue;
-          }
+    for (int64_t ph = 0; ph < s; ++ph)
+      for (int64_t i = 0; i < rows; ++i) {
+        const int64_t y = i * s + ph - g.pad;
+        const bool inside = y >= 0 && y < g.h;
+        if (inside) {
           const float* in = x + (c * g.h + y) * g.w;
-          for (int64_t j = 0; j < r.first; ++j) out[j] = 0.0f;
-          if (g.stride == 1) {
-            std::memcpy(out + r.first, in + r.first + offset, (r.last - r.first) * sizeof(float));
+          if (s == 1) {
+            copy_floats(phases + g.pad, in, g.w);
           } else {
-            for (int64_t j = r.first; j < r.last; ++j) out[j] = in[j * g.stride + offset];
+            // Padded column m = source column m - pad goes to phase m % s, position m / s.
+            for (int64_t t = 0; t < s; ++t) {
+              float* dst = phases + t * phase_len;
+              int64_t m = t, q = 0;
+              for (; m < g.pad; m += s, ++q) dst[q] = 0.0f;
+              for (; m < g.pad + g.w; m += s, ++q) dst[q] = in[m - g.pad];
+            }
           }
-          for (int64_t j = r.last; j < g.wo; ++j) out[j] = 0.0f;
         }
-    }
+        for (int64_t v = 0; v < g.kw; ++v) {
+          float* out = planes + (((c * g.kw + v) * s + ph) * rows + i) * g.wo;
+          if (inside)
+            copy_floats(out, phases + (v % s) * phase_len + v / s, g.wo);
+          else
+            std::memset(out, 0, g.wo * sizeof(float));
+        }
+      }
+}
+
+void im2col(const ConvGeometry& g, const float* x, float* col) {
+  // Through the shifted planes: each row of col is then one contiguous run of P floats, where a
+  // direct im2col copies Ho short runs per row (8 floats each at 8x8).
+  thread_local std::vector<float> planes;
+  planes.resize(static_cast<size_t>(shifted_planes_size(g)));
+  thread_local std::vector<int64_t> rows;
+  rows.resize(static_cast<size_t>(g.k()));
+  shifted_planes(g, x, planes.data());
+  shifted_row_offsets(g, rows.data());
+  for (int64_t kk = 0; kk < g.k(); ++kk) copy_floats(col + kk * g.p(), planes.data() + rows[kk], g.p());
 }
 
 void col2im(const ConvGeometry& g, const float* col, float* x) {
