@@ -31,6 +31,7 @@ BENCH_SRC := $(wildcard bench/*.cpp)
 BENCHES := $(BENCH_SRC:%.cpp=$(BUILD)/%)
 
 .PHONY: all test clean cifar10
+.SECONDARY:
 all: $(APPS) $(BUILD)/qnn_tests $(BENCHES)
 
 $(BUILD)/libqnn.a: $(LIB_OBJ)
@@ -53,7 +54,7 @@ $(BUILD)/qnn_tests: $(TEST_OBJ) $(BUILD)/libqnn.a
 # Runs every test; the last line sums them up as "tests: N passed, N failed, N skipped".
 test: all
 	@set -o pipefail; ./$(BUILD)/qnn_tests $(TEST_ARGS) 2>&1 | tee $(BUILD)/test.log; rc=$$?; \
-	  awk '/test cases:/ {gsub(/\|/," "); print "tests: " $$6 " passed, " $$8 " failed, " $$10 " skipped"}' $(BUILD)/test.log; exit $$rc
+	  awk '/test cases:/ {gsub(/\|/," "); print "tests: " $$5 " passed, " $$7 " failed, " $$9 " skipped"}' $(BUILD)/test.log; exit $$rc
 
 # Downloads the official CIFAR-10 binary archive, checks its md5 and unpacks it into data/.
 cifar10:

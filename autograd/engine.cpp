@@ -12,23 +12,25 @@ namespace {
 thread_local bool g_grad_enabled = true;
 
 // Nodes reachable from root that need a gradient, every node after all of its consumers
-// (reverse post-order of an iterative depth-first search).
-std::vector<Node*> reverse_topological_order(Node* root) {
-  std::vector<Node*> post;
+// (reverse post-order of an iterative depth-first search). The order holds a reference to each
+// node: backward() clears every node's inputs as it goes, and an intermediate result that only
+// its consumer referenced (a temporary in `sum(relu(x))`) must live until its own turn.
+std::vector<std::shared_ptr<Node>> reverse_topological_order(const std::shared_ptr<Node>& root) {
+  std::vector<std::shared_ptr<Node>> post;
   std::unordered_set<Node*> seen;
-  std::vector<std::pair<Node*, size_t>> stack{{root, 0}};
-  seen.insert(root);
+  std::vector<std::pair<std::shared_ptr<Node>, size_t>> stack{{root, 0}};
+  seen.insert(root.get());
   while (!stack.empty()) {
     auto& [node, next] = stack.back();
     if (next < node->inputs.size()) {
-      Node* child = node->inputs[next++].get();
-      if (child->requires_grad && seen.insert(child).second) stack.push_back({child, 0});
+      std::shared_ptr<Node> child = node->inputs[next++];
+      if (child->requires_grad && seen.insert(child.get()).second) stack.push_back({child, 0});
     } else {
-      post.push_back(node);
+      post.push_back(std::move(node));
       stack.pop_back();
     }
   }
-  return std::vector<Node*>(post.rbegin(), post.rend());
+  return std::vector<std::shared_ptr<Node>>(post.rbegin(), post.rend());
 }
 }  // namespace
 
@@ -84,21 +86,22 @@ void Variable::backward(const Tensor& seed) const {
   QNN_CHECK(requires_grad(), "output of op '", op(), "' does not require a gradient");
   QNN_CHECK(seed.numel() == numel(), "seed of shape ", shape_str(seed.shape()), " for output ",
             shape_str(shape()));
-  std::vector<Node*> order = reverse_topological_order(node_.get());
+  std::vector<std::shared_ptr<Node>> order = reverse_topological_order(node_);
   accumulate_grad(*node_, seed.clone());
-  std::vector<Node*> leaves;
-  for (Node* node : order) {
+  std::vector<std::shared_ptr<Node>> leaves;
+  for (std::shared_ptr<Node>& node : order) {
     if (!node->backward) {
-      if (node->inputs.empty()) leaves.push_back(node);
+      if (node->inputs.empty()) leaves.push_back(std::move(node));
       continue;
     }
     if (node->grad.defined()) node->backward(*node);
     node->backward = nullptr;  // frees the closure and the tensors it saved
     node->inputs.clear();
     node->grad = Tensor();
+    node.reset();  // an intermediate nobody else holds (its value included) is freed here
   }
   std::vector<FlatParameters*> buffers;
-  for (Node* leaf : leaves) {
+  for (const std::shared_ptr<Node>& leaf : leaves) {
     if (leaf->grad.defined())
       for (auto& hook : leaf->hooks) hook(leaf->grad);
     if (leaf->flat && std::find(buffers.begin(), buffers.end(), leaf->flat) == buffers.end())

@@ -31,7 +31,7 @@ TEST_CASE("cifar cli: bad flags and values exit 2 with the usage line") {
                  Case{"--batch-size 0", "must be >= 1"}}) {
     CommandResult r = run_command(std::string("./apps/cifar ") + c.args);
     CHECK_MESSAGE(r.exit_code == 2, c.args);
-    CHECK_MESSAGE(r.output.find(c.message) != std::string::npos, c.args, " -> ", r.output);
+    CHECK_MESSAGE(r.output.find(c.message) != std::string::npos, c.args << " -> " << r.output);
     CHECK(r.output.find("usage: cifar") != std::string::npos);
   }
 }

@@ -67,7 +67,7 @@ TEST_CASE("cifar: resume continues bit-identically") {
   auto a = csv_rows(data + "/straight.csv"), b = csv_rows(data + "/resumed.csv");
   REQUIRE(a.size() == 4);
   REQUIRE(b.size() == 4);
-  for (int e = 1; e <= 3; ++e) CHECK_MESSAGE(losses(a[e]) == losses(b[e]), a[e], " vs ", b[e]);
+  for (int e = 1; e <= 3; ++e) CHECK_MESSAGE(losses(a[e]) == losses(b[e]), a[e] << " vs " << b[e]);
   // --evaluate reports the checkpoint's test accuracy.
   CommandResult eval = run_command("./apps/cifar --data " + data + " --limit-test 128 --evaluate --resume " + data +
                                    "/ck/last.safetensors");
@@ -90,7 +90,8 @@ TEST_CASE("cifar: one epoch on 5,000 real images beats chance clearly") {
   char pattern[] = "/tmp/qnn_e2e_XXXXXX";
   const std::string out = mkdtemp(pattern);
   CommandResult r = run_command(std::string("./apps/cifar --data ") + dir +
-                                " --epochs 1 --limit-train 5000 --limit-test 1000 --lr 0.05 --log " + out + "/log.csv");
+                                " --epochs 1 --limit-train 5000 --limit-test 1000 --batch-size 32 --lr 0.05 --momentum 0.8"
+                                " --schedule onecycle --log " + out + "/log.csv");
   REQUIRE_MESSAGE(r.exit_code == 0, r.output);
   auto rows = csv_rows(out + "/log.csv");
   REQUIRE(rows.size() == 2);

@@ -38,7 +38,7 @@ double relative_error(const Tensor& ours, const Tensor& theirs) {
 }
 
 #define CHECK_CLOSE(ours, name) \
-  CHECK_MESSAGE(relative_error(ours, golden.get(name)) <= 1e-4, name, ": relative error ", relative_error(ours, golden.get(name)))
+  do { const std::string key = (name); const double err = relative_error(ours, golden.get(key)); CHECK_MESSAGE(err <= 1e-4, key << ": relative error " << err); } while (0)
 
 }  // namespace
 

@@ -1,0 +1,73 @@
+// GradientQuantizer: the interface every gradient-quantization scheme implements.
+//
+// A scheme splits a flat gradient into consecutive buckets of `bucket_size` coordinates, picks
+// a few levels per bucket (from the bucket's range, its norm, or levels fitted to gradient
+// statistics) and rounds every coordinate stochastically to an adjacent level (quant/rounding.h),
+// which keeps the result unbiased. `encode` produces the packed payload a worker would send
+// (quant/payload.h); `decode` turns it back into floats; emulated quantized training uses
+// decode(encode(g)). The randomness of step t is keyed by (seed, t, coordinate index).
+// The variance metric is smart-quantizer's: the sum over all coordinates of (x - l)(r - x)
+// with the levels chosen for x, in gradient units squared (spec section 2.6).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "quant/payload.h"
+
+namespace qnn {
+
+struct QuantizerOptions {
+  int64_t bucket_size = 512;
+  int levels = 16;               // level count (smart-quantizer schemes)
+  int bits = 0;                  // learning-to-quantize schemes: 2^bits levels, sign included;
+                                 // 0 means derive from `levels`
+  double sample_fraction = 0.05; // smart: candidates = max(fraction * d, 512)
+  double nuq_multiplier = 0.5;   // nuq / amq: exponential level ratio p
+  // Partial last bucket: quantize it as a bucket of its own length (smart-quantizer), or pass
+  // it through unquantized (learning-to-quantize's convention). Each scheme sets its default.
+  bool quantize_tail = true;
+  // Adaptive schemes refit their levels at these steps and then every `refit_every` steps.
+  std::vector<int64_t> refit_at = {0, 100, 2000};
+  int64_t refit_every = 10000;
+};
+
+class GradientQuantizer {
+ public:
+  explicit GradientQuantizer(QuantizerOptions options) : options_(std::move(options)) {}
+  virtual ~GradientQuantizer() = default;
+  virtual std::string name() const = 0;
+
+  virtual Payload encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const = 0;
+  virtual void decode(const Payload& payload, float* out) const = 0;
+  // Every bucket's levels in input units, sorted: the points stochastic rounding chooses between.
+  virtual std::vector<std::vector<float>> bucket_levels(const float* x, int64_t n, uint64_t seed,
+                                                        uint64_t step) const = 0;
+  // The exact variance quantization adds to x (spec 2.6), in input units squared.
+  virtual double variance(const float* x, int64_t n, uint64_t seed, uint64_t step) const = 0;
+  // Adaptive schemes refit their levels from gradient statistics; others ignore it. Called by
+  // the training hook before encode at every step.
+  virtual void observe(const float* x, int64_t n, int64_t step) {
+    (void)x, (void)n, (void)step;
+  }
+
+  // decode(encode(x)) in place; returns the payload's bits per coordinate.
+  double quantize(float* x, int64_t n, uint64_t seed, uint64_t step) const {
+    Payload p = encode(x, n, seed, step);
+    decode(p, x);
+    return p.bits_per_coordinate();
+  }
+  const QuantizerOptions& options() const { return options_; }
+
+ protected:
+  QuantizerOptions options_;
+};
+
+// Every scheme name make_quantizer accepts, "none" first.
+const std::vector<std::string>& quantizer_names();
+// The scheme called `name` (an error lists the valid names; "none" gives nullptr). Options are
+// validated: levels >= 2, bucket_size >= 1, levels that fit the bit budget.
+std::unique_ptr<GradientQuantizer> make_quantizer(const std::string& name, const QuantizerOptions& options);
+
+}  // namespace qnn

@@ -1,0 +1,42 @@
+// Batch normalisation kernels, per channel c of x [N, C, H, W] (or [N, C]), as PyTorch's
+// BatchNorm2d computes them. With M = N*H*W values per channel:
+//   mean_c = (1/M) sum x            var_c = (1/M) sum (x - mean_c)^2      (biased)
+//   invstd_c = 1 / sqrt(var_c + eps)       xhat = (x - mean_c) * invstd_c
+//   y = gamma_c * xhat + beta_c
+// Training also updates the running statistics (momentum m, PyTorch's convention):
+//   running_mean = (1 - m) running_mean + m mean_c
+//   running_var  = (1 - m) running_var  + m var_c * M / (M - 1)          (unbiased)
+// Evaluation normalises with running_mean and running_var instead of the batch's statistics.
+// Backward, with g = dy summed per channel:
+//   dbeta_c = sum dy      dgamma_c = sum dy * xhat
+//   training: dx = gamma_c invstd_c (dy - dbeta_c / M - xhat dgamma_c / M)
+//   evaluation (statistics are constants): dx = gamma_c invstd_c dy
+// Backward needs only x (which the graph keeps anyway) and mean/invstd per channel (2C floats).
+// Each channel is handled by one thread in a fixed order, so results are deterministic; the
+// batch statistics take one pass, shifted by the channel's first value to avoid cancellation.
+#pragma once
+#include "tensor/tensor.h"
+
+namespace qnn {
+
+// Returns y; writes the batch mean and invstd into save_mean and save_invstd (allocated here,
+// shape [C]) and updates running_mean and running_var in place.
+Tensor batch_norm_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                   Tensor& running_mean, Tensor& running_var, float momentum,
+                                   float eps, Tensor& save_mean, Tensor& save_invstd);
+
+Tensor batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                               const Tensor& running_mean, const Tensor& running_var, float eps);
+
+struct BatchNormGrads {
+  Tensor dx;  // undefined unless asked for
+  Tensor dgamma, dbeta;
+};
+
+// mean and invstd are what normalised x in forward (batch statistics when `training`, else the
+// running ones: pass mean = running_mean, invstd = 1 / sqrt(running_var + eps)).
+BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma,
+                                   const Tensor& mean, const Tensor& invstd, bool training,
+                                   bool need_dx);
+
+}  // namespace qnn

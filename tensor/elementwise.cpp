@@ -1,0 +1,104 @@
+// CPU element-wise kernels and the deterministic sum (see tensor/elementwise.h).
+#include "tensor/elementwise.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace qnn {
+
+namespace {
+
+// Below this many elements a loop runs on one thread: starting threads would cost more.
+constexpr int64_t kParallelMin = 32768;
+
+void check_same_shape(const char* op, const char* what_a, const Tensor& a, const char* what_b,
+                      const Tensor& b) {
+  if (a.shape() != b.shape())
+    throw Error(str("[", op, "] shapes must match exactly (no broadcasting): ", what_a, " is ",
+                    shape_str(a.shape()), ", ", what_b, " is ", shape_str(b.shape())));
+}
+
+// y[i] = f(a[i], b[i]) for every i: one vectorised pass, threads over contiguous ranges.
+template <class F>
+Tensor binary(const Tensor& a, const Tensor& b, F f) {
+  Tensor y(a.shape(), a.device());
+  const float* pa = a.data();
+  const float* pb = b.data();
+  float* py = y.data();
+  const int64_t n = a.numel();
+#pragma omp parallel for simd if (n >= kParallelMin) schedule(static)
+  for (int64_t i = 0; i < n; ++i) py[i] = f(pa[i], pb[i]);
+  return y;
+}
+
+template <class F>
+Tensor unary(const Tensor& a, F f) {
+  Tensor y(a.shape(), a.device());
+  const float* pa = a.data();
+  float* py = y.data();
+  const int64_t n = a.numel();
+#pragma omp parallel for simd if (n >= kParallelMin) schedule(static)
+  for (int64_t i = 0; i < n; ++i) py[i] = f(pa[i]);
+  return y;
+}
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  check_same_shape("add", "a", a, "b", b);
+  return binary(a, b, [](float x, float y) { return x + y; });
+}
+
+Tensor sub(const Tensor& a, const Tensor& b) {
+  check_same_shape("sub", "a", a, "b", b);
+  return binary(a, b, [](float x, float y) { return x - y; });
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  check_same_shape("mul", "a", a, "b", b);
+  return binary(a, b, [](float x, float y) { return x * y; });
+}
+
+Tensor scale(const Tensor& a, float s) {
+  return unary(a, [s](float x) { return s * x; });
+}
+
+Tensor relu(const Tensor& a) {
+  return unary(a, [](float x) { return x > 0.0f ? x : 0.0f; });
+}
+
+Tensor add_relu(const Tensor& a, const Tensor& b) {
+  check_same_shape("add_relu", "a", a, "b", b);
+  return binary(a, b, [](float x, float y) {
+    const float s = x + y;
+    return s > 0.0f ? s : 0.0f;
+  });
+}
+
+Tensor relu_backward(const Tensor& dy, const Tensor& y) {
+  check_same_shape("relu_backward", "output gradient", dy, "output", y);
+  return binary(dy, y, [](float g, float out) { return out > 0.0f ? g : 0.0f; });
+}
+
+double sum_all(const Tensor& x) {
+  // Fixed blocks, each summed by one thread, then the block sums in block order: the rounding is
+  // the same whatever the number of threads.
+  constexpr int64_t kBlock = 16384;
+  const float* p = x.data();
+  const int64_t n = x.numel();
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<double> partial(static_cast<size_t>(blocks), 0.0);
+#pragma omp parallel for if (blocks > 1) schedule(static)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t begin = blk * kBlock, end = std::min(n, begin + kBlock);
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = begin; i < end; ++i) s += p[i];
+    partial[blk] = s;
+  }
+  double total = 0.0;
+  for (double s : partial) total += s;
+  return total;
+}
+
+}  // namespace qnn

@@ -1,0 +1,87 @@
+// batch_norm against values printed by PyTorch 1.13 (F.batch_norm on the same inputs), the running
+// statistics update, evaluation mode, and gradients for x, gamma and beta in both modes.
+#include "tests/autograd/helpers.h"
+
+using namespace qnn;
+using namespace qnn::testing;
+
+namespace {
+
+// x [2, 3, 2, 2] with x_i = ((37 i) mod 23) / 7 - 1.5, the same formula as the PyTorch script.
+Tensor bn_input() {
+  Tensor x({2, 3, 2, 2});
+  for (int i = 0; i < 24; ++i) x.data()[i] = static_cast<float>(((i * 37) % 23) / 7.0 - 1.5);
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("functions: batch_norm training matches PyTorch, running statistics included") {
+  Variable x(bn_input());
+  Variable gamma(Tensor::from_vector({1.0f, 0.5f, -2.0f}, {3}));
+  Variable beta(Tensor::from_vector({0.0f, 1.0f, 0.25f}, {3}));
+  Tensor rm = Tensor::from_vector({0.1f, -0.2f, 0.3f}, {3});
+  Tensor rv = Tensor::from_vector({1.0f, 2.0f, 0.5f}, {3});
+  Variable y = batch_norm(x, gamma, beta, rm, rv, /*training=*/true, 0.1f, 1e-5f);
+  // PyTorch 1.13: F.batch_norm(x, rm, rv, g, b, training=True, momentum=0.1, eps=1e-5)
+  check_values(y.value(), {-1.423238f, 0.5446959f, -0.7204042f, 1.247529f, 0.8795179f, 0.1566251f,
+                           1.281125f,  0.5582322f, -2.571369f,  -0.03213689f, 2.507095f, -1.442821f,
+                           -0.4392709f, 1.528663f, 0.2635625f,  -1.001538f, 1.441768f,  0.718875f,
+                           1.843375f,  1.120482f,  1.942821f,   -2.007095f, 0.5321369f, 3.071369f},
+               1e-5);
+  check_values(rm, {0.08464286f, -0.1657143f, 0.2628571f});
+  check_values(rv, {1.018039f, 1.890379f, 0.5672011f});  // unbiased variance, momentum 0.1
+
+  // Evaluation with the updated statistics; the buffers stay as they are.
+  Variable ye = batch_norm(x, gamma, beta, rm, rv, /*training=*/false, 0.1f, 1e-5f);
+  check_values(ye.value(), {-1.570533f, 0.4116586f, -0.8626072f, 1.119584f, 1.034288f, 0.5667263f,
+                            1.294044f,  0.8264827f, -2.655951f,  0.7583518f, 4.172655f, -1.138483f,
+                            -0.579437f, 1.402754f,  0.1284885f,  -1.145777f, 1.397947f, 0.9303853f,
+                            1.657703f,  1.190142f,  3.413921f,   -1.897217f, 1.517086f, 4.931389f},
+               1e-5);
+  check_values(rm, {0.08464286f, -0.1657143f, 0.2628571f});
+}
+
+TEST_CASE("functions: batch_norm with a large offset keeps its variance precise") {
+  // Values 1000 + {-1, 1} per channel: mean 1000, biased variance 1; a naive float
+  // E[x^2] - E[x]^2 would lose most digits here.
+  Tensor x({4, 1, 1, 1});
+  const float v[4] = {999, 1001, 999, 1001};
+  for (int i = 0; i < 4; ++i) x.data()[i] = v[i];
+  Tensor rm = Tensor::zeros({1}), rv = Tensor::full({1}, 1.0f);
+  Variable y = batch_norm(Variable(x), Variable(Tensor::full({1}, 1.0f)), Variable(Tensor::zeros({1})),
+                          rm, rv, true, 1.0f, 0.0f + 1e-12f);
+  check_values(y.value(), {-1, 1, -1, 1});
+  check_values(rm, {1000});
+  check_values(rv, {4.0f / 3.0f});
+}
+
+TEST_CASE("functions: batch_norm errors name the op and the shapes") {
+  Tensor rm = Tensor::zeros({3}), rv = Tensor::full({3}, 1.0f);
+  Variable x(Tensor::zeros({2, 3, 2, 2}));
+  Variable g4(Tensor::full({4}, 1.0f)), b3(Tensor::zeros({3}));
+  CHECK_THROWS_WITH_AS(batch_norm(x, g4, b3, rm, rv, true, 0.1f, 1e-5f),
+                       "[batch_norm] x [2, 3, 2, 2] has 3 channels: gamma and beta must be [3], got [4] and [3]",
+                       Error);
+  Variable one(Tensor::zeros({1, 3, 1, 1}));
+  Variable g3(Tensor::full({3}, 1.0f));
+  CHECK_THROWS_WITH_AS(batch_norm(one, g3, b3, rm, rv, true, 0.1f, 1e-5f),
+                       doctest::Contains("more than one value per channel"), Error);
+}
+
+TEST_CASE("functions: batch_norm gradients for x, gamma and beta") {
+  const Tensor x = Tensor::normal({3, 2, 3, 3}, 0.5f, 2.0f, 41);
+  const Tensor gamma = Tensor::from_vector({1.5f, -0.7f}, {2});
+  const Tensor beta = Tensor::from_vector({0.2f, -0.3f}, {2});
+  for (bool training : {true, false}) {
+    INFO("training ", training);
+    Tensor rm = Tensor::from_vector({0.3f, -0.1f}, {2}), rv = Tensor::from_vector({2.0f, 0.5f}, {2});
+    CHECK_GRADCHECK(
+        [&](const std::vector<Variable>& v) {
+          // Fresh copies of the buffers each call: evaluation must see the same statistics.
+          Tensor m = rm.clone(), s = rv.clone();
+          return batch_norm(v[0], v[1], v[2], m, s, training, 0.1f, 1e-5f);
+        },
+        {x, gamma, beta});
+  }
+}
