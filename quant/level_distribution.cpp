@@ -74,15 +74,16 @@ TruncatedNormal::TruncatedNormal(double mean, double sigma) : mean_(mean), sigma
             "need a finite mean and a positive sigma, got mean ", mean, " sigma ", sigma);
   const double alpha = (-1.0 - mean) / sigma;
   upper_ = alpha > 0.0;
+  tail_alpha_ = upper_ ? normal_upper(alpha) : normal_cdf(alpha);
   mass_ = mass_below(1.0);
   QNN_CHECK(mass_ > 0.0, "Normal(", mean, ", ", sigma, "^2) has no mass on [-1, 1] in double precision");
 }
 
 double TruncatedNormal::mass_below(double x) const {
   x = std::min(1.0, std::max(-1.0, x));
-  const double alpha = (-1.0 - mean_) / sigma_, z = (x - mean_) / sigma_;
+  const double z = (x - mean_) / sigma_;
   // Differences of upper tails are accurate when both points lie far above the mean.
-  return upper_ ? normal_upper(alpha) - normal_upper(z) : normal_cdf(z) - normal_cdf(alpha);
+  return upper_ ? tail_alpha_ - normal_upper(z) : normal_cdf(z) - tail_alpha_;
 }
 
 double TruncatedNormal::cdf(double x) const {
@@ -128,9 +129,9 @@ NormalMixtureHist::NormalMixtureHist(const std::vector<double>& means,
   for (size_t c = 0; c < means.size(); ++c) {
     components_.emplace_back(means[c], sigmas[c]);
     weights_.push_back(norms[c] / total_norm);
-    // Beyond 13 sigma the cdf is 0 or 1 to double precision: only the bins in between are
-    // evaluated (a bucket's sigma is about 1/sqrt(bucket_size), so these are few).
-    const double reach = 13.0 * sigmas[c];
+    // Beyond 10 sigma lies a mass under 1e-23: only the bins in between are evaluated (a
+    // bucket's sigma is about 1/sqrt(bucket_size), so these are few).
+    const double reach = 10.0 * sigmas[c];
     const int k0 = std::max(0, int(std::floor((means[c] - reach + 1.0) / width_)));
     const int k1 = std::min(nbins, int(std::ceil((means[c] + reach + 1.0) / width_)));
     double prev = 0.0, sum = 0.0;

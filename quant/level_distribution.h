@@ -57,8 +57,9 @@ class TruncatedNormal : public Density {
   // Untruncated mass between -1 and x (x clamped to [-1, 1]).
   double mass_below(double x) const;
   double mean_, sigma_;
-  bool upper_;   // the whole interval lies above the mean: use upper tails for accuracy
-  double mass_;  // Phi(beta) - Phi(alpha): the mass the truncation keeps
+  bool upper_;        // the whole interval lies above the mean: use upper tails for accuracy
+  double tail_alpha_; // Phi(alpha), or the upper tail Q(alpha) when upper_
+  double mass_;       // Phi(beta) - Phi(alpha): the mass the truncation keeps
 };
 
 // Norm-weighted mixture of truncated normals, discretized into linear bins on [-1, 1].
