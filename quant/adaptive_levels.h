@@ -18,7 +18,12 @@
 //     dV/dp = 2 s p^{2s-1} (F(p^s) - F(0))
 //           + sum_j [mu (j p^{j-1} + (j+1) p^j) - (2j+1) p^{2j}] (F(p^j) - F(p^{j+1}))
 //           + sigma^2 sum_j (j p^{j-1} + (j+1) p^j) (f(p^{j+1}) - f(p^j)),
-// p <- p - lr dV/dp from several starting points; the p with the lowest V+ wins.
+// p <- p - lr dV/dp from several starting points; the p with the lowest V+ wins (the
+// reference scores V over the levels {p^s, ..., 1} alone, without the central term whose
+// derivative it descends; here the score is the objective itself).
+//
+// Symmetric ALQ (--nuq_sym) fits the positive half against a dummy level at 0 and mirrors it,
+// so V of the mirrored set need not fall from epoch to epoch; the default mode's does not rise.
 #pragma once
 #include <cstdint>
 #include <functional>

@@ -6,7 +6,7 @@
 //   * NormalMixtureHist(means, sigmas, norms): the norm-based ("nb") model of alq_nb / amq_nb,
 //     a mixture of truncated normals with weights coeff_b = norm_b / sum(norm) (the norm, not
 //     its square), each component's mass discretized into `nbins` (50000) linear bins on
-//     [-1, 1] and normalized. Its pdf is piecewise constant (bin mass / bin width) and its cdf
+//     [-1, 1] and normalized (the reference's linspace(-1, 1, nbins) makes nbins - 1 bins). Its pdf is piecewise constant (bin mass / bin width) and its cdf
 //     is linear inside a bin.
 //   * The variance objective for sorted levels l_0 < ... < l_m:
 //       V(levels) = sum_j  integral_{l_j}^{l_{j+1}} (r - l_j)(l_{j+1} - r) p(r) dr,
