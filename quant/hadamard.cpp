@@ -116,7 +116,7 @@ void HadamardQuantizer::decode(const Payload& p, float* out) const {
       for (int64_t j = 0; j < padded; ++j) z[j] = table[read_index(p.indices.data(), at + j, p.index_bits)];
       walsh_hadamard(z.data(), padded);
       for (int64_t j = 0; j < d; ++j)
-        out[begin + j] = sign_of(random_words(p.seed, stream, uint64_t(p.first_index + begin + j))) * z[j];
+        out[begin + j] = sign_of(random_words(p.seed, stream, uint64_t(p.first_index + begin + j))) * z[j] + 0.0f;  // no -0
     }
   }
   std::copy(p.passthrough.begin(), p.passthrough.end(), out + quantized);
