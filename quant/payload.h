@@ -22,10 +22,12 @@ struct Payload {
   std::vector<uint64_t> indices;   // bit-packed indices, coordinate order
   std::vector<float> passthrough;  // coordinates sent in full precision
   uint64_t seed = 0, step = 0;     // shared randomness the decoder regenerates (e.g. Hadamard signs)
+  int64_t first_index = 0;  // flat index of the first coordinate (a slice of a larger gradient)
+  int64_t extra_indices = 0;  // indices sent beyond one per quantized coordinate (Hadamard padding)
 
   int64_t bits() const {
     return 32 * int64_t(scales.size() + levels.size() + passthrough.size()) +
-           int64_t(index_bits) * (size - int64_t(passthrough.size()));
+           int64_t(index_bits) * (size - int64_t(passthrough.size()) + extra_indices);
   }
   double bits_per_coordinate() const { return size ? double(bits()) / double(size) : 0.0; }
 };

@@ -46,6 +46,24 @@ class GradientQuantizer {
                                                         uint64_t step) const = 0;
   // The exact variance quantization adds to x (spec 2.6), in input units squared.
   virtual double variance(const float* x, int64_t n, uint64_t seed, uint64_t step) const = 0;
+  // Slices of a larger flat gradient (per-layer quantization): x[0] is coordinate `first` of the
+  // flat vector and coordinate i draws its randomness at flat index first + i, exactly as it
+  // would in place; the payload records `first` for the decoder. The defaults serve schemes whose
+  // randomness does not depend on it: they key it by the index within the slice instead.
+  virtual Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const {
+    (void)first;
+    return encode(x, n, seed, step);
+  }
+  virtual std::vector<std::vector<float>> bucket_levels_slice(const float* x, int64_t n, int64_t first,
+                                                              uint64_t seed, uint64_t step) const {
+    (void)first;
+    return bucket_levels(x, n, seed, step);
+  }
+  virtual double variance_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const {
+    (void)first;
+    return variance(x, n, seed, step);
+  }
+
   // Adaptive schemes refit their levels from gradient statistics; others ignore it. Called by
   // the training hook before encode at every step.
   virtual void observe(const float* x, int64_t n, int64_t step) {

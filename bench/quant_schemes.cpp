@@ -1,0 +1,44 @@
+// Speed of the gradient quantizers on a ResNet-20-sized gradient (269,722 coordinates): encode +
+// decode per step, and the variance metric, for each scheme at buckets of 512 and 51200.
+//   ./build/bench/quant_schemes [repeats]
+#include <omp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "quant/quantizer.h"
+#include "tensor/random.h"
+
+using namespace qnn;
+
+int main(int argc, char** argv) {
+  const int repeats = argc > 1 ? std::atoi(argv[1]) : 20;
+  const int64_t n = 269722;
+  std::vector<float> g(n), work(n);
+  for (int64_t i = 0; i < n; ++i) g[i] = 0.01f * random_normal(1, 0, i);
+  std::printf("gradient of %lld coordinates, %d threads, best of %d\n", (long long)n, omp_get_max_threads(), repeats);
+  for (const std::string& name : quantizer_names()) {
+    if (name == "none") continue;
+    for (int64_t bucket : {512, 51200}) {
+      QuantizerOptions o;
+      o.bucket_size = bucket;
+      auto q = make_quantizer(name, o);
+      double best_q = 1e9, best_v = 1e9, bits = 0;
+      for (int r = 0; r < repeats; ++r) {
+        work = g;
+        auto t0 = std::chrono::steady_clock::now();
+        bits = q->quantize(work.data(), n, 7, uint64_t(r));
+        auto t1 = std::chrono::steady_clock::now();
+        volatile double v = q->variance(g.data(), n, 7, uint64_t(r));
+        (void)v;
+        auto t2 = std::chrono::steady_clock::now();
+        best_q = std::min(best_q, std::chrono::duration<double, std::milli>(t1 - t0).count());
+        best_v = std::min(best_v, std::chrono::duration<double, std::milli>(t2 - t1).count());
+      }
+      std::printf("%-12s bucket %6lld: quantize %6.2f ms, variance %6.2f ms, %.3f bits/coordinate\n", name.c_str(),
+                  (long long)bucket, best_q, best_v, bits);
+    }
+  }
+}

@@ -1,0 +1,54 @@
+// Bucketing shared by the gradient quantizers (spec 1.1).
+//
+// A flat vector of n coordinates splits into consecutive buckets of `bucket_size`; the last one
+// may be shorter. smart-quantizer quantizes that short tail as a bucket of its own length;
+// learning-to-quantize leaves it unquantized (QuantizerOptions::quantize_tail picks). Here also
+// the small pieces every scheme's payload code needs: copying the passed-through tail and
+// reading indices back out of a packed stream without a function call per coordinate.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "quant/payload.h"
+#include "tensor/check.h"
+
+namespace qnn {
+
+struct Buckets {
+  int64_t size = 0;       // bucket_size
+  int64_t count = 0;      // buckets quantized
+  int64_t quantized = 0;  // coordinates quantized; [quantized, n) is passed through
+
+  Buckets(int64_t n, int64_t bucket_size, bool quantize_tail) : size(bucket_size) {
+    QNN_CHECK(bucket_size >= 1, "bucket_size must be >= 1, got ", bucket_size);
+    QNN_CHECK(n >= 0, "negative length ", n);
+    quantized = quantize_tail ? n : (n / bucket_size) * bucket_size;
+    count = (quantized + bucket_size - 1) / bucket_size;
+  }
+  int64_t begin(int64_t b) const { return b * size; }
+  int64_t length(int64_t b) const { return std::min(size, quantized - b * size); }
+};
+
+// Threads pay off only on large vectors: starting a parallel region costs microseconds (far
+// more on a loaded machine), a bucket of 512 coordinates about one.
+inline bool parallel_worthwhile(int64_t coordinates) { return coordinates >= 32768; }
+
+// Index i of a stream packed by pack_indices (the same layout as unpack_index, inlined).
+inline uint32_t read_index(const uint64_t* words, int64_t i, int bits) {
+  const int64_t bit = i * bits, word = bit / 64, offset = bit % 64;
+  uint64_t v = words[word] >> offset;
+  if (offset + bits > 64) v |= words[word + 1] << (64 - offset);
+  return static_cast<uint32_t>(v & ((uint64_t(1) << bits) - 1));
+}
+
+// Checks that a payload is what a scheme's decoder expects.
+inline void check_payload(const Payload& p, const char* scheme, int64_t bucket_size, int64_t scales_per_bucket) {
+  QNN_CHECK(p.scheme == scheme, "payload of scheme '", p.scheme, "' given to the ", scheme, " decoder");
+  QNN_CHECK(p.bucket_size == bucket_size, "payload bucket size ", p.bucket_size, ", decoder expects ", bucket_size);
+  const int64_t quantized = p.size - int64_t(p.passthrough.size());
+  QNN_CHECK(int64_t(p.scales.size()) == scales_per_bucket * ((quantized + bucket_size - 1) / bucket_size),
+            "payload has ", p.scales.size(), " scales for ", quantized, " quantized coordinates");
+}
+
+}  // namespace qnn

@@ -1,0 +1,191 @@
+// `exponential` (spec 2.4; IST-DASLab/smart-quantizer, quantization.py). With k = levels/2, for
+// each bucket a:
+//
+//   vnorm   = ||a||_2 (1e-11 if zero);  s_i = sign(a_i) (0 counts as +);  m_i = |a_i|/vnorm
+//   g_i     = log2(m_i) (-32 if m_i = 0);  max_pow = trunc(max_i g_i);  min_pow = max_pow - k + 2
+//   e_i     = trunc(clamp(g_i, min_pow, max_pow));  l = 2^(e_i - 1), r = 2^e_i
+//   m_i     = clamp(m_i, l, r);  q_i = r with probability (m_i - l)/(r - l), else l
+//   out_i   = s_i * q_i * vnorm
+//
+// Magnitude levels 2^(max_pow-k+1) .. 2^max_pow (k per sign, no zero level). g <= 0, so
+// trunc(g) = ceil(g): here computed exactly from the float's exponent bits rather than by a
+// float log2. Pitfall kept on purpose (KAT E4): a coordinate below the smallest level is clamped
+// UP to it and always returned as +-smallest level, so tiny coordinates are biased upwards; the
+// rest is unbiased. The variance is the reference's: (m - l)(r - m) on the normalized, clamped
+// coordinates (0 for the clamped ones), times vnorm^2.
+#include "quant/exponential.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "quant/bucketing.h"
+#include "quant/rounding.h"
+
+namespace qnn {
+
+namespace {
+
+// ceil(log2(m)) for m > 0, exactly.
+inline int ceil_log2(float m) {
+  uint32_t bits;
+  std::memcpy(&bits, &m, sizeof bits);
+  const int exponent = int((bits >> 23) & 0xff);
+  if (exponent == 0) {  // subnormal
+    int e;
+    const float f = std::frexp(m, &e);
+    return f == 0.5f ? e - 1 : e;
+  }
+  return (bits & 0x7fffff) == 0 ? exponent - 127 : exponent - 126;
+}
+
+struct Bucket {
+  float norm;
+  int max_pow;
+};
+
+Bucket bucket_scale(const float* a, int64_t d) {
+  double sum = 0;
+  float largest = 0;
+  for (int64_t k = 0; k < d; ++k) sum += double(a[k]) * a[k], largest = std::max(largest, std::fabs(a[k]));
+  float norm = float(std::sqrt(sum));
+  if (norm == 0.0f) norm = 1e-11f;
+  const float m = largest / norm;
+  // trunc(log2 m) with m <= 1 up to rounding: 0 when float rounding put m just above 1.
+  return Bucket{norm, m == 0.0f ? -32 : std::min(ceil_log2(m), 0)};
+}
+
+// Magnitude levels T[j] = 2^(max_pow - k + 1 + j), j < k.
+void magnitudes(int max_pow, int k, float* t) {
+  for (int j = 0; j < k; ++j) t[j] = std::ldexp(1.0f, max_pow - k + 1 + j);
+}
+
+// The 2k signed output values in input units, sorted; index i is what the payload stores.
+void signed_levels(const Bucket& bucket, int k, const float* t, float* out) {
+  for (int i = 0; i < k; ++i) {
+    out[k + i] = t[i] * bucket.norm;
+    out[k - 1 - i] = -out[k + i];
+  }
+}
+
+// The interval [t[j], t[j+1]] the normalized coordinate m is rounded in (m clamped into it).
+inline int magnitude_interval(float m, int min_pow, int k) {
+  const int e = m == 0.0f ? min_pow : std::max(ceil_log2(m), min_pow);
+  return std::min(e - min_pow, k - 2);
+}
+
+}  // namespace
+
+ExponentialQuantizer::ExponentialQuantizer(QuantizerOptions options) : GradientQuantizer(std::move(options)) {
+  QNN_CHECK(options_.levels >= 4 && options_.levels % 2 == 0,
+            "exponential needs an even level count >= 4 (levels/2 powers of two per sign), got ", options_.levels);
+  QNN_CHECK(options_.bucket_size >= 1, "bucket_size must be >= 1, got ", options_.bucket_size);
+}
+
+Payload ExponentialQuantizer::encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
+                                           uint64_t step) const {
+  const int k = options_.levels / 2;
+  const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
+  Payload p;
+  p.scheme = name();
+  p.size = n;
+  p.bucket_size = options_.bucket_size;
+  p.index_bits = index_bits_for(2 * k);
+  p.seed = seed, p.step = step, p.first_index = first;
+  p.scales.resize(2 * buckets.count);
+  p.passthrough.assign(x + buckets.quantized, x + n);
+  std::vector<uint32_t> index(buckets.quantized);
+  const uint64_t stream = quant_stream(step);
+#pragma omp parallel if (parallel_worthwhile(buckets.quantized))
+  {
+    std::vector<float> t(k), u(std::min(buckets.size, buckets.quantized));
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < buckets.count; ++b) {
+      const int64_t begin = buckets.begin(b), d = buckets.length(b);
+      const float* a = x + begin;
+      const Bucket bucket = bucket_scale(a, d);
+      const int min_pow = bucket.max_pow - k + 2;
+      magnitudes(bucket.max_pow, k, t.data());
+      for (int64_t i = 0; i < d; ++i) u[i] = random_uniform(seed, stream, uint64_t(first + begin + i));
+      for (int64_t i = 0; i < d; ++i) {
+        const float m = std::fabs(a[i]) / bucket.norm;
+        const int j = magnitude_interval(m, min_pow, k);
+        const float low = t[j], high = t[j + 1], clamped = std::min(std::max(m, low), high);
+        const int magnitude = j + (u[i] * (high - low) < clamped - low ? 1 : 0);
+        index[begin + i] = uint32_t(a[i] < 0.0f ? k - 1 - magnitude : k + magnitude);
+      }
+      p.scales[2 * b] = bucket.norm;
+      p.scales[2 * b + 1] = float(bucket.max_pow);
+    }
+  }
+  pack_indices(index.data(), buckets.quantized, p.index_bits, p.indices);
+  return p;
+}
+
+void ExponentialQuantizer::decode(const Payload& p, float* out) const {
+  check_payload(p, "exponential", options_.bucket_size, 2);
+  const int k = options_.levels / 2;
+  const int64_t quantized = p.size - int64_t(p.passthrough.size());
+  const int64_t count = int64_t(p.scales.size()) / 2;
+#pragma omp parallel if (parallel_worthwhile(quantized))
+  {
+    std::vector<float> t(k), values(2 * k);
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < count; ++b) {
+      const int64_t begin = b * p.bucket_size, d = std::min(p.bucket_size, quantized - begin);
+      const Bucket bucket{p.scales[2 * b], int(p.scales[2 * b + 1])};
+      magnitudes(bucket.max_pow, k, t.data());
+      signed_levels(bucket, k, t.data(), values.data());
+      for (int64_t i = 0; i < d; ++i) out[begin + i] = values[read_index(p.indices.data(), begin + i, p.index_bits)];
+    }
+  }
+  std::copy(p.passthrough.begin(), p.passthrough.end(), out + quantized);
+}
+
+std::vector<std::vector<float>> ExponentialQuantizer::bucket_levels(const float* x, int64_t n, uint64_t,
+                                                                    uint64_t) const {
+  const int k = options_.levels / 2;
+  const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
+  std::vector<std::vector<float>> out(buckets.count, std::vector<float>(2 * k));
+  std::vector<float> t(k);
+  for (int64_t b = 0; b < buckets.count; ++b) {
+    const Bucket bucket = bucket_scale(x + buckets.begin(b), buckets.length(b));
+    magnitudes(bucket.max_pow, k, t.data());
+    signed_levels(bucket, k, t.data(), out[b].data());
+  }
+  return out;
+}
+
+double ExponentialQuantizer::variance(const float* x, int64_t n, uint64_t, uint64_t) const {
+  const int k = options_.levels / 2;
+  const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
+  std::vector<double> per_bucket(buckets.count);
+#pragma omp parallel if (parallel_worthwhile(buckets.quantized))
+  {
+    std::vector<float> t(k);
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < buckets.count; ++b) {
+      const int64_t d = buckets.length(b);
+      const float* a = x + buckets.begin(b);
+      const Bucket bucket = bucket_scale(a, d);
+      const int min_pow = bucket.max_pow - k + 2;
+      magnitudes(bucket.max_pow, k, t.data());
+      double sum = 0;
+      for (int64_t i = 0; i < d; ++i) {
+        const float m = std::fabs(a[i]) / bucket.norm;
+        const int j = magnitude_interval(m, min_pow, k);
+        const double clamped = std::min(std::max(m, t[j]), t[j + 1]);
+        sum += (clamped - t[j]) * (double(t[j + 1]) - clamped);
+      }
+      per_bucket[b] = sum * double(bucket.norm) * double(bucket.norm);
+    }
+  }
+  double total = 0;
+  for (double v : per_bucket) total += v;
+  return total;
+}
+
+std::unique_ptr<GradientQuantizer> make_exponential_quantizer(const QuantizerOptions& options) {
+  return std::make_unique<ExponentialQuantizer>(options);
+}
+
+}  // namespace qnn

@@ -1,0 +1,165 @@
+// `hadamard` (spec 2.3; IST-DASLab/smart-quantizer, quantization.py). For each bucket a of
+// length d, with n = 2^ceil(log2 d):
+//
+//   y = H (D a)          a zero-padded to n, D = diag of Rademacher signs, H = H_n/sqrt(n)
+//   z = standard(y)      min-max grid of `levels` points, stochastic rounding (quant/standard.h)
+//   out = (D H z)[0..d)  H is its own inverse
+//
+// Unbiased: out is a linear map of z and E z = y. Randomness, all at the bucket's own flat
+// indices i = bucket start + j, j < d, from random_words(seed, quant_stream(step), i):
+//   word 1's top bit is the sign D_j (the decoder regenerates it from payload.seed/step);
+//   word 0 is the rounding draw of rotated coordinate j, and word 2 that of rotated coordinate
+//   d + j when d + j < n (n - d < d, so every padded position gets a draw of its own).
+// The payload holds all n rotated indices per bucket (the padding is sent: extra_indices).
+//
+// Variance. Rounding adds independent zero-mean noise e_j with Var e_j = (y_j - l)(r - y_j) in
+// the rotated domain, and out - a = (D H e)[0..d). Every entry of D H has magnitude 1/sqrt(n), so
+//   E||out - a||^2 = sum_{i<d} sum_j (DH)_{ij}^2 Var e_j = (d/n) sum_j Var e_j.
+// Without padding (d = n: every full bucket when bucket_size is a power of two) DH is orthogonal
+// and this is exactly the standard quantizer's variance in the rotated domain: a rotation
+// preserves lengths, so the added variance is the same in input units. With padding, the
+// inverse transform spreads part of the noise onto the discarded padded coordinates: the factor
+// d/n accounts for it.
+#include "quant/hadamard.h"
+
+#include <cmath>
+
+#include "quant/bucketing.h"
+#include "quant/rounding.h"
+#include "quant/standard.h"
+#include "quant/walsh_hadamard.h"
+
+namespace qnn {
+
+namespace {
+
+inline float sign_of(const Philox4& w) { return (w.v[1] >> 31) ? -1.0f : 1.0f; }
+
+// y = H D a (zero-padded to n), and, when u is given, the rounding draws of the n rotated coordinates.
+void rotate(const float* a, int64_t d, int64_t n, uint64_t seed, uint64_t stream, int64_t flat_begin, float* y,
+            float* u) {
+  for (int64_t j = 0; j < d; ++j) {
+    const Philox4 w = random_words(seed, stream, uint64_t(flat_begin + j));
+    y[j] = sign_of(w) * a[j];
+    if (u) {
+      u[j] = uniform_from_word(w.v[0]);
+      if (d + j < n) u[d + j] = uniform_from_word(w.v[2]);
+    }
+  }
+  for (int64_t j = d; j < n; ++j) y[j] = 0.0f;
+  walsh_hadamard(y, n);
+}
+
+// Where bucket b's rotated indices start in the packed stream: every full bucket sends
+// next_power_of_two(bucket_size) of them.
+int64_t rotated_begin(int64_t b, int64_t bucket_size) { return b * next_power_of_two(bucket_size); }
+
+}  // namespace
+
+HadamardQuantizer::HadamardQuantizer(QuantizerOptions options) : GradientQuantizer(std::move(options)) {
+  QNN_CHECK(options_.levels >= 2, "hadamard needs levels >= 2, got ", options_.levels);
+  QNN_CHECK(options_.bucket_size >= 1, "bucket_size must be >= 1, got ", options_.bucket_size);
+}
+
+Payload HadamardQuantizer::encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
+                                        uint64_t step) const {
+  const int levels = options_.levels;
+  const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
+  Payload p;
+  p.scheme = name();
+  p.size = n;
+  p.bucket_size = options_.bucket_size;
+  p.index_bits = index_bits_for(levels);
+  p.seed = seed, p.step = step, p.first_index = first;
+  p.scales.resize(2 * buckets.count);
+  p.passthrough.assign(x + buckets.quantized, x + n);
+  const int64_t full_pad = next_power_of_two(buckets.size);
+  int64_t total = 0;
+  for (int64_t b = 0; b < buckets.count; ++b) total += next_power_of_two(buckets.length(b));
+  p.extra_indices = total - buckets.quantized;
+  std::vector<uint32_t> index(total);
+  const uint64_t stream = quant_stream(step);
+#pragma omp parallel if (parallel_worthwhile(buckets.quantized))
+  {
+    std::vector<float> table(levels), y(full_pad), u(full_pad);
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < buckets.count; ++b) {
+      const int64_t begin = buckets.begin(b), d = buckets.length(b), padded = next_power_of_two(d);
+      rotate(x + begin, d, padded, seed, stream, first + begin, y.data(), u.data());
+      const UniformGrid grid = fit_uniform_grid(y.data(), padded, levels);
+      uniform_grid_points(grid, levels, table.data());
+      round_to_grid(y.data(), padded, grid, table.data(), levels, u.data(),
+                    index.data() + rotated_begin(b, buckets.size));
+      p.scales[2 * b] = grid.fmin;
+      p.scales[2 * b + 1] = grid.unit;
+    }
+  }
+  pack_indices(index.data(), total, p.index_bits, p.indices);
+  return p;
+}
+
+void HadamardQuantizer::decode(const Payload& p, float* out) const {
+  check_payload(p, "hadamard", options_.bucket_size, 2);
+  const int levels = options_.levels;
+  const int64_t quantized = p.size - int64_t(p.passthrough.size());
+  const int64_t count = int64_t(p.scales.size()) / 2;
+  const uint64_t stream = quant_stream(p.step);
+  const int64_t full_pad = next_power_of_two(p.bucket_size);
+#pragma omp parallel if (parallel_worthwhile(quantized))
+  {
+    std::vector<float> table(levels), z(full_pad);
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < count; ++b) {
+      const int64_t begin = b * p.bucket_size, d = std::min(p.bucket_size, quantized - begin);
+      const int64_t padded = next_power_of_two(d), at = rotated_begin(b, p.bucket_size);
+      uniform_grid_points(UniformGrid{p.scales[2 * b], p.scales[2 * b + 1]}, levels, table.data());
+      for (int64_t j = 0; j < padded; ++j) z[j] = table[read_index(p.indices.data(), at + j, p.index_bits)];
+      walsh_hadamard(z.data(), padded);
+      for (int64_t j = 0; j < d; ++j)
+        out[begin + j] = sign_of(random_words(p.seed, stream, uint64_t(p.first_index + begin + j))) * z[j] + 0.0f;  // no -0
+    }
+  }
+  std::copy(p.passthrough.begin(), p.passthrough.end(), out + quantized);
+}
+
+std::vector<std::vector<float>> HadamardQuantizer::bucket_levels_slice(const float* x, int64_t n, int64_t first,
+                                                                       uint64_t seed, uint64_t step) const {
+  const int levels = options_.levels;
+  const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
+  std::vector<std::vector<float>> out(buckets.count, std::vector<float>(levels));
+  std::vector<float> y(next_power_of_two(buckets.size));
+  for (int64_t b = 0; b < buckets.count; ++b) {
+    const int64_t d = buckets.length(b), padded = next_power_of_two(d);
+    rotate(x + buckets.begin(b), d, padded, seed, quant_stream(step), first + buckets.begin(b), y.data(), nullptr);
+    uniform_grid_points(fit_uniform_grid(y.data(), padded, levels), levels, out[b].data());
+  }
+  return out;
+}
+
+double HadamardQuantizer::variance_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
+                                         uint64_t step) const {
+  const int levels = options_.levels;
+  const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
+  std::vector<double> per_bucket(buckets.count);
+#pragma omp parallel if (parallel_worthwhile(buckets.quantized))
+  {
+    std::vector<float> table(levels), y(next_power_of_two(buckets.size));
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < buckets.count; ++b) {
+      const int64_t d = buckets.length(b), padded = next_power_of_two(d);
+      rotate(x + buckets.begin(b), d, padded, seed, quant_stream(step), first + buckets.begin(b), y.data(), nullptr);
+      const UniformGrid grid = fit_uniform_grid(y.data(), padded, levels);
+      uniform_grid_points(grid, levels, table.data());
+      per_bucket[b] = grid_variance(y.data(), padded, grid, table.data(), levels) * double(d) / double(padded);
+    }
+  }
+  double total = 0;
+  for (double v : per_bucket) total += v;
+  return total;
+}
+
+std::unique_ptr<GradientQuantizer> make_hadamard_quantizer(const QuantizerOptions& options) {
+  return std::make_unique<HadamardQuantizer>(options);
+}
+
+}  // namespace qnn

@@ -1,0 +1,168 @@
+// `standard` (spec 2.2; IST-DASLab/smart-quantizer, quantization.py): for each bucket a,
+//
+//   fmin = min(a), fmax = max(a), unit = (fmax - fmin)/(levels - 1)
+//   q_i  = fmin + v_i*unit,  v_i = floor((a_i - fmin)/unit + U_i)
+//
+// i.e. unbiased stochastic rounding between the two grid points around a_i; a constant bucket
+// is returned as is. Here the interval is located on the float grid itself (not by the division
+// alone) so that a value exactly on a grid point is returned unchanged, and the rounding up
+// happens with probability (a - low)/(high - low), drawn from random_uniform(seed,
+// quant_stream(step), flat index) as everywhere in quant/.
+#include "quant/standard.h"
+
+#include <cmath>
+#include <limits>
+
+#include "quant/bucketing.h"
+#include "quant/rounding.h"
+
+namespace qnn {
+
+UniformGrid fit_uniform_grid(const float* a, int64_t n, int levels) {
+  float lo = a[0], hi = a[0];
+  for (int64_t k = 1; k < n; ++k) lo = std::min(lo, a[k]), hi = std::max(hi, a[k]);
+  UniformGrid grid{lo, 0.0f};
+  if (!(hi > lo)) return grid;
+  const float steps = float(levels - 1);
+  grid.unit = float((double(hi) - double(lo)) / (levels - 1));
+  // Round unit up until the top point covers hi (a few ulps at most in practice; the factor
+  // bounds the loop when fmin dwarfs the range).
+  for (int tries = 0; lo + steps * grid.unit < hi; ++tries)
+    grid.unit = tries < 8 ? std::nextafter(grid.unit, std::numeric_limits<float>::infinity())
+                          : grid.unit * (1.0f + 0x1p-12f);
+  return grid;
+}
+
+void uniform_grid_points(const UniformGrid& grid, int levels, float* table) {
+  for (int j = 0; j < levels; ++j) table[j] = grid.fmin + float(j) * grid.unit;
+}
+
+namespace {
+
+// j with table[j] <= a < table[j+1] (j = levels - 2 for the top point), from the division and a
+// correction of float error; table nondecreasing, a within [table[0], table[levels-1]].
+inline int grid_interval(float a, const UniformGrid& grid, float inverse_unit, const float* table, int levels) {
+  int j = static_cast<int>((a - grid.fmin) * inverse_unit);
+  j = std::min(std::max(j, 0), levels - 2);
+  while (j > 0 && table[j] > a) --j;
+  while (j < levels - 2 && table[j + 1] <= a) ++j;
+  return j;
+}
+
+}  // namespace
+
+void round_to_grid(const float* a, int64_t n, const UniformGrid& grid, const float* table, int levels,
+                   const float* u, uint32_t* index) {
+  if (grid.unit == 0.0f) {
+    for (int64_t k = 0; k < n; ++k) index[k] = 0;
+    return;
+  }
+  const float inverse_unit = 1.0f / grid.unit;
+  for (int64_t k = 0; k < n; ++k) {
+    const int j = grid_interval(a[k], grid, inverse_unit, table, levels);
+    const float low = table[j], high = table[j + 1];
+    index[k] = uint32_t(j) + (u[k] * (high - low) < a[k] - low ? 1u : 0u);
+  }
+}
+
+double grid_variance(const float* a, int64_t n, const UniformGrid& grid, const float* table, int levels) {
+  if (grid.unit == 0.0f) return 0.0;
+  const float inverse_unit = 1.0f / grid.unit;
+  double sum = 0;
+  for (int64_t k = 0; k < n; ++k) {
+    const int j = grid_interval(a[k], grid, inverse_unit, table, levels);
+    sum += (double(a[k]) - table[j]) * (double(table[j + 1]) - a[k]);
+  }
+  return sum;
+}
+
+StandardQuantizer::StandardQuantizer(QuantizerOptions options) : GradientQuantizer(std::move(options)) {
+  QNN_CHECK(options_.levels >= 2, "standard needs levels >= 2, got ", options_.levels);
+  QNN_CHECK(options_.bucket_size >= 1, "bucket_size must be >= 1, got ", options_.bucket_size);
+}
+
+Payload StandardQuantizer::encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
+                                        uint64_t step) const {
+  const int levels = options_.levels;
+  const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
+  Payload p;
+  p.scheme = name();
+  p.size = n;
+  p.bucket_size = options_.bucket_size;
+  p.index_bits = index_bits_for(levels);
+  p.seed = seed, p.step = step, p.first_index = first;
+  p.scales.resize(2 * buckets.count);
+  p.passthrough.assign(x + buckets.quantized, x + n);
+  std::vector<uint32_t> index(buckets.quantized);
+  const uint64_t stream = quant_stream(step);
+#pragma omp parallel if (parallel_worthwhile(buckets.quantized))
+  {
+    std::vector<float> table(levels), u(std::min(buckets.size, buckets.quantized));
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < buckets.count; ++b) {
+      const int64_t begin = buckets.begin(b), d = buckets.length(b);
+      const UniformGrid grid = fit_uniform_grid(x + begin, d, levels);
+      uniform_grid_points(grid, levels, table.data());
+      for (int64_t k = 0; k < d; ++k) u[k] = random_uniform(seed, stream, uint64_t(first + begin + k));
+      round_to_grid(x + begin, d, grid, table.data(), levels, u.data(), index.data() + begin);
+      p.scales[2 * b] = grid.fmin;
+      p.scales[2 * b + 1] = grid.unit;
+    }
+  }
+  pack_indices(index.data(), buckets.quantized, p.index_bits, p.indices);
+  return p;
+}
+
+void StandardQuantizer::decode(const Payload& p, float* out) const {
+  check_payload(p, "standard", options_.bucket_size, 2);
+  const int levels = options_.levels;
+  const int64_t quantized = p.size - int64_t(p.passthrough.size());
+  const int64_t count = int64_t(p.scales.size()) / 2;
+#pragma omp parallel if (parallel_worthwhile(quantized))
+  {
+    std::vector<float> table(levels);
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < count; ++b) {
+      const int64_t begin = b * p.bucket_size, d = std::min(p.bucket_size, quantized - begin);
+      uniform_grid_points(UniformGrid{p.scales[2 * b], p.scales[2 * b + 1]}, levels, table.data());
+      for (int64_t k = 0; k < d; ++k) out[begin + k] = table[read_index(p.indices.data(), begin + k, p.index_bits)];
+    }
+  }
+  std::copy(p.passthrough.begin(), p.passthrough.end(), out + quantized);
+}
+
+std::vector<std::vector<float>> StandardQuantizer::bucket_levels_slice(const float* x, int64_t n, int64_t, uint64_t,
+                                                                       uint64_t) const {
+  const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
+  std::vector<std::vector<float>> out(buckets.count, std::vector<float>(options_.levels));
+  for (int64_t b = 0; b < buckets.count; ++b)
+    uniform_grid_points(fit_uniform_grid(x + buckets.begin(b), buckets.length(b), options_.levels),
+                        options_.levels, out[b].data());
+  return out;
+}
+
+double StandardQuantizer::variance_slice(const float* x, int64_t n, int64_t, uint64_t, uint64_t) const {
+  const int levels = options_.levels;
+  const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
+  std::vector<double> per_bucket(buckets.count);
+#pragma omp parallel if (parallel_worthwhile(buckets.quantized))
+  {
+    std::vector<float> table(levels);
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < buckets.count; ++b) {
+      const float* a = x + buckets.begin(b);
+      const UniformGrid grid = fit_uniform_grid(a, buckets.length(b), levels);
+      uniform_grid_points(grid, levels, table.data());
+      per_bucket[b] = grid_variance(a, buckets.length(b), grid, table.data(), levels);
+    }
+  }
+  double total = 0;  // summed in bucket order: the same on any thread count
+  for (double v : per_bucket) total += v;
+  return total;
+}
+
+std::unique_ptr<GradientQuantizer> make_standard_quantizer(const QuantizerOptions& options) {
+  return std::make_unique<StandardQuantizer>(options);
+}
+
+}  // namespace qnn

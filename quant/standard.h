@@ -1,0 +1,56 @@
+// The `standard` gradient quantizer of smart-quantizer: a uniform grid of `levels` points from the
+// bucket's min to its max, unbiased stochastic rounding to adjacent points (spec 2.2; source
+// IST-DASLab/smart-quantizer, quantization.py). No sign bit; the scale is (fmin, unit).
+//
+// Also the min-max grid pieces the Hadamard quantizer reuses on its rotated buckets.
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "quant/quantizer.h"
+
+namespace qnn {
+
+// The grid fmin + j*unit, j = 0..levels-1. unit = (max - min)/(levels - 1), rounded up by ulps
+// where needed so that the top point is >= max in float (no coordinate lies above the grid).
+// A constant bucket has unit 0: every point is fmin.
+struct UniformGrid {
+  float fmin = 0, unit = 0;
+};
+UniformGrid fit_uniform_grid(const float* a, int64_t n, int levels);
+// The grid's points, table[j] = fmin + j*unit: encoder, decoder and bucket_levels share it, so
+// every decoded value is exactly one of these floats.
+void uniform_grid_points(const UniformGrid& grid, int levels, float* table);
+// The level index of each a[k]: the interval [table[j], table[j+1]] holding it, then j + 1 when
+// u[k]*(table[j+1] - table[j]) < a[k] - table[j] (quant/rounding.h's rule).
+void round_to_grid(const float* a, int64_t n, const UniformGrid& grid, const float* table, int levels,
+                   const float* u, uint32_t* index);
+// Sum over a[k] of (a - table[j])(table[j+1] - a): the variance the rounding adds (spec 2.6).
+double grid_variance(const float* a, int64_t n, const UniformGrid& grid, const float* table, int levels);
+
+class StandardQuantizer : public GradientQuantizer {
+ public:
+  explicit StandardQuantizer(QuantizerOptions options);
+  std::string name() const override { return "standard"; }
+
+  Payload encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const override {
+    return encode_slice(x, n, 0, seed, step);
+  }
+  void decode(const Payload& payload, float* out) const override;
+  std::vector<std::vector<float>> bucket_levels(const float* x, int64_t n, uint64_t seed,
+                                                uint64_t step) const override {
+    return bucket_levels_slice(x, n, 0, seed, step);
+  }
+  double variance(const float* x, int64_t n, uint64_t seed, uint64_t step) const override {
+    return variance_slice(x, n, 0, seed, step);
+  }
+
+  Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
+  std::vector<std::vector<float>> bucket_levels_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
+                                                      uint64_t step) const override;
+  double variance_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
+};
+
+std::unique_ptr<GradientQuantizer> make_standard_quantizer(const QuantizerOptions& options);
+
+}  // namespace qnn
