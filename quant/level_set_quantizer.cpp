@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "quant/level_lookup.h"
 #include "quant/level_sets.h"
 #include "quant/pack_parallel.h"
 #include "quant/rounding.h"
@@ -91,7 +92,7 @@ Payload LevelSetQuantizer::encode(const float* x, int64_t n, uint64_t seed, uint
       const int64_t len = std::min(kChunk, end - chunk);
       for (int64_t k = 0; k < len; ++k) u[k] = random_uniform(seed, stream, uint64_t(chunk + k));
       for (int64_t k = 0; k < len; ++k)
-        index[chunk + k] = stochastic_round(levels, count, x[chunk + k] / denom, u[k]);
+        index[chunk + k] = round_to_level(levels, count, x[chunk + k] / denom, u[k]);
     }
   }
   pack_indices_parallel(index.data(), quantized, p.index_bits, p.indices);
@@ -155,7 +156,7 @@ double LevelSetQuantizer::variance(const float* x, int64_t n, uint64_t, uint64_t
     const float s = bucket_norm(x + begin, end - begin);
     const float denom = s + kNormEps;
     double v = 0.0;
-    for (int64_t i = begin; i < end; ++i) v += rounding_variance(levels, count, x[i] / denom);
+    for (int64_t i = begin; i < end; ++i) v += level_variance(levels, count, x[i] / denom);
     per_bucket[b] = double(s) * double(s) * v;
   }
   double total = 0.0;  // summed in bucket order: the same result for any thread count
