@@ -1,0 +1,213 @@
+// LevelSetQuantizer (see quant/level_set_quantizer.h): per bucket s = ||x||_2 or ||x||_inf,
+// r = x / (s + 1e-7), unbiased stochastic rounding of r over a level table in [-1, 1],
+// out = s * level (learning-to-quantize `nuq/quantize.py`; spec 3.1, variance as in spec 2.6).
+#include "quant/level_set_quantizer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "quant/level_lookup.h"
+#include "quant/level_sets.h"
+#include "quant/pack_parallel.h"
+#include "quant/rounding.h"
+#include "tensor/check.h"
+
+namespace qnn {
+
+namespace {
+
+constexpr float kNormEps = 1e-7f;  // the reference's EPS, added to the norm before dividing
+// Below this many coordinates a parallel region costs more than it saves.
+constexpr int64_t kParallelMin = 1 << 15;
+constexpr int64_t kChunk = 256;  // uniform draws computed ahead of the rounding loop
+
+void check_levels(const std::vector<float>& levels) {
+  QNN_CHECK(levels.size() >= 2 && levels.size() <= (size_t(1) << 16),
+            "a level table needs 2..65536 levels, got ", levels.size());
+  for (size_t i = 0; i < levels.size(); ++i) {
+    QNN_CHECK(levels[i] >= -1.0f && levels[i] <= 1.0f, "levels must lie in [-1, 1]; level ", i,
+              " is ", levels[i]);
+    QNN_CHECK(i == 0 || levels[i - 1] < levels[i], "levels must be sorted strictly increasing; ",
+              "level ", i - 1, " = ", levels[i - 1], " then ", levels[i]);
+  }
+}
+
+}  // namespace
+
+LevelSetQuantizer::LevelSetQuantizer(std::string name, LevelNorm norm, std::vector<float> levels,
+                                     QuantizerOptions options)
+    : GradientQuantizer(std::move(options)), name_(std::move(name)), norm_(norm) {
+  QNN_CHECK(options_.bucket_size >= 1, "bucket_size must be >= 1, got ", options_.bucket_size);
+  set_levels(std::move(levels));
+}
+
+void LevelSetQuantizer::set_levels(std::vector<float> levels) {
+  check_levels(levels);
+  levels_ = std::move(levels);
+}
+
+int64_t LevelSetQuantizer::quantized_count(int64_t n) const {
+  const int64_t b = options_.bucket_size;
+  return options_.quantize_tail ? n : (n / b) * b;
+}
+
+float LevelSetQuantizer::bucket_norm(const float* x, int64_t len) const {
+  if (norm_ == LevelNorm::Linf) {
+    float m = 0.0f;
+    for (int64_t i = 0; i < len; ++i) m = std::max(m, std::fabs(x[i]));
+    return m;
+  }
+  double ss = 0.0;
+  for (int64_t i = 0; i < len; ++i) ss += double(x[i]) * double(x[i]);
+  return static_cast<float>(std::sqrt(ss));
+}
+
+Payload LevelSetQuantizer::encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const {
+  QNN_CHECK(n >= 0 && (x != nullptr || n == 0), "needs n >= 0 coordinates and data, got n = ", n);
+  const int64_t bucket = options_.bucket_size, quantized = quantized_count(n);
+  const int64_t buckets = (quantized + bucket - 1) / bucket;
+  const float* levels = levels_.data();
+  const int count = static_cast<int>(levels_.size());
+  const uint64_t stream = quant_stream(step);
+
+  Payload p;
+  p.scheme = name_;
+  p.size = n;
+  p.bucket_size = bucket;
+  p.index_bits = index_bits_for(count);
+  p.levels = levels_;
+  p.seed = seed;
+  p.step = step;
+  p.scales.resize(buckets);
+  std::vector<uint32_t> index(quantized);
+#pragma omp parallel for schedule(static) if (quantized >= kParallelMin)
+  for (int64_t b = 0; b < buckets; ++b) {
+    const int64_t begin = b * bucket, end = std::min(begin + bucket, quantized);
+    const float s = bucket_norm(x + begin, end - begin);
+    p.scales[b] = s;
+    const float denom = s + kNormEps;
+    // Draws first, in chunks: the counter-based generator vectorizes in a loop of its own.
+    float u[kChunk];
+    for (int64_t chunk = begin; chunk < end; chunk += kChunk) {
+      const int64_t len = std::min(kChunk, end - chunk);
+      for (int64_t k = 0; k < len; ++k) u[k] = random_uniform(seed, stream, uint64_t(chunk + k));
+      for (int64_t k = 0; k < len; ++k)
+        index[chunk + k] = round_to_level(levels, count, x[chunk + k] / denom, u[k]);
+    }
+  }
+  pack_indices_parallel(index.data(), quantized, p.index_bits, p.indices);
+  p.passthrough.assign(x + quantized, x + n);
+  return p;
+}
+
+void LevelSetQuantizer::decode(const Payload& p, float* out) const {
+  const int64_t quantized = p.size - int64_t(p.passthrough.size());
+  QNN_CHECK(p.bucket_size >= 1 && quantized >= 0, "malformed payload: bucket_size ",
+            p.bucket_size, ", size ", p.size, ", ", p.passthrough.size(), " passthrough");
+  const int64_t bucket = p.bucket_size, buckets = (quantized + bucket - 1) / bucket;
+  QNN_CHECK(int64_t(p.scales.size()) == buckets, "payload has ", p.scales.size(),
+            " scales for ", buckets, " quantized buckets");
+  QNN_CHECK(p.levels.size() >= 1 && p.index_bits == index_bits_for(int64_t(p.levels.size())),
+            "payload has ", p.levels.size(), " levels but ", p.index_bits, "-bit indices");
+  QNN_CHECK(int64_t(p.indices.size()) * 64 >= quantized * p.index_bits, "payload has ",
+            p.indices.size(), " index words for ", quantized, " indices of ", p.index_bits, " bits");
+  const float* levels = p.levels.data();
+  const uint32_t count = static_cast<uint32_t>(p.levels.size());
+  int bad = 0;
+#pragma omp parallel for schedule(static) reduction(| : bad) if (quantized >= kParallelMin)
+  for (int64_t b = 0; b < buckets; ++b) {
+    const int64_t begin = b * bucket, end = std::min(begin + bucket, quantized);
+    const float s = p.scales[b];
+    for (int64_t i = begin; i < end; ++i) {
+      const uint32_t k = unpack_index(p.indices, i, p.index_bits);
+      bad |= k >= count;
+      out[i] = s * levels[std::min(k, count - 1)];
+    }
+  }
+  QNN_CHECK(!bad, "payload holds a level index beyond its ", count, " levels");
+  std::copy(p.passthrough.begin(), p.passthrough.end(), out + quantized);
+}
+
+std::vector<std::vector<float>> LevelSetQuantizer::bucket_levels(const float* x, int64_t n,
+                                                                 uint64_t, uint64_t) const {
+  QNN_CHECK(n >= 0 && (x != nullptr || n == 0), "needs n >= 0 coordinates and data, got n = ", n);
+  const int64_t bucket = options_.bucket_size, quantized = quantized_count(n);
+  const int64_t buckets = (quantized + bucket - 1) / bucket;
+  std::vector<std::vector<float>> result(buckets + (quantized < n ? 1 : 0));
+  for (int64_t b = 0; b < buckets; ++b) {
+    const int64_t begin = b * bucket, end = std::min(begin + bucket, quantized);
+    const float s = bucket_norm(x + begin, end - begin);
+    result[b].reserve(levels_.size());
+    for (float l : levels_) result[b].push_back(s * l);
+  }
+  return result;
+}
+
+double LevelSetQuantizer::variance(const float* x, int64_t n, uint64_t, uint64_t) const {
+  QNN_CHECK(n >= 0 && (x != nullptr || n == 0), "needs n >= 0 coordinates and data, got n = ", n);
+  const int64_t bucket = options_.bucket_size, quantized = quantized_count(n);
+  const int64_t buckets = (quantized + bucket - 1) / bucket;
+  const float* levels = levels_.data();
+  const int count = static_cast<int>(levels_.size());
+  std::vector<double> per_bucket(buckets);
+#pragma omp parallel for schedule(static) if (quantized >= kParallelMin)
+  for (int64_t b = 0; b < buckets; ++b) {
+    const int64_t begin = b * bucket, end = std::min(begin + bucket, quantized);
+    const float s = bucket_norm(x + begin, end - begin);
+    const float denom = s + kNormEps;
+    double v = 0.0;
+    for (int64_t i = begin; i < end; ++i) v += level_variance(levels, count, x[i] / denom);
+    per_bucket[b] = double(s) * double(s) * v;
+  }
+  double total = 0.0;  // summed in bucket order: the same result for any thread count
+  for (double v : per_bucket) total += v;
+  return total;
+}
+
+int level_set_bits(const QuantizerOptions& options, const std::string& scheme) {
+  if (options.bits != 0) {
+    QNN_CHECK(options.bits >= 1 && options.bits <= 16, scheme, ": bits must be 1..16 (2^bits ",
+              "levels, sign included), got ", options.bits);
+    return options.bits;
+  }
+  const int levels = options.levels;
+  QNN_CHECK(levels >= 2 && (levels & (levels - 1)) == 0, scheme, ": with bits unset the level ",
+            "count must be a power of two >= 2 (2^bits levels, sign included), got ", levels);
+  int bits = 0;
+  while ((1 << bits) < levels) ++bits;
+  return bits;
+}
+
+namespace {
+QuantizerOptions tail_passed_through(QuantizerOptions options) {
+  options.quantize_tail = false;
+  return options;
+}
+}  // namespace
+
+std::unique_ptr<GradientQuantizer> make_qsgd_quantizer(const QuantizerOptions& options) {
+  return std::make_unique<LevelSetQuantizer>("qsgd", LevelNorm::L2,
+                                             uniform_levels(level_set_bits(options, "qsgd")),
+                                             tail_passed_through(options));
+}
+
+std::unique_ptr<GradientQuantizer> make_qinf_quantizer(const QuantizerOptions& options) {
+  return std::make_unique<LevelSetQuantizer>("qinf", LevelNorm::Linf,
+                                             uniform_levels(level_set_bits(options, "qinf")),
+                                             tail_passed_through(options));
+}
+
+std::unique_ptr<GradientQuantizer> make_nuq_quantizer(const QuantizerOptions& options) {
+  return std::make_unique<LevelSetQuantizer>(
+      "nuq", LevelNorm::L2,
+      exponential_levels(level_set_bits(options, "nuq"), options.nuq_multiplier),
+      tail_passed_through(options));
+}
+
+std::unique_ptr<GradientQuantizer> make_trn_quantizer(const QuantizerOptions& options) {
+  QNN_CHECK(options.bits >= 0, "trn: bits must be >= 0 (it is ignored), got ", options.bits);
+  return std::make_unique<LevelSetQuantizer>("trn", LevelNorm::Linf, ternary_levels(),
+                                             tail_passed_through(options));
+}
+
+}  // namespace qnn
