@@ -25,6 +25,10 @@ class IntervalCost {
  public:
   IntervalCost(const float* sorted, int64_t count);
   int64_t size() const { return int64_t(a_.size()); }
+  // The shifted value a_t - shift, and the prefix sums S_t and SS_t of the shifted values.
+  double value(int64_t t) const { return a_[t]; }
+  double sum(int64_t t) const { return s_[t]; }
+  double sum_sq(int64_t t) const { return ss_[t]; }
   // err(i, j) for 0 <= i <= j < size(): the rounding variance of a_i..a_j between a_i and a_j.
   double operator()(int64_t i, int64_t j) const {
     const double ai = a_[i], aj = a_[j];
@@ -35,8 +39,8 @@ class IntervalCost {
   std::vector<double> a_, s_, ss_;  // shifted values and their prefix sums (s_[0] = ss_[0] = 0)
 };
 
-// The chosen points: K+1 ascending candidate indices, first 0 and last count-1, and the DP's
-// total cost dp[K][count-1].
+// The chosen points: K+1 ascending candidate indices, first 0 and last count-1, and their total
+// cost, sum_k err(index[k-1], index[k]) = dp[K][count-1].
 struct LevelPoints {
   std::vector<int64_t> index;
   double cost = 0.0;
