@@ -116,9 +116,11 @@ Payload SmartQuantizer::encode(const float* x, int64_t n, uint64_t seed, uint64_
     const int64_t start = b * bucket, end = std::min(n, start + bucket);
     const std::vector<float> levels = fit_bucket(x, start, end - start, seed, step);
     std::copy(levels.begin(), levels.end(), p.levels.begin() + b * count);
+    // The draws first, in a loop of their own that the compiler vectorizes, then the rounding.
+    std::vector<float> u(size_t(end - start));
+    for (int64_t i = start; i < end; ++i) u[size_t(i - start)] = random_uniform(seed, stream, uint64_t(i));
     for (int64_t i = start; i < end; ++i)
-      index[size_t(i)] = uint32_t(
-          stochastic_round(levels.data(), count, x[i], random_uniform(seed, stream, uint64_t(i))));
+      index[size_t(i)] = uint32_t(stochastic_round(levels.data(), count, x[i], u[size_t(i - start)]));
   }
   pack_indices(index.data(), n, p.index_bits, p.indices);
   return p;
