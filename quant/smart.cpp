@@ -1,0 +1,189 @@
+// The `smart` quantizer (spec 2.5): sampled candidates with forced min/max endpoints,
+// variance-optimal levels by the divide-and-conquer DP, unbiased stochastic rounding between
+// adjacent levels, Var = sum (x - l)(r - x). Buckets are independent, so they run in parallel
+// (OpenMP); every bucket writes only its own slots, so the output does not depend on threads.
+#include "quant/smart.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "quant/level_dp.h"
+#include "quant/rounding.h"
+#include "tensor/check.h"
+#include "tensor/random.h"
+
+namespace qnn {
+
+namespace {
+
+constexpr int64_t kMinCandidates = 512;  // smart-quantizer's floor on the candidate count
+
+// Buckets run on several threads only when there is enough work to repay waking them.
+bool worth_threads(int64_t n, int64_t buckets) { return buckets > 1 && n >= 16384; }
+
+void check_input(const float* x, int64_t n) {
+  QNN_CHECK(n >= 0, "gradient length must be >= 0, got ", n);
+  QNN_CHECK(n == 0 || x != nullptr, "null gradient pointer with length ", n);
+  for (int64_t i = 0; i < n; ++i)
+    QNN_CHECK(std::isfinite(x[i]), "gradient coordinate ", i, " is ", x[i],
+              "; smart levels need finite values");
+}
+
+}  // namespace
+
+int64_t smart_candidate_count(int64_t d, double sample_fraction) {
+  QNN_CHECK(d >= 1, "bucket length must be >= 1, got ", d);
+  QNN_CHECK(sample_fraction > 0.0 && sample_fraction <= 1.0, "sample_fraction must be in (0, 1], got ",
+            sample_fraction);
+  const int64_t c = std::max(int64_t(std::floor(sample_fraction * double(d))), kMinCandidates);
+  return std::min(c, d);
+}
+
+std::vector<float> smart_candidates(const float* values, int64_t d, int64_t start,
+                                    double sample_fraction, uint64_t seed, uint64_t step) {
+  const int64_t c = smart_candidate_count(d, sample_fraction);
+  std::vector<float> a(size_t(c), 0.0f);
+  if (c == d) {
+    std::copy(values, values + d, a.begin());
+    std::sort(a.begin(), a.end());
+    return a;  // endpoints already the min and max
+  }
+  // Partial Fisher-Yates: after r swaps, order[0..r) is a uniform sample of r distinct indices.
+  // Draw r picks uniformly from the d - r indices not yet taken (64 random bits modulo the
+  // range: bias below 2^-40 for any bucket that fits in memory).
+  std::vector<int32_t> order(static_cast<size_t>(d));
+  std::iota(order.begin(), order.end(), 0);
+  const uint64_t stream = smart_sample_stream(step);
+  for (int64_t r = 0; r < c; ++r) {
+    const Philox4 w = random_words(seed, stream, uint64_t(start + r));
+    const uint64_t bits = (uint64_t(w.v[0]) << 32) | w.v[1];
+    const int64_t pick = r + int64_t(bits % uint64_t(d - r));
+    std::swap(order[size_t(r)], order[size_t(pick)]);
+    a[size_t(r)] = values[order[size_t(r)]];
+  }
+  std::sort(a.begin(), a.end());
+  const auto [lo, hi] = std::minmax_element(values, values + d);
+  a.front() = *lo;
+  a.back() = *hi;
+  return a;
+}
+
+SmartQuantizer::SmartQuantizer(QuantizerOptions options) : GradientQuantizer(std::move(options)) {
+  QNN_CHECK(options_.levels >= 2, "smart needs levels >= 2, got ", options_.levels);
+  QNN_CHECK(options_.levels <= (1 << 16), "smart levels must be <= 65536, got ", options_.levels);
+  QNN_CHECK(options_.bucket_size >= 1, "bucket_size must be >= 1, got ", options_.bucket_size);
+  QNN_CHECK(options_.bucket_size <= std::numeric_limits<int32_t>::max(),
+            "bucket_size must be < 2^31, got ", options_.bucket_size);
+  QNN_CHECK(options_.sample_fraction > 0.0 && options_.sample_fraction <= 1.0,
+            "sample_fraction must be in (0, 1], got ", options_.sample_fraction);
+  QNN_CHECK(options_.quantize_tail,
+            "smart quantizes the partial last bucket as a bucket of its own (smart-quantizer); "
+            "quantize_tail = false is not supported");
+}
+
+int64_t SmartQuantizer::bucket_count(int64_t n) const {
+  return (n + options_.bucket_size - 1) / options_.bucket_size;
+}
+
+std::vector<float> SmartQuantizer::fit_bucket(const float* x, int64_t start, int64_t d,
+                                              uint64_t seed, uint64_t step) const {
+  const std::vector<float> a =
+      smart_candidates(x + start, d, start, options_.sample_fraction, seed, step);
+  const LevelPoints points = optimal_level_points(a.data(), int64_t(a.size()), options_.levels - 1);
+  std::vector<float> levels(points.index.size());
+  for (size_t k = 0; k < levels.size(); ++k) levels[k] = a[size_t(points.index[k])];
+  return levels;
+}
+
+Payload SmartQuantizer::encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const {
+  check_input(x, n);
+  const int64_t buckets = bucket_count(n), bucket = options_.bucket_size;
+  const int count = options_.levels;
+  Payload p;
+  p.scheme = name();
+  p.size = n;
+  p.bucket_size = bucket;
+  p.index_bits = index_bits_for(count);
+  p.seed = seed;
+  p.step = step;
+  p.levels.resize(size_t(buckets) * size_t(count));
+  std::vector<uint32_t> index(static_cast<size_t>(n));
+  const uint64_t stream = quant_stream(step);
+#pragma omp parallel for schedule(dynamic) if (worth_threads(n, buckets))
+  for (int64_t b = 0; b < buckets; ++b) {
+    const int64_t start = b * bucket, end = std::min(n, start + bucket);
+    const std::vector<float> levels = fit_bucket(x, start, end - start, seed, step);
+    std::copy(levels.begin(), levels.end(), p.levels.begin() + b * count);
+    // The draws first, in a loop of their own that the compiler vectorizes, then the rounding.
+    std::vector<float> u(size_t(end - start));
+    for (int64_t i = start; i < end; ++i) u[size_t(i - start)] = random_uniform(seed, stream, uint64_t(i));
+    for (int64_t i = start; i < end; ++i)
+      index[size_t(i)] = uint32_t(stochastic_round(levels.data(), count, x[i], u[size_t(i - start)]));
+  }
+  pack_indices(index.data(), n, p.index_bits, p.indices);
+  return p;
+}
+
+void SmartQuantizer::decode(const Payload& p, float* out) const {
+  const int count = options_.levels;
+  QNN_CHECK(p.scheme == name(), "payload is from scheme '", p.scheme, "', expected 'smart'");
+  QNN_CHECK(p.size == 0 || p.bucket_size >= 1, "payload bucket_size must be >= 1, got ",
+            p.bucket_size);
+  const int64_t n = p.size, bucket = std::max<int64_t>(p.bucket_size, 1);
+  const int64_t buckets = (n + bucket - 1) / bucket;
+  QNN_CHECK(p.index_bits == index_bits_for(count), "payload has ", p.index_bits,
+            "-bit indices, expected ", index_bits_for(count), " for ", count, " levels");
+  QNN_CHECK(int64_t(p.levels.size()) == buckets * count, "payload has ", p.levels.size(),
+            " levels, expected ", buckets * count, " (", buckets, " buckets x ", count, ")");
+  QNN_CHECK(int64_t(p.indices.size()) * 64 >= n * p.index_bits, "payload has ", p.indices.size(),
+            " index words, too few for ", n, " coordinates");
+  QNN_CHECK(p.passthrough.empty(), "smart payloads carry no passthrough values, got ",
+            p.passthrough.size());
+#pragma omp parallel for schedule(static) if (worth_threads(n, buckets))
+  for (int64_t b = 0; b < buckets; ++b) {
+    const float* levels = p.levels.data() + b * count;
+    const int64_t end = std::min(n, (b + 1) * bucket);
+    for (int64_t i = b * bucket; i < end; ++i) {
+      const uint32_t k = unpack_index(p.indices, i, p.index_bits);
+      out[i] = levels[std::min<uint32_t>(k, uint32_t(count - 1))];
+    }
+  }
+}
+
+std::vector<std::vector<float>> SmartQuantizer::bucket_levels(const float* x, int64_t n,
+                                                              uint64_t seed, uint64_t step) const {
+  check_input(x, n);
+  const int64_t buckets = bucket_count(n), bucket = options_.bucket_size;
+  std::vector<std::vector<float>> levels(static_cast<size_t>(buckets));
+#pragma omp parallel for schedule(dynamic) if (worth_threads(n, buckets))
+  for (int64_t b = 0; b < buckets; ++b) {
+    const int64_t start = b * bucket, end = std::min(n, start + bucket);
+    levels[size_t(b)] = fit_bucket(x, start, end - start, seed, step);
+  }
+  return levels;
+}
+
+double SmartQuantizer::variance(const float* x, int64_t n, uint64_t seed, uint64_t step) const {
+  check_input(x, n);
+  const int64_t buckets = bucket_count(n), bucket = options_.bucket_size;
+  const int count = options_.levels;
+  std::vector<double> per_bucket(size_t(buckets), 0.0);
+#pragma omp parallel for schedule(dynamic) if (worth_threads(n, buckets))
+  for (int64_t b = 0; b < buckets; ++b) {
+    const int64_t start = b * bucket, end = std::min(n, start + bucket);
+    const std::vector<float> levels = fit_bucket(x, start, end - start, seed, step);
+    double sum = 0.0;
+    for (int64_t i = start; i < end; ++i) sum += rounding_variance(levels.data(), count, x[i]);
+    per_bucket[size_t(b)] = sum;
+  }
+  // Summed in bucket order, so the result does not depend on the thread count.
+  return std::accumulate(per_bucket.begin(), per_bucket.end(), 0.0);
+}
+
+std::unique_ptr<GradientQuantizer> make_smart_quantizer(const QuantizerOptions& options) {
+  return std::make_unique<SmartQuantizer>(options);
+}
+
+}  // namespace qnn
