@@ -31,7 +31,7 @@ BENCH_SRC := $(wildcard bench/*.cpp)
 BENCHES := $(BENCH_SRC:%.cpp=$(BUILD)/%)
 
 .PHONY: all test clean cifar10
-.SECONDARY:
+.PRECIOUS: $(BUILD)/apps/%.o $(BUILD)/bench/%.o
 all: $(APPS) $(BUILD)/qnn_tests $(BENCHES)
 
 $(BUILD)/libqnn.a: $(LIB_OBJ)

@@ -4,9 +4,12 @@
 // scheme adds its row here and nothing else changes (apps, hook and tests go through the table).
 #include <functional>
 
+#include "quant/adaptive_quantizer.h"
 #include "quant/exponential.h"
 #include "quant/hadamard.h"
+#include "quant/level_set_quantizer.h"
 #include "quant/quantizer.h"
+#include "quant/smart.h"
 #include "quant/standard.h"
 #include "tensor/check.h"
 
@@ -28,9 +31,17 @@ const std::vector<Entry>& registry() {
       {"standard", make_standard_quantizer},
       {"exponential", make_exponential_quantizer},
       {"hadamard", make_hadamard_quantizer},
-      // smart-quantizer's variance-optimal levels (spec 2.5): "smart" -> make_smart_quantizer.
-      // learning-to-quantize level sets (spec 3.1): "qsgd"/"qinf"/"nuq"/"trn".
-      // learning-to-quantize adaptive levels (spec 3.4, 3.5): "alq"/"alq_nb"/"amq"/"amq_nb".
+      {"smart", make_smart_quantizer},
+      // learning-to-quantize level sets (spec 3.1)
+      {"qsgd", make_qsgd_quantizer},
+      {"qinf", make_qinf_quantizer},
+      {"nuq", make_nuq_quantizer},
+      {"trn", make_trn_quantizer},
+      // learning-to-quantize adaptive levels (spec 3.4-3.6)
+      {"alq", [](const QuantizerOptions& o) { return make_adaptive_quantizer("alq", o); }},
+      {"alq_nb", [](const QuantizerOptions& o) { return make_adaptive_quantizer("alq_nb", o); }},
+      {"amq", [](const QuantizerOptions& o) { return make_adaptive_quantizer("amq", o); }},
+      {"amq_nb", [](const QuantizerOptions& o) { return make_adaptive_quantizer("amq_nb", o); }},
   };
   return entries;
 }
