@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "tensor/allocator.h"
 #include "tensor/random.h"
 
 namespace qnn {
@@ -28,12 +29,10 @@ std::string shape_str(const Shape& shape) {
 
 Storage::Storage(int64_t n, Device dev) : numel(n), device(dev) {
   QNN_CHECK(dev == Device::CPU, "this build has no CUDA backend; cannot allocate on ", device_name(dev));
-  const size_t bytes = ((static_cast<size_t>(n) * sizeof(float) + 63) / 64) * 64;
-  data = static_cast<float*>(std::aligned_alloc(64, bytes > 0 ? bytes : 64));
-  QNN_CHECK(data != nullptr, "out of memory allocating ", bytes, " bytes");
+  data = static_cast<float*>(cpu_allocate(static_cast<size_t>(n) * sizeof(float)));
 }
 
-Storage::~Storage() { std::free(data); }
+Storage::~Storage() { cpu_free(data, static_cast<size_t>(numel) * sizeof(float)); }
 
 Tensor::Tensor(Shape shape, Device device)
     : storage_(std::make_shared<Storage>(shape_numel(shape), device)),

@@ -24,8 +24,8 @@ const char* device_name(Device device);
 int64_t shape_numel(const Shape& shape);
 std::string shape_str(const Shape& shape);  // "[128, 3, 32, 32]"
 
-// A block of memory on one device. Allocated 64-byte aligned on the CPU (one cache line,
-// one AVX-512 vector), so kernels may use aligned loads at the start of a buffer.
+// A block of memory on one device, from the caching allocator (tensor/allocator.h): 64-byte
+// aligned on the CPU (one cache line, one AVX-512 vector), reused across training steps.
 struct Storage {
   Storage(int64_t numel, Device device);
   ~Storage();

@@ -1,6 +1,7 @@
 // Tensor basics: shapes, views sharing storage, copies, seeded creation.
 #include <doctest.h>
 
+#include "tensor/allocator.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
@@ -43,4 +44,19 @@ TEST_CASE("random: Philox is deterministic, counter-addressed and uniform") {
   s = s / n.numel() - m * m;
   CHECK(std::abs(m) < 0.03);
   CHECK(s == doctest::Approx(1.0).epsilon(0.03));
+}
+
+TEST_CASE("allocator: freed blocks are reused by the next request of that size") {
+  const AllocatorStats before = cpu_allocator_stats();
+  const float* first = nullptr;
+  {
+    Tensor t({1000, 1000});
+    first = t.data();
+    CHECK(reinterpret_cast<uintptr_t>(first) % 64 == 0);
+  }
+  Tensor again({1000, 1000});
+  CHECK(again.data() == first);  // the same block, no system allocation
+  const AllocatorStats after = cpu_allocator_stats();
+  CHECK(after.reused >= before.reused + 1);
+  CHECK(after.live_bytes >= before.live_bytes + int64_t(sizeof(float)) * 1000 * 1000);
 }

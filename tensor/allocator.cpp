@@ -1,0 +1,79 @@
+// CPU caching allocator (see tensor/allocator.h).
+#include "tensor/allocator.h"
+
+#include <cstdlib>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "tensor/check.h"
+
+namespace qnn {
+
+namespace {
+
+struct Cache {
+  std::mutex mutex;
+  std::unordered_map<size_t, std::vector<void*>> free_blocks;  // rounded size -> blocks
+  AllocatorStats stats;
+};
+
+Cache& cache() {
+  static Cache* c = new Cache;  // never destroyed: Storage may be freed during static destruction
+  return *c;
+}
+
+size_t rounded(size_t bytes) {
+  const size_t unit = bytes > (size_t(1) << 20) ? (size_t(1) << 16) : 64;
+  return ((bytes > 0 ? bytes : 1) + unit - 1) / unit * unit;
+}
+
+}  // namespace
+
+void* cpu_allocate(size_t bytes) {
+  const size_t size = rounded(bytes);
+  Cache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    auto it = c.free_blocks.find(size);
+    if (it != c.free_blocks.end() && !it->second.empty()) {
+      void* block = it->second.back();
+      it->second.pop_back();
+      ++c.stats.reused;
+      c.stats.cached_bytes -= int64_t(size);
+      c.stats.live_bytes += int64_t(size);
+      return block;
+    }
+    ++c.stats.system_allocations;
+    c.stats.live_bytes += int64_t(size);
+  }
+  void* block = std::aligned_alloc(64, size);
+  QNN_CHECK(block != nullptr, "out of memory allocating ", size, " bytes");
+  return block;
+}
+
+void cpu_free(void* block, size_t bytes) {
+  if (!block) return;
+  const size_t size = rounded(bytes);
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  c.free_blocks[size].push_back(block);
+  c.stats.cached_bytes += int64_t(size);
+  c.stats.live_bytes -= int64_t(size);
+}
+
+AllocatorStats cpu_allocator_stats() {
+  std::lock_guard<std::mutex> lock(cache().mutex);
+  return cache().stats;
+}
+
+void cpu_release_cached() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  for (auto& [size, blocks] : c.free_blocks)
+    for (void* b : blocks) std::free(b);
+  c.free_blocks.clear();
+  c.stats.cached_bytes = 0;
+}
+
+}  // namespace qnn

@@ -1,0 +1,31 @@
+// The CPU caching allocator behind every Storage.
+//
+// A training step allocates the same tensors, of the same sizes, every step. Handing them back
+// to the C library would return large blocks to the operating system (glibc maps anything
+// above its mmap threshold fresh), and every step would then pay page faults on memory the
+// kernel zero-fills again: measured here, that doubled the time of a ResNet-20 step. Instead,
+// freed blocks are kept in a free list per size and reused by the next request of that size,
+// so a steady-state step performs no system allocation at all. Sizes are rounded up to 64
+// bytes (one cache line, one AVX-512 vector: every block is 64-byte aligned) and, above 1 MiB,
+// to 64 KiB, so near-equal sizes share blocks. Thread-safe (loader threads allocate too).
+// The CUDA backend's allocator follows the same idea for device memory.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace qnn {
+
+void* cpu_allocate(size_t bytes);
+void cpu_free(void* block, size_t bytes);  // `bytes` as passed to cpu_allocate
+
+struct AllocatorStats {
+  int64_t system_allocations = 0;  // blocks obtained from the C library
+  int64_t reused = 0;              // requests served from the cache
+  int64_t cached_bytes = 0;        // bytes held in free lists now
+  int64_t live_bytes = 0;          // bytes handed out and not yet freed
+};
+AllocatorStats cpu_allocator_stats();
+// Returns every cached block to the C library.
+void cpu_release_cached();
+
+}  // namespace qnn
