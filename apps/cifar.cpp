@@ -15,80 +15,72 @@
 
 #include "apps/checkpoint.h"
 #include "apps/flags.h"
-#include "apps/progress.h"
+#include "apps/plot.h"
+#include "apps/training.h"
 #include "data/cifar.h"
-#include "data/loader.h"
 #include "nn/init.h"
 #include "nn/resnet.h"
-#include "optim/schedule.h"
+#include "quant/variance_recorder.h"
 
 using namespace qnn;
 
 namespace {
 
-struct EpochResult {
-  double loss = 0, accuracy = 0, seconds = 0;
-  int64_t images = 0;
-};
-
-int64_t count_correct(const Tensor& logits, const std::vector<int32_t>& labels) {
-  const int64_t classes = logits.size(1);
-  int64_t correct = 0;
-  for (size_t i = 0; i < labels.size(); ++i) {
-    const float* row = logits.data() + i * classes;
-    correct += (std::max_element(row, row + classes) - row) == labels[i];
-  }
-  return correct;
-}
-
-// One pass over the loader; trains when `sgd` is given, otherwise evaluates without a graph.
-EpochResult run_epoch(Module& model, Loader& loader, int64_t epoch, int64_t epochs, SGD* sgd,
-                      const LRSchedule* schedule) {
-  model.train(sgd != nullptr);
-  std::unique_ptr<NoGradGuard> no_grad(sgd ? nullptr : new NoGradGuard);
-  loader.start_epoch(epoch);
-  Progress progress(epoch, epochs, loader.batches_per_epoch());
-  EpochResult r;
-  double loss_sum = 0;
-  int64_t correct = 0, step = 0;
-  Batch batch;
-  while (loader.next(batch)) {
-    const int64_t n = static_cast<int64_t>(batch.labels.size());
-    Variable logits = model(Variable(batch.images));
-    Variable loss = cross_entropy(logits, batch.labels);
-    if (sgd) {
-      sgd->set_lr(schedule->lr_at(epoch, step));
-      sgd->zero_grad();
-      loss.backward();
-      sgd->step();
-    }
-    loss_sum += static_cast<double>(loss.value().item()) * n;
-    correct += count_correct(logits.value(), batch.labels);
-    r.images += n;
-    if (sgd) progress.update(step, loss_sum / r.images, double(correct) / r.images, r.images);
-    ++step;
-  }
-  progress.finish_line();
-  r.seconds = progress.seconds();
-  r.loss = loss_sum / std::max<int64_t>(r.images, 1);
-  r.accuracy = double(correct) / std::max<int64_t>(r.images, 1);
-  return r;
-}
-
-std::vector<int64_t> parse_milestones(const std::string& text, const Flags& flags) {
-  std::vector<int64_t> out;
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> out;
   size_t start = 0;
-  while (start <= text.size() && !text.empty()) {
+  while (!text.empty()) {
     const size_t comma = text.find(',', start);
-    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    char* end = nullptr;
-    const long long v = std::strtoll(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v < 0) flags.fail("bad --milestones '" + text + "' (expected e.g. 81,122,164)");
-    out.push_back(v);
+    out.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
   return out;
+}
+
+std::vector<int64_t> parse_milestones(const std::string& text, const Flags& flags) {
+  std::vector<int64_t> out;
+  for (const std::string& item : split_commas(text)) {
+    char* end = nullptr;
+    const long long v = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v < 0) flags.fail("bad --milestones '" + text + "' (expected e.g. 81,122,164)");
+    out.push_back(v);
+  }
+  return out;
+}
+
+std::string valid_schemes() {
+  std::string valid;
+  for (const std::string& n : quantizer_names()) valid += (valid.empty() ? "" : ", ") + n;
+  return valid;
+}
+
+// --variance-steps: unquantized SGD for `steps` steps, recording what each scheme would add.
+void measure_variance(Module& model, Trainer& trainer, Loader& loader, VarianceRecorder& recorder, int64_t steps,
+                      const std::string& prefix) {
+  recorder.install(model.flatten());
+  for (int64_t epoch = 0; recorder.steps() < steps; ++epoch)
+    trainer.train_epoch(loader, epoch, epoch + 1, steps - recorder.steps());
+  model.flatten().clear_grad_hooks();
+  const auto& names = recorder.schemes();
+  CsvLog csv(prefix + ".csv", "step," + [&] {
+    std::string h;
+    for (const auto& n : names) h += (h.empty() ? "" : ",") + n;
+    return h;
+  }());
+  std::vector<PlotSeries> series;
+  for (size_t s = 0; s < names.size(); ++s) series.push_back({names[s], recorder.history()[s]});
+  std::string rows;
+  for (int64_t t = 0; t < recorder.steps(); ++t) {
+    std::string row = std::to_string(t);
+    for (size_t s = 0; s < names.size(); ++s) row += "," + str(recorder.history()[s][t]);
+    csv.append(row);  // rewrites the file each time: fine for a few hundred rows
+  }
+  write_line_plot_png(prefix + ".png", series,
+                      {"quantization variance per step (unquantized SGD)", "step", "variance (gradient units^2)", true});
+  std::printf("average variance over %lld steps (sum over coordinates of (x-l)(r-x)):\n", (long long)recorder.steps());
+  for (size_t s = 0; s < names.size(); ++s) std::printf("  %-12s %.6g\n", names[s].c_str(), recorder.mean(s));
+  std::printf("wrote %s.csv and %s.png\n", prefix.c_str(), prefix.c_str());
 }
 
 }  // namespace
@@ -110,21 +102,47 @@ int main(int argc, char** argv) {
   auto& data_dir = flags.add_string("--data", env_data ? env_data : "data/cifar-10-batches-bin",
                                     "CIFAR-10 binary folder (default: $CIFAR10_DIR if set)");
   auto& device = flags.add_string("--device", "auto", "auto|cpu|cuda");
-  auto& workers = flags.add_int("--workers", 1, "threads preparing the next batches");
+  auto& loader_threads = flags.add_int("--loader-threads", 1, "threads preparing the next batches");
   auto& checkpoint_dir = flags.add_string("--checkpoint", "", "folder for last.safetensors and best.safetensors");
   auto& resume = flags.add_string("--resume", "", "checkpoint file to continue from");
   auto& evaluate_only = flags.add_bool("--evaluate", "only evaluate (the --resume checkpoint) on the test set");
   auto& log_path = flags.add_string("--log", "", "per-epoch CSV file");
   auto& limit_train = flags.add_int("--limit-train", 0, "use only the first N training images (0: all)");
   auto& limit_test = flags.add_int("--limit-test", 0, "use only the first N test images (0: all)");
-  auto& quant = flags.add_string("--quant", "none", "gradient quantizer: none");
+  auto& quant = flags.add_string("--quant", "none", "gradient quantizer: " + valid_schemes());
+  auto& bucket_size = flags.add_int("--bucket-size", 512, "quantization bucket size (coordinates)");
+  auto& quant_levels = flags.add_int("--quant-levels", 16, "quantization levels");
+  auto& quant_bits = flags.add_int("--quant-bits", 0, "qsgd/qinf/nuq/alq/amq: 2^B levels, sign included (0: from --quant-levels)");
+  auto& quant_sample = flags.add_float("--quant-sample", 0.05, "smart: fraction of a bucket sampled as level candidates");
+  auto& per_layer = flags.add_bool("--quant-per-layer", "quantize each parameter on its own, not in network-wide buckets");
+  auto& workers = flags.add_int("--workers", 1, "emulated data-parallel workers: K batches per step, each gradient quantized on its own, then averaged");
+  auto& variance_steps = flags.add_int("--variance-steps", 0, "measure: N steps of unquantized SGD recording each scheme's variance, then exit");
+  auto& variance_schemes = flags.add_string("--variance-schemes", "standard,exponential,hadamard,smart", "schemes measured by --variance-steps");
+  auto& variance_out = flags.add_string("--variance-out", "variance", "--variance-steps writes PREFIX.csv and PREFIX.png");
   flags.parse(argc, argv);
 
-  if (quant != "none") flags.fail("unknown --quant '" + quant + "'; valid: none");
+  QuantizerOptions quant_options;
+  quant_options.bucket_size = bucket_size;
+  quant_options.levels = static_cast<int>(quant_levels);
+  quant_options.bits = static_cast<int>(quant_bits);
+  quant_options.sample_fraction = quant_sample;
+  std::unique_ptr<GradientQuantizer> quantizer;
+  std::vector<std::string> measured = split_commas(variance_schemes);
+  try {
+    quantizer = make_quantizer(quant, quant_options);
+    if (variance_steps > 0)
+      for (const std::string& name : measured) make_quantizer(name, quant_options);
+  } catch (const Error& e) {
+    flags.fail(std::string(e.what()).substr(std::string(e.what()).find("] ") + 2));
+  }
+  if (quant_bits > 0 && quant_bits < 31 && quant_levels != 16 && quant_levels > (int64_t(1) << quant_bits))
+    flags.fail("--quant-levels " + std::to_string(quant_levels) + " does not fit in --quant-bits " + std::to_string(quant_bits));
   if (device != "auto" && device != "cpu" && device != "cuda")
     flags.fail("bad --device '" + device + "'; valid: auto, cpu, cuda");
   if (shortcut != "A" && shortcut != "B") flags.fail("bad --shortcut '" + shortcut + "'; valid: A, B");
-  if (epochs < 1 || batch_size < 1 || workers < 1) flags.fail("--epochs, --batch-size and --workers must be >= 1");
+  if (epochs < 1 || batch_size < 1 || workers < 1 || loader_threads < 1)
+    flags.fail("--epochs, --batch-size, --workers and --loader-threads must be >= 1");
+  if (variance_steps < 0) flags.fail("--variance-steps must be >= 0");
   if (limit_train < 0 || limit_test < 0) flags.fail("--limit-train and --limit-test must be >= 0");
   if (lr < 0 || momentum < 0 || wd < 0) flags.fail("--lr, --momentum and --wd must be >= 0");
   int depth = 0;
@@ -162,7 +180,7 @@ int main(int argc, char** argv) {
     train_config.augment = true;
     train_config.drop_last = false;
     train_config.seed = static_cast<uint64_t>(seed);
-    train_config.workers = static_cast<int>(workers);
+    train_config.workers = static_cast<int>(loader_threads);
     LoaderConfig test_config = train_config;
     test_config.batch_size = 500;
     test_config.shuffle = test_config.augment = false;
@@ -173,8 +191,33 @@ int main(int argc, char** argv) {
     schedule.base_lr = float(lr);
     schedule.milestones = milestone_list;
     schedule.epochs = epochs;
-    schedule.steps_per_epoch = train_loader.batches_per_epoch();
+    schedule.steps_per_epoch = Trainer::steps_per_epoch(train_loader, static_cast<int>(workers));
     validate(schedule);
+
+    std::unique_ptr<GradientQuantizationHook> hook;
+    if (quantizer) {
+      HookOptions hook_options;
+      hook_options.seed = static_cast<uint64_t>(seed);
+      hook_options.flattening = per_layer ? Flattening::per_layer : Flattening::network_wide;
+      hook_options.record_variance = true;
+      hook = std::make_unique<GradientQuantizationHook>(std::move(quantizer), hook_options);
+      if (workers == 1) hook->install(flat);
+      else hook->set_layer_sizes([&] {
+        std::vector<int64_t> sizes;
+        for (const Variable& p : flat.leaves()) sizes.push_back(p.numel());
+        return sizes;
+      }());
+    }
+    Trainer trainer(model, sgd, schedule, hook.get(), static_cast<int>(workers));
+    std::printf("training: %s, batch %lld x %lld worker(s), quantizer %s (bucket %lld, %lld levels%s)\n",
+                schedule_kind.c_str(), (long long)batch_size, (long long)workers, quant.c_str(), (long long)bucket_size,
+                (long long)quant_levels, per_layer ? ", per layer" : ", network-wide");
+
+    if (variance_steps > 0) {
+      VarianceRecorder recorder(measured, quant_options, static_cast<uint64_t>(seed));
+      measure_variance(model, trainer, train_loader, recorder, variance_steps, variance_out);
+      return 0;
+    }
 
     int64_t start_epoch = 0;
     double best = 0;
@@ -183,6 +226,7 @@ int main(int argc, char** argv) {
       start_epoch = std::stoll(meta["epoch"]);
       best = std::stod(meta["best_accuracy"]);
       QNN_CHECK(meta["arch"] == arch, resume, ": checkpoint is for ", meta["arch"], ", --arch is ", arch);
+      if (hook) hook->set_step(std::stoll(meta.count("quant_step") ? meta["quant_step"] : "0"));
       std::printf("resumed %s: %lld epochs done, best test accuracy %.2f%%\n", resume.c_str(),
                   (long long)start_epoch, 100 * best);
     }
@@ -190,31 +234,37 @@ int main(int argc, char** argv) {
                 (long long)model.num_parameters());
 
     if (evaluate_only) {
-      EpochResult test = run_epoch(model, test_loader, start_epoch, epochs, nullptr, nullptr);
+      EpochResult test = evaluate(model, test_loader, start_epoch);
       std::printf("test: loss %.4f accuracy %.2f%% (%lld images, %.1fs)\n", test.loss, 100 * test.accuracy,
                   (long long)test.images, test.seconds);
       return 0;
     }
 
-    CsvLog log(log_path, "epoch,lr,train_loss,train_acc,test_loss,test_acc,epoch_seconds,images_per_second");
+    CsvLog log(log_path,
+               "epoch,lr,train_loss,train_acc,test_loss,test_acc,epoch_seconds,images_per_second,"
+               "bits_per_coordinate,mean_variance");
     if (!resume.empty() && log.enabled()) log.keep_rows_of(log_path, start_epoch);
     if (!checkpoint_dir.empty()) std::filesystem::create_directories(checkpoint_dir);
     for (int64_t epoch = start_epoch; epoch < epochs; ++epoch) {
       const float epoch_lr = schedule.lr_at(epoch, 0);
-      EpochResult train = run_epoch(model, train_loader, epoch, epochs, &sgd, &schedule);
-      EpochResult test = run_epoch(model, test_loader, epoch, epochs, nullptr, nullptr);
+      EpochResult train = trainer.train_epoch(train_loader, epoch, epochs);
+      EpochResult test = evaluate(model, test_loader, epoch);
       const double rate = train.images / std::max(train.seconds, 1e-9);
-      std::printf("epoch %lld/%lld lr %.5f train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.1fs %.0f img/s\n",
+      std::printf("epoch %lld/%lld lr %.5f train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.1fs %.0f img/s",
                   (long long)epoch + 1, (long long)epochs, epoch_lr, train.loss, 100 * train.accuracy, test.loss,
                   100 * test.accuracy, train.seconds, rate);
+      if (hook) std::printf(" | %.2f bits/coord, variance %.4g", train.bits_per_coordinate, train.mean_variance);
+      std::printf("\n");
       std::fflush(stdout);
       log.append(str(epoch + 1, ",", epoch_lr, ",", train.loss, ",", train.accuracy, ",", test.loss, ",",
-                     test.accuracy, ",", train.seconds, ",", rate));
+                     test.accuracy, ",", train.seconds, ",", rate, ",", train.bits_per_coordinate, ",",
+                     train.mean_variance));
       const bool improved = test.accuracy > best;
       best = std::max(best, test.accuracy);
       if (!checkpoint_dir.empty()) {
         std::map<std::string, std::string> meta = {{"arch", arch}, {"epoch", std::to_string(epoch + 1)},
-                                                   {"best_accuracy", str(best)}, {"seed", std::to_string(seed)}};
+                                                   {"best_accuracy", str(best)}, {"seed", std::to_string(seed)},
+                                                   {"quant", quant}, {"quant_step", std::to_string(hook ? hook->step() : 0)}};
         save_checkpoint(checkpoint_dir + "/last.safetensors", model, sgd, meta);
         if (improved) save_checkpoint(checkpoint_dir + "/best.safetensors", model, sgd, meta);
       }

@@ -10,7 +10,8 @@ TEST_CASE("cifar cli: --help lists every flag with its default") {
   for (const char* flag : {"--arch", "--epochs", "--batch-size", "--lr", "--momentum", "--wd", "--nesterov",
                            "--schedule", "--milestones", "--seed", "--data", "--device", "--workers",
                            "--checkpoint", "--resume", "--evaluate", "--log", "--limit-train", "--limit-test",
-                           "--quant"})
+                           "--quant", "--bucket-size", "--quant-levels", "--quant-bits", "--quant-sample",
+                           "--variance-steps", "--variance-schemes"})
     CHECK_MESSAGE(r.output.find(flag) != std::string::npos, flag);
   CHECK(r.output.find("(default: resnet20)") != std::string::npos);
 }
@@ -23,7 +24,11 @@ TEST_CASE("cifar cli: bad flags and values exit 2 with the usage line") {
   for (Case c : {Case{"--frobnicate", "unknown flag '--frobnicate'"},
                  Case{"--epochs ten", "bad value 'ten' for --epochs"},
                  Case{"--epochs", "--epochs needs a value"},
-                 Case{"--quant exponential", "valid: none"},
+                 Case{"--quant zipml", "valid: none, standard, exponential"},
+                 Case{"--quant standard --quant-levels 1", "levels must be >= 2"},
+                 Case{"--quant standard --bucket-size 0", "bucket_size must be >= 1"},
+                 Case{"--quant qsgd --quant-bits 2 --quant-levels 8", "does not fit in --quant-bits 2"},
+                 Case{"--variance-steps 5 --variance-schemes standard,bogus", "unknown quantizer 'bogus'"},
                  Case{"--arch resnet18", "valid: resnet20, resnet32"},
                  Case{"--schedule linear", "valid: multistep, cosine, onecycle"},
                  Case{"--device tpu", "valid: auto, cpu, cuda"},

@@ -55,7 +55,7 @@ TEST_CASE("cifar: resume continues bit-identically") {
   // the 3-epoch run, and resuming it must reproduce epochs 2 and 3 exactly.
   const std::string common = "./apps/cifar --data " + data +
                              " --limit-train 384 --limit-test 128 --batch-size 64 --schedule multistep"
-                             " --milestones 2 --nesterov --seed 5";
+                             " --milestones 2 --nesterov --seed 5 --quant standard --bucket-size 4096";
   CommandResult straight = run_command(common + " --epochs 3 --log " + data + "/straight.csv");
   REQUIRE_MESSAGE(straight.exit_code == 0, straight.output);
   CommandResult first = run_command(common + " --epochs 1 --checkpoint " + data + "/ck --log " + data + "/resumed.csv");
@@ -78,6 +78,33 @@ TEST_CASE("cifar: resume continues bit-identically") {
                                     "/ck/last.safetensors");
   CHECK(wrong.exit_code == 1);
   CHECK(wrong.output.find("ck/last.safetensors") != std::string::npos);
+  std::system(("rm -rf " + data).c_str());
+}
+
+TEST_CASE("cifar: quantized training, emulated workers and the variance measurement") {
+  const std::string data = write_synthetic_cifar10();
+  const std::string common = "./apps/cifar --data " + data + " --limit-train 256 --limit-test 64 --batch-size 64 --epochs 1";
+  CommandResult quantized = run_command(common + " --quant exponential --bucket-size 51200 --log " + data + "/q.csv");
+  REQUIRE_MESSAGE(quantized.exit_code == 0, quantized.output);
+  auto rows = csv_rows(data + "/q.csv");
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].find("bits_per_coordinate,mean_variance") != std::string::npos);
+  // 16 exponential levels: 4-bit indices plus two floats per 51200-coordinate bucket.
+  CHECK(rows[1].find(",4.00") != std::string::npos);
+  CommandResult workers = run_command(common + " --quant qsgd --quant-bits 4 --workers 2");
+  CHECK_MESSAGE(workers.exit_code == 0, workers.output);
+  CHECK(workers.output.find("batch 64 x 2 worker(s)") != std::string::npos);
+  CommandResult variance = run_command(common + " --variance-steps 3 --variance-schemes standard,smart --variance-out " +
+                                       data + "/var");
+  REQUIRE_MESSAGE(variance.exit_code == 0, variance.output);
+  CHECK(variance.output.find("standard") != std::string::npos);
+  auto var_rows = csv_rows(data + "/var.csv");
+  CHECK(var_rows.size() == 4);
+  CHECK(var_rows[0] == "step,standard,smart");
+  std::ifstream png(data + "/var.png", std::ios::binary);
+  char magic[4] = {};
+  png.read(magic, 4);
+  CHECK(std::string(magic + 1, 3) == "PNG");
   std::system(("rm -rf " + data).c_str());
 }
 
