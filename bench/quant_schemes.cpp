@@ -1,6 +1,8 @@
 // Speed of the gradient quantizers on a ResNet-20-sized gradient (269,722 coordinates): encode +
-// decode per step, and the variance metric, for each scheme at buckets of 512 and 51200.
-//   ./build/bench/quant_schemes [repeats]
+// decode per step, and the variance metric, for each scheme at buckets of 512 and 51200, with the
+// gradient throughput (GB/s of fp32 gradient quantized) and the share of a training step of
+// the given length (default: the CPU's ResNet-20 batch-128 step measured by bench/cpu.sh).
+//   ./build/bench/quant_schemes [repeats] [step_ms]
 #include <omp.h>
 
 #include <chrono>
@@ -15,6 +17,11 @@ using namespace qnn;
 
 int main(int argc, char** argv) {
   const int repeats = argc > 1 ? std::atoi(argv[1]) : 20;
+  const double step_ms = argc > 2 ? std::atof(argv[2]) : 153.0;
+  if (argc > 3 || repeats < 1 || step_ms <= 0) {
+    std::fprintf(stderr, "usage: quant_schemes [repeats >= 1] [step_ms > 0]\n");
+    return 2;
+  }
   const int64_t n = 269722;
   std::vector<float> g(n), work(n);
   for (int64_t i = 0; i < n; ++i) g[i] = 0.01f * random_normal(1, 0, i);
@@ -37,8 +44,10 @@ int main(int argc, char** argv) {
         best_q = std::min(best_q, std::chrono::duration<double, std::milli>(t1 - t0).count());
         best_v = std::min(best_v, std::chrono::duration<double, std::milli>(t2 - t1).count());
       }
-      std::printf("%-12s bucket %6lld: quantize %6.2f ms, variance %6.2f ms, %.3f bits/coordinate\n", name.c_str(),
-                  (long long)bucket, best_q, best_v, bits);
+      std::printf("%-12s bucket %6lld: quantize %6.2f ms (%5.2f GB/s, %4.1f%% of a %.0f ms step), variance %6.2f ms, "
+                  "%.3f bits/coordinate\n",
+                  name.c_str(), (long long)bucket, best_q, n * 4.0 / (best_q * 1e6), 100 * best_q / step_ms, step_ms,
+                  best_v, bits);
     }
   }
 }
