@@ -8,6 +8,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "quant/payload.h"
@@ -40,6 +41,22 @@ inline uint32_t read_index(const uint64_t* words, int64_t i, int bits) {
   uint64_t v = words[word] >> offset;
   if (offset + bits > 64) v |= words[word + 1] << (64 - offset);
   return static_cast<uint32_t>(v & ((uint64_t(1) << bits) - 1));
+}
+
+// A payload's common fields for a bucketed scheme: sizes, index width, the shared randomness,
+// `scales_per_bucket` zeroed scales per quantized bucket, and the passed-through tail of x.
+inline Payload bucketed_payload(const std::string& scheme, const float* x, int64_t n, int64_t first,
+                                const Buckets& buckets, int index_bits, int scales_per_bucket, uint64_t seed,
+                                uint64_t step) {
+  Payload p;
+  p.scheme = scheme;
+  p.size = n;
+  p.bucket_size = buckets.size;
+  p.index_bits = index_bits;
+  p.seed = seed, p.step = step, p.first_index = first;
+  p.scales.resize(size_t(scales_per_bucket) * size_t(buckets.count));
+  p.passthrough.assign(x + buckets.quantized, x + n);
+  return p;
 }
 
 // Checks that a payload is what a scheme's decoder expects.

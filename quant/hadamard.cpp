@@ -65,14 +65,7 @@ Payload HadamardQuantizer::encode_slice(const float* x, int64_t n, int64_t first
                                         uint64_t step) const {
   const int levels = options_.levels;
   const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
-  Payload p;
-  p.scheme = name();
-  p.size = n;
-  p.bucket_size = options_.bucket_size;
-  p.index_bits = index_bits_for(levels);
-  p.seed = seed, p.step = step, p.first_index = first;
-  p.scales.resize(2 * buckets.count);
-  p.passthrough.assign(x + buckets.quantized, x + n);
+  Payload p = bucketed_payload(name(), x, n, first, buckets, index_bits_for(levels), 2, seed, step);
   const int64_t full_pad = next_power_of_two(buckets.size);
   int64_t total = 0;
   for (int64_t b = 0; b < buckets.count; ++b) total += next_power_of_two(buckets.length(b));
