@@ -56,7 +56,7 @@ int64_t rotated_begin(int64_t b, int64_t bucket_size) { return b * next_power_of
 
 }  // namespace
 
-HadamardQuantizer::HadamardQuantizer(QuantizerOptions options) : GradientQuantizer(std::move(options)) {
+HadamardQuantizer::HadamardQuantizer(QuantizerOptions options) : SlicedQuantizer(std::move(options)) {
   QNN_CHECK(options_.levels >= 2, "hadamard needs levels >= 2, got ", options_.levels);
   QNN_CHECK(options_.bucket_size >= 1, "bucket_size must be >= 1, got ", options_.bucket_size);
 }

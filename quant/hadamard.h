@@ -10,24 +10,14 @@
 
 namespace qnn {
 
-class HadamardQuantizer : public GradientQuantizer {
+class HadamardQuantizer : public SlicedQuantizer {
  public:
   explicit HadamardQuantizer(QuantizerOptions options);
   std::string name() const override { return "hadamard"; }
 
-  Payload encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const override {
-    return encode_slice(x, n, 0, seed, step);
-  }
   void decode(const Payload& payload, float* out) const override;
   // The grid of each rotated bucket (the points rounding chooses between happen in the rotated
   // domain; the decoded coordinates are not on them).
-  std::vector<std::vector<float>> bucket_levels(const float* x, int64_t n, uint64_t seed,
-                                                uint64_t step) const override {
-    return bucket_levels_slice(x, n, 0, seed, step);
-  }
-  double variance(const float* x, int64_t n, uint64_t seed, uint64_t step) const override {
-    return variance_slice(x, n, 0, seed, step);
-  }
 
   Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
   std::vector<std::vector<float>> bucket_levels_slice(const float* x, int64_t n, int64_t first, uint64_t seed,

@@ -82,6 +82,26 @@ class GradientQuantizer {
   QuantizerOptions options_;
 };
 
+// Base for schemes that key their randomness by flat index: they implement the *_slice calls,
+// and the whole-vector calls are the slice that starts at coordinate 0.
+class SlicedQuantizer : public GradientQuantizer {
+ public:
+  using GradientQuantizer::GradientQuantizer;
+  Payload encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const final {
+    return encode_slice(x, n, 0, seed, step);
+  }
+  std::vector<std::vector<float>> bucket_levels(const float* x, int64_t n, uint64_t seed, uint64_t step) const final {
+    return bucket_levels_slice(x, n, 0, seed, step);
+  }
+  double variance(const float* x, int64_t n, uint64_t seed, uint64_t step) const final {
+    return variance_slice(x, n, 0, seed, step);
+  }
+  Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override = 0;
+  std::vector<std::vector<float>> bucket_levels_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
+                                                      uint64_t step) const override = 0;
+  double variance_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override = 0;
+};
+
 // Every scheme name make_quantizer accepts, "none" first.
 const std::vector<std::string>& quantizer_names();
 // The scheme called `name` (an error lists the valid names; "none" gives nullptr). Options are

@@ -76,7 +76,7 @@ double grid_variance(const float* a, int64_t n, const UniformGrid& grid, const f
   return sum;
 }
 
-StandardQuantizer::StandardQuantizer(QuantizerOptions options) : GradientQuantizer(std::move(options)) {
+StandardQuantizer::StandardQuantizer(QuantizerOptions options) : SlicedQuantizer(std::move(options)) {
   QNN_CHECK(options_.levels >= 2, "standard needs levels >= 2, got ", options_.levels);
   QNN_CHECK(options_.bucket_size >= 1, "bucket_size must be >= 1, got ", options_.bucket_size);
 }

@@ -28,22 +28,12 @@ void round_to_grid(const float* a, int64_t n, const UniformGrid& grid, const flo
 // Sum over a[k] of (a - table[j])(table[j+1] - a): the variance the rounding adds (spec 2.6).
 double grid_variance(const float* a, int64_t n, const UniformGrid& grid, const float* table, int levels);
 
-class StandardQuantizer : public GradientQuantizer {
+class StandardQuantizer : public SlicedQuantizer {
  public:
   explicit StandardQuantizer(QuantizerOptions options);
   std::string name() const override { return "standard"; }
 
-  Payload encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const override {
-    return encode_slice(x, n, 0, seed, step);
-  }
   void decode(const Payload& payload, float* out) const override;
-  std::vector<std::vector<float>> bucket_levels(const float* x, int64_t n, uint64_t seed,
-                                                uint64_t step) const override {
-    return bucket_levels_slice(x, n, 0, seed, step);
-  }
-  double variance(const float* x, int64_t n, uint64_t seed, uint64_t step) const override {
-    return variance_slice(x, n, 0, seed, step);
-  }
 
   Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
   std::vector<std::vector<float>> bucket_levels_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
