@@ -1,6 +1,14 @@
 # qnn build. `make` builds the library, the apps (./apps/cifar) and the test runner;
-# `make test` runs every test. CPU-only unless nvcc and cuDNN are found (CUDA=0 forces CPU).
-# Variables: PORTABLE=1 (no -march=native), BUILD=dir, STB_INCLUDE, DOCTEST_INCLUDE.
+# `make test` runs every test. The CUDA backend is built when nvcc and cuDNN are found.
+# Variables:
+#   CUDA=0            CPU-only build even where CUDA is installed
+#   CUDA_ARCH=90      GPU architecture (default: the visible GPU's, else 90); code for it plus PTX
+#   CUDA_HOME         toolkit folder (/usr/local/cuda); nvcc, cudart and cuBLAS come from there
+#   CUDNN_INCLUDE, CUDNN_LIB   cuDNN's headers and libraries (default: found in CUDA_HOME or /usr)
+#   STB_INCLUDE, DOCTEST_INCLUDE   header folders (Debian's libstb-dev and doctest-dev)
+#   PORTABLE=1        no -march=native;   BUILD=dir   where objects go
+# Binaries find cudart, cuBLAS and cuDNN through an rpath, so they start without
+# LD_LIBRARY_PATH; on a machine with no GPU or no driver they run on the CPU.
 
 SHELL := /bin/bash
 CXX ?= g++
@@ -11,18 +19,42 @@ DOCTEST_INCLUDE ?= /usr/include/doctest
 
 ARCHFLAGS := $(if $(filter 1,$(PORTABLE)),,-march=native)
 OPENMP := $(shell echo 'int main(){}' | $(CXX) -fopenmp -x c++ - -o /dev/null 2>/dev/null && echo -fopenmp)
-NVCC := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
-CUDNN_FOUND := $(shell ls /usr/include/cudnn.h /usr/local/cuda/include/cudnn.h 2>/dev/null | head -1)
+CUDA_HOME ?= /usr/local/cuda
+NVCC ?= $(shell command -v nvcc 2>/dev/null || ls $(CUDA_HOME)/bin/nvcc 2>/dev/null)
+CUDNN_INCLUDE ?= $(patsubst %/,%,$(dir $(firstword $(wildcard $(CUDA_HOME)/include/cudnn.h /usr/include/cudnn.h /usr/include/x86_64-linux-gnu/cudnn.h))))
+CUDNN_LIB ?= $(patsubst %/,%,$(dir $(firstword $(wildcard $(CUDA_HOME)/lib64/libcudnn.so.9 /usr/lib/x86_64-linux-gnu/libcudnn.so.9))))
+CUDA_FOUND := $(and $(NVCC),$(wildcard $(CUDNN_INCLUDE)/cudnn.h),$(wildcard $(CUDNN_LIB)/libcudnn.so.9))
+CUDA ?= $(if $(CUDA_FOUND),1,0)
 
 CXXFLAGS := -std=c++17 -O3 $(ARCHFLAGS) $(OPENMP) -Wall -Wextra -I. -isystem $(STB_INCLUDE) -isystem $(DOCTEST_INCLUDE) -MMD -MP
 LDFLAGS := $(OPENMP) -pthread
-
-$(info qnn build: $(CXX) $(shell $(CXX) -dumpfullversion 2>/dev/null), OpenMP $(if $(OPENMP),yes,no), \
-  nvcc $(if $(NVCC),$(NVCC),not found), cuDNN $(if $(CUDNN_FOUND),$(CUDNN_FOUND),not found), \
-  CUDA backend: not built (CPU only), $(if $(ARCHFLAGS),-march=native,portable))
-
 LIB_SRC := $(wildcard tensor/*.cpp autograd/*.cpp nn/*.cpp optim/*.cpp data/*.cpp quant/*.cpp)
 LIB_OBJ := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
+
+ifeq ($(CUDA),1)
+  # The visible GPU's architecture; on a machine without one (or without nvidia-smi) sm_90.
+  ifeq ($(origin CUDA_ARCH),undefined)
+    CUDA_ARCH := $(or $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d . | grep -E '^[0-9]+$$'),90)
+  endif
+  CUDA_SRC := $(wildcard tensor/*.cu autograd/*.cu nn/*.cu optim/*.cu data/*.cu quant/*.cu)
+  LIB_OBJ += $(CUDA_SRC:%.cu=$(BUILD)/%.cu.o)
+  CXXFLAGS += -DQNN_CUDA
+  NVCCFLAGS := -std=c++17 -O3 -DQNN_CUDA -I. -isystem $(CUDNN_INCLUDE) -ccbin $(CXX) --expt-relaxed-constexpr \
+    -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) -gencode arch=compute_$(CUDA_ARCH),code=compute_$(CUDA_ARCH) \
+    -Xcompiler "$(OPENMP) -Wall -Wextra" -MMD -MP
+  LDFLAGS += -L$(CUDA_HOME)/lib64 -lcublas -lcudart -L$(CUDNN_LIB) -l:libcudnn.so.9 \
+    -Wl,-rpath,$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDNN_LIB)
+  CUDA_LINE := CUDA backend: built for sm_$(CUDA_ARCH) + PTX (nvcc $(NVCC), cuDNN $(CUDNN_INCLUDE))
+else
+  CUDA_LINE := CUDA backend: not built (CPU only; $(if $(CUDA_FOUND),CUDA=0 given,nvcc or cuDNN not found))
+endif
+
+$(info qnn build: $(CXX) $(shell $(CXX) -dumpfullversion 2>/dev/null), OpenMP $(if $(OPENMP),yes,no), \
+  $(if $(ARCHFLAGS),-march=native,portable), $(CUDA_LINE))
+
+# Objects depend on the configuration: switching CUDA=0/1 or CUDA_ARCH rebuilds everything.
+CONFIG := $(CXX) $(CXXFLAGS) | $(NVCCFLAGS) | $(LDFLAGS)
+$(shell mkdir -p $(BUILD); echo '$(CONFIG)' | cmp -s - $(BUILD)/config || echo '$(CONFIG)' > $(BUILD)/config)
 TEST_SRC := $(shell find tests -name '*.cpp' 2>/dev/null)
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 APP_SRC := $(wildcard apps/*.cpp)
@@ -38,9 +70,13 @@ $(BUILD)/libqnn.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
 	ar rcs $@ $^
 
-$(BUILD)/%.o: %.cpp
+$(BUILD)/%.o: %.cpp $(BUILD)/config
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/%.cu.o: %.cu $(BUILD)/config
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
 apps/%: $(BUILD)/apps/%.o $(BUILD)/libqnn.a
 	$(CXX) $^ -o $@ $(LDFLAGS)

@@ -5,6 +5,7 @@
 
 #include "autograd/flat_parameters.h"
 #include "autograd/variable.h"
+#include "tensor/elementwise.h"
 
 namespace qnn {
 
@@ -69,11 +70,7 @@ void accumulate_grad(Node& input, Tensor g) {
     input.grad = g.view(input.value.shape());
     return;
   }
-  float* dst = input.grad.data();
-  const float* src = g.data();
-  const int64_t n = g.numel();
-#pragma omp parallel for simd if (n > 32768) schedule(static)
-  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+  add_into(input.grad, g);
 }
 
 void Variable::backward() const {

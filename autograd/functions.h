@@ -49,7 +49,9 @@ Variable global_avg_pool(const Variable& x);
 // channels with zeros, half before and half after: [N, C, H, W] -> [N, out_channels, H/s, W/s].
 Variable shortcut_pad(const Variable& x, int64_t out_channels, int stride);
 
-// Mean over the batch of -log softmax(logits)[label]: logits [N, classes], labels in [0, classes).
+// Mean over the batch of -log softmax(logits)[label]: logits [N, classes], labels in [0, classes)
+// as a float tensor [N] on the logits' device (tensor/softmax_xent.h), or as integers.
+Variable cross_entropy(const Variable& logits, const Tensor& labels);
 Variable cross_entropy(const Variable& logits, const std::vector<int32_t>& labels);
 
 }  // namespace qnn

@@ -9,6 +9,11 @@ namespace qnn {
 
 Variable cross_entropy(const Variable& logits, const std::vector<int32_t>& labels) {
   check_defined("cross_entropy", logits, "logits");
+  return cross_entropy(logits, label_tensor(labels, logits.value().device()));
+}
+
+Variable cross_entropy(const Variable& logits, const Tensor& labels) {
+  check_defined("cross_entropy", logits, "logits");
   Tensor lse;
   Tensor loss = cross_entropy_forward(logits.value(), labels, lse);
   // Without a graph to record (evaluation), skip copying the labels into a closure.

@@ -1,6 +1,7 @@
 // CPU caching allocator (see tensor/allocator.h).
 #include "tensor/allocator.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 #include <unordered_map>
@@ -42,12 +43,18 @@ void* cpu_allocate(size_t bytes) {
       ++c.stats.reused;
       c.stats.cached_bytes -= int64_t(size);
       c.stats.live_bytes += int64_t(size);
+      c.stats.peak_live_bytes = std::max(c.stats.peak_live_bytes, c.stats.live_bytes);
       return block;
     }
     ++c.stats.system_allocations;
     c.stats.live_bytes += int64_t(size);
+    c.stats.reserved_bytes += int64_t(size);
   }
   void* block = std::aligned_alloc(64, size);
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    c.stats.peak_live_bytes = std::max(c.stats.peak_live_bytes, c.stats.live_bytes);
+  }
   QNN_CHECK(block != nullptr, "out of memory allocating ", size, " bytes");
   return block;
 }
@@ -73,6 +80,7 @@ void cpu_release_cached() {
   for (auto& [size, blocks] : c.free_blocks)
     for (void* b : blocks) std::free(b);
   c.free_blocks.clear();
+  c.stats.reserved_bytes -= c.stats.cached_bytes;
   c.stats.cached_bytes = 0;
 }
 

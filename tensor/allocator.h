@@ -8,7 +8,11 @@
 // so a steady-state step performs no system allocation at all. Sizes are rounded up to 64
 // bytes (one cache line, one AVX-512 vector: every block is 64-byte aligned) and, above 1 MiB,
 // to 64 KiB, so near-equal sizes share blocks. Thread-safe (loader threads allocate too).
-// The CUDA backend's allocator follows the same idea for device memory.
+//
+// The CUDA backend's allocator (tensor/allocator.cu) follows the same idea for device memory,
+// with one more reason: cudaMalloc and cudaFree synchronise the whole device, and a CUDA graph
+// replays fixed addresses. After the first steps every request is served from the cache, so
+// the steady state calls neither and each op of a step gets the same block every step.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -23,9 +27,19 @@ struct AllocatorStats {
   int64_t reused = 0;              // requests served from the cache
   int64_t cached_bytes = 0;        // bytes held in free lists now
   int64_t live_bytes = 0;          // bytes handed out and not yet freed
+  int64_t peak_live_bytes = 0;     // the most live_bytes ever reached (since the last reset)
+  int64_t reserved_bytes = 0;      // bytes obtained from the system and not released
 };
 AllocatorStats cpu_allocator_stats();
 // Returns every cached block to the C library.
 void cpu_release_cached();
+
+// Device memory, 256-byte aligned (cudaMalloc's alignment), same caching scheme. A CPU-only
+// build throws from cuda_allocate.
+void* cuda_allocate(size_t bytes);
+void cuda_free(void* block, size_t bytes);
+AllocatorStats cuda_allocator_stats();
+void cuda_reset_peak();  // peak_live_bytes = live_bytes (benchmarks measure a step's peak)
+void cuda_release_cached();
 
 }  // namespace qnn

@@ -1,6 +1,8 @@
 // CPU element-wise kernels and the deterministic sum (see tensor/elementwise.h).
 #include "tensor/elementwise.h"
 
+#include "tensor/device.h"
+
 #include <algorithm>
 #include <vector>
 
@@ -16,6 +18,9 @@ void check_same_shape(const char* op, const char* what_a, const Tensor& a, const
   if (a.shape() != b.shape())
     throw Error(str("[", op, "] shapes must match exactly (no broadcasting): ", what_a, " is ",
                     shape_str(a.shape()), ", ", what_b, " is ", shape_str(b.shape())));
+  if (a.device() != b.device())
+    throw Error(str("[", op, "] ", what_a, " is on ", device_name(a.device()), " but ", what_b,
+                    " on ", device_name(b.device())));
 }
 
 // y[i] = f(a[i], b[i]) for every i: one vectorised pass, threads over contiguous ranges.
@@ -46,29 +51,35 @@ Tensor unary(const Tensor& a, F f) {
 
 Tensor add(const Tensor& a, const Tensor& b) {
   check_same_shape("add", "a", a, "b", b);
+  QNN_ON_CUDA(a, cuda::add(a, b));
   return binary(a, b, [](float x, float y) { return x + y; });
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
   check_same_shape("sub", "a", a, "b", b);
+  QNN_ON_CUDA(a, cuda::sub(a, b));
   return binary(a, b, [](float x, float y) { return x - y; });
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
   check_same_shape("mul", "a", a, "b", b);
+  QNN_ON_CUDA(a, cuda::mul(a, b));
   return binary(a, b, [](float x, float y) { return x * y; });
 }
 
 Tensor scale(const Tensor& a, float s) {
+  QNN_ON_CUDA(a, cuda::scale(a, s));
   return unary(a, [s](float x) { return s * x; });
 }
 
 Tensor relu(const Tensor& a) {
+  QNN_ON_CUDA(a, cuda::relu(a));
   return unary(a, [](float x) { return x > 0.0f ? x : 0.0f; });
 }
 
 Tensor add_relu(const Tensor& a, const Tensor& b) {
   check_same_shape("add_relu", "a", a, "b", b);
+  QNN_ON_CUDA(a, cuda::add_relu(a, b));
   return binary(a, b, [](float x, float y) {
     const float s = x + y;
     return s > 0.0f ? s : 0.0f;
@@ -77,10 +88,24 @@ Tensor add_relu(const Tensor& a, const Tensor& b) {
 
 Tensor relu_backward(const Tensor& dy, const Tensor& y) {
   check_same_shape("relu_backward", "output gradient", dy, "output", y);
+  QNN_ON_CUDA(dy, cuda::relu_backward(dy, y));
   return binary(dy, y, [](float g, float out) { return out > 0.0f ? g : 0.0f; });
 }
 
+void add_into(Tensor& dst, const Tensor& src) {
+  if (dst.numel() != src.numel() || dst.device() != src.device())
+    throw Error(str("[add_into] cannot add ", shape_str(src.shape()), " on ", device_name(src.device()),
+                    " into ", shape_str(dst.shape()), " on ", device_name(dst.device())));
+  QNN_ON_CUDA(dst, cuda::add_into(dst, src));
+  float* pd = dst.data();
+  const float* ps = src.data();
+  const int64_t n = dst.numel();
+#pragma omp parallel for simd if (n >= kParallelMin) schedule(static)
+  for (int64_t i = 0; i < n; ++i) pd[i] += ps[i];
+}
+
 double sum_all(const Tensor& x) {
+  QNN_ON_CUDA(x, cuda::sum_all(x));
   // Fixed blocks, each summed by one thread, then the block sums in block order: the rounding is
   // the same whatever the number of threads.
   constexpr int64_t kBlock = 16384;

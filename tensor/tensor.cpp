@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "tensor/allocator.h"
+#include "tensor/device.h"
 #include "tensor/random.h"
 
 namespace qnn {
@@ -28,11 +29,15 @@ std::string shape_str(const Shape& shape) {
 }
 
 Storage::Storage(int64_t n, Device dev) : numel(n), device(dev) {
-  QNN_CHECK(dev == Device::CPU, "this build has no CUDA backend; cannot allocate on ", device_name(dev));
-  data = static_cast<float*>(cpu_allocate(static_cast<size_t>(n) * sizeof(float)));
+  const size_t bytes = static_cast<size_t>(n) * sizeof(float);
+  data = static_cast<float*>(dev == Device::CPU ? cpu_allocate(bytes) : cuda_allocate(bytes));
 }
 
-Storage::~Storage() { cpu_free(data, static_cast<size_t>(numel) * sizeof(float)); }
+Storage::~Storage() {
+  const size_t bytes = static_cast<size_t>(numel) * sizeof(float);
+  if (device == Device::CPU) cpu_free(data, bytes);
+  else cuda_free(data, bytes);
+}
 
 Tensor::Tensor(Shape shape, Device device)
     : storage_(std::make_shared<Storage>(shape_numel(shape), device)),
@@ -68,6 +73,14 @@ Tensor Tensor::normal(Shape shape, float mean, float stddev, uint64_t seed, uint
   for (int64_t i = 0; i < t.numel(); ++i) p[i] = mean + stddev * random_normal(seed, stream, i);
   return t;
 }
+
+namespace {
+// Copies a tensor's elements to host memory, from whichever device holds them.
+void device_copy_or_memcpy(float* host, const Tensor& t) {
+  if (t.device() == Device::CPU) std::memcpy(host, t.data(), t.numel() * sizeof(float));
+  else device_copy(host, Device::CPU, t.data(), t.device(), t.numel() * sizeof(float));
+}
+}  // namespace
 
 int64_t Tensor::size(int d) const {
   const int n = dim();
@@ -107,21 +120,39 @@ Tensor Tensor::clone() const {
   return t;
 }
 
+Tensor Tensor::to(Device target) const {
+  if (device() == target) return *this;
+  Tensor t(shape_, target);
+  t.copy_from(*this);
+  return t;
+}
+
 void Tensor::copy_from(const Tensor& source) {
   QNN_CHECK(source.numel() == numel_, "copying ", shape_str(source.shape()), " into ", shape_str(shape_));
-  if (numel_ > 0 && data() != source.data()) std::memmove(data(), source.data(), numel_ * sizeof(float));
+  if (numel_ == 0 || data() == source.data()) return;
+  if (device() == Device::CPU && source.device() == Device::CPU)
+    std::memmove(data(), source.data(), numel_ * sizeof(float));
+  else
+    device_copy(data(), device(), source.data(), source.device(), numel_ * sizeof(float));
 }
 
 void Tensor::fill(float value) {
+  if (device() == Device::CUDA) return device_fill(data(), numel_, value);
   float* p = data();
   for (int64_t i = 0; i < numel_; ++i) p[i] = value;
 }
 
-std::vector<float> Tensor::to_vector() const { return std::vector<float>(data(), data() + numel_); }
+std::vector<float> Tensor::to_vector() const {
+  std::vector<float> out(static_cast<size_t>(numel_));
+  if (numel_ > 0) device_copy_or_memcpy(out.data(), *this);
+  return out;
+}
 
 float Tensor::item() const {
   QNN_CHECK(numel_ == 1, "item() needs one element, tensor has shape ", shape_str(shape_));
-  return data()[0];
+  float value = 0;
+  device_copy_or_memcpy(&value, *this);
+  return value;
 }
 
 }  // namespace qnn

@@ -6,6 +6,9 @@
 // images), which keeps every kernel a plain loop over memory. Views (`view`, `slice`) share
 // storage, which is how each model parameter becomes a window into one flat buffer.
 // Only float32 exists: it is what training runs in, and gradient checks use small inputs.
+// A tensor lives on the CPU or on the GPU (Device::CUDA); data() is then a device pointer that
+// only CUDA kernels may touch, and every op sends CUDA tensors to its CUDA twin (op.cu beside
+// op.cpp). Moving data between devices is explicit: to(), copy_from(), to_vector(), item().
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -67,12 +70,14 @@ class Tensor {
   Tensor narrow(int64_t begin, int64_t end) const;
   bool shares_storage(const Tensor& other) const { return storage_ == other.storage_; }
 
-  Tensor clone() const;
-  void copy_from(const Tensor& source);  // shapes' element counts must match
+  Tensor clone() const;                  // a copy on the same device
+  Tensor to(Device device) const;        // this tensor itself if already there, else a copy
+  void copy_from(const Tensor& source);  // element counts must match; any devices
+  bool is_cuda() const { return device() == Device::CUDA; }
   void fill(float value);
   void zero() { fill(0.0f); }
-  std::vector<float> to_vector() const;
-  float item() const;  // the value of a one-element tensor
+  std::vector<float> to_vector() const;  // on the host, from any device (waits for the GPU)
+  float item() const;  // the value of a one-element tensor (waits for the GPU)
 
  private:
   std::shared_ptr<Storage> storage_;

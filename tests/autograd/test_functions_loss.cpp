@@ -20,7 +20,7 @@ TEST_CASE("functions: cross_entropy value and gradient match PyTorch") {
 TEST_CASE("functions: cross_entropy rejects bad labels, naming index, label and class count") {
   Variable z(Tensor::zeros({2, 3}));
   CHECK_THROWS_WITH_AS(cross_entropy(z, {0, 3}),
-                       "[cross_entropy] label 3 at index 1 is out of range for 3 classes (expected 0 <= label < 3)",
+                       "[cross_entropy] label 3 at index 1 is out of range for 3 classes (expected an integer 0 <= label < 3)",
                        Error);
   CHECK_THROWS_WITH_AS(cross_entropy(z, {-1, 0}), doctest::Contains("label -1 at index 0"), Error);
   CHECK_THROWS_WITH_AS(cross_entropy(z, {0}), doctest::Contains("have 2 rows but 1 labels"), Error);

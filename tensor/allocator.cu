@@ -1,0 +1,105 @@
+// The CUDA caching allocator (see tensor/allocator.h): free lists of device blocks by rounded
+// size. Sizes round up to 512 bytes, and above 1 MiB to 1 MiB, so near-equal requests share
+// blocks. When cudaMalloc fails, the cache is released and the request tried once more before
+// the error (which names the size and what is in use) is thrown.
+#include <algorithm>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "tensor/allocator.h"
+#include "tensor/cuda_runtime.h"
+
+namespace qnn {
+
+namespace {
+
+struct DeviceCache {
+  std::mutex mutex;
+  std::unordered_map<size_t, std::vector<void*>> free_blocks;
+  AllocatorStats stats;
+};
+
+DeviceCache& device_cache() {
+  static DeviceCache* c = new DeviceCache;  // never destroyed: tensors may die during exit
+  return *c;
+}
+
+size_t rounded(size_t bytes) {
+  const size_t unit = bytes > (size_t(1) << 20) ? (size_t(1) << 20) : 512;
+  return ((bytes > 0 ? bytes : 1) + unit - 1) / unit * unit;
+}
+
+void release_cached_locked(DeviceCache& c) {
+  for (auto& entry : c.free_blocks)
+    for (void* b : entry.second) cudaFree(b);
+  c.free_blocks.clear();
+  c.stats.reserved_bytes -= c.stats.cached_bytes;
+  c.stats.cached_bytes = 0;
+}
+
+void* take_cached_locked(DeviceCache& c, size_t size) {
+  auto it = c.free_blocks.find(size);
+  if (it == c.free_blocks.end() || it->second.empty()) return nullptr;
+  void* block = it->second.back();
+  it->second.pop_back();
+  ++c.stats.reused;
+  c.stats.cached_bytes -= int64_t(size);
+  return block;
+}
+
+void* allocate_new_locked(DeviceCache& c, size_t size) {
+  cuda::stream();  // throws a clear error when there is no usable GPU
+  void* block = nullptr;
+  if (cudaMalloc(&block, size) != cudaSuccess) {
+    cudaGetLastError();
+    release_cached_locked(c);
+    QNN_CUDA_CHECK(cudaMalloc(&block, size), "allocating ", size, " bytes of GPU memory with ",
+                   c.stats.live_bytes, " bytes in use");
+  }
+  ++c.stats.system_allocations;
+  c.stats.reserved_bytes += int64_t(size);
+  return block;
+}
+
+}  // namespace
+
+void* cuda_allocate(size_t bytes) {
+  const size_t size = rounded(bytes);
+  DeviceCache& c = device_cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  void* block = take_cached_locked(c, size);
+  if (!block) block = allocate_new_locked(c, size);
+  c.stats.live_bytes += int64_t(size);
+  c.stats.peak_live_bytes = std::max(c.stats.peak_live_bytes, c.stats.live_bytes);
+  return block;
+}
+
+void cuda_free(void* block, size_t bytes) {
+  if (!block) return;
+  const size_t size = rounded(bytes);
+  DeviceCache& c = device_cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  c.free_blocks[size].push_back(block);
+  c.stats.cached_bytes += int64_t(size);
+  c.stats.live_bytes -= int64_t(size);
+}
+
+AllocatorStats cuda_allocator_stats() {
+  std::lock_guard<std::mutex> lock(device_cache().mutex);
+  return device_cache().stats;
+}
+
+void cuda_reset_peak() {
+  std::lock_guard<std::mutex> lock(device_cache().mutex);
+  device_cache().stats.peak_live_bytes = device_cache().stats.live_bytes;
+}
+
+void cuda_release_cached() {
+  DeviceCache& c = device_cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  QNN_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()), "waiting before releasing cached GPU memory");
+  release_cached_locked(c);
+}
+
+}  // namespace qnn

@@ -1,0 +1,158 @@
+// The CUDA device runtime (tensor/device.h, tensor/cuda_runtime.h): probing the GPU, the stream,
+// the library handles and device memory copies. Built only with the CUDA backend.
+#include <cstdio>
+
+#include "tensor/cuda_runtime.h"
+
+namespace qnn {
+
+namespace {
+
+CudaStatus probe() {
+  CudaStatus s;
+  s.built = true;
+  s.cudnn_version = cudnnGetVersion();
+  cudaRuntimeGetVersion(&s.runtime_version);
+  cudaDriverGetVersion(&s.driver_version);  // 0 when no driver is installed
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    s.reason = cudaGetErrorString(err);
+    cudaGetLastError();  // clear the sticky error so later probes start clean
+    return s;
+  }
+  if (count == 0) {
+    s.reason = "no CUDA device found";
+    return s;
+  }
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess || cudaSetDevice(0) != cudaSuccess) {
+    s.reason = cudaGetErrorString(cudaGetLastError());
+    return s;
+  }
+  s.name = prop.name;
+  s.major = prop.major;
+  s.minor = prop.minor;
+  s.multiprocessors = prop.multiProcessorCount;
+  s.memory_bytes = static_cast<int64_t>(prop.totalGlobalMem);
+  // Creating the context is where a too-old driver or a kernel image for the wrong
+  // architecture shows up: do it now, so a GPU that cannot run us is reported as unusable.
+  const cudaError_t init = cudaFree(nullptr);
+  if (init != cudaSuccess) {
+    s.reason = cudaGetErrorString(init);
+    return s;
+  }
+  s.usable = true;
+  return s;
+}
+
+std::string version(int v) { return str(v / 1000, ".", (v % 1000) / 10); }
+
+}  // namespace
+
+const CudaStatus& cuda_status() {
+  static const CudaStatus status = probe();
+  return status;
+}
+
+std::string describe_cuda(const CudaStatus& s) {
+  const std::string cudnn = str("cuDNN ", s.cudnn_version / 10000, ".", (s.cudnn_version % 10000) / 100,
+                                ".", s.cudnn_version % 100);
+  if (!s.usable) return str("no usable GPU: ", s.reason, " (runtime ", version(s.runtime_version), ", ", cudnn, ")");
+  char memory[32];
+  std::snprintf(memory, sizeof memory, "%.1f GiB", double(s.memory_bytes) / (1 << 30));
+  return str(s.name, ", sm_", s.major, s.minor, ", ", s.multiprocessors, " SMs, ", memory, ", driver ",
+             version(s.driver_version), ", runtime ", version(s.runtime_version), ", ", cudnn);
+}
+
+BackendOptions& backend_options() {
+  static BackendOptions options;
+  return options;
+}
+
+namespace cuda {
+
+cudaStream_t stream() {
+  static cudaStream_t s = [] {
+    QNN_CHECK(cuda_status().usable, "no usable GPU: ", cuda_status().reason);
+    cudaStream_t created = nullptr;
+    QNN_CUDA_CHECK(cudaStreamCreateWithFlags(&created, cudaStreamNonBlocking), "creating qnn's stream");
+    return created;
+  }();
+  return s;
+}
+
+cublasHandle_t cublas() {
+  static cublasHandle_t h = [] {
+    cublasHandle_t created = nullptr;
+    QNN_CUBLAS_CHECK(cublasCreate(&created), "creating the cuBLAS handle");
+    QNN_CUBLAS_CHECK(cublasSetStream(created, stream()), "binding cuBLAS to qnn's stream");
+    return created;
+  }();
+  // TF32 follows the backend switch at every use (tests turn it off to compare with the CPU).
+  QNN_CUBLAS_CHECK(cublasSetMathMode(h, backend_options().tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
+                   "setting cuBLAS math mode");
+  return h;
+}
+
+cudnnHandle_t cudnn() {
+  static cudnnHandle_t h = [] {
+    cudnnHandle_t created = nullptr;
+    QNN_CUDNN_CHECK(cudnnCreate(&created), "creating the cuDNN handle");
+    QNN_CUDNN_CHECK(cudnnSetStream(created, stream()), "binding cuDNN to qnn's stream");
+    return created;
+  }();
+  return h;
+}
+
+const char* cublas_error(cublasStatus_t status) {
+  switch (status) {
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    default: return "unknown cuBLAS status";
+  }
+}
+
+}  // namespace cuda
+
+void synchronize(Device device) {
+  if (device == Device::CUDA) QNN_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()), "waiting for the GPU");
+}
+
+void device_copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {
+  if (bytes == 0) return;
+  const cudaMemcpyKind kind = dst_device == Device::CUDA
+                                  ? (src_device == Device::CUDA ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+                                  : (src_device == Device::CUDA ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
+  QNN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, cuda::stream()), "copying ", bytes, " bytes ",
+                 device_name(src_device), " -> ", device_name(dst_device));
+  // A host destination is read as soon as we return. (A pageable host source is staged before
+  // cudaMemcpyAsync returns, so the caller may reuse it at once.)
+  if (dst_device == Device::CPU)
+    QNN_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()), "finishing a copy of ", bytes, " bytes");
+}
+
+namespace {
+__global__ void fill_kernel(float* dst, int64_t n, float value) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = value;
+}
+}  // namespace
+
+void device_fill(float* dst, int64_t count, float value) {
+  if (count == 0) return;
+  if (value == 0.0f) {
+    QNN_CUDA_CHECK(cudaMemsetAsync(dst, 0, size_t(count) * sizeof(float), cuda::stream()), "zeroing ", count, " floats");
+    return;
+  }
+  fill_kernel<<<cuda::blocks_for(count), cuda::kThreads, 0, cuda::stream()>>>(dst, count, value);
+  QNN_LAUNCH_CHECK("fill of ", count, " floats");
+}
+
+}  // namespace qnn

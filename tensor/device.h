@@ -1,0 +1,72 @@
+// The device runtime: whether this process can use a GPU, which one, and the backend switches.
+//
+// Every build has this interface. A CUDA build (nvcc and cuDNN found by the Makefile, which then
+// defines QNN_CUDA) implements it in tensor/device.cu; a CPU-only build links
+// tensor/device_cpu_only.cpp, which reports "built without CUDA" and refuses device memory.
+// The GPU is probed once, on first use: with no GPU or no driver (a CI machine has the toolkit
+// but no driver: "CUDA driver version is insufficient for CUDA runtime version") cuda_status()
+// says why, and the apps fall back to the CPU with a one-line notice.
+//
+// All GPU work goes to one stream, in order, so a tensor freed on the host can be reused by the
+// next op without waiting: the caching allocator (tensor/allocator.h) hands it out again and
+// stream order keeps the old reader before the new writer. That also keeps every address of a
+// training step stable, which is what lets the step be captured as a CUDA graph.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "tensor/tensor.h"
+
+namespace qnn {
+
+struct CudaStatus {
+  bool built = false;   // this binary has the CUDA backend
+  bool usable = false;  // ... and a GPU with a working driver was found
+  std::string reason;   // why not, when !usable
+  std::string name;     // "NVIDIA H100 80GB HBM3"
+  int major = 0, minor = 0;          // compute capability
+  int multiprocessors = 0;
+  int64_t memory_bytes = 0;
+  int driver_version = 0;   // CUDA's encoding: 13000 is 13.0
+  int runtime_version = 0;
+  size_t cudnn_version = 0; // cuDNN's encoding: 91900 is 9.19.0
+};
+
+// Probes the GPU on the first call; later calls return the same answer.
+const CudaStatus& cuda_status();
+// One line for logs: "NVIDIA H100 80GB HBM3, sm_90, 132 SMs, 79.2 GiB, driver 13.0, runtime
+// 13.0, cuDNN 9.19.0", or the reason the GPU cannot be used.
+std::string describe_cuda(const CudaStatus& status);
+
+// Switches of the CUDA backend (no effect on the CPU, which is always deterministic).
+struct BackendOptions {
+  bool cudnn = true;           // false: convolution through our im2col + cuBLAS kernels (--no-cudnn)
+  bool deterministic = false;  // only deterministic cuDNN algorithms (--deterministic)
+  bool tf32 = true;            // TF32 tensor cores in convolutions and matmuls (PyTorch's default)
+};
+BackendOptions& backend_options();
+
+// Waits until all queued GPU work is done (and reports any asynchronous error); nothing on the CPU.
+void synchronize(Device device);
+
+// Memory operations the Tensor class needs on the GPU (CUDA twins of memmove and a fill loop).
+// Copies are ordered on the backend's stream; a copy to the host waits for it.
+void device_copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
+void device_fill(float* dst, int64_t count, float value);  // dst in GPU memory
+
+}  // namespace qnn
+
+// Inside an op's CPU implementation (op.cpp): hands CUDA tensors to the op's CUDA twin (op.cu)
+// and returns its result. A CPU-only build can hold no CUDA tensor, so there it does nothing.
+//   Tensor relu(const Tensor& a) { QNN_ON_CUDA(a, cuda::relu(a)); ...the CPU loop... }
+#ifdef QNN_CUDA
+#define QNN_ON_CUDA(tensor, call) \
+  do {                            \
+    if ((tensor).is_cuda()) return call; \
+  } while (0)
+#else
+#define QNN_ON_CUDA(tensor, call) \
+  do {                            \
+  } while (0)
+#endif

@@ -1,0 +1,43 @@
+// The device runtime of a CPU-only build (tensor/device.h): no GPU is ever usable, and asking
+// for GPU memory is an error that says how to get a CUDA build. A CUDA build compiles this file
+// to nothing and uses tensor/device.cu and tensor/allocator.cu instead.
+#ifndef QNN_CUDA
+#include "tensor/allocator.h"
+#include "tensor/device.h"
+
+namespace qnn {
+
+namespace {
+const char* kNoCuda =
+    "this build has no CUDA backend (the Makefile found no nvcc or no cuDNN, or CUDA=0 was given)";
+}
+
+const CudaStatus& cuda_status() {
+  static const CudaStatus status = [] {
+    CudaStatus s;
+    s.reason = kNoCuda;
+    return s;
+  }();
+  return status;
+}
+
+std::string describe_cuda(const CudaStatus& status) { return "no usable GPU: " + status.reason; }
+
+BackendOptions& backend_options() {
+  static BackendOptions options;
+  return options;
+}
+
+void synchronize(Device) {}
+
+void device_copy(void*, Device, const void*, Device, size_t) { throw Error(str("[device_copy] ", kNoCuda)); }
+void device_fill(float*, int64_t, float) { throw Error(str("[device_fill] ", kNoCuda)); }
+
+void* cuda_allocate(size_t) { throw Error(str("[cuda_allocate] ", kNoCuda)); }
+void cuda_free(void*, size_t) {}
+AllocatorStats cuda_allocator_stats() { return {}; }
+void cuda_reset_peak() {}
+void cuda_release_cached() {}
+
+}  // namespace qnn
+#endif

@@ -1,0 +1,115 @@
+// CUDA element-wise kernels and the deterministic sum: the twins of tensor/elementwise.cpp,
+// formulas in tensor/elementwise.h. Each kernel is a grid-stride loop, one element per thread
+// per iteration; the same float operations as the CPU loop, so results match it bit for bit.
+#include "tensor/cuda_runtime.h"
+#include "tensor/elementwise.h"
+
+namespace qnn::cuda {
+
+namespace {
+
+template <class F>
+__global__ void binary_kernel(const float* a, const float* b, float* y, int64_t n, F f) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = f(a[i], b[i]);
+}
+
+template <class F>
+__global__ void unary_kernel(const float* a, float* y, int64_t n, F f) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = f(a[i]);
+}
+
+template <class F>
+Tensor binary(const char* op, const Tensor& a, const Tensor& b, F f) {
+  Tensor y(a.shape(), Device::CUDA);
+  const int64_t n = a.numel();
+  if (n == 0) return y;
+  binary_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(a.data(), b.data(), y.data(), n, f);
+  QNN_LAUNCH_CHECK(op, " ", shape_str(a.shape()));
+  return y;
+}
+
+template <class F>
+Tensor unary(const char* op, const Tensor& a, F f) {
+  Tensor y(a.shape(), Device::CUDA);
+  const int64_t n = a.numel();
+  if (n == 0) return y;
+  unary_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(a.data(), y.data(), n, f);
+  QNN_LAUNCH_CHECK(op, " ", shape_str(a.shape()));
+  return y;
+}
+
+struct Add { __device__ float operator()(float x, float y) const { return x + y; } };
+struct Sub { __device__ float operator()(float x, float y) const { return x - y; } };
+struct Mul { __device__ float operator()(float x, float y) const { return x * y; } };
+struct Scale {
+  float s;
+  __device__ float operator()(float x) const { return s * x; }
+};
+struct Relu { __device__ float operator()(float x) const { return x > 0.0f ? x : 0.0f; } };
+struct AddRelu {
+  __device__ float operator()(float x, float y) const {
+    const float s = x + y;
+    return s > 0.0f ? s : 0.0f;
+  }
+};
+struct ReluBackward { __device__ float operator()(float g, float out) const { return out > 0.0f ? g : 0.0f; } };
+
+__global__ void add_into_kernel(float* dst, const float* src, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] += src[i];
+}
+
+// Sum of fixed blocks of kSumBlock elements, one CUDA block each, reduced in double in a fixed
+// tree (so the result never depends on scheduling); the host then adds the block sums in order.
+constexpr int kSumBlock = 16384;
+__global__ void block_sum_kernel(const float* x, int64_t n, double* partial) {
+  __shared__ double shared[kThreads];
+  const int64_t begin = int64_t(blockIdx.x) * kSumBlock;
+  const int64_t end = begin + kSumBlock < n ? begin + kSumBlock : n;
+  double s = 0.0;
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) s += x[i];
+  shared[threadIdx.x] = s;
+  __syncthreads();
+  for (int half = blockDim.x / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) shared[threadIdx.x] += shared[threadIdx.x + half];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) partial[blockIdx.x] = shared[0];
+}
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) { return binary("add", a, b, Add{}); }
+Tensor sub(const Tensor& a, const Tensor& b) { return binary("sub", a, b, Sub{}); }
+Tensor mul(const Tensor& a, const Tensor& b) { return binary("mul", a, b, Mul{}); }
+Tensor scale(const Tensor& a, float s) { return unary("scale", a, Scale{s}); }
+Tensor relu(const Tensor& a) { return unary("relu", a, Relu{}); }
+Tensor add_relu(const Tensor& a, const Tensor& b) { return binary("add_relu", a, b, AddRelu{}); }
+Tensor relu_backward(const Tensor& dy, const Tensor& y) { return binary("relu_backward", dy, y, ReluBackward{}); }
+
+void add_into(Tensor& dst, const Tensor& src) {
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  add_into_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(dst.data(), src.data(), n);
+  QNN_LAUNCH_CHECK("add_into ", shape_str(dst.shape()));
+}
+
+double sum_all(const Tensor& x) {
+  const int64_t n = x.numel();
+  if (n == 0) return 0.0;
+  const int64_t blocks = (n + kSumBlock - 1) / kSumBlock;
+  // Doubles in a float tensor: two floats per double.
+  Tensor partial({2 * blocks}, Device::CUDA);
+  double* device_partial = reinterpret_cast<double*>(partial.data());
+  block_sum_kernel<<<unsigned(blocks), kThreads, 0, stream()>>>(x.data(), n, device_partial);
+  QNN_LAUNCH_CHECK("sum_all ", shape_str(x.shape()));
+  std::vector<double> host(static_cast<size_t>(blocks));
+  device_copy(host.data(), Device::CPU, device_partial, Device::CUDA, host.size() * sizeof(double));
+  double total = 0.0;
+  for (double s : host) total += s;
+  return total;
+}
+
+}  // namespace qnn::cuda

@@ -1,0 +1,40 @@
+// For tests of the CUDA backend: GPU_TEST_CASE declares a test that doctest skips (and counts as
+// skipped) when no GPU is usable, either because the build has no CUDA backend or because the
+// machine has no GPU or driver; tests/main.cpp prints the reason once. Parity tests run the same
+// op on the CPU and on the GPU from the same random inputs and compare with `close_to`.
+#pragma once
+#include <doctest.h>
+
+#include <cmath>
+#include <string>
+
+#include "tensor/device.h"
+#include "tensor/tensor.h"
+
+namespace qnn::testing {
+
+inline bool gpu_usable() { return cuda_status().usable; }
+
+// Largest |a - b| / (atol + rtol |b|) over the elements; <= 1 means every element is close.
+inline double closeness(const Tensor& a, const Tensor& b, double atol, double rtol) {
+  REQUIRE(a.numel() == b.numel());
+  const std::vector<float> x = a.to_vector(), y = b.to_vector();
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double excess = std::fabs(double(x[i]) - y[i]) / (atol + rtol * std::fabs(double(y[i])));
+    if (!(excess <= worst)) worst = std::isnan(excess) ? INFINITY : excess;
+  }
+  return worst;
+}
+
+// Turns TF32 off for the lifetime of a test, so cuBLAS and cuDNN compute in full fp32 and the
+// comparison with the CPU can use fp32 tolerances.
+struct NoTF32 {
+  NoTF32() : saved(backend_options().tf32) { backend_options().tf32 = false; }
+  ~NoTF32() { backend_options().tf32 = saved; }
+  bool saved;
+};
+
+}  // namespace qnn::testing
+
+#define GPU_TEST_CASE(name) TEST_CASE(name * doctest::skip(!::qnn::testing::gpu_usable()))

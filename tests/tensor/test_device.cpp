@@ -1,0 +1,56 @@
+// The device runtime and GPU tensors: probing, clear errors without a GPU, copies between
+// devices and the caching allocator's stable addresses.
+#include <doctest.h>
+
+#include "tensor/allocator.h"
+#include "tests/gpu.h"
+
+using namespace qnn;
+
+TEST_CASE("device: a GPU that cannot be used says why, and GPU tensors are then a clear error") {
+  const CudaStatus& s = cuda_status();
+  if (s.usable) {
+    CHECK(!s.name.empty());
+    CHECK(s.major >= 5);
+    CHECK(describe_cuda(s).find("sm_") != std::string::npos);
+    return;
+  }
+  CHECK(!s.reason.empty());
+  CHECK(describe_cuda(s).find(s.reason) != std::string::npos);
+  CHECK_THROWS_WITH_AS(Tensor({4}, Device::CUDA), doctest::Contains("GPU"), Error);
+}
+
+GPU_TEST_CASE("device: tensors round-trip between CPU and GPU, fill and zero work on the GPU") {
+  const Tensor host = Tensor::uniform({3, 5, 7}, -2, 2, 11);
+  const Tensor gpu = host.to(Device::CUDA);
+  CHECK(gpu.is_cuda());
+  CHECK(gpu.shape() == host.shape());
+  CHECK(gpu.to_vector() == host.to_vector());
+  CHECK(gpu.to(Device::CUDA).shares_storage(gpu));
+  Tensor copy = gpu.clone();
+  CHECK(!copy.shares_storage(gpu));
+  CHECK(copy.to(Device::CPU).to_vector() == host.to_vector());
+  Tensor window = copy.slice(5, {2, 3});
+  window.fill(7.5f);
+  std::vector<float> expected = host.to_vector();
+  for (int i = 5; i < 11; ++i) expected[i] = 7.5f;
+  CHECK(copy.to_vector() == expected);
+  copy.zero();
+  CHECK(copy.to_vector() == std::vector<float>(host.numel(), 0.0f));
+  CHECK(Tensor::full({1}, 3.25f, Device::CUDA).item() == 3.25f);
+}
+
+GPU_TEST_CASE("device: the caching allocator reuses freed blocks at the same address") {
+  const void* first = nullptr;
+  {
+    Tensor t({1000, 37}, Device::CUDA);
+    first = t.data();
+  }
+  const AllocatorStats before = cuda_allocator_stats();
+  Tensor again({1000, 37}, Device::CUDA);
+  CHECK(again.data() == first);
+  const AllocatorStats after = cuda_allocator_stats();
+  CHECK(after.system_allocations == before.system_allocations);
+  CHECK(after.reused == before.reused + 1);
+  CHECK(after.peak_live_bytes >= after.live_bytes);
+}
