@@ -21,6 +21,7 @@
 #include "nn/init.h"
 #include "nn/resnet.h"
 #include "quant/variance_recorder.h"
+#include "tensor/device.h"
 
 using namespace qnn;
 
@@ -56,11 +57,11 @@ std::string valid_schemes() {
 }
 
 // --variance-steps: unquantized SGD for `steps` steps, recording what each scheme would add.
-void measure_variance(Module& model, Trainer& trainer, Loader& loader, VarianceRecorder& recorder, int64_t steps,
+void measure_variance(Module& model, Trainer& trainer, BatchSource& source, VarianceRecorder& recorder, int64_t steps,
                       const std::string& prefix) {
   recorder.install(model.flatten());
   for (int64_t epoch = 0; recorder.steps() < steps; ++epoch)
-    trainer.train_epoch(loader, epoch, epoch + 1, steps - recorder.steps());
+    trainer.train_epoch(source, epoch, epoch + 1, steps - recorder.steps());
   model.flatten().clear_grad_hooks();
   const auto& names = recorder.schemes();
   CsvLog csv(prefix + ".csv", "step," + [&] {
@@ -101,8 +102,11 @@ int main(int argc, char** argv) {
   auto& seed = flags.add_int("--seed", 0, "seed for initialisation, shuffling and augmentation");
   auto& data_dir = flags.add_string("--data", env_data ? env_data : "data/cifar-10-batches-bin",
                                     "CIFAR-10 binary folder (default: $CIFAR10_DIR if set)");
-  auto& device = flags.add_string("--device", "auto", "auto|cpu|cuda");
-  auto& loader_threads = flags.add_int("--loader-threads", 1, "threads preparing the next batches");
+  auto& device = flags.add_string("--device", "auto", "auto (the GPU when one is usable, else the CPU)|cpu|cuda");
+  auto& loader_threads = flags.add_int("--loader-threads", 1, "CPU: threads preparing the next batches (the GPU augments on the device)");
+  auto& no_graph = flags.add_bool("--no-graph", "GPU: run every step eagerly instead of replaying a captured CUDA graph");
+  auto& no_cudnn = flags.add_bool("--no-cudnn", "GPU: convolution through qnn's im2col + cuBLAS kernels instead of cuDNN");
+  auto& deterministic = flags.add_bool("--deterministic", "GPU: only deterministic cuDNN algorithms (the CPU always is)");
   auto& checkpoint_dir = flags.add_string("--checkpoint", "", "folder for last.safetensors and best.safetensors");
   auto& resume = flags.add_string("--resume", "", "checkpoint file to continue from");
   auto& evaluate_only = flags.add_bool("--evaluate", "only evaluate (the --resume checkpoint) on the test set");
@@ -155,12 +159,20 @@ int main(int argc, char** argv) {
     flags.fail("bad --schedule '" + schedule_kind + "'; valid: multistep, cosine, onecycle");
   const std::vector<int64_t> milestone_list = parse_milestones(milestones, flags);
 
-  if (device == "cuda") {
-    std::fprintf(stderr, "cifar: --device cuda: this build has no CUDA backend (built CPU-only); use --device cpu\n");
+  const CudaStatus& cuda = cuda_status();
+  if (device == "cuda" && !cuda.usable) {
+    std::fprintf(stderr, "cifar: --device cuda: %s; use --device cpu or auto\n", describe_cuda(cuda).c_str());
     return 1;
   }
-  std::printf("qnn cifar: build cpu-only, device cpu, threads %d\n", omp_get_max_threads());
-  if (device == "auto") std::printf("note: built without CUDA, training on the CPU\n");
+  const Device dev = (device == "cuda" || (device == "auto" && cuda.usable)) ? Device::CUDA : Device::CPU;
+  backend_options().cudnn = !no_cudnn;
+  backend_options().deterministic = deterministic;
+  if (dev == Device::CUDA)
+    std::printf("qnn cifar: build %s, device cuda: %s%s%s%s\n", cuda.built ? "cuda" : "cpu-only", describe_cuda(cuda).c_str(),
+                no_graph ? ", no graph" : ", CUDA graph", no_cudnn ? ", no cuDNN" : "", deterministic ? ", deterministic" : "");
+  else
+    std::printf("qnn cifar: build %s, device cpu, threads %d\n", cuda.built ? "cuda" : "cpu-only", omp_get_max_threads());
+  if (device == "auto" && dev == Device::CPU) std::printf("note: %s; training on the CPU\n", describe_cuda(cuda).c_str());
 
   try {
     ImageDataset train_set = load_cifar10(data_dir, true), test_set = load_cifar10(data_dir, false);
@@ -171,6 +183,7 @@ int main(int argc, char** argv) {
 
     manual_seed(static_cast<uint64_t>(seed));
     CifarResNet model(depth, 10, shortcut == "A" ? Shortcut::A : Shortcut::B);
+    model.to(dev);
     FlatParameters& flat = model.flatten();
     SGD sgd(flat, {float(lr), float(momentum), 0.0f, float(wd), nesterov});
 
@@ -184,14 +197,15 @@ int main(int argc, char** argv) {
     LoaderConfig test_config = train_config;
     test_config.batch_size = 500;
     test_config.shuffle = test_config.augment = false;
-    Loader train_loader(train_set, train_config), test_loader(test_set, test_config);
+    std::unique_ptr<BatchSource> train_source = make_batch_source(train_set, train_config, dev);
+    std::unique_ptr<BatchSource> test_source = make_batch_source(test_set, test_config, dev);
 
     LRSchedule schedule;
     schedule.kind = schedule_kind;
     schedule.base_lr = float(lr);
     schedule.milestones = milestone_list;
     schedule.epochs = epochs;
-    schedule.steps_per_epoch = Trainer::steps_per_epoch(train_loader, static_cast<int>(workers));
+    schedule.steps_per_epoch = Trainer::steps_per_epoch(train_source->batches_per_epoch(), static_cast<int>(workers));
     validate(schedule);
 
     std::unique_ptr<GradientQuantizationHook> hook;
@@ -208,14 +222,14 @@ int main(int argc, char** argv) {
         return sizes;
       }());
     }
-    Trainer trainer(model, sgd, schedule, hook.get(), static_cast<int>(workers));
+    Trainer trainer(model, sgd, schedule, hook.get(), static_cast<int>(workers), !no_graph && variance_steps == 0);
     std::printf("training: %s, batch %lld x %lld worker(s), quantizer %s (bucket %lld, %lld levels%s)\n",
                 schedule_kind.c_str(), (long long)batch_size, (long long)workers, quant.c_str(), (long long)bucket_size,
                 (long long)quant_levels, per_layer ? ", per layer" : ", network-wide");
 
     if (variance_steps > 0) {
       VarianceRecorder recorder(measured, quant_options, static_cast<uint64_t>(seed));
-      measure_variance(model, trainer, train_loader, recorder, variance_steps, variance_out);
+      measure_variance(model, trainer, *train_source, recorder, variance_steps, variance_out);
       return 0;
     }
 
@@ -234,7 +248,7 @@ int main(int argc, char** argv) {
                 (long long)model.num_parameters());
 
     if (evaluate_only) {
-      EpochResult test = evaluate(model, test_loader, start_epoch);
+      EpochResult test = evaluate(model, *test_source, start_epoch);
       std::printf("test: loss %.4f accuracy %.2f%% (%lld images, %.1fs)\n", test.loss, 100 * test.accuracy,
                   (long long)test.images, test.seconds);
       return 0;
@@ -247,8 +261,8 @@ int main(int argc, char** argv) {
     if (!checkpoint_dir.empty()) std::filesystem::create_directories(checkpoint_dir);
     for (int64_t epoch = start_epoch; epoch < epochs; ++epoch) {
       const float epoch_lr = schedule.lr_at(epoch, 0);
-      EpochResult train = trainer.train_epoch(train_loader, epoch, epochs);
-      EpochResult test = evaluate(model, test_loader, epoch);
+      EpochResult train = trainer.train_epoch(*train_source, epoch, epochs);
+      EpochResult test = evaluate(model, *test_source, epoch);
       const double rate = train.images / std::max(train.seconds, 1e-9);
       std::printf("epoch %lld/%lld lr %.5f train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.1fs %.0f img/s",
                   (long long)epoch + 1, (long long)epochs, epoch_lr, train.loss, 100 * train.accuracy, test.loss,

@@ -25,10 +25,13 @@ class Progress {
 
   double seconds() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
 
+  // Whether update(batch, ...) would draw now: callers whose loss and accuracy live on the GPU
+  // read them (a synchronisation) only then.
+  bool due(int64_t batch) const { return tty_ && (batch + 1 >= batches_ || seconds() - last_draw_ >= 0.1); }
+
   void update(int64_t batch, double loss, double accuracy, int64_t images) {
-    if (!tty_) return;
+    if (!due(batch)) return;
     const double now = seconds();
-    if (batch + 1 < batches_ && now - last_draw_ < 0.1) return;
     last_draw_ = now;
     const int width = 24, filled = static_cast<int>(width * (batch + 1) / std::max<int64_t>(batches_, 1));
     const double rate = images / std::max(now, 1e-9);

@@ -1,142 +1,188 @@
-// The epoch loop of ./apps/cifar: one pass of training or evaluation over a loader.
+// The epoch loop of ./apps/cifar: one pass of training or evaluation, the same code on the CPU
+// and on the GPU.
 //
-// A training step: learning rate from the schedule, gradient, optional quantization, SGD step.
-// With one worker, the gradient quantizer is a hook on the flat gradient (installed by the
-// caller), so backward() leaves the quantized gradient for the optimizer. With K emulated
-// data-parallel workers (learning-to-quantize's simulated all-reduce), each step takes K
-// batches, computes K gradients, quantizes each on its own and averages them
-// (GradientQuantizationHook::quantize_and_average), then steps once. Nothing here depends on
-// the scheme: quantization is a hook.
+// A training step: the batch from a BatchSource (apps/batch_source.h), forward, loss, loss and
+// accuracy added into a metrics tensor on the device, backward (which runs the gradient hooks:
+// quantization), the SGD step. Nothing in it reads device memory on the host: the host only
+// enqueues work, and reads the metrics once per progress redraw and at the end of the epoch.
+// Per-step values reach the step through device memory written before it: the learning rate
+// (SGD::set_lr), the batch number and epoch (BatchSource::prepare).
+//
+// On the GPU that lets the whole step be one CUDA graph (tensor/cuda_graph.h): the first steps
+// run eagerly (cuDNN picks its algorithms, SGD initialises its momentum), the next full batch
+// is captured, and every later full batch replays the graph with one launch. A partial last
+// batch (50,000 = 390 x 128 + 80) has other shapes: it runs eagerly, uncaptured.
+//
+// With K emulated data-parallel workers (learning-to-quantize's simulated all-reduce), each step
+// takes K batches, computes K gradients, quantizes each on its own and averages them
+// (GradientQuantizationHook::quantize_and_average), then steps once; those steps run eagerly.
 #pragma once
 #include <algorithm>
 #include <memory>
 #include <vector>
 
+#include "apps/batch_source.h"
 #include "apps/progress.h"
 #include "autograd/functions.h"
-#include "data/loader.h"
+#include "data/device_data.h"
 #include "nn/module.h"
 #include "optim/schedule.h"
 #include "optim/sgd.h"
 #include "quant/hook.h"
+#include "tensor/cuda_graph.h"
+#include "tensor/elementwise.h"
 
 namespace qnn {
 
 struct EpochResult {
   double loss = 0, accuracy = 0, seconds = 0;
   int64_t images = 0, steps = 0;
+  int64_t captured_steps = 0;       // steps replayed from the CUDA graph
   double bits_per_coordinate = 32;  // mean over the epoch's steps (32: unquantized)
   double mean_variance = 0;         // mean quantization variance per step (hook with record_variance)
 };
 
-inline int64_t count_correct(const Tensor& logits, const std::vector<int32_t>& labels) {
-  const int64_t classes = logits.size(1);
-  int64_t correct = 0;
-  for (size_t i = 0; i < labels.size(); ++i) {
-    const float* row = logits.data() + i * classes;
-    correct += (std::max_element(row, row + classes) - row) == labels[i];
+// Metrics accumulate in a [3] tensor on the device: loss * rows, correct rows, rows.
+struct Metrics {
+  explicit Metrics(Device device) : sums(Tensor::zeros({3}, device)) {}
+  void reset() { sums.zero(); }
+  void read(EpochResult& r) const {  // waits for the device
+    const std::vector<float> v = sums.to_vector();
+    r.images = static_cast<int64_t>(v[2]);
+    r.loss = v[0] / std::max(v[2], 1.0f);
+    r.accuracy = v[1] / std::max(v[2], 1.0f);
   }
-  return correct;
-}
+  Tensor sums;
+};
 
 // Evaluation: no graph, batch-norm running statistics.
-inline EpochResult evaluate(Module& model, Loader& loader, int64_t epoch) {
+inline EpochResult evaluate(Module& model, BatchSource& source, int64_t epoch) {
   model.eval();
   NoGradGuard no_grad;
-  loader.start_epoch(epoch);
-  EpochResult r;
-  double loss_sum = 0;
-  int64_t correct = 0;
+  source.start_epoch(epoch);
+  Metrics metrics(model.device());
   Progress timer(epoch, 1, 1);
-  Batch batch;
-  while (loader.next(batch)) {
-    const int64_t n = static_cast<int64_t>(batch.labels.size());
-    Variable logits = model(Variable(batch.images));
-    loss_sum += double(cross_entropy(logits, batch.labels).value().item()) * n;
-    correct += count_correct(logits.value(), batch.labels);
-    r.images += n;
+  Tensor images, labels;
+  for (int64_t b = 0; b < source.batches_per_epoch(); ++b) {
+    source.prepare(b);
+    source.produce(images, labels);
+    Variable logits = model(Variable(images));
+    accumulate_metrics(logits.value(), labels, cross_entropy(logits, labels).value(), metrics.sums);
   }
+  EpochResult r;
+  metrics.read(r);
   r.seconds = timer.seconds();
-  r.loss = loss_sum / std::max<int64_t>(r.images, 1);
-  r.accuracy = double(correct) / std::max<int64_t>(r.images, 1);
   return r;
 }
 
 class Trainer {
  public:
-  // `hook` may be null (no quantization); with workers == 1 it must already be installed on
-  // the model's flat parameters, with workers > 1 it must not be.
-  Trainer(Module& model, SGD& sgd, const LRSchedule& schedule, GradientQuantizationHook* hook, int workers)
-      : model_(model), sgd_(sgd), schedule_(schedule), hook_(hook), workers_(workers) {}
+  // `hook` may be null (no quantization); with workers == 1 it must already be installed on the
+  // model's flat parameters, with workers > 1 it must not be. `graph`: capture the step as a
+  // CUDA graph (only used on the GPU with one worker).
+  Trainer(Module& model, SGD& sgd, const LRSchedule& schedule, GradientQuantizationHook* hook, int workers,
+          bool graph)
+      : model_(model), sgd_(sgd), schedule_(schedule), hook_(hook), workers_(workers),
+        graph_wanted_(graph && workers == 1 && model.device() == Device::CUDA), metrics_(model.device()) {}
 
-  // Optimizer steps per epoch for a loader: ceil(batches / workers).
-  static int64_t steps_per_epoch(const Loader& loader, int workers) {
-    return (loader.batches_per_epoch() + workers - 1) / workers;
-  }
+  // Optimizer steps per epoch: ceil(batches / workers).
+  static int64_t steps_per_epoch(int64_t batches, int workers) { return (batches + workers - 1) / workers; }
 
   // Trains one epoch (or until `max_steps` steps when >= 0).
-  EpochResult train_epoch(Loader& loader, int64_t epoch, int64_t epochs, int64_t max_steps = -1) {
+  EpochResult train_epoch(BatchSource& source, int64_t epoch, int64_t epochs, int64_t max_steps = -1) {
     model_.train();
-    loader.start_epoch(epoch);
-    FlatParameters& flat = model_.flatten();
-    Progress progress(epoch, epochs, steps_per_epoch(loader, workers_));
+    source.start_epoch(epoch);
+    metrics_.reset();
+    const int64_t batches = source.batches_per_epoch();
+    const int64_t steps = std::min(steps_per_epoch(batches, workers_), max_steps < 0 ? INT64_MAX : max_steps);
+    Progress progress(epoch, epochs, steps);
     EpochResult r;
-    double loss_sum = 0, bits_sum = 0, variance_sum = 0;
-    int64_t correct = 0;
-    Batch batch;
-    bool more = true;
-    while (more && (max_steps < 0 || r.steps < max_steps)) {
-      int got = 0;
-      for (; got < workers_; ++got) {
-        if (!loader.next(batch)) {
-          more = false;
-          break;
-        }
-        const int64_t n = static_cast<int64_t>(batch.labels.size());
-        Variable logits = model_(Variable(batch.images));
-        Variable loss = cross_entropy(logits, batch.labels);
-        sgd_.zero_grad();
-        loss.backward();
-        if (workers_ > 1) keep_worker_gradient(flat, got);
-        loss_sum += double(loss.value().item()) * n;
-        correct += count_correct(logits.value(), batch.labels);
-        r.images += n;
+    double bits_sum = 0, variance_sum = 0;
+    for (int64_t step = 0; step < steps; ++step) {
+      sgd_.set_lr(schedule_.lr_at(epoch, step));
+      if (workers_ == 1) {
+        source.prepare(step);
+        run_step(source, source.rows(step) == source.batch_size(), r);
+      } else {
+        worker_step(source, step, batches);
       }
-      if (got == 0) break;
-      if (workers_ > 1) average_worker_gradients(flat, got);
       if (hook_) bits_sum += hook_->last_bits_per_coordinate(), variance_sum += hook_->last_variance();
-      sgd_.set_lr(schedule_.lr_at(epoch, r.steps));
-      sgd_.step();
       ++r.steps;
-      progress.update(r.steps - 1, loss_sum / r.images, double(correct) / r.images, r.images);
+      if (progress.due(step)) {
+        EpochResult now;
+        metrics_.read(now);
+        progress.update(step, now.loss, now.accuracy, now.images);
+      }
     }
+    metrics_.read(r);
     progress.finish_line();
     r.seconds = progress.seconds();
-    r.loss = loss_sum / std::max<int64_t>(r.images, 1);
-    r.accuracy = double(correct) / std::max<int64_t>(r.images, 1);
     if (hook_ && r.steps > 0) r.bits_per_coordinate = bits_sum / r.steps, r.mean_variance = variance_sum / r.steps;
     return r;
   }
 
  private:
-  void keep_worker_gradient(FlatParameters& flat, int worker) {
-    if (int(worker_grads_.size()) <= worker) worker_grads_.resize(worker + 1);
-    worker_grads_[worker].assign(flat.grads().data(), flat.grads().data() + flat.numel());
+  // The step itself: everything after prepare(). Captured once, replayed after that.
+  void step_work(BatchSource& source) {
+    Tensor images, labels;
+    source.produce(images, labels);
+    Variable logits = model_(Variable(images));
+    Variable loss = cross_entropy(logits, labels);
+    accumulate_metrics(logits.value(), labels, loss.value(), metrics_.sums);
+    sgd_.zero_grad();
+    loss.backward();  // runs the gradient hooks (quantization) on the flat gradient
+    sgd_.step();
   }
+
+  void run_step(BatchSource& source, bool full_batch, EpochResult& r) {
+    constexpr int64_t kWarmupSteps = 2;  // SGD's first step differs; cuDNN searches algorithms
+    const bool use_graph = graph_wanted_ && full_batch && eager_steps_ >= kWarmupSteps;
+    if (use_graph && (!graph_.captured() || captured_source_ != &source)) {
+      graph_.capture([&] { step_work(source); });  // records, does not run
+      captured_source_ = &source;
+    }
+    if (use_graph) {
+      graph_.replay();
+      sgd_.set_steps(sgd_.steps() + 1);  // the host-side count of what the graph just did
+      ++r.captured_steps;
+    } else {
+      step_work(source);
+      ++eager_steps_;
+    }
+  }
+
+  // K workers: K batches, K gradients, each quantized on its own, averaged, one SGD step.
+  void worker_step(BatchSource& source, int64_t step, int64_t batches) {
+    FlatParameters& flat = model_.flatten();
+    const int count = static_cast<int>(std::min<int64_t>(workers_, batches - step * workers_));
+    if (int(worker_grads_.size()) < count) worker_grads_.resize(count);
+    Tensor images, labels;
+    for (int w = 0; w < count; ++w) {
+      source.prepare(step * workers_ + w);
+      source.produce(images, labels);
+      Variable logits = model_(Variable(images));
+      Variable loss = cross_entropy(logits, labels);
+      accumulate_metrics(logits.value(), labels, loss.value(), metrics_.sums);
+      sgd_.zero_grad();
+      loss.backward();
+      worker_grads_[w] = flat.grads().clone();
+    }
+    average_worker_gradients(flat, count);
+    sgd_.step();
+  }
+
   // The mean of the first `count` workers' (quantized) gradients into the flat gradient.
   void average_worker_gradients(FlatParameters& flat, int count) {
-    std::vector<const float*> grads;
-    for (int w = 0; w < count; ++w) grads.push_back(worker_grads_[w].data());
-    float* out = flat.grads().data();
     if (hook_) {
-      hook_->quantize_and_average(grads, flat.numel(), out);
+      QNN_CHECK(flat.grads().device() == Device::CPU, "quantized emulated workers run on the CPU only");
+      std::vector<const float*> grads;
+      for (int w = 0; w < count; ++w) grads.push_back(worker_grads_[w].data());
+      hook_->quantize_and_average(grads, flat.numel(), flat.grads().data());
       return;
     }
-    for (int64_t i = 0; i < flat.numel(); ++i) {
-      float sum = 0;
-      for (int w = 0; w < count; ++w) sum += grads[w][i];
-      out[i] = sum / float(count);
-    }
+    Tensor sum = worker_grads_[0].clone();
+    for (int w = 1; w < count; ++w) add_into(sum, worker_grads_[w]);
+    flat.grads().copy_from(scale(sum, 1.0f / float(count)));
   }
 
   Module& model_;
@@ -144,7 +190,12 @@ class Trainer {
   const LRSchedule& schedule_;
   GradientQuantizationHook* hook_;
   int workers_;
-  std::vector<std::vector<float>> worker_grads_;
+  bool graph_wanted_;
+  Metrics metrics_;
+  CudaGraph graph_;
+  const BatchSource* captured_source_ = nullptr;
+  int64_t eager_steps_ = 0;
+  std::vector<Tensor> worker_grads_;
 };
 
 }  // namespace qnn

@@ -119,8 +119,12 @@ FlatParameters::FlatParameters(std::vector<Variable> leaves) : leaves_(std::move
     offsets_.push_back(total);
     total += v.numel();
   }
-  values_ = Tensor({total});
-  grads_ = Tensor::zeros({total});
+  const Device device = leaves_.empty() ? Device::CPU : leaves_.front().value().device();
+  for (const Variable& v : leaves_)
+    QNN_CHECK(v.value().device() == device, "all parameters must be on one device: found ",
+              device_name(device), " and ", device_name(v.value().device()));
+  values_ = Tensor({total}, device);
+  grads_ = Tensor::zeros({total}, device);
   for (size_t i = 0; i < leaves_.size(); ++i) {
     Node& node = leaves_[i].node();
     Tensor view = values_.slice(offsets_[i], node.value.shape());

@@ -1,47 +1,95 @@
 // Benchmark: ResNet training steps (forward, backward, SGD with momentum) on synthetic CIFAR-size
-// inputs, the same work as bench/train_step_torch.py does with PyTorch. Prints images/s after
-// warm-up. Run both through bench/cpu.sh, which adds peak memory and the ratio.
-//   build/bench/train_step [--arch resnet20] [--batch-size 128] [--steps 20] [--warmup 3]
+// inputs resident on the device, the same work bench/train_step_torch.py does with PyTorch. The
+// step is the app's own (apps/training.h: Trainer), so on the GPU it is the captured CUDA graph
+// unless --no-graph. Prints images/s after warm-up, the time of a 50,000-image epoch and, on
+// the GPU, the peak memory of qnn's allocator over the run: live tensors at the worst moment of
+// an eager step (like PyTorch's max_memory_allocated) and all memory held (like
+// max_memory_reserved; with a graph this includes the graph's private pool). bench/cpu.sh and bench/gpu.sh
+// run it beside PyTorch.
+//   build/bench/train_step [--device cpu|cuda] [--arch resnet20] [--batch-size 128] [--steps 20]
+//                          [--warmup 3] [--no-graph] [--no-cudnn]
 #include <omp.h>
 
 #include <chrono>
 #include <cstdio>
 
 #include "apps/flags.h"
+#include "apps/training.h"
 #include "nn/init.h"
 #include "nn/resnet.h"
-#include "optim/sgd.h"
+#include "tensor/allocator.h"
 
 using namespace qnn;
 
+namespace {
+
+// The same batch every step (as the PyTorch peer does), already on the device.
+class FixedSource : public BatchSource {
+ public:
+  FixedSource(int64_t batch, Device device)
+      : images_(Tensor::normal({batch, 3, 32, 32}, 0, 1, 1).to(device)), labels_([&] {
+          std::vector<int32_t> l(batch);
+          for (int64_t i = 0; i < batch; ++i) l[i] = static_cast<int32_t>(i % 10);
+          return label_tensor(l, device);
+        }()) {}
+  int64_t batches_per_epoch() const override { return INT64_MAX / 2; }
+  int64_t batch_size() const override { return images_.size(0); }
+  int64_t rows(int64_t) const override { return images_.size(0); }
+  void start_epoch(int64_t) override {}
+  void prepare(int64_t) override {}
+  void produce(Tensor& images, Tensor& labels) override { images = images_, labels = labels_; }
+
+ private:
+  Tensor images_, labels_;
+};
+
+}  // namespace
+
 int main(int argc, char** argv) {
   Flags flags("train_step", "Time ResNet training steps on synthetic 32x32 images.");
+  auto& device = flags.add_string("--device", "cpu", "cpu|cuda");
   auto& arch = flags.add_string("--arch", "resnet20", "resnet20|resnet32|resnet44|resnet56|resnet110");
   auto& batch = flags.add_int("--batch-size", 128, "images per step");
   auto& steps = flags.add_int("--steps", 20, "timed steps");
-  auto& warmup = flags.add_int("--warmup", 3, "untimed steps first");
+  auto& warmup = flags.add_int("--warmup", 3, "untimed steps first (the GPU captures its graph in these)");
+  auto& no_graph = flags.add_bool("--no-graph", "GPU: run each step eagerly");
+  auto& no_cudnn = flags.add_bool("--no-cudnn", "GPU: convolution through im2col + cuBLAS");
   flags.parse(argc, argv);
+  if (device != "cpu" && device != "cuda") flags.fail("bad --device '" + device + "'; valid: cpu, cuda");
+  const Device dev = device == "cuda" ? Device::CUDA : Device::CPU;
+  if (dev == Device::CUDA && !cuda_status().usable) {
+    std::printf("train_step: skipped --device cuda: %s\n", describe_cuda(cuda_status()).c_str());
+    return 0;
+  }
+  backend_options().cudnn = !no_cudnn;
 
-  manual_seed(0);
-  CifarResNet model(cifar_resnet_depth(arch));
-  SGD sgd(model.flatten(), {0.1f, 0.9f, 0.0f, 1e-4f, false});
-  Variable x(Tensor::normal({batch, 3, 32, 32}, 0, 1, 1));
-  std::vector<int32_t> labels(batch);
-  for (int64_t i = 0; i < batch; ++i) labels[i] = static_cast<int32_t>(i % 10);
-
-  auto step = [&] {
-    Variable loss = cross_entropy(model(x), labels);
-    sgd.zero_grad();
-    loss.backward();
-    sgd.step();
-    return loss.value().item();
-  };
-  for (int64_t i = 0; i < warmup; ++i) step();
-  const auto start = std::chrono::steady_clock::now();
-  float last = 0;
-  for (int64_t i = 0; i < steps; ++i) last = step();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("qnn %s batch %lld threads %d: %.1f images/s (%.1f ms/step, last loss %.4f)\n", arch.c_str(),
-              (long long)batch, omp_get_max_threads(), batch * steps / seconds, 1000 * seconds / steps, last);
+  try {
+    manual_seed(0);
+    CifarResNet model(cifar_resnet_depth(arch));
+    model.to(dev);
+    SGD sgd(model.flatten(), {0.1f, 0.9f, 0.0f, 1e-4f, false});
+    LRSchedule constant;  // multistep without milestones: lr 0.1 throughout
+    Trainer trainer(model, sgd, constant, nullptr, 1, !no_graph);
+    FixedSource source(batch, dev);
+    trainer.train_epoch(source, 0, 1, warmup);  // ends by reading the metrics: the GPU is idle after
+    const auto start = std::chrono::steady_clock::now();
+    const EpochResult r = trainer.train_epoch(source, 0, 1, steps);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double rate = batch * steps / seconds;
+    std::printf("qnn %s %s batch %lld %s: %.1f images/s (%.3f ms/step, %.2f s per 50k-image epoch, mean loss %.4f",
+                arch.c_str(), device.c_str(), (long long)batch,
+                dev == Device::CUDA ? (no_graph ? "eager" : "graph") : ("threads " + std::to_string(omp_get_max_threads())).c_str(),
+                rate, 1000 * seconds / steps, 50000 / rate, r.loss);
+    if (dev == Device::CUDA) {
+      const AllocatorStats m = cuda_allocator_stats();
+      std::printf(", peak GPU memory %.1f MiB allocated, %.1f MiB reserved, %lld of %lld steps from the graph",
+                  m.peak_live_bytes / 1048576.0, m.reserved_bytes / 1048576.0, (long long)r.captured_steps,
+                  (long long)r.steps);
+    }
+    std::printf(")\n");
+  } catch (const Error& e) {
+    std::fprintf(stderr, "train_step: %s\n", e.what());
+    return 1;
+  }
   return 0;
 }

@@ -1,6 +1,8 @@
 // Layer modules (see nn/layers.h): parameters, buffers and default initialisation.
 #include "nn/layers.h"
 
+#include "tensor/elementwise.h"
+
 #include "nn/init.h"
 
 namespace qnn {
@@ -25,7 +27,7 @@ BatchNorm2d::BatchNorm2d(int64_t channels, float eps_, float momentum_) : eps(ep
 }
 
 Variable BatchNorm2d::forward(const Variable& x) {
-  if (training()) num_batches_tracked->data()[0] += 1.0f;
+  if (training()) add_scalar(*num_batches_tracked, 1.0f);  // on the device: a captured step counts too
   return batch_norm(x, weight, bias, *running_mean, *running_var, training(), momentum, eps);
 }
 

@@ -54,6 +54,18 @@ void Module::train(bool on) {
   for (auto& [name, child] : children_) child->train(on);
 }
 
+void Module::to(Device device) {
+  QNN_CHECK(!flat_, "move the model with to() before flatten()");
+  for (auto& [name, v] : parameters_) v.node().value = v.value().to(device);
+  for (auto& [name, t] : buffers_) t = t.to(device);
+  for (auto& [name, child] : children_) child->to(device);
+}
+
+Device Module::device() const {
+  const auto named = named_parameters();
+  return named.empty() ? Device::CPU : named.front().second.value().device();
+}
+
 FlatParameters& Module::flatten() {
   if (!flat_) flat_ = std::make_unique<FlatParameters>(parameters());
   return *flat_;

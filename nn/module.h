@@ -34,6 +34,11 @@ class Module {
   void eval() { train(false); }
   bool training() const { return training_; }
 
+  // Moves every parameter and buffer of this module and its children to `device` (before
+  // flatten(): the flat buffers are made on the parameters' device).
+  void to(Device device);
+  Device device() const;  // where the parameters are (CPU for a module without any)
+
   // Gathers all parameters into one flat buffer (once; later calls return the same one).
   FlatParameters& flatten();
   FlatParameters* flat() { return flat_.get(); }

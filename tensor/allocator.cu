@@ -2,9 +2,18 @@
 // size. Sizes round up to 512 bytes, and above 1 MiB to 1 MiB, so near-equal requests share
 // blocks. When cudaMalloc fails, the cache is released and the request tried once more before
 // the error (which names the size and what is in use) is thrown.
+//
+// The graph pool. A captured CUDA graph replays the addresses it saw during capture, including
+// those of the step's temporaries, which the host freed long ago. If such a block went back to
+// the common cache, a tensor allocated later (the next epoch's order, an evaluation batch) could
+// get it and be overwritten by the next replay. So while a graph is being captured, every block
+// handed out joins the graph pool: when freed it returns to the pool's own free lists, which
+// only later captures draw from. Graphs share the pool safely because one stream never runs two
+// of them at once.
 #include <algorithm>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "tensor/allocator.h"
@@ -14,9 +23,14 @@ namespace qnn {
 
 namespace {
 
+using FreeLists = std::unordered_map<size_t, std::vector<void*>>;
+
 struct DeviceCache {
   std::mutex mutex;
-  std::unordered_map<size_t, std::vector<void*>> free_blocks;
+  FreeLists free_blocks;        // the common cache
+  FreeLists graph_free_blocks;  // the graph pool's free blocks
+  std::unordered_set<void*> graph_blocks;  // every block that belongs to the graph pool
+  bool capturing = false;
   AllocatorStats stats;
 };
 
@@ -31,16 +45,17 @@ size_t rounded(size_t bytes) {
 }
 
 void release_cached_locked(DeviceCache& c) {
-  for (auto& entry : c.free_blocks)
-    for (void* b : entry.second) cudaFree(b);
+  for (auto& [size, blocks] : c.free_blocks) {
+    for (void* b : blocks) cudaFree(b);
+    c.stats.reserved_bytes -= int64_t(size * blocks.size());
+    c.stats.cached_bytes -= int64_t(size * blocks.size());
+  }
   c.free_blocks.clear();
-  c.stats.reserved_bytes -= c.stats.cached_bytes;
-  c.stats.cached_bytes = 0;
 }
 
-void* take_cached_locked(DeviceCache& c, size_t size) {
-  auto it = c.free_blocks.find(size);
-  if (it == c.free_blocks.end() || it->second.empty()) return nullptr;
+void* take_cached_locked(DeviceCache& c, FreeLists& lists, size_t size) {
+  auto it = lists.find(size);
+  if (it == lists.end() || it->second.empty()) return nullptr;
   void* block = it->second.back();
   it->second.pop_back();
   ++c.stats.reused;
@@ -68,8 +83,10 @@ void* cuda_allocate(size_t bytes) {
   const size_t size = rounded(bytes);
   DeviceCache& c = device_cache();
   std::lock_guard<std::mutex> lock(c.mutex);
-  void* block = take_cached_locked(c, size);
+  void* block = c.capturing ? take_cached_locked(c, c.graph_free_blocks, size) : nullptr;
+  if (!block) block = take_cached_locked(c, c.free_blocks, size);
   if (!block) block = allocate_new_locked(c, size);
+  if (c.capturing) c.graph_blocks.insert(block);
   c.stats.live_bytes += int64_t(size);
   c.stats.peak_live_bytes = std::max(c.stats.peak_live_bytes, c.stats.live_bytes);
   return block;
@@ -80,7 +97,7 @@ void cuda_free(void* block, size_t bytes) {
   const size_t size = rounded(bytes);
   DeviceCache& c = device_cache();
   std::lock_guard<std::mutex> lock(c.mutex);
-  c.free_blocks[size].push_back(block);
+  (c.graph_blocks.count(block) ? c.graph_free_blocks : c.free_blocks)[size].push_back(block);
   c.stats.cached_bytes += int64_t(size);
   c.stats.live_bytes -= int64_t(size);
 }
@@ -93,6 +110,11 @@ AllocatorStats cuda_allocator_stats() {
 void cuda_reset_peak() {
   std::lock_guard<std::mutex> lock(device_cache().mutex);
   device_cache().stats.peak_live_bytes = device_cache().stats.live_bytes;
+}
+
+void cuda_graph_pool_capture(bool on) {
+  std::lock_guard<std::mutex> lock(device_cache().mutex);
+  device_cache().capturing = on;
 }
 
 void cuda_release_cached() {

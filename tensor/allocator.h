@@ -40,6 +40,9 @@ void* cuda_allocate(size_t bytes);
 void cuda_free(void* block, size_t bytes);
 AllocatorStats cuda_allocator_stats();
 void cuda_reset_peak();  // peak_live_bytes = live_bytes (benchmarks measure a step's peak)
-void cuda_release_cached();
+void cuda_release_cached();  // the common cache (the graph pool is kept for its graphs)
+// While on, every block handed out joins the graph pool (see tensor/allocator.cu); CudaGraph
+// (tensor/cuda_graph.h) turns it on for the length of a capture.
+void cuda_graph_pool_capture(bool on);
 
 }  // namespace qnn

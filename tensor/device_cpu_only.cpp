@@ -3,6 +3,7 @@
 // to nothing and uses tensor/device.cu and tensor/allocator.cu instead.
 #ifndef QNN_CUDA
 #include "tensor/allocator.h"
+#include "tensor/cuda_graph.h"
 #include "tensor/device.h"
 
 namespace qnn {
@@ -38,6 +39,12 @@ void cuda_free(void*, size_t) {}
 AllocatorStats cuda_allocator_stats() { return {}; }
 void cuda_reset_peak() {}
 void cuda_release_cached() {}
+void cuda_graph_pool_capture(bool) {}
+
+CudaGraph::~CudaGraph() {}
+void CudaGraph::reset() {}
+void CudaGraph::capture(const std::function<void()>&) { throw Error(str("[CudaGraph::capture] ", kNoCuda)); }
+void CudaGraph::replay() { throw Error(str("[CudaGraph::replay] ", kNoCuda)); }
 
 }  // namespace qnn
 #endif

@@ -104,6 +104,12 @@ void add_into(Tensor& dst, const Tensor& src) {
   for (int64_t i = 0; i < n; ++i) pd[i] += ps[i];
 }
 
+void add_scalar(Tensor& dst, float value) {
+  QNN_ON_CUDA(dst, cuda::add_scalar(dst, value));
+  float* p = dst.data();
+  for (int64_t i = 0; i < dst.numel(); ++i) p[i] += value;
+}
+
 double sum_all(const Tensor& x) {
   QNN_ON_CUDA(x, cuda::sum_all(x));
   // Fixed blocks, each summed by one thread, then the block sums in block order: the rounding is

@@ -61,6 +61,11 @@ __global__ void add_into_kernel(float* dst, const float* src, int64_t n) {
     dst[i] += src[i];
 }
 
+__global__ void add_scalar_kernel(float* dst, int64_t n, float value) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] += value;
+}
+
 // Sum of fixed blocks of kSumBlock elements, one CUDA block each, reduced in double in a fixed
 // tree (so the result never depends on scheduling); the host then adds the block sums in order.
 constexpr int kSumBlock = 16384;
@@ -94,6 +99,13 @@ void add_into(Tensor& dst, const Tensor& src) {
   if (n == 0) return;
   add_into_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(dst.data(), src.data(), n);
   QNN_LAUNCH_CHECK("add_into ", shape_str(dst.shape()));
+}
+
+void add_scalar(Tensor& dst, float value) {
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  add_scalar_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(dst.data(), n, value);
+  QNN_LAUNCH_CHECK("add_scalar ", shape_str(dst.shape()));
 }
 
 double sum_all(const Tensor& x) {

@@ -2,7 +2,7 @@
 //   add: y = a + b      sub: y = a - b      mul: y = a * b      scale: y = s * a
 //   relu: y = max(a, 0)      add_relu: y = max(a + b, 0)
 //   relu_backward: dx = dy where y > 0, else 0 (y is relu's output, so no input is needed)
-//   add_into: dst += src (in place; element counts must match)
+//   add_into: dst += src (in place; element counts must match)      add_scalar: dst += value
 //   sum_all: sum_i x_i, accumulated in double in a fixed order, so the result is the same for any
 //   number of threads.
 // These know nothing of autograd (autograd/functions_elementwise.cpp wraps them). Each output is
@@ -22,6 +22,7 @@ Tensor add_relu(const Tensor& a, const Tensor& b);
 Tensor relu_backward(const Tensor& dy, const Tensor& y);
 
 void add_into(Tensor& dst, const Tensor& src);
+void add_scalar(Tensor& dst, float value);
 
 double sum_all(const Tensor& x);
 
@@ -36,6 +37,7 @@ Tensor relu(const Tensor& a);
 Tensor add_relu(const Tensor& a, const Tensor& b);
 Tensor relu_backward(const Tensor& dy, const Tensor& y);
 void add_into(Tensor& dst, const Tensor& src);
+void add_scalar(Tensor& dst, float value);
 double sum_all(const Tensor& x);
 }  // namespace cuda
 

@@ -187,8 +187,11 @@ SafetensorsFile load_safetensors(const std::string& path) {
   return out;
 }
 
-void save_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
+void save_safetensors(const std::string& path, const std::vector<NamedTensor>& given,
                       const std::map<std::string, std::string>& metadata) {
+  // Tensors on the GPU are copied to the host first (CPU tensors are used as they are).
+  std::vector<NamedTensor> tensors = given;
+  for (NamedTensor& nt : tensors) nt.tensor = nt.tensor.to(Device::CPU);
   // Lay out the header and check every tensor before touching the disk.
   SafetensorsHeader header;
   header.metadata = metadata;

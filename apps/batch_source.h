@@ -1,0 +1,102 @@
+// Where a training or evaluation step gets its batch: the seam that lets one epoch loop
+// (apps/training.h) run on the CPU or on the GPU without knowing which.
+//
+// A step takes its batch in two halves. prepare(number), on the host before the step, makes
+// batch `number` of the epoch the next one; produce(), part of the step itself, puts the
+// batch's images and labels in tensors on the training device. On the GPU the step may be a
+// replayed CUDA graph, in which produce() ran only once, at capture: so everything that changes
+// from batch to batch must reach produce()'s kernels through device memory that prepare()
+// writes. Two sources:
+//   LoaderSource: the threaded CPU Loader (data/loader.h): decoded and augmented on loader
+//     threads while the previous step trains; produce() hands over the prepared host tensors.
+//   ResidentSource: the whole uint8 dataset uploaded to the device once (data/device_data.h);
+//     prepare() writes the batch number and epoch into a two-float "clock" tensor, and
+//     produce() gathers, crops, flips and normalises the batch in one kernel that reads it.
+// Both give the same batches, bit for bit, for the same seed (tests/data/test_device_data.cpp).
+#pragma once
+#include <algorithm>
+#include <memory>
+
+#include "data/device_data.h"
+#include "data/loader.h"
+#include "tensor/softmax_xent.h"
+
+namespace qnn {
+
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual int64_t batches_per_epoch() const = 0;
+  virtual int64_t batch_size() const = 0;
+  virtual int64_t rows(int64_t number) const = 0;  // images in batch `number` (the last may be short)
+  virtual void start_epoch(int64_t epoch) = 0;
+  virtual void prepare(int64_t number) = 0;          // host side, before the step
+  virtual void produce(Tensor& images, Tensor& labels) = 0;  // device side, inside the step
+};
+
+class LoaderSource : public BatchSource {
+ public:
+  LoaderSource(const ImageDataset& dataset, LoaderConfig config) : loader_(dataset, config), count_(dataset.count) {}
+  int64_t batches_per_epoch() const override { return loader_.batches_per_epoch(); }
+  int64_t batch_size() const override { return loader_.config().batch_size; }
+  int64_t rows(int64_t number) const override {
+    return std::min(batch_size(), count_ - number * batch_size());
+  }
+  void start_epoch(int64_t epoch) override { loader_.start_epoch(epoch); }
+  void prepare(int64_t number) override {
+    QNN_CHECK(loader_.next(batch_) && batch_.number == number, "batch ", number, " requested out of order");
+  }
+  void produce(Tensor& images, Tensor& labels) override {
+    images = batch_.images;
+    labels = label_tensor(batch_.labels);
+  }
+
+ private:
+  Loader loader_;
+  int64_t count_;
+  Batch batch_;
+};
+
+class ResidentSource : public BatchSource {
+ public:
+  ResidentSource(const ImageDataset& dataset, const LoaderConfig& config, Device device)
+      : data_(dataset, device), config_(config), clock_(Tensor::zeros({2}, device)) {}
+  int64_t batches_per_epoch() const override {
+    const int64_t b = config_.batch_size, n = data_.count();
+    return config_.drop_last ? n / b : (n + b - 1) / b;
+  }
+  int64_t batch_size() const override { return config_.batch_size; }
+  int64_t rows(int64_t number) const override {
+    return std::min(config_.batch_size, data_.count() - number * config_.batch_size);
+  }
+  void start_epoch(int64_t epoch) override {
+    epoch_ = epoch;
+    order_ = epoch_order(data_.count(), config_.seed, epoch, config_.shuffle, data_.device());
+  }
+  void prepare(int64_t number) override {
+    rows_ = rows(number);
+    clock_.slice(0, {1}).fill(float(number));
+    clock_.slice(1, {1}).fill(float(epoch_));
+  }
+  void produce(Tensor& images, Tensor& labels) override {
+    images = Tensor({rows_, data_.channels(), data_.height(), data_.width()}, data_.device());
+    labels = Tensor({rows_}, data_.device());
+    gather_batch(data_, order_, clock_, config_.batch_size, config_.augment, config_.seed, config_.padding,
+                 config_.normalization, images, labels);
+  }
+
+ private:
+  DeviceDataset data_;
+  LoaderConfig config_;
+  Tensor clock_, order_;
+  int64_t epoch_ = 0, rows_ = 0;
+};
+
+// The source a device trains from: resident data on the GPU, loader threads on the CPU.
+inline std::unique_ptr<BatchSource> make_batch_source(const ImageDataset& dataset, const LoaderConfig& config,
+                                                      Device device) {
+  if (device == Device::CUDA) return std::make_unique<ResidentSource>(dataset, config, device);
+  return std::make_unique<LoaderSource>(dataset, config);
+}
+
+}  // namespace qnn

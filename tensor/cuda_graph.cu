@@ -1,0 +1,46 @@
+// CUDA graph capture and replay (see tensor/cuda_graph.h).
+#include "tensor/allocator.h"
+#include "tensor/cuda_graph.h"
+#include "tensor/cuda_runtime.h"
+
+namespace qnn {
+
+CudaGraph::~CudaGraph() { reset(); }
+
+void CudaGraph::reset() {
+  if (exec_) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_));
+  if (graph_) cudaGraphDestroy(static_cast<cudaGraph_t>(graph_));
+  exec_ = graph_ = nullptr;
+}
+
+void CudaGraph::capture(const std::function<void()>& work) {
+  reset();
+  cudaStream_t s = cuda::stream();
+  // Relaxed mode: a first-time cudaMalloc by the allocator during capture is allowed (it is not
+  // recorded; the block simply joins the graph pool).
+  QNN_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed), "starting graph capture");
+  cuda_graph_pool_capture(true);
+  cudaGraph_t graph = nullptr;
+  try {
+    work();
+  } catch (...) {
+    cuda_graph_pool_capture(false);
+    cudaStreamEndCapture(s, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    throw;
+  }
+  cuda_graph_pool_capture(false);
+  QNN_CUDA_CHECK(cudaStreamEndCapture(s, &graph), "ending graph capture (was something synchronised inside it?)");
+  graph_ = graph;
+  cudaGraphExec_t exec = nullptr;
+  QNN_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0), "instantiating the captured graph");
+  exec_ = exec;
+}
+
+void CudaGraph::replay() {
+  QNN_CHECK(exec_ != nullptr, "replay() before capture()");
+  QNN_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec_), cuda::stream()), "launching the captured graph");
+}
+
+}  // namespace qnn
