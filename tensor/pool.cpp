@@ -1,6 +1,8 @@
 // CPU pooling kernels, one thread per group of (n, c) planes (see tensor/pool.h).
 #include "tensor/pool.h"
 
+#include "tensor/device.h"
+
 #include <algorithm>
 #include <limits>
 
@@ -44,6 +46,7 @@ inline int64_t window_argmax(const float* plane, const PoolGeometry& g, PoolPara
 
 Tensor max_pool2d_forward(const Tensor& x, PoolParams p) {
   const PoolGeometry g = pool_geometry("max_pool2d", x.shape(), p);
+  QNN_ON_CUDA(x, cuda::max_pool2d_forward(x, p));
   Tensor y({x.size(0), x.size(1), g.ho, g.wo}, x.device());
 #pragma omp parallel for schedule(static)
   for (int64_t q = 0; q < g.planes; ++q) {
@@ -59,6 +62,9 @@ Tensor max_pool2d_backward(const Tensor& dy, const Tensor& x, PoolParams p) {
   const PoolGeometry g = pool_geometry("max_pool2d_backward", x.shape(), p);
   QNN_CHECK(dy.shape() == Shape({x.size(0), x.size(1), g.ho, g.wo}), "output gradient ",
             shape_str(dy.shape()), " expected ", shape_str({x.size(0), x.size(1), g.ho, g.wo}));
+  QNN_CHECK(dy.device() == x.device(), "output gradient on ", device_name(dy.device()), ", x on ",
+            device_name(x.device()));
+  QNN_ON_CUDA(x, cuda::max_pool2d_backward(dy, x, p));
   Tensor dx = Tensor::zeros(x.shape(), x.device());
 #pragma omp parallel for schedule(static)
   for (int64_t q = 0; q < g.planes; ++q) {
@@ -74,24 +80,20 @@ Tensor max_pool2d_backward(const Tensor& dy, const Tensor& x, PoolParams p) {
 Tensor global_avg_pool_forward(const Tensor& x) {
   QNN_CHECK(x.dim() == 4 && x.size(2) * x.size(3) > 0, "expected x of shape [N, C, H, W] with H, W > 0, got ",
             shape_str(x.shape()));
+  QNN_ON_CUDA(x, cuda::global_avg_pool_forward(x));
   const int64_t planes = x.size(0) * x.size(1), hw = x.size(2) * x.size(3);
   Tensor y({x.size(0), x.size(1)}, x.device());
   const float* px = x.data();
   float* py = y.data();
 #pragma omp parallel for schedule(static) if (planes * hw >= 32768)
-  for (int64_t q = 0; q < planes; ++q) {
-    const float* plane = px + q * hw;
-    double s = 0.0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < hw; ++i) s += plane[i];
-    py[q] = static_cast<float>(s / hw);
-  }
+  for (int64_t q = 0; q < planes; ++q) py[q] = static_cast<float>(plane_sum(px + q * hw, hw) / hw);
   return y;
 }
 
 Tensor global_avg_pool_backward(const Tensor& dy, const Shape& x_shape) {
   QNN_CHECK(x_shape.size() == 4 && dy.shape() == Shape({x_shape[0], x_shape[1]}), "output gradient ",
             shape_str(dy.shape()), " does not fit input ", shape_str(x_shape));
+  QNN_ON_CUDA(dy, cuda::global_avg_pool_backward(dy, x_shape));
   const int64_t planes = x_shape[0] * x_shape[1], hw = x_shape[2] * x_shape[3];
   Tensor dx(x_shape, dy.device());
   const float* pdy = dy.data();

@@ -6,7 +6,10 @@
 //   found again from x instead of being saved, so pooling keeps no index tensor alive.
 // Global average pooling: y[n, c] = (1 / HW) sum_{h, w} x[n, c, h, w]; dx = dy[n, c] / HW.
 // Planes (n, c) are independent: threads take whole planes, so results are deterministic.
+// The average's sum runs in double over eight interleaved lanes combined in a fixed tree
+// (plane_sum below), the same on the CPU and the GPU, so both give the same bits.
 #pragma once
+#include "tensor/random.h"  // QNN_HOST_DEVICE
 #include "tensor/tensor.h"
 
 namespace qnn {
@@ -22,5 +25,26 @@ Tensor max_pool2d_backward(const Tensor& dy, const Tensor& x, PoolParams p);
 
 Tensor global_avg_pool_forward(const Tensor& x);                     // [N, C, H, W] -> [N, C]
 Tensor global_avg_pool_backward(const Tensor& dy, const Shape& x_shape);  // [N, C] -> x_shape
+
+// Sum of x[0..n) in double: lane l adds x[l], x[l + 8], ... in order, then the lanes are combined
+// as ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)). A fixed order that the CPU vectorises
+// and a GPU thread repeats exactly.
+QNN_HOST_DEVICE double plane_sum(const float* x, int64_t n) {
+  double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) lane[l] += x[i + l];
+  for (int l = 0; i < n; ++i, ++l) lane[l] += x[i];
+  return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+
+// The CUDA twins (tensor/pool.cu), called by the functions above for CUDA tensors; all four
+// give the CPU's results bit for bit (max pooling only compares and adds in the CPU's order).
+namespace cuda {
+Tensor max_pool2d_forward(const Tensor& x, PoolParams p);
+Tensor max_pool2d_backward(const Tensor& dy, const Tensor& x, PoolParams p);
+Tensor global_avg_pool_forward(const Tensor& x);
+Tensor global_avg_pool_backward(const Tensor& dy, const Shape& x_shape);
+}  // namespace cuda
 
 }  // namespace qnn

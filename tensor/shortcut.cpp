@@ -3,6 +3,8 @@
 
 #include <cstring>
 
+#include "tensor/device.h"
+
 namespace qnn {
 
 namespace {
@@ -25,6 +27,7 @@ ShortcutGeometry geometry(const char* op, const Shape& x, int64_t out_channels, 
 
 Tensor shortcut_pad_forward(const Tensor& x, int64_t out_channels, int stride) {
   const ShortcutGeometry g = geometry("shortcut_pad", x.shape(), out_channels, stride);
+  QNN_ON_CUDA(x, cuda::shortcut_pad_forward(x, out_channels, stride));
   Tensor y({g.n, g.out_c, g.ho, g.wo}, x.device());
   const int64_t plane = g.ho * g.wo;
 #pragma omp parallel for schedule(static) if (g.n * g.out_c * plane >= 32768)
@@ -47,6 +50,7 @@ Tensor shortcut_pad_backward(const Tensor& dy, const Shape& x_shape, int stride)
   const ShortcutGeometry g = geometry("shortcut_pad_backward", x_shape, dy.size(1), stride);
   QNN_CHECK(dy.shape() == Shape({g.n, g.out_c, g.ho, g.wo}), "output gradient ", shape_str(dy.shape()),
             " expected ", shape_str({g.n, g.out_c, g.ho, g.wo}));
+  QNN_ON_CUDA(dy, cuda::shortcut_pad_backward(dy, x_shape, stride));
   Tensor dx = Tensor::zeros(x_shape, dy.device());
   const int64_t plane = g.ho * g.wo;
 #pragma omp parallel for schedule(static) if (dx.numel() >= 32768)

@@ -13,4 +13,11 @@ namespace qnn {
 Tensor shortcut_pad_forward(const Tensor& x, int64_t out_channels, int stride);
 Tensor shortcut_pad_backward(const Tensor& dy, const Shape& x_shape, int stride);
 
+// The CUDA twins (tensor/shortcut.cu), called by the functions above for CUDA tensors: pure
+// copies and zeros, so bit-identical to the CPU.
+namespace cuda {
+Tensor shortcut_pad_forward(const Tensor& x, int64_t out_channels, int stride);
+Tensor shortcut_pad_backward(const Tensor& dy, const Shape& x_shape, int stride);
+}  // namespace cuda
+
 }  // namespace qnn

@@ -41,6 +41,31 @@ TEST_CASE("sgd: plain step and bad options") {
   CHECK_THROWS_WITH_AS(SGD(flat, {-1.0f}), doctest::Contains("learning rate must be >= 0"), Error);
 }
 
+TEST_CASE("sgd: set_lr updates the learning-rate tensor the step reads; state lives with the parameters") {
+  Variable w(Tensor::from_vector({1.0f, -2.0f}, {2}), true);
+  FlatParameters flat({w});
+  SGD sgd(flat, {0.5f, 0.9f, 0.0f, 0.0f, false});
+  CHECK(sgd.lr_tensor().to_vector() == std::vector<float>{0.5f});
+  CHECK(sgd.momentum_buffer().device() == flat.values().device());
+  CHECK(sgd.lr_tensor().device() == flat.values().device());
+  sgd.set_lr(0.25f);
+  CHECK(sgd.lr() == 0.25f);
+  CHECK(sgd.lr_tensor().to_vector() == std::vector<float>{0.25f});
+  flat.grads().copy_from(Tensor::from_vector({1.0f, 2.0f}, {2}));
+  sgd.step();  // first step: b = g, p -= lr * b
+  CHECK(w.value().to_vector() == std::vector<float>{0.75f, -2.5f});
+  CHECK(sgd.momentum_buffer().to_vector() == std::vector<float>{1.0f, 2.0f});
+}
+
+TEST_CASE("sgd_update: mismatched buffers are refused") {
+  Tensor p = Tensor::zeros({4}), g = Tensor::zeros({3}), b, lr = Tensor::full({1}, 0.1f);
+  SGDCoefficients c;
+  CHECK_THROWS_WITH_AS(sgd_update(p, g, b, lr, c), doctest::Contains("expected equal sizes"), Error);
+  Tensor g4 = Tensor::zeros({4});
+  c.momentum = 0.9f;
+  CHECK_THROWS_WITH_AS(sgd_update(p, g4, b, lr, c), doctest::Contains("momentum buffer (none)"), Error);
+}
+
 TEST_CASE("schedule: onecycle matches PyTorch's OneCycleLR step by step") {
   const std::vector<double> torch = {0.004, 0.007653782, 0.018058875, 0.033631195, 0.052, 0.070368805,
       0.085941125, 0.096346218, 0.1, 0.099441544, 0.097778649, 0.095048463, 0.091311973, 0.086652647,
