@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "tensor/device.h"
+
 namespace qnn {
 
 namespace {
@@ -54,6 +56,8 @@ Tensor batch_norm_forward_training(const Tensor& x, const Tensor& gamma, const T
   check_stats("batch_norm", l, running_mean, running_var);
   const int64_t m = l.count();
   QNN_CHECK(m > 1, "training needs more than one value per channel, x is ", shape_str(x.shape()));
+  QNN_ON_CUDA(x, cuda::batch_norm_forward_training(x, gamma, beta, running_mean, running_var, momentum,
+                                                   eps, save_mean, save_invstd));
   Tensor y(x.shape(), x.device());
   save_mean = Tensor({l.c}, x.device());
   save_invstd = Tensor({l.c}, x.device());
@@ -93,6 +97,7 @@ Tensor batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tenso
                                const Tensor& running_mean, const Tensor& running_var, float eps) {
   const Layout l = layout("batch_norm", x, gamma, beta);
   check_stats("batch_norm", l, running_mean, running_var);
+  QNN_ON_CUDA(x, cuda::batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, eps));
   Tensor y(x.shape(), x.device());
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < l.c; ++c) {
@@ -111,6 +116,7 @@ BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tens
   check_stats("batch_norm_backward", l, mean, invstd);
   QNN_CHECK(dy.shape() == x.shape(), "output gradient ", shape_str(dy.shape()), " for x ",
             shape_str(x.shape()));
+  QNN_ON_CUDA(x, cuda::batch_norm_backward(dy, x, gamma, mean, invstd, training, need_dx));
   const int64_t m = l.count();
   BatchNormGrads g;
   g.dgamma = Tensor({l.c}, x.device());

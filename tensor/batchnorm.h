@@ -39,4 +39,17 @@ BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tens
                                    const Tensor& mean, const Tensor& invstd, bool training,
                                    bool need_dx);
 
+// The CUDA twins (tensor/batchnorm.cu), called by the functions above for CUDA tensors after the
+// shapes are checked; same formulas, per-channel sums split over many blocks.
+namespace cuda {
+Tensor batch_norm_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                   Tensor& running_mean, Tensor& running_var, float momentum,
+                                   float eps, Tensor& save_mean, Tensor& save_invstd);
+Tensor batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                               const Tensor& running_mean, const Tensor& running_var, float eps);
+BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma,
+                                   const Tensor& mean, const Tensor& invstd, bool training,
+                                   bool need_dx);
+}  // namespace cuda
+
 }  // namespace qnn

@@ -23,6 +23,7 @@
 #include <cstring>
 #include <vector>
 
+#include "tensor/device.h"
 #include "tensor/gemm_kernel.h"
 #include "tensor/im2col.h"
 
@@ -252,6 +253,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Conv
   const ConvGeometry g = conv_geometry(x.shape(), w.shape(), p);
   QNN_CHECK(!bias.defined() || bias.numel() == g.o, "bias ", shape_str(bias.shape()), " for ", g.o,
             " output channels");
+  QNN_ON_CUDA(x, cuda::conv2d_forward(x, w, bias, p));
   Tensor y({g.n, g.o, g.ho, g.wo});
   const std::vector<float> w_packed = pack_a(w.data(), g.k(), 1, g.o, g.k());
   forward_images(g, x.data(), w_packed.data(), bias.defined() ? bias.data() : nullptr, y.data());
@@ -262,6 +264,7 @@ Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_sh
   const ConvGeometry g = conv_geometry(x_shape, w.shape(), p);
   QNN_CHECK(dy.shape() == Shape({g.n, g.o, g.ho, g.wo}), "output gradient ", shape_str(dy.shape()),
             " expected ", shape_str({g.n, g.o, g.ho, g.wo}));
+  QNN_ON_CUDA(dy, cuda::conv2d_backward_data(dy, w, x_shape, p));
   Tensor dx(x_shape);
   if (g.stride == 1 && g.kh == g.kw && g.pad <= g.kh - 1) {
     // dx[c, y, x] = sum_{o,u,v} w[o, c, KH-1-u, KW-1-v] * dy[o, y + u - (KH-1-pad), x + v - (KW-1-pad)]
@@ -302,6 +305,7 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
             " expected ", shape_str({g.n, g.o, g.ho, g.wo}));
   QNN_CHECK(!db.defined() || db.numel() == g.o, "bias gradient ", shape_str(db.shape()), " for ", g.o,
             " output channels");
+  QNN_ON_CUDA(x, cuda::conv2d_backward_weight(x, dy, dw, db, p));
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   // partial[t] holds thread t's dw^T [K x O] (gemm tiles) or dw [O x K] (shifted planes), then its
   // bias sums [O].

@@ -25,4 +25,13 @@ Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_sh
 // Adds dL/dw into dw [O, C, KH, KW] and, when db is defined, dL/dbias into db [O].
 void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor& db, ConvParams p);
 
+// The CUDA twins (tensor/conv.cu), called by the functions above for CUDA tensors, after the
+// shapes are checked. They run through cuDNN (algorithms chosen once per shape and cached), or,
+// with backend_options().cudnn off, through im2col + cuBLAS (tensor/conv_gemm.cu).
+namespace cuda {
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, ConvParams p);
+Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_shape, ConvParams p);
+void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor& db, ConvParams p);
+}  // namespace cuda
+
 }  // namespace qnn

@@ -15,4 +15,12 @@ Tensor linear_backward_data(const Tensor& dy, const Tensor& w);
 // Adds dL/dw into dw [out, in] and, when db is defined, dL/dbias into db [out].
 void linear_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor& db);
 
+// The CUDA twins (tensor/linear.cu): the same three products through cuBLAS, called by the
+// functions above for CUDA tensors after the shapes are checked.
+namespace cuda {
+Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias);
+Tensor linear_backward_data(const Tensor& dy, const Tensor& w);
+void linear_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor& db);
+}  // namespace cuda
+
 }  // namespace qnn

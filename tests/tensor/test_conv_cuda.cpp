@@ -1,0 +1,160 @@
+// Parity of the CUDA convolution (tensor/conv.cu, tensor/conv_gemm.cu) with the CPU one: the
+// same random inputs through both, for ResNet-20's shapes (3x3 stride 1 and 2 with padding 1,
+// the 1x1 stride-2 projection), odd sizes and a non-square kernel, with and without bias, each
+// through cuDNN (default and deterministic algorithms) and through our im2col + cuBLAS path
+// (backend_options().cudnn = false); backward weight adds into a non-zero dw and db.
+//
+// Tolerance: both sides compute in fp32 (TF32 off) but sum in different orders, and cuDNN may
+// pick Winograd or FFT algorithms whose transforms add a little rounding of their own. A sum of
+// L products of values in [-1, 1] then differs by far less than atol = 1e-5 + 2e-6 L, and
+// rtol = 1e-4 covers the larger outputs; L is C*KH*KW (forward), O*KH*KW (backward data) or
+// N*Ho*Wo (backward weight). A wrong tap, stride or padding is off by O(0.1) or more.
+#include <doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "tensor/conv.h"
+#include "tests/gpu.h"
+
+using namespace qnn;
+using qnn::testing::closeness;
+
+namespace {
+
+// Sets the backend switches for one scope and restores all of them (tf32 included) after.
+struct Backend {
+  explicit Backend(bool cudnn, bool deterministic) : saved(backend_options()) {
+    backend_options().cudnn = cudnn;
+    backend_options().deterministic = deterministic;
+  }
+  ~Backend() { backend_options() = saved; }
+  BackendOptions saved;
+};
+
+struct ConvCase {
+  Shape x, w;
+  ConvParams p;
+  bool bias;
+};
+
+double atol_for(int64_t reduction) { return 1e-5 + 2e-6 * double(reduction); }
+constexpr double kRtol = 1e-4;
+
+// Runs forward, backward data and backward weight on both devices and compares.
+void check_parity(const ConvCase& k, uint64_t seed) {
+  const int64_t n = k.x[0], c = k.x[1], o = k.w[0], kh = k.w[2], kw = k.w[3];
+  const int64_t ho = conv_out_size(k.x[2], kh, k.p), wo = conv_out_size(k.x[3], kw, k.p);
+  const Tensor x = Tensor::uniform(k.x, -1, 1, seed, 0);
+  const Tensor w = Tensor::uniform(k.w, -1, 1, seed, 1);
+  const Tensor bias = k.bias ? Tensor::uniform({o}, -1, 1, seed, 2) : Tensor();
+  const Tensor dy = Tensor::uniform({n, o, ho, wo}, -1, 1, seed, 3);
+  const Tensor dw0 = Tensor::uniform(k.w, -1, 1, seed, 4);  // non-zero: backward weight adds
+  const Tensor db0 = Tensor::uniform({o}, -1, 1, seed, 5);
+
+  const Tensor xg = x.to(Device::CUDA), wg = w.to(Device::CUDA), dyg = dy.to(Device::CUDA);
+  const Tensor bg = k.bias ? bias.to(Device::CUDA) : Tensor();
+
+  const Tensor y = conv2d_forward(x, w, bias, k.p);
+  const Tensor yg = conv2d_forward(xg, wg, bg, k.p);
+  REQUIRE(yg.is_cuda());
+  REQUIRE(yg.shape() == y.shape());
+  CHECK(closeness(yg, y, atol_for(c * kh * kw), kRtol) <= 1);
+
+  const Tensor dx = conv2d_backward_data(dy, w, k.x, k.p);
+  const Tensor dxg = conv2d_backward_data(dyg, wg, k.x, k.p);
+  REQUIRE(dxg.shape() == dx.shape());
+  CHECK(closeness(dxg, dx, atol_for(o * kh * kw), kRtol) <= 1);
+
+  Tensor dw = dw0.clone(), db = db0.clone();
+  Tensor dwg = dw0.to(Device::CUDA), dbg = db0.to(Device::CUDA);
+  Tensor no_db, no_dbg;
+  conv2d_backward_weight(x, dy, dw, k.bias ? db : no_db, k.p);
+  conv2d_backward_weight(xg, dyg, dwg, k.bias ? dbg : no_dbg, k.p);
+  CHECK(closeness(dwg, dw, atol_for(n * ho * wo), kRtol) <= 1);
+  if (k.bias) CHECK(closeness(dbg, db, atol_for(n * ho * wo), kRtol) <= 1);
+}
+
+std::vector<ConvCase> cases() {
+  return {
+      {{4, 16, 32, 32}, {16, 16, 3, 3}, {1, 1}, false},  // ResNet-20 stage 1
+      {{4, 16, 32, 32}, {32, 16, 3, 3}, {2, 1}, false},  // stage 2's downsampling conv
+      {{4, 32, 16, 16}, {32, 32, 3, 3}, {1, 1}, true},
+      {{4, 16, 32, 32}, {32, 16, 1, 1}, {2, 0}, false},  // 1x1 stride-2 projection
+      {{4, 3, 32, 32}, {16, 3, 3, 3}, {1, 1}, true},     // the stem
+      {{3, 5, 7, 9}, {6, 5, 3, 3}, {2, 1}, true},        // odd sizes
+      {{2, 7, 11, 6}, {5, 7, 3, 2}, {1, 1}, true},       // non-square kernel
+      {{1, 4, 5, 5}, {3, 4, 5, 5}, {1, 2}, false},       // kernel as large as the image
+  };
+}
+
+std::string name(const ConvCase& k) {
+  return str("x ", shape_str(k.x), " w ", shape_str(k.w), " stride ", k.p.stride, " pad ", k.p.padding,
+             k.bias ? " bias" : "");
+}
+
+}  // namespace
+
+GPU_TEST_CASE("conv cuda: cuDNN matches the CPU, forward and both backwards") {
+  qnn::testing::NoTF32 no_tf32;
+  Backend backend(true, false);
+  uint64_t seed = 100;
+  for (const ConvCase& k : cases()) {
+    CAPTURE(name(k));
+    check_parity(k, seed++);
+  }
+}
+
+GPU_TEST_CASE("conv cuda: cuDNN with deterministic algorithms matches the CPU and repeats bit for bit") {
+  qnn::testing::NoTF32 no_tf32;
+  Backend backend(true, true);
+  uint64_t seed = 200;
+  for (const ConvCase& k : cases()) {
+    CAPTURE(name(k));
+    check_parity(k, seed++);
+  }
+  // Same inputs twice: identical weight gradients.
+  const ConvCase& k = cases()[0];
+  const Tensor x = Tensor::uniform(k.x, -1, 1, 7).to(Device::CUDA);
+  const Tensor dy = Tensor::uniform({4, 16, 32, 32}, -1, 1, 8).to(Device::CUDA);
+  Tensor db;
+  Tensor dw1 = Tensor::zeros(k.w, Device::CUDA), dw2 = Tensor::zeros(k.w, Device::CUDA);
+  conv2d_backward_weight(x, dy, dw1, db, k.p);
+  conv2d_backward_weight(x, dy, dw2, db, k.p);
+  CHECK(dw1.to_vector() == dw2.to_vector());
+}
+
+GPU_TEST_CASE("conv cuda: the im2col + cuBLAS path (--no-cudnn) matches the CPU") {
+  qnn::testing::NoTF32 no_tf32;
+  Backend backend(false, false);
+  uint64_t seed = 300;
+  for (const ConvCase& k : cases()) {
+    CAPTURE(name(k));
+    check_parity(k, seed++);
+  }
+}
+
+GPU_TEST_CASE("conv cuda: a batch larger than one im2col chunk") {
+  // 64 MiB of columns hold 113 images of K*P = 144*1024: 160 images take two chunks.
+  qnn::testing::NoTF32 no_tf32;
+  Backend backend(false, false);
+  check_parity({{160, 16, 32, 32}, {16, 16, 3, 3}, {1, 1}, true}, 400);
+}
+
+GPU_TEST_CASE("conv cuda: with TF32 on, results stay within TF32's rounding") {
+  // TF32 keeps 10 mantissa bits (relative rounding 2^-11 ~ 5e-4 per product): a K-term sum of
+  // products of values in [-1, 1] stays within ~5e-4 sqrt(K) of the fp32 result; allow 5e-3 K^0.5.
+  Backend backend(true, false);  // restores tf32 too
+  backend_options().tf32 = true;
+  const Tensor x = Tensor::uniform({4, 16, 32, 32}, -1, 1, 9);
+  const Tensor w = Tensor::uniform({16, 16, 3, 3}, -1, 1, 10);
+  const Tensor y = conv2d_forward(x, w, Tensor(), {1, 1});
+  const Tensor yg = conv2d_forward(x.to(Device::CUDA), w.to(Device::CUDA), Tensor(), {1, 1});
+  CHECK(closeness(yg, y, 5e-3 * 12, 1e-2) <= 1);
+}
+
+GPU_TEST_CASE("conv cuda: a CPU weight with a GPU input is a clear error") {
+  const Tensor x = Tensor::uniform({1, 2, 5, 5}, -1, 1, 1).to(Device::CUDA);
+  const Tensor w = Tensor::uniform({3, 2, 3, 3}, -1, 1, 2);
+  CHECK_THROWS_WITH_AS(conv2d_forward(x, w, Tensor(), {1, 1}), doctest::Contains("CPU"), Error);
+}
