@@ -18,6 +18,7 @@
 #include "nn/init.h"
 #include "nn/resnet.h"
 #include "tensor/allocator.h"
+#include "tensor/device.h"
 
 using namespace qnn;
 

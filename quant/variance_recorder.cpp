@@ -23,7 +23,11 @@ void VarianceRecorder::record(const float* gradient, int64_t n) {
 }
 
 void VarianceRecorder::install(FlatParameters& parameters) {
-  parameters.add_grad_hook([this](Tensor& g) { record(g.data(), g.numel()); });
+  // A gradient on the GPU is measured on a host copy (measurement runs eagerly, not in a graph).
+  parameters.add_grad_hook([this](Tensor& g) {
+    const Tensor host = g.to(Device::CPU);
+    record(host.data(), host.numel());
+  });
 }
 
 double VarianceRecorder::mean(size_t scheme) const {

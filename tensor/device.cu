@@ -2,6 +2,7 @@
 // the library handles and device memory copies. Built only with the CUDA backend.
 #include <cstdio>
 
+#include "tensor/allocator.h"
 #include "tensor/cuda_runtime.h"
 
 namespace qnn {
@@ -87,6 +88,10 @@ cublasHandle_t cublas() {
     cublasHandle_t created = nullptr;
     QNN_CUBLAS_CHECK(cublasCreate(&created), "creating the cuBLAS handle");
     QNN_CUBLAS_CHECK(cublasSetStream(created, stream()), "binding cuBLAS to qnn's stream");
+    // A fixed workspace of our own: cuBLAS then never allocates, which a captured graph needs.
+    constexpr size_t kWorkspaceBytes = size_t(32) << 20;
+    void* workspace = cuda_allocate(kWorkspaceBytes);  // held for the life of the process
+    QNN_CUBLAS_CHECK(cublasSetWorkspace(created, workspace, kWorkspaceBytes), "giving cuBLAS its workspace");
     return created;
   }();
   // TF32 follows the backend switch at every use (tests turn it off to compare with the CPU).
