@@ -69,7 +69,8 @@ struct DeviceQuantizer::Impl {
 bool DeviceQuantizer::supports(const GradientQuantizer& q) {
   if (is_level_set(q)) return true;
   const std::string name = q.name();
-  return name == "standard" || name == "exponential" || name == "hadamard";
+  if (name == "exponential") return true;
+  return (name == "standard" || name == "hadamard") && q.options().levels <= kMaxDeviceGridLevels;
 }
 
 DeviceQuantizer::DeviceQuantizer(const GradientQuantizer& quantizer)

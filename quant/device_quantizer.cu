@@ -23,7 +23,7 @@ namespace qnn::cuda {
 namespace {
 
 constexpr int kMaxThreads = 512;
-constexpr int kSharedLevels = 4096;                // level tables up to this size live in shared memory
+constexpr int kSharedLevels = kMaxDeviceGridLevels;  // tables up to this size live in shared memory
 constexpr int64_t kSharedBudget = 40 * 1024;       // dynamic shared memory a kernel may ask for
 constexpr float kNormEps = 1e-7f;                  // the level-set schemes' EPS (level_set_quantizer.cpp)
 

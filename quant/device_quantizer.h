@@ -48,6 +48,10 @@ class DeviceStep {
   Tensor value_;
 };
 
+// Grid and level tables up to this size are kept in shared memory; standard and hadamard with
+// more levels have no CUDA version.
+constexpr int kMaxDeviceGridLevels = 4096;
+
 class DeviceQuantizer {
  public:
   static bool supports(const GradientQuantizer& quantizer);
