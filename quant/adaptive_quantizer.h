@@ -19,6 +19,7 @@ class AdaptiveQuantizer : public LevelSetQuantizer {
  public:
   AdaptiveQuantizer(const std::string& name, const QuantizerOptions& options);
   void observe(const float* x, int64_t n, int64_t step) override;
+  bool observes_at(int64_t step) const override { return refit_due(step, options_); }
   const AdaptiveLevels& adaptive() const { return adaptive_; }
 
  private:

@@ -9,15 +9,16 @@
 //
 // Magnitude levels 2^(max_pow-k+1) .. 2^max_pow (k per sign, no zero level). g <= 0, so
 // trunc(g) = ceil(g): here computed exactly from the float's exponent bits rather than by a
-// float log2. Pitfall kept on purpose (KAT E4): a coordinate below the smallest level is clamped
-// UP to it and always returned as +-smallest level, so tiny coordinates are biased upwards; the
-// rest is unbiased. The variance is the reference's: (m - l)(r - m) on the normalized, clamped
+// float log2 (quant/bucket_math.h); ||a||_2 sums the squares in double in a fixed lane order.
+// Pitfall kept on purpose (KAT E4): a coordinate below the smallest level is clamped UP to it
+// and always returned as +-smallest level, so tiny coordinates are biased upwards; the rest is
+// unbiased. The variance is the reference's: (m - l)(r - m) on the normalized, clamped
 // coordinates (0 for the clamped ones), times vnorm^2.
 #include "quant/exponential.h"
 
 #include <cmath>
-#include <cstring>
 
+#include "quant/bucket_math.h"
 #include "quant/bucketing.h"
 #include "quant/rounding.h"
 
@@ -25,29 +26,16 @@ namespace qnn {
 
 namespace {
 
-// ceil(log2(m)) for m > 0, exactly.
-inline int ceil_log2(float m) {
-  uint32_t bits;
-  std::memcpy(&bits, &m, sizeof bits);
-  const int exponent = int((bits >> 23) & 0xff);
-  if (exponent == 0) {  // subnormal
-    int e;
-    const float f = std::frexp(m, &e);
-    return f == 0.5f ? e - 1 : e;
-  }
-  return (bits & 0x7fffff) == 0 ? exponent - 127 : exponent - 126;
-}
-
 struct Bucket {
   float norm;
   int max_pow;
 };
 
 Bucket bucket_scale(const float* a, int64_t d) {
-  double sum = 0;
   float largest = 0;
-  for (int64_t k = 0; k < d; ++k) sum += double(a[k]) * a[k], largest = std::max(largest, std::fabs(a[k]));
-  float norm = float(std::sqrt(sum));
+  for (int64_t k = 0; k < d; ++k) largest = std::max(largest, std::fabs(a[k]));
+  // The sum of squares in the fixed lane order the CUDA kernel reproduces (quant/bucket_math.h).
+  float norm = float(std::sqrt(lane_sum_of_squares(a, d)));
   if (norm == 0.0f) norm = 1e-11f;
   const float m = largest / norm;
   // trunc(log2 m) with m <= 1 up to rounding: 0 when float rounding put m just above 1.
@@ -65,12 +53,6 @@ void signed_levels(const Bucket& bucket, int k, const float* t, float* out) {
     out[k + i] = t[i] * bucket.norm;
     out[k - 1 - i] = -out[k + i];
   }
-}
-
-// The interval [t[j], t[j+1]] the normalized coordinate m is rounded in (m clamped into it).
-inline int magnitude_interval(float m, int min_pow, int k) {
-  const int e = m == 0.0f ? min_pow : std::max(ceil_log2(m), min_pow);
-  return std::min(e - min_pow, k - 2);
 }
 
 }  // namespace
@@ -101,7 +83,7 @@ Payload ExponentialQuantizer::encode_slice(const float* x, int64_t n, int64_t fi
       for (int64_t i = 0; i < d; ++i) u[i] = random_uniform(seed, stream, uint64_t(first + begin + i));
       for (int64_t i = 0; i < d; ++i) {
         const float m = std::fabs(a[i]) / bucket.norm;
-        const int j = magnitude_interval(m, min_pow, k);
+        const int j = exponential_interval(m, min_pow, k);
         const float low = t[j], high = t[j + 1], clamped = std::min(std::max(m, low), high);
         const int magnitude = j + (u[i] * (high - low) < clamped - low ? 1 : 0);
         index[begin + i] = uint32_t(a[i] < 0.0f ? k - 1 - magnitude : k + magnitude);
@@ -165,7 +147,7 @@ double ExponentialQuantizer::variance(const float* x, int64_t n, uint64_t, uint6
       double sum = 0;
       for (int64_t i = 0; i < d; ++i) {
         const float m = std::fabs(a[i]) / bucket.norm;
-        const int j = magnitude_interval(m, min_pow, k);
+        const int j = exponential_interval(m, min_pow, k);
         const double clamped = std::min(std::max(m, t[j]), t[j + 1]);
         sum += (clamped - t[j]) * (double(t[j + 1]) - clamped);
       }

@@ -4,7 +4,9 @@
 #include <algorithm>
 
 #include "autograd/flat_parameters.h"
+#include "quant/device_quantizer.h"
 #include "tensor/check.h"
+#include "tensor/elementwise.h"
 
 namespace qnn {
 
@@ -13,10 +15,12 @@ GradientQuantizationHook::GradientQuantizationHook(std::unique_ptr<GradientQuant
   QNN_CHECK(quantizer_ != nullptr, "needs a quantizer (scheme \"none\" means: install no hook)");
 }
 
+GradientQuantizationHook::~GradientQuantizationHook() = default;
+
 void GradientQuantizationHook::install(FlatParameters& params) {
   layer_sizes_.clear();
   for (const Variable& leaf : params.leaves()) layer_sizes_.push_back(leaf.numel());
-  params.add_grad_hook([this](Tensor& flat_grad) { apply(flat_grad.data(), flat_grad.numel()); });
+  params.add_grad_hook([this](Tensor& flat_grad) { apply(flat_grad); });
 }
 
 int64_t GradientQuantizationHook::quantize_slices(float* g, int64_t n, uint64_t seed, double* variance) const {
@@ -43,6 +47,7 @@ void GradientQuantizationHook::apply(float* grad, int64_t n) {
   const int64_t bits = quantize_slices(grad, n, options_.seed, options_.record_variance ? &variance : nullptr);
   last_bits_ = n ? double(bits) / double(n) : 0.0;
   last_variance_ = variance;
+  variance_on_device_ = false;
   ++step_;
 }
 
@@ -65,6 +70,103 @@ void GradientQuantizationHook::quantize_and_average(const std::vector<const floa
   for (int64_t i = 0; i < n; ++i) out[i] = workers == 1 ? sum_[i] : sum_[i] * inverse;
   last_bits_ = n ? double(bits) / double(n * workers) : 0.0;
   last_variance_ = variance / double(workers * workers);
+  variance_on_device_ = false;
+  ++step_;
+}
+
+void GradientQuantizationHook::set_step(int64_t step) {
+  step_ = step;
+  if (device_step_) device_step_->set(step);
+}
+
+double GradientQuantizationHook::last_variance() const {
+  if (variance_on_device_) {
+    last_variance_ = read_device_double(device_variance_) / variance_divisor_;
+    variance_on_device_ = false;
+  }
+  return last_variance_;
+}
+
+bool GradientQuantizationHook::device_capturable(int64_t step) const {
+  return DeviceQuantizer::supports(*quantizer_) && !quantizer_->observes_at(step);
+}
+
+std::vector<int64_t> GradientQuantizationHook::device_slices() const {
+  if (options_.flattening == Flattening::per_layer && !layer_sizes_.empty()) return layer_sizes_;
+  return {};
+}
+
+bool GradientQuantizationHook::prepare_device(const Tensor& observed) {
+  if (!DeviceQuantizer::supports(*quantizer_)) return false;
+  if (quantizer_->observes_at(step_)) {  // adaptive refit: statistics on the host, CPU code
+    const std::vector<float> host = observed.to_vector();
+    quantizer_->observe(host.data(), int64_t(host.size()), step_);
+  }
+  if (!device_) device_ = std::make_unique<DeviceQuantizer>(*quantizer_);
+  if (!device_step_) device_step_ = std::make_unique<DeviceStep>(step_);
+  if (options_.record_variance) {
+    if (!device_variance_.defined()) device_variance_ = Tensor({2}, Device::CUDA);
+    device_variance_.zero();  // two zero floats: the double 0
+  }
+  return true;
+}
+
+void GradientQuantizationHook::apply_through_host(Tensor& grad) {
+  std::vector<float> host = grad.to_vector();
+  apply(host.data(), int64_t(host.size()));
+  grad.copy_from(Tensor::from_vector(host, grad.shape()));
+  if (device_step_) device_step_->set(step_);
+}
+
+void GradientQuantizationHook::apply(Tensor& grad) {
+  if (!grad.is_cuda()) return apply(grad.data(), grad.numel());
+  if (!prepare_device(grad)) return apply_through_host(grad);
+  const std::vector<int64_t> slices = device_slices();
+  device_->quantize(grad, slices, options_.seed, *device_step_,
+                    options_.record_variance ? &device_variance_ : nullptr);
+  device_step_->advance();
+  last_bits_ = device_->bits_per_coordinate(grad.numel(), slices);
+  last_variance_ = 0;
+  variance_on_device_ = options_.record_variance;
+  variance_divisor_ = 1;
+  ++step_;
+}
+
+void GradientQuantizationHook::quantize_and_average(const std::vector<Tensor>& worker_grads, Tensor& out) {
+  QNN_CHECK(!worker_grads.empty(), "needs at least one worker gradient");
+  const int64_t n = out.numel(), workers = int64_t(worker_grads.size());
+  for (const Tensor& g : worker_grads)
+    QNN_CHECK(g.numel() == n && g.device() == out.device(), "worker gradients must match the output's size and device");
+  if (!out.is_cuda() || !DeviceQuantizer::supports(*quantizer_)) {  // on the host
+    std::vector<std::vector<float>> host;
+    std::vector<const float*> pointers;
+    for (const Tensor& g : worker_grads) host.push_back(g.to_vector());
+    for (const auto& h : host) pointers.push_back(h.data());
+    std::vector<float> mean(size_t(n), 0.0f);
+    quantize_and_average(pointers, n, mean.data());
+    out.copy_from(Tensor::from_vector(mean, out.shape()));
+    if (device_step_) device_step_->set(step_);
+    return;
+  }
+  prepare_device(worker_grads[0]);
+  const std::vector<int64_t> slices = device_slices();
+  if (!device_scratch_.defined() || device_scratch_.numel() != n) {
+    device_scratch_ = Tensor({n}, Device::CUDA);
+    device_sum_ = Tensor({n}, Device::CUDA);
+  }
+  device_sum_.zero();
+  for (int64_t w = 0; w < workers; ++w) {  // the CPU loop's operations, in its order
+    device_scratch_.copy_from(worker_grads[w]);
+    device_->quantize(device_scratch_, slices, worker_seed(options_.seed, w), *device_step_,
+                      options_.record_variance ? &device_variance_ : nullptr);
+    add_into(device_sum_, device_scratch_);
+  }
+  out.copy_from(workers == 1 ? device_sum_ : scale(device_sum_, 1.0f / float(workers)));
+  device_step_->advance();
+  last_bits_ = device_->bits_per_coordinate(n, slices);
+  last_variance_ = 0;
+  variance_on_device_ = options_.record_variance;
+  variance_divisor_ = double(workers * workers);
   ++step_;
 }
 

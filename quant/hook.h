@@ -21,16 +21,35 @@
 // quantizes each worker's gradient independently (worker w keys its randomness by
 // worker_seed(seed, w)) and writes the mean, which the optimizer step then uses. With K = 1 this
 // is exactly apply().
+//
+// On the GPU (a CUDA flat gradient; install() hands the hook the gradient tensor): apply(Tensor&)
+// quantizes in place with quant/device_quantizer.h, bit for bit the CPU result, with no
+// synchronisation and no host read, so a training step that includes it can be captured as a
+// CUDA graph. The step lives in device memory too (device_step()): the kernels read it and a
+// one-thread kernel at the end of apply() advances it, INSIDE the step, so each replay of a
+// captured graph quantizes with the next step's randomness; set_step() writes it with a kernel
+// enqueued outside the captured region. The seed is a kernel argument. (The host counter step()
+// advances only when apply() runs on the host: after graph replays, read device_step().) Not
+// capturable, and run on the host side of the step: adaptive schemes at their refit steps
+// (observes_at: the gradient is copied to the host, the levels refitted by the CPU code and
+// uploaded), and schemes without a CUDA version (smart: the gradient is copied to the host,
+// quantized there and copied back). device_capturable(step) says which. The first call (and a
+// change of slices or levels) uploads small tables: run one step eagerly before capturing.
+// quantize_and_average has a device twin taking CUDA tensors. last_variance() reads the device
+// variance back when called (it waits for the GPU).
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "quant/quantizer.h"
+#include "tensor/tensor.h"
 
 namespace qnn {
 
 class FlatParameters;
+class DeviceQuantizer;
+class DeviceStep;
 
 enum class Flattening { network_wide, per_layer };
 
@@ -45,6 +64,7 @@ class GradientQuantizationHook {
   GradientQuantizationHook(std::unique_ptr<GradientQuantizer> quantizer, HookOptions options = {});
   GradientQuantizationHook(const GradientQuantizationHook&) = delete;  // installed hooks hold `this`
   GradientQuantizationHook& operator=(const GradientQuantizationHook&) = delete;
+  ~GradientQuantizationHook();
 
   // Takes the parameter sizes (per-layer slices) from `params` and adds a flat-gradient hook that
   // calls apply(). This object must outlive the installation; params.clear_grad_hooks() removes it.
@@ -54,18 +74,27 @@ class GradientQuantizationHook {
 
   // One step on one gradient, in place: observe, [variance], quantize; then step + 1.
   void apply(float* grad, int64_t n);
+  // The same on a flat gradient tensor: CPU tensors go to apply(data, n), CUDA ones stay on the
+  // GPU (see the top of this file).
+  void apply(Tensor& grad);
+  // Whether apply(Tensor&) of a CUDA gradient at `step` does only device work (capturable).
+  bool device_capturable(int64_t step) const;
   // One step of K emulated workers: quantizes worker_grads[w] (left untouched) with seed
   // worker_seed(seed, w), writes their mean to `out` (which may be one of them); then step + 1.
   // Records the mean bits per coordinate and, if asked, the variance of the mean,
   // sum_w variance_w / K^2 (the workers' roundings are independent).
   void quantize_and_average(const std::vector<const float*>& worker_grads, int64_t n, float* out);
+  // The same with tensors; CUDA tensors are quantized and averaged on the GPU (same results).
+  void quantize_and_average(const std::vector<Tensor>& worker_grads, Tensor& out);
   // Worker 0 keeps the seed, so one worker is the single-worker hook.
   static uint64_t worker_seed(uint64_t seed, int64_t worker) { return seed ^ (uint64_t(worker) * 0x9E3779B97F4A7C15ull); }
 
   int64_t step() const { return step_; }
-  void set_step(int64_t step) { step_ = step; }  // resuming from a checkpoint
+  void set_step(int64_t step);  // resuming from a checkpoint; also writes the device step
+  // The step in device memory, created by the first apply() on a CUDA gradient (nullptr before).
+  const DeviceStep* device_step() const { return device_step_.get(); }
   double last_bits_per_coordinate() const { return last_bits_; }
-  double last_variance() const { return last_variance_; }  // 0 unless record_variance
+  double last_variance() const;  // 0 unless record_variance
   const GradientQuantizer& quantizer() const { return *quantizer_; }
   const HookOptions& options() const { return options_; }
 
@@ -73,13 +102,28 @@ class GradientQuantizationHook {
   // Quantizes g in place with `seed` at the current step over the configured slices; returns
   // the payload bits and adds the variance of the raw g to *variance when given.
   int64_t quantize_slices(float* g, int64_t n, uint64_t seed, double* variance) const;
+  // The slices the device quantizer takes: the layers when per-layer, else one.
+  std::vector<int64_t> device_slices() const;
+  // Device path preparation: the adaptive refit on the host when due; the device quantizer, step
+  // and variance accumulator. False when the scheme has no CUDA version.
+  bool prepare_device(const Tensor& observed);
+  // The host round trip for schemes without a CUDA version (not capturable).
+  void apply_through_host(Tensor& grad);
 
   std::unique_ptr<GradientQuantizer> quantizer_;
   HookOptions options_;
   std::vector<int64_t> layer_sizes_;
   std::vector<float> scratch_, sum_;  // quantize_and_average's buffers, reused across steps
   int64_t step_ = 0;
-  double last_bits_ = 0, last_variance_ = 0;
+  double last_bits_ = 0;
+  mutable double last_variance_ = 0;
+  // GPU state: the device quantizer, the step in device memory, the variance accumulator (one
+  // double, read back lazily and divided by variance_divisor_), quantize_and_average's buffers.
+  std::unique_ptr<DeviceQuantizer> device_;
+  std::unique_ptr<DeviceStep> device_step_;
+  Tensor device_variance_, device_scratch_, device_sum_;
+  mutable bool variance_on_device_ = false;
+  double variance_divisor_ = 1;
 };
 
 }  // namespace qnn

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "quant/bucket_math.h"
 #include "quant/level_lookup.h"
 #include "quant/level_sets.h"
 #include "quant/pack_parallel.h"
@@ -57,9 +58,9 @@ float LevelSetQuantizer::bucket_norm(const float* x, int64_t len) const {
     for (int64_t i = 0; i < len; ++i) m = std::max(m, std::fabs(x[i]));
     return m;
   }
-  double ss = 0.0;
-  for (int64_t i = 0; i < len; ++i) ss += double(x[i]) * double(x[i]);
-  return static_cast<float>(std::sqrt(ss));
+  // Squares summed in double in the fixed lane order the CUDA kernel reproduces
+  // (quant/bucket_math.h).
+  return static_cast<float>(std::sqrt(lane_sum_of_squares(x, len)));
 }
 
 Payload LevelSetQuantizer::encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const {

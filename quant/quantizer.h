@@ -69,6 +69,12 @@ class GradientQuantizer {
   virtual void observe(const float* x, int64_t n, int64_t step) {
     (void)x, (void)n, (void)step;
   }
+  // Whether observe() would use the gradient at this step (the hook copies a GPU gradient to
+  // the host only then).
+  virtual bool observes_at(int64_t step) const {
+    (void)step;
+    return false;
+  }
 
   // decode(encode(x)) in place; returns the payload's bits per coordinate.
   double quantize(float* x, int64_t n, uint64_t seed, uint64_t step) const {

@@ -11,8 +11,8 @@
 #include "quant/standard.h"
 
 #include <cmath>
-#include <limits>
 
+#include "quant/bucket_math.h"
 #include "quant/bucketing.h"
 #include "quant/rounding.h"
 
@@ -21,35 +21,12 @@ namespace qnn {
 UniformGrid fit_uniform_grid(const float* a, int64_t n, int levels) {
   float lo = a[0], hi = a[0];
   for (int64_t k = 1; k < n; ++k) lo = std::min(lo, a[k]), hi = std::max(hi, a[k]);
-  UniformGrid grid{lo, 0.0f};
-  if (!(hi > lo)) return grid;
-  const float steps = float(levels - 1);
-  grid.unit = float((double(hi) - double(lo)) / (levels - 1));
-  // Round unit up until the top point covers hi (a few ulps at most in practice; the factor
-  // bounds the loop when fmin dwarfs the range).
-  for (int tries = 0; lo + steps * grid.unit < hi; ++tries)
-    grid.unit = tries < 8 ? std::nextafter(grid.unit, std::numeric_limits<float>::infinity())
-                          : grid.unit * (1.0f + 0x1p-12f);
-  return grid;
+  return UniformGrid{lo, fit_grid_unit(lo, hi, levels)};  // quant/bucket_math.h
 }
 
 void uniform_grid_points(const UniformGrid& grid, int levels, float* table) {
-  for (int j = 0; j < levels; ++j) table[j] = grid.fmin + float(j) * grid.unit;
+  for (int j = 0; j < levels; ++j) table[j] = grid_point(grid.fmin, grid.unit, j);
 }
-
-namespace {
-
-// j with table[j] <= a < table[j+1] (j = levels - 2 for the top point), from the division and a
-// correction of float error; table nondecreasing, a within [table[0], table[levels-1]].
-inline int grid_interval(float a, const UniformGrid& grid, float inverse_unit, const float* table, int levels) {
-  int j = static_cast<int>((a - grid.fmin) * inverse_unit);
-  j = std::min(std::max(j, 0), levels - 2);
-  while (j > 0 && table[j] > a) --j;
-  while (j < levels - 2 && table[j + 1] <= a) ++j;
-  return j;
-}
-
-}  // namespace
 
 void round_to_grid(const float* a, int64_t n, const UniformGrid& grid, const float* table, int levels,
                    const float* u, uint32_t* index) {
@@ -59,7 +36,7 @@ void round_to_grid(const float* a, int64_t n, const UniformGrid& grid, const flo
   }
   const float inverse_unit = 1.0f / grid.unit;
   for (int64_t k = 0; k < n; ++k) {
-    const int j = grid_interval(a[k], grid, inverse_unit, table, levels);
+    const int j = grid_interval(a[k], grid.fmin, inverse_unit, table, levels);
     const float low = table[j], high = table[j + 1];
     index[k] = uint32_t(j) + (u[k] * (high - low) < a[k] - low ? 1u : 0u);
   }
@@ -70,7 +47,7 @@ double grid_variance(const float* a, int64_t n, const UniformGrid& grid, const f
   const float inverse_unit = 1.0f / grid.unit;
   double sum = 0;
   for (int64_t k = 0; k < n; ++k) {
-    const int j = grid_interval(a[k], grid, inverse_unit, table, levels);
+    const int j = grid_interval(a[k], grid.fmin, inverse_unit, table, levels);
     sum += (double(a[k]) - table[j]) * (double(table[j + 1]) - a[k]);
   }
   return sum;

@@ -1,0 +1,89 @@
+// The float arithmetic of the bucketed quantizers that the CPU code and the CUDA kernels
+// (quant/device_quantizer.cu) share, written once so that both sides run the same operations in
+// the same order and agree bit for bit.
+//
+//   * Uniform grid (standard, hadamard; spec 2.2): point j = fmin + j*unit is computed as ONE
+//     fused multiply-add, fmaf(j, unit, fmin), on both sides. (g++ -O3 -march=native contracts
+//     `fmin + j*unit` into an FMA on its own, nvcc does as well, a portable build would not:
+//     spelling the FMA out makes every build agree.) The fit rounds unit up until
+//     fmaf(levels - 1, unit, fmin) >= max.
+//   * Sums of squares (L2 norms of exponential, qsgd, nuq, alq, amq): a fixed order that a GPU
+//     warp reproduces: kNormLanes = 32 lanes, lane l adds x[l], x[l+32], x[l+64], ... in
+//     increasing order (in double; a float's square is exact in double, so fused or not the
+//     products agree), then the lanes fold as lane[l] += lane[l + w] for w = 16, 8, 4, 2, 1: the
+//     order of a warp-shuffle reduction.
+//   * ceil(log2 m) from the float's bits and the interval it selects (exponential, spec 2.4).
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "tensor/random.h"
+
+namespace qnn {
+
+// Grid point j of a uniform grid: fmin + j*unit with a single rounding.
+QNN_HOST_DEVICE float grid_point(float fmin, float unit, int j) { return fmaf(float(j), unit, fmin); }
+
+// The unit of the `levels`-point grid from lo to hi: (hi - lo)/(levels - 1), rounded up by ulps
+// until the top point covers hi (the factor bounds the loop when lo dwarfs the range); 0 when
+// the range is empty (a constant bucket).
+QNN_HOST_DEVICE float fit_grid_unit(float lo, float hi, int levels) {
+  if (!(hi > lo)) return 0.0f;
+  const float steps = float(levels - 1);
+  float unit = float((double(hi) - double(lo)) / (levels - 1));
+  for (int tries = 0; fmaf(steps, unit, lo) < hi; ++tries)
+    unit = tries < 8 ? nextafterf(unit, HUGE_VALF) : unit * (1.0f + 0x1p-12f);
+  return unit;
+}
+
+// j with table[j] <= a < table[j+1] (j = levels - 2 for the top point), from the division and a
+// correction of float error; table nondecreasing, a within [table[0], table[levels-1]].
+QNN_HOST_DEVICE int grid_interval(float a, float fmin, float inverse_unit, const float* table, int levels) {
+  int j = static_cast<int>((a - fmin) * inverse_unit);
+  j = j < 0 ? 0 : (j > levels - 2 ? levels - 2 : j);
+  while (j > 0 && table[j] > a) --j;
+  while (j < levels - 2 && table[j + 1] <= a) ++j;
+  return j;
+}
+
+constexpr int kNormLanes = 32;
+
+// sum x_i^2 in double, in the lane order above.
+inline double lane_sum_of_squares(const float* x, int64_t n) {
+  double lane[kNormLanes] = {};
+  int64_t base = 0;
+  for (; base + kNormLanes <= n; base += kNormLanes)
+    for (int l = 0; l < kNormLanes; ++l) lane[l] += double(x[base + l]) * double(x[base + l]);
+  for (int l = 0; base + l < n; ++l) lane[l] += double(x[base + l]) * double(x[base + l]);
+  for (int w = kNormLanes / 2; w >= 1; w /= 2)
+    for (int l = 0; l < w; ++l) lane[l] += lane[l + w];
+  return lane[0];
+}
+
+// ceil(log2(m)) for m > 0, exactly (subnormals included).
+QNN_HOST_DEVICE int ceil_log2(float m) {
+  uint32_t bits;
+#if defined(__CUDA_ARCH__)
+  bits = __float_as_uint(m);
+#else
+  std::memcpy(&bits, &m, sizeof bits);
+#endif
+  const int exponent = int((bits >> 23) & 0xff);
+  if (exponent == 0) {  // subnormal
+    int e;
+    const float f = frexpf(m, &e);
+    return f == 0.5f ? e - 1 : e;
+  }
+  return (bits & 0x7fffff) == 0 ? exponent - 127 : exponent - 126;
+}
+
+// Exponential levels t_j = 2^(min_pow - 1 + j), j < k: the interval [t_j, t_{j+1}] in which the
+// normalized magnitude m is rounded (m clamped into it).
+QNN_HOST_DEVICE int exponential_interval(float m, int min_pow, int k) {
+  int e = m == 0.0f ? min_pow : ceil_log2(m);
+  if (e < min_pow) e = min_pow;
+  return e - min_pow < k - 2 ? e - min_pow : k - 2;
+}
+
+}  // namespace qnn

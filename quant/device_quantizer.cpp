@@ -1,0 +1,211 @@
+// DeviceQuantizer, host side (see quant/device_quantizer.h): which scheme maps to which kernel,
+// the bucket table of the slices (cached on the device), the level table of level-set schemes
+// (uploaded when it changes), and the payload's bit count computed from sizes alone.
+#include "quant/device_quantizer.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "quant/bucketing.h"
+#include "quant/level_set_quantizer.h"
+#include "quant/walsh_hadamard.h"
+#include "tensor/check.h"
+#include "tensor/device.h"
+
+namespace qnn {
+
+namespace {
+
+using cuda::DeviceBucket;
+using cuda::DeviceScheme;
+
+bool is_level_set(const GradientQuantizer& q) { return dynamic_cast<const LevelSetQuantizer*>(&q) != nullptr; }
+
+DeviceScheme scheme_of(const GradientQuantizer& q) {
+  if (const auto* ls = dynamic_cast<const LevelSetQuantizer*>(&q))
+    return ls->norm() == LevelNorm::L2 ? DeviceScheme::level_set_l2 : DeviceScheme::level_set_linf;
+  const std::string name = q.name();
+  if (name == "standard") return DeviceScheme::standard;
+  if (name == "exponential") return DeviceScheme::exponential;
+  if (name == "hadamard") return DeviceScheme::hadamard;
+  QNN_CHECK(false, "scheme '", name, "' has no CUDA implementation (DeviceQuantizer::supports)");
+  return DeviceScheme::standard;
+}
+
+// Level-set schemes key their randomness by the index within the slice (their encode_slice is
+// the default one); the others by the flat index.
+bool keyed_by_flat_index(const GradientQuantizer& q) { return !is_level_set(q); }
+
+std::vector<int64_t> slices_or_whole(int64_t n, const std::vector<int64_t>& slices) {
+  if (slices.empty()) return {n};
+  int64_t total = 0;
+  for (int64_t s : slices) total += s;
+  QNN_CHECK(total == n, "the slices add up to ", total, " but the gradient has ", n, " coordinates");
+  return slices;
+}
+
+Tensor device_copy_of(const void* data, size_t bytes) {
+  const int64_t floats = int64_t((bytes + sizeof(float) - 1) / sizeof(float));
+  Tensor host({floats});
+  std::memset(host.data(), 0, size_t(floats) * sizeof(float));
+  std::memcpy(host.data(), data, bytes);
+  Tensor device({floats}, Device::CUDA);
+  device.copy_from(host);
+  return device;
+}
+
+}  // namespace
+
+struct DeviceQuantizer::Impl {
+  std::vector<int64_t> slices;  // the slices the bucket table was built for
+  int64_t n = -1;
+  Tensor buckets;               // DeviceBucket array on the device
+  int64_t bucket_count = 0, max_length = 0;
+  std::vector<float> levels;    // the level table uploaded
+  Tensor level_table;
+  Tensor bucket_variance, scratch;
+};
+
+bool DeviceQuantizer::supports(const GradientQuantizer& q) {
+  if (is_level_set(q)) return true;
+  const std::string name = q.name();
+  if (name == "exponential") return true;
+  return (name == "standard" || name == "hadamard") && q.options().levels <= kMaxDeviceGridLevels;
+}
+
+DeviceQuantizer::DeviceQuantizer(const GradientQuantizer& quantizer)
+    : quantizer_(quantizer), impl_(std::make_unique<Impl>()) {
+  (void)scheme_of(quantizer);  // fails early for an unsupported scheme
+}
+
+DeviceQuantizer::~DeviceQuantizer() = default;
+
+void DeviceQuantizer::quantize(Tensor& grad, const std::vector<int64_t>& slices, uint64_t seed,
+                               const DeviceStep& step, Tensor* variance) {
+  QNN_CHECK(grad.is_cuda(), "DeviceQuantizer::quantize needs a CUDA gradient");
+  QNN_CHECK(variance == nullptr || (variance->is_cuda() && variance->numel() == 2),
+            "the variance accumulator must be a two-float CUDA tensor (one double)");
+  const int64_t n = grad.numel();
+  const std::vector<int64_t> sizes = slices_or_whole(n, slices);
+  const QuantizerOptions& o = quantizer_.options();
+  const DeviceScheme scheme = scheme_of(quantizer_);
+  Impl& m = *impl_;
+
+  if (n != m.n || sizes != m.slices) {  // the bucket table of these slices
+    std::vector<DeviceBucket> table;
+    const bool flat_keys = keyed_by_flat_index(quantizer_);
+    int64_t first = 0, longest = 0;
+    for (int64_t s : sizes) {
+      const Buckets b(s, o.bucket_size, o.quantize_tail);
+      for (int64_t k = 0; k < b.count; ++k) {
+        table.push_back(DeviceBucket{first + b.begin(k), flat_keys ? first + b.begin(k) : b.begin(k), b.length(k)});
+        longest = std::max(longest, b.length(k));
+      }
+      first += s;
+    }
+    m.bucket_count = int64_t(table.size());
+    m.max_length = longest;
+    m.buckets = table.empty() ? Tensor() : device_copy_of(table.data(), table.size() * sizeof(DeviceBucket));
+    m.bucket_variance = table.empty() ? Tensor() : Tensor({2 * m.bucket_count}, Device::CUDA);
+    int64_t scratch = 0;
+#ifdef QNN_CUDA
+    if (scheme == DeviceScheme::hadamard) scratch = cuda::hadamard_scratch_floats(m.bucket_count, longest, o.levels);
+#endif
+    m.scratch = scratch > 0 ? Tensor({scratch}, Device::CUDA) : Tensor();
+    m.slices = sizes;
+    m.n = n;
+  }
+  if (const auto* ls = dynamic_cast<const LevelSetQuantizer*>(&quantizer_)) {
+    if (ls->levels() != m.levels) {  // adaptive schemes change it at refits
+      m.levels = ls->levels();
+      m.level_table = device_copy_of(m.levels.data(), m.levels.size() * sizeof(float));
+    }
+  }
+  if (m.bucket_count == 0) return;  // nothing quantized: every coordinate passes through
+
+  cuda::QuantizeLaunch launch;
+  launch.scheme = scheme;
+  launch.grad = grad.data();
+  launch.buckets = reinterpret_cast<const DeviceBucket*>(m.buckets.data());
+  launch.bucket_count = m.bucket_count;
+  launch.max_length = m.max_length;
+  launch.levels = o.levels;
+  launch.level_table = m.level_table.defined() ? m.level_table.data() : nullptr;
+  launch.level_count = int(m.levels.size());
+  launch.seed = seed;
+  launch.step = step.data();
+  launch.bucket_variance = variance ? reinterpret_cast<double*>(m.bucket_variance.data()) : nullptr;
+  launch.scratch = m.scratch.defined() ? m.scratch.data() : nullptr;
+#ifdef QNN_CUDA
+  cuda::quantize_buckets(launch);
+  if (variance)
+    cuda::add_variances(launch.bucket_variance, m.bucket_count, reinterpret_cast<double*>(variance->data()));
+#endif
+}
+
+double DeviceQuantizer::bits_per_coordinate(int64_t n, const std::vector<int64_t>& slices) const {
+  const QuantizerOptions& o = quantizer_.options();
+  const DeviceScheme scheme = scheme_of(quantizer_);
+  const auto* ls = dynamic_cast<const LevelSetQuantizer*>(&quantizer_);
+  int64_t bits = 0;
+  for (int64_t s : slices_or_whole(n, slices)) {  // Payload::bits() of each slice's payload
+    const Buckets b(s, o.bucket_size, o.quantize_tail);
+    const int64_t passthrough = s - b.quantized;
+    if (ls) {
+      const int64_t count = int64_t(ls->levels().size());
+      bits += 32 * (b.count + count + passthrough) + int64_t(index_bits_for(count)) * b.quantized;
+      continue;
+    }
+    int64_t indices = b.quantized;
+    if (scheme == DeviceScheme::hadamard) {
+      indices = 0;
+      for (int64_t k = 0; k < b.count; ++k) indices += next_power_of_two(b.length(k));
+    }
+    bits += 32 * (2 * b.count + passthrough) + int64_t(index_bits_for(o.levels)) * indices;
+  }
+  return n ? double(bits) / double(n) : 0.0;
+}
+
+DeviceStep::DeviceStep(int64_t step) : value_({2}, Device::CUDA) { set(step); }
+
+void DeviceStep::set(int64_t step) {
+#ifdef QNN_CUDA
+  cuda::set_step(reinterpret_cast<int64_t*>(value_.data()), step);
+#else
+  (void)step;
+#endif
+}
+
+void DeviceStep::advance() {
+#ifdef QNN_CUDA
+  cuda::advance_step(reinterpret_cast<int64_t*>(value_.data()));
+#endif
+}
+
+double read_device_double(const Tensor& value) {
+  QNN_CHECK(value.numel() == 2, "a double is held in two floats, got ", value.numel());
+  const std::vector<float> words = value.to_vector();
+  double out;
+  std::memcpy(&out, words.data(), sizeof out);
+  return out;
+}
+
+int64_t DeviceStep::read() const {
+  const std::vector<float> words = value_.to_vector();
+  int64_t out;
+  std::memcpy(&out, words.data(), sizeof out);
+  return out;
+}
+
+double quantize_on_device(const GradientQuantizer& quantizer, Tensor& grad, uint64_t seed, uint64_t step,
+                          const std::vector<int64_t>& slices, double* variance) {
+  DeviceQuantizer device(quantizer);
+  DeviceStep device_step{int64_t(step)};
+  Tensor sum;
+  if (variance) sum = Tensor::zeros({2}, Device::CUDA);  // two zero floats: the double 0
+  device.quantize(grad, slices, seed, device_step, variance ? &sum : nullptr);
+  if (variance) *variance = read_device_double(sum);
+  return device.bits_per_coordinate(grad.numel(), slices);
+}
+
+}  // namespace qnn

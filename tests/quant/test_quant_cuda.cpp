@@ -1,0 +1,295 @@
+// Gradient quantization on the GPU (quant/device_quantizer.h, the hook's device path) against the
+// CPU schemes: for random gradients of several sizes (a partial tail bucket, a single coordinate,
+// ResNet-20's 269,722) and per-layer slices, the GPU's in-place decode(encode(g)) must equal the
+// CPU's BIT FOR BIT (every element compared by its bit pattern), the variance must agree to 1e-6
+// relative (summed in another order), the bits per coordinate exactly, and two GPU runs must be
+// identical. Also CPU tests of the arithmetic the two sides share (quant/bucket_math.h) and of
+// the host-side bit count.
+#include <doctest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "quant/bucket_math.h"
+#include "quant/device_quantizer.h"
+#include "quant/hook.h"
+#include "quant/payload.h"
+#include "quant/standard.h"
+#include "tests/gpu.h"
+
+using namespace qnn;
+
+namespace {
+
+// A gradient with the awkward cases in it: scales that vary by region, exact zeros, a constant
+// run (a constant bucket for small bucket sizes) and repeated values.
+std::vector<float> test_gradient(int64_t n, uint64_t seed) {
+  std::vector<float> g = Tensor::normal({n}, 0.0f, 1.0f, seed).to_vector();
+  for (int64_t i = 0; i < n; ++i) {
+    g[i] *= std::ldexp(1.0f, int((i / 700) % 9) - 12);
+    if (i % 97 == 5) g[i] = 0.0f;
+    if (i % 211 == 3) g[i] = g[i / 2];
+  }
+  for (int64_t i = 1024; i < std::min<int64_t>(n, 1024 + 600); ++i) g[i] = 0.25f;
+  return g;
+}
+
+uint32_t bits_of(float x) {
+  uint32_t b;
+  std::memcpy(&b, &x, sizeof b);
+  return b;
+}
+
+// Every element equal by bit pattern; reports the first few mismatches.
+void check_bitwise_equal(const std::vector<float>& gpu, const std::vector<float>& cpu, const std::string& what) {
+  REQUIRE(gpu.size() == cpu.size());
+  int reported = 0;
+  int64_t mismatches = 0;
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    if (bits_of(gpu[i]) == bits_of(cpu[i])) continue;
+    ++mismatches;
+    if (reported++ < 5) {
+      INFO(what, ": element ", i, " gpu ", gpu[i], " cpu ", cpu[i]);
+      CHECK(bits_of(gpu[i]) == bits_of(cpu[i]));
+    }
+  }
+  INFO(what, ": ", mismatches, " of ", cpu.size(), " elements differ");
+  CHECK(mismatches == 0);
+}
+
+void check_close_variance(double gpu, double cpu, const std::string& what) {
+  INFO(what, ": variance gpu ", gpu, " cpu ", cpu);
+  CHECK(std::fabs(gpu - cpu) <= 1e-6 * std::fabs(cpu) + 1e-30);
+}
+
+QuantizerOptions options_for(int64_t bucket, int levels = 16, bool quantize_tail = true) {
+  QuantizerOptions o;
+  o.bucket_size = bucket;
+  o.levels = levels;
+  o.quantize_tail = quantize_tail;
+  return o;
+}
+
+// The whole-vector check of one scheme: sizes with and without a partial tail.
+void check_scheme_whole(const std::string& name, const QuantizerOptions& o) {
+  const auto q = make_quantizer(name, o);
+  for (int64_t n : {int64_t(1), int64_t(7), o.bucket_size, 3 * o.bucket_size + 5, int64_t(269722)}) {
+    const std::vector<float> g = test_gradient(n, 11 + uint64_t(n));
+    for (uint64_t step : {0ull, 41ull}) {
+      const std::string what = name + " bucket " + std::to_string(o.bucket_size) + " n " + std::to_string(n) +
+                               " step " + std::to_string(step);
+      std::vector<float> cpu = g;
+      const double cpu_bits = q->quantize(cpu.data(), n, 5, step);
+      const double cpu_variance = q->variance(g.data(), n, 5, step);
+      Tensor a = Tensor::from_vector(g, {n}).to(Device::CUDA), b = a.clone();
+      double gpu_variance = 0;
+      const double gpu_bits = quantize_on_device(*q, a, 5, step, {}, &gpu_variance);
+      quantize_on_device(*q, b, 5, step);
+      check_bitwise_equal(a.to_vector(), cpu, what);
+      check_bitwise_equal(b.to_vector(), a.to_vector(), what + " (second GPU run)");
+      check_close_variance(gpu_variance, cpu_variance, what);
+      CHECK(gpu_bits == cpu_bits);
+    }
+  }
+}
+
+// Through the hook: per-layer slices (and network-wide), several steps (the device step
+// advances), variance recorded; the GPU hook against the CPU hook.
+void check_scheme_hook(const std::string& name, const QuantizerOptions& o, Flattening flattening) {
+  const std::vector<int64_t> layers = {300, 512, 1000, 7, 2049, 1};
+  int64_t n = 0;
+  for (int64_t s : layers) n += s;
+  HookOptions h;
+  h.seed = 99, h.flattening = flattening, h.record_variance = true;
+  GradientQuantizationHook cpu_hook(make_quantizer(name, o), h), gpu_hook(make_quantizer(name, o), h);
+  cpu_hook.set_layer_sizes(layers);
+  gpu_hook.set_layer_sizes(layers);
+  cpu_hook.set_step(99);  // an adaptive scheme refits at 100: the third step
+  gpu_hook.set_step(99);
+  for (int step = 0; step < 3; ++step) {
+    const std::string what = name + (flattening == Flattening::per_layer ? " per layer" : " network-wide") +
+                             " hook step " + std::to_string(cpu_hook.step());
+    const std::vector<float> g = test_gradient(n, 300 + uint64_t(step));
+    std::vector<float> cpu = g;
+    cpu_hook.apply(cpu.data(), n);
+    Tensor gpu = Tensor::from_vector(g, {n}).to(Device::CUDA);
+    gpu_hook.apply(gpu);
+    check_bitwise_equal(gpu.to_vector(), cpu, what);
+    check_close_variance(gpu_hook.last_variance(), cpu_hook.last_variance(), what);
+    CHECK(gpu_hook.last_bits_per_coordinate() == cpu_hook.last_bits_per_coordinate());
+  }
+  if (DeviceQuantizer::supports(gpu_hook.quantizer())) {  // smart never creates one
+    REQUIRE(gpu_hook.device_step() != nullptr);
+    CHECK(gpu_hook.device_step()->read() == 102);
+  }
+}
+
+void check_scheme(const std::string& name, const QuantizerOptions& o) {
+  check_scheme_whole(name, o);
+  check_scheme_hook(name, o, Flattening::per_layer);
+  check_scheme_hook(name, o, Flattening::network_wide);
+}
+
+}  // namespace
+
+// ---- CPU: the shared arithmetic and the host-side bit count ------------------------------------
+
+TEST_CASE("bucket_math: grid points are one fused multiply-add") {
+  const float fmin = -0.3f, unit = 0.0123f;
+  float table[16];
+  uniform_grid_points(UniformGrid{fmin, unit}, 16, table);
+  for (int j = 0; j < 16; ++j) {
+    // j*unit + fmin is exact in double here, so one rounding to float is the FMA's result.
+    const float single_rounding = float(double(j) * double(unit) + double(fmin));
+    CHECK(bits_of(table[j]) == bits_of(single_rounding));
+    CHECK(bits_of(grid_point(fmin, unit, j)) == bits_of(single_rounding));
+  }
+  // The fitted grid covers the maximum with its top point.
+  const float lo = -1.7f, hi = 2.3f;
+  const float u = fit_grid_unit(lo, hi, 16);
+  CHECK(grid_point(lo, u, 15) >= hi);
+  CHECK(fit_grid_unit(0.5f, 0.5f, 16) == 0.0f);
+}
+
+TEST_CASE("bucket_math: sums of squares in the 32-lane order") {
+  // x_0 = 2^30 (square 2^60, ulp 256) and 9599 ones. Sequentially every 1 is lost: 2^60. In the
+  // lane order lane 0 holds 2^60 (its 299 ones lost), lanes 1..31 hold 300 each, and the fold
+  // w = 16, 8, 4, 2, 1 rounds to multiples of 256 at every step: 2^60 + 256, + 768, + 2048,
+  // + 4352, + 9216.
+  std::vector<float> x(32 * 300, 1.0f);
+  x[0] = 0x1p30f;
+  CHECK(lane_sum_of_squares(x.data(), int64_t(x.size())) == 0x1p60 + 9216.0);
+  // Short vectors: the lanes past n stay 0.
+  const float small[3] = {1.0f, 2.0f, 3.0f};
+  CHECK(lane_sum_of_squares(small, 3) == 14.0);
+  CHECK(lane_sum_of_squares(small, 0) == 0.0);
+}
+
+TEST_CASE("bucket_math: exponential interval and ceil_log2") {
+  CHECK(ceil_log2(1.0f) == 0);
+  CHECK(ceil_log2(0.75f) == 0);
+  CHECK(ceil_log2(0.5f) == -1);
+  CHECK(ceil_log2(0.3f) == -1);
+  CHECK(ceil_log2(0x1p-149f) == -149);
+  CHECK(ceil_log2(0x1.8p-140f) == -139);
+  // k = 8, max_pow 0: min_pow = -6, intervals 0..6.
+  CHECK(exponential_interval(0.0f, -6, 8) == 0);
+  CHECK(exponential_interval(1e-9f, -6, 8) == 0);
+  CHECK(exponential_interval(0.3f, -6, 8) == 5);
+  CHECK(exponential_interval(1.0f, -6, 8) == 6);
+}
+
+TEST_CASE("DeviceQuantizer::bits_per_coordinate equals the CPU payloads' count") {
+  const std::vector<int64_t> layers = {300, 512, 1000, 7, 2049, 1};
+  int64_t n = 0;
+  for (int64_t s : layers) n += s;
+  const std::vector<float> g = test_gradient(n, 3);
+  for (const std::string& name : quantizer_names()) {
+    if (name == "none") continue;
+    for (int64_t bucket : {100, 512}) {
+      QuantizerOptions o = options_for(bucket);
+      auto q = make_quantizer(name, o);
+      if (!DeviceQuantizer::supports(*q)) {
+        CHECK(name == "smart");
+        continue;
+      }
+      INFO(name, " bucket ", bucket);
+      DeviceQuantizer device(*q);
+      std::vector<float> work = g;
+      CHECK(device.bits_per_coordinate(n, {}) == q->quantize(work.data(), n, 1, 0));
+      HookOptions h;
+      h.flattening = Flattening::per_layer;
+      GradientQuantizationHook hook(make_quantizer(name, o), h);
+      hook.set_layer_sizes(layers);
+      work = g;
+      hook.apply(work.data(), n);
+      CHECK(device.bits_per_coordinate(n, layers) == hook.last_bits_per_coordinate());
+    }
+  }
+}
+
+// ---- GPU against CPU, per scheme -----------------------------------------------------------------
+
+GPU_TEST_CASE("quant cuda: standard") {
+  check_scheme("standard", options_for(512));
+  check_scheme("standard", options_for(100, 7));
+  check_scheme_whole("standard", options_for(512, 16, false));  // tail passed through
+  check_scheme_whole("standard", options_for(51200));
+}
+
+GPU_TEST_CASE("quant cuda: exponential") {
+  check_scheme("exponential", options_for(512));
+  check_scheme("exponential", options_for(100, 8));
+  check_scheme_whole("exponential", options_for(51200));
+}
+
+GPU_TEST_CASE("quant cuda: qsgd, qinf, nuq, trn") {
+  for (const char* name : {"qsgd", "qinf", "nuq", "trn"}) {
+    check_scheme(name, options_for(512));
+    check_scheme(name, options_for(100, 8));
+  }
+  QuantizerOptions wide = options_for(256);
+  wide.bits = 8;  // 256 levels: the binary search of round_to_level
+  check_scheme_whole("qsgd", wide);
+}
+
+GPU_TEST_CASE("quant cuda: hadamard") {
+  check_scheme("hadamard", options_for(512));
+  check_scheme("hadamard", options_for(100, 8));       // padding to 128
+  check_scheme_whole("hadamard", options_for(6000));   // padding to 8192: global scratch
+  check_scheme_whole("hadamard", options_for(51200));  // 65536: global scratch
+}
+
+GPU_TEST_CASE("quant cuda: adaptive schemes (levels refitted on the host)") {
+  for (const char* name : {"alq", "alq_nb", "amq", "amq_nb"}) {
+    QuantizerOptions o = options_for(512);
+    o.bits = 3;
+    check_scheme_hook(name, o, Flattening::network_wide);
+  }
+}
+
+GPU_TEST_CASE("quant cuda: smart goes through the host") {
+  check_scheme_hook("smart", options_for(512), Flattening::network_wide);
+}
+
+GPU_TEST_CASE("quant cuda: emulated workers average on the GPU as on the CPU") {
+  const int64_t n = 5000;
+  for (const char* name : {"standard", "qsgd", "hadamard"}) {
+    HookOptions h;
+    h.seed = 3, h.record_variance = true;
+    GradientQuantizationHook cpu_hook(make_quantizer(name, options_for(512)), h),
+        gpu_hook(make_quantizer(name, options_for(512)), h);
+    std::vector<std::vector<float>> host;
+    std::vector<const float*> pointers;
+    std::vector<Tensor> device;
+    for (int w = 0; w < 3; ++w) host.push_back(test_gradient(n, 50 + uint64_t(w)));
+    for (const auto& v : host) pointers.push_back(v.data()), device.push_back(Tensor::from_vector(v, {n}).to(Device::CUDA));
+    std::vector<float> cpu(n);
+    cpu_hook.quantize_and_average(pointers, n, cpu.data());
+    Tensor gpu({n}, Device::CUDA);
+    gpu_hook.quantize_and_average(device, gpu);
+    check_bitwise_equal(gpu.to_vector(), cpu, std::string(name) + " workers");
+    check_close_variance(gpu_hook.last_variance(), cpu_hook.last_variance(), std::string(name) + " workers");
+    CHECK(gpu_hook.last_bits_per_coordinate() == cpu_hook.last_bits_per_coordinate());
+  }
+}
+
+GPU_TEST_CASE("quant cuda: the step in device memory drives the randomness") {
+  const int64_t n = 4096;
+  auto q = make_quantizer("standard", options_for(512));
+  const std::vector<float> g = test_gradient(n, 8);
+  DeviceQuantizer device(*q);
+  DeviceStep step(7);
+  Tensor a = Tensor::from_vector(g, {n}).to(Device::CUDA);
+  device.quantize(a, {}, 1, step);
+  step.advance();
+  CHECK(step.read() == 8);
+  Tensor b = Tensor::from_vector(g, {n}).to(Device::CUDA);
+  device.quantize(b, {}, 1, step);
+  std::vector<float> cpu7 = g, cpu8 = g;
+  q->quantize(cpu7.data(), n, 1, 7);
+  q->quantize(cpu8.data(), n, 1, 8);
+  check_bitwise_equal(a.to_vector(), cpu7, "step 7");
+  check_bitwise_equal(b.to_vector(), cpu8, "step 8");
+  CHECK(a.to_vector() != b.to_vector());
+}
