@@ -97,7 +97,7 @@ class Trainer {
     const int64_t steps = std::min(steps_per_epoch(batches, workers_), max_steps < 0 ? INT64_MAX : max_steps);
     Progress progress(epoch, epochs, steps);
     EpochResult r;
-    double bits_sum = 0, variance_sum = 0;
+    if (hook_) hook_->reset_variance_total();
     for (int64_t step = 0; step < steps; ++step) {
       sgd_.set_lr(schedule_.lr_at(epoch, step));
       if (workers_ == 1) {
@@ -106,7 +106,6 @@ class Trainer {
       } else {
         worker_step(source, step, batches);
       }
-      if (hook_) bits_sum += hook_->last_bits_per_coordinate(), variance_sum += hook_->last_variance();
       ++r.steps;
       if (progress.due(step)) {
         EpochResult now;
@@ -117,7 +116,9 @@ class Trainer {
     metrics_.read(r);
     progress.finish_line();
     r.seconds = progress.seconds();
-    if (hook_ && r.steps > 0) r.bits_per_coordinate = bits_sum / r.steps, r.mean_variance = variance_sum / r.steps;
+    // Bits per coordinate depend only on sizes and level counts: the last step's hold for all.
+    if (hook_ && r.steps > 0)
+      r.bits_per_coordinate = hook_->last_bits_per_coordinate(), r.mean_variance = hook_->variance_total() / r.steps;
     return r;
   }
 
@@ -136,14 +137,24 @@ class Trainer {
 
   void run_step(BatchSource& source, bool full_batch, EpochResult& r) {
     constexpr int64_t kWarmupSteps = 2;  // SGD's first step differs; cuDNN searches algorithms
-    const bool use_graph = graph_wanted_ && full_batch && eager_steps_ >= kWarmupSteps;
+    const bool hook_capturable = !hook_ || hook_->device_capturable(hook_->step());
+    const bool use_graph = graph_wanted_ && full_batch && eager_steps_ >= kWarmupSteps && hook_capturable;
+    // A step the hook must run on the host (an adaptive refit) may change what the kernels
+    // read: capture afresh after it.
+    if (!hook_capturable) graph_.reset();
     if (use_graph && (!graph_.captured() || captured_source_ != &source)) {
-      graph_.capture([&] { step_work(source); });  // records, does not run
+      // Capture records the step without running it, but its host code still counts a step:
+      // put the optimizer's and the quantizer's counters back.
+      const int64_t sgd_steps = sgd_.steps(), quant_step = hook_ ? hook_->step() : 0;
+      graph_.capture([&] { step_work(source); });
+      sgd_.set_steps(sgd_steps);
+      if (hook_) hook_->set_step(quant_step);
       captured_source_ = &source;
     }
     if (use_graph) {
       graph_.replay();
-      sgd_.set_steps(sgd_.steps() + 1);  // the host-side count of what the graph just did
+      sgd_.set_steps(sgd_.steps() + 1);  // the host-side counts of what the graph just did
+      if (hook_) hook_->note_replayed_step();
       ++r.captured_steps;
     } else {
       step_work(source);
@@ -174,10 +185,8 @@ class Trainer {
   // The mean of the first `count` workers' (quantized) gradients into the flat gradient.
   void average_worker_gradients(FlatParameters& flat, int count) {
     if (hook_) {
-      QNN_CHECK(flat.grads().device() == Device::CPU, "quantized emulated workers run on the CPU only");
-      std::vector<const float*> grads;
-      for (int w = 0; w < count; ++w) grads.push_back(worker_grads_[w].data());
-      hook_->quantize_and_average(grads, flat.numel(), flat.grads().data());
+      std::vector<Tensor> grads(worker_grads_.begin(), worker_grads_.begin() + count);
+      hook_->quantize_and_average(grads, flat.grads());
       return;
     }
     Tensor sum = worker_grads_[0].clone();

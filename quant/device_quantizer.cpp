@@ -190,6 +190,14 @@ double read_device_double(const Tensor& value) {
   return out;
 }
 
+void add_device_double(const Tensor& value, Tensor& total) {
+  QNN_CHECK(value.numel() == 2 && total.numel() == 2 && value.is_cuda() && total.is_cuda(),
+            "doubles held in two floats on the GPU expected, got ", value.numel(), " and ", total.numel());
+#ifdef QNN_CUDA
+  cuda::add_variances(reinterpret_cast<const double*>(value.data()), 1, reinterpret_cast<double*>(total.data()));
+#endif
+}
+
 int64_t DeviceStep::read() const {
   const std::vector<float> words = value_.to_vector();
   int64_t out;

@@ -82,6 +82,8 @@ double quantize_on_device(const GradientQuantizer& quantizer, Tensor& grad, uint
                           const std::vector<int64_t>& slices = {}, double* variance = nullptr);
 
 // A double stored in a two-float tensor (any device), read on the host.
+// total += value, for doubles held in two-float CUDA tensors (on the stream; no waiting).
+void add_device_double(const Tensor& value, Tensor& total);
 double read_device_double(const Tensor& value);
 
 namespace cuda {

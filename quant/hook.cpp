@@ -47,6 +47,7 @@ void GradientQuantizationHook::apply(float* grad, int64_t n) {
   const int64_t bits = quantize_slices(grad, n, options_.seed, options_.record_variance ? &variance : nullptr);
   last_bits_ = n ? double(bits) / double(n) : 0.0;
   last_variance_ = variance;
+  variance_total_ += variance;
   variance_on_device_ = false;
   ++step_;
 }
@@ -70,6 +71,7 @@ void GradientQuantizationHook::quantize_and_average(const std::vector<const floa
   for (int64_t i = 0; i < n; ++i) out[i] = workers == 1 ? sum_[i] : sum_[i] * inverse;
   last_bits_ = n ? double(bits) / double(n * workers) : 0.0;
   last_variance_ = variance / double(workers * workers);
+  variance_total_ += last_variance_;
   variance_on_device_ = false;
   ++step_;
 }
@@ -77,6 +79,17 @@ void GradientQuantizationHook::quantize_and_average(const std::vector<const floa
 void GradientQuantizationHook::set_step(int64_t step) {
   step_ = step;
   if (device_step_) device_step_->set(step);
+}
+
+double GradientQuantizationHook::variance_total() const {
+  double total = variance_total_;
+  if (device_variance_total_.defined()) total += read_device_double(device_variance_total_);
+  return total;
+}
+
+void GradientQuantizationHook::reset_variance_total() {
+  variance_total_ = 0;
+  if (device_variance_total_.defined()) device_variance_total_.zero();
 }
 
 double GradientQuantizationHook::last_variance() const {
@@ -124,6 +137,10 @@ void GradientQuantizationHook::apply(Tensor& grad) {
   const std::vector<int64_t> slices = device_slices();
   device_->quantize(grad, slices, options_.seed, *device_step_,
                     options_.record_variance ? &device_variance_ : nullptr);
+  if (options_.record_variance) {
+    if (!device_variance_total_.defined()) device_variance_total_ = Tensor::zeros({2}, Device::CUDA);
+    add_device_double(device_variance_, device_variance_total_);
+  }
   device_step_->advance();
   last_bits_ = device_->bits_per_coordinate(grad.numel(), slices);
   last_variance_ = 0;
@@ -167,6 +184,8 @@ void GradientQuantizationHook::quantize_and_average(const std::vector<Tensor>& w
   last_variance_ = 0;
   variance_on_device_ = options_.record_variance;
   variance_divisor_ = double(workers * workers);
+  // Emulated workers run eagerly (never captured): the total can take this step's value now.
+  if (options_.record_variance) variance_total_ += last_variance();
   ++step_;
 }
 

@@ -91,10 +91,18 @@ class GradientQuantizationHook {
 
   int64_t step() const { return step_; }
   void set_step(int64_t step);  // resuming from a checkpoint; also writes the device step
+  // A captured training step was replayed: its kernels advanced the device step; this keeps
+  // the host counter (refit schedule, checkpoints) in line without touching the device.
+  void note_replayed_step() { ++step_; }
   // The step in device memory, created by the first apply() on a CUDA gradient (nullptr before).
   const DeviceStep* device_step() const { return device_step_.get(); }
   double last_bits_per_coordinate() const { return last_bits_; }
   double last_variance() const;  // 0 unless record_variance
+  // The sum of the variances recorded since the last reset (with record_variance), for a mean
+  // over many steps: on the GPU it accumulates on the device, captured steps included, and is
+  // read (waiting for the GPU) only here.
+  double variance_total() const;
+  void reset_variance_total();
   const GradientQuantizer& quantizer() const { return *quantizer_; }
   const HookOptions& options() const { return options_; }
 
@@ -122,6 +130,8 @@ class GradientQuantizationHook {
   std::unique_ptr<DeviceQuantizer> device_;
   std::unique_ptr<DeviceStep> device_step_;
   Tensor device_variance_, device_scratch_, device_sum_;
+  Tensor device_variance_total_;  // a double in two floats on the GPU
+  double variance_total_ = 0;     // the host side's total
   mutable bool variance_on_device_ = false;
   double variance_divisor_ = 1;
 };
