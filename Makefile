@@ -55,6 +55,8 @@ $(info qnn build: $(CXX) $(shell $(CXX) -dumpfullversion 2>/dev/null), OpenMP $(
 # Objects depend on the configuration: switching CUDA=0/1 or CUDA_ARCH rebuilds everything.
 CONFIG := $(CXX) $(CXXFLAGS) | $(NVCCFLAGS) | $(LDFLAGS)
 $(shell mkdir -p $(BUILD); echo '$(CONFIG)' | cmp -s - $(BUILD)/config || echo '$(CONFIG)' > $(BUILD)/config)
+# ./apps/* is shared by every BUILD folder: relink it when the configuration it came from changes.
+$(shell echo '$(CONFIG)' | cmp -s - apps/.config || echo '$(CONFIG)' > apps/.config)
 TEST_SRC := $(shell find tests -name '*.cpp' 2>/dev/null)
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 APP_SRC := $(wildcard apps/*.cpp)
@@ -78,8 +80,8 @@ $(BUILD)/%.cu.o: %.cu $(BUILD)/config
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
-apps/%: $(BUILD)/apps/%.o $(BUILD)/libqnn.a
-	$(CXX) $^ -o $@ $(LDFLAGS)
+apps/%: $(BUILD)/apps/%.o $(BUILD)/libqnn.a apps/.config
+	$(CXX) $(filter-out apps/.config,$^) -o $@ $(LDFLAGS)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libqnn.a
 	$(CXX) $^ -o $@ $(LDFLAGS)
