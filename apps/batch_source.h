@@ -12,9 +12,11 @@
 //   ResidentSource: the whole uint8 dataset uploaded to the device once (data/device_data.h);
 //     prepare() writes the batch number and epoch into a two-float "clock" tensor, and
 //     produce() gathers, crops, flips and normalises the batch in one kernel that reads it.
+//   FixedSource: one batch, every step (benchmarks and tests of the step itself).
 // Both give the same batches, bit for bit, for the same seed (tests/data/test_device_data.cpp).
 #pragma once
 #include <algorithm>
+#include <cstdint>
 #include <memory>
 
 #include "data/device_data.h"
@@ -90,6 +92,20 @@ class ResidentSource : public BatchSource {
   LoaderConfig config_;
   Tensor clock_, order_;
   int64_t epoch_ = 0, rows_ = 0;
+};
+
+class FixedSource : public BatchSource {
+ public:
+  FixedSource(Tensor images, Tensor labels) : images_(std::move(images)), labels_(std::move(labels)) {}
+  int64_t batches_per_epoch() const override { return INT64_MAX / 2; }
+  int64_t batch_size() const override { return images_.size(0); }
+  int64_t rows(int64_t) const override { return images_.size(0); }
+  void start_epoch(int64_t) override {}
+  void prepare(int64_t) override {}
+  void produce(Tensor& images, Tensor& labels) override { images = images_, labels = labels_; }
+
+ private:
+  Tensor images_, labels_;
 };
 
 // The source a device trains from: resident data on the GPU, loader threads on the CPU.

@@ -13,21 +13,6 @@ using namespace qnn;
 
 namespace {
 
-// The same batch every step, on the device.
-class FixedSource : public BatchSource {
- public:
-  FixedSource(Tensor images, Tensor labels) : images_(std::move(images)), labels_(std::move(labels)) {}
-  int64_t batches_per_epoch() const override { return 1000; }
-  int64_t batch_size() const override { return images_.size(0); }
-  int64_t rows(int64_t) const override { return images_.size(0); }
-  void start_epoch(int64_t) override {}
-  void prepare(int64_t) override {}
-  void produce(Tensor& images, Tensor& labels) override { images = images_, labels = labels_; }
-
- private:
-  Tensor images_, labels_;
-};
-
 struct Run {
   std::vector<float> losses;
   std::vector<float> parameters;
