@@ -1,12 +1,15 @@
 // The training step on the GPU against the CPU: three full steps of a small ResNet (forward,
 // backward, SGD with momentum and weight decay) from the same initial weights and batch give
 // matching losses and parameters; and the captured CUDA-graph step gives exactly the losses of
-// the eager step. Also runs on the CPU-only path: Module::to and the device-agnostic trainer.
+// the eager step; a batch gather captured once keeps giving the resident source's batches in
+// later epochs. Also runs on the CPU-only path: Module::to and the device-agnostic trainer.
 #include <doctest.h>
 
 #include "apps/training.h"
 #include "nn/init.h"
 #include "nn/resnet.h"
+#include "tensor/cuda_graph.h"
+#include "tests/data/synthetic_cifar.h"
 #include "tests/gpu.h"
 
 using namespace qnn;
@@ -65,4 +68,41 @@ GPU_TEST_CASE("training step: replaying the captured CUDA graph gives the eager 
   const Run eager = train(Device::CUDA, 6, false), graph = train(Device::CUDA, 6, true);
   CHECK(graph.losses == eager.losses);
   CHECK(graph.parameters == eager.parameters);
+}
+
+GPU_TEST_CASE("training step: a captured batch gather follows the resident source into later epochs") {
+  // The gather is captured in epoch 0 and replayed in epochs 0..2: every replay must give the
+  // batch the CPU source (the Loader's batches, bit for bit) gives for that epoch and number,
+  // so each epoch's shuffled order must reach the address the graph read at capture.
+  const ImageDataset dataset = testing::synthetic_dataset(40);
+  LoaderConfig config;
+  config.batch_size = 16;
+  config.shuffle = config.augment = true;
+  config.seed = 5;
+  ResidentSource gpu(dataset, config, Device::CUDA), cpu(dataset, config, Device::CPU);
+  Tensor images({16, 3, 32, 32}, Device::CUDA), labels({16}, Device::CUDA);
+  CudaGraph graph;
+  gpu.start_epoch(0);
+  gpu.prepare(0);
+  graph.capture([&] {
+    Tensor batch_images, batch_labels;
+    gpu.produce(batch_images, batch_labels);
+    images.copy_from(batch_images);
+    labels.copy_from(batch_labels);
+  });
+  for (int64_t epoch = 0; epoch < 3; ++epoch) {
+    gpu.start_epoch(epoch);
+    cpu.start_epoch(epoch);
+    for (int64_t number = 0; number < 2; ++number) {  // the two full batches of 40 images
+      CAPTURE(epoch);
+      CAPTURE(number);
+      gpu.prepare(number);
+      graph.replay();
+      cpu.prepare(number);
+      Tensor expected_images, expected_labels;
+      cpu.produce(expected_images, expected_labels);
+      CHECK(images.to_vector() == expected_images.to_vector());
+      CHECK(labels.to_vector() == expected_labels.to_vector());
+    }
+  }
 }
