@@ -8,6 +8,7 @@
 #include "apps/training.h"
 #include "nn/init.h"
 #include "nn/resnet.h"
+#include "quant/device_quantizer.h"
 #include "tensor/cuda_graph.h"
 #include "tests/data/synthetic_cifar.h"
 #include "tests/gpu.h"
@@ -19,24 +20,45 @@ namespace {
 struct Run {
   std::vector<float> losses;
   std::vector<float> parameters;
+  double variance = 0;      // the hook's variance total over the run (with a scheme)
+  int64_t quant_step = 0;   // the hook's host step and, on the GPU, its device step
+  int64_t device_step = 0;
 };
 
 // `steps` training steps of ResNet-8 on a fixed batch of 16 images, one epoch of `steps` steps
-// per call of train_epoch so that each step's loss can be read.
-Run train(Device device, int steps, bool graph) {
+// per call of train_epoch so that each step's loss can be read; with `scheme`, the gradient is
+// quantized by an installed hook (recording the variance).
+Run train(Device device, int steps, bool graph, const char* scheme = nullptr) {
   manual_seed(3);
   CifarResNet model(8);
   model.to(device);
   SGD sgd(model.flatten(), {0.05f, 0.9f, 0.0f, 5e-4f, false});
   LRSchedule constant;
   constant.base_lr = 0.05f;
-  Trainer trainer(model, sgd, constant, nullptr, 1, graph);
+  std::unique_ptr<GradientQuantizationHook> hook;
+  if (scheme) {
+    HookOptions options;
+    options.seed = 9;
+    options.record_variance = true;
+    hook = std::make_unique<GradientQuantizationHook>(make_quantizer(scheme, QuantizerOptions{}), options);
+    hook->install(model.flatten());
+  }
+  Trainer trainer(model, sgd, constant, hook.get(), 1, graph);
   std::vector<int32_t> labels(16);
   for (int i = 0; i < 16; ++i) labels[i] = (i * 7) % 10;
   FixedSource source(Tensor::normal({16, 3, 32, 32}, 0, 1, 42).to(device), label_tensor(labels, device));
   Run run;
-  for (int s = 0; s < steps; ++s) run.losses.push_back(float(trainer.train_epoch(source, 0, 1, 1).loss));
+  for (int s = 0; s < steps; ++s) {
+    const EpochResult r = trainer.train_epoch(source, 0, 1, 1);
+    run.losses.push_back(float(r.loss));
+    run.variance += r.mean_variance;
+  }
   run.parameters = model.flatten().values().to_vector();
+  if (hook) {
+    run.quant_step = hook->step();
+    run.device_step = hook->device_step() ? hook->device_step()->read() : hook->step();
+    model.flatten().clear_grad_hooks();
+  }
   return run;
 }
 
@@ -45,6 +67,9 @@ Run train(Device device, int steps, bool graph) {
 TEST_CASE("training step: the device-agnostic trainer learns a fixed batch on the CPU") {
   const Run cpu = train(Device::CPU, 6, true);  // `graph` is ignored on the CPU
   CHECK(cpu.losses.back() < cpu.losses.front());
+  const Run quantized = train(Device::CPU, 2, true, "standard");
+  CHECK(quantized.quant_step == 2);
+  CHECK(quantized.variance > 0);
 }
 
 GPU_TEST_CASE("training step: three ResNet-8 steps on the GPU match the CPU") {
@@ -105,4 +130,20 @@ GPU_TEST_CASE("training step: a captured batch gather follows the resident sourc
       CHECK(labels.to_vector() == expected_labels.to_vector());
     }
   }
+}
+
+GPU_TEST_CASE("training step: a captured step with a quantization hook replays the eager run exactly") {
+  // The hook's step lives in device memory and advances inside the graph; the variance total
+  // accumulates there too. Replays must draw each step's own randomness, as the eager run does.
+  struct Deterministic {
+    Deterministic() { backend_options().deterministic = true; }
+    ~Deterministic() { backend_options().deterministic = false; }
+  } deterministic;
+  const Run eager = train(Device::CUDA, 6, false, "standard"), graph = train(Device::CUDA, 6, true, "standard");
+  CHECK(graph.losses == eager.losses);
+  CHECK(graph.parameters == eager.parameters);
+  CHECK(graph.variance == eager.variance);
+  CHECK(graph.quant_step == 6);
+  CHECK(graph.device_step == 6);
+  CHECK(eager.device_step == 6);
 }
