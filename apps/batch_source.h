@@ -71,9 +71,14 @@ class ResidentSource : public BatchSource {
   int64_t rows(int64_t number) const override {
     return std::min(config_.batch_size, data_.count() - number * config_.batch_size);
   }
+  // The new order is written into the same device buffer every epoch: a captured step reads it
+  // through the address it saw at capture, so a fresh tensor would leave the graph reading the
+  // first epoch's order (or a block the allocator has since handed to someone else).
   void start_epoch(int64_t epoch) override {
     epoch_ = epoch;
-    order_ = epoch_order(data_.count(), config_.seed, epoch, config_.shuffle, data_.device());
+    const Tensor order = epoch_order(data_.count(), config_.seed, epoch, config_.shuffle, Device::CPU);
+    if (!order_.defined()) order_ = Tensor(order.shape(), data_.device());
+    order_.copy_from(order);
   }
   void prepare(int64_t number) override {
     rows_ = rows(number);

@@ -3,6 +3,7 @@
 // normalised x, batch statistics in training and running ones in evaluation. Nothing the size of
 // x is saved beyond x itself.
 #include <cmath>
+#include <vector>
 
 #include "autograd/functions.h"
 #include "autograd/functions_internal.h"
@@ -26,9 +27,12 @@ Variable batch_norm(const Variable& x, const Variable& gamma, const Variable& be
     y = batch_norm_forward_eval(x.value(), gamma.value(), beta.value(), running_mean, running_var, eps);
     if (grad_enabled()) {  // the statistics as they were, should the buffers change before backward
       mean = running_mean.clone();
-      invstd = Tensor(running_var.shape(), running_var.device());
-      for (int64_t c = 0; c < invstd.numel(); ++c)
-        invstd.data()[c] = static_cast<float>(1.0 / std::sqrt(static_cast<double>(running_var.data()[c]) + eps));
+      // Computed on the host from a host copy of the variances (on the GPU a copy and a wait:
+      // evaluation with gradients is never part of a captured training step), then put on the
+      // buffers' device. Reading running_var.data() directly would dereference GPU memory.
+      std::vector<float> inverse = running_var.to_vector();
+      for (float& v : inverse) v = static_cast<float>(1.0 / std::sqrt(static_cast<double>(v) + eps));
+      invstd = Tensor::from_vector(inverse, running_var.shape()).to(running_var.device());
     }
   }
   return make_op_result("batch_norm", y, {x, gamma, beta}, [mean, invstd, training](Node& self) {

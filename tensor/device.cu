@@ -1,5 +1,6 @@
 // The CUDA device runtime (tensor/device.h, tensor/cuda_runtime.h): probing the GPU, the stream,
 // the library handles and device memory copies. Built only with the CUDA backend.
+#include <cmath>
 #include <cstdio>
 
 #include "tensor/allocator.h"
@@ -152,7 +153,7 @@ __global__ void fill_kernel(float* dst, int64_t n, float value) {
 
 void device_fill(float* dst, int64_t count, float value) {
   if (count == 0) return;
-  if (value == 0.0f) {
+  if (value == 0.0f && !std::signbit(value)) {  // all-zero bytes are +0 only: -0 takes the kernel
     QNN_CUDA_CHECK(cudaMemsetAsync(dst, 0, size_t(count) * sizeof(float), cuda::stream()), "zeroing ", count, " floats");
     return;
   }

@@ -1,12 +1,16 @@
 // The training step on the GPU against the CPU: three full steps of a small ResNet (forward,
 // backward, SGD with momentum and weight decay) from the same initial weights and batch give
 // matching losses and parameters; and the captured CUDA-graph step gives exactly the losses of
-// the eager step. Also runs on the CPU-only path: Module::to and the device-agnostic trainer.
+// the eager step; a batch gather captured once keeps giving the resident source's batches in
+// later epochs. Also runs on the CPU-only path: Module::to and the device-agnostic trainer.
 #include <doctest.h>
 
 #include "apps/training.h"
 #include "nn/init.h"
 #include "nn/resnet.h"
+#include "quant/device_quantizer.h"
+#include "tensor/cuda_graph.h"
+#include "tests/data/synthetic_cifar.h"
 #include "tests/gpu.h"
 
 using namespace qnn;
@@ -16,24 +20,45 @@ namespace {
 struct Run {
   std::vector<float> losses;
   std::vector<float> parameters;
+  double variance = 0;      // the hook's variance total over the run (with a scheme)
+  int64_t quant_step = 0;   // the hook's host step and, on the GPU, its device step
+  int64_t device_step = 0;
 };
 
 // `steps` training steps of ResNet-8 on a fixed batch of 16 images, one epoch of `steps` steps
-// per call of train_epoch so that each step's loss can be read.
-Run train(Device device, int steps, bool graph) {
+// per call of train_epoch so that each step's loss can be read; with `scheme`, the gradient is
+// quantized by an installed hook (recording the variance).
+Run train(Device device, int steps, bool graph, const char* scheme = nullptr) {
   manual_seed(3);
   CifarResNet model(8);
   model.to(device);
   SGD sgd(model.flatten(), {0.05f, 0.9f, 0.0f, 5e-4f, false});
   LRSchedule constant;
   constant.base_lr = 0.05f;
-  Trainer trainer(model, sgd, constant, nullptr, 1, graph);
+  std::unique_ptr<GradientQuantizationHook> hook;
+  if (scheme) {
+    HookOptions options;
+    options.seed = 9;
+    options.record_variance = true;
+    hook = std::make_unique<GradientQuantizationHook>(make_quantizer(scheme, QuantizerOptions{}), options);
+    hook->install(model.flatten());
+  }
+  Trainer trainer(model, sgd, constant, hook.get(), 1, graph);
   std::vector<int32_t> labels(16);
   for (int i = 0; i < 16; ++i) labels[i] = (i * 7) % 10;
   FixedSource source(Tensor::normal({16, 3, 32, 32}, 0, 1, 42).to(device), label_tensor(labels, device));
   Run run;
-  for (int s = 0; s < steps; ++s) run.losses.push_back(float(trainer.train_epoch(source, 0, 1, 1).loss));
+  for (int s = 0; s < steps; ++s) {
+    const EpochResult r = trainer.train_epoch(source, 0, 1, 1);
+    run.losses.push_back(float(r.loss));
+    run.variance += r.mean_variance;
+  }
   run.parameters = model.flatten().values().to_vector();
+  if (hook) {
+    run.quant_step = hook->step();
+    run.device_step = hook->device_step() ? hook->device_step()->read() : hook->step();
+    model.flatten().clear_grad_hooks();
+  }
   return run;
 }
 
@@ -42,6 +67,9 @@ Run train(Device device, int steps, bool graph) {
 TEST_CASE("training step: the device-agnostic trainer learns a fixed batch on the CPU") {
   const Run cpu = train(Device::CPU, 6, true);  // `graph` is ignored on the CPU
   CHECK(cpu.losses.back() < cpu.losses.front());
+  const Run quantized = train(Device::CPU, 2, true, "standard");
+  CHECK(quantized.quant_step == 2);
+  CHECK(quantized.variance > 0);
 }
 
 GPU_TEST_CASE("training step: three ResNet-8 steps on the GPU match the CPU") {
@@ -65,4 +93,57 @@ GPU_TEST_CASE("training step: replaying the captured CUDA graph gives the eager 
   const Run eager = train(Device::CUDA, 6, false), graph = train(Device::CUDA, 6, true);
   CHECK(graph.losses == eager.losses);
   CHECK(graph.parameters == eager.parameters);
+}
+
+GPU_TEST_CASE("training step: a captured batch gather follows the resident source into later epochs") {
+  // The gather is captured in epoch 0 and replayed in epochs 0..2: every replay must give the
+  // batch the CPU source (the Loader's batches, bit for bit) gives for that epoch and number,
+  // so each epoch's shuffled order must reach the address the graph read at capture.
+  const ImageDataset dataset = testing::synthetic_dataset(40);
+  LoaderConfig config;
+  config.batch_size = 16;
+  config.shuffle = config.augment = true;
+  config.seed = 5;
+  ResidentSource gpu(dataset, config, Device::CUDA), cpu(dataset, config, Device::CPU);
+  Tensor images({16, 3, 32, 32}, Device::CUDA), labels({16}, Device::CUDA);
+  CudaGraph graph;
+  gpu.start_epoch(0);
+  gpu.prepare(0);
+  graph.capture([&] {
+    Tensor batch_images, batch_labels;
+    gpu.produce(batch_images, batch_labels);
+    images.copy_from(batch_images);
+    labels.copy_from(batch_labels);
+  });
+  for (int64_t epoch = 0; epoch < 3; ++epoch) {
+    gpu.start_epoch(epoch);
+    cpu.start_epoch(epoch);
+    for (int64_t number = 0; number < 2; ++number) {  // the two full batches of 40 images
+      CAPTURE(epoch);
+      CAPTURE(number);
+      gpu.prepare(number);
+      graph.replay();
+      cpu.prepare(number);
+      Tensor expected_images, expected_labels;
+      cpu.produce(expected_images, expected_labels);
+      CHECK(images.to_vector() == expected_images.to_vector());
+      CHECK(labels.to_vector() == expected_labels.to_vector());
+    }
+  }
+}
+
+GPU_TEST_CASE("training step: a captured step with a quantization hook replays the eager run exactly") {
+  // The hook's step lives in device memory and advances inside the graph; the variance total
+  // accumulates there too. Replays must draw each step's own randomness, as the eager run does.
+  struct Deterministic {
+    Deterministic() { backend_options().deterministic = true; }
+    ~Deterministic() { backend_options().deterministic = false; }
+  } deterministic;
+  const Run eager = train(Device::CUDA, 6, false, "standard"), graph = train(Device::CUDA, 6, true, "standard");
+  CHECK(graph.losses == eager.losses);
+  CHECK(graph.parameters == eager.parameters);
+  CHECK(graph.variance == eager.variance);
+  CHECK(graph.quant_step == 6);
+  CHECK(graph.device_step == 6);
+  CHECK(eager.device_step == 6);
 }

@@ -1,6 +1,8 @@
 // batch_norm against values printed by PyTorch 1.13 (F.batch_norm on the same inputs), the running
-// statistics update, evaluation mode, and gradients for x, gamma and beta in both modes.
+// statistics update, evaluation mode, and gradients for x, gamma and beta in both modes; on a
+// GPU, evaluation mode with gradients against the CPU.
 #include "tests/autograd/helpers.h"
+#include "tests/gpu.h"
 
 using namespace qnn;
 using namespace qnn::testing;
@@ -84,4 +86,33 @@ TEST_CASE("functions: batch_norm gradients for x, gamma and beta") {
         },
         {x, gamma, beta});
   }
+}
+
+// Evaluation mode with gradients keeps the running statistics' invstd for backward; on the GPU it
+// must be computed without touching device memory from the host. Tolerances: y and dx are
+// per-element affine maps (a few ulps, atol = rtol = 1e-5); dgamma and dbeta are 100-term sums
+// in another order (atol 1e-4, rtol 1e-5).
+GPU_TEST_CASE("functions: batch_norm in evaluation mode with gradients on the GPU matches the CPU") {
+  const Tensor x = Tensor::normal({4, 3, 5, 5}, 0.5f, 2.0f, 43);
+  const Tensor dy = Tensor::uniform({4, 3, 5, 5}, -1, 1, 44);
+  const Tensor gamma = Tensor::from_vector({1.5f, -0.7f, 0.9f}, {3});
+  const Tensor beta = Tensor::from_vector({0.2f, -0.3f, 0.1f}, {3});
+  const Tensor rm = Tensor::from_vector({0.3f, -0.1f, 0.7f}, {3});
+  const Tensor rv = Tensor::from_vector({2.0f, 0.5f, 1.3f}, {3});
+  struct Result {
+    Tensor y, dx, dgamma, dbeta;
+  };
+  auto run = [&](Device device) {
+    Variable vx(x.clone().to(device), true), vg(gamma.clone().to(device), true), vb(beta.clone().to(device), true);
+    Tensor m = rm.clone().to(device), s = rv.clone().to(device);
+    const Variable y = batch_norm(vx, vg, vb, m, s, false, 0.1f, 1e-5f);
+    y.backward(dy.to(device));
+    return Result{y.value(), vx.grad(), vg.grad(), vb.grad()};
+  };
+  const Result cpu = run(Device::CPU), gpu = run(Device::CUDA);
+  REQUIRE(gpu.dx.is_cuda());
+  CHECK(closeness(gpu.y, cpu.y, 1e-5, 1e-5) <= 1);
+  CHECK(closeness(gpu.dx, cpu.dx, 1e-5, 1e-5) <= 1);
+  CHECK(closeness(gpu.dgamma, cpu.dgamma, 1e-4, 1e-5) <= 1);
+  CHECK(closeness(gpu.dbeta, cpu.dbeta, 1e-4, 1e-5) <= 1);
 }

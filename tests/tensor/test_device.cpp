@@ -2,6 +2,8 @@
 // devices and the caching allocator's stable addresses.
 #include <doctest.h>
 
+#include <cmath>
+
 #include "tensor/allocator.h"
 #include "tests/gpu.h"
 
@@ -38,6 +40,9 @@ GPU_TEST_CASE("device: tensors round-trip between CPU and GPU, fill and zero wor
   copy.zero();
   CHECK(copy.to_vector() == std::vector<float>(host.numel(), 0.0f));
   CHECK(Tensor::full({1}, 3.25f, Device::CUDA).item() == 3.25f);
+  // -0 is filled as -0, as on the CPU (a memset of zero bytes would give +0).
+  CHECK(std::signbit(Tensor::full({1}, -0.0f, Device::CUDA).item()));
+  CHECK(!std::signbit(Tensor::full({1}, 0.0f, Device::CUDA).item()));
 }
 
 GPU_TEST_CASE("device: the caching allocator reuses freed blocks at the same address") {
