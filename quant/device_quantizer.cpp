@@ -44,6 +44,11 @@ std::vector<int64_t> slices_or_whole(int64_t n, const std::vector<int64_t>& slic
   return slices;
 }
 
+// Equal sizes and every float equal by bit pattern (+0 and -0 differ; the tables hold no NaN).
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+}
+
 Tensor device_copy_of(const void* data, size_t bytes) {
   const int64_t floats = int64_t((bytes + sizeof(float) - 1) / sizeof(float));
   Tensor host({floats});
@@ -116,7 +121,9 @@ void DeviceQuantizer::quantize(Tensor& grad, const std::vector<int64_t>& slices,
     m.n = n;
   }
   if (const auto* ls = dynamic_cast<const LevelSetQuantizer*>(&quantizer_)) {
-    if (ls->levels() != m.levels) {  // adaptive schemes change it at refits
+    // Adaptive schemes change the table at refits. Compared by bit pattern, not by float ==:
+    // a level going from +0 to -0 decodes to s * -0 = -0 on the CPU and must be uploaded too.
+    if (!same_bits(ls->levels(), m.levels)) {
       m.levels = ls->levels();
       m.level_table = device_copy_of(m.levels.data(), m.levels.size() * sizeof(float));
     }
