@@ -14,8 +14,10 @@
 #include "quant/device_quantizer.h"
 #include "quant/hook.h"
 #include "quant/level_set_quantizer.h"
+#include "quant/level_sets.h"
 #include "quant/payload.h"
 #include "quant/standard.h"
+#include "tensor/cuda_graph.h"
 #include "tests/gpu.h"
 
 using namespace qnn;
@@ -328,4 +330,29 @@ GPU_TEST_CASE("quant cuda: the largest tables (level sets beyond shared memory, 
   check_scheme_whole("qinf", wide);
   check_scheme_whole("standard", options_for(512, kMaxDeviceGridLevels));
   check_scheme_whole("hadamard", options_for(512, kMaxDeviceGridLevels));
+}
+
+GPU_TEST_CASE("quant cuda: a captured quantization reads the level table refitted after the capture") {
+  // A refit that keeps the level count uploads the new table into the same device buffer, so a
+  // graph captured before it stays valid and quantizes with the new levels (a new buffer would
+  // leave the graph reading the freed old one).
+  QuantizerOptions o = options_for(128, 16, false);
+  LevelSetQuantizer q("levels", LevelNorm::L2, uniform_levels(3), o);
+  const int64_t n = 128 * 10;
+  const std::vector<float> g = test_gradient(n, 31);
+  DeviceQuantizer device(q);
+  DeviceStep step(5);
+  Tensor work = Tensor::from_vector(g, {n}).to(Device::CUDA);
+  device.quantize(work, {}, 2, step);  // eager: the tables are uploaded
+  CudaGraph graph;
+  graph.capture([&] { device.quantize(work, {}, 2, step); });
+  q.set_levels(exponential_levels(3, 0.5));  // same count, other values
+  Tensor eager = Tensor::from_vector(g, {n}).to(Device::CUDA);
+  device.quantize(eager, {}, 2, step);  // uploads the new table
+  work.copy_from(Tensor::from_vector(g, {n}));
+  graph.replay();
+  std::vector<float> cpu = g;
+  q.quantize(cpu.data(), n, 2, 5);
+  check_bitwise_equal(eager.to_vector(), cpu, "eager after the refit");
+  check_bitwise_equal(work.to_vector(), cpu, "graph replayed after the refit");
 }
