@@ -44,14 +44,22 @@ std::vector<int64_t> slices_or_whole(int64_t n, const std::vector<int64_t>& slic
   return slices;
 }
 
-Tensor device_copy_of(const void* data, size_t bytes) {
+// Equal sizes and every float equal by bit pattern (+0 and -0 differ; the tables hold no NaN).
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+}
+
+// `bytes` of host data into `device` (zero-padded to whole floats), on the stream. A device
+// tensor of the right size is refilled in place, so that a captured graph reading it keeps a
+// valid address (and reads the new contents); otherwise a new one is allocated. The host copy
+// is pageable memory: cudaMemcpyAsync has staged it when it returns (tensor/device.cu).
+void upload(Tensor& device, const void* data, size_t bytes) {
   const int64_t floats = int64_t((bytes + sizeof(float) - 1) / sizeof(float));
   Tensor host({floats});
   std::memset(host.data(), 0, size_t(floats) * sizeof(float));
   std::memcpy(host.data(), data, bytes);
-  Tensor device({floats}, Device::CUDA);
+  if (!device.defined() || !device.is_cuda() || device.numel() != floats) device = Tensor({floats}, Device::CUDA);
   device.copy_from(host);
-  return device;
 }
 
 }  // namespace
@@ -105,7 +113,8 @@ void DeviceQuantizer::quantize(Tensor& grad, const std::vector<int64_t>& slices,
     }
     m.bucket_count = int64_t(table.size());
     m.max_length = longest;
-    m.buckets = table.empty() ? Tensor() : device_copy_of(table.data(), table.size() * sizeof(DeviceBucket));
+    if (table.empty()) m.buckets = Tensor();
+    else upload(m.buckets, table.data(), table.size() * sizeof(DeviceBucket));
     m.bucket_variance = table.empty() ? Tensor() : Tensor({2 * m.bucket_count}, Device::CUDA);
     int64_t scratch = 0;
 #ifdef QNN_CUDA
@@ -116,9 +125,11 @@ void DeviceQuantizer::quantize(Tensor& grad, const std::vector<int64_t>& slices,
     m.n = n;
   }
   if (const auto* ls = dynamic_cast<const LevelSetQuantizer*>(&quantizer_)) {
-    if (ls->levels() != m.levels) {  // adaptive schemes change it at refits
+    // Adaptive schemes change the table at refits. Compared by bit pattern, not by float ==:
+    // a level going from +0 to -0 decodes to s * -0 = -0 on the CPU and must be uploaded too.
+    if (!same_bits(ls->levels(), m.levels)) {
       m.levels = ls->levels();
-      m.level_table = device_copy_of(m.levels.data(), m.levels.size() * sizeof(float));
+      upload(m.level_table, m.levels.data(), m.levels.size() * sizeof(float));  // in place when the count is kept
     }
   }
   if (m.bucket_count == 0) return;  // nothing quantized: every coordinate passes through

@@ -13,7 +13,8 @@
 // back; a second small kernel adds the per-bucket variances in a fixed order when asked. No
 // synchronisation and no host reads: the call can sit inside a captured CUDA graph, provided the
 // bucket table and the level table were uploaded by an earlier (eager) call with the same slices
-// and levels (uploads happen only when these change).
+// and levels (uploads happen only when these change; a new level table of the same size is
+// written into the same device buffer, so a graph captured before a refit reads the new levels).
 //
 // The step is read from device memory (DeviceStep), so a replayed graph sees each step's own
 // randomness; the seed is a kernel argument (fixed per captured graph).

@@ -13,8 +13,11 @@
 #include "quant/bucket_math.h"
 #include "quant/device_quantizer.h"
 #include "quant/hook.h"
+#include "quant/level_set_quantizer.h"
+#include "quant/level_sets.h"
 #include "quant/payload.h"
 #include "quant/standard.h"
+#include "tensor/cuda_graph.h"
 #include "tests/gpu.h"
 
 using namespace qnn;
@@ -292,4 +295,64 @@ GPU_TEST_CASE("quant cuda: the step in device memory drives the randomness") {
   check_bitwise_equal(a.to_vector(), cpu7, "step 7");
   check_bitwise_equal(b.to_vector(), cpu8, "step 8");
   CHECK(a.to_vector() != b.to_vector());
+}
+
+GPU_TEST_CASE("quant cuda: a level table changed from +0 to -0 is uploaded again") {
+  // The device keeps the uploaded table and uploads again when the quantizer's differs. A level
+  // +0 replaced by -0 compares equal as floats, but decodes to s * -0 = -0 on the CPU: the
+  // comparison must be by bit pattern, or the GPU keeps returning +0.
+  QuantizerOptions o = options_for(64, 16, false);
+  LevelSetQuantizer q("ternary", LevelNorm::Linf, {-1.0f, 0.0f, 1.0f}, o);
+  const int64_t n = 64 * 20 + 9;
+  const std::vector<float> g = test_gradient(n, 21);
+  DeviceQuantizer device(q);
+  DeviceStep step(3);
+  for (const float zero : {0.0f, -0.0f}) {
+    q.set_levels({-1.0f, zero, 1.0f});
+    std::vector<float> cpu = g;
+    q.quantize(cpu.data(), n, 4, 3);
+    int64_t zeros = 0;
+    for (int64_t i = 0; i < 64 * 20; ++i) zeros += cpu[i] == 0.0f && std::signbit(cpu[i]) == std::signbit(zero);
+    REQUIRE(zeros > 0);  // the test can fail: some coordinates round to the zero level
+    Tensor a = Tensor::from_vector(g, {n}).to(Device::CUDA);
+    device.quantize(a, {}, 4, step);
+    check_bitwise_equal(a.to_vector(), cpu, std::signbit(zero) ? "level -0" : "level +0");
+  }
+}
+
+GPU_TEST_CASE("quant cuda: the largest tables (level sets beyond shared memory, 4096-point grids)") {
+  // Level tables of more than kMaxDeviceGridLevels (4096) levels are read from global memory;
+  // standard and hadamard grids of exactly 4096 points fill the shared table, with more points
+  // than threads per block.
+  QuantizerOptions wide = options_for(512);
+  wide.bits = 13;  // 8192 levels
+  check_scheme_whole("qsgd", wide);
+  check_scheme_whole("qinf", wide);
+  check_scheme_whole("standard", options_for(512, kMaxDeviceGridLevels));
+  check_scheme_whole("hadamard", options_for(512, kMaxDeviceGridLevels));
+}
+
+GPU_TEST_CASE("quant cuda: a captured quantization reads the level table refitted after the capture") {
+  // A refit that keeps the level count uploads the new table into the same device buffer, so a
+  // graph captured before it stays valid and quantizes with the new levels (a new buffer would
+  // leave the graph reading the freed old one).
+  QuantizerOptions o = options_for(128, 16, false);
+  LevelSetQuantizer q("levels", LevelNorm::L2, uniform_levels(3), o);
+  const int64_t n = 128 * 10;
+  const std::vector<float> g = test_gradient(n, 31);
+  DeviceQuantizer device(q);
+  DeviceStep step(5);
+  Tensor work = Tensor::from_vector(g, {n}).to(Device::CUDA);
+  device.quantize(work, {}, 2, step);  // eager: the tables are uploaded
+  CudaGraph graph;
+  graph.capture([&] { device.quantize(work, {}, 2, step); });
+  q.set_levels(exponential_levels(3, 0.5));  // same count, other values
+  Tensor eager = Tensor::from_vector(g, {n}).to(Device::CUDA);
+  device.quantize(eager, {}, 2, step);  // uploads the new table
+  work.copy_from(Tensor::from_vector(g, {n}));
+  graph.replay();
+  std::vector<float> cpu = g;
+  q.quantize(cpu.data(), n, 2, 5);
+  check_bitwise_equal(eager.to_vector(), cpu, "eager after the refit");
+  check_bitwise_equal(work.to_vector(), cpu, "graph replayed after the refit");
 }
