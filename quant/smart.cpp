@@ -9,6 +9,7 @@
 #include <limits>
 #include <numeric>
 
+#include "quant/float_sort.h"
 #include "quant/level_dp.h"
 #include "quant/rounding.h"
 #include "tensor/check.h"
@@ -41,33 +42,62 @@ int64_t smart_candidate_count(int64_t d, double sample_fraction) {
   return std::min(c, d);
 }
 
-std::vector<float> smart_candidates(const float* values, int64_t d, int64_t start,
-                                    double sample_fraction, uint64_t seed, uint64_t step) {
+namespace {
+
+// Per-thread buffers of one bucket's fit: after the first bucket a thread allocates nothing.
+struct BucketScratch {
+  std::vector<float> candidates;
+  std::vector<int32_t> order;
+  std::vector<uint32_t> sort_keys;
+  std::vector<int64_t> points;
+  std::vector<float> uniforms;  // the bucket's rounding draws
+  std::vector<float> levels;    // the bucket's levels, where the caller keeps none
+  LevelDpScratch dp;
+};
+
+BucketScratch& thread_scratch() {
+  thread_local BucketScratch scratch;
+  return scratch;
+}
+
+// smart_candidates into w.candidates.
+void candidates_into(const float* values, int64_t d, int64_t start, double sample_fraction,
+                     uint64_t seed, uint64_t step, BucketScratch& w) {
   const int64_t c = smart_candidate_count(d, sample_fraction);
-  std::vector<float> a(size_t(c), 0.0f);
+  std::vector<float>& a = w.candidates;
+  a.resize(size_t(c));
   if (c == d) {
     std::copy(values, values + d, a.begin());
-    std::sort(a.begin(), a.end());
-    return a;  // endpoints already the min and max
+    sort_floats(a.data(), c, w.sort_keys);
+    return;  // endpoints already the min and max
   }
   // Partial Fisher-Yates: after r swaps, order[0..r) is a uniform sample of r distinct indices.
   // Draw r picks uniformly from the d - r indices not yet taken (64 random bits modulo the
   // range: bias below 2^-40 for any bucket that fits in memory).
-  std::vector<int32_t> order(static_cast<size_t>(d));
+  std::vector<int32_t>& order = w.order;
+  order.resize(size_t(d));
   std::iota(order.begin(), order.end(), 0);
   const uint64_t stream = smart_sample_stream(step);
   for (int64_t r = 0; r < c; ++r) {
-    const Philox4 w = random_words(seed, stream, uint64_t(start + r));
-    const uint64_t bits = (uint64_t(w.v[0]) << 32) | w.v[1];
+    const Philox4 word = random_words(seed, stream, uint64_t(start + r));
+    const uint64_t bits = (uint64_t(word.v[0]) << 32) | word.v[1];
     const int64_t pick = r + int64_t(bits % uint64_t(d - r));
     std::swap(order[size_t(r)], order[size_t(pick)]);
     a[size_t(r)] = values[order[size_t(r)]];
   }
-  std::sort(a.begin(), a.end());
+  sort_floats(a.data(), c, w.sort_keys);
   const auto [lo, hi] = std::minmax_element(values, values + d);
   a.front() = *lo;
   a.back() = *hi;
-  return a;
+}
+
+}  // namespace
+
+std::vector<float> smart_candidates(const float* values, int64_t d, int64_t start,
+                                    double sample_fraction, uint64_t seed, uint64_t step) {
+  BucketScratch w;
+  candidates_into(values, d, start, sample_fraction, seed, step, w);
+  return w.candidates;
 }
 
 SmartQuantizer::SmartQuantizer(QuantizerOptions options) : GradientQuantizer(std::move(options)) {
@@ -87,17 +117,31 @@ int64_t SmartQuantizer::bucket_count(int64_t n) const {
   return (n + options_.bucket_size - 1) / options_.bucket_size;
 }
 
-std::vector<float> SmartQuantizer::fit_bucket(const float* x, int64_t start, int64_t d,
-                                              uint64_t seed, uint64_t step) const {
-  const std::vector<float> a =
-      smart_candidates(x + start, d, start, options_.sample_fraction, seed, step);
-  const LevelPoints points = optimal_level_points(a.data(), int64_t(a.size()), options_.levels - 1);
-  std::vector<float> levels(points.index.size());
-  for (size_t k = 0; k < levels.size(); ++k) levels[k] = a[size_t(points.index[k])];
-  return levels;
+void SmartQuantizer::fit_bucket(const float* x, int64_t start, int64_t d, uint64_t seed,
+                                uint64_t step, float* levels) const {
+  BucketScratch& w = thread_scratch();
+  candidates_into(x + start, d, start, options_.sample_fraction, seed, step, w);
+  const int intervals = options_.levels - 1;
+  w.points.resize(size_t(intervals) + 1);
+  optimal_level_points_into(w.candidates.data(), int64_t(w.candidates.size()), intervals, w.dp,
+                            w.points.data());
+  for (int k = 0; k <= intervals; ++k) levels[k] = w.candidates[size_t(w.points[size_t(k)])];
 }
 
 Payload SmartQuantizer::encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const {
+  return encode_and_variance(x, n, seed, step, nullptr);
+}
+
+Payload SmartQuantizer::encode_slice_with_variance(const float* x, int64_t n, int64_t first,
+                                                   uint64_t seed, uint64_t step,
+                                                   double* variance) const {
+  (void)first;  // smart keys its randomness by the index within the slice (as encode_slice)
+  QNN_CHECK(variance != nullptr, "encode_slice_with_variance needs somewhere to put the variance");
+  return encode_and_variance(x, n, seed, step, variance);
+}
+
+Payload SmartQuantizer::encode_and_variance(const float* x, int64_t n, uint64_t seed,
+                                            uint64_t step, double* variance) const {
   check_input(x, n);
   const int64_t buckets = bucket_count(n), bucket = options_.bucket_size;
   const int count = options_.levels;
@@ -110,19 +154,28 @@ Payload SmartQuantizer::encode(const float* x, int64_t n, uint64_t seed, uint64_
   p.step = step;
   p.levels.resize(size_t(buckets) * size_t(count));
   std::vector<uint32_t> index(static_cast<size_t>(n));
+  std::vector<double> per_bucket(variance ? size_t(buckets) : 0, 0.0);
   const uint64_t stream = quant_stream(step);
 #pragma omp parallel for schedule(dynamic) if (worth_threads(n, buckets))
   for (int64_t b = 0; b < buckets; ++b) {
     const int64_t start = b * bucket, end = std::min(n, start + bucket);
-    const std::vector<float> levels = fit_bucket(x, start, end - start, seed, step);
-    std::copy(levels.begin(), levels.end(), p.levels.begin() + b * count);
+    float* levels = p.levels.data() + b * count;
+    fit_bucket(x, start, end - start, seed, step, levels);
     // The draws first, in a loop of their own that the compiler vectorizes, then the rounding.
-    std::vector<float> u(size_t(end - start));
+    std::vector<float>& u = thread_scratch().uniforms;
+    u.resize(size_t(end - start));
     for (int64_t i = start; i < end; ++i) u[size_t(i - start)] = random_uniform(seed, stream, uint64_t(i));
     for (int64_t i = start; i < end; ++i)
-      index[size_t(i)] = uint32_t(stochastic_round(levels.data(), count, x[i], u[size_t(i - start)]));
+      index[size_t(i)] = uint32_t(stochastic_round(levels, count, x[i], u[size_t(i - start)]));
+    if (variance) {
+      double sum = 0.0;
+      for (int64_t i = start; i < end; ++i) sum += rounding_variance(levels, count, x[i]);
+      per_bucket[size_t(b)] = sum;
+    }
   }
   pack_indices(index.data(), n, p.index_bits, p.indices);
+  // Summed in bucket order, as variance() does: the same result for any thread count.
+  if (variance) *variance = std::accumulate(per_bucket.begin(), per_bucket.end(), 0.0);
   return p;
 }
 
@@ -160,7 +213,8 @@ std::vector<std::vector<float>> SmartQuantizer::bucket_levels(const float* x, in
 #pragma omp parallel for schedule(dynamic) if (worth_threads(n, buckets))
   for (int64_t b = 0; b < buckets; ++b) {
     const int64_t start = b * bucket, end = std::min(n, start + bucket);
-    levels[size_t(b)] = fit_bucket(x, start, end - start, seed, step);
+    levels[size_t(b)].resize(size_t(options_.levels));
+    fit_bucket(x, start, end - start, seed, step, levels[size_t(b)].data());
   }
   return levels;
 }
@@ -173,9 +227,11 @@ double SmartQuantizer::variance(const float* x, int64_t n, uint64_t seed, uint64
 #pragma omp parallel for schedule(dynamic) if (worth_threads(n, buckets))
   for (int64_t b = 0; b < buckets; ++b) {
     const int64_t start = b * bucket, end = std::min(n, start + bucket);
-    const std::vector<float> levels = fit_bucket(x, start, end - start, seed, step);
+    std::vector<float>& l = thread_scratch().levels;
+    l.resize(size_t(count));
+    fit_bucket(x, start, end - start, seed, step, l.data());
     double sum = 0.0;
-    for (int64_t i = start; i < end; ++i) sum += rounding_variance(levels.data(), count, x[i]);
+    for (int64_t i = start; i < end; ++i) sum += rounding_variance(l.data(), count, x[i]);
     per_bucket[size_t(b)] = sum;
   }
   // Summed in bucket order, so the result does not depend on the thread count.
