@@ -131,8 +131,10 @@ double optimal_level_points_into(const float* sorted, int64_t count, int interva
   w.s.resize(c + 1);
   w.ss.resize(c + 1);
   shifted_prefix_sums(sorted, count, w.a.data(), w.s.data(), w.ss.data());
-  // arg row k holds the argmins of dp[k]; rows 0 and 1 stay 0 (dp[1] can only split at 0).
-  w.arg.assign((size_t(intervals) + 1) * c, 0);
+  // arg row k holds the argmins of dp[k]; rows 0 and 1 are 0 (dp[1] can only split at 0), every
+  // later row is written by the DP before backtracking reads it.
+  w.arg.resize((size_t(intervals) + 1) * c);
+  std::fill(w.arg.begin(), w.arg.begin() + 2 * c, 0);
   if (w.nodes_count != count) build_nodes(count, w);
   const double *a = w.a.data(), *s = w.s.data(), *ss = w.ss.data();
   double* prev = w.prev.data();

@@ -72,9 +72,8 @@ inline void scan_head(const Row& row, int64_t m, int64_t first, int64_t last, do
   const unsigned hits = _mm512_cmp_pd_mask(v, least, _CMP_EQ_OQ);
   const int lane = __builtin_ctz(hits | (1u << 8)) & 7;
   best_j = first + lane;
-  // The value at best_j, by the same two FMAs as its lane (+inf past `last`).
-  low = lane < count ? std::fma(row.c[best_j], row.a[m], std::fma(row.a[best_j], row.x[m], row.base[best_j]))
-                     : std::numeric_limits<double>::infinity();
+  // That lane's value (+inf past `last`).
+  low = _mm512_cvtsd_f64(_mm512_mask_permutexvar_pd(v, __mmask8(0xFF), _mm512_set1_epi64(lane), v));
 }
 
 // Any range, eight j per step; every lane keeps its own first minimum, then the lanes merge.

@@ -10,7 +10,9 @@
 #include <numeric>
 
 #include "quant/float_sort.h"
+#include "quant/bucketing.h"
 #include "quant/level_dp.h"
+#include "quant/pack_parallel.h"
 #include "quant/rounding.h"
 #include "tensor/check.h"
 #include "tensor/random.h"
@@ -50,7 +52,8 @@ struct BucketScratch {
   std::vector<int32_t> order;
   std::vector<uint32_t> sort_keys;
   std::vector<int64_t> points;
-  std::vector<float> uniforms;  // the bucket's rounding draws
+  std::vector<float> uniforms;   // the bucket's rounding draws
+  std::vector<int32_t> interval;  // each coordinate's interval between adjacent levels
   std::vector<float> levels;    // the bucket's levels, where the caller keeps none
   LevelDpScratch dp;
 };
@@ -89,6 +92,33 @@ void candidates_into(const float* values, int64_t d, int64_t start, double sampl
   const auto [lo, hi] = std::minmax_element(values, values + d);
   a.front() = *lo;
   a.back() = *hi;
+}
+
+// stochastic_round(levels, count, x_i, u_i) (quant/rounding.h) for the coordinates x[0, len) of
+// one bucket, u_i = random_uniform(seed, stream, first + i), without branches: the draws in a
+// loop of their own that the compiler vectorizes, the interval index as the number of inner
+// levels <= x_i (what interval_index's binary search finds in sorted levels; no NaN here), then
+// the same comparisons in the same float arithmetic, so the same index for every coordinate.
+void round_bucket(const float* levels, int count, const float* x, int64_t len, uint64_t seed,
+                  uint64_t stream, uint64_t first, uint32_t* index, BucketScratch& w) {
+  w.uniforms.resize(size_t(len));
+  w.interval.assign(size_t(len), 0);
+  float* u = w.uniforms.data();
+  int32_t* j = w.interval.data();
+  for (int64_t i = 0; i < len; ++i) u[i] = random_uniform(seed, stream, first + uint64_t(i));
+  for (int k = 1; k <= count - 2; ++k) {
+    const float level = levels[k];
+    for (int64_t i = 0; i < len; ++i) j[i] += level <= x[i];
+  }
+  const float bottom = levels[0], top = levels[count - 1];
+  for (int64_t i = 0; i < len; ++i) {
+    const float r = x[i], low = levels[j[i]], high = levels[j[i] + 1];
+    const bool up = high > low && u[i] * (high - low) < r - low;
+    uint32_t k = uint32_t(j[i]) + uint32_t(up);
+    k = r >= top ? uint32_t(count - 1) : k;
+    k = r <= bottom ? 0u : k;  // checked first in stochastic_round, so it wins
+    index[i] = k;
+  }
 }
 
 }  // namespace
@@ -161,19 +191,15 @@ Payload SmartQuantizer::encode_and_variance(const float* x, int64_t n, uint64_t 
     const int64_t start = b * bucket, end = std::min(n, start + bucket);
     float* levels = p.levels.data() + b * count;
     fit_bucket(x, start, end - start, seed, step, levels);
-    // The draws first, in a loop of their own that the compiler vectorizes, then the rounding.
-    std::vector<float>& u = thread_scratch().uniforms;
-    u.resize(size_t(end - start));
-    for (int64_t i = start; i < end; ++i) u[size_t(i - start)] = random_uniform(seed, stream, uint64_t(i));
-    for (int64_t i = start; i < end; ++i)
-      index[size_t(i)] = uint32_t(stochastic_round(levels, count, x[i], u[size_t(i - start)]));
+    round_bucket(levels, count, x + start, end - start, seed, stream, uint64_t(start),
+                 index.data() + start, thread_scratch());
     if (variance) {
       double sum = 0.0;
       for (int64_t i = start; i < end; ++i) sum += rounding_variance(levels, count, x[i]);
       per_bucket[size_t(b)] = sum;
     }
   }
-  pack_indices(index.data(), n, p.index_bits, p.indices);
+  pack_indices_parallel(index.data(), n, p.index_bits, p.indices);
   // Summed in bucket order, as variance() does: the same result for any thread count.
   if (variance) *variance = std::accumulate(per_bucket.begin(), per_bucket.end(), 0.0);
   return p;
@@ -199,7 +225,7 @@ void SmartQuantizer::decode(const Payload& p, float* out) const {
     const float* levels = p.levels.data() + b * count;
     const int64_t end = std::min(n, (b + 1) * bucket);
     for (int64_t i = b * bucket; i < end; ++i) {
-      const uint32_t k = unpack_index(p.indices, i, p.index_bits);
+      const uint32_t k = read_index(p.indices.data(), i, p.index_bits);
       out[i] = levels[std::min<uint32_t>(k, uint32_t(count - 1))];
     }
   }
