@@ -94,22 +94,30 @@ void candidates_into(const float* values, int64_t d, int64_t start, double sampl
   a.back() = *hi;
 }
 
-// stochastic_round(levels, count, x_i, u_i) (quant/rounding.h) for the coordinates x[0, len) of
-// one bucket, u_i = random_uniform(seed, stream, first + i), without branches: the draws in a
-// loop of their own that the compiler vectorizes, the interval index as the number of inner
-// levels <= x_i (what interval_index's binary search finds in sorted levels; no NaN here), then
-// the same comparisons in the same float arithmetic, so the same index for every coordinate.
-void round_bucket(const float* levels, int count, const float* x, int64_t len, uint64_t seed,
-                  uint64_t stream, uint64_t first, uint32_t* index, BucketScratch& w) {
-  w.uniforms.resize(size_t(len));
+// Each coordinate's interval between adjacent levels, interval_index(levels, count, x_i)
+// (quant/rounding.h), into w.interval without branches: the number of inner levels <= x_i, which
+// is what the binary search finds in sorted levels (no NaN here). Vectorized over coordinates.
+const int32_t* interval_indices(const float* levels, int count, const float* x, int64_t len,
+                                BucketScratch& w) {
   w.interval.assign(size_t(len), 0);
-  float* u = w.uniforms.data();
   int32_t* j = w.interval.data();
-  for (int64_t i = 0; i < len; ++i) u[i] = random_uniform(seed, stream, first + uint64_t(i));
   for (int k = 1; k <= count - 2; ++k) {
     const float level = levels[k];
     for (int64_t i = 0; i < len; ++i) j[i] += level <= x[i];
   }
+  return j;
+}
+
+// stochastic_round(levels, count, x_i, u_i) for the coordinates x[0, len) of one bucket,
+// u_i = random_uniform(seed, stream, first + i), without branches: the draws in a loop of their
+// own that the compiler vectorizes, then the same comparisons in the same float arithmetic as
+// stochastic_round, so the same index for every coordinate.
+void round_bucket(const float* levels, int count, const float* x, int64_t len, const int32_t* j,
+                  uint64_t seed, uint64_t stream, uint64_t first, uint32_t* index,
+                  BucketScratch& w) {
+  w.uniforms.resize(size_t(len));
+  float* u = w.uniforms.data();
+  for (int64_t i = 0; i < len; ++i) u[i] = random_uniform(seed, stream, first + uint64_t(i));
   const float bottom = levels[0], top = levels[count - 1];
   for (int64_t i = 0; i < len; ++i) {
     const float r = x[i], low = levels[j[i]], high = levels[j[i] + 1];
@@ -119,6 +127,21 @@ void round_bucket(const float* levels, int count, const float* x, int64_t len, u
     k = r <= bottom ? 0u : k;  // checked first in stochastic_round, so it wins
     index[i] = k;
   }
+}
+
+// sum_i rounding_variance(levels, count, x_i) over one bucket, summed in coordinate order as the
+// plain loop does. Outside (levels[0], levels[count-1]) the term is 0: multiplying by 0 or 1
+// (exact, also if the compiler fuses it with the add) keeps every partial sum the plain loop's.
+double bucket_variance(const float* levels, int count, const float* x, int64_t len,
+                       const int32_t* j) {
+  const float bottom = levels[0], top = levels[count - 1];
+  double sum = 0.0;
+  for (int64_t i = 0; i < len; ++i) {
+    const float r = x[i];
+    const double term = (double(r) - levels[j[i]]) * (double(levels[j[i] + 1]) - r);
+    sum += term * double(r > bottom && r < top);
+  }
+  return sum;
 }
 
 }  // namespace
@@ -191,13 +214,11 @@ Payload SmartQuantizer::encode_and_variance(const float* x, int64_t n, uint64_t 
     const int64_t start = b * bucket, end = std::min(n, start + bucket);
     float* levels = p.levels.data() + b * count;
     fit_bucket(x, start, end - start, seed, step, levels);
-    round_bucket(levels, count, x + start, end - start, seed, stream, uint64_t(start),
-                 index.data() + start, thread_scratch());
-    if (variance) {
-      double sum = 0.0;
-      for (int64_t i = start; i < end; ++i) sum += rounding_variance(levels, count, x[i]);
-      per_bucket[size_t(b)] = sum;
-    }
+    BucketScratch& w = thread_scratch();
+    const int32_t* j = interval_indices(levels, count, x + start, end - start, w);
+    round_bucket(levels, count, x + start, end - start, j, seed, stream, uint64_t(start),
+                 index.data() + start, w);
+    if (variance) per_bucket[size_t(b)] = bucket_variance(levels, count, x + start, end - start, j);
   }
   pack_indices_parallel(index.data(), n, p.index_bits, p.indices);
   // Summed in bucket order, as variance() does: the same result for any thread count.
@@ -253,12 +274,11 @@ double SmartQuantizer::variance(const float* x, int64_t n, uint64_t seed, uint64
 #pragma omp parallel for schedule(dynamic) if (worth_threads(n, buckets))
   for (int64_t b = 0; b < buckets; ++b) {
     const int64_t start = b * bucket, end = std::min(n, start + bucket);
-    std::vector<float>& l = thread_scratch().levels;
-    l.resize(size_t(count));
-    fit_bucket(x, start, end - start, seed, step, l.data());
-    double sum = 0.0;
-    for (int64_t i = start; i < end; ++i) sum += rounding_variance(l.data(), count, x[i]);
-    per_bucket[size_t(b)] = sum;
+    BucketScratch& w = thread_scratch();
+    w.levels.resize(size_t(count));
+    fit_bucket(x, start, end - start, seed, step, w.levels.data());
+    const int32_t* j = interval_indices(w.levels.data(), count, x + start, end - start, w);
+    per_bucket[size_t(b)] = bucket_variance(w.levels.data(), count, x + start, end - start, j);
   }
   // Summed in bucket order, so the result does not depend on the thread count.
   return std::accumulate(per_bucket.begin(), per_bucket.end(), 0.0);
