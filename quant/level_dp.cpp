@@ -53,59 +53,58 @@ void check_arguments(int64_t count, int intervals) {
 // hands node [lo, hi) the argmin range opt_lo = arg[lo - 1] (0 when lo = 0) and
 // opt_hi = arg[hi] (count - 1 when hi = count): rows lo - 1 and hi are its ancestors' mids.
 void build_nodes(int64_t count, LevelDpScratch& w) {
-  w.lo.assign(1, 0), w.hi.assign(1, int32_t(count)), w.mid.clear(), w.depth_begin.assign(1, 0);
-  for (size_t head = 0; head < w.lo.size(); ++head) {
-    const int32_t lo = w.lo[head], hi = w.hi[head], mid = lo + (hi - lo) / 2;
-    w.mid.push_back(mid);
-    if (lo < mid) w.lo.push_back(lo), w.hi.push_back(mid);
-    if (mid + 1 < hi) w.lo.push_back(mid + 1), w.hi.push_back(hi);
+  std::vector<int32_t> lo = {0}, hi = {int32_t(count)}, mid;
+  for (size_t head = 0; head < lo.size(); ++head) {
+    const int32_t l = lo[head], h = hi[head], m = l + (h - l) / 2;
+    mid.push_back(m);
+    if (l < m) lo.push_back(l), hi.push_back(m);
+    if (m + 1 < h) lo.push_back(m + 1), hi.push_back(h);
   }
+  // Node n reads its range from the row's argmins with one sentinel on each side,
+  // bounds[0] = 0, bounds[1 + M] = arg[M], bounds[count + 1] = count - 1:
+  // opt_lo = bounds[lo] and opt_hi = bounds[hi + 1], without a test for either end.
+  w.nodes.resize(size_t(count));
+  for (int64_t n = 0; n < count; ++n)
+    w.nodes[size_t(n)] = LevelDpScratch::Node{lo[size_t(n)], hi[size_t(n)] + 1, mid[size_t(n)], 0};
   // Depth by depth: the children of depth d's nodes are the next depth, in queue order.
+  w.depth_begin.assign(1, 0);
   int64_t begin = 0, end = 1;
   while (begin < count) {
     int64_t children = 0;
     for (int64_t n = begin; n < end; ++n)
-      children += (w.lo[n] < w.mid[n]) + (w.mid[n] + 1 < w.hi[n]);
+      children += (lo[size_t(n)] < mid[size_t(n)]) + (mid[size_t(n)] + 1 < hi[size_t(n)]);
     w.depth_begin.push_back(end);
     begin = end, end += children;
   }
-  w.longer.resize(size_t(count));
-  w.longer_last.resize(size_t(count));
+  w.bounds.resize(size_t(count) + 2);
   w.nodes_count = count;
 }
 
 // dp[k][M] for every M, and its argmins, by the divide and conquer in breadth-first order: the
 // same ranges, so the same minima and argmins, as the depth-first recursion. The nodes of one
-// depth are independent, so their work overlaps in the CPU; with AVX-512 every node first takes
-// the head of its range in one branch-free step, and the few longer ranges are finished after.
+// depth are independent, so their work overlaps in the CPU. With AVX-512 a range of up to eight
+// candidates (most of them) takes one branch-free vector step, a longer one a vector loop.
 void solve_row(const level_dp::Row& row, LevelDpScratch& w, int64_t count, double* cur,
                int32_t* arg) {
-  const int32_t *lo = w.lo.data(), *mid = w.mid.data(), *hi = w.hi.data();
+  const LevelDpScratch::Node* nodes = w.nodes.data();
+  int32_t* bounds = w.bounds.data();
+  bounds[0] = 0, bounds[count + 1] = int32_t(count - 1);
   for (size_t d = 0; d + 1 < w.depth_begin.size(); ++d) {
-    const int64_t begin = w.depth_begin[d], end = w.depth_begin[d + 1];
-#ifdef QNN_LEVEL_DP_AVX512
-    for (int64_t n = begin; n < end; ++n) {
-      const int64_t m = mid[n];
-      const int64_t opt_lo = lo[n] == 0 ? 0 : arg[lo[n] - 1];
-      const int64_t opt_hi = hi[n] == count ? count - 1 : arg[hi[n]];
-      const int64_t last = std::min(m, opt_hi);
+    for (int64_t n = w.depth_begin[d]; n < w.depth_begin[d + 1]; ++n) {
+      const LevelDpScratch::Node node = nodes[n];
+      const int64_t m = node.mid, opt_lo = bounds[node.left];
+      const int64_t last = std::min<int64_t>(m, bounds[node.right]);
       double low;
       int64_t best_j;
+#ifdef QNN_LEVEL_DP_AVX512
       if (last - opt_lo < level_dp::kHead) level_dp::scan_head(row, m, opt_lo, last, low, best_j);
       else level_dp::scan_rest(row, m, opt_lo, last, low, best_j);
-      cur[m] = low + row.z[m], arg[m] = int32_t(best_j);
-    }
 #else
-    for (int64_t n = begin; n < end; ++n) {
-      const int64_t m = mid[n];
-      const int64_t opt_lo = lo[n] == 0 ? 0 : arg[lo[n] - 1];
-      const int64_t opt_hi = hi[n] == count ? count - 1 : arg[hi[n]];
-      double low;
-      int64_t best_j;
-      level_dp::scan_scalar(row, m, opt_lo, std::min(m, opt_hi), low, best_j);
-      cur[m] = low + row.z[m], arg[m] = int32_t(best_j);
-    }
+      level_dp::scan_scalar(row, m, opt_lo, last, low, best_j);
 #endif
+      cur[m] = low + row.z[m];
+      arg[m] = bounds[m + 1] = int32_t(best_j);
+    }
   }
 }
 

@@ -63,11 +63,15 @@ struct LevelPoints {
 struct LevelDpScratch {
   std::vector<double> a, s, ss, c, x, z, base, prev, cur;
   std::vector<int32_t> arg;    // argmins, one row of `count` per DP row
-  // The divide and conquer's nodes [lo, hi) solving row mid, breadth first, and where each depth
-  // starts in them (depth_begin.back() = count).
-  std::vector<int32_t> lo, mid, hi;
+  // The divide and conquer's nodes, breadth first: node [lo, hi) solves row mid reading its
+  // argmin range at bounds[left = lo] and bounds[right = hi + 1]; depth d's nodes are
+  // [depth_begin[d], depth_begin[d + 1]).
+  struct Node {
+    int32_t left, right, mid, unused;
+  };
+  std::vector<Node> nodes;
   std::vector<int64_t> depth_begin;
-  std::vector<int32_t> longer, longer_last;  // a depth's nodes whose range outruns one step
+  std::vector<int32_t> bounds;  // the current row's argmins between two sentinels
   int64_t nodes_count = -1;  // the candidate count the nodes were built for
 };
 
