@@ -14,11 +14,11 @@
 // can be solved by divide and conquer in O(c log c): O(K c log c) in all. The plain O(K c^2)
 // DP is kept as a test oracle.
 //
-// Speed (smart refits every bucket at every step): the divide and conquer visits its rows
-// breadth first, so the rows of one depth are independent and overlap in the CPU, and the inner
-// minimum runs eight candidates at a time (quant/level_dp_scan.h); it searches exactly the ranges
-// the depth-first recursion would, so it chooses the same points bit for bit. Scratch buffers
-// are reusable across calls (one per thread).
+// Speed (smart refits every bucket at every step): the divide and conquer visits its nodes
+// (one M each) breadth first, so the nodes of one depth are independent and overlap in the CPU,
+// and the inner minimum runs eight candidates at a time (quant/level_dp_scan.h); it searches
+// exactly the ranges the depth-first recursion would, so it chooses the same points bit for bit.
+// Scratch buffers are reusable across calls (one per thread).
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -6,8 +6,9 @@
 // (the DP then adds Z_M to low). With AVX-512 eight j are evaluated at once with those two FMAs:
 // the minimum is exact (min does not round), the first lane holding it is the smallest argmin,
 // and the value returned is that lane's, so even -0 against +0 comes out as in the scalar loop.
-// A range split in two (scan_head, then scan_rest from head_last + 1) merges by strict <, which
-// keeps the earlier j on ties, as the single loop does.
+// The vector forms assume the contraction above (GCC and Clang with FMA contract a + b*c + d*e
+// left to right; tests/quant/test_smart_pinned.cpp checks the results against a frozen copy of
+// the scalar code); without AVX-512 the scalar loop itself runs.
 #pragma once
 #include <algorithm>
 #include <cmath>
