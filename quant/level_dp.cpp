@@ -126,7 +126,7 @@ double optimal_level_points_into(const float* sorted, int64_t count, int interva
                                  LevelDpScratch& w, int64_t* index) {
   check_arguments(count, intervals);
   const size_t c = size_t(count);
-  for (auto* v : {&w.a, &w.c, &w.x, &w.z, &w.base, &w.prev, &w.cur}) v->resize(c);
+  for (auto* v : {&w.a, &w.c, &w.x, &w.z, &w.base, &w.dp}) v->resize(c);
   w.s.resize(c + 1);
   w.ss.resize(c + 1);
   shifted_prefix_sums(sorted, count, w.a.data(), w.s.data(), w.ss.data());
@@ -136,18 +136,18 @@ double optimal_level_points_into(const float* sorted, int64_t count, int interva
   std::fill(w.arg.begin(), w.arg.begin() + 2 * c, 0);
   if (w.nodes_count != count) build_nodes(count, w);
   const double *a = w.a.data(), *s = w.s.data(), *ss = w.ss.data();
-  double* prev = w.prev.data();
-  double* cur = w.cur.data();
+  // dp[k-1] enters each row only through base, so dp[k] overwrites it in place.
+  double* dp = w.dp.data();
   for (int64_t t = 0; t < count; ++t) {
     w.c[t] = double(t) * a[t] - s[t];
     w.x[t] = s[t + 1] - double(t + 1) * a[t];
     w.z[t] = a[t] * s[t + 1] - ss[t + 1];
     // dp[1][M] = err(0, M): with dp[0] infinite beyond 0, the only choice is j = 0.
-    prev[t] = interval_cost(a, s, ss, 0, t);
+    dp[t] = interval_cost(a, s, ss, 0, t);
   }
   const level_dp::Row row{a, w.c.data(), w.x.data(), w.z.data(), w.base.data()};
   for (int k = 2; k <= intervals; ++k) {
-    for (int64_t j = 0; j < count; ++j) w.base[j] = prev[j] - a[j] * s[j] + ss[j];
+    for (int64_t j = 0; j < count; ++j) w.base[j] = dp[j] - a[j] * s[j] + ss[j];
     int32_t* arg_k = &w.arg[size_t(k) * c];
     if (k == intervals) {  // the last row is needed at M = c-1 only
       double low;
@@ -157,12 +157,11 @@ double optimal_level_points_into(const float* sorted, int64_t count, int interva
 #else
       level_dp::scan_scalar(row, count - 1, 0, count - 1, low, best_j);
 #endif
-      cur[count - 1] = low + row.z[count - 1];
+      dp[count - 1] = low + row.z[count - 1];
       arg_k[count - 1] = int32_t(best_j);
     } else {
-      solve_row(row, w, count, cur, arg_k);
+      solve_row(row, w, count, dp, arg_k);
     }
-    std::swap(prev, cur);
   }
   return backtrack(a, s, ss, w.arg.data(), count, intervals, index);
 }

@@ -61,7 +61,7 @@ struct LevelPoints {
 
 // Buffers of the divide-and-conquer DP, kept between calls so that a warm call allocates nothing.
 struct LevelDpScratch {
-  std::vector<double> a, s, ss, c, x, z, base, prev, cur;
+  std::vector<double> a, s, ss, c, x, z, base, dp;
   std::vector<int32_t> arg;    // argmins, one row of `count` per DP row
   // The divide and conquer's nodes, breadth first: node [lo, hi) solves row mid reading its
   // argmin range at bounds[left = lo] and bounds[right = hi + 1]; depth d's nodes are
