@@ -73,8 +73,10 @@ inline void scan_head(const Row& row, int64_t m, int64_t first, int64_t last, do
   const unsigned hits = _mm512_cmp_pd_mask(v, least, _CMP_EQ_OQ);
   const int lane = __builtin_ctz(hits | (1u << 8)) & 7;
   best_j = first + lane;
-  // That lane's value (+inf past `last`).
-  low = _mm512_cvtsd_f64(_mm512_mask_permutexvar_pd(v, __mmask8(0xFF), _mm512_set1_epi64(lane), v));
+  // That lane's value: the minimum itself, unless it is a zero (the lanes may hold -0 and +0,
+  // and the scalar loop keeps the first one's sign).
+  low = _mm512_cvtsd_f64(least);
+  if (low == 0.0) low = _mm512_cvtsd_f64(_mm512_mask_permutexvar_pd(v, __mmask8(0xFF), _mm512_set1_epi64(lane), v));
 }
 
 // Any range, eight j per step; every lane keeps its own first minimum, then the lanes merge.
