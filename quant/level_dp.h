@@ -13,11 +13,25 @@
 // err satisfies the quadrangle inequality, so the (smallest) argmin is monotone in M and each row
 // can be solved by divide and conquer in O(c log c): O(K c log c) in all. The plain O(K c^2)
 // DP is kept as a test oracle.
+//
+// Speed (smart refits every bucket at every step): the divide and conquer visits its nodes
+// (one M each) breadth first, so the nodes of one depth are independent and overlap in the CPU,
+// and the inner minimum runs eight candidates at a time (quant/level_dp_scan.h); it searches
+// exactly the ranges the depth-first recursion would, so it chooses the same points bit for bit.
+// Scratch buffers are reusable across calls (one per thread).
 #pragma once
 #include <cstdint>
 #include <vector>
 
 namespace qnn {
+
+// err(i, j) from the shifted values a and their prefix sums s, ss (the one expression every DP
+// uses, so that all of them round alike).
+inline double interval_cost(const double* a, const double* s, const double* ss, int64_t i,
+                            int64_t j) {
+  const double ai = a[i], aj = a[j];
+  return -double(j - i + 1) * ai * aj + (ai + aj) * (s[j + 1] - s[i]) - (ss[j + 1] - ss[i]);
+}
 
 // err(i, j) in O(1) from prefix sums over the sorted candidates. The sums are taken about the
 // middle of the range (err depends only on differences), which keeps the cancellation small.
@@ -31,8 +45,7 @@ class IntervalCost {
   double sum_sq(int64_t t) const { return ss_[t]; }
   // err(i, j) for 0 <= i <= j < size(): the rounding variance of a_i..a_j between a_i and a_j.
   double operator()(int64_t i, int64_t j) const {
-    const double ai = a_[i], aj = a_[j];
-    return -double(j - i + 1) * ai * aj + (ai + aj) * (s_[j + 1] - s_[i]) - (ss_[j + 1] - ss_[i]);
+    return interval_cost(a_.data(), s_.data(), ss_.data(), i, j);
   }
 
  private:
@@ -46,8 +59,28 @@ struct LevelPoints {
   double cost = 0.0;
 };
 
+// Buffers of the divide-and-conquer DP, kept between calls so that a warm call allocates nothing.
+struct LevelDpScratch {
+  std::vector<double> a, s, ss, c, x, z, base, dp;
+  std::vector<int32_t> arg;    // argmins, one row of `count` per DP row
+  // The divide and conquer's nodes, breadth first: node [lo, hi) solves row mid reading its
+  // argmin range at bounds[left = lo] and bounds[right = hi + 1]; depth d's nodes are
+  // [depth_begin[d], depth_begin[d + 1]).
+  struct Node {
+    int32_t left, right, mid, unused;
+  };
+  std::vector<Node> nodes;
+  std::vector<int64_t> depth_begin;
+  std::vector<int32_t> bounds;  // the current row's argmins between two sentinels
+  int64_t nodes_count = -1;  // the candidate count the nodes were built for
+};
+
 // Divide-and-conquer DP: O(K c log c) time, O(K c) memory for the backtracking table.
 LevelPoints optimal_level_points(const float* sorted, int64_t count, int intervals);
+// The same DP into caller-owned buffers: writes the K+1 = intervals+1 indices to `index` and
+// returns their cost (LevelPoints::cost).
+double optimal_level_points_into(const float* sorted, int64_t count, int intervals,
+                                 LevelDpScratch& scratch, int64_t* index);
 // The plain O(K c^2) DP: the same recurrence, every j tried for every M (test oracle).
 LevelPoints optimal_level_points_plain(const float* sorted, int64_t count, int intervals);
 

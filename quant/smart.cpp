@@ -9,7 +9,10 @@
 #include <limits>
 #include <numeric>
 
+#include "quant/float_sort.h"
+#include "quant/bucketing.h"
 #include "quant/level_dp.h"
+#include "quant/pack_parallel.h"
 #include "quant/rounding.h"
 #include "tensor/check.h"
 #include "tensor/random.h"
@@ -41,33 +44,113 @@ int64_t smart_candidate_count(int64_t d, double sample_fraction) {
   return std::min(c, d);
 }
 
-std::vector<float> smart_candidates(const float* values, int64_t d, int64_t start,
-                                    double sample_fraction, uint64_t seed, uint64_t step) {
+namespace {
+
+// Per-thread buffers of one bucket's fit: after the first bucket a thread allocates nothing.
+struct BucketScratch {
+  std::vector<float> candidates;
+  std::vector<int32_t> order;
+  std::vector<uint32_t> sort_keys;
+  std::vector<int64_t> points;
+  std::vector<float> uniforms;   // the bucket's rounding draws
+  std::vector<int32_t> interval;  // each coordinate's interval between adjacent levels
+  std::vector<float> levels;    // the bucket's levels, where the caller keeps none
+  LevelDpScratch dp;
+};
+
+BucketScratch& thread_scratch() {
+  thread_local BucketScratch scratch;
+  return scratch;
+}
+
+// smart_candidates into w.candidates.
+void candidates_into(const float* values, int64_t d, int64_t start, double sample_fraction,
+                     uint64_t seed, uint64_t step, BucketScratch& w) {
   const int64_t c = smart_candidate_count(d, sample_fraction);
-  std::vector<float> a(size_t(c), 0.0f);
+  std::vector<float>& a = w.candidates;
+  a.resize(size_t(c));
   if (c == d) {
     std::copy(values, values + d, a.begin());
-    std::sort(a.begin(), a.end());
-    return a;  // endpoints already the min and max
+    sort_floats(a.data(), c, w.sort_keys);
+    return;  // endpoints already the min and max
   }
   // Partial Fisher-Yates: after r swaps, order[0..r) is a uniform sample of r distinct indices.
   // Draw r picks uniformly from the d - r indices not yet taken (64 random bits modulo the
   // range: bias below 2^-40 for any bucket that fits in memory).
-  std::vector<int32_t> order(static_cast<size_t>(d));
+  std::vector<int32_t>& order = w.order;
+  order.resize(size_t(d));
   std::iota(order.begin(), order.end(), 0);
   const uint64_t stream = smart_sample_stream(step);
   for (int64_t r = 0; r < c; ++r) {
-    const Philox4 w = random_words(seed, stream, uint64_t(start + r));
-    const uint64_t bits = (uint64_t(w.v[0]) << 32) | w.v[1];
+    const Philox4 word = random_words(seed, stream, uint64_t(start + r));
+    const uint64_t bits = (uint64_t(word.v[0]) << 32) | word.v[1];
     const int64_t pick = r + int64_t(bits % uint64_t(d - r));
     std::swap(order[size_t(r)], order[size_t(pick)]);
     a[size_t(r)] = values[order[size_t(r)]];
   }
-  std::sort(a.begin(), a.end());
+  sort_floats(a.data(), c, w.sort_keys);
   const auto [lo, hi] = std::minmax_element(values, values + d);
   a.front() = *lo;
   a.back() = *hi;
-  return a;
+}
+
+// Each coordinate's interval between adjacent levels, interval_index(levels, count, x_i)
+// (quant/rounding.h), into w.interval without branches: the number of inner levels <= x_i, which
+// is what the binary search finds in sorted levels (no NaN here). Vectorized over coordinates.
+const int32_t* interval_indices(const float* levels, int count, const float* x, int64_t len,
+                                BucketScratch& w) {
+  w.interval.assign(size_t(len), 0);
+  int32_t* j = w.interval.data();
+  for (int k = 1; k <= count - 2; ++k) {
+    const float level = levels[k];
+    for (int64_t i = 0; i < len; ++i) j[i] += level <= x[i];
+  }
+  return j;
+}
+
+// stochastic_round(levels, count, x_i, u_i) for the coordinates x[0, len) of one bucket,
+// u_i = random_uniform(seed, stream, first + i), without branches: the draws in a loop of their
+// own that the compiler vectorizes, then the same comparisons in the same float arithmetic as
+// stochastic_round, so the same index for every coordinate.
+void round_bucket(const float* levels, int count, const float* x, int64_t len, const int32_t* j,
+                  uint64_t seed, uint64_t stream, uint64_t first, uint32_t* index,
+                  BucketScratch& w) {
+  w.uniforms.resize(size_t(len));
+  float* u = w.uniforms.data();
+  for (int64_t i = 0; i < len; ++i) u[i] = random_uniform(seed, stream, first + uint64_t(i));
+  const float bottom = levels[0], top = levels[count - 1];
+  for (int64_t i = 0; i < len; ++i) {
+    const float r = x[i], low = levels[j[i]], high = levels[j[i] + 1];
+    const bool up = high > low && u[i] * (high - low) < r - low;
+    uint32_t k = uint32_t(j[i]) + uint32_t(up);
+    k = r >= top ? uint32_t(count - 1) : k;
+    k = r <= bottom ? 0u : k;  // checked first in stochastic_round, so it wins
+    index[i] = k;
+  }
+}
+
+// sum_i rounding_variance(levels, count, x_i) over one bucket, summed in coordinate order as the
+// plain loop does. Outside (levels[0], levels[count-1]) the term is 0: multiplying by 0 or 1
+// (exact, also if the compiler fuses it with the add) keeps every partial sum the plain loop's.
+double bucket_variance(const float* levels, int count, const float* x, int64_t len,
+                       const int32_t* j) {
+  const float bottom = levels[0], top = levels[count - 1];
+  double sum = 0.0;
+  for (int64_t i = 0; i < len; ++i) {
+    const float r = x[i];
+    const double term = (double(r) - levels[j[i]]) * (double(levels[j[i] + 1]) - r);
+    sum += term * double(r > bottom && r < top);
+  }
+  return sum;
+}
+
+}  // namespace
+
+std::vector<float> smart_candidates(const float* values, int64_t d, int64_t start,
+                                    double sample_fraction, uint64_t seed, uint64_t step) {
+  BucketScratch w;
+  candidates_into(values, d, start, sample_fraction, seed, step, w);
+  return w.candidates;
 }
 
 SmartQuantizer::SmartQuantizer(QuantizerOptions options) : GradientQuantizer(std::move(options)) {
@@ -87,17 +170,31 @@ int64_t SmartQuantizer::bucket_count(int64_t n) const {
   return (n + options_.bucket_size - 1) / options_.bucket_size;
 }
 
-std::vector<float> SmartQuantizer::fit_bucket(const float* x, int64_t start, int64_t d,
-                                              uint64_t seed, uint64_t step) const {
-  const std::vector<float> a =
-      smart_candidates(x + start, d, start, options_.sample_fraction, seed, step);
-  const LevelPoints points = optimal_level_points(a.data(), int64_t(a.size()), options_.levels - 1);
-  std::vector<float> levels(points.index.size());
-  for (size_t k = 0; k < levels.size(); ++k) levels[k] = a[size_t(points.index[k])];
-  return levels;
+void SmartQuantizer::fit_bucket(const float* x, int64_t start, int64_t d, uint64_t seed,
+                                uint64_t step, float* levels) const {
+  BucketScratch& w = thread_scratch();
+  candidates_into(x + start, d, start, options_.sample_fraction, seed, step, w);
+  const int intervals = options_.levels - 1;
+  w.points.resize(size_t(intervals) + 1);
+  optimal_level_points_into(w.candidates.data(), int64_t(w.candidates.size()), intervals, w.dp,
+                            w.points.data());
+  for (int k = 0; k <= intervals; ++k) levels[k] = w.candidates[size_t(w.points[size_t(k)])];
 }
 
 Payload SmartQuantizer::encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const {
+  return encode_and_variance(x, n, seed, step, nullptr);
+}
+
+Payload SmartQuantizer::encode_slice_with_variance(const float* x, int64_t n, int64_t first,
+                                                   uint64_t seed, uint64_t step,
+                                                   double* variance) const {
+  (void)first;  // smart keys its randomness by the index within the slice (as encode_slice)
+  QNN_CHECK(variance != nullptr, "encode_slice_with_variance needs somewhere to put the variance");
+  return encode_and_variance(x, n, seed, step, variance);
+}
+
+Payload SmartQuantizer::encode_and_variance(const float* x, int64_t n, uint64_t seed,
+                                            uint64_t step, double* variance) const {
   check_input(x, n);
   const int64_t buckets = bucket_count(n), bucket = options_.bucket_size;
   const int count = options_.levels;
@@ -110,19 +207,22 @@ Payload SmartQuantizer::encode(const float* x, int64_t n, uint64_t seed, uint64_
   p.step = step;
   p.levels.resize(size_t(buckets) * size_t(count));
   std::vector<uint32_t> index(static_cast<size_t>(n));
+  std::vector<double> per_bucket(variance ? size_t(buckets) : 0, 0.0);
   const uint64_t stream = quant_stream(step);
 #pragma omp parallel for schedule(dynamic) if (worth_threads(n, buckets))
   for (int64_t b = 0; b < buckets; ++b) {
     const int64_t start = b * bucket, end = std::min(n, start + bucket);
-    const std::vector<float> levels = fit_bucket(x, start, end - start, seed, step);
-    std::copy(levels.begin(), levels.end(), p.levels.begin() + b * count);
-    // The draws first, in a loop of their own that the compiler vectorizes, then the rounding.
-    std::vector<float> u(size_t(end - start));
-    for (int64_t i = start; i < end; ++i) u[size_t(i - start)] = random_uniform(seed, stream, uint64_t(i));
-    for (int64_t i = start; i < end; ++i)
-      index[size_t(i)] = uint32_t(stochastic_round(levels.data(), count, x[i], u[size_t(i - start)]));
+    float* levels = p.levels.data() + b * count;
+    fit_bucket(x, start, end - start, seed, step, levels);
+    BucketScratch& w = thread_scratch();
+    const int32_t* j = interval_indices(levels, count, x + start, end - start, w);
+    round_bucket(levels, count, x + start, end - start, j, seed, stream, uint64_t(start),
+                 index.data() + start, w);
+    if (variance) per_bucket[size_t(b)] = bucket_variance(levels, count, x + start, end - start, j);
   }
-  pack_indices(index.data(), n, p.index_bits, p.indices);
+  pack_indices_parallel(index.data(), n, p.index_bits, p.indices);
+  // Summed in bucket order, as variance() does: the same result for any thread count.
+  if (variance) *variance = std::accumulate(per_bucket.begin(), per_bucket.end(), 0.0);
   return p;
 }
 
@@ -146,7 +246,7 @@ void SmartQuantizer::decode(const Payload& p, float* out) const {
     const float* levels = p.levels.data() + b * count;
     const int64_t end = std::min(n, (b + 1) * bucket);
     for (int64_t i = b * bucket; i < end; ++i) {
-      const uint32_t k = unpack_index(p.indices, i, p.index_bits);
+      const uint32_t k = read_index(p.indices.data(), i, p.index_bits);
       out[i] = levels[std::min<uint32_t>(k, uint32_t(count - 1))];
     }
   }
@@ -160,7 +260,8 @@ std::vector<std::vector<float>> SmartQuantizer::bucket_levels(const float* x, in
 #pragma omp parallel for schedule(dynamic) if (worth_threads(n, buckets))
   for (int64_t b = 0; b < buckets; ++b) {
     const int64_t start = b * bucket, end = std::min(n, start + bucket);
-    levels[size_t(b)] = fit_bucket(x, start, end - start, seed, step);
+    levels[size_t(b)].resize(size_t(options_.levels));
+    fit_bucket(x, start, end - start, seed, step, levels[size_t(b)].data());
   }
   return levels;
 }
@@ -173,10 +274,11 @@ double SmartQuantizer::variance(const float* x, int64_t n, uint64_t seed, uint64
 #pragma omp parallel for schedule(dynamic) if (worth_threads(n, buckets))
   for (int64_t b = 0; b < buckets; ++b) {
     const int64_t start = b * bucket, end = std::min(n, start + bucket);
-    const std::vector<float> levels = fit_bucket(x, start, end - start, seed, step);
-    double sum = 0.0;
-    for (int64_t i = start; i < end; ++i) sum += rounding_variance(levels.data(), count, x[i]);
-    per_bucket[size_t(b)] = sum;
+    BucketScratch& w = thread_scratch();
+    w.levels.resize(size_t(count));
+    fit_bucket(x, start, end - start, seed, step, w.levels.data());
+    const int32_t* j = interval_indices(w.levels.data(), count, x + start, end - start, w);
+    per_bucket[size_t(b)] = bucket_variance(w.levels.data(), count, x + start, end - start, j);
   }
   // Summed in bucket order, so the result does not depend on the thread count.
   return std::accumulate(per_bucket.begin(), per_bucket.end(), 0.0);

@@ -16,6 +16,10 @@
 // the counter s + r (r < c < d, so buckets never share counters). encode, bucket_levels and
 // variance therefore all see the same levels for the same (seed, step).
 //
+// Speed: each thread keeps its buffers between buckets; candidates are sorted by a radix sort
+// (quant/float_sort.h) and the DP runs breadth first with a vector inner loop (quant/level_dp.h),
+// both bit-identical to the plain std::sort and depth-first recursion.
+//
 // Payload: no scales; `levels` holds K+1 floats per bucket (bucket b at [b(K+1), (b+1)(K+1)));
 // one index of index_bits_for(levels) bits per coordinate.
 #pragma once
@@ -48,11 +52,17 @@ class SmartQuantizer : public GradientQuantizer {
   std::vector<std::vector<float>> bucket_levels(const float* x, int64_t n, uint64_t seed,
                                                 uint64_t step) const override;
   double variance(const float* x, int64_t n, uint64_t seed, uint64_t step) const override;
+  // encode and variance from one fit of the levels (the hook records the variance every step).
+  Payload encode_slice_with_variance(const float* x, int64_t n, int64_t first, uint64_t seed,
+                                     uint64_t step, double* variance) const override;
 
  private:
-  // The `levels` sorted points of the bucket x[start, start + d).
-  std::vector<float> fit_bucket(const float* x, int64_t start, int64_t d, uint64_t seed,
-                                uint64_t step) const;
+  // The `levels` sorted points of the bucket x[start, start + d), written to levels[0, levels).
+  void fit_bucket(const float* x, int64_t start, int64_t d, uint64_t seed, uint64_t step,
+                  float* levels) const;
+  // encode; with `variance` non-null also the variance, from the same levels.
+  Payload encode_and_variance(const float* x, int64_t n, uint64_t seed, uint64_t step,
+                              double* variance) const;
   int64_t bucket_count(int64_t n) const;
 };
 
