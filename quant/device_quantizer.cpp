@@ -28,13 +28,14 @@ DeviceScheme scheme_of(const GradientQuantizer& q) {
   if (name == "standard") return DeviceScheme::standard;
   if (name == "exponential") return DeviceScheme::exponential;
   if (name == "hadamard") return DeviceScheme::hadamard;
+  if (name == "smart") return DeviceScheme::smart;
   QNN_CHECK(false, "scheme '", name, "' has no CUDA implementation (DeviceQuantizer::supports)");
   return DeviceScheme::standard;
 }
 
-// Level-set schemes key their randomness by the index within the slice (their encode_slice is
-// the default one); the others by the flat index.
-bool keyed_by_flat_index(const GradientQuantizer& q) { return !is_level_set(q); }
+// Level-set schemes and smart key their randomness by the index within the slice (their
+// encode_slice is the default one, or ignores `first`); the others by the flat index.
+bool keyed_by_flat_index(const GradientQuantizer& q) { return !is_level_set(q) && q.name() != "smart"; }
 
 std::vector<int64_t> slices_or_whole(int64_t n, const std::vector<int64_t>& slices) {
   if (slices.empty()) return {n};
@@ -78,6 +79,8 @@ bool DeviceQuantizer::supports(const GradientQuantizer& q) {
   if (is_level_set(q)) return true;
   const std::string name = q.name();
   if (name == "exponential") return true;
+  if (name == "smart")  // every value a candidate: c = max(floor(P d), 512) >= d for d <= 512
+    return q.options().bucket_size <= kMaxDeviceSmartBucket && q.options().levels <= kMaxDeviceSmartLevels;
   return (name == "standard" || name == "hadamard") && q.options().levels <= kMaxDeviceGridLevels;
 }
 
@@ -119,6 +122,7 @@ void DeviceQuantizer::quantize(Tensor& grad, const std::vector<int64_t>& slices,
     int64_t scratch = 0;
 #ifdef QNN_CUDA
     if (scheme == DeviceScheme::hadamard) scratch = cuda::hadamard_scratch_floats(m.bucket_count, longest, o.levels);
+    if (scheme == DeviceScheme::smart) scratch = cuda::smart_scratch_floats(m.bucket_count, o.levels);
 #endif
     m.scratch = scratch > 0 ? Tensor({scratch}, Device::CUDA) : Tensor();
     m.slices = sizes;
@@ -165,6 +169,10 @@ double DeviceQuantizer::bits_per_coordinate(int64_t n, const std::vector<int64_t
     if (ls) {
       const int64_t count = int64_t(ls->levels().size());
       bits += 32 * (b.count + count + passthrough) + int64_t(index_bits_for(count)) * b.quantized;
+      continue;
+    }
+    if (scheme == DeviceScheme::smart) {  // K+1 levels per bucket, no scales, every coordinate indexed
+      bits += 32 * b.count * o.levels + int64_t(index_bits_for(o.levels)) * s;
       continue;
     }
     int64_t indices = b.quantized;

@@ -5,7 +5,8 @@
 //   level sets  (spec 3.1, quant/level_set_quantizer.cpp): s = ||a||_2 or ||a||_inf,
 //               r = a/(s + 1e-7), rounding over the level table, s * level;
 //   hadamard    (spec 2.3, quant/hadamard.cpp): signs, Walsh-Hadamard transform, standard grid on
-//               the rotated bucket, inverse transform, signs.
+//               the rotated bucket, inverse transform, signs;
+//   smart       (spec 2.5): its own kernel, quant/smart_device.cu.
 // Every float operation that decides a result is the CPU's: the shared helpers of
 // quant/bucket_math.h, quant/rounding.h, quant/level_lookup.h, IEEE division and square root
 // (nvcc's defaults; no fast math), min/max (exact in any order), the L2 sum of squares in the
@@ -322,6 +323,9 @@ void quantize_buckets(const QuantizeLaunch& c) {
       QNN_LAUNCH_CHECK("quantize hadamard, ", c.bucket_count, " buckets of up to ", c.max_length);
       break;
     }
+    case DeviceScheme::smart:
+      quantize_smart_buckets(c);  // quant/smart_device.cu
+      break;
   }
 }
 

@@ -3,8 +3,10 @@
 //
 // Supported: standard, exponential, hadamard, qsgd, qinf, nuq, trn, and the adaptive alq,
 // alq_nb, amq, amq_nb (their levels are refitted on the host, see GradientQuantizationHook;
-// the rounding runs here with whatever levels the quantizer holds). smart is not: its
-// per-bucket level DP stays on the CPU (DeviceQuantizer::supports says false).
+// the rounding runs here with whatever levels the quantizer holds), and smart with buckets of
+// at most 512 coordinates (every value a candidate) and at most 512 levels: its level DP runs in
+// the kernel (quant/smart_device.cu). smart with bigger buckets (sampled candidates) stays on the
+// CPU (DeviceQuantizer::supports says false).
 //
 // The work is one kernel launch per call over every bucket of every slice: one CUDA block per
 // bucket computes the bucket's statistics (min/max, L2 or L-infinity norm; Hadamard: the rotation
@@ -52,6 +54,10 @@ class DeviceStep {
 // Grid and level tables up to this size are kept in shared memory; standard and hadamard with
 // more levels have no CUDA version.
 constexpr int kMaxDeviceGridLevels = 4096;
+// smart on the GPU: buckets up to this size (where the CPU takes every value as a candidate)
+// and up to this many levels.
+constexpr int64_t kMaxDeviceSmartBucket = 512;
+constexpr int kMaxDeviceSmartLevels = 512;
 
 class DeviceQuantizer {
  public:
@@ -97,7 +103,7 @@ struct DeviceBucket {
   int64_t length;
 };
 
-enum class DeviceScheme { standard, exponential, level_set_l2, level_set_linf, hadamard };
+enum class DeviceScheme { standard, exponential, level_set_l2, level_set_linf, hadamard, smart };
 
 struct QuantizeLaunch {
   DeviceScheme scheme = DeviceScheme::standard;
@@ -111,12 +117,16 @@ struct QuantizeLaunch {
   uint64_t seed = 0;
   const int64_t* step = nullptr;       // device scalar
   double* bucket_variance = nullptr;   // device array of bucket_count, or nullptr
-  float* scratch = nullptr;            // hadamard with large buckets: see hadamard_scratch_floats
+  float* scratch = nullptr;            // hadamard with large buckets: see hadamard_scratch_floats;
+                                       // smart: its argmin table, smart_scratch_floats
 };
 
 // Floats of global scratch the hadamard kernel needs (0 when its buffers fit in shared memory).
 int64_t hadamard_scratch_floats(int64_t bucket_count, int64_t max_length, int levels);
 void quantize_buckets(const QuantizeLaunch& launch);
+// Floats of global scratch the smart kernel needs (its DP argmins, quant/smart_device.cu).
+int64_t smart_scratch_floats(int64_t bucket_count, int levels);
+void quantize_smart_buckets(const QuantizeLaunch& launch);
 // *total += sum of per_bucket[0..count) (fixed order).
 void add_variances(const double* per_bucket, int64_t count, double* total);
 void set_step(int64_t* step, int64_t value);
