@@ -2,7 +2,10 @@
 // (269,722 coordinates): decode(encode(g)) in place plus the step advance, as the training hook
 // runs it, for each scheme with a CUDA version at buckets of 512 and 51200, with and without the
 // variance metric. Timed with CUDA events over many calls after a warm-up; prints ms per call and
-// GB/s of fp32 gradient (4 bytes x n / time). Without a usable GPU it says so and exits 0.
+// GB/s of fp32 gradient (4 bytes x n / time). smart (its level DP in the kernel, buckets <= 512)
+// also gets rows on a fresh gradient each call (a device copy first: after one call a bucket
+// holds only its levels, ties everywhere), at 4 and 16 levels. Without a usable GPU it says so
+// and exits 0.
 //   ./build/bench/quant_cuda [repeats]
 #include <cstdio>
 #include <cstdlib>
@@ -51,5 +54,18 @@ int main(int argc, char** argv) {
                   name.c_str(), (long long)bucket, ms, n * 4.0 / (ms * 1e6), ms_variance,
                   device.bits_per_coordinate(n, {}));
     }
+  }
+  for (int levels : {4, 16}) {
+    QuantizerOptions o;
+    o.bucket_size = 512;
+    o.levels = levels;
+    const auto q = make_quantizer("smart", o);
+    DeviceQuantizer device(*q);
+    DeviceStep step(0);
+    Tensor work = g.clone();
+    const double ms = stream_time_ms([&] { work.copy_from(g), device.quantize(work, {}, 7, step), step.advance(); },
+                                     20, repeats);
+    std::printf("smart fresh  bucket    512, %2d levels: %7.4f ms per call (copy of the gradient included)\n", levels,
+                ms);
   }
 }

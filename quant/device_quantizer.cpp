@@ -122,7 +122,7 @@ void DeviceQuantizer::quantize(Tensor& grad, const std::vector<int64_t>& slices,
     int64_t scratch = 0;
 #ifdef QNN_CUDA
     if (scheme == DeviceScheme::hadamard) scratch = cuda::hadamard_scratch_floats(m.bucket_count, longest, o.levels);
-    if (scheme == DeviceScheme::smart) scratch = cuda::smart_scratch_floats(m.bucket_count, o.levels);
+    if (scheme == DeviceScheme::smart) scratch = cuda::smart_scratch_floats(m.bucket_count, longest, o.levels);
 #endif
     m.scratch = scratch > 0 ? Tensor({scratch}, Device::CUDA) : Tensor();
     m.slices = sizes;

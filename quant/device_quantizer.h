@@ -125,7 +125,7 @@ struct QuantizeLaunch {
 int64_t hadamard_scratch_floats(int64_t bucket_count, int64_t max_length, int levels);
 void quantize_buckets(const QuantizeLaunch& launch);
 // Floats of global scratch the smart kernel needs (its DP argmins, quant/smart_device.cu).
-int64_t smart_scratch_floats(int64_t bucket_count, int levels);
+int64_t smart_scratch_floats(int64_t bucket_count, int64_t max_length, int levels);
 void quantize_smart_buckets(const QuantizeLaunch& launch);
 // *total += sum of per_bucket[0..count) (fixed order).
 void add_variances(const double* per_bucket, int64_t count, double* total);

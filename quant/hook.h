@@ -32,8 +32,8 @@
 // advances only when apply() runs on the host: after graph replays, read device_step().) Not
 // capturable, and run on the host side of the step: adaptive schemes at their refit steps
 // (observes_at: the gradient is copied to the host, the levels refitted by the CPU code and
-// uploaded), and schemes without a CUDA version (smart: the gradient is copied to the host,
-// quantized there and copied back). device_capturable(step) says which. The first call (and a
+// uploaded), and schemes without a CUDA version (smart with buckets over 512, where candidates
+// are sampled: the gradient is copied to the host, quantized there and copied back). device_capturable(step) says which. The first call (and a
 // change of slices or levels) uploads small tables: run one step eagerly before capturing.
 // quantize_and_average has a device twin taking CUDA tensors. last_variance() reads the device
 // variance back when called (it waits for the GPU).

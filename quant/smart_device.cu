@@ -13,7 +13,8 @@
 //      up iff high > low and u (high - low) < x - low, clamped at both ends; u drawn at
 //      random_uniform(seed, quant_stream(step), key + i).
 // The per-bucket variance is a fixed-order block sum (the CPU sums in coordinate order: equal to
-// rounding, ~1e-15 relative). No allocation, no host synchronisation: graph-capturable.
+// rounding, ~1e-15 relative). No allocation, no host synchronisation: graph-capturable. Non-finite
+// gradients, which the CPU rejects, give unspecified results here.
 #include "quant/device_quantizer.h"
 #include "quant/rounding.h"
 #include "quant/smart_fit.h"
@@ -39,12 +40,13 @@ __global__ void __launch_bounds__(kSmartThreads) smart_kernel(QuantizeLaunch c) 
   __shared__ double a[kC], s[kC + 1], ss[kC + 1], base[kC], dp[kC], reduce[kSmartThreads];
   __shared__ int left[kC], right[kC], mid[kC], bounds[kC + 2], depth_begin[smart_fit::kMaxDepths];
   __shared__ int depths, negative_zero, positive_zero;
-  __shared__ int points[kC];  // chosen candidate indices (K + 1 <= c.levels entries used via levels)
+  __shared__ int points[kMaxDeviceSmartLevels];  // the K + 1 = c.levels chosen candidate indices
   const DeviceBucket b = c.buckets[blockIdx.x];
   float* g = c.grad + b.begin;
   const int d = int(b.length);
   const int count = c.levels, intervals = count - 1;
-  int16_t* arg = reinterpret_cast<int16_t*>(c.scratch) + int64_t(blockIdx.x) * int64_t(count) * kC;
+  const int64_t stride = c.max_length;  // one argmin row per DP row, max_length entries
+  int16_t* arg = reinterpret_cast<int16_t*>(c.scratch) + int64_t(blockIdx.x) * int64_t(count) * stride;
 
   // 1. Sort.
   if (threadIdx.x == 0) negative_zero = positive_zero = 0;
@@ -82,7 +84,7 @@ __global__ void __launch_bounds__(kSmartThreads) smart_kernel(QuantizeLaunch c) 
   for (int k = 2; k <= intervals; ++k) {
     for (int j = threadIdx.x; j < d; j += blockDim.x) base[j] = smart_fit::row_base(a, s, ss, dp, j);
     __syncthreads();
-    int16_t* arg_k = arg + int64_t(k) * kC;
+    int16_t* arg_k = arg + int64_t(k) * stride;
     if (k == intervals) {
       if (threadIdx.x == 0) {
         int best;
@@ -110,7 +112,7 @@ __global__ void __launch_bounds__(kSmartThreads) smart_kernel(QuantizeLaunch c) 
     int at = d - 1;
     points[intervals] = at;
     for (int k = intervals; k >= 1; --k) {
-      at = k >= 2 ? int(arg[int64_t(k) * kC + at]) : 0;
+      at = k >= 2 ? int(arg[int64_t(k) * stride + at]) : 0;
       points[k - 1] = at;
     }
   }
@@ -154,8 +156,8 @@ __global__ void __launch_bounds__(kSmartThreads) smart_kernel(QuantizeLaunch c) 
 
 }  // namespace
 
-int64_t smart_scratch_floats(int64_t bucket_count, int levels) {
-  return (bucket_count * int64_t(levels) * kC + 1) / 2;  // int16 argmins, kC per DP row
+int64_t smart_scratch_floats(int64_t bucket_count, int64_t max_length, int levels) {
+  return (bucket_count * int64_t(levels) * max_length + 1) / 2;  // int16 argmins, max_length per DP row
 }
 
 void quantize_smart_buckets(const QuantizeLaunch& c) {

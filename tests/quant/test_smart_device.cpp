@@ -12,10 +12,12 @@
 #include <vector>
 
 #include "quant/device_quantizer.h"
+#include "quant/level_dp.h"
 #include "quant/quantizer.h"
 #include "quant/rounding.h"
 #include "quant/smart_fit.h"
 #include "quant/std_sort_replica.h"
+#include "tensor/cuda_graph.h"
 #include "tensor/tensor.h"
 #include "tests/gpu.h"
 
@@ -51,22 +53,30 @@ std::vector<float> smart_gradient(int64_t n, uint64_t seed, bool mixed_zeros) {
 }
 
 // The kernel's fit of one bucket, run sequentially on the host: the same helpers, the same node
-// order, so the same levels.
-std::vector<float> host_kernel_levels(const float* x, int d, int count) {
-  std::vector<float> sorted(x, x + d);
-  std_sort_replica::sort(sorted.data(), d);
-  std::vector<double> a(d), s(d + 1), ss(d + 1), base(d), dp(d);
+// order, so the same levels. Keeps its arrays for comparison with the CPU DP's scratch.
+struct HostKernelFit {
+  std::vector<float> sorted, levels;
+  std::vector<double> a, s, ss, base, dp;
+  std::vector<int> arg;  // (levels) rows of d argmins; rows 0 and 1 zero
+};
+
+HostKernelFit host_kernel_fit(const float* x, int d, int count) {
+  HostKernelFit f;
+  f.sorted.assign(x, x + d);
+  std_sort_replica::sort(f.sorted.data(), d);
+  f.a.resize(d), f.s.resize(d + 1), f.ss.resize(d + 1), f.base.assign(d, 0.0), f.dp.resize(d);
   std::vector<int> left(d), right(d), mid(d), bounds(d + 2), depth_begin(smart_fit::kMaxDepths);
   const int intervals = count - 1;
-  std::vector<int> arg(size_t(count) * d, 0);
-  smart_fit::prefix_sums(sorted.data(), d, a.data(), s.data(), ss.data());
+  f.arg.assign(size_t(count) * d, 0);
+  const double *a = f.a.data(), *s = f.s.data(), *ss = f.ss.data();
+  smart_fit::prefix_sums(f.sorted.data(), d, f.a.data(), f.s.data(), f.ss.data());
   const int depths = smart_fit::build_nodes(d, left.data(), right.data(), mid.data(), depth_begin.data());
-  for (int t = 0; t < d; ++t) dp[t] = smart_fit::interval_cost(a.data(), s.data(), ss.data(), 0, t);
+  for (int t = 0; t < d; ++t) f.dp[t] = smart_fit::interval_cost(a, s, ss, 0, t);
   for (int k = 2; k <= intervals; ++k) {
-    for (int j = 0; j < d; ++j) base[j] = smart_fit::row_base(a.data(), s.data(), ss.data(), dp.data(), j);
-    int* arg_k = &arg[size_t(k) * d];
+    for (int j = 0; j < d; ++j) f.base[j] = smart_fit::row_base(a, s, ss, f.dp.data(), j);
+    int* arg_k = &f.arg[size_t(k) * d];
     if (k == intervals) {
-      dp[d - 1] = smart_fit::scan(a.data(), s.data(), ss.data(), base.data(), d - 1, 0, d - 1, &arg_k[d - 1]);
+      f.dp[d - 1] = smart_fit::scan(a, s, ss, f.base.data(), d - 1, 0, d - 1, &arg_k[d - 1]);
       continue;
     }
     bounds[0] = 0, bounds[d + 1] = d - 1;
@@ -74,18 +84,33 @@ std::vector<float> host_kernel_levels(const float* x, int d, int count) {
       for (int n = depth_begin[level]; n < depth_begin[level + 1]; ++n) {
         const int m = mid[n], first = bounds[left[n]], last = std::min(m, bounds[right[n]]);
         int best;
-        dp[m] = smart_fit::scan(a.data(), s.data(), ss.data(), base.data(), m, first, last, &best);
+        f.dp[m] = smart_fit::scan(a, s, ss, f.base.data(), m, first, last, &best);
         arg_k[m] = bounds[m + 1] = best;
       }
   }
-  std::vector<float> levels(count);
+  f.levels.resize(count);
   int at = d - 1;
-  levels[intervals] = sorted[at];
+  f.levels[intervals] = f.sorted[at];
   for (int k = intervals; k >= 1; --k) {
-    at = arg[size_t(k) * d + at];
-    levels[k - 1] = sorted[at];
+    at = f.arg[size_t(k) * d + at];
+    f.levels[k - 1] = f.sorted[at];
   }
-  return levels;
+  return f;
+}
+
+std::vector<float> host_kernel_levels(const float* x, int d, int count) { return host_kernel_fit(x, d, count).levels; }
+
+uint64_t bits(double x) {
+  uint64_t b;
+  std::memcpy(&b, &x, sizeof b);
+  return b;
+}
+
+// Number of entries of two double arrays that differ by bit pattern.
+int64_t differing(const double* x, const double* y, int64_t n) {
+  int64_t k = 0;
+  for (int64_t i = 0; i < n; ++i) k += bits(x[i]) != bits(y[i]);
+  return k;
 }
 
 // The kernel's rounding of one bucket on the host (smart_device.cu step 3).
@@ -164,6 +189,41 @@ TEST_CASE("smart device algorithm, run on the host, equals the CPU quantizer bit
   }
 }
 
+TEST_CASE("smart device arithmetic equals the CPU level DP's, every intermediate bit for bit") {
+  // The CPU DP's scratch after a run: a, S, SS, C, X, Z, the last row's base, dp (in place: row
+  // K-1 except dp[c-1] of row K) and every argmin row; the kernel's arithmetic must give the
+  // same bits (a single unfused product or sum would show here first).
+  for (int levels : {3, 8, 16}) {
+    for (int d : {1, 2, 7, 64, 300, 512}) {
+      for (bool mixed : {false, true}) {
+        const std::vector<float> g = smart_gradient(d, 500 + uint64_t(d) + uint64_t(levels), mixed);
+        INFO("levels ", levels, " d ", d, " mixed ", mixed);
+        const HostKernelFit f = host_kernel_fit(g.data(), d, levels);
+        std::vector<float> sorted = g;
+        std::sort(sorted.begin(), sorted.end());
+        LevelDpScratch w;
+        std::vector<int64_t> index(static_cast<size_t>(levels));
+        optimal_level_points_into(sorted.data(), d, levels - 1, w, index.data());
+        CHECK(differing(f.a.data(), w.a.data(), d) == 0);
+        CHECK(differing(f.s.data(), w.s.data(), d + 1) == 0);
+        CHECK(differing(f.ss.data(), w.ss.data(), d + 1) == 0);
+        int64_t cxz = 0;
+        for (int t = 0; t < d; ++t) {
+          cxz += bits(smart_fit::coefficient_c(f.a.data(), f.s.data(), t)) != bits(w.c[t]);
+          cxz += bits(smart_fit::coefficient_x(f.a.data(), f.s.data(), t)) != bits(w.x[t]);
+          cxz += bits(smart_fit::coefficient_z(f.a.data(), f.s.data(), f.ss.data(), t)) != bits(w.z[t]);
+        }
+        CHECK(cxz == 0);
+        if (levels > 2) CHECK(differing(f.base.data(), w.base.data(), d) == 0);
+        CHECK(differing(f.dp.data(), w.dp.data(), d) == 0);
+        int64_t args = 0;
+        for (size_t i = 0; i < f.arg.size(); ++i) args += f.arg[i] != w.arg[i];
+        CHECK(args == 0);
+      }
+    }
+  }
+}
+
 TEST_CASE("DeviceQuantizer::supports smart with every value a candidate only") {
   CHECK(DeviceQuantizer::supports(*make_quantizer("smart", smart_options(512, 16))));
   CHECK(DeviceQuantizer::supports(*make_quantizer("smart", smart_options(100, 4))));
@@ -200,5 +260,34 @@ GPU_TEST_CASE("smart cuda: decode(encode(g)) bit for bit, variance to 1e-6") {
         }
       }
     }
+  }
+}
+
+GPU_TEST_CASE("smart cuda: captured in a CUDA graph, replayed step after step, equals the CPU") {
+  // No allocation and no host read inside quantize once the tables exist (first call eager), and
+  // the step read from device memory: each replay quantizes with its own step's randomness.
+  const auto q = make_quantizer("smart", smart_options(512, 8));
+  const int64_t n = 512 * 6 + 300;
+  const std::vector<float> g = smart_gradient(n, 77, true);
+  DeviceQuantizer device(*q);
+  DeviceStep step(10);
+  Tensor work = Tensor::from_vector(g, {n}).to(Device::CUDA);
+  device.quantize(work, {}, 3, step);  // eager: the bucket table and scratch are made
+  CudaGraph graph;
+  graph.capture([&] {
+    device.quantize(work, {}, 3, step);
+    step.advance();
+  });
+  step.set(20);
+  for (uint64_t s = 20; s < 23; ++s) {
+    work.copy_from(Tensor::from_vector(g, {n}));
+    graph.replay();
+    std::vector<float> cpu = g;
+    q->quantize(cpu.data(), n, 3, s);
+    const std::vector<float> gpu = work.to_vector();
+    int64_t differ = 0;
+    for (int64_t i = 0; i < n; ++i) differ += bits(gpu[i]) != bits(cpu[i]);
+    INFO("step ", s);
+    CHECK(differ == 0);
   }
 }
