@@ -8,6 +8,7 @@
 
 #include "quant/bucketing.h"
 #include "quant/level_set_quantizer.h"
+#include "quant/smart.h"
 #include "quant/walsh_hadamard.h"
 #include "tensor/check.h"
 #include "tensor/device.h"
@@ -79,8 +80,9 @@ bool DeviceQuantizer::supports(const GradientQuantizer& q) {
   if (is_level_set(q)) return true;
   const std::string name = q.name();
   if (name == "exponential") return true;
-  if (name == "smart")  // every value a candidate: c = max(floor(P d), 512) >= d for d <= 512
-    return q.options().bucket_size <= kMaxDeviceSmartBucket && q.options().levels <= kMaxDeviceSmartLevels;
+  if (name == "smart")  // c(d) = min(max(floor(P d), 512), d) grows with d: the full bucket's bounds all
+    return smart_candidate_count(q.options().bucket_size, q.options().sample_fraction) <= kMaxDeviceSmartCandidates &&
+           q.options().levels <= kMaxDeviceSmartLevels;
   return (name == "standard" || name == "hadamard") && q.options().levels <= kMaxDeviceGridLevels;
 }
 
@@ -150,6 +152,7 @@ void DeviceQuantizer::quantize(Tensor& grad, const std::vector<int64_t>& slices,
   launch.seed = seed;
   launch.step = step.data();
   launch.bucket_variance = variance ? reinterpret_cast<double*>(m.bucket_variance.data()) : nullptr;
+  launch.sample_fraction = o.sample_fraction;
   launch.scratch = m.scratch.defined() ? m.scratch.data() : nullptr;
 #ifdef QNN_CUDA
   cuda::quantize_buckets(launch);

@@ -3,10 +3,11 @@
 //
 // Supported: standard, exponential, hadamard, qsgd, qinf, nuq, trn, and the adaptive alq,
 // alq_nb, amq, amq_nb (their levels are refitted on the host, see GradientQuantizationHook;
-// the rounding runs here with whatever levels the quantizer holds), and smart with buckets of
-// at most 512 coordinates (every value a candidate) and at most 512 levels: its level DP runs in
-// the kernel (quant/smart_device.cu). smart with bigger buckets (sampled candidates) stays on the
-// CPU (DeviceQuantizer::supports says false).
+// the rounding runs here with whatever levels the quantizer holds), and smart with at most 512
+// candidates per bucket (every bucket of up to 512 values; sampled candidates up to
+// d = 10,259 at the default P = 0.05) and at most 512 levels: its sampling, sort and level DP
+// run in the kernel (quant/smart_device.cu). smart with more candidates stays on the CPU
+// (DeviceQuantizer::supports says false).
 //
 // The work is one kernel launch per call over every bucket of every slice: one CUDA block per
 // bucket computes the bucket's statistics (min/max, L2 or L-infinity norm; Hadamard: the rotation
@@ -54,9 +55,10 @@ class DeviceStep {
 // Grid and level tables up to this size are kept in shared memory; standard and hadamard with
 // more levels have no CUDA version.
 constexpr int kMaxDeviceGridLevels = 4096;
-// smart on the GPU: buckets up to this size (where the CPU takes every value as a candidate)
+// smart on the GPU: buckets whose candidate count max(floor(P d), 512) (capped at d) is at most
+// this (every bucket of up to 512 values; with the default P = 0.05, buckets up to 10,259),
 // and up to this many levels.
-constexpr int64_t kMaxDeviceSmartBucket = 512;
+constexpr int64_t kMaxDeviceSmartCandidates = 512;
 constexpr int kMaxDeviceSmartLevels = 512;
 
 class DeviceQuantizer {
@@ -117,6 +119,7 @@ struct QuantizeLaunch {
   uint64_t seed = 0;
   const int64_t* step = nullptr;       // device scalar
   double* bucket_variance = nullptr;   // device array of bucket_count, or nullptr
+  double sample_fraction = 1.0;        // smart
   float* scratch = nullptr;            // hadamard with large buckets: see hadamard_scratch_floats;
                                        // smart: its argmin table, smart_scratch_floats
 };
@@ -124,7 +127,8 @@ struct QuantizeLaunch {
 // Floats of global scratch the hadamard kernel needs (0 when its buffers fit in shared memory).
 int64_t hadamard_scratch_floats(int64_t bucket_count, int64_t max_length, int levels);
 void quantize_buckets(const QuantizeLaunch& launch);
-// Floats of global scratch the smart kernel needs (its DP argmins, quant/smart_device.cu).
+// Floats of global scratch the smart kernel needs (its DP argmins and, for buckets over 512, the
+// index permutation of the candidate sampling; quant/smart_device.cu).
 int64_t smart_scratch_floats(int64_t bucket_count, int64_t max_length, int levels);
 void quantize_smart_buckets(const QuantizeLaunch& launch);
 // *total += sum of per_bucket[0..count) (fixed order).

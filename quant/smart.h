@@ -28,11 +28,12 @@
 #include <vector>
 
 #include "quant/quantizer.h"
+#include "tensor/random.h"
 
 namespace qnn {
 
 // The random stream of candidate sampling at training step `step`.
-inline uint64_t smart_sample_stream(uint64_t step) { return (0x534D50ull << 40) ^ step; }
+QNN_HOST_DEVICE uint64_t smart_sample_stream(uint64_t step) { return (0x534D50ull << 40) ^ step; }
 
 // c = max(floor(sample_fraction * d), 512), capped at d (c >= d means every value is a candidate).
 int64_t smart_candidate_count(int64_t d, double sample_fraction);

@@ -1,7 +1,11 @@
 // CUDA kernel of the smart quantizer (spec 2.5, quant/smart.cpp) for DeviceQuantizer: one block
-// per bucket of d <= 512 coordinates, where every value is a candidate (the CPU's count
-// max(floor(P d), 512) >= d), decode(encode(g)) in place, bit for bit the CPU's:
-//   1. sort the bucket in shared memory: a rank sort by the order-preserving key (value order,
+// per bucket of d coordinates with at most 512 candidates (c = min(max(floor(P d), 512), d):
+// every value when d <= 512, else a sample), decode(encode(g)) in place, bit for bit the CPU's:
+//   0. sampled candidates (c < d): the CPU's partial Fisher-Yates, its draws from
+//      random_words(seed, smart_sample_stream(step), key + r) computed in parallel (they do not
+//      depend on the swaps), the swaps by thread 0 on a permutation in global scratch; after
+//      sorting, the endpoints become std::minmax_element's first minimum and last maximum;
+//   1. sort the candidates in shared memory: a rank sort by the order-preserving key (value order,
 //      -0 before +0), which is std::sort's result whenever the bucket does not hold both zeros;
 //      a bucket holding both is sorted by thread 0 with the replica of libstdc++'s std::sort
 //      (quant/std_sort_replica.h), so its zeros land where the CPU's land;
@@ -17,6 +21,7 @@
 // gradients, which the CPU rejects, give unspecified results here.
 #include "quant/device_quantizer.h"
 #include "quant/rounding.h"
+#include "quant/smart.h"
 #include "quant/smart_fit.h"
 #include "quant/std_sort_replica.h"
 #include "tensor/cuda_runtime.h"
@@ -32,6 +37,16 @@ __device__ uint32_t order_key(float x) {
   const uint32_t b = __float_as_uint(x);
   return b ^ ((b & 0x80000000u) ? 0xFFFFFFFFu : 0x80000000u);
 }
+__device__ float from_order_key(uint32_t k) {
+  return __uint_as_float(k ^ ((k & 0x80000000u) ? 0x80000000u : 0xFFFFFFFFu));
+}
+
+// The global scratch: the argmin table (int16, rows of min(max_length, kC) per DP row), then for
+// buckets over kC the sampling's index permutation (int32, max_length per bucket).
+__host__ __device__ inline int64_t argmin_row(int64_t max_length) { return max_length < kC ? max_length : kC; }
+__host__ __device__ inline int64_t argmin_floats(int64_t bucket_count, int64_t max_length, int levels) {
+  return (bucket_count * int64_t(levels) * argmin_row(max_length) + 1) / 2;
+}
 
 __global__ void __launch_bounds__(kSmartThreads) smart_kernel(QuantizeLaunch c) {
   extern __shared__ float levels[];  // c.levels floats
@@ -39,60 +54,110 @@ __global__ void __launch_bounds__(kSmartThreads) smart_kernel(QuantizeLaunch c) 
   __shared__ uint32_t key[kC];
   __shared__ double a[kC], s[kC + 1], ss[kC + 1], base[kC], dp[kC], reduce[kSmartThreads];
   __shared__ int left[kC], right[kC], mid[kC], bounds[kC + 2], depth_begin[smart_fit::kMaxDepths];
-  __shared__ int depths, negative_zero, positive_zero;
+  __shared__ int pick[kC];
+  __shared__ int depths, negative_zero, positive_zero, first_min, last_max;
   __shared__ int points[kMaxDeviceSmartLevels];  // the K + 1 = c.levels chosen candidate indices
   const DeviceBucket b = c.buckets[blockIdx.x];
   float* g = c.grad + b.begin;
   const int d = int(b.length);
   const int count = c.levels, intervals = count - 1;
-  const int64_t stride = c.max_length;  // one argmin row per DP row, max_length entries
+  const int64_t stride = argmin_row(c.max_length);
   int16_t* arg = reinterpret_cast<int16_t*>(c.scratch) + int64_t(blockIdx.x) * int64_t(count) * stride;
+  // The candidate count of quant/smart.cpp smart_candidate_count: min(max(floor(P d), 512), d).
+  int64_t wanted = int64_t(floor(__dmul_rn(c.sample_fraction, double(d))));
+  wanted = wanted > kC ? wanted : kC;
+  const int nc = int(wanted < d ? wanted : d);  // <= kC (DeviceQuantizer::supports)
+  const uint64_t step = uint64_t(*c.step);
 
-  // 1. Sort.
-  if (threadIdx.x == 0) negative_zero = positive_zero = 0;
+  // 1. The candidates in the CPU's order (quant/smart.cpp candidates_into), then sorted.
+  if (nc == d) {
+    for (int i = threadIdx.x; i < d; i += blockDim.x) sorted[i] = g[i];
+  } else {  // partial Fisher-Yates: draw r picks among the d - r indices not yet taken
+    int* order = reinterpret_cast<int*>(c.scratch + argmin_floats(c.bucket_count, c.max_length, count)) +
+                 int64_t(blockIdx.x) * c.max_length;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) order[i] = i;
+    const uint64_t sample_stream = smart_sample_stream(step);
+    for (int r = threadIdx.x; r < nc; r += blockDim.x) {  // the draws do not depend on the swaps
+      const Philox4 word = random_words(c.seed, sample_stream, uint64_t(b.key + r));
+      const uint64_t bits = (uint64_t(word.v[0]) << 32) | word.v[1];
+      pick[r] = r + int(bits % uint64_t(d - r));
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      for (int r = 0; r < nc; ++r) {
+        const int taken = order[pick[r]];
+        order[pick[r]] = order[r];
+        order[r] = taken;
+        sorted[r] = g[taken];
+      }
+    }
+  }
+  if (threadIdx.x == 0) negative_zero = positive_zero = 0, first_min = d, last_max = -1;
   __syncthreads();
-  for (int i = threadIdx.x; i < d; i += blockDim.x) {
-    const float x = g[i];
+  for (int i = threadIdx.x; i < nc; i += blockDim.x) {
+    const float x = sorted[i];
     key[i] = order_key(x);
     if (__float_as_uint(x) == 0x80000000u) negative_zero = 1;
     if (__float_as_uint(x) == 0u) positive_zero = 1;
   }
   __syncthreads();
-  const bool mixed_zeros = negative_zero && positive_zero;
-  if (mixed_zeros) {
-    if (threadIdx.x == 0) {
-      for (int i = 0; i < d; ++i) sorted[i] = g[i];
-      std_sort_replica::sort(sorted, d);
-    }
-  } else {
-    for (int i = threadIdx.x; i < d; i += blockDim.x) {
+  if (negative_zero && positive_zero) {  // std::sort's own arrangement of the zeros
+    if (threadIdx.x == 0) std_sort_replica::sort(sorted, nc);
+  } else {  // rank by (key, position): value order, the only order equal floats can have
+    for (int i = threadIdx.x; i < nc; i += blockDim.x) {
       const uint32_t k = key[i];
       int rank = 0;
-      for (int j = 0; j < d; ++j) rank += key[j] < k || (key[j] == k && j < i);
-      sorted[rank] = g[i];
+      for (int j = 0; j < nc; ++j) rank += key[j] < k || (key[j] == k && j < i);
+      sorted[rank] = from_order_key(k);
     }
   }
+  __syncthreads();  // the sorted candidates, published
+  if (nc < d) {  // endpoints forced to std::minmax_element's: the first minimum, the last maximum
+    float lo = HUGE_VALF, hi = -HUGE_VALF;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) lo = fminf(lo, g[i]), hi = fmaxf(hi, g[i]);
+    reduce[threadIdx.x] = lo;
+    __syncthreads();
+    for (int half = blockDim.x / 2; half > 0; half /= 2) {
+      if (threadIdx.x < half) reduce[threadIdx.x] = fmin(reduce[threadIdx.x], reduce[threadIdx.x + half]);
+      __syncthreads();
+    }
+    lo = float(reduce[0]);
+    __syncthreads();
+    reduce[threadIdx.x] = hi;
+    __syncthreads();
+    for (int half = blockDim.x / 2; half > 0; half /= 2) {
+      if (threadIdx.x < half) reduce[threadIdx.x] = fmax(reduce[threadIdx.x], reduce[threadIdx.x + half]);
+      __syncthreads();
+    }
+    hi = float(reduce[0]);
+    for (int i = threadIdx.x; i < d; i += blockDim.x) {  // equal as numbers: -0 and +0 alike
+      if (g[i] == lo) atomicMin(&first_min, i);
+      if (g[i] == hi) atomicMax(&last_max, i);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) sorted[0] = g[first_min], sorted[nc - 1] = g[last_max];
+  }
   if (threadIdx.x == 0) {
-    smart_fit::prefix_sums(sorted, d, a, s, ss);
-    depths = smart_fit::build_nodes(d, left, right, mid, depth_begin);
+    smart_fit::prefix_sums(sorted, nc, a, s, ss);
+    depths = smart_fit::build_nodes(nc, left, right, mid, depth_begin);
   }
   __syncthreads();
 
   // 2. The DP. dp[1][M] = err(0, M).
-  for (int t = threadIdx.x; t < d; t += blockDim.x) dp[t] = smart_fit::interval_cost(a, s, ss, 0, t);
+  for (int t = threadIdx.x; t < nc; t += blockDim.x) dp[t] = smart_fit::interval_cost(a, s, ss, 0, t);
   __syncthreads();
   for (int k = 2; k <= intervals; ++k) {
-    for (int j = threadIdx.x; j < d; j += blockDim.x) base[j] = smart_fit::row_base(a, s, ss, dp, j);
+    for (int j = threadIdx.x; j < nc; j += blockDim.x) base[j] = smart_fit::row_base(a, s, ss, dp, j);
     __syncthreads();
     int16_t* arg_k = arg + int64_t(k) * stride;
     if (k == intervals) {
       if (threadIdx.x == 0) {
         int best;
-        dp[d - 1] = smart_fit::scan(a, s, ss, base, d - 1, 0, d - 1, &best);
-        arg_k[d - 1] = int16_t(best);
+        dp[nc - 1] = smart_fit::scan(a, s, ss, base, nc - 1, 0, nc - 1, &best);
+        arg_k[nc - 1] = int16_t(best);
       }
     } else {
-      if (threadIdx.x == 0) bounds[0] = 0, bounds[d + 1] = d - 1;
+      if (threadIdx.x == 0) bounds[0] = 0, bounds[nc + 1] = nc - 1;
       __syncthreads();
       for (int level = 0; level < depths; ++level) {
         for (int n = depth_begin[level] + threadIdx.x; n < depth_begin[level + 1]; n += blockDim.x) {
@@ -109,7 +174,7 @@ __global__ void __launch_bounds__(kSmartThreads) smart_kernel(QuantizeLaunch c) 
     __syncthreads();
   }
   if (threadIdx.x == 0) {  // backtrack (level_dp.cpp backtrack); rows 0 and 1 are all 0
-    int at = d - 1;
+    int at = nc - 1;
     points[intervals] = at;
     for (int k = intervals; k >= 1; --k) {
       at = k >= 2 ? int(arg[int64_t(k) * stride + at]) : 0;
@@ -121,7 +186,7 @@ __global__ void __launch_bounds__(kSmartThreads) smart_kernel(QuantizeLaunch c) 
   __syncthreads();
 
   // 3. Rounding (quant/smart.cpp round_bucket and bucket_variance).
-  const uint64_t stream = quant_stream(uint64_t(*c.step));
+  const uint64_t stream = quant_stream(step);
   const float bottom = levels[0], top = levels[count - 1];
   double variance = 0.0;
   for (int i = threadIdx.x; i < d; i += blockDim.x) {
@@ -157,13 +222,14 @@ __global__ void __launch_bounds__(kSmartThreads) smart_kernel(QuantizeLaunch c) 
 }  // namespace
 
 int64_t smart_scratch_floats(int64_t bucket_count, int64_t max_length, int levels) {
-  return (bucket_count * int64_t(levels) * max_length + 1) / 2;  // int16 argmins, max_length per DP row
+  const int64_t order = max_length > kC ? bucket_count * max_length : 0;  // int32 per coordinate
+  return argmin_floats(bucket_count, max_length, levels) + order;
 }
 
 void quantize_smart_buckets(const QuantizeLaunch& c) {
   if (c.bucket_count == 0) return;
   QNN_CHECK(c.bucket_count <= 0x7fffffff, "too many buckets for one grid: ", c.bucket_count);
-  QNN_CHECK(c.max_length <= kC, "smart on the GPU takes buckets of up to ", kC, ", got ", c.max_length);
+  QNN_CHECK(c.max_length <= 0x7fffffff, "smart on the GPU: bucket of ", c.max_length, " too long");
   QNN_CHECK(c.levels >= 2 && c.levels <= kMaxDeviceSmartLevels, "smart on the GPU takes 2..",
             kMaxDeviceSmartLevels, " levels, got ", c.levels);
   QNN_CHECK(c.scratch != nullptr, "smart on the GPU needs its argmin scratch");

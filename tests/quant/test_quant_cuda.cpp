@@ -251,12 +251,13 @@ GPU_TEST_CASE("quant cuda: adaptive schemes (levels refitted on the host)") {
   }
 }
 
-GPU_TEST_CASE("quant cuda: smart on the GPU (buckets <= 512), and through the host (larger buckets)") {
+GPU_TEST_CASE("quant cuda: smart on the GPU (<= 512 candidates), and through the host (more)") {
   // The device kernel (quant/smart_device.cu); tests/quant/test_smart_device.cpp has more.
   check_scheme("smart", options_for(512));
-  // Buckets of 1024 sample their candidates: not supported, the hook goes through the host.
-  CHECK(!DeviceQuantizer::supports(*make_quantizer("smart", options_for(1024))));
-  check_scheme_hook("smart", options_for(1024), Flattening::network_wide);
+  check_scheme("smart", options_for(1000));  // sampled candidates (512 of each full bucket)
+  // Buckets of 51200 sample 2560 candidates: not supported, the hook goes through the host.
+  CHECK(!DeviceQuantizer::supports(*make_quantizer("smart", options_for(51200))));
+  check_scheme_hook("smart", options_for(51200), Flattening::network_wide);
 }
 
 GPU_TEST_CASE("quant cuda: emulated workers average on the GPU as on the CPU") {

@@ -8,6 +8,7 @@
 #include <doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "quant/level_dp.h"
 #include "quant/quantizer.h"
 #include "quant/rounding.h"
+#include "quant/smart.h"
 #include "quant/smart_fit.h"
 #include "quant/std_sort_replica.h"
 #include "tensor/cuda_graph.h"
@@ -60,10 +62,44 @@ struct HostKernelFit {
   std::vector<int> arg;  // (levels) rows of d argmins; rows 0 and 1 zero
 };
 
-HostKernelFit host_kernel_fit(const float* x, int d, int count) {
+// The kernel's candidates of one bucket (smart_device.cu steps 0 and 1), on the host.
+std::vector<float> host_kernel_candidates(const float* x, int d, uint64_t key, double fraction, uint64_t seed,
+                                          uint64_t step) {
+  int64_t wanted = int64_t(std::floor(fraction * double(d)));
+  wanted = std::max<int64_t>(wanted, smart_fit::kMaxCandidates);
+  const int nc = int(std::min<int64_t>(wanted, d));
+  std::vector<float> v(x, x + nc);
+  if (nc < d) {
+    std::vector<int> order(d), pick(nc);
+    for (int i = 0; i < d; ++i) order[i] = i;
+    for (int r = 0; r < nc; ++r) {
+      const Philox4 word = random_words(seed, smart_sample_stream(step), key + uint64_t(r));
+      const uint64_t bits = (uint64_t(word.v[0]) << 32) | word.v[1];
+      pick[r] = r + int(bits % uint64_t(d - r));
+    }
+    for (int r = 0; r < nc; ++r) {
+      std::swap(order[r], order[pick[r]]);
+      v[r] = x[order[r]];
+    }
+  }
+  std_sort_replica::sort(v.data(), nc);
+  if (nc < d) {
+    float lo = x[0], hi = x[0];
+    for (int i = 0; i < d; ++i) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]);
+    int first_min = d, last_max = -1;
+    for (int i = 0; i < d; ++i) {
+      if (x[i] == lo) first_min = std::min(first_min, i);
+      if (x[i] == hi) last_max = std::max(last_max, i);
+    }
+    v.front() = x[first_min], v.back() = x[last_max];
+  }
+  return v;
+}
+
+HostKernelFit host_kernel_fit_sorted(std::vector<float> sorted, int count) {
   HostKernelFit f;
-  f.sorted.assign(x, x + d);
-  std_sort_replica::sort(f.sorted.data(), d);
+  f.sorted = std::move(sorted);
+  const int d = int(f.sorted.size());
   f.a.resize(d), f.s.resize(d + 1), f.ss.resize(d + 1), f.base.assign(d, 0.0), f.dp.resize(d);
   std::vector<int> left(d), right(d), mid(d), bounds(d + 2), depth_begin(smart_fit::kMaxDepths);
   const int intervals = count - 1;
@@ -96,6 +132,12 @@ HostKernelFit host_kernel_fit(const float* x, int d, int count) {
     f.levels[k - 1] = f.sorted[at];
   }
   return f;
+}
+
+HostKernelFit host_kernel_fit(const float* x, int d, int count) {
+  std::vector<float> sorted(x, x + d);
+  std_sort_replica::sort(sorted.data(), d);
+  return host_kernel_fit_sorted(std::move(sorted), count);
 }
 
 std::vector<float> host_kernel_levels(const float* x, int d, int count) { return host_kernel_fit(x, d, count).levels; }
@@ -189,6 +231,49 @@ TEST_CASE("smart device algorithm, run on the host, equals the CPU quantizer bit
   }
 }
 
+TEST_CASE("smart device algorithm with sampled candidates, on the host, equals the CPU bit for bit") {
+  // Buckets over 512 (c = max(floor(0.05 d), 512) < d): the kernel's sampling, sort, endpoints and
+  // fit against smart_candidates, bucket_levels and decode(encode(g)).
+  for (int64_t bucket : {int64_t(1000), int64_t(10240)}) {
+    for (int levels : {4, 16}) {
+      QuantizerOptions o;
+      o.bucket_size = bucket, o.levels = levels;
+      const auto q = make_quantizer("smart", o);
+      for (int64_t n : {bucket, 2 * bucket + 700, int64_t(600)}) {
+        for (int variant : {0, 1, 2}) {  // no -0; -0 and +0; all >= 0 with both zeros (min is a zero)
+          const bool mixed = variant > 0;
+          std::vector<float> g = smart_gradient(n, 900 + uint64_t(n) + uint64_t(levels), mixed);
+          if (variant == 2)
+            for (float& x : g) x = bits(x) == 0x80000000u ? x : std::fabs(x);
+          for (uint64_t step : {0ull, 13ull}) {
+            INFO("bucket ", bucket, " levels ", levels, " n ", n, " variant ", variant, " step ", step);
+            const std::vector<std::vector<float>> cpu_levels = q->bucket_levels(g.data(), n, 9, step);
+            std::vector<float> cpu = g;
+            q->quantize(cpu.data(), n, 9, step);
+            std::vector<float> host = g;
+            for (int64_t start = 0, b = 0; start < n; start += bucket, ++b) {
+              const int d = int(std::min<int64_t>(bucket, n - start));
+              const std::vector<float> cand =
+                  host_kernel_candidates(g.data() + start, d, uint64_t(start), o.sample_fraction, 9, step);
+              const std::vector<float> expected = smart_candidates(g.data() + start, d, start, o.sample_fraction, 9, step);
+              REQUIRE(cand.size() == expected.size());
+              int64_t differ = 0;
+              for (size_t i = 0; i < cand.size(); ++i) differ += bits(cand[i]) != bits(expected[i]);
+              CHECK(differ == 0);
+              const std::vector<float> lv = host_kernel_fit_sorted(cand, levels).levels;
+              for (int k = 0; k < levels; ++k) CHECK(bits(lv[k]) == bits(cpu_levels[size_t(b)][k]));
+              host_kernel_round(lv, host.data() + start, d, uint64_t(start), 9, step);
+            }
+            int64_t differ = 0;
+            for (int64_t i = 0; i < n; ++i) differ += bits(host[i]) != bits(cpu[i]);
+            CHECK(differ == 0);
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("smart device arithmetic equals the CPU level DP's, every intermediate bit for bit") {
   // The CPU DP's scratch after a run: a, S, SS, C, X, Z, the last row's base, dp (in place: row
   // K-1 except dp[c-1] of row K) and every argmin row; the kernel's arithmetic must give the
@@ -224,16 +309,19 @@ TEST_CASE("smart device arithmetic equals the CPU level DP's, every intermediate
   }
 }
 
-TEST_CASE("DeviceQuantizer::supports smart with every value a candidate only") {
+TEST_CASE("DeviceQuantizer::supports smart with at most 512 candidates per bucket") {
   CHECK(DeviceQuantizer::supports(*make_quantizer("smart", smart_options(512, 16))));
   CHECK(DeviceQuantizer::supports(*make_quantizer("smart", smart_options(100, 4))));
-  CHECK(!DeviceQuantizer::supports(*make_quantizer("smart", smart_options(513, 16))));
+  CHECK(DeviceQuantizer::supports(*make_quantizer("smart", smart_options(513, 16))));    // sampled, c = 512
+  CHECK(DeviceQuantizer::supports(*make_quantizer("smart", smart_options(10259, 16))));  // floor(0.05 d) = 512
+  CHECK(!DeviceQuantizer::supports(*make_quantizer("smart", smart_options(10260, 16))));  // 513 candidates
+  CHECK(!DeviceQuantizer::supports(*make_quantizer("smart", smart_options(51200, 16))));
   CHECK(!DeviceQuantizer::supports(*make_quantizer("smart", smart_options(512, 1024))));
 }
 
 GPU_TEST_CASE("smart cuda: decode(encode(g)) bit for bit, variance to 1e-6") {
   for (int levels : {2, 4, 16}) {
-    for (int64_t bucket : {int64_t(512), int64_t(100)}) {
+    for (int64_t bucket : {int64_t(512), int64_t(100), int64_t(1000), int64_t(10240)}) {  // the last two sampled
       const auto q = make_quantizer("smart", smart_options(bucket, levels));
       for (int64_t n : {int64_t(1), int64_t(7), int64_t(512), int64_t(3 * 512 + 77), int64_t(269722)}) {
         if (levels != 16 && n == 269722) continue;
