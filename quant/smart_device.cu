@@ -19,6 +19,8 @@
 // The per-bucket variance is a fixed-order block sum (the CPU sums in coordinate order: equal to
 // rounding, ~1e-15 relative). No allocation, no host synchronisation: graph-capturable. Non-finite
 // gradients, which the CPU rejects, give unspecified results here.
+// Speed was not the aim: thread 0 runs the Fisher-Yates swaps (c dependent global loads), the
+// prefix sums, the node list, the last DP row and, for buckets holding both zeros, the sort.
 #include "quant/device_quantizer.h"
 #include "quant/rounding.h"
 #include "quant/smart.h"
@@ -233,6 +235,10 @@ void quantize_smart_buckets(const QuantizeLaunch& c) {
   QNN_CHECK(c.levels >= 2 && c.levels <= kMaxDeviceSmartLevels, "smart on the GPU takes 2..",
             kMaxDeviceSmartLevels, " levels, got ", c.levels);
   QNN_CHECK(c.scratch != nullptr, "smart on the GPU needs its argmin scratch");
+  // The candidate count grows with d, so the longest bucket's bounds every bucket's.
+  QNN_CHECK(smart_candidate_count(c.max_length, c.sample_fraction) <= kC, "smart on the GPU takes up to ", kC,
+            " candidates per bucket; buckets of ", c.max_length, " at sample_fraction ", c.sample_fraction,
+            " have ", smart_candidate_count(c.max_length, c.sample_fraction));
   smart_kernel<<<unsigned(c.bucket_count), kSmartThreads, size_t(c.levels) * sizeof(float), stream()>>>(c);
   QNN_LAUNCH_CHECK("quantize smart, ", c.bucket_count, " buckets of up to ", c.max_length, ", ", c.levels,
                    " levels");
