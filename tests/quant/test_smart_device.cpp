@@ -1,9 +1,12 @@
 // The smart quantizer on the GPU (quant/smart_device.cu) against the CPU (quant/smart.cpp).
 // CPU tests (these run here): the pieces the kernel shares with the host are checked against the
 // CPU quantizer bit for bit: the replica of std::sort (quant/std_sort_replica.h) against
-// std::sort on arrays full of -0/+0 and ties, and a sequential host run of the kernel's exact
-// algorithm (replica sort, quant/smart_fit.h arithmetic, breadth-first nodes, rounding) against
-// SmartQuantizer's levels and decode(encode(g)). GPU tests (compiled only on a machine without a
+// std::sort (and its heap-sort fallback against std::partial_sort) on arrays full of -0/+0 and
+// ties; the DP's intermediates (a, S, SS, C, X, Z, base, dp, every argmin row) against the CPU
+// DP's scratch; and a sequential host run of the kernel's exact algorithm (sampling, replica
+// sort, endpoints, quant/smart_fit.h arithmetic, breadth-first nodes, rounding) against
+// smart_candidates, SmartQuantizer's levels and decode(encode(g)), buckets of 512 and less
+// (every value a candidate) and of 1000 and 10240 (512 sampled candidates). GPU tests (compiled only on a machine without a
 // GPU): the kernel's output against decode(encode(g)) bit for bit, variance to 1e-6 relative.
 #include <doctest.h>
 
@@ -201,6 +204,20 @@ TEST_CASE("std_sort_replica: the same order as std::sort, bit for bit, -0 and +0
   std::sort(expected.begin(), expected.end());
   std_sort_replica::sort(v.data(), int64_t(v.size()));
   for (size_t i = 0; i < v.size(); ++i) REQUIRE(bits(v[i]) == bits(expected[i]));
+}
+
+TEST_CASE("std_sort_replica: its heap sort is std::partial_sort(first, last, last), bit for bit") {
+  // The introsort's fallback past its depth limit (__partial_sort: make_heap, sort_heap).
+  for (int64_t n : {int64_t(2), int64_t(3), int64_t(17), int64_t(100), int64_t(511), int64_t(512)}) {
+    std::vector<float> v = tie_heavy(n, 300 + uint64_t(n));
+    std::vector<float> expected = v;
+    std::partial_sort(expected.begin(), expected.end(), expected.end());
+    std_sort_replica::heap_sort(v.data(), n);
+    int64_t differ = 0;
+    for (int64_t i = 0; i < n; ++i) differ += bits(v[i]) != bits(expected[i]);
+    INFO("n ", n);
+    CHECK(differ == 0);
+  }
 }
 
 TEST_CASE("smart device algorithm, run on the host, equals the CPU quantizer bit for bit") {
