@@ -3,7 +3,8 @@
 //
 // Per bucket of d values:
 //   1. candidates: c = max(floor(sample_fraction * d), 512) values (all of them if c >= d), drawn
-//      as c distinct indices uniformly at random, sorted, then a_0 := min(bucket) and
+//      as c distinct indices uniformly at random, sorted (in the total order of
+//      quant/float_sort.h: value order, -0 before +0), then a_0 := min(bucket) and
 //      a_{c-1} := max(bucket), so every value lies inside the levels and rounding stays unbiased;
 //   2. levels: the K+1 = `levels` candidates that minimise sum_t (a_t - l)(r - a_t) over the
 //      candidates, by the divide-and-conquer DP of quant/level_dp.h;
@@ -18,7 +19,7 @@
 //
 // Speed: each thread keeps its buffers between buckets; candidates are sorted by a radix sort
 // (quant/float_sort.h) and the DP runs breadth first with a vector inner loop (quant/level_dp.h),
-// both bit-identical to the plain std::sort and depth-first recursion.
+// bit-identical to std::sort by float_total_less and the depth-first recursion.
 //
 // Payload: no scales; `levels` holds K+1 floats per bucket (bucket b at [b(K+1), (b+1)(K+1)));
 // one index of index_bits_for(levels) bits per coordinate.
@@ -38,7 +39,7 @@ QNN_HOST_DEVICE uint64_t smart_sample_stream(uint64_t step) { return (0x534D50ul
 // c = max(floor(sample_fraction * d), 512), capped at d (c >= d means every value is a candidate).
 int64_t smart_candidate_count(int64_t d, double sample_fraction);
 
-// The sorted candidate values of one bucket (values[0..d) starting at flat coordinate `start`),
+// The sorted candidate values (-0 before +0) of one bucket (values[0..d) starting at flat coordinate `start`),
 // endpoints forced to the bucket's min and max.
 std::vector<float> smart_candidates(const float* values, int64_t d, int64_t start,
                                     double sample_fraction, uint64_t seed, uint64_t step);

@@ -5,10 +5,9 @@
 //      random_words(seed, smart_sample_stream(step), key + r) computed in parallel (they do not
 //      depend on the swaps), the swaps by thread 0 on a permutation in global scratch; after
 //      sorting, the endpoints become std::minmax_element's first minimum and last maximum;
-//   1. sort the candidates in shared memory: a rank sort by the order-preserving key (value order,
-//      -0 before +0), which is std::sort's result whenever the bucket does not hold both zeros;
-//      a bucket holding both is sorted by thread 0 with the replica of libstdc++'s std::sort
-//      (quant/std_sort_replica.h), so its zeros land where the CPU's land;
+//   1. sort the candidates in shared memory: a rank sort by the order-preserving key of
+//      quant/float_sort.h (value order, -0 before +0), the CPU's sort_floats order, so the zeros
+//      of a bucket holding both land where the CPU's land;
 //   2. the level DP of quant/level_dp.cpp with the arithmetic of quant/smart_fit.h: prefix sums
 //      by thread 0 in order, then row by row the divide-and-conquer nodes depth by depth (nodes
 //      of one depth in parallel, a barrier between depths), the last row's single full scan, the
@@ -20,12 +19,11 @@
 // rounding, ~1e-15 relative). No allocation, no host synchronisation: graph-capturable. Non-finite
 // gradients, which the CPU rejects, give unspecified results here.
 // Speed was not the aim: thread 0 runs the Fisher-Yates swaps (c dependent global loads), the
-// prefix sums, the node list, the last DP row and, for buckets holding both zeros, the sort.
+// prefix sums, the node list and the last DP row.
 #include "quant/device_quantizer.h"
 #include "quant/rounding.h"
 #include "quant/smart.h"
 #include "quant/smart_fit.h"
-#include "quant/std_sort_replica.h"
 #include "tensor/cuda_runtime.h"
 
 namespace qnn::cuda {
@@ -35,6 +33,7 @@ namespace {
 constexpr int kSmartThreads = 256;
 constexpr int kC = smart_fit::kMaxCandidates;
 
+// quant/float_sort.h float_order_key and float_from_order_key: -0 (0x7FFFFFFF) before +0.
 __device__ uint32_t order_key(float x) {
   const uint32_t b = __float_as_uint(x);
   return b ^ ((b & 0x80000000u) ? 0xFFFFFFFFu : 0x80000000u);
@@ -57,7 +56,7 @@ __global__ void __launch_bounds__(kSmartThreads) smart_kernel(QuantizeLaunch c) 
   __shared__ double a[kC], s[kC + 1], ss[kC + 1], base[kC], dp[kC], reduce[kSmartThreads];
   __shared__ int left[kC], right[kC], mid[kC], bounds[kC + 2], depth_begin[smart_fit::kMaxDepths];
   __shared__ int pick[kC];
-  __shared__ int depths, negative_zero, positive_zero, first_min, last_max;
+  __shared__ int depths, first_min, last_max;
   __shared__ int points[kMaxDeviceSmartLevels];  // the K + 1 = c.levels chosen candidate indices
   const DeviceBucket b = c.buckets[blockIdx.x];
   float* g = c.grad + b.begin;
@@ -94,24 +93,16 @@ __global__ void __launch_bounds__(kSmartThreads) smart_kernel(QuantizeLaunch c) 
       }
     }
   }
-  if (threadIdx.x == 0) negative_zero = positive_zero = 0, first_min = d, last_max = -1;
+  if (threadIdx.x == 0) first_min = d, last_max = -1;
   __syncthreads();
+  for (int i = threadIdx.x; i < nc; i += blockDim.x) key[i] = order_key(sorted[i]);
+  __syncthreads();
+  // Rank by (key, position): the key order, in which equal keys are equal bits (-0 before +0).
   for (int i = threadIdx.x; i < nc; i += blockDim.x) {
-    const float x = sorted[i];
-    key[i] = order_key(x);
-    if (__float_as_uint(x) == 0x80000000u) negative_zero = 1;
-    if (__float_as_uint(x) == 0u) positive_zero = 1;
-  }
-  __syncthreads();
-  if (negative_zero && positive_zero) {  // std::sort's own arrangement of the zeros
-    if (threadIdx.x == 0) std_sort_replica::sort(sorted, nc);
-  } else {  // rank by (key, position): value order, the only order equal floats can have
-    for (int i = threadIdx.x; i < nc; i += blockDim.x) {
-      const uint32_t k = key[i];
-      int rank = 0;
-      for (int j = 0; j < nc; ++j) rank += key[j] < k || (key[j] == k && j < i);
-      sorted[rank] = from_order_key(k);
-    }
+    const uint32_t k = key[i];
+    int rank = 0;
+    for (int j = 0; j < nc; ++j) rank += key[j] < k || (key[j] == k && j < i);
+    sorted[rank] = from_order_key(k);
   }
   __syncthreads();  // the sorted candidates, published
   if (nc < d) {  // endpoints forced to std::minmax_element's: the first minimum, the last maximum

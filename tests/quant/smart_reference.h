@@ -4,8 +4,12 @@
 // reproduce it bit for bit (tests/quant/test_smart_pinned.cpp): same expressions, same order,
 // so the compiler turns them into the same floating-point operations on both sides.
 // Slow and plain on purpose; not for production use.
+// One deliberate change since it was frozen: candidates sort by candidate_less, the total order of
+// quant/float_sort.h (-0 before +0), where they sorted by std::sort's operator<, which leaves the
+// order of -0 and +0 to the library. Only buckets holding both zeros can differ, in zero signs.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <numeric>
@@ -91,13 +95,16 @@ inline std::pair<std::vector<int64_t>, double> level_points(const float* sorted,
   return {index, cost};
 }
 
+// The candidates' order: value order, -0 before +0 (the deliberate change; was operator<).
+inline bool candidate_less(float x, float y) { return x < y || (x == y && std::signbit(x) && !std::signbit(y)); }
+
 inline std::vector<float> candidates(const float* values, int64_t d, int64_t start, double fraction, uint64_t seed,
                                      uint64_t step) {
   const int64_t c = smart_candidate_count(d, fraction);
   std::vector<float> a(size_t(c), 0.0f);
   if (c == d) {
     std::copy(values, values + d, a.begin());
-    std::sort(a.begin(), a.end());
+    std::sort(a.begin(), a.end(), candidate_less);
     return a;
   }
   std::vector<int32_t> order(static_cast<size_t>(d));
@@ -110,7 +117,7 @@ inline std::vector<float> candidates(const float* values, int64_t d, int64_t sta
     std::swap(order[size_t(r)], order[size_t(pick)]);
     a[size_t(r)] = values[order[size_t(r)]];
   }
-  std::sort(a.begin(), a.end());
+  std::sort(a.begin(), a.end(), candidate_less);
   const auto [lo, hi] = std::minmax_element(values, values + d);
   a.front() = *lo;
   a.back() = *hi;

@@ -1,10 +1,9 @@
 // The smart quantizer on the GPU (quant/smart_device.cu) against the CPU (quant/smart.cpp).
 // CPU tests (these run here): the pieces the kernel shares with the host are checked against the
-// CPU quantizer bit for bit: the replica of std::sort (quant/std_sort_replica.h) against
-// std::sort (and its heap-sort fallback against std::partial_sort) on arrays full of -0/+0 and
-// ties; the DP's intermediates (a, S, SS, C, X, Z, base, dp, every argmin row) against the CPU
-// DP's scratch; and a sequential host run of the kernel's exact algorithm (sampling, replica
-// sort, endpoints, quant/smart_fit.h arithmetic, breadth-first nodes, rounding) against
+// CPU quantizer bit for bit: the kernel's rank sort by the key of quant/float_sort.h (-0 before
+// +0), run on the host, against sort_floats on arrays full of -0/+0 and ties; the DP's
+// intermediates (a, S, SS, C, X, Z, base, dp, every argmin row) against the CPU DP's scratch; and
+// a sequential host run of the kernel's exact algorithm (sampling, rank sort, endpoints, quant/smart_fit.h arithmetic, breadth-first nodes, rounding) against
 // smart_candidates, SmartQuantizer's levels and decode(encode(g)), buckets of 512 and less
 // (every value a candidate) and of 1000 and 10240 (512 sampled candidates). GPU tests (compiled only on a machine without a
 // GPU): the kernel's output against decode(encode(g)) bit for bit, variance to 1e-6 relative.
@@ -21,7 +20,7 @@
 #include "quant/rounding.h"
 #include "quant/smart.h"
 #include "quant/smart_fit.h"
-#include "quant/std_sort_replica.h"
+#include "quant/float_sort.h"
 #include "tensor/cuda_graph.h"
 #include "tensor/tensor.h"
 #include "tests/gpu.h"
@@ -43,6 +42,18 @@ std::vector<float> tie_heavy(int64_t n, uint64_t seed) {
   std::vector<float> v(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) v[i] = pool[int(u[i] * 8) & 7];
   return v;
+}
+
+// The kernel's sort (smart_device.cu step 1) on the host: each value placed at its rank by
+// (order key, position), so in the key order of quant/float_sort.h, -0 before +0.
+void host_rank_sort(float* v, int n) {
+  std::vector<uint32_t> key(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) key[size_t(i)] = float_order_key(v[i]);
+  for (int i = 0; i < n; ++i) {
+    int rank = 0;
+    for (int j = 0; j < n; ++j) rank += key[size_t(j)] < key[size_t(i)] || (key[size_t(j)] == key[size_t(i)] && j < i);
+    v[rank] = float_from_order_key(key[size_t(i)]);
+  }
 }
 
 // A gradient for smart: normal values, exact zeros of both signs, repeated values.
@@ -85,7 +96,7 @@ std::vector<float> host_kernel_candidates(const float* x, int d, uint64_t key, d
       v[r] = x[order[r]];
     }
   }
-  std_sort_replica::sort(v.data(), nc);
+  host_rank_sort(v.data(), nc);
   if (nc < d) {
     float lo = x[0], hi = x[0];
     for (int i = 0; i < d; ++i) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]);
@@ -139,7 +150,7 @@ HostKernelFit host_kernel_fit_sorted(std::vector<float> sorted, int count) {
 
 HostKernelFit host_kernel_fit(const float* x, int d, int count) {
   std::vector<float> sorted(x, x + d);
-  std_sort_replica::sort(sorted.data(), d);
+  host_rank_sort(sorted.data(), d);
   return host_kernel_fit_sorted(std::move(sorted), count);
 }
 
@@ -184,39 +195,21 @@ QuantizerOptions smart_options(int64_t bucket, int levels) {
 
 }  // namespace
 
-TEST_CASE("std_sort_replica: the same order as std::sort, bit for bit, -0 and +0 included") {
-  for (int64_t n = 0; n <= 600; n += (n < 80 ? 1 : 37)) {
+TEST_CASE("smart device sort, run on the host: sort_floats's order bit for bit, -0 before +0") {
+  std::vector<uint32_t> keys;
+  for (int64_t n = 0; n <= 512; n += (n < 80 ? 1 : 37)) {
     for (uint64_t seed : {1ull, 2ull}) {
       std::vector<float> v = seed == 1 ? tie_heavy(n, 100 + uint64_t(n)) : smart_gradient(n, 7 + uint64_t(n), true);
       std::vector<float> expected = v;
-      std::sort(expected.begin(), expected.end());
-      std_sort_replica::sort(v.data(), n);
+      sort_floats(expected.data(), n, keys);
+      host_rank_sort(v.data(), int(n));
       INFO("n ", n, " seed ", seed);
-      int64_t differ = 0;
+      int64_t differ = 0, zeros_out_of_order = 0;
       for (int64_t i = 0; i < n; ++i) differ += bits(v[i]) != bits(expected[i]);
+      for (int64_t i = 1; i < n; ++i) zeros_out_of_order += bits(v[i - 1]) == 0u && bits(v[i]) == 0x80000000u;
       CHECK(differ == 0);
+      CHECK(zeros_out_of_order == 0);
     }
-  }
-  // Sorted and reversed runs with zeros (the partition's worst shapes).
-  std::vector<float> v;
-  for (int i = 0; i < 513; ++i) v.push_back(i % 3 == 0 ? -0.0f : (i % 3 == 1 ? 0.0f : float(512 - i)));
-  std::vector<float> expected = v;
-  std::sort(expected.begin(), expected.end());
-  std_sort_replica::sort(v.data(), int64_t(v.size()));
-  for (size_t i = 0; i < v.size(); ++i) REQUIRE(bits(v[i]) == bits(expected[i]));
-}
-
-TEST_CASE("std_sort_replica: its heap sort is std::partial_sort(first, last, last), bit for bit") {
-  // The introsort's fallback past its depth limit (__partial_sort: make_heap, sort_heap).
-  for (int64_t n : {int64_t(2), int64_t(3), int64_t(17), int64_t(100), int64_t(511), int64_t(512)}) {
-    std::vector<float> v = tie_heavy(n, 300 + uint64_t(n));
-    std::vector<float> expected = v;
-    std::partial_sort(expected.begin(), expected.end(), expected.end());
-    std_sort_replica::heap_sort(v.data(), n);
-    int64_t differ = 0;
-    for (int64_t i = 0; i < n; ++i) differ += bits(v[i]) != bits(expected[i]);
-    INFO("n ", n);
-    CHECK(differ == 0);
   }
 }
 
@@ -302,7 +295,8 @@ TEST_CASE("smart device arithmetic equals the CPU level DP's, every intermediate
         INFO("levels ", levels, " d ", d, " mixed ", mixed);
         const HostKernelFit f = host_kernel_fit(g.data(), d, levels);
         std::vector<float> sorted = g;
-        std::sort(sorted.begin(), sorted.end());
+        std::vector<uint32_t> keys;
+        sort_floats(sorted.data(), d, keys);  // the CPU quantizer's order
         LevelDpScratch w;
         std::vector<int64_t> index(static_cast<size_t>(levels));
         optimal_level_points_into(sorted.data(), d, levels - 1, w, index.data());

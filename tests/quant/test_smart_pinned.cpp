@@ -3,7 +3,11 @@
 // must be bit-identical for the same (seed, step), at bucket 512 (every value a candidate), at
 // bucket 51200 (sampled candidates), on inputs with ties and signed zeros, on 1 and 2 threads.
 // The FNV-1a hashes below were recorded from the code before the speed-up (x86-64, g++ -O3
-// -march=native); they pin the frozen copy itself.
+// -march=native); they pin the frozen copy itself. Two were re-recorded when candidates began to
+// sort in our own total order (-0 before +0, quant/float_sort.h) instead of std::sort's
+// library-defined arrangement of -0 and +0: cases 2 and 5 (kind 1, buckets holding both zeros),
+// where 6 and 3 levels that are zeros changed sign; their indices, decoded values (as numbers) and
+// variance are unchanged. Case 3 (also kind 1) kept its hash: its zero levels kept their signs.
 #include <doctest.h>
 
 #include <cmath>
@@ -100,8 +104,10 @@ const Case kCases[] = {
 }  // namespace
 
 TEST_CASE("smart pinned: the frozen copy still gives the recorded results") {
-  const uint64_t recorded[] = {15037325668855298468ull, 1589463086528870679ull, 10520924820377938017ull,
-                               8370708177277113702ull,  4086333162055189384ull, 1336290046041670407ull,
+  const uint64_t recorded[] = {15037325668855298468ull, 1589463086528870679ull,
+                               9299722787782675809ull,  // re-recorded: -0 before +0
+                               8370708177277113702ull,  4086333162055189384ull,
+                               7465638127698569607ull,  // re-recorded: -0 before +0
                                13756926369233520830ull, 4655961257335181091ull};
   for (size_t k = 0; k < sizeof(kCases) / sizeof(kCases[0]); ++k) {
     const Case& c = kCases[k];
