@@ -13,6 +13,8 @@ steps=${1:-200}; shift || true
 batches=${*:-128 512}
 py=${PYTHON:-python3}
 rate() { sed -E 's/.*: ([0-9.]+) images\/s.*/\1/'; }
+probe=$(./build/bench/train_step --device cuda --steps 0 --warmup 0)
+case "$probe" in *skipped*) echo "bench/gpu.sh: $probe"; exit 0 ;; esac
 for b in $batches; do
   echo "== ResNet-20, batch $b, $steps timed steps"
   q=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5)
