@@ -176,7 +176,8 @@ class Trainer {
       accumulate_metrics(logits.value(), labels, loss.value(), metrics_.sums);
       sgd_.zero_grad();
       loss.backward();
-      worker_grads_[w] = flat.grads().clone();
+      if (!worker_grads_[w].defined()) worker_grads_[w] = Tensor(flat.grads().shape(), flat.grads().device());
+      worker_grads_[w].copy_from(flat.grads());  // the same buffers every step
     }
     average_worker_gradients(flat, count);
     sgd_.step();
@@ -189,9 +190,10 @@ class Trainer {
       hook_->quantize_and_average(grads, flat.grads());
       return;
     }
-    Tensor sum = worker_grads_[0].clone();
-    for (int w = 1; w < count; ++w) add_into(sum, worker_grads_[w]);
-    flat.grads().copy_from(scale(sum, 1.0f / float(count)));
+    Tensor& mean = flat.grads();
+    mean.copy_from(worker_grads_[0]);
+    for (int w = 1; w < count; ++w) add_into(mean, worker_grads_[w]);
+    if (count > 1) mean.copy_from(scale(mean, 1.0f / float(count)));
   }
 
   Module& model_;

@@ -10,11 +10,11 @@
 // unchanged. On a CPU build without FMA (PORTABLE=1 on an old target) every multiply and add is
 // rounded separately instead; the CPU tells the GPU kernel which form it uses (kFma), and the
 // kernel uses __fmaf_rn or __fmul_rn/__fadd_rn accordingly (intrinsics nvcc never re-contracts),
-// so GPU and CPU agree bit for bit in either build.
+// so GPU and CPU agree bit for bit in either build (the operations come from tensor/exact_math.h).
 #pragma once
 #include <cmath>
 
-#include "tensor/random.h"  // QNN_HOST_DEVICE
+#include "tensor/exact_math.h"
 
 namespace qnn {
 
@@ -25,23 +25,10 @@ struct SGDCoefficients {
   bool first = false;  // first step: the momentum buffer is set to d, not blended
 };
 
-template <bool kFma>
-QNN_HOST_DEVICE float sgd_mul(float a, float b) {
-#ifdef __CUDA_ARCH__
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-
-// a * b + c: one rounding when kFma, two otherwise.
+// a * b + c: one rounding when kFma, two otherwise (tensor/exact_math.h).
 template <bool kFma>
 QNN_HOST_DEVICE float sgd_mul_add(float a, float b, float c) {
-#ifdef __CUDA_ARCH__
-  return kFma ? __fmaf_rn(a, b, c) : __fadd_rn(__fmul_rn(a, b), c);
-#else
-  return kFma ? std::fma(a, b, c) : a * b + c;
-#endif
+  return kFma ? fma_rn(a, b, c) : add_rn(mul_rn(a, b), c);
 }
 
 // Plain SGD (no momentum): returns the new parameter.
@@ -55,7 +42,7 @@ QNN_HOST_DEVICE float sgd_plain(float p, float g, float lr, float weight_decay) 
 template <bool kFma>
 QNN_HOST_DEVICE float sgd_momentum(float p, float g, float& b, float lr, const SGDCoefficients& c) {
   const float d = sgd_mul_add<kFma>(c.weight_decay, p, g);
-  const float buffer = c.first ? d : sgd_mul_add<kFma>(c.momentum, b, sgd_mul<kFma>(c.keep, d));
+  const float buffer = c.first ? d : sgd_mul_add<kFma>(c.momentum, b, mul_rn(c.keep, d));
   b = buffer;
   const float x = c.nesterov ? sgd_mul_add<kFma>(c.momentum, buffer, d) : buffer;
   return sgd_mul_add<kFma>(-lr, x, p);

@@ -65,7 +65,7 @@ __global__ void __launch_bounds__(kSmartThreads) smart_kernel(QuantizeLaunch c) 
   const int64_t stride = argmin_row(c.max_length);
   int16_t* arg = reinterpret_cast<int16_t*>(c.scratch) + int64_t(blockIdx.x) * int64_t(count) * stride;
   // The candidate count of quant/smart.cpp smart_candidate_count: min(max(floor(P d), 512), d).
-  int64_t wanted = int64_t(floor(__dmul_rn(c.sample_fraction, double(d))));
+  int64_t wanted = int64_t(floor(mul_rn(c.sample_fraction, double(d))));
   wanted = wanted > kC ? wanted : kC;
   const int nc = int(wanted < d ? wanted : d);  // <= kC (DeviceQuantizer::supports)
   const uint64_t step = uint64_t(*c.step);
@@ -199,7 +199,7 @@ __global__ void __launch_bounds__(kSmartThreads) smart_kernel(QuantizeLaunch c) 
     index = r <= bottom ? 0 : index;
     g[i] = levels[index];
     if (r > bottom && r < top)
-      variance += __dmul_rn(__dsub_rn(double(r), double(low)), __dsub_rn(double(high), double(r)));
+      variance += mul_rn(sub_rn(double(r), double(low)), sub_rn(double(high), double(r)));
   }
   if (c.bucket_variance) {
     reduce[threadIdx.x] = variance;

@@ -11,10 +11,9 @@
 //   C_j = fma(j, a_j, -S_j);   X_M = fma(-(M+1), a_M, S_M+1);   Z_M = fma(a_M, S_M+1, -SS_M+1)
 //   base_j = fma(-a_j, S_j, dp_j) + SS_j
 //   v_j = fma(C_j, a_M, fma(a_j, X_M, base_j)),  first strict minimum;   dp_M = low + Z_M
-// Here every fused step is an explicit fma and every other product or sum goes through
-// dmul/dadd/dsub, which on the device are __dmul_rn/__dadd_rn/__dsub_rn (never contracted by
-// nvcc) and on the host plain operators whose results only feed an fma or a final subtraction
-// (nothing left for g++ to contract).
+// Here every fused step is an explicit fma_rn and every other product or sum goes through
+// mul_rn/add_rn/sub_rn (tensor/exact_math.h: intrinsics nvcc never contracts on the device,
+// plain operators on the host whose results only feed an fma or a final subtraction).
 //
 // The divide-and-conquer nodes are built breadth first as in level_dp.cpp's build_nodes; each
 // node scans exactly the range the CPU's scan does, so the argmins are the CPU's.
@@ -22,63 +21,34 @@
 #include <cmath>
 #include <cstdint>
 
-#include "tensor/random.h"  // QNN_HOST_DEVICE
+#include "tensor/exact_math.h"
 
 namespace qnn::smart_fit {
 
 constexpr int kMaxCandidates = 512;  // the device kernel's limit (shared-memory arrays)
 constexpr int kMaxDepths = 16;       // depth_begin entries: log2(512) + 2 suffice
 
-QNN_HOST_DEVICE double dmul(double a, double b) {
-#ifdef __CUDA_ARCH__
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-QNN_HOST_DEVICE double dadd(double a, double b) {
-#ifdef __CUDA_ARCH__
-  return __dadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-QNN_HOST_DEVICE double dsub(double a, double b) {
-#ifdef __CUDA_ARCH__
-  return __dsub_rn(a, b);
-#else
-  return a - b;
-#endif
-}
-QNN_HOST_DEVICE double dfma(double a, double b, double c) {
-#ifdef __CUDA_ARCH__
-  return __fma_rn(a, b, c);
-#else
-  return std::fma(a, b, c);
-#endif
-}
-
 QNN_HOST_DEVICE double shift_of(const float* sorted, int count) {
-  return dmul(0.5, dadd(double(sorted[0]), double(sorted[count - 1])));
+  return mul_rn(0.5, add_rn(double(sorted[0]), double(sorted[count - 1])));
 }
 
 // err(i, j) (quant/level_dp.h interval_cost, as compiled).
 QNN_HOST_DEVICE double interval_cost(const double* a, const double* s, const double* ss, int i, int j) {
   const double ai = a[i], aj = a[j];
-  const double p = dmul(-double(j - i + 1), ai);
-  const double q = dmul(dadd(ai, aj), dsub(s[j + 1], s[i]));
-  return dsub(dfma(p, aj, q), dsub(ss[j + 1], ss[i]));
+  const double p = mul_rn(-double(j - i + 1), ai);
+  const double q = mul_rn(add_rn(ai, aj), sub_rn(s[j + 1], s[i]));
+  return sub_rn(fma_rn(p, aj, q), sub_rn(ss[j + 1], ss[i]));
 }
 
-QNN_HOST_DEVICE double coefficient_c(const double* a, const double* s, int j) { return dfma(double(j), a[j], -s[j]); }
+QNN_HOST_DEVICE double coefficient_c(const double* a, const double* s, int j) { return fma_rn(double(j), a[j], -s[j]); }
 QNN_HOST_DEVICE double coefficient_x(const double* a, const double* s, int m) {
-  return dfma(-double(m + 1), a[m], s[m + 1]);
+  return fma_rn(-double(m + 1), a[m], s[m + 1]);
 }
 QNN_HOST_DEVICE double coefficient_z(const double* a, const double* s, const double* ss, int m) {
-  return dfma(a[m], s[m + 1], -ss[m + 1]);
+  return fma_rn(a[m], s[m + 1], -ss[m + 1]);
 }
 QNN_HOST_DEVICE double row_base(const double* a, const double* s, const double* ss, const double* dp, int j) {
-  return dadd(dfma(-a[j], s[j], dp[j]), ss[j]);
+  return add_rn(fma_rn(-a[j], s[j], dp[j]), ss[j]);
 }
 
 // dp_M for row M over j in [first, last] and its smallest argmin (level_dp::scan_*).
@@ -88,11 +58,11 @@ QNN_HOST_DEVICE double scan(const double* a, const double* s, const double* ss, 
   double low = HUGE_VAL;
   int best = first;
   for (int j = first; j <= last; ++j) {
-    const double v = dfma(coefficient_c(a, s, j), am, dfma(a[j], xm, base[j]));
+    const double v = fma_rn(coefficient_c(a, s, j), am, fma_rn(a[j], xm, base[j]));
     if (v < low) low = v, best = j;
   }
   *best_j = best;
-  return dadd(low, coefficient_z(a, s, ss, m));
+  return add_rn(low, coefficient_z(a, s, ss, m));
 }
 
 // The breadth-first divide-and-conquer nodes of `count` rows (level_dp.cpp build_nodes): node n
@@ -124,9 +94,9 @@ QNN_HOST_DEVICE void prefix_sums(const float* sorted, int count, double* a, doub
   const double shift = shift_of(sorted, count);
   s[0] = ss[0] = 0.0;
   for (int t = 0; t < count; ++t) {
-    a[t] = dsub(double(sorted[t]), shift);
-    s[t + 1] = dadd(s[t], a[t]);
-    ss[t + 1] = dfma(a[t], a[t], ss[t]);
+    a[t] = sub_rn(double(sorted[t]), shift);
+    s[t + 1] = add_rn(s[t], a[t]);
+    ss[t + 1] = fma_rn(a[t], a[t], ss[t]);
   }
 }
 

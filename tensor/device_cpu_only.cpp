@@ -1,9 +1,11 @@
-// The device runtime of a CPU-only build (tensor/device.h): no GPU is ever usable, and asking
+// The device runtime of a CPU-only build (tensor/device.h, and the allocator, graph and timer
+// entry points of tensor/allocator.h, cuda_graph.h, stream_timer.h): no GPU is ever usable, and asking
 // for GPU memory is an error that says how to get a CUDA build. A CUDA build compiles this file
 // to nothing and uses tensor/device.cu and tensor/allocator.cu instead.
 #ifndef QNN_CUDA
 #include "tensor/allocator.h"
 #include "tensor/cuda_graph.h"
+#include "tensor/stream_timer.h"
 #include "tensor/device.h"
 
 namespace qnn {
@@ -44,6 +46,8 @@ void cuda_graph_pool_capture(bool) {}
 CudaGraph::~CudaGraph() {}
 void CudaGraph::reset() {}
 void CudaGraph::capture(const std::function<void()>&) { throw Error(str("[CudaGraph::capture] ", kNoCuda)); }
+double stream_time_ms(const std::function<void()>&, int, int) { throw Error(str("[stream_time_ms] ", kNoCuda)); }
+
 void CudaGraph::replay() { throw Error(str("[CudaGraph::replay] ", kNoCuda)); }
 
 }  // namespace qnn
