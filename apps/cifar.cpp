@@ -27,18 +27,6 @@ using namespace qnn;
 
 namespace {
 
-std::vector<std::string> split_commas(const std::string& text) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (!text.empty()) {
-    const size_t comma = text.find(',', start);
-    out.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return out;
-}
-
 std::vector<int64_t> parse_milestones(const std::string& text, const Flags& flags) {
   std::vector<int64_t> out;
   for (const std::string& item : split_commas(text)) {

@@ -16,6 +16,20 @@
 
 namespace qnn {
 
+// A flag value such as "81,122,164" split at its commas ("" gives none; empty items are kept,
+// so that the caller can reject them).
+inline std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (!text.empty()) {
+    const size_t comma = text.find(',', start);
+    out.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
 class Flags {
  public:
   Flags(std::string program, std::string description)

@@ -6,22 +6,79 @@
 // an eager step (like PyTorch's max_memory_allocated) and all memory held (like
 // max_memory_reserved; with a graph this includes the graph's private pool). bench/cpu.sh and bench/gpu.sh
 // run it beside PyTorch.
+//
+// --quant A,B,...: what the gradient quantization hook costs inside the training step. Each
+// round times the unquantized step, then the step with each scheme's hook on the flat gradient,
+// configured as ./apps/cifar configures it (network-wide buckets, variance recorded); the rounds
+// alternate so that the machine's drift reaches every configuration alike. Per scheme it prints
+// the best (and median) over the rounds of: on the CPU, the time spent in the hook per step
+// (a clock around its apply() inside the step) and its share of the step without it; on the GPU,
+// where apply() only enqueues work (and a graph replays it), the step's time less the
+// unquantized step's. Both also print the quantized step's time; on the CPU the difference of
+// two steps is within the machine's noise (several ms), hence the clock.
 //   build/bench/train_step [--device cpu|cuda] [--arch resnet20] [--batch-size 128] [--steps 20]
 //                          [--warmup 3] [--no-graph] [--no-cudnn]
+//                          [--quant LIST [--bucket-size 512] [--quant-levels 16] [--rounds 3]]
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "apps/flags.h"
 #include "apps/training.h"
 #include "nn/init.h"
 #include "nn/resnet.h"
+#include "quant/hook.h"
+#include "quant/quantizer.h"
 #include "tensor/allocator.h"
 #include "tensor/device.h"
 
 using namespace qnn;
 
+namespace {
+
+struct Timing {
+  double ms_per_step = 0;
+  double hook_ms_per_step = 0;  // CPU: time inside the hook's apply()
+  EpochResult result;
+};
+
+// `warmup` untimed steps (the GPU captures its graph there), then `steps` timed ones. `hook_ms`
+// is what the hook's clock adds up (reset here after the warm-up).
+Timing time_steps(Module& model, SGD& sgd, GradientQuantizationHook* hook, double& hook_ms, BatchSource& source,
+                  bool graph, int64_t warmup, int64_t steps) {
+  LRSchedule constant;  // multistep without milestones: lr 0.1 throughout
+  Trainer trainer(model, sgd, constant, hook, 1, graph);
+  trainer.train_epoch(source, 0, 1, warmup);  // ends by reading the metrics: the GPU is idle after
+  hook_ms = 0;
+  const auto start = std::chrono::steady_clock::now();
+  Timing t;
+  t.result = trainer.train_epoch(source, 0, 1, steps);
+  t.ms_per_step = 1000 * std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / steps;
+  t.hook_ms_per_step = hook_ms / steps;
+  return t;
+}
+
+// The best and the median over the rounds of one figure of a Timing.
+double best_of(const std::vector<Timing>& runs, double Timing::*figure) {
+  double best = 1e300;
+  for (const Timing& t : runs) best = std::min(best, t.*figure);
+  return best;
+}
+
+double median_of(const std::vector<Timing>& runs, double Timing::*figure) {
+  std::vector<double> v;
+  for (const Timing& t : runs) v.push_back(t.*figure);
+  std::sort(v.begin(), v.end());
+  const size_t h = v.size() / 2;
+  return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   Flags flags("train_step", "Time ResNet training steps on synthetic 32x32 images.");
@@ -32,7 +89,27 @@ int main(int argc, char** argv) {
   auto& warmup = flags.add_int("--warmup", 3, "untimed steps first (the GPU captures its graph in these)");
   auto& no_graph = flags.add_bool("--no-graph", "GPU: run each step eagerly");
   auto& no_cudnn = flags.add_bool("--no-cudnn", "GPU: convolution through im2col + cuBLAS");
+  auto& quant = flags.add_string("--quant", "", "comma-separated schemes whose hook is timed inside the step, e.g. standard,smart");
+  auto& bucket_size = flags.add_int("--bucket-size", 512, "--quant: bucket size (coordinates)");
+  auto& quant_levels = flags.add_int("--quant-levels", 16, "--quant: levels");
+  auto& rounds = flags.add_int("--rounds", 3, "--quant: rounds over all configurations (best and median reported)");
   flags.parse(argc, argv);
+  if (steps < 1) flags.fail("--steps must be at least 1, got " + std::to_string(steps));
+  if (rounds < 1) flags.fail("--rounds must be at least 1, got " + std::to_string(rounds));
+  const std::vector<std::string> schemes = split_commas(quant);
+  QuantizerOptions quant_options;
+  quant_options.bucket_size = bucket_size;
+  quant_options.levels = static_cast<int>(quant_levels);
+  for (const std::string& name : schemes) {
+    std::unique_ptr<GradientQuantizer> probe;
+    try {
+      probe = make_quantizer(name, quant_options);
+    } catch (const Error& e) {
+      const std::string what = e.what();  // "[make_quantizer] unknown quantizer ..."
+      flags.fail("--quant: " + what.substr(what.find("] ") == std::string::npos ? 0 : what.find("] ") + 2));
+    }
+    if (!probe) flags.fail("--quant: the unquantized step is always timed; list schemes only, got 'none'");
+  }
   if (device != "cpu" && device != "cuda") flags.fail("bad --device '" + device + "'; valid: cpu, cuda");
   const Device dev = device == "cuda" ? Device::CUDA : Device::CPU;
   if (dev == Device::CUDA && !cuda_status().usable) {
@@ -46,27 +123,80 @@ int main(int argc, char** argv) {
     CifarResNet model(cifar_resnet_depth(arch));
     model.to(dev);
     SGD sgd(model.flatten(), {0.1f, 0.9f, 0.0f, 1e-4f, false});
-    LRSchedule constant;  // multistep without milestones: lr 0.1 throughout
-    Trainer trainer(model, sgd, constant, nullptr, 1, !no_graph);
     std::vector<int32_t> labels(batch);
     for (int64_t i = 0; i < batch; ++i) labels[i] = static_cast<int32_t>(i % 10);
     FixedSource source(Tensor::normal({batch, 3, 32, 32}, 0, 1, 1).to(dev), label_tensor(labels, dev));
-    trainer.train_epoch(source, 0, 1, warmup);  // ends by reading the metrics: the GPU is idle after
-    const auto start = std::chrono::steady_clock::now();
-    const EpochResult r = trainer.train_epoch(source, 0, 1, steps);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double rate = batch * steps / seconds;
+
+    // Round by round: the unquantized step (configuration 0), then each scheme's.
+    const size_t configurations = 1 + schemes.size();
+    const int64_t repeats = schemes.empty() ? 1 : rounds;
+    std::vector<std::vector<Timing>> runs(configurations);
+    FlatParameters& flat = model.flatten();
+    double hook_ms = 0;
+    for (int64_t round = 0; round < repeats; ++round) {
+      for (size_t c = 0; c < configurations; ++c) {
+        std::unique_ptr<GradientQuantizationHook> hook;
+        if (c > 0) {
+          HookOptions options;
+          options.record_variance = true;  // as ./apps/cifar does
+          hook = std::make_unique<GradientQuantizationHook>(make_quantizer(schemes[c - 1], quant_options), options);
+          if (dev == Device::CUDA) {
+            hook->install(flat);
+          } else {  // what install() does, with a clock around apply()
+            std::vector<int64_t> sizes;
+            for (const Variable& p : flat.leaves()) sizes.push_back(p.numel());
+            hook->set_layer_sizes(sizes);
+            GradientQuantizationHook* h = hook.get();
+            flat.add_grad_hook([h, &hook_ms](Tensor& grad) {
+              const auto start = std::chrono::steady_clock::now();
+              h->apply(grad);
+              hook_ms += 1000 * std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            });
+          }
+        }
+        runs[c].push_back(time_steps(model, sgd, hook.get(), hook_ms, source, !no_graph, warmup, steps));
+        flat.clear_grad_hooks();
+      }
+    }
+    const auto step_ms = &Timing::ms_per_step, in_hook_ms = &Timing::hook_ms_per_step;
+
+    // The step without the hook. On the CPU every run measures it (its step less the time in its
+    // hook), so the best of all of them is taken: the unquantized runs alone are too few against
+    // the machine's drift. On the GPU only the unquantized runs do.
+    double base_ms = best_of(runs[0], step_ms);
+    if (dev == Device::CPU)
+      for (const std::vector<Timing>& config : runs)
+        for (const Timing& t : config) base_ms = std::min(base_ms, t.ms_per_step - t.hook_ms_per_step);
+    const double rate = batch * 1000.0 / base_ms;
+    const EpochResult& base = runs[0].back().result;
     std::printf("qnn %s %s batch %lld %s: %.1f images/s (%.3f ms/step, %.2f s per 50k-image epoch, mean loss %.4f",
                 arch.c_str(), device.c_str(), (long long)batch,
                 dev == Device::CUDA ? (no_graph ? "eager" : "graph") : ("threads " + std::to_string(omp_get_max_threads())).c_str(),
-                rate, 1000 * seconds / steps, 50000 / rate, r.loss);
+                rate, base_ms, 50000 / rate, base.loss);
     if (dev == Device::CUDA) {
       const AllocatorStats m = cuda_allocator_stats();
       std::printf(", peak GPU memory %.1f MiB allocated, %.1f MiB reserved, %lld of %lld steps from the graph",
-                  m.peak_live_bytes / 1048576.0, m.reserved_bytes / 1048576.0, (long long)r.captured_steps,
-                  (long long)r.steps);
+                  m.peak_live_bytes / 1048576.0, m.reserved_bytes / 1048576.0, (long long)base.captured_steps,
+                  (long long)base.steps);
     }
     std::printf(")\n");
+    if (!schemes.empty())
+      std::printf("the hooks, best of %lld rounds [median]; the step without a hook %.3f ms (%s)\n", (long long)repeats,
+                  base_ms,
+                  dev == Device::CUDA ? "the best unquantized step; a hook's cost is its step's time less that one"
+                                      : "the best step less its hook time over all runs; a hook's cost is the time inside its apply()");
+    for (size_t c = 1; c < configurations; ++c) {
+      const EpochResult& r = runs[c].back().result;
+      const double ms = best_of(runs[c], step_ms);
+      const double cost = dev == Device::CUDA ? ms - base_ms : best_of(runs[c], in_hook_ms);
+      std::printf("hook %-11s bucket %lld levels %lld: %.3f ms", schemes[c - 1].c_str(), (long long)bucket_size,
+                  (long long)quant_levels, cost);
+      if (dev == Device::CPU) std::printf(" [%.3f]", median_of(runs[c], in_hook_ms));
+      std::printf(" = %.1f%% of the step without it (%.2f GB/s of gradient); step %.3f ms [%.3f]; %.3f bits/coordinate, "
+                  "variance %.4g, %lld of %lld steps from the graph\n",
+                  100 * cost / base_ms, 4e-6 * double(flat.numel()) / cost, ms, median_of(runs[c], step_ms),
+                  r.bits_per_coordinate, r.mean_variance, (long long)r.captured_steps, (long long)r.steps);
+    }
   } catch (const Error& e) {
     std::fprintf(stderr, "train_step: %s\n", e.what());
     return 1;

@@ -5,7 +5,8 @@
 #   scripts/gpu_session.sh test      the GPU tests first (every CUDA op against its CPU twin, the
 #                                    training step, the captured graph), then the whole suite
 #   scripts/gpu_session.sh bench     bench/gpu.sh at batch 128 and 512 (with ncu's per-kernel
-#                                    profile) and build/bench/quant_cuda
+#                                    profile), build/bench/quant_cuda, and each quantization
+#                                    hook's cost inside the captured ResNet-20 batch-128 step
 #   scripts/gpu_session.sh train N   N epochs of the one-cycle recipe on CIFAR-10 (30 in the issue)
 # Environment: STB_INCLUDE (a copy of /usr/include/stb brought along), CIFAR10_SRC (a copy of
 # ../shared/data/cifar10, unpacked into /tmp/cifar by its make-bin.sh), CUDNN_HOME (default: the
@@ -27,7 +28,11 @@ case "${1:-}" in
     ./build/qnn_tests 2>&1 | tail -4 ;;
   bench)
     PROFILE=1 PYTHON=${PYTHON:-python3} bench/gpu.sh 200 128 512 2>&1 | tee "$OUT/bench_gpu.log"
-    ./build/bench/quant_cuda 2>&1 | tee "$OUT/bench_quant_cuda.log" ;;
+    ./build/bench/quant_cuda 2>&1 | tee "$OUT/bench_quant_cuda.log"
+    for bucket in 512 51200; do
+      ./build/bench/train_step --device cuda --steps 200 --bucket-size $bucket \
+        --quant standard,exponential,hadamard,smart,qsgd,qinf,nuq,trn,alq,alq_nb,amq,amq_nb
+    done 2>&1 | tee "$OUT/bench_quant_step.log" ;;
   train)
     [ -d /tmp/cifar ] || STB_INCLUDE="$STB_INCLUDE" sh "${CIFAR10_SRC:?set CIFAR10_SRC to the cifar10 folder}/make-bin.sh" /tmp/cifar
     ./apps/cifar --device cuda --data /tmp/cifar --epochs "${2:-30}" --schedule onecycle --lr 0.1 --wd 1e-4 \
