@@ -63,6 +63,19 @@ HadamardQuantizer::HadamardQuantizer(QuantizerOptions options) : SlicedQuantizer
 
 Payload HadamardQuantizer::encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
                                         uint64_t step) const {
+  return encode(x, n, first, seed, step, nullptr);
+}
+
+Payload HadamardQuantizer::encode_slice_with_variance(const float* x, int64_t n, int64_t first, uint64_t seed,
+                                                      uint64_t step, double* variance) const {
+  QNN_CHECK(variance != nullptr, "encode_slice_with_variance needs somewhere to put the variance");
+  return encode(x, n, first, seed, step, variance);
+}
+
+// The per-bucket variance uses variance_slice's expression on the same rotated bucket and grid,
+// and is summed in bucket order as there, so both give the same double.
+Payload HadamardQuantizer::encode(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step,
+                                  double* variance) const {
   const int levels = options_.levels;
   const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
   Payload p = bucketed_payload(name(), x, n, first, buckets, index_bits_for(levels), 2, seed, step);
@@ -71,6 +84,7 @@ Payload HadamardQuantizer::encode_slice(const float* x, int64_t n, int64_t first
   for (int64_t b = 0; b < buckets.count; ++b) total += next_power_of_two(buckets.length(b));
   p.extra_indices = total - buckets.quantized;
   std::vector<uint32_t> index(total);
+  std::vector<double> per_bucket(variance ? buckets.count : 0);
   const uint64_t stream = quant_stream(step);
 #pragma omp parallel if (parallel_worthwhile(buckets.quantized))
   {
@@ -81,6 +95,8 @@ Payload HadamardQuantizer::encode_slice(const float* x, int64_t n, int64_t first
       rotate(x + begin, d, padded, seed, stream, first + begin, y.data(), u.data());
       const UniformGrid grid = fit_uniform_grid(y.data(), padded, levels);
       uniform_grid_points(grid, levels, table.data());
+      if (variance)
+        per_bucket[b] = grid_variance(y.data(), padded, grid, table.data(), levels) * double(d) / double(padded);
       round_to_grid(y.data(), padded, grid, table.data(), levels, u.data(),
                     index.data() + rotated_begin(b, buckets.size));
       p.scales[2 * b] = grid.fmin;
@@ -88,6 +104,10 @@ Payload HadamardQuantizer::encode_slice(const float* x, int64_t n, int64_t first
     }
   }
   pack_indices(index.data(), total, p.index_bits, p.indices);
+  if (variance) {
+    *variance = 0;
+    for (double v : per_bucket) *variance += v;
+  }
   return p;
 }
 

@@ -16,13 +16,19 @@ class HadamardQuantizer : public SlicedQuantizer {
   std::string name() const override { return "hadamard"; }
 
   void decode(const Payload& payload, float* out) const override;
+  Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
+  // encode and variance from one rotation of each bucket (the hook records the variance every step).
+  Payload encode_slice_with_variance(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step,
+                                     double* variance) const override;
   // The grid of each rotated bucket (the points rounding chooses between happen in the rotated
   // domain; the decoded coordinates are not on them).
-
-  Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
   std::vector<std::vector<float>> bucket_levels_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
                                                       uint64_t step) const override;
   double variance_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
+
+ private:
+  // encode_slice, and with `variance` given the variance_slice of the same input, bit for bit.
+  Payload encode(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step, double* variance) const;
 };
 
 std::unique_ptr<GradientQuantizer> make_hadamard_quantizer(const QuantizerOptions& options);

@@ -1,6 +1,7 @@
 // GradientQuantizer::encode_slice_with_variance (quant/quantizer.h): one call that returns
 // encode_slice's payload and variance_slice's value, which the training hook uses when it records
-// the variance (smart then fits its levels once per step instead of twice). For every scheme the
+// the variance (smart then fits its levels once per step instead of twice, hadamard rotates each
+// bucket once). For every scheme the
 // payload and the variance must equal those of the two separate calls, bit for bit, for slices
 // that start at 0 and elsewhere; and the hook must record the same variance as before.
 #include <doctest.h>
@@ -64,13 +65,16 @@ TEST_CASE("encode_slice_with_variance: every scheme's payload and variance equal
   }
 }
 
-TEST_CASE("encode_slice_with_variance: smart at buckets 512 and 51200, one and two threads' worth") {
+TEST_CASE("encode_slice_with_variance: smart and hadamard at buckets 512 and 51200, one and two threads' worth") {
+  // (hadamard at 51200: full buckets padded to 65,536 and a tail of 17,600 padded to 32,768)
+  for (const char* name : {"smart", "hadamard"})
   for (int64_t bucket : {int64_t(512), int64_t(51200)}) {
     const int64_t n = 120000;
     const std::vector<float> g = gradient(n, 23);
     QuantizerOptions o;
     o.bucket_size = bucket;
-    auto q = make_quantizer("smart", o);
+    auto q = make_quantizer(name, o);
+    CAPTURE(name);
     CAPTURE(bucket);
     double v = 0.0;
     const Payload both = q->encode_slice_with_variance(g.data(), n, 0, 5, 11, &v);
