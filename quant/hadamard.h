@@ -28,7 +28,7 @@ class HadamardQuantizer : public SlicedQuantizer {
 
  private:
   // encode_slice, and with `variance` given the variance_slice of the same input, bit for bit.
-  Payload encode(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step, double* variance) const;
+  Payload encode_buckets(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step, double* variance) const;
 };
 
 std::unique_ptr<GradientQuantizer> make_hadamard_quantizer(const QuantizerOptions& options);
