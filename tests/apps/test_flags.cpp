@@ -1,0 +1,84 @@
+// The apps' flag parser (apps/flags.h): every value is checked whole, ranges are enforced,
+// non-finite numbers and malformed switches are errors, and was_set() tells given flags apart.
+#include <doctest.h>
+
+#include "apps/flags.h"
+
+using namespace qnn;
+
+namespace {
+
+struct Parsed {
+  Flags flags{"t", "test"};
+  int64_t& epochs = flags.add_int("--epochs", 200, "epochs", 1, 1000000);
+  int64_t& seed = flags.add_int("--seed", 0, "seed");
+  double& lr = flags.add_float("--lr", 0.1, "lr", 0, 1e6);
+  bool& nesterov = flags.add_bool("--nesterov", "nesterov");
+  std::string& name = flags.add_string("--name", "x", "name");
+};
+
+std::string error_of(const std::vector<std::string>& args) {
+  Parsed p;
+  try {
+    p.flags.parse_args(args);
+  } catch (const FlagError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("flags: values in both spellings, defaults kept, was_set") {
+  Parsed p;
+  CHECK(p.flags.parse_args({"--epochs", "30", "--lr=0.05", "--nesterov", "--name", "-x"}));
+  CHECK(p.epochs == 30);
+  CHECK(p.lr == doctest::Approx(0.05));
+  CHECK(p.nesterov);
+  CHECK(p.name == "-x");
+  CHECK(p.seed == 0);
+  CHECK(p.flags.was_set("--epochs"));
+  CHECK(p.flags.was_set("--lr"));
+  CHECK_FALSE(p.flags.was_set("--seed"));
+  Parsed h;
+  CHECK_FALSE(h.flags.parse_args({"--epochs", "3", "--help"}));
+}
+
+TEST_CASE("flags: switches take yes/no spellings and nothing else") {
+  for (const char* on : {"--nesterov", "--nesterov=yes", "--nesterov=true", "--nesterov=1", "--nesterov=on"}) {
+    Parsed p;
+    p.flags.parse_args({on});
+    CHECK_MESSAGE(p.nesterov, on);
+  }
+  for (const char* off : {"--nesterov=no", "--nesterov=false", "--nesterov=0", "--nesterov=off"}) {
+    Parsed p;
+    p.flags.parse_args({"--nesterov", off});
+    CHECK_MESSAGE(!p.nesterov, off);
+  }
+  CHECK(error_of({"--nesterov=maybe"}).find("bad value 'maybe' for --nesterov") != std::string::npos);
+}
+
+TEST_CASE("flags: integers are whole, within int64 and within the flag's range") {
+  CHECK(error_of({"--epochs", "ten"}).find("bad value 'ten' for --epochs") != std::string::npos);
+  CHECK(error_of({"--epochs", "1e3"}).find("bad value '1e3'") != std::string::npos);
+  CHECK(error_of({"--epochs", " 5"}).find("bad value") != std::string::npos);
+  CHECK(error_of({"--epochs", ""}).find("bad value") != std::string::npos);
+  CHECK(error_of({"--epochs", "99999999999999999999"}).find("bad value") != std::string::npos);
+  CHECK(error_of({"--seed", "-99999999999999999999"}).find("bad value") != std::string::npos);
+  CHECK(error_of({"--epochs", "0"}) == "--epochs must be between 1 and 1000000, got 0");
+  CHECK(error_of({"--epochs", "4294967312"}).find("must be between 1 and 1000000") != std::string::npos);
+  CHECK(error_of({"--seed", "-5"}).empty());
+}
+
+TEST_CASE("flags: floats must be finite and in range") {
+  for (const char* bad : {"inf", "-inf", "nan", "NaN", "1e400", "0x", "0.1.2", "1e", ""})
+    CHECK_MESSAGE(error_of({"--lr", bad}).find("expected a finite number") != std::string::npos, bad);
+  CHECK(error_of({"--lr", "-0.1"}) == "--lr must be between 0 and 1e+06, got -0.1");
+  CHECK(error_of({"--lr", "1e-400"}).empty());  // underflows to 0, a valid learning rate
+}
+
+TEST_CASE("flags: unknown flags and missing values") {
+  CHECK(error_of({"--frobnicate"}) == "unknown flag '--frobnicate'");
+  CHECK(error_of({"--epochs"}) == "--epochs needs a value (N)");
+  CHECK(error_of({"positional"}) == "unknown flag 'positional'");
+}
