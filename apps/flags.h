@@ -14,7 +14,8 @@
 //              any other "=value" is an error
 // parse_args() throws FlagError instead of exiting, for callers (and fuzz targets) that want the
 // message; parse() prints it with the usage line and exits 2. was_set() says whether the command
-// line gave a flag, so that an app can take the others from a checkpoint.
+// line gave a flag, and value_text() / set_value() write and read back any flag's value, so that
+// an app can record its settings in a checkpoint and take those not given again from it.
 #pragma once
 #include <cctype>
 #include <cerrno>
@@ -83,7 +84,7 @@ class Flags {
   std::string& add_string(const std::string& name, std::string value, const std::string& help) {
     strings_.push_back(std::move(value));
     std::string* target = &strings_.back();
-    add(name, "STR", *target, help, [target](const std::string& v) { *target = v; });
+    add(name, "STR", *target, help, [target](const std::string& v) { *target = v; }, [target] { return *target; });
     return *target;
   }
 
@@ -97,7 +98,7 @@ class Flags {
       if (parsed < min || parsed > max)
         throw FlagError(name + " must be " + range_text(std::to_string(min), std::to_string(max)) + ", got " + v);
       *target = parsed;
-    });
+    }, [target] { return std::to_string(*target); });
     return *target;
   }
 
@@ -112,7 +113,7 @@ class Flags {
       if (parsed < min || parsed > max)
         throw FlagError(name + " must be " + range_text(number_text(min), number_text(max)) + ", got " + v);
       *target = parsed;
-    });
+    }, [target] { return round_trip_text(*target); });
     return *target;
   }
 
@@ -123,7 +124,7 @@ class Flags {
       if (v == "" || v == "yes" || v == "true" || v == "on" || v == "1") *target = true;
       else if (v == "no" || v == "false" || v == "off" || v == "0") *target = false;
       else throw FlagError("bad value '" + v + "' for " + name + " (a switch: " + name + ", or " + name + "=yes|no)");
-    });
+    }, [target] { return std::string(*target ? "yes" : "no"); });
     flags_.back().takes_value = false;
     return *target;
   }
@@ -166,6 +167,14 @@ class Flags {
   // Whether the command line gave this flag.
   bool was_set(const std::string& name) const { return given_.count(name) > 0; }
 
+  // The flag's current value as text that set_value() reads back exactly ("yes"/"no" for
+  // switches, floats with the fewest digits that read back exactly).
+  std::string value_text(const std::string& name) const { return get_flag(name).get(); }
+
+  // Sets a flag from text as the command line would, with the same checks (throws FlagError);
+  // was_set() stays false: the value did not come from the command line.
+  void set_value(const std::string& name, const std::string& text) { get_flag(name).set(text); }
+
   // Prints "program: message", the usage line and a pointer to --help, then exits with 2.
   [[noreturn]] void fail(const std::string& message) const {
     std::fprintf(stderr, "%s: %s\n%s\nRun '%s --help' for every flag.\n", program_.c_str(), message.c_str(),
@@ -191,16 +200,31 @@ class Flags {
   struct Flag {
     std::string name, metavar, default_text, help;
     std::function<void(const std::string&)> set;  // throws FlagError on a bad value
+    std::function<std::string()> get;
     bool takes_value = true;
   };
   void add(const std::string& name, const std::string& metavar, const std::string& default_text,
-           const std::string& help, std::function<void(const std::string&)> set) {
-    flags_.push_back({name, metavar, default_text, help, std::move(set), true});
+           const std::string& help, std::function<void(const std::string&)> set, std::function<std::string()> get) {
+    flags_.push_back({name, metavar, default_text, help, std::move(set), std::move(get), true});
+  }
+  const Flag& get_flag(const std::string& name) const {
+    for (const Flag& f : flags_)
+      if (f.name == name) return f;
+    throw FlagError("no flag named '" + name + "'");
   }
   Flag* find(const std::string& name) {
     for (Flag& f : flags_)
       if (f.name == name) return &f;
     return nullptr;
+  }
+  // The shortest %g text (15 to 17 digits) that reads back as exactly `v`: 0.1, not 0.10000000000000001.
+  static std::string round_trip_text(double v) {
+    char text[32];
+    for (int digits = 15; digits <= 17; ++digits) {
+      std::snprintf(text, sizeof text, "%.*g", digits, v);
+      if (std::strtod(text, nullptr) == v) break;
+    }
+    return text;
   }
   static std::string number_text(double v) {
     char text[32];

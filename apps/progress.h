@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/flags.h"
 #include "tensor/check.h"
 
 namespace qnn {
@@ -63,8 +64,13 @@ class CsvLog {
     std::ifstream in(existing);
     std::string line;
     if (!std::getline(in, line)) return;
-    while (std::getline(in, line))
-      if (!line.empty() && std::stoll(line) <= last_epoch) rows_.push_back(line);
+    for (int64_t row = 2; std::getline(in, line); ++row) {
+      if (line.empty()) continue;
+      int64_t epoch = 0;
+      QNN_CHECK(parse_int64(line.substr(0, line.find(',')), epoch), existing, ": row ", row,
+                " should start with an epoch number, found '", line.substr(0, 40), "'");
+      if (epoch <= last_epoch) rows_.push_back(line);
+    }
   }
   void append(const std::string& row) {
     rows_.push_back(row);

@@ -13,11 +13,18 @@
 // is captured, and every later full batch replays the graph with one launch. A partial last
 // batch (50,000 = 390 x 128 + 80) has other shapes: it runs eagerly, uncaptured.
 //
+// A loss that is not finite stops training with TrainingDiverged, naming the epoch and step: on
+// the CPU every step's loss is checked (it is in host memory); on the GPU, where reading it would
+// stall the stream, the running loss is checked whenever the metrics are read (progress redraws
+// and the end of the epoch), and the error names the steps since the last read. Nothing is
+// written after the error, so the last checkpoint (of a healthy epoch) is kept.
+//
 // With K emulated data-parallel workers (learning-to-quantize's simulated all-reduce), each step
 // takes K batches, computes K gradients, quantizes each on its own and averages them
 // (GradientQuantizationHook::quantize_and_average), then steps once; those steps run eagerly.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <vector>
 
@@ -75,6 +82,18 @@ inline EpochResult evaluate(Module& model, BatchSource& source, int64_t epoch) {
   return r;
 }
 
+// Training produced a non-finite loss: the weights can no longer be trusted.
+struct TrainingDiverged : Error {
+  using Error::Error;
+};
+
+// Throws TrainingDiverged unless `loss` is finite; `where` names the epoch and step(s).
+inline void check_finite_loss(double loss, const std::string& where, float lr) {
+  if (std::isfinite(loss)) return;
+  throw TrainingDiverged(str("training stopped: the loss is ", std::isnan(loss) ? "NaN" : loss > 0 ? "+inf" : "-inf", " at ", where, " (learning rate ", lr,
+                             "); the weights are no longer usable. Try a lower --lr or --wd."));
+}
+
 class Trainer {
  public:
   // `hook` may be null (no quantization); with workers == 1 it must already be installed on the
@@ -98,22 +117,33 @@ class Trainer {
     Progress progress(epoch, epochs, steps);
     EpochResult r;
     if (hook_) hook_->reset_variance_total();
+    const bool on_host = model_.device() == Device::CPU;
+    int64_t last_checked = -1;  // the GPU's loss is known finite up to this step
+    auto since_last_check = [&](int64_t step) {  // "epoch 3, step 17" or "epoch 3, steps 5-17"
+      const int64_t first = last_checked + 2, last = step + 1;
+      return first >= last ? str("epoch ", epoch + 1, ", step ", last) : str("epoch ", epoch + 1, ", steps ", first, "-", last);
+    };
     for (int64_t step = 0; step < steps; ++step) {
-      sgd_.set_lr(schedule_.lr_at(epoch, step));
+      const float lr = schedule_.lr_at(epoch, step);
+      sgd_.set_lr(lr);
       if (workers_ == 1) {
         source.prepare(step);
         run_step(source, source.rows(step) == source.batch_size(), r);
       } else {
         worker_step(source, step, batches);
       }
+      if (on_host) check_finite_loss(last_loss_, str("epoch ", epoch + 1, ", step ", step + 1), lr);
       ++r.steps;
       if (progress.due(step)) {
         EpochResult now;
         metrics_.read(now);
+        check_finite_loss(now.loss, since_last_check(step), lr);
+        last_checked = step;
         progress.update(step, now.loss, now.accuracy, now.images);
       }
     }
     metrics_.read(r);
+    if (steps > 0) check_finite_loss(r.loss, since_last_check(steps - 1), schedule_.lr_at(epoch, steps - 1));
     progress.finish_line();
     r.seconds = progress.seconds();
     // Bits per coordinate depend only on sizes and level counts: the last step's hold for all.
@@ -130,6 +160,7 @@ class Trainer {
     Variable logits = model_(Variable(images));
     Variable loss = cross_entropy(logits, labels);
     accumulate_metrics(logits.value(), labels, loss.value(), metrics_.sums);
+    if (model_.device() == Device::CPU) last_loss_ = loss.value().data()[0];
     sgd_.zero_grad();
     loss.backward();  // runs the gradient hooks (quantization) on the flat gradient
     sgd_.step();
@@ -174,6 +205,7 @@ class Trainer {
       Variable logits = model_(Variable(images));
       Variable loss = cross_entropy(logits, labels);
       accumulate_metrics(logits.value(), labels, loss.value(), metrics_.sums);
+      if (model_.device() == Device::CPU && std::isfinite(last_loss_)) last_loss_ = loss.value().data()[0];
       sgd_.zero_grad();
       loss.backward();
       if (!worker_grads_[w].defined()) worker_grads_[w] = Tensor(flat.grads().shape(), flat.grads().device());
@@ -206,6 +238,7 @@ class Trainer {
   CudaGraph graph_;
   const BatchSource* captured_source_ = nullptr;
   int64_t eager_steps_ = 0;
+  float last_loss_ = 0;  // CPU: the last step's loss (with workers, the first non-finite one)
   std::vector<Tensor> worker_grads_;
 };
 

@@ -74,7 +74,7 @@ Tensor scale(const Tensor& a, float s) {
 
 Tensor relu(const Tensor& a) {
   QNN_ON_CUDA(a, cuda::relu(a));
-  return unary(a, [](float x) { return x > 0.0f ? x : 0.0f; });
+  return unary(a, [](float x) { return x > 0.0f || x != x ? x : 0.0f; });  // NaN stays NaN, as in PyTorch
 }
 
 Tensor add_relu(const Tensor& a, const Tensor& b) {
@@ -82,7 +82,7 @@ Tensor add_relu(const Tensor& a, const Tensor& b) {
   QNN_ON_CUDA(a, cuda::add_relu(a, b));
   return binary(a, b, [](float x, float y) {
     const float s = x + y;
-    return s > 0.0f ? s : 0.0f;
+    return s > 0.0f || s != s ? s : 0.0f;
   });
 }
 

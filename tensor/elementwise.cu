@@ -47,11 +47,12 @@ struct Scale {
   float s;
   __device__ float operator()(float x) const { return s * x; }
 };
-struct Relu { __device__ float operator()(float x) const { return x > 0.0f ? x : 0.0f; } };
+// NaN stays NaN (as in PyTorch): a diverged network must not look healthy after a ReLU.
+struct Relu { __device__ float operator()(float x) const { return x > 0.0f || x != x ? x : 0.0f; } };
 struct AddRelu {
   __device__ float operator()(float x, float y) const {
     const float s = x + y;
-    return s > 0.0f ? s : 0.0f;
+    return s > 0.0f || s != s ? s : 0.0f;
   }
 };
 struct ReluBackward { __device__ float operator()(float g, float out) const { return out > 0.0f ? g : 0.0f; } };

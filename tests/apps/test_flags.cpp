@@ -82,3 +82,22 @@ TEST_CASE("flags: unknown flags and missing values") {
   CHECK(error_of({"--epochs"}) == "--epochs needs a value (N)");
   CHECK(error_of({"positional"}) == "unknown flag 'positional'");
 }
+
+TEST_CASE("flags: value_text reads back exactly through set_value, which checks like the command line") {
+  Parsed a;
+  a.flags.parse_args({"--epochs", "30", "--lr", "0.1", "--nesterov", "--name", "run 1"});
+  Parsed b;
+  for (const char* name : {"--epochs", "--seed", "--lr", "--nesterov", "--name"})
+    b.flags.set_value(name, a.flags.value_text(name));
+  CHECK(b.epochs == 30);
+  CHECK(b.lr == a.lr);  // bit for bit
+  CHECK(a.flags.value_text("--lr") == "0.1");
+  b.flags.set_value("--lr", "0.30000000000000004");
+  CHECK(b.flags.value_text("--lr") == "0.30000000000000004");
+  CHECK(b.nesterov);
+  CHECK(b.name == "run 1");
+  CHECK_FALSE(b.flags.was_set("--epochs"));
+  CHECK(a.flags.value_text("--nesterov") == "yes");
+  CHECK_THROWS_WITH_AS(b.flags.set_value("--epochs", "-1"), "--epochs must be between 1 and 1000000, got -1", FlagError);
+  CHECK_THROWS_AS(b.flags.set_value("--nope", "1"), FlagError);
+}

@@ -1,4 +1,6 @@
 // Element-wise ops, reductions and reshape: values on small inputs, gradients by gradcheck.
+#include <cmath>
+
 #include "tests/autograd/helpers.h"
 
 using namespace qnn;
@@ -22,6 +24,19 @@ TEST_CASE("functions: element-wise values") {
   Variable r = reshape(a, {4});
   CHECK(r.shape() == Shape{4});
   check_values(r.value(), {1, -2, 3, -4});
+}
+
+TEST_CASE("functions: relu and add_relu keep NaN, as PyTorch does") {
+  const float nan = std::nanf("");
+  const std::vector<float> y = relu(var({nan, -1, 2, -nan}, {4})).value().to_vector();
+  CHECK(std::isnan(y[0]));
+  CHECK(y[1] == 0);
+  CHECK(y[2] == 2);
+  CHECK(std::isnan(y[3]));
+  const std::vector<float> z = add_relu(var({nan, 1, -3}, {3}), var({1, nan, 1}, {3})).value().to_vector();
+  CHECK(std::isnan(z[0]));
+  CHECK(std::isnan(z[1]));
+  CHECK(z[2] == 0);
 }
 
 TEST_CASE("functions: element-wise shape errors name the op and both shapes") {
