@@ -28,7 +28,7 @@ CUDA ?= $(if $(CUDA_FOUND),1,0)
 
 CXXFLAGS := -std=c++17 -O3 $(ARCHFLAGS) $(OPENMP) -Wall -Wextra -I. -isystem $(STB_INCLUDE) -isystem $(DOCTEST_INCLUDE) -MMD -MP
 LDFLAGS := $(OPENMP) -pthread
-LIB_SRC := $(wildcard tensor/*.cpp autograd/*.cpp nn/*.cpp optim/*.cpp data/*.cpp quant/*.cpp)
+LIB_SRC := $(wildcard tensor/*.cpp autograd/*.cpp nn/*.cpp optim/*.cpp data/*.cpp quant/*.cpp qat/*.cpp)
 LIB_OBJ := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
 
 ifeq ($(CUDA),1)
@@ -36,7 +36,7 @@ ifeq ($(CUDA),1)
   ifeq ($(origin CUDA_ARCH),undefined)
     CUDA_ARCH := $(or $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d . | grep -E '^[0-9]+$$'),90)
   endif
-  CUDA_SRC := $(wildcard tensor/*.cu autograd/*.cu nn/*.cu optim/*.cu data/*.cu quant/*.cu)
+  CUDA_SRC := $(wildcard tensor/*.cu autograd/*.cu nn/*.cu optim/*.cu data/*.cu quant/*.cu qat/*.cu)
   LIB_OBJ += $(CUDA_SRC:%.cu=$(BUILD)/%.cu.o)
   CXXFLAGS += -DQNN_CUDA
   NVCCFLAGS := -std=c++17 -O3 -DQNN_CUDA -I. -isystem $(CUDNN_INCLUDE) -ccbin $(CXX) --expt-relaxed-constexpr \
