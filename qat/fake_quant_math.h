@@ -124,7 +124,7 @@ QNN_HOST_DEVICE float dorefa_tie_coefficient(double sum_df_t, double ties, float
 QNN_HOST_DEVICE float dorefa_normalize_grad(float df, float t, float max_abs, float k) {
   if (max_abs == 0.0f) return 0.0f;
   float dt = df / (2.0f * max_abs);
-  if (fabsf(t) == max_abs) dt = dt - copysignf(k, t);
+  if (fabsf(t) == max_abs) dt = dt - (t < 0.0f ? -k : k);  // sign(t) k
   return dt * fmaf(-t, t, 1.0f);
 }
 
