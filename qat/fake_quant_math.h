@@ -15,8 +15,8 @@
 //   learnable backward (_fake_quantize_learnable_per_tensor_affine and _per_channel_affine, the
 //   gradient of Esser et al., "Learned Step Size Quantization", ICLR 2020, eq. 3, with the
 //   zero point's gradient of LSQ+ (Bhalgat et al., CVPR-W 2020)), with z the backward zero point:
-//     q = nearbyint(fma(x, inv_scale, z))            (one rounding: PyTorch's kernel is compiled
-//                                                     with FMA contraction on AVX2/AVX-512 CPUs)
+//     q = nearbyint(fma(x, inv_scale, z))            (one rounding: PyTorch's AVX2 kernel is
+//                                                     compiled with -mfma and contracts it)
 //     inside [qmin, qmax]:  dx = dy,  dscale = dy * fma(q - z, scale, -x) * inv_scale * g,  dz = 0
 //     below:                dx = 0,   dscale = dy * (qmin - z) * g,   dz = dy * -1 * scale * g
 //     above:                dx = 0,   dscale = dy * (qmax - z) * g,   dz = dy * -1 * scale * g
