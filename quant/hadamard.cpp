@@ -20,10 +20,17 @@
 // preserves lengths, so the added variance is the same in input units. With padding, the
 // inverse transform spreads part of the noise onto the discarded padded coordinates: the factor
 // d/n accounts for it.
+//
+// Non-finite input: a NaN or an infinity in a bucket (or a rotation that overflows float) makes
+// the rotated bucket non-finite, so its grid is the NaN grid of quant/standard.h; its variance is
+// NaN and it decodes to NaN throughout. The inverse rotation of a finite rounded bucket can
+// itself overflow for values near the largest float: such a bucket decodes to NaN as well.
 #include "quant/hadamard.h"
 
+#include <algorithm>
 #include <cmath>
 
+#include "quant/bucket_math.h"
 #include "quant/bucketing.h"
 #include "quant/rounding.h"
 #include "quant/standard.h"
@@ -128,6 +135,10 @@ void HadamardQuantizer::decode(const Payload& p, float* out) const {
       uniform_grid_points(UniformGrid{p.scales[2 * b], p.scales[2 * b + 1]}, levels, table.data());
       for (int64_t j = 0; j < padded; ++j) z[j] = table[read_index(p.indices.data(), at + j, p.index_bits)];
       walsh_hadamard(z.data(), padded);
+      if (!all_finite(z.data(), d)) {  // a NaN grid, or an inverse rotation beyond the float range
+        std::fill(out + begin, out + begin + d, bucket_nan());
+        continue;
+      }
       for (int64_t j = 0; j < d; ++j)
         out[begin + j] = sign_of(random_words(p.seed, stream, uint64_t(p.first_index + begin + j))) * z[j] + 0.0f;  // no -0
     }

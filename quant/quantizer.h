@@ -8,6 +8,17 @@
 // decode(encode(g)). The randomness of step t is keyed by (seed, t, coordinate index).
 // The variance metric is smart-quantizer's: the sum over all coordinates of (x - l)(r - x)
 // with the levels chosen for x, in gradient units squared (spec section 2.6).
+//
+// Non-finite input. Every scheme takes any float without undefined behaviour and without an
+// exception. A bucket that holds a NaN or an infinity decodes to NaN in every one of its
+// coordinates (the bits 0x7FC00000, bucket_nan() of quant/bucket_math.h, on the CPU and the
+// GPU alike), its bucket_levels are NaN and its variance is NaN, so variance() of the whole
+// vector is NaN; other buckets are quantized as usual. NaN is propagated, as PyTorch
+// propagates it, never turned into finite numbers. The same holds for a bucket of finite values
+// whose scale does not fit a float: an L2 norm beyond the largest float (3.4e38), a min-max grid
+// whose points would overflow, a Hadamard rotation that overflows. Coordinates passed through
+// unquantized (a learning-to-quantize tail) are copied as they are. The adaptive schemes fit
+// their levels to the buckets whose norm is finite and skip the others.
 #pragma once
 #include <cstdint>
 #include <memory>

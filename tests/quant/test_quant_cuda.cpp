@@ -260,6 +260,39 @@ GPU_TEST_CASE("quant cuda: smart on the GPU (<= 512 candidates), and through the
   check_scheme_hook("smart", options_for(51200), Flattening::network_wide);
 }
 
+// Non-finite buckets (quant/quantizer.h): NaN, +inf and -inf at the start, middle and end of
+// buckets, and values near the float limit whose norm or grid overflows. The GPU writes the same
+// NaN bits as the CPU (bucket_nan()), so the bitwise comparison covers them; the variance is NaN
+// on both sides.
+GPU_TEST_CASE("quant cuda: buckets holding NaN or an infinity become NaN as on the CPU") {
+  const float inf = INFINITY;
+  for (const std::string& name : quantizer_names()) {
+    if (name == "none") continue;
+    for (int64_t bucket : {int64_t(64), int64_t(512)}) {
+      const QuantizerOptions o = options_for(bucket, 16);
+      const auto q = make_quantizer(name, o);
+      const int64_t n = 6 * bucket + 7;
+      std::vector<float> g = test_gradient(n, 17);
+      g[0] = NAN;
+      g[bucket + bucket / 2] = inf;
+      g[3 * bucket - 1] = -inf;
+      for (int64_t i = 4 * bucket; i < 5 * bucket; ++i) g[i] = (i % 2 ? 3e38f : -3e38f);  // overflowing norms and grids
+      g[n - 2] = NAN;  // the tail
+      const std::string what = name + " bucket " + std::to_string(bucket) + " non-finite";
+      std::vector<float> cpu = g;
+      const double cpu_bits = q->quantize(cpu.data(), n, 5, 3);
+      const double cpu_variance = q->variance(g.data(), n, 5, 3);
+      Tensor a = Tensor::from_vector(g, {n}).to(Device::CUDA);
+      double gpu_variance = 0;
+      const double gpu_bits = quantize_on_device(*q, a, 5, 3, {}, &gpu_variance);
+      check_bitwise_equal(a.to_vector(), cpu, what);
+      CHECK(std::isnan(cpu_variance));
+      CHECK(std::isnan(gpu_variance));
+      CHECK(gpu_bits == cpu_bits);
+    }
+  }
+}
+
 GPU_TEST_CASE("quant cuda: emulated workers average on the GPU as on the CPU") {
   const int64_t n = 5000;
   for (const char* name : {"standard", "qsgd", "hadamard"}) {
