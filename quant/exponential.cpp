@@ -67,7 +67,8 @@ void signed_levels(const Bucket& bucket, int k, const float* t, float* out) {
 ExponentialQuantizer::ExponentialQuantizer(QuantizerOptions options) : GradientQuantizer(std::move(options)) {
   QNN_CHECK(options_.levels >= 4 && options_.levels % 2 == 0,
             "exponential needs an even level count >= 4 (levels/2 powers of two per sign), got ", options_.levels);
-  QNN_CHECK(options_.bucket_size >= 1, "bucket_size must be >= 1, got ", options_.bucket_size);
+  check_bucket_size(options_.bucket_size);
+  QNN_CHECK(options_.levels <= kMaxLevels, "levels must be <= ", kMaxLevels, ", got ", options_.levels);
 }
 
 Payload ExponentialQuantizer::encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed,

@@ -39,7 +39,7 @@ void check_levels(const std::vector<float>& levels) {
 LevelSetQuantizer::LevelSetQuantizer(std::string name, LevelNorm norm, std::vector<float> levels,
                                      QuantizerOptions options)
     : GradientQuantizer(std::move(options)), name_(std::move(name)), norm_(norm) {
-  QNN_CHECK(options_.bucket_size >= 1, "bucket_size must be >= 1, got ", options_.bucket_size);
+  check_bucket_size(options_.bucket_size);
   set_levels(std::move(levels));
 }
 

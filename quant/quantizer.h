@@ -26,8 +26,24 @@
 #include <vector>
 
 #include "quant/payload.h"
+#include "tensor/check.h"
 
 namespace qnn {
+
+// The ranges make_quantizer accepts (each scheme's constructor checks what it uses; some are
+// narrower: smart takes buckets below 2^31, the learning-to-quantize schemes 1..16 bits, the
+// adaptive ones 1..8).
+// A bucket size beyond the data is fine: a bucket never holds more coordinates than the vector,
+// and every buffer is sized by the coordinates, not by bucket_size. The cap keeps the bucket
+// arithmetic (and hadamard's padding to a power of two) inside int64.
+constexpr int64_t kMaxBucketSize = int64_t(1) << 62;
+constexpr int kMaxLevels = 1 << 16;  // at most 16-bit indices; level tables stay small
+constexpr int kMaxBits = 32;
+
+inline void check_bucket_size(int64_t bucket_size) {
+  QNN_CHECK(bucket_size >= 1 && bucket_size <= kMaxBucketSize, "bucket_size must be >= 1 and <= 2^62 (",
+            kMaxBucketSize, "), got ", bucket_size);
+}
 
 struct QuantizerOptions {
   int64_t bucket_size = 512;
@@ -131,7 +147,16 @@ class SlicedQuantizer : public GradientQuantizer {
 // Every scheme name make_quantizer accepts, "none" first.
 const std::vector<std::string>& quantizer_names();
 // The scheme called `name` (an error lists the valid names; "none" gives nullptr). Options are
-// validated: levels >= 2, bucket_size >= 1, levels that fit the bit budget.
+// validated, whatever the scheme uses: bucket_size in 1..2^62, levels in 2..65536, bits in
+// 0..32, sample_fraction in (0, 1], nuq_multiplier in (0, 1), refit steps >= 0; then each
+// scheme's own rules (levels that fit the bit budget, an even count for exponential, ...).
 std::unique_ptr<GradientQuantizer> make_quantizer(const std::string& name, const QuantizerOptions& options);
+
+// A level or bit count parsed as a 64-bit integer (a command-line flag) as the int
+// QuantizerOptions holds, or a qnn::Error naming `what` and the value when it lies outside
+// [lo, hi]: a plain cast would wrap, and 4294967312 levels would become 16. For example
+//   options.levels = checked_int_option("--quant-levels", flag_value, 2, kMaxLevels);
+//   options.bits = checked_int_option("--quant-bits", flag_value, 0, kMaxBits);
+int checked_int_option(const std::string& what, int64_t value, int64_t lo, int64_t hi);
 
 }  // namespace qnn

@@ -67,7 +67,8 @@ double grid_variance(const float* a, int64_t n, const UniformGrid& grid, const f
 
 StandardQuantizer::StandardQuantizer(QuantizerOptions options) : SlicedQuantizer(std::move(options)) {
   QNN_CHECK(options_.levels >= 2, "standard needs levels >= 2, got ", options_.levels);
-  QNN_CHECK(options_.bucket_size >= 1, "bucket_size must be >= 1, got ", options_.bucket_size);
+  check_bucket_size(options_.bucket_size);
+  QNN_CHECK(options_.levels <= kMaxLevels, "levels must be <= ", kMaxLevels, ", got ", options_.levels);
 }
 
 Payload StandardQuantizer::encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
