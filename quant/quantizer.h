@@ -27,6 +27,7 @@
 
 #include "quant/payload.h"
 #include "tensor/check.h"
+#include "tensor/safetensors.h"
 
 namespace qnn {
 
@@ -111,6 +112,18 @@ class GradientQuantizer {
     (void)step;
     return false;
   }
+
+  // Checkpoint state: everything that changes during training and decides later results, as
+  // named CPU tensors (names without a prefix; quant/quantizer_state.h says how values are
+  // stored). Empty for every scheme whose behaviour is fixed by its options; the adaptive schemes
+  // give their fitted levels and what their next refit starts from. A quantizer restored with
+  // load_state(state()) quantizes every later step bit for bit as this one would.
+  virtual std::vector<NamedTensor> state() const { return {}; }
+  // Restores state(): exactly its entries, with their shapes and valid values. Anything else (a
+  // missing or unknown entry, a wrong shape, a value that is not finite or out of range) is a
+  // qnn::Error naming the scheme and the entry, and leaves the quantizer as it was. This default
+  // takes only an empty state.
+  virtual void load_state(const std::vector<NamedTensor>& state);
 
   // decode(encode(x)) in place; returns the payload's bits per coordinate.
   double quantize(float* x, int64_t n, uint64_t seed, uint64_t step) const {

@@ -293,6 +293,51 @@ GPU_TEST_CASE("quant cuda: buckets holding NaN or an infinity become NaN as on t
   }
 }
 
+// Checkpoint state on the GPU path: a CUDA hook resumed with load_state() uploads the loaded
+// levels (also when its device quantizer already holds others) and continues bit for bit as the
+// uninterrupted CPU run. Refits at 0, 3, 7 and every 10 steps; interrupted at step 12.
+GPU_TEST_CASE("quant cuda: a resumed hook quantizes with the loaded levels on the GPU") {
+  const int64_t n = 512 * 9 + 77;
+  QuantizerOptions o = options_for(512);
+  o.bits = 3;
+  o.refit_at = {0, 3, 7};
+  o.refit_every = 10;
+  HookOptions h;
+  h.seed = 4, h.record_variance = true;
+  auto gradient = [&](int step) { return test_gradient(n, 700 + uint64_t(step)); };
+  for (const char* name : {"alq", "alq_nb", "amq", "amq_nb"}) {
+    GradientQuantizationHook cpu(make_quantizer(name, o), h), first(make_quantizer(name, o), h);
+    std::vector<std::vector<float>> expected;
+    for (int step = 0; step < 25; ++step) {
+      expected.push_back(gradient(step));
+      cpu.apply(expected.back().data(), n);
+    }
+    for (int step = 0; step < 12; ++step) {
+      Tensor g = Tensor::from_vector(gradient(step), {n}).to(Device::CUDA);
+      first.apply(g);
+    }
+    const std::vector<NamedTensor> state = first.state();
+    // A fresh hook, and one whose device quantizer already uploaded other levels (one step on
+    // another gradient, which refits at step 0) before it loads the state.
+    GradientQuantizationHook fresh(make_quantizer(name, o), h), used(make_quantizer(name, o), h);
+    Tensor warm = Tensor::from_vector(gradient(99), {n}).to(Device::CUDA);
+    used.apply(warm);
+    for (GradientQuantizationHook* resumed : {&fresh, &used}) {
+      resumed->load_state(state);
+      REQUIRE(resumed->step() == 12);
+      for (int step = 12; step < 25; ++step) {
+        Tensor g = Tensor::from_vector(gradient(step), {n}).to(Device::CUDA);
+        resumed->apply(g);
+        check_bitwise_equal(g.to_vector(), expected[size_t(step)],
+                            std::string(name) + (resumed == &fresh ? " fresh" : " used") + " resumed, step " +
+                                std::to_string(step));
+      }
+      REQUIRE(resumed->device_step() != nullptr);
+      CHECK(resumed->device_step()->read() == 25);
+    }
+  }
+}
+
 GPU_TEST_CASE("quant cuda: emulated workers average on the GPU as on the CPU") {
   const int64_t n = 5000;
   for (const char* name : {"standard", "qsgd", "hadamard"}) {
