@@ -3,9 +3,9 @@
 // (tensor/safetensors.h). PyTorch-style names:
 //   conv1.weight, bn1.running_mean, ..., fc.bias              the model (nn/state_dict.h)
 //   optimizer.momentum_buffer.conv1.weight, ...              SGD's momentum, per parameter
-//   quantizer.*                                              the quantization hook's state
-// metadata: format, optimizer_steps, plus what the caller adds (./apps/cifar: epoch,
-// best_accuracy, quant_step and every run setting). Resuming restores all of it, so training
+//   quantization.step, quantization.<scheme>.*               the quantization hook's state (quant/hook.h)
+// metadata: format, optimizer_steps, plus what the caller adds (./apps/cifar: arch, epoch,
+// best_accuracy and every run setting). Resuming restores all of it, so training
 // continues bit for bit.
 //
 // A checkpoint is untrusted input. read_checkpoint() refuses a file that is not a qnn
@@ -27,7 +27,7 @@ namespace qnn {
 
 constexpr const char* kCheckpointFormat = "qnn-checkpoint-1";
 constexpr const char* kMomentumPrefix = "optimizer.momentum_buffer.";
-constexpr const char* kQuantizerPrefix = "quantizer.";
+constexpr const char* kQuantizationPrefix = "quantization.";
 
 inline void save_checkpoint(const std::string& path, Module& model, SGD& sgd,
                             std::map<std::string, std::string> metadata, std::vector<NamedTensor> extra = {}) {
@@ -83,7 +83,7 @@ inline double metadata_number(const SafetensorsFile& file, const std::string& ke
 // model must be there with its shape; every tensor in the file must be the model's, its
 // momentum, or (when `extra_prefix` is not empty) start with it, left to the caller to load.
 inline void restore_checkpoint(const SafetensorsFile& file, Module& model, SGD& sgd,
-                               const std::string& extra_prefix = kQuantizerPrefix) {
+                               const std::string& extra_prefix = kQuantizationPrefix) {
   std::set<std::string> expected;
   for (const NamedTensor& t : state_dict(model)) expected.insert(t.name);
   const auto named = model.named_parameters();

@@ -35,9 +35,8 @@ namespace {
 std::vector<int64_t> parse_milestones(const std::string& text, const Flags& flags) {
   std::vector<int64_t> out;
   for (const std::string& item : split_commas(text)) {
-    char* end = nullptr;
-    const long long v = std::strtoll(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v < 0) flags.fail("bad --milestones '" + text + "' (expected e.g. 81,122,164)");
+    int64_t v = 0;
+    if (!parse_int64(item, v) || v < 0) flags.fail("bad --milestones '" + text + "' (expected e.g. 81,122,164)");
     out.push_back(v);
   }
   return out;
@@ -123,9 +122,9 @@ int run(int argc, char** argv) {
   auto& limit_train = flags.add_int("--limit-train", 0, "use only the first N training images (0: all)", 0);
   auto& limit_test = flags.add_int("--limit-test", 0, "use only the first N test images (0: all)", 0);
   auto& quant = flags.add_string("--quant", "none", "gradient quantizer: " + valid_schemes());
-  auto& bucket_size = flags.add_int("--bucket-size", 512, "quantization bucket size (coordinates)", 1, INT32_MAX);
-  auto& quant_levels = flags.add_int("--quant-levels", 16, "quantization levels", 0, INT32_MAX);
-  auto& quant_bits = flags.add_int("--quant-bits", 0, "qsgd/qinf/nuq/alq/amq: 2^B levels, sign included (0: from --quant-levels)", 0, 30);
+  auto& bucket_size = flags.add_int("--bucket-size", 512, "quantization bucket size (coordinates)", 1, kMaxBucketSize);
+  auto& quant_levels = flags.add_int("--quant-levels", 16, "quantization levels", 2, kMaxLevels);
+  auto& quant_bits = flags.add_int("--quant-bits", 0, "qsgd/qinf/nuq/alq/amq: 2^B levels, sign included (0: from --quant-levels)", 0, kMaxBits);
   auto& quant_sample = flags.add_float("--quant-sample", 0.05, "smart: fraction of a bucket sampled as level candidates", 0, 1);
   auto& per_layer = flags.add_bool("--quant-per-layer", "quantize each parameter on its own, not in network-wide buckets");
   auto& workers = flags.add_int("--workers", 1, "emulated data-parallel workers: K batches per step, each gradient quantized on its own, then averaged", 1, 1024);
@@ -280,8 +279,14 @@ int run(int argc, char** argv) {
 
   if (!resume.empty()) {
     restore_checkpoint(checkpoint, model, sgd);
-    if (hook && !quantizer_changed && checkpoint.metadata.count("quant_step"))
-      hook->set_step(metadata_int(checkpoint, "quant_step"));
+    if (hook && !quantizer_changed) {
+      // The hook's step and the adaptive schemes' fitted levels (quant/hook.h); a checkpoint
+      // of an older format records the step alone, in its metadata.
+      if (checkpoint.has(std::string(kQuantizationPrefix) + "step")) hook->load_state(checkpoint, kQuantizationPrefix);
+      else if (checkpoint.metadata.count("quant_step")) hook->set_step(metadata_int(checkpoint, "quant_step"));
+      else throw Error(str(resume, ": the checkpoint's run used --quant ", quant, " but it holds no quantizer state (",
+                           kQuantizationPrefix, "step)"));
+    }
     std::printf("resumed %s: %lld epochs done, best test accuracy %.2f%%\n", resume.c_str(), (long long)start_epoch,
                 100 * best);
     for (const SettingChange& c : changes) {
@@ -337,11 +342,11 @@ int run(int argc, char** argv) {
     best = std::max(best, test.accuracy);
     if (!checkpoint_dir.empty()) {
       std::map<std::string, std::string> meta = {{"arch", arch}, {"epoch", std::to_string(epoch + 1)},
-                                                 {"best_accuracy", str(best)}, {"seed", std::to_string(seed)},
-                                                 {"quant", quant}, {"quant_step", std::to_string(hook ? hook->step() : 0)}};
+                                                 {"best_accuracy", str(best)}};
       record_settings(flags, recorded, meta);
-      save_checkpoint(checkpoint_dir + "/last.safetensors", model, sgd, meta);
-      if (improved) save_checkpoint(checkpoint_dir + "/best.safetensors", model, sgd, meta);
+      const std::vector<NamedTensor> quant_state = hook ? hook->state(kQuantizationPrefix) : std::vector<NamedTensor>{};
+      save_checkpoint(checkpoint_dir + "/last.safetensors", model, sgd, meta, quant_state);
+      if (improved) save_checkpoint(checkpoint_dir + "/best.safetensors", model, sgd, meta, quant_state);
       last_saved = checkpoint_dir + "/last.safetensors (epoch " + std::to_string(epoch + 1) + ")";
     }
   }

@@ -42,6 +42,13 @@ void edited_copy(const std::string& from, const std::string& to, Edit edit) {
   save_safetensors(to, f.tensors, f.metadata);
 }
 
+void drop_quantization_state(SafetensorsFile& f) {
+  std::vector<NamedTensor> kept;
+  for (NamedTensor& t : f.tensors)
+    if (t.name.rfind("quantization.", 0) != 0) kept.push_back(t);
+  f.tensors = kept;
+}
+
 }  // namespace
 
 TEST_CASE("cifar bad input: flag values are refused whole, with the flag named, exit 2") {
@@ -55,12 +62,11 @@ TEST_CASE("cifar bad input: flag values are refused whole, with the flag named, 
                  Case{"--momentum -1", "--momentum must be >= 0, got -1"},
                  Case{"--nesterov=maybe", "bad value 'maybe' for --nesterov"},
                  Case{"--evaluate=perhaps", "bad value 'perhaps' for --evaluate"},
-                 Case{"--quant-levels 4294967312", "--quant-levels must be between 0 and 2147483647"},
+                 Case{"--quant-levels 4294967312", "--quant-levels must be between 2 and 65536"},
                  Case{"--epochs 99999999999999999999", "bad value '99999999999999999999' for --epochs"},
-                 Case{"--quant hadamard --bucket-size 99999999999", "--bucket-size must be between 1 and 2147483647"},
                  Case{"--quant smart --quant-sample 0", "sample_fraction must be in (0, 1], got 0"},
                  Case{"--quant smart --quant-sample nan", "bad value 'nan' for --quant-sample"},
-                 Case{"--quant-bits 64", "--quant-bits must be between 0 and 30"},
+                 Case{"--quant-bits 64", "--quant-bits must be between 0 and 32"},
                  Case{"--seed -1", "--seed must be >= 0"},
                  Case{"--evaluate", "--evaluate evaluates a trained model: give it with --resume"}}) {
     CommandResult r = run_command(std::string("./apps/cifar --data /nonexistent ") + c.args);
@@ -120,7 +126,10 @@ TEST_CASE("cifar bad input: damaged checkpoints are refused by name") {
       {"text_epoch", [](SafetensorsFile& f) { f.metadata["epoch"] = "one"; }, "metadata 'epoch' should be a whole number >= 0, found 'one'"},
       {"bad_best", [](SafetensorsFile& f) { f.metadata["best_accuracy"] = "high"; }, "metadata 'best_accuracy' should be a finite number"},
       {"no_steps", [](SafetensorsFile& f) { f.metadata.erase("optimizer_steps"); }, "metadata 'optimizer_steps' is missing"},
-      {"bad_quant_step", [](SafetensorsFile& f) { f.metadata["quant_step"] = "1e3"; }, "metadata 'quant_step' should be a whole number"},
+      {"no_quant_state", [](SafetensorsFile& f) { drop_quantization_state(f); }, "holds no quantizer state (quantization.step)"},
+      {"old_quant_step", [](SafetensorsFile& f) { drop_quantization_state(f), f.metadata["quant_step"] = "1e3"; },
+       "metadata 'quant_step' should be a whole number"},
+      {"bad_quant_state", [](SafetensorsFile& f) { f.tensors.back().tensor = Tensor::zeros({3}); }, "quantization."},
       {"bad_setting", [](SafetensorsFile& f) { f.metadata["setting.lr"] = "inf"; }, "recorded setting --lr: bad value 'inf'"},
       {"nan_weight", [](SafetensorsFile& f) { f.tensors[0].tensor.data()[3] = std::nanf(""); }, "holds a non-finite value (nan) at index 3"},
       {"extra", [](SafetensorsFile& f) { f.tensors.push_back({"layer9.conv.weight", Tensor::zeros({2})}); },
@@ -183,4 +192,14 @@ TEST_CASE("cifar resume: settings come from the checkpoint; changes are announce
   CommandResult fewer = run_command(common + " --resume " + ck + " --epochs 1");
   CHECK(fewer.exit_code == 2);
   CHECK(fewer.output.find("has already completed 3 epochs") != std::string::npos);
+}
+
+TEST_CASE("cifar: a bucket larger than the gradient is padded by what it holds, not by its size") {
+  TempDir dir;
+  const std::string data = write_data(dir);
+  CommandResult r = run_command("./apps/cifar --data " + data +
+                                " --limit-train 32 --limit-test 20 --batch-size 32 --epochs 1 --quant hadamard"
+                                " --bucket-size 99999999999");
+  CHECK_MESSAGE(r.exit_code == 0, r.output);
+  CHECK(r.output.find("bits/coord") != std::string::npos);
 }

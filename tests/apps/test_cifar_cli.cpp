@@ -25,7 +25,7 @@ TEST_CASE("cifar cli: bad flags and values exit 2 with the usage line") {
                  Case{"--epochs ten", "bad value 'ten' for --epochs"},
                  Case{"--epochs", "--epochs needs a value"},
                  Case{"--quant zipml", "valid: none, standard, exponential"},
-                 Case{"--quant standard --quant-levels 1", "levels must be >= 2"},
+                 Case{"--quant standard --quant-levels 1", "--quant-levels must be between 2 and 65536, got 1"},
                  Case{"--quant standard --bucket-size 0", "--bucket-size must be between 1 and"},
                  Case{"--quant qsgd --quant-bits 2 --quant-levels 8", "does not fit in --quant-bits 2"},
                  Case{"--variance-steps 5 --variance-schemes standard,bogus", "unknown quantizer 'bogus'"},

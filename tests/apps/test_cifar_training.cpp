@@ -52,22 +52,26 @@ std::string losses(const std::string& row) {
 TEST_CASE("cifar: resume continues bit-identically") {
   const std::string data = write_synthetic_cifar10();
   // Multistep's learning rate depends on the epoch only, so a 1-epoch run is the first epoch of
-  // the 3-epoch run, and resuming it must reproduce epochs 2 and 3 exactly.
-  const std::string common = "./apps/cifar --data " + data +
-                             " --limit-train 384 --limit-test 128 --batch-size 64 --schedule multistep"
-                             " --milestones 2 --nesterov --seed 5 --quant standard --bucket-size 4096";
-  CommandResult straight = run_command(common + " --epochs 3 --log " + data + "/straight.csv");
-  REQUIRE_MESSAGE(straight.exit_code == 0, straight.output);
-  CommandResult first = run_command(common + " --epochs 1 --checkpoint " + data + "/ck --log " + data + "/resumed.csv");
-  REQUIRE_MESSAGE(first.exit_code == 0, first.output);
-  CommandResult rest = run_command(common + " --epochs 3 --resume " + data + "/ck/last.safetensors --log " + data +
-                                   "/resumed.csv");
-  REQUIRE_MESSAGE(rest.exit_code == 0, rest.output);
-  CHECK(rest.output.find("resumed") != std::string::npos);
-  auto a = csv_rows(data + "/straight.csv"), b = csv_rows(data + "/resumed.csv");
-  REQUIRE(a.size() == 4);
-  REQUIRE(b.size() == 4);
-  for (int e = 1; e <= 3; ++e) CHECK_MESSAGE(losses(a[e]) == losses(b[e]), a[e] << " vs " << b[e]);
+  // the 3-epoch run, and resuming it must reproduce epochs 2 and 3 exactly. amq fits its levels
+  // at step 0: the checkpoint must carry them (and its multiplier) for the resumed run to match.
+  for (const char* quant : {"standard --bucket-size 4096", "amq"}) {
+    CAPTURE(quant);
+    const std::string common = "./apps/cifar --data " + data +
+                               " --limit-train 384 --limit-test 128 --batch-size 64 --schedule multistep"
+                               " --milestones 2 --nesterov --seed 5 --quant " + quant;
+    std::system(("rm -rf " + data + "/ck " + data + "/resumed.csv").c_str());
+    CommandResult straight = run_command(common + " --epochs 3 --log " + data + "/straight.csv");
+    REQUIRE_MESSAGE(straight.exit_code == 0, straight.output);
+    CommandResult first = run_command(common + " --epochs 1 --checkpoint " + data + "/ck --log " + data + "/resumed.csv");
+    REQUIRE_MESSAGE(first.exit_code == 0, first.output);
+    CommandResult rest = run_command("./apps/cifar --data " + data + " --epochs 3 --resume " + data + "/ck/last.safetensors");
+    REQUIRE_MESSAGE(rest.exit_code == 0, rest.output);
+    CHECK(rest.output.find("resumed") != std::string::npos);
+    auto a = csv_rows(data + "/straight.csv"), b = csv_rows(data + "/resumed.csv");
+    REQUIRE(a.size() == 4);
+    REQUIRE(b.size() == 4);
+    for (int e = 1; e <= 3; ++e) CHECK_MESSAGE(losses(a[e]) == losses(b[e]), a[e] << " vs " << b[e]);
+  }
   // --evaluate reports the checkpoint's test accuracy.
   CommandResult eval = run_command("./apps/cifar --data " + data + " --limit-test 128 --evaluate --resume " + data +
                                    "/ck/last.safetensors");
