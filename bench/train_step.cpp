@@ -99,7 +99,11 @@ int main(int argc, char** argv) {
   const std::vector<std::string> schemes = split_commas(quant);
   QuantizerOptions quant_options;
   quant_options.bucket_size = bucket_size;
-  quant_options.levels = static_cast<int>(quant_levels);
+  try {
+    quant_options.levels = checked_int_option("--quant-levels", quant_levels, 2, kMaxLevels);
+  } catch (const Error& e) {
+    flags.fail(e.what());
+  }
   for (const std::string& name : schemes) {
     std::unique_ptr<GradientQuantizer> probe;
     try {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "tensor/check.h"
 
@@ -212,6 +213,27 @@ AdaptiveLevels::AdaptiveLevels(AdaptiveKind kind, AdaptiveOptions options)
   QNN_CHECK(options_.dist_num >= 1, "dist_num must be at least 1, got ", options_.dist_num);
   QNN_CHECK(options_.nbins >= 2, "nbins must be at least 2, got ", options_.nbins);
   for (double l : multiplier_levels(options_.bits, options_.multiplier)) levels_.push_back(float(l));
+}
+
+void AdaptiveLevels::restore(const std::vector<float>& levels, double multiplier, int64_t refits,
+                             double nb_variance) {
+  QNN_CHECK(levels.size() == levels_.size(), "expected ", levels_.size(), " levels (", options_.bits, " bits), got ",
+            levels.size());
+  for (size_t i = 0; i < levels.size(); ++i) {
+    QNN_CHECK(std::isfinite(levels[i]) && levels[i] >= -1.0f && levels[i] <= 1.0f, "level ", i, " is ", levels[i],
+              ", expected a finite value in [-1, 1]");
+    QNN_CHECK(i == 0 || levels[i - 1] < levels[i], "levels must be strictly increasing; level ", i - 1, " = ",
+              levels[i - 1], " then ", levels[i]);
+  }
+  QNN_CHECK(std::isfinite(multiplier) && multiplier > 0.0 && multiplier < 1.0, "the multiplier must be in (0, 1), got ",
+            multiplier);
+  QNN_CHECK(refits >= 0 && refits <= std::numeric_limits<int>::max(), "refits must be in 0..",
+            std::numeric_limits<int>::max(), ", got ", refits);
+  QNN_CHECK(std::isfinite(nb_variance) && nb_variance >= 0.0, "nb_variance must be finite and >= 0, got ", nb_variance);
+  levels_ = levels;
+  multiplier_ = multiplier;
+  refits_ = int(refits);
+  nb_variance_ = nb_variance;
 }
 
 bool AdaptiveLevels::maybe_refit(const float* grad, int64_t n, int64_t step,

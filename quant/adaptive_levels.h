@@ -123,6 +123,11 @@ class AdaptiveLevels {
   int refits() const { return refits_; }
   // V of the current levels under the last norm-based model (the reference's `nb_error`).
   double nb_variance() const { return nb_variance_; }
+  // Puts back what levels(), multiplier(), refits() and nb_variance() returned (a checkpoint), so
+  // that the next refit starts where the saved run's would. Checked first, changed only if all
+  // is valid: 2^bits finite levels strictly increasing within [-1, 1], a finite multiplier in
+  // (0, 1), refits >= 0, a finite nb_variance >= 0.
+  void restore(const std::vector<float>& levels, double multiplier, int64_t refits, double nb_variance);
 
  private:
   AdaptiveKind kind_;

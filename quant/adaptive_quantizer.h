@@ -7,6 +7,12 @@
 // Source: learning-to-quantize, nuq/quantize.py (update_levels) and estim/gestim.py.
 // The reference pools statistics over 10 extra mini-batches at each refit; here the refit uses
 // the gradient of the step itself (no extra forward passes inside the training step).
+//
+// Checkpoint state (state(), load_state(); quant/quantizer_state.h):
+//   levels       F32 [2^bits]  the level table in use (fitted at the last refit)
+//   multiplier   I64 [4]       AMQ's p, the double the next AMQ fit starts from (ALQ keeps p's start)
+//   refits       I64 [4]       refits so far (AMQ's first fit starts from other points)
+//   nb_variance  I64 [4]       V of the levels under the last norm-based model (a double)
 #pragma once
 #include <memory>
 
@@ -21,6 +27,8 @@ class AdaptiveQuantizer : public LevelSetQuantizer {
   void observe(const float* x, int64_t n, int64_t step) override;
   bool observes_at(int64_t step) const override { return refit_due(step, options_); }
   const AdaptiveLevels& adaptive() const { return adaptive_; }
+  std::vector<NamedTensor> state() const override;
+  void load_state(const std::vector<NamedTensor>& state) override;
 
  private:
   AdaptiveLevels adaptive_;

@@ -13,6 +13,10 @@
 //     products agree), then the lanes fold as lane[l] += lane[l + w] for w = 16, 8, 4, 2, 1: the
 //     order of a warp-shuffle reduction.
 //   * ceil(log2 m) from the float's bits and the interval it selects (exponential, spec 2.4).
+//   * Non-finite buckets: the bit tests for a finite float and the one NaN (0x7FC00000) that a
+//     bucket holding NaN or an infinity decodes to on both sides (quant/quantizer.h, "Non-finite
+//     input"); float-to-int conversions clamp first, since converting NaN or a float beyond
+//     int's range is undefined behaviour.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -21,6 +25,40 @@
 #include "tensor/random.h"
 
 namespace qnn {
+
+QNN_HOST_DEVICE uint32_t float_bits(float x) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(x);
+#else
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return bits;
+#endif
+}
+
+// Neither NaN nor an infinity (the exponent field is not all ones).
+QNN_HOST_DEVICE bool is_finite_float(float x) { return (float_bits(x) & 0x7f800000u) != 0x7f800000u; }
+
+// The NaN a non-finite bucket decodes to: the same bits on the CPU and the GPU.
+QNN_HOST_DEVICE float bucket_nan() {
+  const uint32_t bits = 0x7fc00000u;
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(bits);
+#else
+  float x;
+  std::memcpy(&x, &bits, sizeof x);
+  return x;
+#endif
+}
+
+// int(v) (truncation) clamped to [0, top]: negatives and NaN give 0, values >= top give top, and
+// no value reaches a conversion that is undefined (NaN, or outside int's range).
+QNN_HOST_DEVICE int clamped_truncation(float v, int top) {
+  if (!(v > 0.0f)) return 0;
+  if (!(v < float(top))) return top;
+  const int j = static_cast<int>(v);  // 0 <= v < top <= INT_MAX (float(top) <= 2^31)
+  return j < top ? j : top;
+}
 
 // Grid point j of a uniform grid: fmin + j*unit with a single rounding.
 QNN_HOST_DEVICE float grid_point(float fmin, float unit, int j) { return fmaf(float(j), unit, fmin); }
@@ -37,11 +75,17 @@ QNN_HOST_DEVICE float fit_grid_unit(float lo, float hi, int levels) {
   return unit;
 }
 
+// Whether every point of the grid fmin + j*unit, j < levels, is finite: its ends are.
+QNN_HOST_DEVICE bool grid_is_finite(float fmin, float unit, int levels) {
+  return is_finite_float(fmin) && is_finite_float(unit) && is_finite_float(grid_point(fmin, unit, levels - 1));
+}
+
 // j with table[j] <= a < table[j+1] (j = levels - 2 for the top point), from the division and a
-// correction of float error; table nondecreasing, a within [table[0], table[levels-1]].
+// correction of float error; table nondecreasing, a within [table[0], table[levels-1]]. The
+// quotient is clamped before it becomes an int: with denormal units or ranges near the float
+// limit it can be NaN or huge (0 * inf, inf * tiny), and the correction loops then find j.
 QNN_HOST_DEVICE int grid_interval(float a, float fmin, float inverse_unit, const float* table, int levels) {
-  int j = static_cast<int>((a - fmin) * inverse_unit);
-  j = j < 0 ? 0 : (j > levels - 2 ? levels - 2 : j);
+  int j = clamped_truncation((a - fmin) * inverse_unit, levels - 2);
   while (j > 0 && table[j] > a) --j;
   while (j < levels - 2 && table[j + 1] <= a) ++j;
   return j;
@@ -61,14 +105,16 @@ inline double lane_sum_of_squares(const float* x, int64_t n) {
   return lane[0];
 }
 
+// Whether every x[k] is finite (the host side's test of a bucket; the kernels OR it over a block).
+inline bool all_finite(const float* x, int64_t n) {
+  bool finite = true;
+  for (int64_t k = 0; k < n; ++k) finite &= is_finite_float(x[k]);
+  return finite;
+}
+
 // ceil(log2(m)) for m > 0, exactly (subnormals included).
 QNN_HOST_DEVICE int ceil_log2(float m) {
-  uint32_t bits;
-#if defined(__CUDA_ARCH__)
-  bits = __float_as_uint(m);
-#else
-  std::memcpy(&bits, &m, sizeof bits);
-#endif
+  const uint32_t bits = float_bits(m);
   const int exponent = int((bits >> 23) & 0xff);
   if (exponent == 0) {  // subnormal
     int e;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "quant/payload.h"
+#include "quant/quantizer.h"
 #include "tensor/check.h"
 
 namespace qnn {
@@ -22,7 +23,7 @@ struct Buckets {
   int64_t quantized = 0;  // coordinates quantized; [quantized, n) is passed through
 
   Buckets(int64_t n, int64_t bucket_size, bool quantize_tail) : size(bucket_size) {
-    QNN_CHECK(bucket_size >= 1, "bucket_size must be >= 1, got ", bucket_size);
+    check_bucket_size(bucket_size);  // quant/quantizer.h
     QNN_CHECK(n >= 0, "negative length ", n);
     quantized = quantize_tail ? n : (n / bucket_size) * bucket_size;
     count = (quantized + bucket_size - 1) / bucket_size;

@@ -13,6 +13,9 @@
 // 32-lane order of lane_sum_of_squares (warp 0, then a shuffle fold), and the Walsh-Hadamard
 // butterflies in the same stages and pairs. The per-bucket variance is a fixed-order block sum
 // (deterministic; its order differs from the CPU loop's, so it agrees to rounding only).
+// Non-finite buckets (a NaN or an infinity in them, or a scale beyond the float range) are found
+// as on the CPU, the flag OR-ed over the block with __syncthreads_or: every coordinate becomes
+// bucket_nan() and the bucket's variance NaN (quant/quantizer.h, "Non-finite input").
 #include "quant/bucket_math.h"
 #include "quant/device_quantizer.h"
 #include "quant/level_lookup.h"
@@ -81,15 +84,24 @@ __global__ void __launch_bounds__(kMaxThreads) standard_kernel(QuantizeLaunch c)
   float* a = c.grad + b.begin;
   const int64_t d = b.length;
   float lo = HUGE_VALF, hi = -HUGE_VALF;
-  for (int64_t k = threadIdx.x; k < d; k += blockDim.x) lo = fminf(lo, a[k]), hi = fmaxf(hi, a[k]);
+  bool non_finite = false;
+  for (int64_t k = threadIdx.x; k < d; k += blockDim.x) {
+    lo = fminf(lo, a[k]), hi = fmaxf(hi, a[k]);
+    non_finite |= !is_finite_float(a[k]);
+  }
   lo = block_reduce(lo, buffer, MinOp{});
   hi = block_reduce(hi, buffer, MaxOp{});
   const float unit = fit_grid_unit(lo, hi, c.levels);  // every thread: the same deterministic loop
+  // fit_uniform_grid's NaN grid: a NaN or an infinity in the bucket, or a grid beyond float.
+  const bool finite = !__syncthreads_or(non_finite) && grid_is_finite(lo, unit, c.levels);
   for (int j = threadIdx.x; j < c.levels; j += blockDim.x) table[j] = grid_point(lo, unit, j);
   __syncthreads();
   const uint64_t stream = quant_stream(uint64_t(*c.step));
   double variance = 0.0;
-  if (unit == 0.0f) {  // constant bucket: every index 0
+  if (!finite) {
+    for (int64_t k = threadIdx.x; k < d; k += blockDim.x) a[k] = bucket_nan();
+    variance = double(bucket_nan());
+  } else if (unit == 0.0f) {  // constant bucket: every index 0
     for (int64_t k = threadIdx.x; k < d; k += blockDim.x) a[k] = table[0];
   } else {
     const float inverse_unit = 1.0f / unit;
@@ -123,6 +135,11 @@ __global__ void __launch_bounds__(kMaxThreads) exponential_kernel(QuantizeLaunch
   }
   __syncthreads();
   const float norm = shared_norm;
+  if (!is_finite_float(norm)) {  // a NaN or an infinity in the bucket, or a norm beyond float
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x) a[i] = bucket_nan();
+    store_variance(c, double(bucket_nan()), 1.0, buffer);
+    return;
+  }
   const float m = largest / norm;
   const int max_pow = m == 0.0f ? -32 : min(ceil_log2(m), 0);
   const int k = c.levels / 2, min_pow = max_pow - k + 2;
@@ -167,8 +184,18 @@ __global__ void __launch_bounds__(kMaxThreads) level_set_kernel(QuantizeLaunch c
     s = shared_norm;
   } else {
     float largest = 0.0f;
-    for (int64_t k = threadIdx.x; k < d; k += blockDim.x) largest = fmaxf(largest, fabsf(a[k]));
+    bool nan = false;
+    for (int64_t k = threadIdx.x; k < d; k += blockDim.x) {
+      largest = fmaxf(largest, fabsf(a[k]));  // skips a NaN
+      nan |= a[k] != a[k];
+    }
     s = block_reduce(largest, buffer, MaxOp{});  // its barriers also publish the level table
+    if (__syncthreads_or(nan)) s = bucket_nan();  // bucket_norm's NaN
+  }
+  if (!is_finite_float(s)) {  // a NaN or an infinity in the bucket, or an L2 norm beyond float
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x) a[i] = bucket_nan();
+    store_variance(c, double(bucket_nan()), 1.0, buffer);
+    return;
   }
   const float denom = s + kNormEps;
   const uint64_t stream = quant_stream(uint64_t(*c.step));
@@ -227,16 +254,23 @@ __global__ void __launch_bounds__(kMaxThreads) hadamard_kernel(QuantizeLaunch c)
   __syncthreads();
   walsh_hadamard_block(y, padded);
   float lo = HUGE_VALF, hi = -HUGE_VALF;
-  for (int64_t j = threadIdx.x; j < padded; j += blockDim.x) lo = fminf(lo, y[j]), hi = fmaxf(hi, y[j]);
+  bool non_finite = false;
+  for (int64_t j = threadIdx.x; j < padded; j += blockDim.x) {
+    lo = fminf(lo, y[j]), hi = fmaxf(hi, y[j]);
+    non_finite |= !is_finite_float(y[j]);
+  }
   lo = block_reduce(lo, buffer, MinOp{});
   hi = block_reduce(hi, buffer, MaxOp{});
   const float unit = fit_grid_unit(lo, hi, c.levels);
+  const bool finite = !__syncthreads_or(non_finite) && grid_is_finite(lo, unit, c.levels);  // else the NaN grid
   for (int j = threadIdx.x; j < c.levels; j += blockDim.x) table[j] = grid_point(lo, unit, j);
   __syncthreads();
   // z = the rounded y: rotated coordinate j draws word 0 of counter key + j, coordinate d + j
   // (padding) word 2 of the same counter.
   double variance = 0.0;
-  if (unit == 0.0f) {
+  if (!finite) {
+    variance = double(bucket_nan());  // y is left as it is: the bucket is written as NaN below
+  } else if (unit == 0.0f) {
     for (int64_t j = threadIdx.x; j < padded; j += blockDim.x) y[j] = table[0];
   } else {
     const float inverse_unit = 1.0f / unit;
@@ -256,7 +290,12 @@ __global__ void __launch_bounds__(kMaxThreads) hadamard_kernel(QuantizeLaunch c)
   }
   __syncthreads();
   walsh_hadamard_block(y, padded);
-  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) a[j] = (negative[j] ? -1.0f : 1.0f) * y[j] + 0.0f;  // no -0
+  // As the CPU decoder: a NaN grid, or an inverse rotation beyond the float range, gives NaN.
+  bool overflow = false;
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) overflow |= !is_finite_float(y[j]);
+  const bool nan_bucket = __syncthreads_or(overflow) || !finite;
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x)
+    a[j] = nan_bucket ? bucket_nan() : (negative[j] ? -1.0f : 1.0f) * y[j] + 0.0f;  // no -0
   store_variance(c, variance, double(d) / double(padded), buffer);
 }
 

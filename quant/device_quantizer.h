@@ -26,7 +26,8 @@
 // the L2 sums of squares in a fixed 32-lane order), quant/rounding.h and quant/level_lookup.h;
 // min, max and max|x| are exact in any order; the Walsh-Hadamard butterflies are the same stages
 // in the same pairs. Variances are sums in a different order than the CPU's: equal to about 1e-12
-// relative. NaN gradients give unspecified results (as on the CPU).
+// relative. A bucket holding NaN or an infinity becomes NaN throughout, with NaN variance, as on
+// the CPU (quant/quantizer.h, "Non-finite input").
 #pragma once
 #include <cstdint>
 #include <memory>

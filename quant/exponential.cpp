@@ -14,9 +14,15 @@
 // and always returned as +-smallest level, so tiny coordinates are biased upwards; the rest is
 // unbiased. The variance is the reference's: (m - l)(r - m) on the normalized, clamped
 // coordinates (0 for the clamped ones), times vnorm^2.
+//
+// Non-finite input: a bucket holding NaN or an infinity has a norm that is not finite (so does a
+// bucket whose norm exceeds the largest float); it is sent with norm NaN and exponent 0, its
+// indices 0, its variance NaN, and it decodes to NaN throughout (quant/quantizer.h).
 #include "quant/exponential.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "quant/bucket_math.h"
 #include "quant/bucketing.h"
@@ -36,6 +42,7 @@ Bucket bucket_scale(const float* a, int64_t d) {
   for (int64_t k = 0; k < d; ++k) largest = std::max(largest, std::fabs(a[k]));
   // The sum of squares in the fixed lane order the CUDA kernel reproduces (quant/bucket_math.h).
   float norm = float(std::sqrt(lane_sum_of_squares(a, d)));
+  if (!is_finite_float(norm)) return Bucket{bucket_nan(), 0};  // NaN or an infinity in it, or overflow
   if (norm == 0.0f) norm = 1e-11f;
   const float m = largest / norm;
   // trunc(log2 m) with m <= 1 up to rounding: 0 when float rounding put m just above 1.
@@ -60,7 +67,8 @@ void signed_levels(const Bucket& bucket, int k, const float* t, float* out) {
 ExponentialQuantizer::ExponentialQuantizer(QuantizerOptions options) : GradientQuantizer(std::move(options)) {
   QNN_CHECK(options_.levels >= 4 && options_.levels % 2 == 0,
             "exponential needs an even level count >= 4 (levels/2 powers of two per sign), got ", options_.levels);
-  QNN_CHECK(options_.bucket_size >= 1, "bucket_size must be >= 1, got ", options_.bucket_size);
+  check_bucket_size(options_.bucket_size);
+  QNN_CHECK(options_.levels <= kMaxLevels, "levels must be <= ", kMaxLevels, ", got ", options_.levels);
 }
 
 Payload ExponentialQuantizer::encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
@@ -78,6 +86,12 @@ Payload ExponentialQuantizer::encode_slice(const float* x, int64_t n, int64_t fi
       const int64_t begin = buckets.begin(b), d = buckets.length(b);
       const float* a = x + begin;
       const Bucket bucket = bucket_scale(a, d);
+      p.scales[2 * b] = bucket.norm;
+      p.scales[2 * b + 1] = float(bucket.max_pow);
+      if (!is_finite_float(bucket.norm)) {
+        std::fill(index.begin() + begin, index.begin() + begin + d, 0u);
+        continue;
+      }
       const int min_pow = bucket.max_pow - k + 2;
       magnitudes(bucket.max_pow, k, t.data());
       for (int64_t i = 0; i < d; ++i) u[i] = random_uniform(seed, stream, uint64_t(first + begin + i));
@@ -88,8 +102,6 @@ Payload ExponentialQuantizer::encode_slice(const float* x, int64_t n, int64_t fi
         const int magnitude = j + (u[i] * (high - low) < clamped - low ? 1 : 0);
         index[begin + i] = uint32_t(a[i] < 0.0f ? k - 1 - magnitude : k + magnitude);
       }
-      p.scales[2 * b] = bucket.norm;
-      p.scales[2 * b + 1] = float(bucket.max_pow);
     }
   }
   pack_indices(index.data(), buckets.quantized, p.index_bits, p.indices);
@@ -101,6 +113,13 @@ void ExponentialQuantizer::decode(const Payload& p, float* out) const {
   const int k = options_.levels / 2;
   const int64_t quantized = p.size - int64_t(p.passthrough.size());
   const int64_t count = int64_t(p.scales.size()) / 2;
+  // The exponent becomes an int below: a whole number in range first (a float-to-int conversion
+  // of anything else is undefined). Encoders write max_pow in [-32, 0]; 2^-160 is 0 in float.
+  for (int64_t b = 0; b < count; ++b) {
+    const float e = p.scales[2 * b + 1];
+    QNN_CHECK(e >= -160.0f && e <= 0.0f && e == std::floor(e), "payload bucket ", b,
+              " has exponent scale ", e, ", expected a whole number in [-160, 0]");
+  }
 #pragma omp parallel if (parallel_worthwhile(quantized))
   {
     std::vector<float> t(k), values(2 * k);
@@ -108,6 +127,10 @@ void ExponentialQuantizer::decode(const Payload& p, float* out) const {
     for (int64_t b = 0; b < count; ++b) {
       const int64_t begin = b * p.bucket_size, d = std::min(p.bucket_size, quantized - begin);
       const Bucket bucket{p.scales[2 * b], int(p.scales[2 * b + 1])};
+      if (!is_finite_float(bucket.norm)) {
+        std::fill(out + begin, out + begin + d, bucket_nan());
+        continue;
+      }
       magnitudes(bucket.max_pow, k, t.data());
       signed_levels(bucket, k, t.data(), values.data());
       for (int64_t i = 0; i < d; ++i) out[begin + i] = values[read_index(p.indices.data(), begin + i, p.index_bits)];
@@ -124,6 +147,10 @@ std::vector<std::vector<float>> ExponentialQuantizer::bucket_levels(const float*
   std::vector<float> t(k);
   for (int64_t b = 0; b < buckets.count; ++b) {
     const Bucket bucket = bucket_scale(x + buckets.begin(b), buckets.length(b));
+    if (!is_finite_float(bucket.norm)) {
+      std::fill(out[b].begin(), out[b].end(), bucket_nan());
+      continue;
+    }
     magnitudes(bucket.max_pow, k, t.data());
     signed_levels(bucket, k, t.data(), out[b].data());
   }
@@ -142,6 +169,10 @@ double ExponentialQuantizer::variance(const float* x, int64_t n, uint64_t, uint6
       const int64_t d = buckets.length(b);
       const float* a = x + buckets.begin(b);
       const Bucket bucket = bucket_scale(a, d);
+      if (!is_finite_float(bucket.norm)) {
+        per_bucket[b] = std::numeric_limits<double>::quiet_NaN();
+        continue;
+      }
       const int min_pow = bucket.max_pow - k + 2;
       magnitudes(bucket.max_pow, k, t.data());
       double sum = 0;

@@ -8,8 +8,8 @@
 // sort_floats sorts ascending in the total order where -0 < +0; for arrays without both zeros
 // this is exactly std::sort's result. (std::sort alone leaves the relative order of -0 and +0,
 // which compare equal, to its implementation; the GPU twin, quant/smart_device.cu, ranks by the
-// same key, so CPU and GPU agree bit for bit.) Inputs must be free of NaN (smart rejects
-// non-finite gradients).
+// same key, so CPU and GPU agree bit for bit.) Inputs must be free of NaN (smart sorts only
+// buckets of finite values).
 //
 // Long arrays: LSD radix sort, four passes of 8 bits on the keys (stable, so the key order
 // exactly). Short ones: std::sort with float_total_less, whose ties are bit-identical floats.

@@ -20,7 +20,7 @@ BucketStats bucket_stats(const float* x, int64_t len) {
   }
   BucketStats s;
   s.norm = std::sqrt(sq);
-  if (s.norm == 0.0) return s;
+  if (s.norm == 0.0 || !std::isfinite(s.norm)) return s;
   // Two passes on y = x / norm: the mean, then the squared deviations from it.
   s.mean = sum / s.norm / double(len);
   double dev = 0.0;
@@ -42,7 +42,7 @@ void GradientStatsAccumulator::add(const float* grad, int64_t n) {
   const int64_t full = n / bucket_size_;  // the partial last bucket is skipped (ig_sm_bkts)
   for (int64_t b = 0; b < full; ++b) {
     const BucketStats s = bucket_stats(grad + b * bucket_size_, bucket_size_);
-    if (s.norm == 0.0) continue;
+    if (s.norm == 0.0 || !std::isfinite(s.norm)) continue;  // empty, or a NaN or infinity in it
     buckets_.push_back(s);
     sum_ += s.mean * double(bucket_size_);
     variance_ += s.sigma * s.sigma * double(bucket_size_ - 1);

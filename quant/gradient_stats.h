@@ -15,7 +15,8 @@
 //       sigma = sqrt((sum over buckets of var(y) * (len - 1)) / total_params).
 //
 // Deviation: a bucket whose norm is exactly zero has no normalized coordinates (the reference
-// divides by zero and gets NaN); it is skipped and counts for nothing.
+// divides by zero and gets NaN); it is skipped and counts for nothing. So is a bucket whose norm
+// is not finite (it holds NaN or an infinity): the levels are fitted to the finite buckets.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -38,7 +39,8 @@ struct GradientStats {
   int64_t total_buckets = 0; // buckets seen, before the top-by-norm selection
 };
 
-// The statistics of one bucket of `len` >= 2 coordinates (norm 0 gives all zeros).
+// The statistics of one bucket of `len` >= 2 coordinates (norm 0 gives all zeros; a NaN or an
+// infinity gives a norm that is not finite).
 BucketStats bucket_stats(const float* x, int64_t len);
 
 // Gathers statistics over several mini-batch gradients; snapshot() summarises them.

@@ -10,7 +10,10 @@
 //   word 1's top bit is the sign D_j (the decoder regenerates it from payload.seed/step);
 //   word 0 is the rounding draw of rotated coordinate j, and word 2 that of rotated coordinate
 //   d + j when d + j < n (n - d < d, so every padded position gets a draw of its own).
-// The payload holds all n rotated indices per bucket (the padding is sent: extra_indices).
+// The payload holds all n rotated indices per bucket (the padding is sent: extra_indices). A
+// bucket pads to the power of two of the coordinates it holds, min(bucket_size, what is left),
+// so a partial last bucket (or a bucket_size beyond the vector) pads to its own length; the
+// buffers are sized by that length, never by bucket_size.
 //
 // Variance. Rounding adds independent zero-mean noise e_j with Var e_j = (y_j - l)(r - y_j) in
 // the rotated domain, and out - a = (D H e)[0..d). Every entry of D H has magnitude 1/sqrt(n), so
@@ -20,10 +23,17 @@
 // preserves lengths, so the added variance is the same in input units. With padding, the
 // inverse transform spreads part of the noise onto the discarded padded coordinates: the factor
 // d/n accounts for it.
+//
+// Non-finite input: a NaN or an infinity in a bucket (or a rotation that overflows float) makes
+// the rotated bucket non-finite, so its grid is the NaN grid of quant/standard.h; its variance is
+// NaN and it decodes to NaN throughout. The inverse rotation of a finite rounded bucket can
+// itself overflow for values near the largest float: such a bucket decodes to NaN as well.
 #include "quant/hadamard.h"
 
+#include <algorithm>
 #include <cmath>
 
+#include "quant/bucket_math.h"
 #include "quant/bucketing.h"
 #include "quant/rounding.h"
 #include "quant/standard.h"
@@ -51,14 +61,23 @@ void rotate(const float* a, int64_t d, int64_t n, uint64_t seed, uint64_t stream
 }
 
 // Where bucket b's rotated indices start in the packed stream: every full bucket sends
-// next_power_of_two(bucket_size) of them.
-int64_t rotated_begin(int64_t b, int64_t bucket_size) { return b * next_power_of_two(bucket_size); }
+// next_power_of_two(bucket_size) of them. (Bucket 0 starts at 0 whatever the bucket size; a
+// later bucket exists only when bucket_size is below the vector's length.)
+int64_t rotated_begin(int64_t b, int64_t bucket_size) { return b == 0 ? 0 : b * next_power_of_two(bucket_size); }
+
+// The padded length of the longest of `count` buckets over `quantized` coordinates: the size of a
+// bucket's work buffers. Sized by the data, not by bucket_size: a bucket of 2^32 coordinates
+// over 4 values holds 4 and pads to 4. (1 when there is no bucket.)
+int64_t longest_padded(int64_t bucket_size, int64_t quantized) {
+  return quantized == 0 ? 1 : next_power_of_two(std::min(bucket_size, quantized));
+}
 
 }  // namespace
 
 HadamardQuantizer::HadamardQuantizer(QuantizerOptions options) : SlicedQuantizer(std::move(options)) {
   QNN_CHECK(options_.levels >= 2, "hadamard needs levels >= 2, got ", options_.levels);
-  QNN_CHECK(options_.bucket_size >= 1, "bucket_size must be >= 1, got ", options_.bucket_size);
+  check_bucket_size(options_.bucket_size);
+  QNN_CHECK(options_.levels <= kMaxLevels, "levels must be <= ", kMaxLevels, ", got ", options_.levels);
 }
 
 Payload HadamardQuantizer::encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
@@ -79,7 +98,7 @@ Payload HadamardQuantizer::encode_buckets(const float* x, int64_t n, int64_t fir
   const int levels = options_.levels;
   const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
   Payload p = bucketed_payload(name(), x, n, first, buckets, index_bits_for(levels), 2, seed, step);
-  const int64_t full_pad = next_power_of_two(buckets.size);
+  const int64_t full_pad = longest_padded(buckets.size, buckets.quantized);
   int64_t total = 0;
   for (int64_t b = 0; b < buckets.count; ++b) total += next_power_of_two(buckets.length(b));
   p.extra_indices = total - buckets.quantized;
@@ -117,7 +136,7 @@ void HadamardQuantizer::decode(const Payload& p, float* out) const {
   const int64_t quantized = p.size - int64_t(p.passthrough.size());
   const int64_t count = int64_t(p.scales.size()) / 2;
   const uint64_t stream = quant_stream(p.step);
-  const int64_t full_pad = next_power_of_two(p.bucket_size);
+  const int64_t full_pad = longest_padded(p.bucket_size, quantized);
 #pragma omp parallel if (parallel_worthwhile(quantized))
   {
     std::vector<float> table(levels), z(full_pad);
@@ -128,6 +147,10 @@ void HadamardQuantizer::decode(const Payload& p, float* out) const {
       uniform_grid_points(UniformGrid{p.scales[2 * b], p.scales[2 * b + 1]}, levels, table.data());
       for (int64_t j = 0; j < padded; ++j) z[j] = table[read_index(p.indices.data(), at + j, p.index_bits)];
       walsh_hadamard(z.data(), padded);
+      if (!all_finite(z.data(), d)) {  // a NaN grid, or an inverse rotation beyond the float range
+        std::fill(out + begin, out + begin + d, bucket_nan());
+        continue;
+      }
       for (int64_t j = 0; j < d; ++j)
         out[begin + j] = sign_of(random_words(p.seed, stream, uint64_t(p.first_index + begin + j))) * z[j] + 0.0f;  // no -0
     }
@@ -140,7 +163,7 @@ std::vector<std::vector<float>> HadamardQuantizer::bucket_levels_slice(const flo
   const int levels = options_.levels;
   const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
   std::vector<std::vector<float>> out(buckets.count, std::vector<float>(levels));
-  std::vector<float> y(next_power_of_two(buckets.size));
+  std::vector<float> y(longest_padded(buckets.size, buckets.quantized));
   for (int64_t b = 0; b < buckets.count; ++b) {
     const int64_t d = buckets.length(b), padded = next_power_of_two(d);
     rotate(x + buckets.begin(b), d, padded, seed, quant_stream(step), first + buckets.begin(b), y.data(), nullptr);
@@ -156,7 +179,7 @@ double HadamardQuantizer::variance_slice(const float* x, int64_t n, int64_t firs
   std::vector<double> per_bucket(buckets.count);
 #pragma omp parallel if (parallel_worthwhile(buckets.quantized))
   {
-    std::vector<float> table(levels), y(next_power_of_two(buckets.size));
+    std::vector<float> table(levels), y(longest_padded(buckets.size, buckets.quantized));
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < buckets.count; ++b) {
       const int64_t d = buckets.length(b), padded = next_power_of_two(d);

@@ -2,9 +2,11 @@
 #include "quant/hook.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "autograd/flat_parameters.h"
 #include "quant/device_quantizer.h"
+#include "quant/quantizer_state.h"
 #include "tensor/check.h"
 #include "tensor/elementwise.h"
 
@@ -82,6 +84,42 @@ void GradientQuantizationHook::quantize_and_average(const std::vector<const floa
 void GradientQuantizationHook::set_step(int64_t step) {
   step_ = step;
   if (device_step_) device_step_->set(step);
+}
+
+std::vector<NamedTensor> GradientQuantizationHook::state(const std::string& prefix) const {
+  std::vector<NamedTensor> out = {state_count(prefix + "step", step_)};
+  for (NamedTensor& entry : quantizer_->state()) {
+    entry.name = prefix + quantizer_->name() + "." + entry.name;
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+void GradientQuantizationHook::load_state(const std::vector<NamedTensor>& tensors, const std::string& prefix) {
+  const std::string scheme_prefix = prefix + quantizer_->name() + ".";
+  std::vector<NamedTensor> own, quantizer_state;
+  for (const NamedTensor& t : tensors) {
+    if (t.name.compare(0, prefix.size(), prefix) != 0) continue;  // not the hook's
+    if (t.name.compare(0, scheme_prefix.size(), scheme_prefix) == 0) {
+      quantizer_state.push_back(t);
+      quantizer_state.back().name = t.name.substr(scheme_prefix.size());
+    } else {
+      own.push_back(t);
+    }
+  }
+  StateReader reader(own, "quantization hook (scheme '" + quantizer_->name() + "', names starting with '" + prefix + "')");
+  const int64_t step = reader.count(prefix + "step", std::numeric_limits<int64_t>::max());
+  reader.finish();  // e.g. another scheme's entries: <prefix>alq.levels in an amq hook
+  quantizer_->load_state(quantizer_state);  // checks all before it changes anything
+  set_step(step);
+}
+
+void GradientQuantizationHook::load_state(const SafetensorsFile& file, const std::string& prefix) {
+  try {
+    load_state(file.tensors, prefix);
+  } catch (const Error& e) {
+    QNN_CHECK(false, file.path, ": ", e.what());
+  }
 }
 
 double GradientQuantizationHook::variance_total() const {

@@ -37,12 +37,28 @@
 // change of slices or levels) uploads small tables: run one step eagerly before capturing.
 // quantize_and_average has a device twin taking CUDA tensors. last_variance() reads the device
 // variance back when called (it waits for the GPU).
+//
+// Checkpoints. state() is the hook's state as named CPU tensors: the step counter (it keys the
+// randomness of the next step and the refit schedule) and the quantizer's state (the adaptive
+// schemes' fitted levels and what their next refit starts from), so that a run resumed with
+// load_state() quantizes every later step bit for bit as the uninterrupted run:
+//   save:  std::vector<NamedTensor> tensors = ...;           // the model's, the optimizer's
+//          for (const NamedTensor& t : hook.state()) tensors.push_back(t);
+//          save_safetensors(path, tensors, metadata);
+//   load:  GradientQuantizationHook hook(make_quantizer(scheme, the same options), the same HookOptions);
+//          hook.install(params);        // or set_layer_sizes; install touches neither the step
+//          hook.load_state(file);       // nor the levels, so the order of these two is free
+// load_state() sets the step itself (set_step, the device step included; no set_step after it)
+// and replaces the levels a CUDA quantization reads (the next apply uploads them, into the same
+// device buffer): call it before the first training step, so before any CUDA graph is captured.
+// The variance totals are measurements, not state.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "quant/quantizer.h"
+#include "tensor/safetensors.h"
 #include "tensor/tensor.h"
 
 namespace qnn {
@@ -91,6 +107,18 @@ class GradientQuantizationHook {
 
   int64_t step() const { return step_; }
   void set_step(int64_t step);  // resuming from a checkpoint; also writes the device step
+
+  // The state above, every name starting with `prefix` (quant/quantizer_state.h for the storage):
+  //   <prefix>step              I64 [4]  the step counter, step()
+  //   <prefix><scheme>.<entry>  each entry of quantizer().state(), e.g. quantization.amq.levels
+  // (for a scheme without state, the step alone).
+  std::vector<NamedTensor> state(const std::string& prefix = "quantization.") const;
+  // Restores state() from the tensors whose names start with `prefix`; the others are ignored,
+  // so a whole checkpoint can be given. Required: <prefix>step and exactly the quantizer's
+  // entries under <prefix><scheme>.; a missing or unknown entry (another scheme's state, say), a
+  // wrong shape or a bad value is a qnn::Error naming it, and leaves the hook as it was.
+  void load_state(const std::vector<NamedTensor>& tensors, const std::string& prefix = "quantization.");
+  void load_state(const SafetensorsFile& file, const std::string& prefix = "quantization.");  // errors name the file
   // A captured training step was replayed: its kernels advanced the device step; this keeps
   // the host counter (refit schedule, checkpoints) in line without touching the device.
   void note_replayed_step() { ++step_; }

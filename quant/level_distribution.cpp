@@ -22,6 +22,13 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 double normal_cdf(double z) { return 0.5 * std::erfc(-z * kInvSqrt2); }
 double normal_upper(double z) { return 0.5 * std::erfc(z * kInvSqrt2); }
 double normal_pdf(double z) { return kInvSqrt2Pi * std::exp(-0.5 * z * z); }
+// v (a whole number or not) as an int clamped to [lo, hi]; NaN gives lo. Converting NaN or a
+// double beyond int's range is undefined behaviour, so the clamp comes first.
+int clamped_int(double v, int lo, int hi) {
+  if (!(v > double(lo))) return lo;
+  if (!(v < double(hi))) return hi;
+  return int(v);
+}
 }  // namespace
 
 // ---- Density ---------------------------------------------------------------------------
@@ -132,8 +139,8 @@ NormalMixtureHist::NormalMixtureHist(const std::vector<double>& means,
     // Beyond 10 sigma lies a mass under 1e-23: only the bins in between are evaluated (a
     // bucket's sigma is about 1/sqrt(bucket_size), so these are few).
     const double reach = 10.0 * sigmas[c];
-    const int k0 = std::max(0, int(std::floor((means[c] - reach + 1.0) / width_)));
-    const int k1 = std::min(nbins, int(std::ceil((means[c] + reach + 1.0) / width_)));
+    const int k0 = clamped_int(std::floor((means[c] - reach + 1.0) / width_), 0, nbins);
+    const int k1 = clamped_int(std::ceil((means[c] + reach + 1.0) / width_), 0, nbins);
     double prev = 0.0, sum = 0.0;
     for (int k = k0; k < k1; ++k) {
       const double cur = components_.back().cdf(edge(k + 1));
@@ -155,8 +162,7 @@ NormalMixtureHist::NormalMixtureHist(const std::vector<double>& means,
 }
 
 int NormalMixtureHist::bin_of(double x) const {
-  const int k = int(std::floor((x + 1.0) / width_));
-  return std::min(bins() - 1, std::max(0, k));
+  return clamped_int(std::floor((x + 1.0) / width_), 0, bins() - 1);  // NaN: bin 0
 }
 
 double NormalMixtureHist::cdf(double x) const {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "quant/bucket_math.h"
 #include "quant/level_lookup.h"
@@ -38,7 +39,7 @@ void check_levels(const std::vector<float>& levels) {
 LevelSetQuantizer::LevelSetQuantizer(std::string name, LevelNorm norm, std::vector<float> levels,
                                      QuantizerOptions options)
     : GradientQuantizer(std::move(options)), name_(std::move(name)), norm_(norm) {
-  QNN_CHECK(options_.bucket_size >= 1, "bucket_size must be >= 1, got ", options_.bucket_size);
+  check_bucket_size(options_.bucket_size);
   set_levels(std::move(levels));
 }
 
@@ -55,8 +56,13 @@ int64_t LevelSetQuantizer::quantized_count(int64_t n) const {
 float LevelSetQuantizer::bucket_norm(const float* x, int64_t len) const {
   if (norm_ == LevelNorm::Linf) {
     float m = 0.0f;
-    for (int64_t i = 0; i < len; ++i) m = std::max(m, std::fabs(x[i]));
-    return m;
+    bool nan = false;
+    for (int64_t i = 0; i < len; ++i) {
+      const float a = std::fabs(x[i]);
+      m = std::max(m, a);  // skips a NaN
+      nan |= a != a;
+    }
+    return nan ? bucket_nan() : m;
   }
   // Squares summed in double in the fixed lane order the CUDA kernel reproduces
   // (quant/bucket_math.h).
@@ -86,6 +92,11 @@ Payload LevelSetQuantizer::encode(const float* x, int64_t n, uint64_t seed, uint
     const int64_t begin = b * bucket, end = std::min(begin + bucket, quantized);
     const float s = bucket_norm(x + begin, end - begin);
     p.scales[b] = s;
+    if (!is_finite_float(s)) {  // NaN or an infinity in the bucket: it decodes to NaN
+      p.scales[b] = bucket_nan();
+      std::fill(index.begin() + begin, index.begin() + end, 0u);
+      continue;
+    }
     const float denom = s + kNormEps;
     // Draws first, in chunks: the counter-based generator vectorizes in a loop of its own.
     float u[kChunk];
@@ -119,6 +130,10 @@ void LevelSetQuantizer::decode(const Payload& p, float* out) const {
   for (int64_t b = 0; b < buckets; ++b) {
     const int64_t begin = b * bucket, end = std::min(begin + bucket, quantized);
     const float s = p.scales[b];
+    if (!is_finite_float(s)) {
+      std::fill(out + begin, out + end, bucket_nan());
+      continue;
+    }
     for (int64_t i = begin; i < end; ++i) {
       const uint32_t k = unpack_index(p.indices, i, p.index_bits);
       bad |= k >= count;
@@ -138,6 +153,10 @@ std::vector<std::vector<float>> LevelSetQuantizer::bucket_levels(const float* x,
   for (int64_t b = 0; b < buckets; ++b) {
     const int64_t begin = b * bucket, end = std::min(begin + bucket, quantized);
     const float s = bucket_norm(x + begin, end - begin);
+    if (!is_finite_float(s)) {
+      result[b].assign(levels_.size(), bucket_nan());
+      continue;
+    }
     result[b].reserve(levels_.size());
     for (float l : levels_) result[b].push_back(s * l);
   }
@@ -155,6 +174,10 @@ double LevelSetQuantizer::variance(const float* x, int64_t n, uint64_t, uint64_t
   for (int64_t b = 0; b < buckets; ++b) {
     const int64_t begin = b * bucket, end = std::min(begin + bucket, quantized);
     const float s = bucket_norm(x + begin, end - begin);
+    if (!is_finite_float(s)) {
+      per_bucket[b] = std::numeric_limits<double>::quiet_NaN();
+      continue;
+    }
     const float denom = s + kNormEps;
     double v = 0.0;
     for (int64_t i = begin; i < end; ++i) v += level_variance(levels, count, x[i] / denom);

@@ -19,6 +19,11 @@
 // index_bits_for(level count) bits per quantized coordinate, passthrough = the raw tail.
 // The decoder reads the level table from the payload, so a payload decodes on its own.
 //
+// Non-finite input: a bucket holding NaN or an infinity has a norm that is not finite (the
+// L-infinity norm is made NaN by a NaN, which a plain max would skip), and so has an L2 norm
+// beyond the largest float. Such a bucket is sent with scale NaN and indices 0, its variance is
+// NaN, and it decodes to NaN throughout (quant/quantizer.h).
+//
 // Adaptive schemes (ALQ, AMQ) derive from this class and replace the table with set_levels()
 // whenever they refit (typically from observe()).
 #pragma once
@@ -57,7 +62,8 @@ class LevelSetQuantizer : public GradientQuantizer {
  protected:
   // Coordinates [0, quantized) are bucketed and quantized; [quantized, n) pass through.
   int64_t quantized_count(int64_t n) const;
-  // The norm of one bucket as a float (accumulated in double).
+  // The norm of one bucket as a float (L2 accumulated in double); NaN or infinite for a bucket
+  // holding NaN or an infinity.
   float bucket_norm(const float* x, int64_t len) const;
 
  private:

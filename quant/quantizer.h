@@ -8,6 +8,17 @@
 // decode(encode(g)). The randomness of step t is keyed by (seed, t, coordinate index).
 // The variance metric is smart-quantizer's: the sum over all coordinates of (x - l)(r - x)
 // with the levels chosen for x, in gradient units squared (spec section 2.6).
+//
+// Non-finite input. Every scheme takes any float without undefined behaviour and without an
+// exception. A bucket that holds a NaN or an infinity decodes to NaN in every one of its
+// coordinates (the bits 0x7FC00000, bucket_nan() of quant/bucket_math.h, on the CPU and the
+// GPU alike), its bucket_levels are NaN and its variance is NaN, so variance() of the whole
+// vector is NaN; other buckets are quantized as usual. NaN is propagated, as PyTorch
+// propagates it, never turned into finite numbers. The same holds for a bucket of finite values
+// whose scale does not fit a float: an L2 norm beyond the largest float (3.4e38), a min-max grid
+// whose points would overflow, a Hadamard rotation that overflows. Coordinates passed through
+// unquantized (a learning-to-quantize tail) are copied as they are. The adaptive schemes fit
+// their levels to the buckets whose norm is finite and skip the others.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -15,8 +26,25 @@
 #include <vector>
 
 #include "quant/payload.h"
+#include "tensor/check.h"
+#include "tensor/safetensors.h"
 
 namespace qnn {
+
+// The ranges make_quantizer accepts (each scheme's constructor checks what it uses; some are
+// narrower: smart takes buckets below 2^31, the learning-to-quantize schemes 1..16 bits, the
+// adaptive ones 1..8).
+// A bucket size beyond the data is fine: a bucket never holds more coordinates than the vector,
+// and every buffer is sized by the coordinates, not by bucket_size. The cap keeps the bucket
+// arithmetic (and hadamard's padding to a power of two) inside int64.
+constexpr int64_t kMaxBucketSize = int64_t(1) << 62;
+constexpr int kMaxLevels = 1 << 16;  // at most 16-bit indices; level tables stay small
+constexpr int kMaxBits = 32;
+
+inline void check_bucket_size(int64_t bucket_size) {
+  QNN_CHECK(bucket_size >= 1 && bucket_size <= kMaxBucketSize, "bucket_size must be >= 1 and <= 2^62 (",
+            kMaxBucketSize, "), got ", bucket_size);
+}
 
 struct QuantizerOptions {
   int64_t bucket_size = 512;
@@ -85,6 +113,18 @@ class GradientQuantizer {
     return false;
   }
 
+  // Checkpoint state: everything that changes during training and decides later results, as
+  // named CPU tensors (names without a prefix; quant/quantizer_state.h says how values are
+  // stored). Empty for every scheme whose behaviour is fixed by its options; the adaptive schemes
+  // give their fitted levels and what their next refit starts from. A quantizer restored with
+  // load_state(state()) quantizes every later step bit for bit as this one would.
+  virtual std::vector<NamedTensor> state() const { return {}; }
+  // Restores state(): exactly its entries, with their shapes and valid values. Anything else (a
+  // missing or unknown entry, a wrong shape, a value that is not finite or out of range) is a
+  // qnn::Error naming the scheme and the entry, and leaves the quantizer as it was. This default
+  // takes only an empty state.
+  virtual void load_state(const std::vector<NamedTensor>& state);
+
   // decode(encode(x)) in place; returns the payload's bits per coordinate.
   double quantize(float* x, int64_t n, uint64_t seed, uint64_t step) const {
     Payload p = encode(x, n, seed, step);
@@ -120,7 +160,16 @@ class SlicedQuantizer : public GradientQuantizer {
 // Every scheme name make_quantizer accepts, "none" first.
 const std::vector<std::string>& quantizer_names();
 // The scheme called `name` (an error lists the valid names; "none" gives nullptr). Options are
-// validated: levels >= 2, bucket_size >= 1, levels that fit the bit budget.
+// validated, whatever the scheme uses: bucket_size in 1..2^62, levels in 2..65536, bits in
+// 0..32, sample_fraction in (0, 1], nuq_multiplier in (0, 1), refit steps >= 0; then each
+// scheme's own rules (levels that fit the bit budget, an even count for exponential, ...).
 std::unique_ptr<GradientQuantizer> make_quantizer(const std::string& name, const QuantizerOptions& options);
+
+// A level or bit count parsed as a 64-bit integer (a command-line flag) as the int
+// QuantizerOptions holds, or a qnn::Error naming `what` and the value when it lies outside
+// [lo, hi]: a plain cast would wrap, and 4294967312 levels would become 16. For example
+//   options.levels = checked_int_option("--quant-levels", flag_value, 2, kMaxLevels);
+//   options.bits = checked_int_option("--quant-bits", flag_value, 0, kMaxBits);
+int checked_int_option(const std::string& what, int64_t value, int64_t lo, int64_t hi);
 
 }  // namespace qnn

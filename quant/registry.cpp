@@ -3,6 +3,7 @@
 // One table, name -> factory. Each scheme's factory lives beside it (quant/<scheme>.h); a new
 // scheme adds its row here and nothing else changes (apps, hook and tests go through the table).
 #include <functional>
+#include <limits>
 
 #include "quant/adaptive_quantizer.h"
 #include "quant/exponential.h"
@@ -67,11 +68,25 @@ std::unique_ptr<GradientQuantizer> make_quantizer(const std::string& name, const
     QNN_CHECK(false, "unknown quantizer '", name, "'; valid: ", valid);
   }
   QNN_CHECK(options.levels >= 2, "levels must be >= 2, got ", options.levels);
-  QNN_CHECK(options.bucket_size >= 1, "bucket_size must be >= 1, got ", options.bucket_size);
-  QNN_CHECK(options.bits >= 0 && options.bits <= 32, "bits must be 0 (derive from levels) or 1..32, got ",
-            options.bits);
+  QNN_CHECK(options.levels <= kMaxLevels, "levels must be <= ", kMaxLevels, ", got ", options.levels);
+  check_bucket_size(options.bucket_size);
+  QNN_CHECK(options.bits >= 0 && options.bits <= kMaxBits, "bits must be 0 (derive from levels) or 1..", kMaxBits,
+            ", got ", options.bits);
+  QNN_CHECK(options.sample_fraction > 0.0 && options.sample_fraction <= 1.0,
+            "sample_fraction must be in (0, 1], got ", options.sample_fraction);
+  QNN_CHECK(options.nuq_multiplier > 0.0 && options.nuq_multiplier < 1.0, "nuq_multiplier must be in (0, 1), got ",
+            options.nuq_multiplier);
+  QNN_CHECK(options.refit_every >= 0, "refit_every must be >= 0, got ", options.refit_every);
+  for (int64_t step : options.refit_at) QNN_CHECK(step >= 0, "refit_at steps must be >= 0, got ", step);
   if (!found->make) return nullptr;
   return found->make(options);
+}
+
+int checked_int_option(const std::string& what, int64_t value, int64_t lo, int64_t hi) {
+  QNN_CHECK(lo <= hi && lo >= std::numeric_limits<int>::min() && hi <= std::numeric_limits<int>::max(),
+            "bad range [", lo, ", ", hi, "] for ", what);
+  QNN_CHECK(value >= lo && value <= hi, what, " must be in ", lo, "..", hi, ", got ", value);
+  return static_cast<int>(value);
 }
 
 }  // namespace qnn

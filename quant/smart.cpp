@@ -2,6 +2,8 @@
 // variance-optimal levels by the divide-and-conquer DP, unbiased stochastic rounding between
 // adjacent levels, Var = sum (x - l)(r - x). Buckets are independent, so they run in parallel
 // (OpenMP); every bucket writes only its own slots, so the output does not depend on threads.
+// A bucket holding NaN or an infinity is not fitted: its levels are NaN, its indices 0, its
+// variance NaN, and it decodes to NaN throughout (quant/quantizer.h, "Non-finite input").
 #include "quant/smart.h"
 
 #include <algorithm>
@@ -9,8 +11,9 @@
 #include <limits>
 #include <numeric>
 
-#include "quant/float_sort.h"
+#include "quant/bucket_math.h"
 #include "quant/bucketing.h"
+#include "quant/float_sort.h"
 #include "quant/level_dp.h"
 #include "quant/pack_parallel.h"
 #include "quant/rounding.h"
@@ -29,9 +32,6 @@ bool worth_threads(int64_t n, int64_t buckets) { return buckets > 1 && n >= 1638
 void check_input(const float* x, int64_t n) {
   QNN_CHECK(n >= 0, "gradient length must be >= 0, got ", n);
   QNN_CHECK(n == 0 || x != nullptr, "null gradient pointer with length ", n);
-  for (int64_t i = 0; i < n; ++i)
-    QNN_CHECK(std::isfinite(x[i]), "gradient coordinate ", i, " is ", x[i],
-              "; smart levels need finite values");
 }
 
 }  // namespace
@@ -170,8 +170,12 @@ int64_t SmartQuantizer::bucket_count(int64_t n) const {
   return (n + options_.bucket_size - 1) / options_.bucket_size;
 }
 
-void SmartQuantizer::fit_bucket(const float* x, int64_t start, int64_t d, uint64_t seed,
+bool SmartQuantizer::fit_bucket(const float* x, int64_t start, int64_t d, uint64_t seed,
                                 uint64_t step, float* levels) const {
+  if (!all_finite(x + start, d)) {
+    std::fill(levels, levels + options_.levels, bucket_nan());
+    return false;
+  }
   BucketScratch& w = thread_scratch();
   candidates_into(x + start, d, start, options_.sample_fraction, seed, step, w);
   const int intervals = options_.levels - 1;
@@ -179,6 +183,7 @@ void SmartQuantizer::fit_bucket(const float* x, int64_t start, int64_t d, uint64
   optimal_level_points_into(w.candidates.data(), int64_t(w.candidates.size()), intervals, w.dp,
                             w.points.data());
   for (int k = 0; k <= intervals; ++k) levels[k] = w.candidates[size_t(w.points[size_t(k)])];
+  return true;
 }
 
 Payload SmartQuantizer::encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const {
@@ -213,7 +218,11 @@ Payload SmartQuantizer::encode_and_variance(const float* x, int64_t n, uint64_t 
   for (int64_t b = 0; b < buckets; ++b) {
     const int64_t start = b * bucket, end = std::min(n, start + bucket);
     float* levels = p.levels.data() + b * count;
-    fit_bucket(x, start, end - start, seed, step, levels);
+    if (!fit_bucket(x, start, end - start, seed, step, levels)) {  // NaN levels: decodes to NaN
+      std::fill(index.begin() + start, index.begin() + end, 0u);
+      if (variance) per_bucket[size_t(b)] = std::numeric_limits<double>::quiet_NaN();
+      continue;
+    }
     BucketScratch& w = thread_scratch();
     const int32_t* j = interval_indices(levels, count, x + start, end - start, w);
     round_bucket(levels, count, x + start, end - start, j, seed, stream, uint64_t(start),
@@ -276,7 +285,10 @@ double SmartQuantizer::variance(const float* x, int64_t n, uint64_t seed, uint64
     const int64_t start = b * bucket, end = std::min(n, start + bucket);
     BucketScratch& w = thread_scratch();
     w.levels.resize(size_t(count));
-    fit_bucket(x, start, end - start, seed, step, w.levels.data());
+    if (!fit_bucket(x, start, end - start, seed, step, w.levels.data())) {
+      per_bucket[size_t(b)] = std::numeric_limits<double>::quiet_NaN();
+      continue;
+    }
     const int32_t* j = interval_indices(w.levels.data(), count, x + start, end - start, w);
     per_bucket[size_t(b)] = bucket_variance(w.levels.data(), count, x + start, end - start, j);
   }

@@ -10,6 +10,7 @@
 //      candidates, by the divide-and-conquer DP of quant/level_dp.h;
 //   3. rounding: every value rounds stochastically to an adjacent level (quant/rounding.h).
 // A partial last bucket is quantized as a bucket of its own length.
+// A bucket holding NaN or an infinity gets NaN levels and decodes to NaN (quant/quantizer.h).
 //
 // Randomness. Rounding coordinate i (index in the whole flat vector) at step t uses
 // random_uniform(seed, quant_stream(t), i). Candidate sampling uses its own stream,
@@ -59,8 +60,9 @@ class SmartQuantizer : public GradientQuantizer {
                                      uint64_t step, double* variance) const override;
 
  private:
-  // The `levels` sorted points of the bucket x[start, start + d), written to levels[0, levels).
-  void fit_bucket(const float* x, int64_t start, int64_t d, uint64_t seed, uint64_t step,
+  // The `levels` sorted points of the bucket x[start, start + d), written to levels[0, levels);
+  // false, with NaN levels, for a bucket holding NaN or an infinity.
+  bool fit_bucket(const float* x, int64_t start, int64_t d, uint64_t seed, uint64_t step,
                   float* levels) const;
   // encode; with `variance` non-null also the variance, from the same levels.
   Payload encode_and_variance(const float* x, int64_t n, uint64_t seed, uint64_t step,

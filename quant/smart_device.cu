@@ -16,10 +16,12 @@
 //      up iff high > low and u (high - low) < x - low, clamped at both ends; u drawn at
 //      random_uniform(seed, quant_stream(step), key + i).
 // The per-bucket variance is a fixed-order block sum (the CPU sums in coordinate order: equal to
-// rounding, ~1e-15 relative). No allocation, no host synchronisation: graph-capturable. Non-finite
-// gradients, which the CPU rejects, give unspecified results here.
+// rounding, ~1e-15 relative). No allocation, no host synchronisation: graph-capturable. A bucket
+// holding NaN or an infinity is not fitted: as on the CPU, it becomes bucket_nan() throughout and
+// its variance NaN.
 // Speed was not the aim: thread 0 runs the Fisher-Yates swaps (c dependent global loads), the
 // prefix sums, the node list and the last DP row.
+#include "quant/bucket_math.h"
 #include "quant/device_quantizer.h"
 #include "quant/rounding.h"
 #include "quant/smart.h"
@@ -62,6 +64,13 @@ __global__ void __launch_bounds__(kSmartThreads) smart_kernel(QuantizeLaunch c) 
   float* g = c.grad + b.begin;
   const int d = int(b.length);
   const int count = c.levels, intervals = count - 1;
+  bool non_finite = false;
+  for (int i = threadIdx.x; i < d; i += blockDim.x) non_finite |= !is_finite_float(g[i]);
+  if (__syncthreads_or(non_finite)) {  // quant/smart.cpp fit_bucket: NaN levels, NaN out
+    for (int i = threadIdx.x; i < d; i += blockDim.x) g[i] = bucket_nan();
+    if (c.bucket_variance && threadIdx.x == 0) c.bucket_variance[blockIdx.x] = double(bucket_nan());
+    return;
+  }
   const int64_t stride = argmin_row(c.max_length);
   int16_t* arg = reinterpret_cast<int16_t*>(c.scratch) + int64_t(blockIdx.x) * int64_t(count) * stride;
   // The candidate count of quant/smart.cpp smart_candidate_count: min(max(floor(P d), 512), d).

@@ -7,10 +7,13 @@
 // is returned as is. Here the interval is located on the float grid itself (not by the division
 // alone) so that a value exactly on a grid point is returned unchanged, and the rounding up
 // happens with probability (a - low)/(high - low), drawn from random_uniform(seed,
-// quant_stream(step), flat index) as everywhere in quant/.
+// quant_stream(step), flat index) as everywhere in quant/. A bucket holding NaN or an infinity
+// (or whose grid overflows float) is sent as the NaN grid and decodes to NaN throughout.
 #include "quant/standard.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "quant/bucket_math.h"
 #include "quant/bucketing.h"
@@ -18,19 +21,27 @@
 
 namespace qnn {
 
+bool UniformGrid::finite(int levels) const { return grid_is_finite(fmin, unit, levels); }  // quant/bucket_math.h
+
 UniformGrid fit_uniform_grid(const float* a, int64_t n, int levels) {
   float lo = a[0], hi = a[0];
   for (int64_t k = 1; k < n; ++k) lo = std::min(lo, a[k]), hi = std::max(hi, a[k]);
-  return UniformGrid{lo, fit_grid_unit(lo, hi, levels)};  // quant/bucket_math.h
+  const UniformGrid grid{lo, fit_grid_unit(lo, hi, levels)};  // quant/bucket_math.h
+  if (!all_finite(a, n) || !grid.finite(levels)) return UniformGrid{bucket_nan(), bucket_nan()};
+  return grid;
 }
 
 void uniform_grid_points(const UniformGrid& grid, int levels, float* table) {
+  if (!grid.finite(levels)) {
+    std::fill(table, table + levels, bucket_nan());
+    return;
+  }
   for (int j = 0; j < levels; ++j) table[j] = grid_point(grid.fmin, grid.unit, j);
 }
 
 void round_to_grid(const float* a, int64_t n, const UniformGrid& grid, const float* table, int levels,
                    const float* u, uint32_t* index) {
-  if (grid.unit == 0.0f) {
+  if (grid.unit == 0.0f || !grid.finite(levels)) {
     for (int64_t k = 0; k < n; ++k) index[k] = 0;
     return;
   }
@@ -43,6 +54,7 @@ void round_to_grid(const float* a, int64_t n, const UniformGrid& grid, const flo
 }
 
 double grid_variance(const float* a, int64_t n, const UniformGrid& grid, const float* table, int levels) {
+  if (!grid.finite(levels)) return std::numeric_limits<double>::quiet_NaN();
   if (grid.unit == 0.0f) return 0.0;
   const float inverse_unit = 1.0f / grid.unit;
   double sum = 0;
@@ -55,7 +67,8 @@ double grid_variance(const float* a, int64_t n, const UniformGrid& grid, const f
 
 StandardQuantizer::StandardQuantizer(QuantizerOptions options) : SlicedQuantizer(std::move(options)) {
   QNN_CHECK(options_.levels >= 2, "standard needs levels >= 2, got ", options_.levels);
-  QNN_CHECK(options_.bucket_size >= 1, "bucket_size must be >= 1, got ", options_.bucket_size);
+  check_bucket_size(options_.bucket_size);
+  QNN_CHECK(options_.levels <= kMaxLevels, "levels must be <= ", kMaxLevels, ", got ", options_.levels);
 }
 
 Payload StandardQuantizer::encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed,

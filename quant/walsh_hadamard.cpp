@@ -8,7 +8,7 @@
 namespace qnn {
 
 int64_t next_power_of_two(int64_t n) {
-  QNN_CHECK(n >= 1, "needs n >= 1, got ", n);
+  QNN_CHECK(n >= 1 && n <= (int64_t(1) << 62), "needs 1 <= n <= 2^62, got ", n);
   int64_t p = 1;
   while (p < n) p *= 2;
   return p;

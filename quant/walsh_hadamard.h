@@ -10,7 +10,7 @@
 
 namespace qnn {
 
-// The smallest power of two >= n (n >= 1).
+// The smallest power of two >= n, for 1 <= n <= 2^62 (beyond, it would not fit an int64).
 int64_t next_power_of_two(int64_t n);
 
 // x <- H x in place; n must be a power of two.

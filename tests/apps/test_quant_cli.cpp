@@ -1,4 +1,5 @@
-// ./apps/quant end to end: E2's numbers (spec 7.2) and bad input (message, exit 2).
+// ./apps/quant end to end: E2's numbers (spec 7.2), a bucket size far beyond the data, and bad
+// input (message, exit 2).
 #include <doctest.h>
 
 #include <cmath>
@@ -48,10 +49,29 @@ TEST_CASE("quant cli: bad input exits 2 with a message") {
     const char* message;
   };
   for (Case c : {Case{"--scheme standard", "no values"}, Case{"--levels 3 0 x 1", "'x' is not a number"},
-                 Case{"--scheme zipml 1 2", "valid: none, standard"}, Case{"--levels 1 1 2", "levels must be >= 2"},
-                 Case{"--scheme exponential --levels 5 1 2", "even level count"}}) {
+                 Case{"--scheme zipml 1 2", "valid: none, standard"}, Case{"--levels 1 1 2", "--levels must be in 2..65536, got 1"},
+                 Case{"--scheme exponential --levels 5 1 2", "even level count"},
+                 Case{"--scheme smart 1 nan 2", "quant: value 'nan' is not a finite number"},
+                 Case{"1 -inf", "quant: value '-inf' is not a finite number"},
+                 Case{"1 1e39", "quant: value '1e39' is out of float range"},
+                 Case{"--samples -1 1 2", "--samples must be in 0..100000000, got -1"},
+                 Case{"--samples 100000001 1 2", "--samples must be in 0..100000000"},
+                 Case{"--bucket-size 0 1 2", "bucket_size must be >= 1 and <= 2^62"},
+                 Case{"--bucket-size -4 1 2", "got -4"},
+                 Case{"--bucket-size 9223372036854775807 1 2", "bucket_size must be >= 1 and <= 2^62"},
+                 Case{"--scheme smart --bucket-size 4000000000 1 2", "bucket_size must be < 2^31"},
+                 Case{"--levels 4294967312 1 2", "--levels must be in 2..65536, got 4294967312"}}) {
     CommandResult r = run_command(std::string("./apps/quant ") + c.args + " < /dev/null");
     CHECK_MESSAGE(r.exit_code == 2, c.args);
     CHECK_MESSAGE(r.output.find(c.message) != std::string::npos, c.args << " -> " << r.output);
   }
+}
+
+TEST_CASE("quant cli: a bucket size far beyond the data is one bucket of the data") {
+  // hadamard pads a bucket to the power of two of the values it holds: 4, not 2^32.
+  CommandResult huge = run_command("./apps/quant --scheme hadamard --bucket-size 4000000000 1 2 3 4");
+  CommandResult four = run_command("./apps/quant --scheme hadamard --bucket-size 4 1 2 3 4");
+  REQUIRE_MESSAGE(huge.exit_code == 0, huge.output);
+  REQUIRE_MESSAGE(four.exit_code == 0, four.output);
+  CHECK(huge.output == four.output);
 }

@@ -260,6 +260,84 @@ GPU_TEST_CASE("quant cuda: smart on the GPU (<= 512 candidates), and through the
   check_scheme_hook("smart", options_for(51200), Flattening::network_wide);
 }
 
+// Non-finite buckets (quant/quantizer.h): NaN, +inf and -inf at the start, middle and end of
+// buckets, and values near the float limit whose norm or grid overflows. The GPU writes the same
+// NaN bits as the CPU (bucket_nan()), so the bitwise comparison covers them; the variance is NaN
+// on both sides.
+GPU_TEST_CASE("quant cuda: buckets holding NaN or an infinity become NaN as on the CPU") {
+  const float inf = INFINITY;
+  for (const std::string& name : quantizer_names()) {
+    if (name == "none") continue;
+    for (int64_t bucket : {int64_t(64), int64_t(512)}) {
+      const QuantizerOptions o = options_for(bucket, 16);
+      const auto q = make_quantizer(name, o);
+      const int64_t n = 6 * bucket + 7;
+      std::vector<float> g = test_gradient(n, 17);
+      g[0] = NAN;
+      g[bucket + bucket / 2] = inf;
+      g[3 * bucket - 1] = -inf;
+      for (int64_t i = 4 * bucket; i < 5 * bucket; ++i) g[i] = (i % 2 ? 3e38f : -3e38f);  // overflowing norms and grids
+      g[n - 2] = NAN;  // the tail
+      const std::string what = name + " bucket " + std::to_string(bucket) + " non-finite";
+      std::vector<float> cpu = g;
+      const double cpu_bits = q->quantize(cpu.data(), n, 5, 3);
+      const double cpu_variance = q->variance(g.data(), n, 5, 3);
+      Tensor a = Tensor::from_vector(g, {n}).to(Device::CUDA);
+      double gpu_variance = 0;
+      const double gpu_bits = quantize_on_device(*q, a, 5, 3, {}, &gpu_variance);
+      check_bitwise_equal(a.to_vector(), cpu, what);
+      CHECK(std::isnan(cpu_variance));
+      CHECK(std::isnan(gpu_variance));
+      CHECK(gpu_bits == cpu_bits);
+    }
+  }
+}
+
+// Checkpoint state on the GPU path: a CUDA hook resumed with load_state() uploads the loaded
+// levels (also when its device quantizer already holds others) and continues bit for bit as the
+// uninterrupted CPU run. Refits at 0, 3, 7 and every 10 steps; interrupted at step 12.
+GPU_TEST_CASE("quant cuda: a resumed hook quantizes with the loaded levels on the GPU") {
+  const int64_t n = 512 * 9 + 77;
+  QuantizerOptions o = options_for(512);
+  o.bits = 3;
+  o.refit_at = {0, 3, 7};
+  o.refit_every = 10;
+  HookOptions h;
+  h.seed = 4, h.record_variance = true;
+  auto gradient = [&](int step) { return test_gradient(n, 700 + uint64_t(step)); };
+  for (const char* name : {"alq", "alq_nb", "amq", "amq_nb"}) {
+    GradientQuantizationHook cpu(make_quantizer(name, o), h), first(make_quantizer(name, o), h);
+    std::vector<std::vector<float>> expected;
+    for (int step = 0; step < 25; ++step) {
+      expected.push_back(gradient(step));
+      cpu.apply(expected.back().data(), n);
+    }
+    for (int step = 0; step < 12; ++step) {
+      Tensor g = Tensor::from_vector(gradient(step), {n}).to(Device::CUDA);
+      first.apply(g);
+    }
+    const std::vector<NamedTensor> state = first.state();
+    // A fresh hook, and one whose device quantizer already uploaded other levels (one step on
+    // another gradient, which refits at step 0) before it loads the state.
+    GradientQuantizationHook fresh(make_quantizer(name, o), h), used(make_quantizer(name, o), h);
+    Tensor warm = Tensor::from_vector(gradient(99), {n}).to(Device::CUDA);
+    used.apply(warm);
+    for (GradientQuantizationHook* resumed : {&fresh, &used}) {
+      resumed->load_state(state);
+      REQUIRE(resumed->step() == 12);
+      for (int step = 12; step < 25; ++step) {
+        Tensor g = Tensor::from_vector(gradient(step), {n}).to(Device::CUDA);
+        resumed->apply(g);
+        check_bitwise_equal(g.to_vector(), expected[size_t(step)],
+                            std::string(name) + (resumed == &fresh ? " fresh" : " used") + " resumed, step " +
+                                std::to_string(step));
+      }
+      REQUIRE(resumed->device_step() != nullptr);
+      CHECK(resumed->device_step()->read() == 25);
+    }
+  }
+}
+
 GPU_TEST_CASE("quant cuda: emulated workers average on the GPU as on the CPU") {
   const int64_t n = 5000;
   for (const char* name : {"standard", "qsgd", "hadamard"}) {
