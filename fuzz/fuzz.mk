@@ -51,7 +51,7 @@ fuzz-smoke: fuzz
 	@set -e; for name in $(FUZZ_NAMES); do \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$name $(FUZZ_BUILD)/crashes; \
 	  echo "fuzz-smoke: $$name for $(FUZZ_SMOKE_SECONDS) s"; \
-	  ./$(FUZZ_BUILD)/fuzz_$$name $(FUZZ_LIMITS) -max_total_time=$(FUZZ_SMOKE_SECONDS) -print_final_stats=1 \
+	  $(FUZZ_BUILD)/fuzz_$$name $(FUZZ_LIMITS) -max_total_time=$(FUZZ_SMOKE_SECONDS) -print_final_stats=1 \
 	    -artifact_prefix=$(FUZZ_BUILD)/crashes/$$name- $(FUZZ_BUILD)/corpus/$$name fuzz/corpus/$$name \
 	    > $(FUZZ_BUILD)/smoke-$$name.log 2>&1 \
 	    || { tail -n 40 $(FUZZ_BUILD)/smoke-$$name.log; echo "fuzz-smoke: $$name FAILED (log: $(FUZZ_BUILD)/smoke-$$name.log)"; exit 1; }; \
