@@ -101,4 +101,6 @@ cifar10:
 clean:
 	rm -rf $(BUILD) $(APPS)
 
+include fuzz/fuzz.mk
+
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(APP_SRC:%.cpp=$(BUILD)/%.d) $(BENCH_SRC:%.cpp=$(BUILD)/%.d)

@@ -68,10 +68,10 @@ inline bool parse_int64(const std::string& text, int64_t& value) {
 inline bool parse_finite_double(const std::string& text, double& value) {
   if (text.empty() || text.size() > 64 || std::isspace(static_cast<unsigned char>(text[0]))) return false;
   char* end = nullptr;
-  errno = 0;
   const double parsed = std::strtod(text.c_str(), &end);
+  // Overflow gives +-HUGE_VAL, which is not finite; underflow gives 0 or a subnormal number,
+  // both finite and kept (strtod's ERANGE does not tell the two apart).
   if (*end != '\0' || !std::isfinite(parsed)) return false;
-  if (errno == ERANGE && parsed != 0) return false;  // overflow; underflow to 0 is a plain 0
   value = parsed;
   return true;
 }

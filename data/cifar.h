@@ -46,6 +46,18 @@ enum class Cifar100Labels { Fine, Coarse };
 ImageDataset load_cifar100(const std::string& dir, bool train,
                            Cifar100Labels labels = Cifar100Labels::Fine);
 
+// One CIFAR-10 batch file already in memory: its `size` bytes must be exactly `records`
+// records, checked as the folder reader checks each file (it runs the same code), with `name`
+// standing for the file in error messages. For callers that hold the bytes, and for the fuzz
+// target (fuzz/fuzz_cifar.cpp).
+ImageDataset load_cifar10_batch(const uint8_t* bytes, size_t size, int64_t records,
+                                const std::string& name);
+
+// The same for one CIFAR-100 file (train.bin or test.bin).
+ImageDataset load_cifar100_batch(const uint8_t* bytes, size_t size, int64_t records,
+                                 const std::string& name,
+                                 Cifar100Labels labels = Cifar100Labels::Fine);
+
 // Keeps only the first n images (all of them when n >= count): for quick runs such as
 // --limit-train / --limit-test. Frees the memory of the dropped images.
 void keep_first(ImageDataset& dataset, int64_t n);

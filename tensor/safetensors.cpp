@@ -2,6 +2,7 @@
 //
 // Loading reads the 8-byte length and the header, checks every entry against the file size
 // (see check_entries), and only then reads each tensor's bytes straight into its storage.
+// The same code (parse) reads a file on disk and a file's bytes in memory.
 // Saving builds the header from the tensors' sizes, writes header and data to a temporary file
 // next to the target, fsyncs it and renames it into place (POSIX rename replaces atomically).
 // Both assume a little-endian machine, as the format's data is little-endian; the
@@ -17,6 +18,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <set>
 
@@ -90,14 +92,16 @@ void check_entries(const std::vector<SafetensorsEntry>& entries, int64_t data_by
     throw Error(str(where, "the data section has ", data_bytes, " bytes but the tensors cover ", covered));
 }
 
-Tensor read_tensor(std::FILE* f, const std::string& path, const SafetensorsEntry& e, int64_t data_start) {
+// One tensor's data, through read(at, dst, n) as in parse() below; `e` has passed check_entries.
+template <class Read>
+Tensor read_tensor(Read& read, const std::string& path, const SafetensorsEntry& e, int64_t data_start) {
   Tensor t(e.shape);
   if (e.dtype == "F32") {
-    read_exact(f, path, data_start + e.begin, t.data(), e.end - e.begin);
+    read(data_start + e.begin, t.data(), e.end - e.begin);
     return t;
   }
   std::vector<int64_t> values(static_cast<size_t>(t.numel()));
-  read_exact(f, path, data_start + e.begin, values.data(), e.end - e.begin);
+  read(data_start + e.begin, values.data(), e.end - e.begin);
   for (int64_t i = 0; i < t.numel(); ++i) {
     const int64_t v = values[static_cast<size_t>(i)];
     if (v > kMaxExactInt || v < -kMaxExactInt)
@@ -106,6 +110,41 @@ Tensor read_tensor(std::FILE* f, const std::string& path, const SafetensorsEntry
     t.data()[i] = static_cast<float>(v);
   }
   return t;
+}
+
+// Reads and checks a whole safetensors file of `file_bytes` bytes called `path`, whose bytes
+// come from read(at, dst, n): a file on disk or a buffer in memory, so that both readers run
+// the same checks. The header is checked whole before any tensor data is read.
+template <class Read>
+SafetensorsFile parse(const std::string& path, int64_t file_bytes, Read&& read) {
+  const std::string where = str("[load_safetensors] ", path, ": ");
+  if (file_bytes < 8)
+    throw Error(str(where, "file is ", file_bytes,
+                    " bytes, shorter than the 8-byte header length that starts a safetensors file"));
+  unsigned char len_bytes[8];
+  read(0, len_bytes, 8);
+  uint64_t header_len = 0;
+  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
+  if (header_len > static_cast<uint64_t>(file_bytes - 8))
+    throw Error(str(where, "header length ", header_len, " runs past the end of the file (", file_bytes - 8,
+                    " bytes follow the length); truncated or not a safetensors file?"));
+  if (header_len > kMaxHeaderBytes)
+    throw Error(str(where, "header length ", header_len, " exceeds the ", kMaxHeaderBytes, "-byte limit"));
+
+  std::string json(static_cast<size_t>(header_len), '\0');
+  read(8, json.data(), static_cast<int64_t>(header_len));
+  SafetensorsHeader header = parse_safetensors_header(json, path);
+  const int64_t data_start = 8 + static_cast<int64_t>(header_len);
+  check_entries(header.entries, file_bytes - data_start, path);
+
+  std::stable_sort(header.entries.begin(), header.entries.end(),
+                   [](const SafetensorsEntry& a, const SafetensorsEntry& b) { return a.begin < b.begin; });
+  SafetensorsFile out;
+  out.path = path;
+  out.metadata = std::move(header.metadata);
+  for (const SafetensorsEntry& e : header.entries)
+    out.tensors.push_back({e.name, read_tensor(read, path, e, data_start), e.dtype == "I64"});
+  return out;
 }
 
 // ---- saving ----
@@ -159,32 +198,24 @@ SafetensorsFile load_safetensors(const std::string& path) {
   QNN_CHECK(f, "cannot open ", path, ": ", std::strerror(errno));
   QNN_CHECK(fseeko(f.get(), 0, SEEK_END) == 0, "cannot seek in ", path, ": ", std::strerror(errno));
   const int64_t file_bytes = ftello(f.get());
-  QNN_CHECK(file_bytes >= 8, path, ": file is ", file_bytes,
-            " bytes, shorter than the 8-byte header length that starts a safetensors file");
+  std::FILE* file = f.get();
+  return parse(path, file_bytes, [&](int64_t at, void* dst, int64_t bytes) { read_exact(file, path, at, dst, bytes); });
+}
 
-  unsigned char len_bytes[8];
-  read_exact(f.get(), path, 0, len_bytes, 8);
-  uint64_t header_len = 0;
-  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
-  QNN_CHECK(header_len <= static_cast<uint64_t>(file_bytes - 8), path, ": header length ", header_len,
-            " runs past the end of the file (", file_bytes - 8, " bytes follow the length); truncated or not a safetensors file?");
-  QNN_CHECK(header_len <= kMaxHeaderBytes, path, ": header length ", header_len, " exceeds the ",
-            kMaxHeaderBytes, "-byte limit");
-
-  std::string json(static_cast<size_t>(header_len), '\0');
-  read_exact(f.get(), path, 8, json.data(), static_cast<int64_t>(header_len));
-  SafetensorsHeader header = parse_safetensors_header(json, path);
-  const int64_t data_start = 8 + static_cast<int64_t>(header_len);
-  check_entries(header.entries, file_bytes - data_start, path);
-
-  std::stable_sort(header.entries.begin(), header.entries.end(),
-                   [](const SafetensorsEntry& a, const SafetensorsEntry& b) { return a.begin < b.begin; });
-  SafetensorsFile out;
-  out.path = path;
-  out.metadata = std::move(header.metadata);
-  for (const SafetensorsEntry& e : header.entries)
-    out.tensors.push_back({e.name, read_tensor(f.get(), path, e, data_start), e.dtype == "I64"});
-  return out;
+SafetensorsFile load_safetensors(const void* bytes, size_t size, const std::string& name) {
+  const auto* base = static_cast<const unsigned char*>(bytes);
+  QNN_CHECK(size <= static_cast<size_t>(std::numeric_limits<int64_t>::max()), name, ": ", size,
+            " bytes is beyond any safetensors file");
+  const int64_t total = static_cast<int64_t>(size);
+  return parse(name, total, [&](int64_t at, void* dst, int64_t n) {
+    // parse() only asks for ranges inside the file; this check keeps a mistake there from
+    // becoming a read out of bounds.
+    if (n == 0) return;
+    if (at < 0 || n < 0 || at > total || n > total - at)
+      throw Error(str("[load_safetensors] ", name, ": could not read ", n, " bytes at offset ", at,
+                      ": unexpected end of file"));
+    std::memcpy(dst, base + at, static_cast<size_t>(n));
+  });
 }
 
 void save_safetensors(const std::string& path, const std::vector<NamedTensor>& given,

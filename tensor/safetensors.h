@@ -57,4 +57,9 @@ void save_safetensors(const std::string& path, const std::vector<NamedTensor>& t
 // before any data is read. Every error names the file and what was expected and found.
 SafetensorsFile load_safetensors(const std::string& path);
 
+// The same for a whole file's `size` bytes already in memory, with `name` standing for the file
+// in error messages (and in SafetensorsFile::path): the same code and the same checks as the
+// file reader. For callers that hold the bytes, and for the fuzz target (fuzz/).
+SafetensorsFile load_safetensors(const void* bytes, size_t size, const std::string& name);
+
 }  // namespace qnn

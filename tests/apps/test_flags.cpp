@@ -75,6 +75,13 @@ TEST_CASE("flags: floats must be finite and in range") {
     CHECK_MESSAGE(error_of({"--lr", bad}).find("expected a finite number") != std::string::npos, bad);
   CHECK(error_of({"--lr", "-0.1"}) == "--lr must be between 0 and 1e+06, got -0.1");
   CHECK(error_of({"--lr", "1e-400"}).empty());  // underflows to 0, a valid learning rate
+  // Subnormal values are finite numbers too (strtod flags them ERANGE, as it does overflow).
+  for (const char* tiny : {"1e-310", "4.9e-324", "2.2250738585072009e-308"}) {
+    Parsed p;
+    CHECK_MESSAGE(p.flags.parse_args({"--lr", tiny}), tiny);
+    CHECK_MESSAGE(p.lr == std::strtod(tiny, nullptr), tiny);
+    CHECK(p.lr > 0);
+  }
 }
 
 TEST_CASE("flags: unknown flags and missing values") {

@@ -158,6 +158,49 @@ TEST_CASE("cifar100: fine labels by default, coarse on request, both validated")
                  "expected 30740000 bytes (10000 records of 3074 bytes), found 30739999 bytes"));
 }
 
+TEST_CASE("cifar: batch files in memory are checked as files on disk are") {
+  // Three CIFAR-10 records (labels 0, 1, 2) and two CIFAR-100 records, built in memory.
+  std::vector<uint8_t> ten, hundred;
+  for (int64_t r = 0; r < 3; ++r) {
+    ten.push_back(static_cast<uint8_t>(r));
+    for (int64_t p = 0; p < 3072; ++p) ten.push_back(synthetic_pixel(r, p));
+  }
+  for (int64_t r = 0; r < 2; ++r) {
+    hundred.push_back(static_cast<uint8_t>(19 - r));
+    hundred.push_back(static_cast<uint8_t>(99 - r));
+    for (int64_t p = 0; p < 3072; ++p) hundred.push_back(synthetic_pixel(r, p));
+  }
+
+  const ImageDataset d = load_cifar10_batch(ten.data(), ten.size(), 3, "mem.bin");
+  CHECK(d.count == 3);
+  CHECK(d.num_classes == 10);
+  CHECK(d.labels == std::vector<int32_t>{0, 1, 2});
+  CHECK(holds_record(d, 2, 2));
+  const ImageDataset fine = load_cifar100_batch(hundred.data(), hundred.size(), 2, "mem100.bin");
+  CHECK(fine.labels == std::vector<int32_t>{99, 98});
+  CHECK(holds_record(fine, 1, 1));
+  const ImageDataset coarse =
+      load_cifar100_batch(hundred.data(), hundred.size(), 2, "mem100.bin", Cifar100Labels::Coarse);
+  CHECK(coarse.labels == std::vector<int32_t>{19, 18});
+  CHECK(load_cifar10_batch(nullptr, 0, 0, "empty.bin").count == 0);
+
+  CHECK(error_message([&] { load_cifar10_batch(ten.data(), ten.size() - 1, 3, "mem.bin"); }) ==
+        "[load_cifar10_batch] mem.bin: expected 9219 bytes (3 records of 3073 bytes), found 9218 "
+        "bytes: the file is truncated (an interrupted download?)");
+  CHECK(contains(error_message([&] { load_cifar10_batch(ten.data(), ten.size(), 2, "mem.bin"); }),
+                 "oversized"));
+  CHECK(contains(error_message([&] { load_cifar10_batch(ten.data(), ten.size(), -1, "mem.bin"); }),
+                 "mem.bin: cannot hold -1 records"));
+  CHECK(contains(error_message([&] { load_cifar10_batch(ten.data(), ten.size(), int64_t{1} << 62, "m"); }),
+                 "cannot hold 4611686018427387904 records"));
+  ten[3073] = 10;  // record 1's label
+  CHECK(error_message([&] { load_cifar10_batch(ten.data(), ten.size(), 3, "mem.bin"); }) ==
+        "[load_cifar10_batch] mem.bin: record 1 has label 10, expected 0..9 (10 classes)");
+  hundred[3074] = 20;  // record 1's coarse label
+  CHECK(contains(error_message([&] { load_cifar100_batch(hundred.data(), hundred.size(), 2, "h"); }),
+                 "[load_cifar100_batch] h: record 1 has coarse label 20, expected 0..19"));
+}
+
 TEST_CASE("cifar10: the real files (when CIFAR10_DIR is set)") {
   const char* dir = std::getenv("CIFAR10_DIR");
   if (dir == nullptr || *dir == '\0') {

@@ -284,3 +284,25 @@ TEST_CASE("safetensors: reads a file written by PyTorch") {
   CHECK(f.get("ramp").shape() == Shape{2, 3});
   CHECK(f.get("ramp").to_vector() == std::vector<float>{-0.5f, -0.25f, 0, 0.25f, 0.5f, 0.75f});
 }
+
+TEST_CASE("safetensors: a file's bytes in memory load as the file does, with the same checks") {
+  const std::string bytes = read_bytes(fixture("torch_written.safetensors"));
+  const SafetensorsFile f = load_safetensors(bytes.data(), bytes.size(), "in-memory.safetensors");
+  const SafetensorsFile g = load_safetensors(fixture("torch_written.safetensors"));
+  CHECK(f.path == "in-memory.safetensors");
+  CHECK(f.metadata == g.metadata);
+  REQUIRE(f.tensors.size() == g.tensors.size());
+  for (size_t i = 0; i < f.tensors.size(); ++i) {
+    CHECK(f.tensors[i].name == g.tensors[i].name);
+    CHECK(f.tensors[i].as_int64 == g.tensors[i].as_int64);
+    CHECK(f.tensors[i].tensor.shape() == g.tensors[i].tensor.shape());
+    CHECK(f.tensors[i].tensor.to_vector() == g.tensors[i].tensor.to_vector());
+  }
+
+  auto error_for = [](const std::string& b) { return error_of([&] { load_safetensors(b.data(), b.size(), "m"); }); };
+  CHECK(error_for("abc") ==
+        "[load_safetensors] m: file is 3 bytes, shorter than the 8-byte header length that starts a safetensors file");
+  CHECK(error_for(bytes.substr(0, bytes.size() - 1)) ==
+        "[load_safetensors] m: tensor 'ramp' has data_offsets [56, 80], outside the data section of 79 bytes");
+  CHECK(error_for(file_bytes("{\"a\" {}}", "")) == "[load_safetensors] m: header JSON at byte 5: expected ':', found '{'");
+}

@@ -1,0 +1,61 @@
+# Fuzz targets (fuzz/README.md), included from the Makefile.
+#   make fuzz         builds every fuzz/fuzz_<name>.cpp into $(FUZZ_BUILD)/fuzz_<name> with clang,
+#                     libFuzzer, AddressSanitizer and UndefinedBehaviorSanitizer
+#   make fuzz-smoke   runs each target for FUZZ_SMOKE_SECONDS on its seed corpus; fails on any
+#                     crash, sanitizer report, timeout or over-limit allocation
+# Variables: FUZZ_CXX (clang++), FUZZ_BUILD (build-fuzz), FUZZ_SMOKE_SECONDS (20).
+# The library sources the targets need are compiled here with the same sanitizers (CPU only,
+# no OpenMP, no CUDA), into their own folder so the regular build is untouched.
+
+FUZZ_CXX ?= clang++
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SMOKE_SECONDS ?= 20
+# -fsanitize=undefined covers float-cast-overflow in recent clang; it is named as well where the
+# compiler accepts it, for older ones.
+FUZZ_FLOAT_CAST := $(shell $(FUZZ_CXX) -fsanitize=float-cast-overflow -x c++ -c /dev/null -o /dev/null 2>/dev/null \
+  && echo ,float-cast-overflow)
+FUZZ_SANITIZE := address,undefined$(FUZZ_FLOAT_CAST)
+# (-Wno-unused-private-field: CudaGraph's graph_ is only used by the CUDA build, which g++ does
+# not flag and clang does.)
+FUZZ_CXXFLAGS := -std=c++17 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Wno-unused-private-field -I. \
+  -fsanitize=$(FUZZ_SANITIZE) -fno-sanitize-recover=all -MMD -MP
+# Limits of every run: an input that makes the library allocate over 1 GB at once, hold over
+# 2 GB, or take over 10 s is reported as a defect.
+FUZZ_LIMITS := -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10
+
+# The library sources the targets link (the rest of the library needs OpenMP or is not used).
+FUZZ_LIB_SRC := data/cifar.cpp tensor/safetensors.cpp tensor/safetensors_header.cpp \
+  tensor/tensor.cpp tensor/allocator.cpp tensor/device_cpu_only.cpp
+FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.cpp=$(FUZZ_BUILD)/lib/%.o)
+FUZZ_NAMES := $(patsubst fuzz/fuzz_%.cpp,%,$(wildcard fuzz/fuzz_*.cpp))
+FUZZ_TARGETS := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+
+.PHONY: fuzz fuzz-smoke
+.SECONDARY: $(FUZZ_LIB_OBJ) $(FUZZ_TARGETS:=.o)  # kept between builds
+fuzz: $(FUZZ_TARGETS)
+
+$(FUZZ_BUILD)/lib/%.o: %.cpp fuzz/fuzz.mk
+	@mkdir -p $(@D)
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%.o: fuzz/fuzz_%.cpp fuzz/fuzz.mk
+	@mkdir -p $(@D)
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/fuzz_%.o $(FUZZ_LIB_OBJ)
+	$(FUZZ_CXX) -fsanitize=fuzzer,$(FUZZ_SANITIZE) $^ -o $@ -pthread
+
+# Each target starts from its committed corpus (fuzz/corpus/<name>, only read) and writes what
+# it finds into $(FUZZ_BUILD)/corpus/<name>; a failing input is saved in $(FUZZ_BUILD)/crashes/.
+fuzz-smoke: fuzz
+	@set -e; for name in $(FUZZ_NAMES); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$name $(FUZZ_BUILD)/crashes; \
+	  echo "fuzz-smoke: $$name for $(FUZZ_SMOKE_SECONDS) s"; \
+	  $(FUZZ_BUILD)/fuzz_$$name $(FUZZ_LIMITS) -max_total_time=$(FUZZ_SMOKE_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_BUILD)/crashes/$$name- $(FUZZ_BUILD)/corpus/$$name fuzz/corpus/$$name \
+	    > $(FUZZ_BUILD)/smoke-$$name.log 2>&1 \
+	    || { tail -n 40 $(FUZZ_BUILD)/smoke-$$name.log; echo "fuzz-smoke: $$name FAILED (log: $(FUZZ_BUILD)/smoke-$$name.log)"; exit 1; }; \
+	  grep -E '^(stat::number_of_executed_units|Done)' $(FUZZ_BUILD)/smoke-$$name.log | tr '\n' ' '; echo; \
+	done; echo "fuzz-smoke: every target ran clean"
+
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_TARGETS:=.d)
