@@ -1,5 +1,9 @@
-# qnn build. `make` builds the library, the apps (./apps/cifar) and the test runner;
-# `make test` runs every test. The CUDA backend is built when nvcc and cuDNN are found.
+# qnn build. `make` builds the library, the apps (./apps/cifar, ./apps/quant) and the
+# benchmarks; `make test` builds the test runner too and runs every test. The CUDA backend is
+# built when nvcc and cuDNN are found. Jobs run on every core unless -j is given.
+# Missing Debian packages (libstb-dev; doctest-dev for the tests) are installed before compiling
+# when we are root or sudo needs no password, else make stops with the command to run
+# (scripts/ensure_packages.sh).
 # Variables:
 #   CUDA=0            CPU-only build even where CUDA is installed
 #   CUDA_ARCH=90      GPU architecture (default: the visible GPU's, else 90); code for it plus PTX
@@ -11,6 +15,10 @@
 # LD_LIBRARY_PATH; on a machine with no GPU or no driver they run on the CPU.
 
 SHELL := /bin/bash
+# Every core, unless the command line or the environment's MAKEFLAGS asked for a number of jobs.
+ifeq ($(filter -j% --jobs%,$(MAKEFLAGS) $(shell printenv MAKEFLAGS)),)
+  MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 1)
+endif
 CXX ?= g++
 BUILD ?= build
 PORTABLE ?= 0
@@ -60,13 +68,27 @@ $(shell echo '$(CONFIG)' | cmp -s - apps/.config || echo '$(CONFIG)' > apps/.con
 TEST_SRC := $(shell find tests -name '*.cpp' 2>/dev/null)
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 APP_SRC := $(wildcard apps/*.cpp)
+APP_OBJ := $(APP_SRC:%.cpp=$(BUILD)/%.o)
 APPS := $(APP_SRC:%.cpp=%)
 BENCH_SRC := $(wildcard bench/*.cpp)
+BENCH_OBJ := $(BENCH_SRC:%.cpp=$(BUILD)/%.o)
 BENCHES := $(BENCH_SRC:%.cpp=$(BUILD)/%)
 
-.PHONY: all test clean cifar10
-.PRECIOUS: $(BUILD)/apps/%.o $(BUILD)/bench/%.o
-all: $(APPS) $(BUILD)/qnn_tests $(BENCHES)
+.PHONY: all test clean cifar10 packages
+all: $(APPS) $(BENCHES)
+
+# Missing headers: their Debian packages are installed (or make stops with the command to run)
+# before anything compiles, in one apt-get run. The test runner's doctest is needed only when
+# the goals build tests. With every header in place nothing depends on `packages`, so a build
+# with nothing to do runs nothing.
+PACKAGES := STB_INCLUDE=$(STB_INCLUDE) DOCTEST_INCLUDE=$(DOCTEST_INCLUDE) sh scripts/ensure_packages.sh
+TEST_GOALS := $(filter test $(BUILD)/qnn_tests $(BUILD)/tests/%,$(MAKECMDGOALS))
+NEEDED := $(filter build $(if $(TEST_GOALS),test),$(shell $(PACKAGES) --missing build test))
+ifneq ($(NEEDED),)
+  $(LIB_OBJ) $(APP_OBJ) $(BENCH_OBJ) $(TEST_OBJ): | packages
+endif
+packages:
+	@$(PACKAGES) $(NEEDED)
 
 $(BUILD)/libqnn.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
@@ -80,17 +102,19 @@ $(BUILD)/%.cu.o: %.cu $(BUILD)/config
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
-apps/%: $(BUILD)/apps/%.o $(BUILD)/libqnn.a apps/.config
+# Static pattern rules name each object explicitly, so make keeps them (an object reached only
+# through a pattern rule is intermediate and deleted, and the next make would compile it again).
+$(APPS): apps/%: $(BUILD)/apps/%.o $(BUILD)/libqnn.a apps/.config
 	$(CXX) $(filter-out apps/.config,$^) -o $@ $(LDFLAGS)
 
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libqnn.a
+$(BENCHES): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libqnn.a
 	$(CXX) $^ -o $@ $(LDFLAGS)
 
 $(BUILD)/qnn_tests: $(TEST_OBJ) $(BUILD)/libqnn.a
 	$(CXX) $^ -o $@ $(LDFLAGS)
 
 # Runs every test; the last line sums them up as "tests: N passed, N failed, N skipped".
-test: all
+test: all $(BUILD)/qnn_tests
 	@set -o pipefail; ./$(BUILD)/qnn_tests $(TEST_ARGS) 2>&1 | tee $(BUILD)/test.log; rc=$$?; \
 	  awk '/test cases:/ {gsub(/\|/," "); print "tests: " $$5 " passed, " $$7 " failed, " $$9 " skipped"}' $(BUILD)/test.log; exit $$rc
 
