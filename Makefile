@@ -67,8 +67,12 @@ else
   CUDA_LINE := CUDA backend: not built (CPU only; $(if $(CUDA_FOUND),CUDA=0 given,nvcc or cuDNN not found))
 endif
 
-$(info qnn build: $(CXX) $(shell $(CXX) -dumpfullversion 2>/dev/null), OpenMP $(if $(OPENMP),yes,no), \
-  $(if $(ARCHFLAGS),-march=native,portable),$(if $(SANITIZERS), ASan + UBSan -O1 in $(BUILD),) $(CUDA_LINE))
+# What was found, once per build (`make sanitize` says it from the make it starts).
+comma := ,
+ifneq ($(MAKECMDGOALS),sanitize)
+  $(info qnn build: $(CXX) $(shell $(CXX) -dumpfullversion 2>/dev/null), OpenMP $(if $(OPENMP),yes,no), \
+    $(if $(ARCHFLAGS),-march=native,portable)$(comma)$(if $(SANITIZERS), ASan + UBSan -O1 in $(BUILD)$(comma)) $(CUDA_LINE))
+endif
 
 # Objects depend on the configuration: switching CUDA=0/1 or CUDA_ARCH rebuilds everything.
 CONFIG := $(CXX) $(CXXFLAGS) | $(NVCCFLAGS) | $(LDFLAGS)

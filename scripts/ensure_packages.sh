@@ -104,9 +104,10 @@ echo "$me: installing missing Debian packages: $packages (${sudo}apt-get install
 export DEBIAN_FRONTEND=noninteractive
 as_root apt-get update -qq ||
   fail "apt-get update failed; run: ${sudo}apt-get update && ${sudo}apt-get install -y $packages"
-# $packages is a space-separated list of package names: split on purpose.
+# $packages is a space-separated list of package names: split on purpose. dpkg's progress goes
+# to /dev/null; errors still show.
 # shellcheck disable=SC2086
-as_root apt-get install -y -qq $packages ||
+as_root apt-get install -y -qq $packages > /dev/null ||
   fail "apt-get install failed; run: ${sudo}apt-get install -y $packages"
 
 for group in $groups; do
