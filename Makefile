@@ -1,5 +1,10 @@
-# qnn build. `make` builds the library, the apps (./apps/cifar) and the test runner;
-# `make test` runs every test. The CUDA backend is built when nvcc and cuDNN are found.
+# qnn build. `make` builds the library, the apps (./apps/cifar, ./apps/quant) and the
+# benchmarks; `make test` builds the test runner too and runs every test; `make sanitize` runs the
+# tests of a CPU-only build under AddressSanitizer and UndefinedBehaviorSanitizer. The CUDA
+# backend is built when nvcc and cuDNN are found. Jobs run on every core unless -j is given.
+# Missing Debian packages (libstb-dev; doctest-dev for the tests) are installed before compiling
+# when we are root or sudo needs no password, else make stops with the command to run
+# (scripts/ensure_packages.sh).
 # Variables:
 #   CUDA=0            CPU-only build even where CUDA is installed
 #   CUDA_ARCH=90      GPU architecture (default: the visible GPU's, else 90); code for it plus PTX
@@ -7,10 +12,15 @@
 #   CUDNN_INCLUDE, CUDNN_LIB   cuDNN's headers and libraries (default: found in CUDA_HOME or /usr)
 #   STB_INCLUDE, DOCTEST_INCLUDE   header folders (Debian's libstb-dev and doctest-dev)
 #   PORTABLE=1        no -march=native;   BUILD=dir   where objects go
+#   SANITIZE=1        -O1 -g with ASan and UBSan (what `make sanitize` sets, with CUDA=0)
 # Binaries find cudart, cuBLAS and cuDNN through an rpath, so they start without
 # LD_LIBRARY_PATH; on a machine with no GPU or no driver they run on the CPU.
 
 SHELL := /bin/bash
+# Every core, unless the command line or the environment's MAKEFLAGS asked for a number of jobs.
+ifeq ($(filter -j% --jobs%,$(MAKEFLAGS) $(shell printenv MAKEFLAGS)),)
+  MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 1)
+endif
 CXX ?= g++
 BUILD ?= build
 PORTABLE ?= 0
@@ -26,8 +36,16 @@ CUDNN_LIB ?= $(patsubst %/,%,$(dir $(firstword $(wildcard $(CUDA_HOME)/lib64/lib
 CUDA_FOUND := $(and $(NVCC),$(wildcard $(CUDNN_INCLUDE)/cudnn.h),$(wildcard $(CUDNN_LIB)/libcudnn.so.9))
 CUDA ?= $(if $(CUDA_FOUND),1,0)
 
-CXXFLAGS := -std=c++17 -O3 $(ARCHFLAGS) $(OPENMP) -Wall -Wextra -I. -isystem $(STB_INCLUDE) -isystem $(DOCTEST_INCLUDE) -MMD -MP
-LDFLAGS := $(OPENMP) -pthread
+SANITIZE ?= 0
+
+OPT := -O3
+ifeq ($(SANITIZE),1)
+  # Every finding stops the program (no recovery); float-cast-overflow is not in -fsanitize=undefined.
+  SANITIZERS := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
+  OPT := -O1 -g -fno-omit-frame-pointer $(SANITIZERS)
+endif
+CXXFLAGS := -std=c++17 $(OPT) $(ARCHFLAGS) $(OPENMP) -Wall -Wextra -I. -isystem $(STB_INCLUDE) -isystem $(DOCTEST_INCLUDE) -MMD -MP
+LDFLAGS := $(strip $(SANITIZERS) $(OPENMP) -pthread)
 LIB_SRC := $(wildcard tensor/*.cpp autograd/*.cpp nn/*.cpp optim/*.cpp data/*.cpp quant/*.cpp qat/*.cpp)
 LIB_OBJ := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
 
@@ -49,8 +67,12 @@ else
   CUDA_LINE := CUDA backend: not built (CPU only; $(if $(CUDA_FOUND),CUDA=0 given,nvcc or cuDNN not found))
 endif
 
-$(info qnn build: $(CXX) $(shell $(CXX) -dumpfullversion 2>/dev/null), OpenMP $(if $(OPENMP),yes,no), \
-  $(if $(ARCHFLAGS),-march=native,portable), $(CUDA_LINE))
+# What was found, once per build (`make sanitize` says it from the make it starts).
+comma := ,
+ifneq ($(MAKECMDGOALS),sanitize)
+  $(info qnn build: $(CXX) $(shell $(CXX) -dumpfullversion 2>/dev/null), OpenMP $(if $(OPENMP),yes,no), \
+    $(if $(ARCHFLAGS),-march=native,portable)$(comma)$(if $(SANITIZERS), ASan + UBSan -O1 in $(BUILD)$(comma)) $(CUDA_LINE))
+endif
 
 # Objects depend on the configuration: switching CUDA=0/1 or CUDA_ARCH rebuilds everything.
 CONFIG := $(CXX) $(CXXFLAGS) | $(NVCCFLAGS) | $(LDFLAGS)
@@ -60,13 +82,27 @@ $(shell echo '$(CONFIG)' | cmp -s - apps/.config || echo '$(CONFIG)' > apps/.con
 TEST_SRC := $(shell find tests -name '*.cpp' 2>/dev/null)
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 APP_SRC := $(wildcard apps/*.cpp)
+APP_OBJ := $(APP_SRC:%.cpp=$(BUILD)/%.o)
 APPS := $(APP_SRC:%.cpp=%)
 BENCH_SRC := $(wildcard bench/*.cpp)
+BENCH_OBJ := $(BENCH_SRC:%.cpp=$(BUILD)/%.o)
 BENCHES := $(BENCH_SRC:%.cpp=$(BUILD)/%)
 
-.PHONY: all test clean cifar10
-.PRECIOUS: $(BUILD)/apps/%.o $(BUILD)/bench/%.o
-all: $(APPS) $(BUILD)/qnn_tests $(BENCHES)
+.PHONY: all test sanitize clean cifar10 packages
+all: $(APPS) $(BENCHES)
+
+# Missing headers: their Debian packages are installed (or make stops with the command to run)
+# before anything compiles, in one apt-get run. The test runner's doctest is needed only when
+# the goals build tests. With every header in place nothing depends on `packages`, so a build
+# with nothing to do runs nothing.
+PACKAGES := STB_INCLUDE=$(STB_INCLUDE) DOCTEST_INCLUDE=$(DOCTEST_INCLUDE) sh scripts/ensure_packages.sh
+TEST_GOALS := $(filter test sanitize $(BUILD)/qnn_tests $(BUILD)/tests/%,$(MAKECMDGOALS))
+NEEDED := $(filter build $(if $(TEST_GOALS),test),$(shell $(PACKAGES) --missing build test))
+ifneq ($(NEEDED),)
+  $(LIB_OBJ) $(APP_OBJ) $(BENCH_OBJ) $(TEST_OBJ): | packages
+endif
+packages:
+	@$(PACKAGES) $(NEEDED)
 
 $(BUILD)/libqnn.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
@@ -80,26 +116,47 @@ $(BUILD)/%.cu.o: %.cu $(BUILD)/config
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
-apps/%: $(BUILD)/apps/%.o $(BUILD)/libqnn.a apps/.config
+# Static pattern rules name each object explicitly, so make keeps them (an object reached only
+# through a pattern rule is intermediate and deleted, and the next make would compile it again).
+$(APPS): apps/%: $(BUILD)/apps/%.o $(BUILD)/libqnn.a apps/.config
 	$(CXX) $(filter-out apps/.config,$^) -o $@ $(LDFLAGS)
 
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libqnn.a
+$(BENCHES): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libqnn.a
 	$(CXX) $^ -o $@ $(LDFLAGS)
 
 $(BUILD)/qnn_tests: $(TEST_OBJ) $(BUILD)/libqnn.a
 	$(CXX) $^ -o $@ $(LDFLAGS)
 
 # Runs every test; the last line sums them up as "tests: N passed, N failed, N skipped".
-test: all
-	@set -o pipefail; ./$(BUILD)/qnn_tests $(TEST_ARGS) 2>&1 | tee $(BUILD)/test.log; rc=$$?; \
+# The tests run the apps; a sanitizer build leaves the benchmarks out.
+test: $(if $(filter 1,$(SANITIZE)),$(APPS),all) $(BUILD)/qnn_tests
+	@set -o pipefail; $(TEST_ENV) ./$(BUILD)/qnn_tests $(TEST_ARGS) 2>&1 | tee $(BUILD)/test.log; rc=$$?; \
 	  awk '/test cases:/ {gsub(/\|/," "); print "tests: " $$5 " passed, " $$7 " failed, " $$9 " skipped"}' $(BUILD)/test.log; exit $$rc
+
+# The unit tests of a CPU-only build (in its own folder) under AddressSanitizer and
+# UndefinedBehaviorSanitizer; the first finding stops the run with its stack. The apps the tests
+# run are linked with the sanitizers too (./apps/* are relinked by the next plain make).
+SANITIZE_BUILD ?= build-sanitize
+SANITIZE_ENV := ASAN_OPTIONS=halt_on_error=1:abort_on_error=0:detect_leaks=1:print_stacktrace=1 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+# Left out, so the run takes minutes on two cores:
+#  - "cifar: resume ..." (about 4 minutes under ASan: ./apps/cifar trains four times) and the
+#    5,000-image epoch (with CIFAR10_DIR); "cifar: quantized training ..." still runs
+#    ./apps/cifar's training, checkpoint and variance paths under the sanitizers.
+#  - "smart device arithmetic ... every intermediate bit for bit": it compares the CPU level DP
+#    with the kernel's fma_rn steps bit for bit, and the CPU DP's coefficients
+#    (quant/level_dp.cpp) are fused only where GCC contracts a * b + c, at -O2 and above.
+SANITIZE_TEST_ARGS ?= "-tce=cifar: resume continues bit-identically,cifar: one epoch on 5*,*every intermediate bit for bit"
+sanitize:
+	@$(MAKE) --no-print-directory CUDA=0 SANITIZE=1 BUILD=$(SANITIZE_BUILD) \
+	  TEST_ENV='$(SANITIZE_ENV)' TEST_ARGS='$(SANITIZE_TEST_ARGS)' test
 
 # Downloads the official CIFAR-10 binary archive, checks its md5 and unpacks it into data/.
 cifar10:
 	sh scripts/fetch_cifar10.sh data
 
 clean:
-	rm -rf $(BUILD) $(APPS)
+	rm -rf $(BUILD) $(SANITIZE_BUILD) $(APPS)
 
 include fuzz/fuzz.mk
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything to run on the GPU machine (../shared/gpu.md), in phases that each fit in one
 # 10-minute command there:
-#   scripts/gpu_session.sh build     make -j16 with the GPU machine's cuDNN and stb locations
+#   scripts/gpu_session.sh build     make -j16 (and the test runner) with the GPU machine's cuDNN
+#                                    and stb locations
 #   scripts/gpu_session.sh test      the GPU tests first (every CUDA op against its CPU twin, the
 #                                    training step, the captured graph), then the whole suite
 #   scripts/gpu_session.sh bench     bench/gpu.sh at batch 128 and 512 (with ncu's per-kernel
@@ -22,7 +23,7 @@ case "${1:-}" in
   build)
     nvidia-smi --query-gpu=name,compute_cap,driver_version --format=csv,noheader
     make -j16 CUDNN_INCLUDE="$CUDNN_HOME/include" CUDNN_LIB="$CUDNN_HOME/lib" STB_INCLUDE="$STB_INCLUDE" \
-      2>&1 | tail -5 ;;
+      all build/qnn_tests 2>&1 | tail -5 ;;
   test)
     ./build/qnn_tests -tc='*cuda*,*CUDA*,*gpu*,*GPU*,*device*,*training step*,*graph*' 2>&1 | tee "$OUT/gpu_tests.log" | tail -40
     ./build/qnn_tests 2>&1 | tail -4 ;;
