@@ -23,6 +23,7 @@
 #include "apps/run_settings.h"
 #include "apps/training.h"
 #include "data/cifar.h"
+#include "data/cifar_download.h"
 #include "nn/init.h"
 #include "nn/resnet.h"
 #include "quant/variance_recorder.h"
@@ -219,6 +220,7 @@ int run(int argc, char** argv) {
     std::printf("qnn cifar: build %s, device cpu, threads %d\n", cuda.built ? "cuda" : "cpu-only", omp_get_max_threads());
   if (device == "auto" && dev == Device::CPU) std::printf("note: %s; training on the CPU\n", describe_cuda(cuda).c_str());
 
+  ensure_cifar10(data_dir);  // first run: downloads CIFAR-10 when data_dir holds none of it
   ImageDataset train_set = load_cifar10(data_dir, true), test_set = load_cifar10(data_dir, false);
   if (limit_train > 0) keep_first(train_set, limit_train);
   if (limit_test > 0) keep_first(test_set, limit_test);
