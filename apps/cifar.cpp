@@ -193,9 +193,11 @@ int run(int argc, char** argv) {
     flags.fail("bad --schedule '" + schedule_kind + "'; valid: multistep, cosine, onecycle");
   const std::vector<int64_t> milestone_list = parse_milestones(milestones, flags);
   const QatSpec qat_spec_ = qat_spec(qat, flags);
+  if (!qat.export_path.empty() && resume.empty())
+    flags.fail("--export-qat exports a trained model: give it with --resume CHECKPOINT");
   if (!qat.init_weights.empty() && !resume.empty())
     flags.fail("--init-weights starts a new run from a checkpoint's weights; --resume continues a run: give one of them");
-  if (!resume.empty() && !evaluate_only && variance_steps == 0 && start_epoch >= epochs) {
+  if (!resume.empty() && !evaluate_only && qat.export_path.empty() && variance_steps == 0 && start_epoch >= epochs) {
     if (flags.was_set("--epochs"))
       flags.fail(str("--epochs ", epochs, ": the checkpoint ", resume, " has already completed ", start_epoch,
                      " epochs; give more to train further"));
@@ -316,6 +318,10 @@ int run(int argc, char** argv) {
   std::printf("model: %s (shortcut %s), %lld parameters, qat %s\n", arch.c_str(), shortcut.c_str(),
               (long long)model.num_parameters(), qat_label(qat_spec_).c_str());
 
+  if (!qat.export_path.empty()) {
+    export_qat(model, qat.export_path, arch, shortcut);
+    return 0;
+  }
   if (evaluate_only) {
     EpochResult test = evaluate(model, *test_source, start_epoch);
     std::printf("test: loss %.4f accuracy %.2f%% (%lld images, %.1fs)\n", test.loss, 100 * test.accuracy,

@@ -9,6 +9,8 @@
 //   --freeze-observers-epoch E               linear: observers stop updating from epoch E (1-based
 //                                            count of epochs done; 0: never), PyTorch's
 //                                            disable_observer phase
+//   --export-qat OUT --resume CK             write CK's model as low-bit integers (nn/qat_export.h,
+//                                            docs/qat-export.md) and exit
 // The model-shaping flags are model settings (a --resume cannot change them); the freeze epoch is
 // a schedule setting. The batch-norm layers are not folded into the convolutions.
 #pragma once
@@ -19,6 +21,7 @@
 
 #include "apps/checkpoint.h"
 #include "apps/flags.h"
+#include "nn/qat_export.h"
 #include "nn/qat_resnet.h"
 
 namespace qnn {
@@ -31,6 +34,7 @@ struct QatFlags {
   std::string& method;
   int64_t &weight_bits, &act_bits, &first_last_bits, &width, &freeze_observers_epoch;
   std::string& init_weights;
+  std::string& export_path;
 };
 
 inline QatFlags add_qat_flags(Flags& flags) {
@@ -42,6 +46,7 @@ inline QatFlags add_qat_flags(Flags& flags) {
       flags.add_int("--wrpn-width", 1, "--qat wrpn: channel width multiplier", 1, 16),
       flags.add_int("--freeze-observers-epoch", 0, "--qat linear: observers stop updating after this many epochs (0: never)", 0),
       flags.add_string("--init-weights", "", "start from this checkpoint's model weights only (float or QAT; not optimizer, epoch or settings)"),
+      flags.add_string("--export-qat", "", "with --resume: write the QAT model's low-bit export (safetensors) and exit"),
   };
 }
 
@@ -89,6 +94,14 @@ inline void init_model_weights(Module& model, const std::string& path) {
 // At the start of epoch `epoch` (0-based): observers freeze once `freeze_epoch` epochs are done.
 inline void qat_start_epoch(Module& model, int64_t epoch, int64_t freeze_epoch) {
   if (auto* qat = dynamic_cast<QatCifarResNet*>(&model)) qat->freeze_observers(freeze_epoch > 0 && epoch >= freeze_epoch);
+}
+
+// --export-qat: the resumed QAT model's low-bit export, with the run's architecture recorded.
+inline void export_qat(Module& model, const std::string& path, const std::string& arch, const std::string& shortcut) {
+  auto* qat = dynamic_cast<QatCifarResNet*>(&model);
+  QNN_CHECK(qat, "--export-qat needs a QAT checkpoint; this run's model has --qat none");
+  export_qat_model(*qat, path, {{"arch", arch}, {"shortcut", shortcut}});
+  std::printf("exported %s (%s) to %s\n", arch.c_str(), qat->spec().describe().c_str(), path.c_str());
 }
 
 }  // namespace qnn

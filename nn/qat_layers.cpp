@@ -59,6 +59,7 @@ QatQuantizer::QatQuantizer(QatMethod method, int bits, Role role, int64_t channe
 
 Variable QatQuantizer::forward(const Variable& x) {
   const bool weight = role_ == Role::Weight;
+  if (weight && prequantized_) return x;
   switch (method_) {
     case QatMethod::Linear: {
       fq_->freeze(observer_frozen_ || !training());

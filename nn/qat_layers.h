@@ -55,6 +55,9 @@ class QatQuantizer : public Module {
   void after_load();
   // Observers stop updating (PyTorch's disable_observer); learned values keep training.
   void freeze_observer(bool frozen = true);
+  // Weights only: the weight is already on this quantizer's grid (loaded from a low-bit export,
+  // nn/qat_export.h), so forward passes it through unchanged.
+  void set_prequantized(bool on = true) { prequantized_ = on; }
   QatMethod method() const { return method_; }
   int bits() const { return bits_; }
   Role role() const { return role_; }
@@ -70,6 +73,7 @@ class QatQuantizer : public Module {
   Variable alpha_;
   Tensor *min_val_ = nullptr, *max_val_ = nullptr, *zero_point_ = nullptr, *initialized_ = nullptr;
   bool observer_frozen_ = false;
+  bool prequantized_ = false;
 };
 
 // Conv2d with a fake-quantized weight; parameter names as Conv2d's (weight, bias) plus the

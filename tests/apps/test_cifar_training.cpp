@@ -114,6 +114,18 @@ TEST_CASE("cifar: QAT runs resume bit-identically; --init-weights fine-tunes a f
     CHECK(other.exit_code == 1);
     CHECK(other.output.find("--act-bits") != std::string::npos);
   }
+  // The last run's checkpoint (lsq W3A2) exports to packed integers, which numpy reads back.
+  CommandResult exported = run_command("./apps/cifar --data " + data + " --export-qat " + data +
+                                       "/lsq.safetensors --resume " + data + "/ck/last.safetensors");
+  REQUIRE_MESSAGE(exported.exit_code == 0, exported.output);
+  CHECK(exported.output.find("exported resnet20 (lsq W3A2)") != std::string::npos);
+  if (std::system("/usr/bin/python3 -c 'import numpy' > /dev/null 2>&1") == 0) {
+    CommandResult read = run_command("/usr/bin/python3 scripts/read_qat_export.py " + data + "/lsq.safetensors");
+    CHECK_MESSAGE(read.exit_code == 0, read.output);
+    CHECK(read.output.find("weight layer3.2.conv2.weight [64, 64, 3, 3] bits 3") != std::string::npos);
+  }
+  CommandResult no_resume = run_command("./apps/cifar --data " + data + " --export-qat " + data + "/x.safetensors");
+  CHECK(no_resume.exit_code == 2);
   // A float checkpoint's weights start a QAT run; the QAT checkpoint's weights start another.
   const std::string base = "./apps/cifar --data " + data + " --limit-train 128 --limit-test 64 --batch-size 64 --epochs 1";
   std::system(("rm -rf " + data + "/fp " + data + "/q").c_str());
@@ -124,6 +136,10 @@ TEST_CASE("cifar: QAT runs resume bit-identically; --init-weights fine-tunes a f
   CHECK(tuned.output.find("initial weights: ") != std::string::npos);
   CommandResult again = run_command(base + " --qat pact --init-weights " + data + "/q/last.safetensors");
   CHECK_MESSAGE(again.exit_code == 0, again.output);
+  CommandResult float_export = run_command("./apps/cifar --data " + data + " --export-qat " + data +
+                                           "/f.safetensors --resume " + data + "/fp/last.safetensors");
+  CHECK(float_export.exit_code == 1);
+  CHECK(float_export.output.find("--export-qat needs a QAT checkpoint") != std::string::npos);
   // Wrong combinations are flag errors.
   CommandResult wide = run_command(base + " --qat lsq --wrpn-width 2");
   CHECK(wide.exit_code == 2);
