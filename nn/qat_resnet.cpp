@@ -17,13 +17,17 @@ std::shared_ptr<QatQuantizer> activation_quantizer(const QatSpec& spec, int bits
 }
 
 std::shared_ptr<QatConv2d> qat_conv(int64_t in, int64_t out, int kernel, int stride, int padding, int bits,
-                                    const QatSpec& spec, std::vector<QatQuantizer*>& quantizers) {
-  auto conv = std::make_shared<QatConv2d>(in, out, kernel, stride, padding, spec.method, bits);
+                                    QatMethod method, std::vector<QatQuantizer*>& quantizers) {
+  auto conv = std::make_shared<QatConv2d>(in, out, kernel, stride, padding, method, bits);
   quantizers.push_back(conv->weight_fake_quant.get());
   return conv;
 }
 
 }  // namespace
+
+QatMethod first_last_weight_method(QatMethod method) {
+  return method == QatMethod::Linear || method == QatMethod::Lsq ? method : QatMethod::Linear;
+}
 
 std::string QatSpec::describe() const {
   std::string s = std::string(qat_method_name(method)) + " W" + std::to_string(weight_bits) + "A" +
@@ -36,17 +40,17 @@ std::string QatSpec::describe() const {
 QatBasicBlock::QatBasicBlock(int64_t in_channels, int64_t out_channels, int stride, Shortcut shortcut,
                              const QatSpec& spec, std::vector<QatQuantizer*>& quantizers)
     : out_channels_(out_channels), stride_(stride) {
-  conv1_ = register_module("conv1", qat_conv(in_channels, out_channels, 3, stride, 1, spec.weight_bits, spec, quantizers));
+  conv1_ = register_module("conv1", qat_conv(in_channels, out_channels, 3, stride, 1, spec.weight_bits, spec.method, quantizers));
   bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(out_channels));
   act1_ = register_module("act1_fake_quant", activation_quantizer(spec, spec.act_bits, quantizers));
-  conv2_ = register_module("conv2", qat_conv(out_channels, out_channels, 3, 1, 1, spec.weight_bits, spec, quantizers));
+  conv2_ = register_module("conv2", qat_conv(out_channels, out_channels, 3, 1, 1, spec.weight_bits, spec.method, quantizers));
   bn2_ = register_module("bn2", std::make_shared<BatchNorm2d>(out_channels));
   if (stride != 1 || in_channels != out_channels) {
     if (shortcut == Shortcut::A) {
       pad_shortcut_ = true;
     } else {
       auto projection = register_module("shortcut", std::make_shared<Sequential>());
-      projection_conv_ = projection->add(qat_conv(in_channels, out_channels, 1, stride, 0, spec.weight_bits, spec, quantizers));
+      projection_conv_ = projection->add(qat_conv(in_channels, out_channels, 1, stride, 0, spec.weight_bits, spec.method, quantizers));
       projection_bn_ = projection->add(std::make_shared<BatchNorm2d>(out_channels));
     }
   }
@@ -70,7 +74,8 @@ QatCifarResNet::QatCifarResNet(int depth, QatSpec spec, int64_t num_classes, Sho
   QNN_CHECK(spec.width >= 1 && spec.width <= 16, "the width multiplier must be 1 to 16, found ", spec.width);
   const int blocks = (depth - 2) / 6;
   const int64_t base = 16 * spec.width;
-  conv1_ = register_module("conv1", qat_conv(3, base, 3, 1, 1, spec.first_last_bits, spec, quantizers_));
+  conv1_ = register_module("conv1", qat_conv(3, base, 3, 1, 1, spec.first_last_bits, first_last_weight_method(spec.method),
+                                             quantizers_));
   bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(base));
   act1_ = register_module("act1_fake_quant", activation_quantizer(spec, spec.act_bits, quantizers_));
   int64_t in = base;
@@ -84,7 +89,8 @@ QatCifarResNet::QatCifarResNet(int depth, QatSpec spec, int64_t num_classes, Sho
     }
   }
   fc_input_ = register_module("fc_input_fake_quant", activation_quantizer(spec, spec.first_last_bits, quantizers_));
-  fc_ = register_module("fc", std::make_shared<QatLinear>(in, num_classes, spec.method, spec.first_last_bits));
+  fc_ = register_module("fc", std::make_shared<QatLinear>(in, num_classes, first_last_weight_method(spec.method),
+                                                          spec.first_last_bits));
   quantizers_.push_back(fc_->weight_fake_quant.get());
 }
 

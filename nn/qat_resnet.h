@@ -7,7 +7,11 @@
 //   head:   logits = fc_q(Q_f(avgpool(a_last)))                  fc and Q_f at first_last_bits
 //
 // conv_q / fc_q use weight_bits (first and last layer: first_last_bits), Q_a act_bits. The image
-// itself is not fake-quantized (it is 8-bit data already). The parameter names of the float
+// itself is not fake-quantized (it is 8-bit data already). DoReFa, PACT and WRPN rescale the
+// weights they quantize to [-1, 1], which the classifier (no batch norm after it) cannot absorb,
+// and their papers keep the first and last layers in full precision; so with those methods the
+// first conv and the classifier take the linear method's observed per-channel weight quantizer
+// (first_last_weight_method). The parameter names of the float
 // model are kept (conv1.weight, layer1.0.bn2.running_var, fc.bias, ...), so a float checkpoint
 // loads into the QAT model; the quantizers' state lives under names ending in "_fake_quant"
 // (layer1.0.conv1.weight_fake_quant.scale, layer1.0.act1_fake_quant.min_val, ...).
@@ -67,6 +71,9 @@ class QatCifarResNet : public Module {
   std::shared_ptr<Sequential> layers_[3];
   std::shared_ptr<QatLinear> fc_;
 };
+
+// The weight method of the first conv and the classifier: linear and lsq their own, else linear.
+QatMethod first_last_weight_method(QatMethod method);
 
 // Whether a state_dict name is QAT state (a component ending in "_fake_quant").
 bool is_qat_state_name(const std::string& name);

@@ -231,9 +231,10 @@ TEST_CASE("qat resnet: every method at 2, 4 and 8 bits lowers the loss on a smal
       QatCifarResNet net(8, spec);
       SGD sgd(net.flatten(), {0.05f, 0.9f, 0.0f, 0.0f, false});
       float first = 0, last = 0;
-      // 2-bit WRPN weights are ternary {-1, 0, 1}: Kaiming-initialised weights (|w| << 0.5) all
-      // round to 0 until SGD has grown some of them, so that case needs more steps.
-      const int steps = m == QatMethod::Wrpn && bits == 2 ? 30 : 12;
+      // 2 bits learn more slowly: 2-bit activations in [0, 1] (DoReFa, WRPN) or [0, alpha] (PACT)
+      // take 4 values, and 2-bit WRPN weights are ternary {-1, 0, 1}, so Kaiming-initialised
+      // weights (|w| << 0.5) all round to 0 until SGD has grown some of them.
+      const int steps = bits == 2 ? 30 : 12;
       for (int step = 0; step < steps; ++step) {
         net.flatten().zero_grad();
         Variable loss = cross_entropy(net(x), labels);
