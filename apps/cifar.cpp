@@ -20,6 +20,7 @@
 #include "apps/flags.h"
 #include "apps/output_paths.h"
 #include "apps/plot.h"
+#include "apps/qat_setup.h"
 #include "apps/run_settings.h"
 #include "apps/training.h"
 #include "data/cifar.h"
@@ -132,10 +133,12 @@ int run(int argc, char** argv) {
   auto& variance_steps = flags.add_int("--variance-steps", 0, "measure: N steps of unquantized SGD recording each scheme's variance, then exit", 0, 100000000);
   auto& variance_schemes = flags.add_string("--variance-schemes", "standard,exponential,hadamard,smart", "schemes measured by --variance-steps");
   auto& variance_out = flags.add_string("--variance-out", "variance", "--variance-steps writes PREFIX.csv and PREFIX.png");
+  const QatFlags qat = add_qat_flags(flags);
   flags.parse(argc, argv);
   const std::vector<std::string> recorded = [] {
     std::vector<std::string> all;
-    for (const auto* group : {&kModelSettings, &kScheduleSettings, &kQuantSettings, &kOtherSettings})
+    for (const auto* group : {&kModelSettings, &kQatModelSettings, &kScheduleSettings, &kQatScheduleSettings,
+                              &kQuantSettings, &kOtherSettings})
       all.insert(all.end(), group->begin(), group->end());
     return all;
   }();
@@ -150,7 +153,7 @@ int run(int argc, char** argv) {
     checkpoint = read_checkpoint(resume);
     changes = adopt_settings(flags, recorded, checkpoint);
     for (const SettingChange& c : changes)
-      QNN_CHECK(!in(kModelSettings, c.flag), resume, ": the checkpoint holds a model built with ", c.flag, " ",
+      QNN_CHECK(!in(kModelSettings, c.flag) && !in(kQatModelSettings, c.flag), resume, ": the checkpoint holds a model built with ", c.flag, " ",
                 c.recorded, "; ", c.flag, " ", c.given, " builds another one");
     start_epoch = metadata_int(checkpoint, "epoch");
     best = metadata_number(checkpoint, "best_accuracy");
@@ -190,7 +193,12 @@ int run(int argc, char** argv) {
   if (schedule_kind != "multistep" && schedule_kind != "cosine" && schedule_kind != "onecycle")
     flags.fail("bad --schedule '" + schedule_kind + "'; valid: multistep, cosine, onecycle");
   const std::vector<int64_t> milestone_list = parse_milestones(milestones, flags);
-  if (!resume.empty() && !evaluate_only && variance_steps == 0 && start_epoch >= epochs) {
+  const QatSpec qat_spec_ = qat_spec(qat, flags);
+  if (!qat.export_path.empty() && resume.empty())
+    flags.fail("--export-qat exports a trained model: give it with --resume CHECKPOINT");
+  if (!qat.init_weights.empty() && !resume.empty())
+    flags.fail("--init-weights starts a new run from a checkpoint's weights; --resume continues a run: give one of them");
+  if (!resume.empty() && !evaluate_only && qat.export_path.empty() && variance_steps == 0 && start_epoch >= epochs) {
     if (flags.was_set("--epochs"))
       flags.fail(str("--epochs ", epochs, ": the checkpoint ", resume, " has already completed ", start_epoch,
                      " epochs; give more to train further"));
@@ -228,8 +236,10 @@ int run(int argc, char** argv) {
               (long long)test_set.count);
 
   manual_seed(static_cast<uint64_t>(seed));
-  CifarResNet model(depth, 10, shortcut == "A" ? Shortcut::A : Shortcut::B);
+  const std::unique_ptr<Module> built = build_cifar_model(depth, shortcut == "A" ? Shortcut::A : Shortcut::B, qat_spec_);
+  Module& model = *built;
   model.to(dev);
+  if (!qat.init_weights.empty()) init_model_weights(model, qat.init_weights);
   FlatParameters& flat = model.flatten();
   SGD sgd(flat, {float(lr), float(momentum), 0.0f, float(wd), nesterov});
 
@@ -268,7 +278,9 @@ int run(int argc, char** argv) {
       return sizes;
     }());
   }
-  Trainer trainer(model, sgd, schedule, hook.get(), static_cast<int>(workers), !no_graph && variance_steps == 0);
+  // QAT steps make host-side decisions (an observer's first range, LSQ's initial step): no CUDA graph.
+  const bool graph = !no_graph && variance_steps == 0 && qat_spec_.method == QatMethod::None;
+  Trainer trainer(model, sgd, schedule, hook.get(), static_cast<int>(workers), graph);
   std::printf("training: %s, batch %lld x %lld worker(s), quantizer %s (bucket %lld, %lld levels%s)\n",
               schedule_kind.c_str(), (long long)batch_size, (long long)workers, quant.c_str(), (long long)bucket_size,
               (long long)quant_levels, per_layer ? ", per layer" : ", network-wide");
@@ -281,6 +293,7 @@ int run(int argc, char** argv) {
 
   if (!resume.empty()) {
     restore_checkpoint(checkpoint, model, sgd);
+    qat_after_load(model);
     if (hook && !quantizer_changed) {
       // The hook's step and the adaptive schemes' fitted levels (quant/hook.h); a checkpoint
       // of an older format records the step alone, in its metadata.
@@ -304,9 +317,13 @@ int run(int argc, char** argv) {
                   c.recorded.c_str(), effect.c_str());
     }
   }
-  std::printf("model: %s (shortcut %s), %lld parameters\n", arch.c_str(), shortcut.c_str(),
-              (long long)model.num_parameters());
+  std::printf("model: %s (shortcut %s), %lld parameters, qat %s\n", arch.c_str(), shortcut.c_str(),
+              (long long)model.num_parameters(), qat_label(qat_spec_).c_str());
 
+  if (!qat.export_path.empty()) {
+    export_qat(model, qat.export_path, arch, shortcut);
+    return 0;
+  }
   if (evaluate_only) {
     EpochResult test = evaluate(model, *test_source, start_epoch);
     std::printf("test: loss %.4f accuracy %.2f%% (%lld images, %.1fs)\n", test.loss, 100 * test.accuracy,
@@ -316,7 +333,7 @@ int run(int argc, char** argv) {
 
   CsvLog log(log_path,
              "epoch,lr,train_loss,train_acc,test_loss,test_acc,epoch_seconds,images_per_second,"
-             "bits_per_coordinate,mean_variance");
+             "bits_per_coordinate,mean_variance,qat");
   if (!resume.empty() && log.enabled()) log.keep_rows_of(log_path, start_epoch);
   // Named when training diverges: nothing is written after that, so it stays as it is.
   std::string last_saved = resume.empty() ? "" : resume + " (epoch " + std::to_string(start_epoch) + ")";
@@ -324,6 +341,7 @@ int run(int argc, char** argv) {
     const float epoch_lr = schedule.lr_at(epoch, 0);
     EpochResult train, test;
     try {
+      qat_start_epoch(model, epoch, qat.freeze_observers_epoch);
       train = trainer.train_epoch(*train_source, epoch, epochs);
       test = evaluate(model, *test_source, epoch);
       check_finite_loss(test.loss, str("the evaluation after epoch ", epoch + 1), epoch_lr);
@@ -335,11 +353,12 @@ int run(int argc, char** argv) {
                 (long long)epoch + 1, (long long)epochs, epoch_lr, train.loss, 100 * train.accuracy, test.loss,
                 100 * test.accuracy, train.seconds, rate);
     if (hook) std::printf(" | %.2f bits/coord, variance %.4g", train.bits_per_coordinate, train.mean_variance);
+    if (qat_spec_.method != QatMethod::None) std::printf(" | qat %s", qat_label(qat_spec_).c_str());
     std::printf("\n");
     std::fflush(stdout);
     log.append(str(epoch + 1, ",", epoch_lr, ",", train.loss, ",", train.accuracy, ",", test.loss, ",",
                    test.accuracy, ",", train.seconds, ",", rate, ",", train.bits_per_coordinate, ",",
-                   train.mean_variance));
+                   train.mean_variance, ",", qat_label(qat_spec_)));
     const bool improved = test.accuracy > best;
     best = std::max(best, test.accuracy);
     if (!checkpoint_dir.empty()) {

@@ -16,8 +16,12 @@
 // where apply() only enqueues work (and a graph replays it), the step's time less the
 // unquantized step's. Both also print the quantized step's time; on the CPU the difference of
 // two steps is within the machine's noise (several ms), hence the clock.
+//
+// --qat METHOD [--weight-bits 4] [--act-bits 4]: the quantization-aware training step instead
+// (the QAT ResNet of nn/qat_resnet.h, run eagerly as ./apps/cifar runs it); compare its images/s
+// with a run without --qat for the cost of fake quantization.
 //   build/bench/train_step [--device cpu|cuda] [--arch resnet20] [--batch-size 128] [--steps 20]
-//                          [--warmup 3] [--no-graph] [--no-cudnn]
+//                          [--warmup 3] [--no-graph] [--no-cudnn] [--qat lsq --weight-bits 4 --act-bits 4]
 //                          [--quant LIST [--bucket-size 512] [--quant-levels 16] [--rounds 3]]
 #include <omp.h>
 
@@ -31,6 +35,7 @@
 #include "apps/flags.h"
 #include "apps/training.h"
 #include "nn/init.h"
+#include "nn/qat_resnet.h"
 #include "nn/resnet.h"
 #include "quant/hook.h"
 #include "quant/quantizer.h"
@@ -93,7 +98,18 @@ int main(int argc, char** argv) {
   auto& bucket_size = flags.add_int("--bucket-size", 512, "--quant: bucket size (coordinates)");
   auto& quant_levels = flags.add_int("--quant-levels", 16, "--quant: levels");
   auto& rounds = flags.add_int("--rounds", 3, "--quant: rounds over all configurations (best and median reported)");
+  auto& qat = flags.add_string("--qat", "none", "time the QAT step: none|linear|lsq|pact|dorefa|wrpn");
+  auto& weight_bits = flags.add_int("--weight-bits", 4, "--qat: weight bits", 2, 8);
+  auto& act_bits = flags.add_int("--act-bits", 4, "--qat: activation bits", 2, 8);
   flags.parse(argc, argv);
+  QatSpec spec;
+  try {
+    spec.method = parse_qat_method(qat);
+  } catch (const Error&) {
+    flags.fail("bad --qat '" + qat + "'; valid: none, linear, lsq, pact, dorefa, wrpn");
+  }
+  spec.weight_bits = int(weight_bits);
+  spec.act_bits = int(act_bits);
   if (steps < 1) flags.fail("--steps must be at least 1, got " + std::to_string(steps));
   if (rounds < 1) flags.fail("--rounds must be at least 1, got " + std::to_string(rounds));
   const std::vector<std::string> schemes = split_commas(quant);
@@ -124,7 +140,10 @@ int main(int argc, char** argv) {
 
   try {
     manual_seed(0);
-    CifarResNet model(cifar_resnet_depth(arch));
+    std::unique_ptr<Module> built;
+    if (spec.method == QatMethod::None) built = std::make_unique<CifarResNet>(cifar_resnet_depth(arch));
+    else built = std::make_unique<QatCifarResNet>(cifar_resnet_depth(arch), spec);
+    Module& model = *built;
     model.to(dev);
     SGD sgd(model.flatten(), {0.1f, 0.9f, 0.0f, 1e-4f, false});
     std::vector<int32_t> labels(batch);
@@ -158,7 +177,8 @@ int main(int argc, char** argv) {
             });
           }
         }
-        runs[c].push_back(time_steps(model, sgd, hook.get(), hook_ms, source, !no_graph, warmup, steps));
+        const bool graph = !no_graph && spec.method == QatMethod::None;  // QAT steps run eagerly
+        runs[c].push_back(time_steps(model, sgd, hook.get(), hook_ms, source, graph, warmup, steps));
         flat.clear_grad_hooks();
       }
     }
@@ -173,6 +193,7 @@ int main(int argc, char** argv) {
         for (const Timing& t : config) base_ms = std::min(base_ms, t.ms_per_step - t.hook_ms_per_step);
     const double rate = batch * 1000.0 / base_ms;
     const EpochResult& base = runs[0].back().result;
+    if (spec.method != QatMethod::None) std::printf("qat %s: ", spec.describe().c_str());
     std::printf("qnn %s %s batch %lld %s: %.1f images/s (%.3f ms/step, %.2f s per 50k-image epoch, mean loss %.4f",
                 arch.c_str(), device.c_str(), (long long)batch,
                 dev == Device::CUDA ? (no_graph ? "eager" : "graph") : ("threads " + std::to_string(omp_get_max_threads())).c_str(),

@@ -29,6 +29,8 @@ class Module {
   std::vector<Variable> parameters() const;
   std::vector<std::pair<std::string, Tensor*>> named_buffers();
   int64_t num_parameters() const;
+  // The direct children, under their names, in registration order.
+  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& named_children() const { return children_; }
 
   void train(bool on = true);
   void eval() { train(false); }

@@ -36,6 +36,7 @@ constexpr uint64_t kMaxHeaderBytes = uint64_t{100} << 20;  // the reference libr
 int64_t dtype_size(const std::string& dtype) {
   if (dtype == "F32") return 4;
   if (dtype == "I64") return 8;
+  if (dtype == "U8") return 1;
   return 0;  // unsupported
 }
 
@@ -62,7 +63,7 @@ void check_entries(const std::vector<SafetensorsEntry>& entries, int64_t data_by
   for (const SafetensorsEntry& e : entries) {
     const int64_t elem = dtype_size(e.dtype);
     if (elem == 0)
-      throw Error(str(where, "tensor '", e.name, "' has dtype ", e.dtype, "; supported dtypes are F32 and I64"));
+      throw Error(str(where, "tensor '", e.name, "' has dtype ", e.dtype, "; supported dtypes are F32, I64 and U8"));
     int64_t numel = 1;
     for (int64_t d : e.shape) {
       if (d != 0 && numel > (int64_t{1} << 56) / d)
@@ -98,6 +99,12 @@ Tensor read_tensor(Read& read, const std::string& path, const SafetensorsEntry& 
   Tensor t(e.shape);
   if (e.dtype == "F32") {
     read(data_start + e.begin, t.data(), e.end - e.begin);
+    return t;
+  }
+  if (e.dtype == "U8") {
+    std::vector<unsigned char> bytes(static_cast<size_t>(t.numel()));
+    read(data_start + e.begin, bytes.data(), e.end - e.begin);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = bytes[static_cast<size_t>(i)];
     return t;
   }
   std::vector<int64_t> values(static_cast<size_t>(t.numel()));
@@ -143,7 +150,7 @@ SafetensorsFile parse(const std::string& path, int64_t file_bytes, Read&& read) 
   out.path = path;
   out.metadata = std::move(header.metadata);
   for (const SafetensorsEntry& e : header.entries)
-    out.tensors.push_back({e.name, read_tensor(read, path, e, data_start), e.dtype == "I64"});
+    out.tensors.push_back({e.name, read_tensor(read, path, e, data_start), e.dtype == "I64", e.dtype == "U8"});
   return out;
 }
 
@@ -228,6 +235,7 @@ void save_safetensors(const std::string& path, const std::vector<NamedTensor>& g
   header.metadata = metadata;
   std::set<std::string> names;
   std::vector<std::vector<int64_t>> int64_data(tensors.size());
+  std::vector<std::vector<unsigned char>> uint8_data(tensors.size());
   int64_t offset = 0;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const NamedTensor& nt = tensors[i];
@@ -245,8 +253,17 @@ void save_safetensors(const std::string& path, const std::vector<NamedTensor>& g
         ints.push_back(static_cast<int64_t>(v));
       }
     }
-    const int64_t bytes = nt.tensor.numel() * (nt.as_int64 ? 8 : 4);
-    header.entries.push_back({nt.name, nt.as_int64 ? "I64" : "F32", nt.tensor.shape(), offset, offset + bytes});
+    QNN_CHECK(!(nt.as_int64 && nt.as_uint8), path, ": tensor '", nt.name, "' cannot be saved as both I64 and U8");
+    if (nt.as_uint8)
+      for (int64_t k = 0; k < nt.tensor.numel(); ++k) {
+        const float v = nt.tensor.data()[k];
+        QNN_CHECK(v >= 0 && v <= 255 && std::nearbyint(v) == v, path, ": tensor '", nt.name,
+                  "' is saved as U8 but holds ", v, " at index ", k, ", not a whole number in 0..255");
+        uint8_data[i].push_back(static_cast<unsigned char>(v));
+      }
+    const int64_t bytes = nt.tensor.numel() * (nt.as_int64 ? 8 : nt.as_uint8 ? 1 : 4);
+    header.entries.push_back({nt.name, nt.as_int64 ? "I64" : nt.as_uint8 ? "U8" : "F32", nt.tensor.shape(), offset,
+                              offset + bytes});
     offset += bytes;
   }
   std::string json = format_safetensors_header(header);
@@ -266,9 +283,9 @@ void save_safetensors(const std::string& path, const std::vector<NamedTensor>& g
   };
   if (!write_all(fd, len_bytes, 8) || !write_all(fd, json.data(), json.size())) fail("writing the header to");
   for (size_t i = 0; i < tensors.size(); ++i) {
-    const bool ok = tensors[i].as_int64
-                        ? write_all(fd, int64_data[i].data(), int64_data[i].size() * 8)
-                        : write_all(fd, tensors[i].tensor.data(), static_cast<size_t>(tensors[i].tensor.numel()) * 4);
+    const bool ok = tensors[i].as_int64   ? write_all(fd, int64_data[i].data(), int64_data[i].size() * 8)
+                    : tensors[i].as_uint8 ? write_all(fd, uint8_data[i].data(), uint8_data[i].size())
+                                          : write_all(fd, tensors[i].tensor.data(), static_cast<size_t>(tensors[i].tensor.numel()) * 4);
     if (!ok) fail("writing tensor data to");
   }
   if (::fsync(fd) != 0) fail("flushing (fsync)");

@@ -11,11 +11,13 @@
 // There is nothing to execute in it (unlike a pickled PyTorch checkpoint), so loading an
 // untrusted file is safe, and every size can be checked before a byte of data is read.
 //
-// Two dtypes are supported. F32 is every qnn tensor. I64 is how PyTorch stores integer
+// Three dtypes are supported. F32 is every qnn tensor. I64 is how PyTorch stores integer
 // counters, such as BatchNorm's num_batches_tracked; qnn keeps them as float tensors with
 // `as_int64 = true`. Loading converts each I64 value to float and refuses values beyond 2^24,
 // where float stops counting every integer exactly (16.7 million batches is far beyond any
-// run here). Saving with `as_int64` requires whole numbers and writes them as I64.
+// run here). Saving with `as_int64` requires whole numbers and writes them as I64. U8 holds
+// bytes (packed low-bit integers of a QAT export): `as_uint8` tensors must hold whole numbers
+// 0..255 and are written one byte each; loading gives them back as floats.
 //
 // Tensors are written in the order given, and loaded in the order their data lies in the file,
 // so a file qnn writes loads back in the same order whatever order the JSON keys are in.
@@ -32,6 +34,7 @@ struct NamedTensor {
   std::string name;
   Tensor tensor;
   bool as_int64 = false;  // stored as I64 in the file; the values are whole numbers
+  bool as_uint8 = false;  // stored as U8 (bytes, e.g. packed low-bit integers); whole numbers 0..255
 };
 
 struct SafetensorsFile {

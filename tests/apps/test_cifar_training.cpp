@@ -85,6 +85,77 @@ TEST_CASE("cifar: resume continues bit-identically") {
   std::system(("rm -rf " + data).c_str());
 }
 
+TEST_CASE("cifar: QAT runs resume bit-identically; --init-weights fine-tunes a float checkpoint") {
+  const std::string data = write_synthetic_cifar10();
+  // The observers' ranges (linear) and the learned steps (lsq) must come back from the checkpoint
+  // with their "initialized" flags, or the resumed run would re-initialise them.
+  for (const char* qat : {"linear --weight-bits 4 --act-bits 4 --freeze-observers-epoch 2",
+                          "lsq --weight-bits 3 --act-bits 2 --quant standard --bucket-size 4096"}) {
+    CAPTURE(qat);
+    const std::string common = "./apps/cifar --data " + data +
+                               " --limit-train 256 --limit-test 64 --batch-size 64 --schedule multistep"
+                               " --milestones 2 --seed 3 --qat " + qat;
+    std::system(("rm -rf " + data + "/ck " + data + "/resumed.csv").c_str());
+    CommandResult straight = run_command(common + " --epochs 3 --log " + data + "/straight.csv");
+    REQUIRE_MESSAGE(straight.exit_code == 0, straight.output);
+    CommandResult first = run_command(common + " --epochs 1 --checkpoint " + data + "/ck --log " + data + "/resumed.csv");
+    REQUIRE_MESSAGE(first.exit_code == 0, first.output);
+    CommandResult rest = run_command("./apps/cifar --data " + data + " --epochs 3 --resume " + data + "/ck/last.safetensors");
+    REQUIRE_MESSAGE(rest.exit_code == 0, rest.output);
+    auto a = csv_rows(data + "/straight.csv"), b = csv_rows(data + "/resumed.csv");
+    REQUIRE(a.size() == 4);
+    REQUIRE(b.size() == 4);
+    CHECK(a[0].substr(a[0].size() - 4) == ",qat");
+    for (int e = 1; e <= 3; ++e) CHECK_MESSAGE(losses(a[e]) == losses(b[e]), a[e] << " vs " << b[e]);
+    CHECK(rest.output.find(std::string(" | qat ") + (qat[1] == 'i' ? "linear W4A4" : "lsq W3A2")) != std::string::npos);
+    // A QAT checkpoint cannot be resumed as another model.
+    CommandResult other = run_command("./apps/cifar --data " + data + " --epochs 4 --act-bits 8 --resume " + data +
+                                      "/ck/last.safetensors");
+    CHECK(other.exit_code == 1);
+    CHECK(other.output.find("--act-bits") != std::string::npos);
+  }
+  // The last run's checkpoint (lsq W3A2) exports to packed integers, which numpy reads back.
+  CommandResult exported = run_command("./apps/cifar --data " + data + " --export-qat " + data +
+                                       "/lsq.safetensors --resume " + data + "/ck/last.safetensors");
+  REQUIRE_MESSAGE(exported.exit_code == 0, exported.output);
+  CHECK(exported.output.find("exported resnet20 (lsq W3A2)") != std::string::npos);
+  if (std::system("/usr/bin/python3 -c 'import numpy' > /dev/null 2>&1") == 0) {
+    CommandResult read = run_command("/usr/bin/python3 scripts/read_qat_export.py " + data + "/lsq.safetensors");
+    CHECK_MESSAGE(read.exit_code == 0, read.output);
+    CHECK(read.output.find("weight layer3.2.conv2.weight [64, 64, 3, 3] bits 3") != std::string::npos);
+  }
+  CommandResult no_resume = run_command("./apps/cifar --data " + data + " --export-qat " + data + "/x.safetensors");
+  CHECK(no_resume.exit_code == 2);
+  // A float checkpoint's weights start a QAT run; the QAT checkpoint's weights start another.
+  const std::string base = "./apps/cifar --data " + data + " --limit-train 128 --limit-test 64 --batch-size 64 --epochs 1";
+  std::system(("rm -rf " + data + "/fp " + data + "/q").c_str());
+  REQUIRE(run_command(base + " --checkpoint " + data + "/fp").exit_code == 0);
+  CommandResult tuned = run_command(base + " --qat pact --weight-bits 2 --act-bits 2 --checkpoint " + data +
+                                    "/q --init-weights " + data + "/fp/last.safetensors");
+  REQUIRE_MESSAGE(tuned.exit_code == 0, tuned.output);
+  CHECK(tuned.output.find("initial weights: ") != std::string::npos);
+  CommandResult again = run_command(base + " --qat pact --init-weights " + data + "/q/last.safetensors");
+  CHECK_MESSAGE(again.exit_code == 0, again.output);
+  CommandResult float_export = run_command("./apps/cifar --data " + data + " --export-qat " + data +
+                                           "/f.safetensors --resume " + data + "/fp/last.safetensors");
+  CHECK(float_export.exit_code == 1);
+  CHECK(float_export.output.find("--export-qat needs a QAT checkpoint") != std::string::npos);
+  // Wrong combinations are flag errors.
+  CommandResult wide = run_command(base + " --qat lsq --wrpn-width 2");
+  CHECK(wide.exit_code == 2);
+  CHECK(wide.output.find("--wrpn-width 2 widens a --qat wrpn network") != std::string::npos);
+  CommandResult both = run_command(base + " --init-weights " + data + "/fp/last.safetensors --resume " + data +
+                                   "/fp/last.safetensors");
+  CHECK(both.exit_code == 2);
+  CommandResult bad = run_command(base + " --qat lsq4");
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.output.find("valid: none, linear, lsq, pact, dorefa, wrpn") != std::string::npos);
+  CommandResult widened = run_command(base + " --qat wrpn --wrpn-width 2 --init-weights " + data + "/fp/last.safetensors");
+  CHECK(widened.exit_code == 1);
+  CHECK(widened.output.find("the model expects") != std::string::npos);
+  std::system(("rm -rf " + data).c_str());
+}
+
 TEST_CASE("cifar: quantized training, emulated workers and the variance measurement") {
   const std::string data = write_synthetic_cifar10();
   const std::string common = "./apps/cifar --data " + data + " --limit-train 256 --limit-test 64 --batch-size 64 --epochs 1";

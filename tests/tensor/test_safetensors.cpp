@@ -140,6 +140,20 @@ TEST_CASE("safetensors: save rejects what it cannot write faithfully") {
   CHECK(tmp.listing().empty());  // nothing was created
 }
 
+TEST_CASE("safetensors: U8 tensors are one byte per value, 0..255 only") {
+  TempDir tmp;
+  const std::string path = tmp.file("bytes.safetensors");
+  save_safetensors(path, {{"packed", Tensor::from_vector({0, 7, 255, 128}, {4}), false, true},
+                          {"scale", Tensor::full({1}, 0.5f)}});
+  SafetensorsFile file = load_safetensors(path);
+  CHECK(file.get("packed").to_vector() == std::vector<float>{0, 7, 255, 128});
+  CHECK(file.find("packed")->as_uint8);
+  CHECK(!file.find("scale")->as_uint8);
+  CHECK(fs::file_size(path) % 8 == (4 + 4) % 8);  // header padded to 8 bytes, then 4 + 4 data bytes
+  CHECK(error_of([&] { save_safetensors(path, {{"b", Tensor::full({1}, 256.0f), false, true}}); }) ==
+        "[save_safetensors] " + path + ": tensor 'b' is saved as U8 but holds 256 at index 0, not a whole number in 0..255");
+}
+
 TEST_CASE("safetensors: the write is atomic and leaves no temporary file") {
   TempDir tmp;
   const std::string path = tmp.file("ckpt.safetensors");
@@ -243,7 +257,7 @@ TEST_CASE("safetensors: header entries must agree with the data") {
   const std::string in = "[load_safetensors] " + path + ": ";
   const std::string eight(8, '\0');
   CHECK(error_for("{\"h\":{\"dtype\":\"BF16\",\"shape\":[4],\"data_offsets\":[0,8]}}", eight) ==
-        in + "tensor 'h' has dtype BF16; supported dtypes are F32 and I64");
+        in + "tensor 'h' has dtype BF16; supported dtypes are F32, I64 and U8");
   CHECK(error_for("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,16]}}", eight) ==
         in + "tensor 'w' has data_offsets [0, 16], outside the data section of 8 bytes");
   CHECK(error_for("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", eight) ==

@@ -1,0 +1,107 @@
+// Quantization-aware training in ./apps/cifar: its flags, the model they build (the float
+// CifarResNet of nn/resnet.h, or its QAT version of nn/qat_resnet.h), --init-weights (model
+// weights only, for fine-tuning a float or QAT checkpoint) and the per-epoch observer freeze.
+//
+//   --qat none|linear|lsq|pact|dorefa|wrpn   method (nn/qat_layers.h explains each)
+//   --weight-bits B, --act-bits B            2..8, set separately
+//   --qat-first-last-bits B                  the first conv and the classifier (default 8)
+//   --wrpn-width K                           channel multiplier of --qat wrpn
+//   --freeze-observers-epoch E               linear: observers stop updating from epoch E (1-based
+//                                            count of epochs done; 0: never), PyTorch's
+//                                            disable_observer phase
+//   --export-qat OUT --resume CK             write CK's model as low-bit integers (nn/qat_export.h,
+//                                            docs/qat-export.md) and exit
+// The model-shaping flags are model settings (a --resume cannot change them); the freeze epoch is
+// a schedule setting. The batch-norm layers are not folded into the convolutions.
+#pragma once
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "apps/checkpoint.h"
+#include "apps/flags.h"
+#include "nn/qat_export.h"
+#include "nn/qat_resnet.h"
+
+namespace qnn {
+
+const std::vector<std::string> kQatModelSettings = {"--qat", "--weight-bits", "--act-bits", "--qat-first-last-bits",
+                                                    "--wrpn-width"};
+const std::vector<std::string> kQatScheduleSettings = {"--freeze-observers-epoch"};
+
+struct QatFlags {
+  std::string& method;
+  int64_t &weight_bits, &act_bits, &first_last_bits, &width, &freeze_observers_epoch;
+  std::string& init_weights;
+  std::string& export_path;
+};
+
+inline QatFlags add_qat_flags(Flags& flags) {
+  return QatFlags{
+      flags.add_string("--qat", "none", "quantization-aware training: none|linear|lsq|pact|dorefa|wrpn"),
+      flags.add_int("--weight-bits", 4, "QAT: weight bits (first conv and classifier: --qat-first-last-bits)", 2, 8),
+      flags.add_int("--act-bits", 4, "QAT: activation bits", 2, 8),
+      flags.add_int("--qat-first-last-bits", 8, "QAT: bits of the first conv, the classifier and its input", 2, 8),
+      flags.add_int("--wrpn-width", 1, "--qat wrpn: channel width multiplier", 1, 16),
+      flags.add_int("--freeze-observers-epoch", 0, "--qat linear: observers stop updating after this many epochs (0: never)", 0),
+      flags.add_string("--init-weights", "", "start from this checkpoint's model weights only (float or QAT; not optimizer, epoch or settings)"),
+      flags.add_string("--export-qat", "", "with --resume: write the QAT model's low-bit export (safetensors) and exit"),
+  };
+}
+
+// The QatSpec of the flags; a bad method or a width without wrpn is a flag error.
+inline QatSpec qat_spec(const QatFlags& q, const Flags& flags) {
+  QatSpec spec;
+  try {
+    spec.method = parse_qat_method(q.method);
+  } catch (const Error&) {
+    flags.fail("bad --qat '" + q.method + "'; valid: none, linear, lsq, pact, dorefa, wrpn");
+  }
+  if (q.width != 1 && spec.method != QatMethod::Wrpn)
+    flags.fail("--wrpn-width " + std::to_string(q.width) + " widens a --qat wrpn network; --qat is " + q.method);
+  spec.weight_bits = int(q.weight_bits);
+  spec.act_bits = int(q.act_bits);
+  spec.first_last_bits = int(q.first_last_bits);
+  spec.width = q.width;
+  return spec;
+}
+
+// "none" or e.g. "lsq W4A4": the progress line's and the CSV's qat column.
+inline std::string qat_label(const QatSpec& spec) {
+  return spec.method == QatMethod::None ? "none" : spec.describe();
+}
+
+inline std::unique_ptr<Module> build_cifar_model(int depth, Shortcut shortcut, const QatSpec& spec) {
+  if (spec.method == QatMethod::None) return std::make_unique<CifarResNet>(depth, 10, shortcut);
+  return std::make_unique<QatCifarResNet>(depth, spec, 10, shortcut);
+}
+
+// After a model's state was loaded: the QAT quantizers take up their ranges and steps.
+inline void qat_after_load(Module& model) {
+  if (auto* qat = dynamic_cast<QatCifarResNet*>(&model)) qat->after_load();
+}
+
+// --init-weights: every model tensor from the checkpoint except QAT state it lacks (those start
+// as in a fresh run); the optimizer's and gradient quantizer's state in it are ignored.
+inline void init_model_weights(Module& model, const std::string& path) {
+  const SafetensorsFile file = read_checkpoint(path);
+  const int64_t loaded = load_model_weights(model, file, {kMomentumPrefix, kQuantizationPrefix});
+  qat_after_load(model);
+  std::printf("initial weights: %s (%lld tensors)\n", path.c_str(), (long long)loaded);
+}
+
+// At the start of epoch `epoch` (0-based): observers freeze once `freeze_epoch` epochs are done.
+inline void qat_start_epoch(Module& model, int64_t epoch, int64_t freeze_epoch) {
+  if (auto* qat = dynamic_cast<QatCifarResNet*>(&model)) qat->freeze_observers(freeze_epoch > 0 && epoch >= freeze_epoch);
+}
+
+// --export-qat: the resumed QAT model's low-bit export, with the run's architecture recorded.
+inline void export_qat(Module& model, const std::string& path, const std::string& arch, const std::string& shortcut) {
+  auto* qat = dynamic_cast<QatCifarResNet*>(&model);
+  QNN_CHECK(qat, "--export-qat needs a QAT checkpoint; this run's model has --qat none");
+  export_qat_model(*qat, path, {{"arch", arch}, {"shortcut", shortcut}});
+  std::printf("exported %s (%s) to %s\n", arch.c_str(), qat->spec().describe().c_str(), path.c_str());
+}
+
+}  // namespace qnn
