@@ -3,6 +3,10 @@
 //   dp[k][M]  = min_{0 <= j <= M} dp[k-1][j] + err(j, M),  dp[0][0] = 0, answer dp[K][c-1].
 // Both DPs break ties towards the smallest j, so on exact arithmetic they backtrack to the same
 // points; the divide-and-conquer one relies on that smallest argmin being monotone in M.
+// Every fused multiply-add is written as fma_rn and every other product or sum as
+// mul_rn/add_rn/sub_rn (tensor/exact_math.h), the operations of the CUDA kernel
+// (quant/smart_fit.h), so the levels do not depend on whether the compiler contracts a * b + c:
+// -O1, a build without FMA instructions and the GPU all give the bits of the -O3 build.
 #include "quant/level_dp.h"
 
 #include <algorithm>
@@ -10,22 +14,24 @@
 
 #include "quant/level_dp_scan.h"
 #include "tensor/check.h"
+#include "tensor/exact_math.h"
 
 namespace qnn {
 
 namespace {
 
 // Shifted values a_t = sorted_t - shift (shift = the middle of the range) and their prefix sums
-// s (s[0] = 0) and ss (of the squares); checks the order on the way.
+// s (s[0] = 0) and ss (of the squares, SS_t+1 = fma(a_t, a_t, SS_t)); checks the order on the
+// way. The halving is exact, so a_t is the same whether or not it is fused into the subtraction.
 void shifted_prefix_sums(const float* sorted, int64_t count, double* a, double* s, double* ss) {
-  const double shift = 0.5 * (double(sorted[0]) + double(sorted[count - 1]));
+  const double shift = mul_rn(0.5, add_rn(double(sorted[0]), double(sorted[count - 1])));
   s[0] = ss[0] = 0.0;
   for (int64_t t = 0; t < count; ++t) {
     QNN_CHECK(t == 0 || sorted[t - 1] <= sorted[t], "candidates must be sorted; a[", t - 1,
               "] = ", sorted[t - 1], " > a[", t, "] = ", sorted[t]);
-    a[t] = double(sorted[t]) - shift;
-    s[t + 1] = s[t] + a[t];
-    ss[t + 1] = ss[t] + a[t] * a[t];
+    a[t] = sub_rn(double(sorted[t]), shift);
+    s[t + 1] = add_rn(s[t], a[t]);
+    ss[t + 1] = fma_rn(a[t], a[t], ss[t]);
   }
 }
 
@@ -102,7 +108,7 @@ void solve_row(const level_dp::Row& row, LevelDpScratch& w, int64_t count, doubl
 #else
       level_dp::scan_scalar(row, m, opt_lo, last, low, best_j);
 #endif
-      cur[m] = low + row.z[m];
+      cur[m] = add_rn(low, row.z[m]);
       arg[m] = bounds[m + 1] = int32_t(best_j);
     }
   }
@@ -138,16 +144,18 @@ double optimal_level_points_into(const float* sorted, int64_t count, int interva
   const double *a = w.a.data(), *s = w.s.data(), *ss = w.ss.data();
   // dp[k-1] enters each row only through base, so dp[k] overwrites it in place.
   double* dp = w.dp.data();
+  // C_t = fma(t, a_t, -S_t),  X_t = fma(-(t+1), a_t, S_t+1),  Z_t = fma(a_t, S_t+1, -SS_t+1).
   for (int64_t t = 0; t < count; ++t) {
-    w.c[t] = double(t) * a[t] - s[t];
-    w.x[t] = s[t + 1] - double(t + 1) * a[t];
-    w.z[t] = a[t] * s[t + 1] - ss[t + 1];
+    w.c[t] = fma_rn(double(t), a[t], -s[t]);
+    w.x[t] = fma_rn(-double(t + 1), a[t], s[t + 1]);
+    w.z[t] = fma_rn(a[t], s[t + 1], -ss[t + 1]);
     // dp[1][M] = err(0, M): with dp[0] infinite beyond 0, the only choice is j = 0.
     dp[t] = interval_cost(a, s, ss, 0, t);
   }
   const level_dp::Row row{a, w.c.data(), w.x.data(), w.z.data(), w.base.data()};
   for (int k = 2; k <= intervals; ++k) {
-    for (int64_t j = 0; j < count; ++j) w.base[j] = dp[j] - a[j] * s[j] + ss[j];
+    // A_j = fma(-a_j, S_j, dp[k-1][j]) + SS_j.
+    for (int64_t j = 0; j < count; ++j) w.base[j] = add_rn(fma_rn(-a[j], s[j], dp[j]), ss[j]);
     int32_t* arg_k = &w.arg[size_t(k) * c];
     if (k == intervals) {  // the last row is needed at M = c-1 only
       double low;
@@ -157,7 +165,7 @@ double optimal_level_points_into(const float* sorted, int64_t count, int interva
 #else
       level_dp::scan_scalar(row, count - 1, 0, count - 1, low, best_j);
 #endif
-      dp[count - 1] = low + row.z[count - 1];
+      dp[count - 1] = add_rn(low, row.z[count - 1]);
       arg_k[count - 1] = int32_t(best_j);
     } else {
       solve_row(row, w, count, dp, arg_k);

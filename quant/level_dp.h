@@ -23,14 +23,20 @@
 #include <cstdint>
 #include <vector>
 
+#include "tensor/exact_math.h"
+
 namespace qnn {
 
 // err(i, j) from the shifted values a and their prefix sums s, ss (the one expression every DP
-// uses, so that all of them round alike).
+// uses, so that all of them round alike), with the one fused step written out:
+//   fma(-(j-i+1) a_i, a_j, (a_i + a_j)(S_{j+1} - S_i)) - (SS_{j+1} - SS_i)
+// (tensor/exact_math.h; the CUDA kernel's quant/smart_fit.h computes the same operations).
 inline double interval_cost(const double* a, const double* s, const double* ss, int64_t i,
                             int64_t j) {
   const double ai = a[i], aj = a[j];
-  return -double(j - i + 1) * ai * aj + (ai + aj) * (s[j + 1] - s[i]) - (ss[j + 1] - ss[i]);
+  const double p = mul_rn(-double(j - i + 1), ai);
+  const double q = mul_rn(add_rn(ai, aj), sub_rn(s[j + 1], s[i]));
+  return sub_rn(fma_rn(p, aj, q), sub_rn(ss[j + 1], ss[i]));
 }
 
 // err(i, j) in O(1) from prefix sums over the sorted candidates. The sums are taken about the

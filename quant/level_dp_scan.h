@@ -1,19 +1,19 @@
 // The inner step of the smart quantizer's level DP (quant/level_dp.h, spec 2.5): for one row M,
 //   low = min_{first <= j <= last} base_j + a_j X_M + C_j a_M     and its smallest argmin,
 // evaluated exactly as the plain loop
-//   v = base[j] + a[j] * X_M + c[j] * a_M;  if (v < low) low = v, best = j;   (low from +inf)
-// which the compiler contracts to fma(c_j, a_M, fma(a_j, X_M, base_j)) where FMA is available
-// (the DP then adds Z_M to low). With AVX-512 eight j are evaluated at once with those two FMAs:
-// the minimum is exact (min does not round), the first lane holding it is the smallest argmin,
-// and the value returned is that lane's, so even -0 against +0 comes out as in the scalar loop.
-// The vector forms assume the contraction above (GCC and Clang with FMA contract a + b*c + d*e
-// left to right; tests/quant/test_smart_pinned.cpp checks the results against a frozen copy of
-// the scalar code); without AVX-512 the scalar loop itself runs.
+//   v = fma(c_j, a_M, fma(a_j, X_M, base_j));  if (v < low) low = v, best = j;   (low from +inf)
+// with both fused multiply-adds written out (fma_rn, tensor/exact_math.h), as the CUDA kernel's
+// quant/smart_fit.h scan does (the DP then adds Z_M to low). With AVX-512 eight j are evaluated
+// at once with the same two FMAs (_mm512_fmadd_pd): the minimum is exact (min does not round),
+// the first lane holding it is the smallest argmin, and the value returned is that lane's, so
+// even -0 against +0 comes out as in the scalar loop. Without AVX-512 the scalar loop runs.
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+
+#include "tensor/exact_math.h"
 
 #if defined(__AVX512F__) && defined(__FMA__)
 #include <immintrin.h>
@@ -39,7 +39,7 @@ inline void scan_scalar(const Row& row, int64_t m, int64_t first, int64_t last, 
   low = std::numeric_limits<double>::infinity();
   best_j = first;
   for (int64_t j = first; j <= last; ++j) {
-    const double v = row.base[j] + row.a[j] * xm + row.c[j] * am;
+    const double v = fma_rn(row.c[j], am, fma_rn(row.a[j], xm, row.base[j]));
     if (v < low) low = v, best_j = j;
   }
 }
@@ -115,7 +115,7 @@ inline void scan_rest(const Row& row, int64_t m, int64_t first, int64_t last, do
   _mm512_store_si512(lanes, j);
   best_j = lanes[0];
   // The value at best_j, by the same two FMAs as its lane.
-  low = std::fma(row.c[best_j], row.a[m], std::fma(row.a[best_j], row.x[m], row.base[best_j]));
+  low = fma_rn(row.c[best_j], row.a[m], fma_rn(row.a[best_j], row.x[m], row.base[best_j]));
 }
 #endif
 

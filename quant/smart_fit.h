@@ -1,19 +1,17 @@
 // The arithmetic of the smart quantizer's level fit (spec 2.5; quant/level_dp.{h,cpp},
 // quant/level_dp_scan.h) written once for the host and the CUDA kernel (quant/smart_device.cu),
-// operation for operation as the CPU's compiled code computes it, so that the GPU chooses the
-// same levels bit for bit.
-//
-// The CPU build (g++ 12 -O3 -march=native) contracts its expressions into FMAs; read off
-// objdump -d of the same expressions (vfmadd/vfmsub/vfnmadd), they are:
-//   a_t   = double(v_t) - shift,  shift = 0.5 (v_0 + v_{c-1})      (no contraction)
+// operation for operation as the CPU's level DP writes it, so that the GPU chooses the same
+// levels bit for bit:
+//   a_t   = double(v_t) - shift,  shift = 0.5 (v_0 + v_{c-1})      (no fused step)
 //   S_t+1 = S_t + a_t;            SS_t+1 = fma(a_t, a_t, SS_t)
 //   err(i, j) = fma(-(j-i+1) a_i, a_j, (a_i + a_j)(S_j+1 - S_i)) - (SS_j+1 - SS_i)
 //   C_j = fma(j, a_j, -S_j);   X_M = fma(-(M+1), a_M, S_M+1);   Z_M = fma(a_M, S_M+1, -SS_M+1)
 //   base_j = fma(-a_j, S_j, dp_j) + SS_j
 //   v_j = fma(C_j, a_M, fma(a_j, X_M, base_j)),  first strict minimum;   dp_M = low + Z_M
-// Here every fused step is an explicit fma_rn and every other product or sum goes through
+// Both sides write every fused step as an explicit fma_rn and every other product or sum as
 // mul_rn/add_rn/sub_rn (tensor/exact_math.h: intrinsics nvcc never contracts on the device,
-// plain operators on the host whose results only feed an fma or a final subtraction).
+// plain operators on the host whose results only feed an fma or a final subtraction), so
+// neither depends on the compiler's contraction of a * b + c.
 //
 // The divide-and-conquer nodes are built breadth first as in level_dp.cpp's build_nodes; each
 // node scans exactly the range the CPU's scan does, so the argmins are the CPU's.
