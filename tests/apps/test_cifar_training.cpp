@@ -47,6 +47,30 @@ std::string losses(const std::string& row) {
   return out;
 }
 
+// Trains `common` (flags without --epochs) for 3 epochs straight, and for 1 epoch then resumed to
+// 3 from its checkpoint with no other flag given again. The two logs must hold the same losses.
+struct ResumeRuns {
+  std::vector<std::string> straight, resumed;  // CSV rows
+  CommandResult rest;                          // the resumed run
+};
+ResumeRuns straight_and_resumed(const std::string& data, const std::string& common) {
+  std::system(("rm -rf " + data + "/ck " + data + "/resumed.csv").c_str());
+  CommandResult straight = run_command(common + " --epochs 3 --log " + data + "/straight.csv");
+  REQUIRE_MESSAGE(straight.exit_code == 0, straight.output);
+  CommandResult first = run_command(common + " --epochs 1 --checkpoint " + data + "/ck --log " + data + "/resumed.csv");
+  REQUIRE_MESSAGE(first.exit_code == 0, first.output);
+  ResumeRuns runs;
+  runs.rest = run_command("./apps/cifar --data " + data + " --epochs 3 --resume " + data + "/ck/last.safetensors");
+  REQUIRE_MESSAGE(runs.rest.exit_code == 0, runs.rest.output);
+  runs.straight = csv_rows(data + "/straight.csv");
+  runs.resumed = csv_rows(data + "/resumed.csv");
+  REQUIRE(runs.straight.size() == 4);
+  REQUIRE(runs.resumed.size() == 4);
+  for (int e = 1; e <= 3; ++e)
+    CHECK_MESSAGE(losses(runs.straight[e]) == losses(runs.resumed[e]), runs.straight[e] << " vs " << runs.resumed[e]);
+  return runs;
+}
+
 }  // namespace
 
 TEST_CASE("cifar: resume continues bit-identically") {
@@ -59,18 +83,8 @@ TEST_CASE("cifar: resume continues bit-identically") {
     const std::string common = "./apps/cifar --data " + data +
                                " --limit-train 384 --limit-test 128 --batch-size 64 --schedule multistep"
                                " --milestones 2 --nesterov --seed 5 --quant " + quant;
-    std::system(("rm -rf " + data + "/ck " + data + "/resumed.csv").c_str());
-    CommandResult straight = run_command(common + " --epochs 3 --log " + data + "/straight.csv");
-    REQUIRE_MESSAGE(straight.exit_code == 0, straight.output);
-    CommandResult first = run_command(common + " --epochs 1 --checkpoint " + data + "/ck --log " + data + "/resumed.csv");
-    REQUIRE_MESSAGE(first.exit_code == 0, first.output);
-    CommandResult rest = run_command("./apps/cifar --data " + data + " --epochs 3 --resume " + data + "/ck/last.safetensors");
-    REQUIRE_MESSAGE(rest.exit_code == 0, rest.output);
-    CHECK(rest.output.find("resumed") != std::string::npos);
-    auto a = csv_rows(data + "/straight.csv"), b = csv_rows(data + "/resumed.csv");
-    REQUIRE(a.size() == 4);
-    REQUIRE(b.size() == 4);
-    for (int e = 1; e <= 3; ++e) CHECK_MESSAGE(losses(a[e]) == losses(b[e]), a[e] << " vs " << b[e]);
+    const ResumeRuns runs = straight_and_resumed(data, common);
+    CHECK(runs.rest.output.find("resumed") != std::string::npos);
   }
   // --evaluate reports the checkpoint's test accuracy.
   CommandResult eval = run_command("./apps/cifar --data " + data + " --limit-test 128 --evaluate --resume " + data +
@@ -95,19 +109,9 @@ TEST_CASE("cifar: QAT runs resume bit-identically; --init-weights fine-tunes a f
     const std::string common = "./apps/cifar --data " + data +
                                " --limit-train 256 --limit-test 64 --batch-size 64 --schedule multistep"
                                " --milestones 2 --seed 3 --qat " + qat;
-    std::system(("rm -rf " + data + "/ck " + data + "/resumed.csv").c_str());
-    CommandResult straight = run_command(common + " --epochs 3 --log " + data + "/straight.csv");
-    REQUIRE_MESSAGE(straight.exit_code == 0, straight.output);
-    CommandResult first = run_command(common + " --epochs 1 --checkpoint " + data + "/ck --log " + data + "/resumed.csv");
-    REQUIRE_MESSAGE(first.exit_code == 0, first.output);
-    CommandResult rest = run_command("./apps/cifar --data " + data + " --epochs 3 --resume " + data + "/ck/last.safetensors");
-    REQUIRE_MESSAGE(rest.exit_code == 0, rest.output);
-    auto a = csv_rows(data + "/straight.csv"), b = csv_rows(data + "/resumed.csv");
-    REQUIRE(a.size() == 4);
-    REQUIRE(b.size() == 4);
-    CHECK(a[0].substr(a[0].size() - 4) == ",qat");
-    for (int e = 1; e <= 3; ++e) CHECK_MESSAGE(losses(a[e]) == losses(b[e]), a[e] << " vs " << b[e]);
-    CHECK(rest.output.find(std::string(" | qat ") + (qat[1] == 'i' ? "linear W4A4" : "lsq W3A2")) != std::string::npos);
+    const ResumeRuns runs = straight_and_resumed(data, common);
+    CHECK(runs.straight[0].substr(runs.straight[0].size() - 4) == ",qat");
+    CHECK(runs.rest.output.find(std::string(" | qat ") + (qat[1] == 'i' ? "linear W4A4" : "lsq W3A2")) != std::string::npos);
     // A QAT checkpoint cannot be resumed as another model.
     CommandResult other = run_command("./apps/cifar --data " + data + " --epochs 4 --act-bits 8 --resume " + data +
                                       "/ck/last.safetensors");
