@@ -5,7 +5,7 @@
 # eager (NCHW), whole-step CUDA graph (NCHW and channels-last); then images/s, seconds per
 # 50k-image epoch, peak GPU memory and qnn's ratio to PyTorch's best. With PROFILE=1 it also
 # runs ncu over a few replayed qnn steps and prints the time per kernel.
-#   bench/gpu.sh [steps] [batch sizes...]     (after `make -j16` on the GPU machine)
+#   bench/gpu.sh [steps] [batch sizes...]     (after `make -j16` on a machine with a GPU)
 #   PYTHON=/opt/torch/.venv/bin/python3 (default: python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."

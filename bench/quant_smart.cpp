@@ -1,4 +1,4 @@
-// Times the smart quantizer (spec 2.5) on a ResNet-20-sized gradient (269,722 Gaussian
+// Times the smart quantizer on a ResNet-20-sized gradient (269,722 Gaussian
 // coordinates): level fitting alone (bucket_levels) and the whole decode(encode(g)), best of
 // the repeats, in ms, at the default bucket 512 and at the reference runs' bucket 51200; and what
 // the training hook spends per step when it records the variance: encode + variance as two calls

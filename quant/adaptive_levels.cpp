@@ -1,6 +1,6 @@
 // ALQ and AMQ level fitting, the refit schedule and the AdaptiveLevels holder.
 // Source: learning-to-quantize nuq/quantize.py (`alq`, `amq_norm_less`, `amq_norm_based`,
-// `update_levels`), estim/gestim.py; spec sections 3.4-3.6. Formulas in adaptive_levels.h.
+// `update_levels`), estim/gestim.py. Formulas in adaptive_levels.h.
 #include "quant/adaptive_levels.h"
 
 #include <algorithm>

@@ -3,11 +3,11 @@
 // refits a level set from gradients.
 //
 // Source: learning-to-quantize (Tabrizian/learning-to-quantize), nuq/quantize.py (`alq`,
-// `amq_norm_less`, `amq_norm_based`, `update_levels`) and estim/gestim.py; spec sections 3.4-3.6.
+// `amq_norm_less`, `amq_norm_based`, `update_levels`) and estim/gestim.py.
 // All levels lie in [-1, 1] (normalized coordinates), ends fixed at -1 and +1, sorted.
 //
 // ALQ, coordinate descent: each interior level x between neighbours a < x < b in turn
-// minimizes V(a, x) + V(x, b); setting the derivative to zero gives (spec "Eq. 8")
+// minimizes V(a, x) + V(x, b); setting the derivative to zero gives (the ALQ paper's Eq. 8)
 //     x = F^{-1}( F(b) - integral_a^b (r - a) p(r) dr / (b - a) ),
 // which is the midpoint for a uniform density. A level that would not stay strictly between
 // its neighbours is left where it is (the reference asserts instead).

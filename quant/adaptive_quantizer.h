@@ -1,7 +1,7 @@
 // The adaptive learning-to-quantize schemes alq, alq_nb, amq and amq_nb: a level-set quantizer
 // (quant/level_set_quantizer.h: L2 norm per bucket, stochastic rounding over levels in [-1, 1])
 // whose levels are refitted from the gradient's statistics (quant/adaptive_levels.h) at the
-// steps of the update schedule (spec 3.6: 0, 100, 2000, then every 10000). Between refits it is
+// steps of the update schedule (learning-to-quantize's: 0, 100, 2000, then every 10000). Between refits it is
 // exactly the fixed level-set quantizer with the last fitted levels; levels start as NUQSGD's
 // exponential levels with multiplier p (QuantizerOptions::nuq_multiplier).
 // Source: learning-to-quantize, nuq/quantize.py (update_levels) and estim/gestim.py.

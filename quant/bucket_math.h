@@ -2,7 +2,7 @@
 // (quant/device_quantizer.cu) share, written once so that both sides run the same operations in
 // the same order and agree bit for bit.
 //
-//   * Uniform grid (standard, hadamard; spec 2.2): point j = fmin + j*unit is computed as ONE
+//   * Uniform grid (standard, hadamard): point j = fmin + j*unit is computed as ONE
 //     fused multiply-add, fmaf(j, unit, fmin), on both sides. (g++ -O3 -march=native contracts
 //     `fmin + j*unit` into an FMA on its own, nvcc does as well, a portable build would not:
 //     spelling the FMA out makes every build agree.) The fit rounds unit up until
@@ -12,7 +12,7 @@
 //     increasing order (in double; a float's square is exact in double, so fused or not the
 //     products agree), then the lanes fold as lane[l] += lane[l + w] for w = 16, 8, 4, 2, 1: the
 //     order of a warp-shuffle reduction.
-//   * ceil(log2 m) from the float's bits and the interval it selects (exponential, spec 2.4).
+//   * ceil(log2 m) from the float's bits and the interval it selects (exponential).
 //   * Non-finite buckets: the bit tests for a finite float and the one NaN (0x7FC00000) that a
 //     bucket holding NaN or an infinity decodes to on both sides (quant/quantizer.h, "Non-finite
 //     input"); float-to-int conversions clamp first, since converting NaN or a float beyond

@@ -1,4 +1,4 @@
-// Bucketing shared by the gradient quantizers (spec 1.1).
+// Bucketing shared by the gradient quantizers (as smart-quantizer and learning-to-quantize bucket a flat gradient).
 //
 // A flat vector of n coordinates splits into consecutive buckets of `bucket_size`; the last one
 // may be shorter. smart-quantizer quantizes that short tail as a bucket of its own length;

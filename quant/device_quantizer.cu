@@ -1,12 +1,12 @@
 // CUDA kernels of DeviceQuantizer (quant/device_quantizer.h): decode(encode(g)) in place, one
 // block per bucket, bit for bit the CPU schemes:
-//   standard    (spec 2.2, quant/standard.cpp): min/max, grid fmin + j*unit, stochastic rounding;
-//   exponential (spec 2.4, quant/exponential.cpp): ||a||_2 and max|a|, powers of two below the norm;
-//   level sets  (spec 3.1, quant/level_set_quantizer.cpp): s = ||a||_2 or ||a||_inf,
+//   standard    (quant/standard.cpp): min/max, grid fmin + j*unit, stochastic rounding;
+//   exponential (quant/exponential.cpp): ||a||_2 and max|a|, powers of two below the norm;
+//   level sets  (quant/level_set_quantizer.cpp): s = ||a||_2 or ||a||_inf,
 //               r = a/(s + 1e-7), rounding over the level table, s * level;
-//   hadamard    (spec 2.3, quant/hadamard.cpp): signs, Walsh-Hadamard transform, standard grid on
+//   hadamard    (quant/hadamard.cpp): signs, Walsh-Hadamard transform, standard grid on
 //               the rotated bucket, inverse transform, signs;
-//   smart       (spec 2.5): its own kernel, quant/smart_device.cu.
+//   smart       : its own kernel, quant/smart_device.cu.
 // Every float operation that decides a result is the CPU's: the shared helpers of
 // quant/bucket_math.h, quant/rounding.h, quant/level_lookup.h, IEEE division and square root
 // (nvcc's defaults; no fast math), min/max (exact in any order), the L2 sum of squares in the

@@ -1,5 +1,5 @@
 // Gradient quantization on the GPU: decode(encode(g)) of a flat CUDA gradient, in place, bit for
-// bit equal to the CPU schemes of quant/ for the same seed and step (spec sections 2 and 3).
+// bit equal to the CPU schemes of quant/ for the same seed and step (smart-quantizer's and learning-to-quantize's schemes).
 //
 // Supported: standard, exponential, hadamard, qsgd, qinf, nuq, trn, and the adaptive alq,
 // alq_nb, amq, amq_nb (their levels are refitted on the host, see GradientQuantizationHook;

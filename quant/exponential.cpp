@@ -1,4 +1,4 @@
-// `exponential` (spec 2.4; IST-DASLab/smart-quantizer, quantization.py). With k = levels/2, for
+// `exponential` (IST-DASLab/smart-quantizer, quantization.py). With k = levels/2, for
 // each bucket a:
 //
 //   vnorm   = ||a||_2 (1e-11 if zero);  s_i = sign(a_i) (0 counts as +);  m_i = |a_i|/vnorm

@@ -1,5 +1,5 @@
 // The `exponential` gradient quantizer of smart-quantizer: power-of-two magnitude levels below the
-// bucket's L2 norm, a sign, stochastic rounding between adjacent powers (spec 2.4; source
+// bucket's L2 norm, a sign, stochastic rounding between adjacent powers (source
 // IST-DASLab/smart-quantizer, quantization.py). See exponential.cpp for the formula.
 #pragma once
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Sorting a bucket's float values for the smart quantizer's candidates (spec 2.5), faster than
+// Sorting a bucket's float values for the smart quantizer's candidates, faster than
 // std::sort on the small arrays smart sorts at every step (512 values per bucket by default).
 //
 // The order is our own total order on (non-NaN) floats, by the order-preserving key

@@ -1,6 +1,6 @@
 // Gradient statistics for adaptive levels: per-bucket norm, mean and sigma of the normalized
 // coordinates, pooled norm-less statistics, top-by-norm selection.
-// Source: learning-to-quantize estim/gestim.py (`snap_online_mean`); spec section 3.2.
+// Source: learning-to-quantize estim/gestim.py (`snap_online_mean`).
 #include "quant/gradient_stats.h"
 
 #include <algorithm>

@@ -1,7 +1,7 @@
 // Gradient statistics for fitting adaptive quantization levels (ALQ / AMQ).
 //
 // Source: learning-to-quantize (Tabrizian/learning-to-quantize), `snap_online_mean` and
-// `_bucketize` in estim/gestim.py; spec section 3.2. A few mini-batch gradients (10 in the paper
+// `_bucketize` in estim/gestim.py. A few mini-batch gradients (10 in the paper
 // runs) are flattened, cut into buckets of `bucket_size`, the partial last bucket is skipped,
 // and every bucket b with norm n_b = ||x_b||_2 and normalized coordinates y = x_b / n_b gives
 //

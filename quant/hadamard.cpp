@@ -1,4 +1,4 @@
-// `hadamard` (spec 2.3; IST-DASLab/smart-quantizer, quantization.py). For each bucket a of
+// `hadamard` (IST-DASLab/smart-quantizer, quantization.py). For each bucket a of
 // length d, with n = 2^ceil(log2 d):
 //
 //   y = H (D a)          a zero-padded to n, D = diag of Rademacher signs, H = H_n/sqrt(n)

@@ -1,6 +1,6 @@
 // The `hadamard` gradient quantizer of smart-quantizer: a random rotation (Rademacher signs, then
 // the orthonormal Walsh-Hadamard transform), the `standard` min-max grid on the rotated bucket,
-// and the inverse rotation (spec 2.3; source IST-DASLab/smart-quantizer, quantization.py).
+// and the inverse rotation (source IST-DASLab/smart-quantizer, quantization.py).
 // See hadamard.cpp for the formula, the randomness layout and the variance.
 #pragma once
 #include <cstdint>

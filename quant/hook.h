@@ -6,7 +6,7 @@
 //   hook.install(params);          // from now on backward() quantizes params.grads()
 //   ... loss.backward(); sgd.step(); hook.last_bits_per_coordinate() ...
 //
-// As smart-quantizer's QuantizedSGD does (spec 2.1), the hook sees the raw loss gradient only:
+// As smart-quantizer's QuantizedSGD does, the hook sees the raw loss gradient only:
 // weight decay and momentum are added by the optimizer afterwards. Each application runs
 // quantizer.observe(g, step) (adaptive schemes refit there), optionally records the exact
 // variance on the raw gradient, quantizes with randomness keyed by (seed, step, flat index), and
@@ -14,7 +14,7 @@
 // smart-quantizer flattens: the default) or restart at every parameter (per-layer: each
 // parameter's slice is bucketed on its own, its randomness still keyed by flat index).
 //
-// Emulated data parallelism with K workers (learning-to-quantize's --nuq_ngpu, spec 3.1): do NOT
+// Emulated data parallelism with K workers (learning-to-quantize's --nuq_ngpu): do NOT
 // install the hook; per step, for each worker w compute its gradient on its own mini-batch
 // (zero_grad, forward, backward) and copy params.grads() to a buffer of its own; then
 //   hook.quantize_and_average({buf0, ..., bufK-1}, n, params.grads().data());

@@ -1,7 +1,7 @@
 // Distribution models for adaptive levels: truncated normal, the 50000-bin norm-weighted
 // mixture, V(levels) and quantile levels.
 // Source: learning-to-quantize estim/dist.py (TruncNorm, CondNormalTruncHist,
-// est_var_adjacent_levels) and nuq/quantize.py (get_quantile_levels); spec section 3.3.
+// est_var_adjacent_levels) and nuq/quantize.py (get_quantile_levels).
 //
 // Closed forms used for a normal density f with mean mu (truncation only rescales f and F):
 //   integral (r - a) f dr   = (mu - a) dF - sigma^2 [f]

@@ -1,7 +1,7 @@
 // Distribution models of normalized gradient coordinates on [-1, 1], and the variance that
 // stochastic rounding over a level set adds under them.
 //
-// Source: learning-to-quantize (Tabrizian/learning-to-quantize), estim/dist.py; spec section 3.3.
+// Source: learning-to-quantize (Tabrizian/learning-to-quantize), estim/dist.py.
 //   * TruncatedNormal(mu, sigma) on [-1, 1]: the norm-less ("nl") model of alq / amq.
 //   * NormalMixtureHist(means, sigmas, norms): the norm-based ("nb") model of alq_nb / amq_nb,
 //     a mixture of truncated normals with weights coeff_b = norm_b / sum(norm) (the norm, not

@@ -1,4 +1,4 @@
-// Variance-optimal level points: the interval cost from prefix sums and the two DPs (spec 2.5).
+// Variance-optimal level points: the interval cost from prefix sums and the two DPs (smart-quantizer's level fit).
 //   err(i, j) = -(j-i+1) a_i a_j + (a_i + a_j)(S_{j+1} - S_i) - (SS_{j+1} - SS_i)
 //   dp[k][M]  = min_{0 <= j <= M} dp[k-1][j] + err(j, M),  dp[0][0] = 0, answer dp[K][c-1].
 // Both DPs break ties towards the smallest j, so on exact arithmetic they backtrack to the same

@@ -1,4 +1,4 @@
-// The inner step of the smart quantizer's level DP (quant/level_dp.h, spec 2.5): for one row M,
+// The inner step of the smart quantizer's level DP (quant/level_dp.h): for one row M,
 //   low = min_{first <= j <= last} base_j + a_j X_M + C_j a_M     and its smallest argmin,
 // evaluated exactly as the plain loop
 //   v = fma(c_j, a_M, fma(a_j, X_M, base_j));  if (v < low) low = v, best = j;   (low from +inf)

@@ -1,6 +1,6 @@
 // LevelSetQuantizer (see quant/level_set_quantizer.h): per bucket s = ||x||_2 or ||x||_inf,
 // r = x / (s + 1e-7), unbiased stochastic rounding of r over a level table in [-1, 1],
-// out = s * level (learning-to-quantize `nuq/quantize.py`; spec 3.1, variance as in spec 2.6).
+// out = s * level (learning-to-quantize `nuq/quantize.py`; variance as smart-quantizer's metric).
 #include "quant/level_set_quantizer.h"
 
 #include <algorithm>

@@ -1,13 +1,13 @@
 // LevelSetQuantizer: learning-to-quantize's quantizers over a level table in [-1, 1]
-// (Tabrizian/learning-to-quantize, `nuq/quantize.py` and `nuq/cuda/src/ops_gpu.cu`; spec 3.1).
+// (Tabrizian/learning-to-quantize, `nuq/quantize.py` and `nuq/cuda/src/ops_gpu.cu`).
 //
 // Per bucket of `bucket_size` consecutive coordinates:
 //   s   = ||x||_2 (q, nuq) or ||x||_inf (qinf, trn)
 //   r_i = x_i / (s + 1e-7)                       (the reference's EPS; a zero bucket gives r = 0)
-//   l_i = stochastic rounding of r_i between its adjacent levels   (quant/rounding.h, spec 1.2)
+//   l_i = stochastic rounding of r_i between its adjacent levels   (quant/rounding.h)
 //   out_i = s * l_i
 // so E[out_i] = x_i * s / (s + 1e-7) and the added variance is s^2 * sum_i (r_i - l)(u - r_i)
-// (spec 2.6). In float32 s + 1e-7 == s once s >= 2, exactly as in the reference.
+// (smart-quantizer's variance metric). In float32 s + 1e-7 == s once s >= 2, exactly as in the reference.
 //
 // Tail convention: with options.quantize_tail false (learning-to-quantize's `ig_sm_bkts`, the
 // default of the make_* factories below) every full bucket is quantized and a partial last bucket
@@ -76,7 +76,7 @@ class LevelSetQuantizer : public GradientQuantizer {
 // (which must then be a power of two >= 2); `scheme` names it in the error.
 int level_set_bits(const QuantizerOptions& options, const std::string& scheme);
 
-// The fixed schemes of spec 3.1; each forces quantize_tail = false (the paper runs' `ig_sm_bkts`;
+// The fixed schemes of learning-to-quantize; each forces quantize_tail = false (the paper runs' `ig_sm_bkts`;
 // construct LevelSetQuantizer directly for the other convention).
 //   qsgd: L2,   uniform_levels(b)          (learning-to-quantize's `q`)
 //   qinf: Linf, uniform_levels(b)

@@ -1,4 +1,4 @@
-// Level tables of learning-to-quantize (see quant/level_sets.h; spec section 3.1).
+// Level tables of learning-to-quantize (see quant/level_sets.h).
 #include "quant/level_sets.h"
 
 #include <cmath>

@@ -1,5 +1,5 @@
-// Fixed level tables of learning-to-quantize (Tabrizian/learning-to-quantize, `nuq/quantize.py`;
-// spec section 3.1). A level table is sorted and lies in [-1, 1]; a bucket is normalized by its
+// Fixed level tables of learning-to-quantize (Tabrizian/learning-to-quantize, `nuq/quantize.py`).
+// A level table is sorted and lies in [-1, 1]; a bucket is normalized by its
 // norm s, each normalized coordinate is rounded stochastically to an adjacent level, and the
 // output is s * level. "bits" b counts the sign: a b-bit table has 2^b levels.
 //

@@ -7,7 +7,7 @@
 // (quant/payload.h); `decode` turns it back into floats; emulated quantized training uses
 // decode(encode(g)). The randomness of step t is keyed by (seed, t, coordinate index).
 // The variance metric is smart-quantizer's: the sum over all coordinates of (x - l)(r - x)
-// with the levels chosen for x, in gradient units squared (spec section 2.6).
+// with the levels chosen for x, in gradient units squared (smart-quantizer's variance metric).
 //
 // Non-finite input. Every scheme takes any float without undefined behaviour and without an
 // exception. A bucket that holds a NaN or an infinity decodes to NaN in every one of its
@@ -72,7 +72,7 @@ class GradientQuantizer {
   // Every bucket's levels in input units, sorted: the points stochastic rounding chooses between.
   virtual std::vector<std::vector<float>> bucket_levels(const float* x, int64_t n, uint64_t seed,
                                                         uint64_t step) const = 0;
-  // The exact variance quantization adds to x (spec 2.6), in input units squared.
+  // The exact variance quantization adds to x (smart-quantizer's variance metric), in input units squared.
   virtual double variance(const float* x, int64_t n, uint64_t seed, uint64_t step) const = 0;
   // Slices of a larger flat gradient (per-layer quantization): x[0] is coordinate `first` of the
   // flat vector and coordinate i draws its randomness at flat index first + i, exactly as it

@@ -28,17 +28,17 @@ struct Entry {
 const std::vector<Entry>& registry() {
   static const std::vector<Entry> entries = {
       {"none", nullptr},
-      // smart-quantizer (spec 2)
+      // smart-quantizer (IST-DASLab/smart-quantizer)
       {"standard", make_standard_quantizer},
       {"exponential", make_exponential_quantizer},
       {"hadamard", make_hadamard_quantizer},
       {"smart", make_smart_quantizer},
-      // learning-to-quantize level sets (spec 3.1)
+      // learning-to-quantize level sets (Tabrizian/learning-to-quantize)
       {"qsgd", make_qsgd_quantizer},
       {"qinf", make_qinf_quantizer},
       {"nuq", make_nuq_quantizer},
       {"trn", make_trn_quantizer},
-      // learning-to-quantize adaptive levels (spec 3.4-3.6)
+      // learning-to-quantize adaptive levels (ALQ, AMQ)
       {"alq", [](const QuantizerOptions& o) { return make_adaptive_quantizer("alq", o); }},
       {"alq_nb", [](const QuantizerOptions& o) { return make_adaptive_quantizer("alq_nb", o); }},
       {"amq", [](const QuantizerOptions& o) { return make_adaptive_quantizer("amq", o); }},

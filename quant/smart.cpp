@@ -1,4 +1,4 @@
-// The `smart` quantizer (spec 2.5): sampled candidates with forced min/max endpoints,
+// The `smart` quantizer (IST-DASLab/smart-quantizer): sampled candidates with forced min/max endpoints,
 // variance-optimal levels by the divide-and-conquer DP, unbiased stochastic rounding between
 // adjacent levels, Var = sum (x - l)(r - x). Buckets are independent, so they run in parallel
 // (OpenMP); every bucket writes only its own slots, so the output does not depend on threads.

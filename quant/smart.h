@@ -1,5 +1,5 @@
 // The `smart` gradient quantizer of smart-quantizer (IST-DASLab/smart-quantizer,
-// quantization.py at HEAD; spec section 2.5): variance-optimal levels refit on every call.
+// quantization.py at HEAD): variance-optimal levels refit on every call.
 //
 // Per bucket of d values:
 //   1. candidates: c = max(floor(sample_fraction * d), 512) values (all of them if c >= d), drawn

@@ -1,4 +1,4 @@
-// CUDA kernel of the smart quantizer (spec 2.5, quant/smart.cpp) for DeviceQuantizer: one block
+// CUDA kernel of the smart quantizer (quant/smart.cpp) for DeviceQuantizer: one block
 // per bucket of d coordinates with at most 512 candidates (c = min(max(floor(P d), 512), d):
 // every value when d <= 512, else a sample), decode(encode(g)) in place, bit for bit the CPU's:
 //   0. sampled candidates (c < d): the CPU's partial Fisher-Yates, its draws from

@@ -1,4 +1,4 @@
-// The arithmetic of the smart quantizer's level fit (spec 2.5; quant/level_dp.{h,cpp},
+// The arithmetic of the smart quantizer's level fit (quant/level_dp.{h,cpp},
 // quant/level_dp_scan.h) written once for the host and the CUDA kernel (quant/smart_device.cu),
 // operation for operation as the CPU's level DP writes it, so that the GPU chooses the same
 // levels bit for bit:

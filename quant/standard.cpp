@@ -1,4 +1,4 @@
-// `standard` (spec 2.2; IST-DASLab/smart-quantizer, quantization.py): for each bucket a,
+// `standard` (IST-DASLab/smart-quantizer, quantization.py): for each bucket a,
 //
 //   fmin = min(a), fmax = max(a), unit = (fmax - fmin)/(levels - 1)
 //   q_i  = fmin + v_i*unit,  v_i = floor((a_i - fmin)/unit + U_i)

@@ -1,5 +1,5 @@
 // The `standard` gradient quantizer of smart-quantizer: a uniform grid of `levels` points from the
-// bucket's min to its max, unbiased stochastic rounding to adjacent points (spec 2.2; source
+// bucket's min to its max, unbiased stochastic rounding to adjacent points (source
 // IST-DASLab/smart-quantizer, quantization.py). No sign bit; the scale is (fmin, unit).
 //
 // Also the min-max grid pieces the Hadamard quantizer reuses on its rotated buckets.
@@ -30,7 +30,7 @@ void uniform_grid_points(const UniformGrid& grid, int levels, float* table);
 // coordinate of a constant bucket or of a grid that is not finite.
 void round_to_grid(const float* a, int64_t n, const UniformGrid& grid, const float* table, int levels,
                    const float* u, uint32_t* index);
-// Sum over a[k] of (a - table[j])(table[j+1] - a): the variance the rounding adds (spec 2.6);
+// Sum over a[k] of (a - table[j])(table[j+1] - a): the variance the rounding adds (smart-quantizer's variance metric);
 // NaN for a grid that is not finite.
 double grid_variance(const float* a, int64_t n, const UniformGrid& grid, const float* table, int levels);
 

@@ -1,4 +1,4 @@
-// VarianceRecorder: the variance metric of smart-quantizer (spec section 2.6) measured during
+// VarianceRecorder: the variance metric of smart-quantizer (its README) measured during
 // training. Installed as a hook on a model's flat gradient, it asks each scheme, at every step,
 // what variance it would add to the current gradient, sum_i (x_i - l_i)(r_i - x_i) in gradient
 // units squared, without changing the gradient: training stays unquantized SGD, as in the

@@ -1,9 +1,9 @@
-// The orthonormal fast Walsh-Hadamard transform (spec 2.3; IST-DASLab/smart-quantizer,
+// The orthonormal fast Walsh-Hadamard transform (IST-DASLab/smart-quantizer,
 // quantization.py, hadamard quantizer).
 //
 // H = H_n / sqrt(n) with H_n the Sylvester Hadamard matrix (entries +-1): H is symmetric and
 // orthogonal, so H*H = I (self-inverse) and ||Hv|| = ||v||. Computed in place with log2(n) stages
-// of butterflies (x, y) -> (x + y, x - y), then one scaling by 1/sqrt(n) (the spec applies
+// of butterflies (x, y) -> (x + y, x - y), then one scaling by 1/sqrt(n) (the reference applies
 // 1/sqrt(2) at every stage: the same matrix, one multiply per coordinate instead of log2(n)).
 #pragma once
 #include <cstdint>

@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
-# Everything to run on the GPU machine (../shared/gpu.md), in phases that each fit in one
-# 10-minute command there:
-#   scripts/gpu_session.sh build     make -j16 (and the test runner) with the GPU machine's cuDNN
-#                                    and stb locations
+# Everything to run on a machine with a GPU, in phases of at most ten minutes each:
+#   scripts/gpu_session.sh build     make -j16 (and the test runner) with the cuDNN and stb
+#                                    locations below
 #   scripts/gpu_session.sh test      the GPU tests first (every CUDA op against its CPU twin, the
 #                                    training step, the captured graph), then the whole suite
 #   scripts/gpu_session.sh bench     bench/gpu.sh at batch 128 and 512 (with ncu's per-kernel
 #                                    profile), build/bench/quant_cuda, and each quantization
 #                                    hook's cost inside the captured ResNet-20 batch-128 step
-#   scripts/gpu_session.sh train N   N epochs of the one-cycle recipe on CIFAR-10 (30 in the issue)
-# Environment: STB_INCLUDE (a copy of /usr/include/stb brought along), CIFAR10_SRC (a copy of
-# ../shared/data/cifar10, unpacked into /tmp/cifar by its make-bin.sh), CUDNN_HOME (default: the
+#   scripts/gpu_session.sh train N   N epochs of the one-cycle recipe on CIFAR-10 (for example 30)
+# Environment: STB_INCLUDE (a copy of /usr/include/stb brought along), CIFAR10_SRC (a folder holding a
+# CIFAR-10 pack and its make-bin.sh, unpacked into /tmp/cifar), CUDNN_HOME (default: the
 # cuDNN that PyTorch's wheel installed), PYTHON (PyTorch 2.11's python3), OUT (where logs go).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,4 @@
-// ./apps/quant end to end: E2's numbers (spec 7.2), a bucket size far beyond the data, and bad
+// ./apps/quant end to end: E2's numbers (docs/quantizer-tests.md), a bucket size far beyond the data, and bad
 // input (message, exit 2).
 #include <doctest.h>
 

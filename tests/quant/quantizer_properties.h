@@ -1,4 +1,4 @@
-// Generic properties every stochastic-rounding gradient quantizer must have (spec 7.1), for any
+// Generic properties every stochastic-rounding gradient quantizer must have (P1-P5 of docs/quantizer-tests.md), for any
 // scheme's tests to call:
 //   P1 unbiasedness (per-coordinate z-test over many draws), P2 the empirical E||Q(x) - x||^2
 //   equals variance(), P3 values already on the levels come back unchanged with zero variance,

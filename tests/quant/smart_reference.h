@@ -1,4 +1,4 @@
-// A frozen copy of the smart quantizer as it was before its speed-up (spec 2.5): candidates by
+// A frozen copy of the smart quantizer as it was before its speed-up (IST-DASLab/smart-quantizer): candidates by
 // partial Fisher-Yates over the counter-based generator, the divide-and-conquer level DP over
 // prefix sums, and stochastic rounding between adjacent levels. The optimised code in quant/ must
 // reproduce it bit for bit (tests/quant/test_smart_pinned.cpp): same expressions, same order,

@@ -1,4 +1,4 @@
-// ALQ, AMQ, the refit schedule and AdaptiveLevels (spec 3.4-3.6, properties A1, A2, A4).
+// ALQ, AMQ, the refit schedule and AdaptiveLevels (Tabrizian/learning-to-quantize; properties A1, A2, A4 of docs/quantizer-tests.md).
 #include <doctest.h>
 
 #include <cmath>
@@ -67,7 +67,7 @@ TEST_CASE("A2: ALQ never increases V and keeps every level strictly between its 
         REQUIRE(losses.size() == 30);
         if (symmetric) {
           // The mirrored half: its V may rise, since the positive half is fitted against a
-          // dummy level at 0 rather than the true central interval (spec 3.4, --nuq_sym).
+          // dummy level at 0 rather than the true central interval (learning-to-quantize's --nuq_sym).
           for (size_t i = 0; i < out.size(); ++i) CHECK(out[i] == -out[out.size() - 1 - i]);
           continue;
         }

@@ -1,4 +1,4 @@
-// The `exponential` quantizer (spec 2.4): known answers derived by hand (including E4, the upward
+// The `exponential` quantizer (IST-DASLab/smart-quantizer; E4 as in docs/quantizer-tests.md): known answers derived by hand (including E4, the upward
 // bias of tiny coordinates), the generic properties on inputs without tiny coordinates.
 #include <doctest.h>
 

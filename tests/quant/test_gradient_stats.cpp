@@ -1,4 +1,4 @@
-// Gradient statistics (spec 3.2) against values computed by hand on tiny gradients.
+// Gradient statistics (Tabrizian/learning-to-quantize, estim/gestim.py) against values computed by hand on tiny gradients.
 #include <doctest.h>
 
 #include <vector>

@@ -1,4 +1,4 @@
-// The orthonormal Walsh-Hadamard transform and the `hadamard` quantizer (spec 2.3): E5, the
+// The orthonormal Walsh-Hadamard transform and the `hadamard` quantizer (IST-DASLab/smart-quantizer; labels as in docs/quantizer-tests.md): E5, the
 // transform's orthonormality and self-inverse, the generic properties (the padded tail
 // included), the payload's padded index count.
 #include <doctest.h>

@@ -1,4 +1,4 @@
-// Distribution models and V(levels) (spec 3.3): known values, Z3, a Monte-Carlo estimate of V
+// Distribution models and V(levels) (Tabrizian/learning-to-quantize, estim/dist.py): known values, Z3 (docs/quantizer-tests.md), a Monte-Carlo estimate of V
 // for a truncated normal, and the 50000-bin mixture against its exact components.
 #include <doctest.h>
 

@@ -1,4 +1,4 @@
-// The level DP of the smart quantizer (spec 2.5, property E6 of spec 7.2): the prefix-sum
+// The level DP of the smart quantizer (IST-DASLab/smart-quantizer; property E6 of docs/quantizer-tests.md): the prefix-sum
 // interval cost against its definition, divide and conquer against the plain O(K c^2) DP, both
 // against brute force over every subset of points, and answers worked out by hand.
 #include <doctest.h>

@@ -1,4 +1,4 @@
-// LevelSetQuantizer payloads: encode/decode round trip, the tail convention (spec 3.1 pitfall of
+// LevelSetQuantizer payloads: encode/decode round trip, the tail convention (learning-to-quantize's pitfall of
 // `QuantizeMultiBucket.quantize`), bits per coordinate by hand, options and set_levels errors.
 #include <doctest.h>
 

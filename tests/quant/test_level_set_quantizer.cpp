@@ -1,6 +1,6 @@
-// LevelSetQuantizer (q/qsgd, qinf, nuq, trn; spec 3.1): the known answers Z1 and hand-computed
-// buckets, then properties P1-P5 of spec 7.1 for every scheme. Monte-Carlo tolerances are
-// 4 * sqrt(var / N) (spec 7).
+// LevelSetQuantizer (q/qsgd, qinf, nuq, trn; Tabrizian/learning-to-quantize): the known answers Z1 and hand-computed
+// buckets, then properties P1-P5 of docs/quantizer-tests.md for every scheme. Monte-Carlo tolerances are
+// 4 * sqrt(var / N) (docs/quantizer-tests.md).
 #include <doctest.h>
 
 #include <algorithm>
@@ -84,7 +84,7 @@ TEST_CASE("level-set quantizer: qinf b = 2 variance of [2, -1, 0.5, 0] by hand")
 
 TEST_CASE("level-set quantizer: unbiased with the closed-form variance, every scheme (P1, P2)") {
   // d = 1000, buckets of 128: 7 quantized buckets, a 104-coordinate tail passed through.
-  // 4000 draws (not spec 7's 1e5) keep the test near a second; the per-coordinate z-tests at
+  // 4000 draws (not 1e5) keep the test near a second; the per-coordinate z-tests at
   // 4 sigma still catch any bias larger than a few percent of a level gap.
   const int64_t d = 1000, bucket = 128;
   const int draws = 4000;

@@ -1,4 +1,4 @@
-// Level tables of learning-to-quantize (spec 3.1 and 7.3: Z1, Z2 and the b = 3, p = 0.5 example).
+// Level tables of learning-to-quantize (Tabrizian/learning-to-quantize; Z1, Z2 of docs/quantizer-tests.md and the b = 3, p = 0.5 example).
 #include <doctest.h>
 
 #include <cmath>
@@ -23,7 +23,7 @@ TEST_CASE("level sets: uniform levels for b = 3 are 8 levels with step 2/7, no z
   CHECK(uniform_levels(4).size() == 16);
 }
 
-TEST_CASE("level sets: exponential levels for b = 3, p = 0.5 (spec 3.1 example)") {
+TEST_CASE("level sets: exponential levels for b = 3, p = 0.5 (learning-to-quantize's example)") {
   const std::vector<float> expected = {-1.0f, -0.5f, -0.25f, -0.125f, 0.125f, 0.25f, 0.5f, 1.0f};
   CHECK(exponential_levels(3, 0.5) == expected);
   CHECK(exponential_levels(1, 0.5) == std::vector<float>{-1.0f, 1.0f});

@@ -1,5 +1,5 @@
-// The smart quantizer (spec 2.5): candidate sampling, forced endpoints, tail buckets, the payload,
-// the generic stochastic-rounding properties P1-P5 of spec 7.1, E7 of spec 7.2 and answers
+// The smart quantizer (IST-DASLab/smart-quantizer): candidate sampling, forced endpoints, tail buckets, the payload,
+// the generic stochastic-rounding properties P1-P5 and E7 of docs/quantizer-tests.md and answers
 // worked out by hand.
 #include <doctest.h>
 

@@ -1,4 +1,4 @@
-// Pins the smart quantizer's results (spec 2.5) to a frozen copy of the implementation before its
+// Pins the smart quantizer's results (IST-DASLab/smart-quantizer) to a frozen copy of the implementation before its
 // speed-up (tests/quant/smart_reference.h): levels, packed indices, decoded values and variance
 // must be bit-identical for the same (seed, step), at bucket 512 (every value a candidate), at
 // bucket 51200 (sampled candidates), on inputs with ties and signed zeros, on 1 and 2 threads.

@@ -1,4 +1,4 @@
-// The `standard` quantizer (spec 2.2): known answers E1 and E2, the generic properties of spec
+// The `standard` quantizer (IST-DASLab/smart-quantizer): known answers E1 and E2, the generic properties of
 // 7.1, tail buckets, bits per coordinate.
 #include <doctest.h>
 
