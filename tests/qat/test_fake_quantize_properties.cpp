@@ -1,7 +1,7 @@
 // Properties of affine fake quantization that hold for any input (qat/fake_quantize.h): outputs on
 // the grid (k - z) s, idempotence, saturation at the ends with a zero gradient there, the
 // straight-through gradient inside, per-channel independence, NaN and infinities, hand-derived
-// known answers (the quantization glossary's D1 and D2), and the errors for bad arguments.
+// known answers (D1 and D2 of docs/quantizer-tests.md), and the errors for bad arguments.
 #include <cmath>
 #include <limits>
 
@@ -71,7 +71,7 @@ TEST_CASE("fake quantization: ties round half to even, and the gradient mask fol
   CHECK(dx.to_vector() == std::vector<float>{1, 0, 1, 1, 1, 1});
 }
 
-TEST_CASE("fake quantization: the glossary's known answers D1 (asymmetric) and D2 (symmetric, full range)") {
+TEST_CASE("fake quantization: the known answers D1 (asymmetric) and D2 (symmetric, full range)") {
   // D1: 8-bit asymmetric over [-1, 3]: scale 4/255, zero point 64; [-1, 0, 3, 0.5] -> q = [0, 64,
   // 255, 96] and 0 is exact.
   const QParams d1 = qparams_from_range(vec({-1}), vec({3}), {0, 255}, false, 1e-7f);
