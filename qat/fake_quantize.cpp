@@ -2,6 +2,7 @@
 // per-element formulas are in qat/fake_quant_math.h, shared with the CUDA twin.
 #include "qat/fake_quantize.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -81,13 +82,13 @@ Tensor fake_quantize_forward(const Tensor& x, const Tensor& scale, const Tensor&
   Tensor y(x.shape());
   const float* px = x.data();
   float* py = y.data();
-  const int64_t channels = scale.numel();
-#pragma omp parallel for collapse(2) if (n >= kParallelMin) schedule(static)
-  for (int64_t c = 0; c < channels; ++c)
-    for (int64_t j = 0; j < inner; ++j) {
-      const int64_t i = c * inner + j;
-      py[i] = fake_quantize_value(px[i], p.scale[c], p.inv_scale[c], p.zero_point[c], qmin, qmax);
-    }
+  for_channel_chunks(scale.numel(), inner, [&p, px, py, qmin, qmax](int64_t c, int64_t begin, int64_t end) {
+    const float s = p.scale[c], inv = p.inv_scale[c], z = p.zero_point[c], lo = qmin, hi = qmax;
+    const float* x = px;
+    float* y = py;
+#pragma omp simd
+    for (int64_t i = begin; i < end; ++i) y[i] = fake_quantize_value(x[i], s, inv, z, lo, hi);
+  });
   return y;
 }
 
@@ -103,14 +104,15 @@ Tensor fake_quantize_backward(const Tensor& dy, const Tensor& x, const Tensor& s
   const float* px = x.data();
   const float* pg = dy.data();
   float* pd = dx.data();
-  const int64_t channels = scale.numel();
   // dy times the 0/1 mask, as PyTorch multiplies by its cached mask (so -0 and NaN come out alike).
-#pragma omp parallel for collapse(2) if (n >= kParallelMin) schedule(static)
-  for (int64_t c = 0; c < channels; ++c)
-    for (int64_t j = 0; j < inner; ++j) {
-      const int64_t i = c * inner + j;
-      pd[i] = pg[i] * (fake_quantize_passes(px[i], p.inv_scale[c], p.zero_point[c], qmin, qmax) ? 1.0f : 0.0f);
-    }
+  for_channel_chunks(scale.numel(), inner, [&p, px, pg, pd, qmin, qmax](int64_t c, int64_t begin, int64_t end) {
+    const float inv = p.inv_scale[c], z = p.zero_point[c], lo = qmin, hi = qmax;
+    const float* x = px;
+    const float* g = pg;
+    float* d = pd;
+#pragma omp simd
+    for (int64_t i = begin; i < end; ++i) d[i] = g[i] * (fake_quantize_passes(x[i], inv, z, lo, hi) ? 1.0f : 0.0f);
+  });
   return dx;
 }
 
@@ -128,14 +130,32 @@ LearnableGradients fake_quantize_learnable_backward(const Tensor& dy, const Tens
   const float* px = x.data();
   const float* pg = dy.data();
   float* pd = g.dx.data();
-  const std::vector<Sum2> sums = reduce_channels(
+  // Per channel chunk: float partial sums over blocks of kBlock elements (one vectorised loop
+  // each, lanes fixed at compile time), accumulated in double.
+  const std::vector<Sum2> sums = reduce_channel_chunks(
       channels, inner, Sum2{0.0, 0.0},
-      [&](int64_t c, int64_t i, Sum2& acc) {
-        const LearnableGrads e = fake_quantize_learnable_grads(px[i], pg[i], p.scale[c], p.inv_scale[c],
-                                                               p.zero_point[c], qmin, qmax, grad_factor);
-        pd[i] = e.dx;
-        acc.a += e.dscale;
-        acc.b += e.dzero_point;
+      [&p, px, pg, pd, qmin, qmax, grad_factor](int64_t c, int64_t begin, int64_t end) {
+        constexpr int64_t kBlock = 256;
+        const float s = p.scale[c], inv = p.inv_scale[c], z = p.zero_point[c];
+        const float lo = qmin, hi = qmax, factor = grad_factor;  // locals: stores to dx cannot alias them
+        const float* x = px;
+        const float* dy = pg;
+        float* dx = pd;
+        Sum2 acc{0.0, 0.0};
+        for (int64_t b = begin; b < end; b += kBlock) {
+          const int64_t e = std::min(b + kBlock, end);
+          float ds = 0.0f, dz = 0.0f;
+#pragma omp simd reduction(+ : ds, dz)
+          for (int64_t i = b; i < e; ++i) {
+            const LearnableGrads t = fake_quantize_learnable_grads(x[i], dy[i], s, inv, z, lo, hi, factor);
+            dx[i] = t.dx;
+            ds += t.dscale;
+            dz += t.dzero_point;
+          }
+          acc.a += ds;
+          acc.b += dz;
+        }
+        return acc;
       },
       [](Sum2& a, const Sum2& b) {
         a.a += b.a;

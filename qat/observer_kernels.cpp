@@ -1,6 +1,7 @@
 // CPU kernels of the range observers (see qat/observer_kernels.h and qat/observer_math.h).
 #include "qat/observer_kernels.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -23,6 +24,23 @@ void check_range_tensors(const char* op, const Tensor& a, const Tensor& b, const
                     b.defined() ? shape_str(b.shape()) : "undefined"));
 }
 
+// The range of p[0 .. n), NaN at both ends if any element is NaN. An OpenMP simd reduction keeps
+// several partial minima and maxima in vector lanes (x < lo ? x : lo is one vector min
+// instruction) and counts unordered elements beside them. Minima and maxima are exact, so how the
+// lanes group the elements does not change the result (beyond the sign of a zero).
+MinMaxAcc min_max_of(const float* p, int64_t n) {
+  float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+  int unordered = 0;
+#pragma omp simd reduction(min : lo) reduction(max : hi) reduction(+ : unordered)
+  for (int64_t i = 0; i < n; ++i) {
+    lo = p[i] < lo ? p[i] : lo;
+    hi = p[i] > hi ? p[i] : hi;
+    unordered += p[i] != p[i];
+  }
+  if (unordered) lo = hi = std::numeric_limits<float>::quiet_NaN();
+  return {lo, hi};
+}
+
 }  // namespace
 
 ChannelRange channel_min_max(const Tensor& x, Granularity granularity) {
@@ -31,16 +49,21 @@ ChannelRange channel_min_max(const Tensor& x, Granularity granularity) {
   QNN_ON_CUDA(x, cuda::channel_min_max(x, channels));
   const float* px = x.data();
   const float inf = std::numeric_limits<float>::infinity();
-  const std::vector<MinMaxAcc> r = reduce_channels(
-      channels, x.numel() / channels, MinMaxAcc{inf, -inf},
-      [px](int64_t, int64_t i, MinMaxAcc& acc) {
-        acc.lo = min_keep_nan(acc.lo, px[i]);
-        acc.hi = max_keep_nan(acc.hi, px[i]);
-      },
-      [](MinMaxAcc& a, const MinMaxAcc& b) {
-        a.lo = min_keep_nan(a.lo, b.lo);
-        a.hi = max_keep_nan(a.hi, b.hi);
-      });
+  // Chunks of kReduceChunk elements per channel (qat/channel_reduce.h), each a vectorised pass.
+  const int64_t inner = x.numel() / channels;
+  const int64_t chunks = (inner + kReduceChunk - 1) / kReduceChunk;
+  std::vector<MinMaxAcc> partial(static_cast<size_t>(channels * chunks));
+#pragma omp parallel for if (x.numel() >= 2 * kReduceChunk) schedule(static)
+  for (int64_t t = 0; t < channels * chunks; ++t) {
+    const int64_t c = t / chunks, begin = (t % chunks) * kReduceChunk;
+    partial[t] = min_max_of(px + c * inner + begin, std::min(kReduceChunk, inner - begin));
+  }
+  std::vector<MinMaxAcc> r(static_cast<size_t>(channels), MinMaxAcc{inf, -inf});
+  for (int64_t t = 0; t < channels * chunks; ++t) {
+    MinMaxAcc& a = r[t / chunks];
+    a.lo = min_keep_nan(a.lo, partial[t].lo);
+    a.hi = max_keep_nan(a.hi, partial[t].hi);
+  }
   ChannelRange out{Tensor({channels}), Tensor({channels})};
   for (int64_t c = 0; c < channels; ++c) {
     if (!std::isfinite(r[c].lo) || !std::isfinite(r[c].hi))

@@ -1,6 +1,7 @@
 // CPU PACT forward and backward (see qat/pact.h; per-element formulas in qat/fake_quant_math.h).
 #include "qat/pact.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "qat/channel_reduce.h"
@@ -54,11 +55,25 @@ PactGradients pact_backward(const Tensor& dy, const Tensor& x, const Tensor& alp
   const float* px = x.data();
   const float* pg = dy.data();
   float* pd = g.dx.data();
-  const std::vector<Sum1> sum = reduce_channels(
+  const std::vector<Sum1> sum = reduce_channel_chunks(
       1, x.numel(), Sum1{0.0},
-      [&](int64_t, int64_t i, Sum1& acc) {
-        pd[i] = pg[i] * (px[i] > 0.0f && px[i] < a ? 1.0f : 0.0f);
-        if (px[i] >= a) acc.a += pg[i];
+      [px, pg, pd, a](int64_t, int64_t begin, int64_t end) {
+        // Float partial sums over blocks of kBlock elements (one vectorised loop each, its
+        // lanes fixed at compile time), accumulated in double.
+        constexpr int64_t kBlock = 256;
+        double clipped = 0.0;
+        for (int64_t b = begin; b < end; b += kBlock) {
+          const int64_t e = std::min(b + kBlock, end);
+          float block = 0.0f;
+#pragma omp simd reduction(+ : block)
+          for (int64_t i = b; i < e; ++i) {
+            const float x = px[i], g = pg[i];
+            pd[i] = g * (x > 0.0f && x < a ? 1.0f : 0.0f);
+            block += x >= a ? g : 0.0f;
+          }
+          clipped += block;
+        }
+        return Sum1{clipped};
       },
       [](Sum1& s, const Sum1& t) { s.a += t.a; });
   g.dalpha.data()[0] = static_cast<float>(sum[0].a);
