@@ -341,7 +341,7 @@ int run(int argc, char** argv) {
     const float epoch_lr = schedule.lr_at(epoch, 0);
     EpochResult train, test;
     try {
-      qat_start_epoch(model, epoch, qat.freeze_observers_epoch);
+      qat_start_epoch(model, epoch, qat);
       train = trainer.train_epoch(*train_source, epoch, epochs);
       test = evaluate(model, *test_source, epoch);
       check_finite_loss(test.loss, str("the evaluation after epoch ", epoch + 1), epoch_lr);

@@ -6,13 +6,17 @@
 //   --weight-bits B, --act-bits B            2..8, set separately
 //   --qat-first-last-bits B                  the first conv and the classifier (default 8)
 //   --wrpn-width K                           channel multiplier of --qat wrpn
-//   --freeze-observers-epoch E               linear: observers stop updating from epoch E (1-based
-//                                            count of epochs done; 0: never), PyTorch's
-//                                            disable_observer phase
+//   --fold-bn                                linear, lsq: every convolution trains with its batch
+//                                            norm folded in (nn/qat_conv_bn.h, PyTorch's ConvBn2d)
+//   --freeze-observers-epoch E               linear: observers stop updating once E epochs are
+//                                            done (0: never), PyTorch's disable_observer phase
+//   --freeze-bn-epoch E                      batch norms use and keep their running statistics
+//                                            once E epochs are done (0: never), PyTorch's
+//                                            freeze_bn_stats phase
 //   --export-qat OUT --resume CK             write CK's model as low-bit integers (nn/qat_export.h,
 //                                            docs/qat-export.md) and exit
-// The model-shaping flags are model settings (a --resume cannot change them); the freeze epoch is
-// a schedule setting. The batch-norm layers are not folded into the convolutions.
+// The model-shaping flags are model settings (a --resume cannot change them); the observer freeze epoch is
+// a schedule setting, as is the batch-norm freeze epoch.
 #pragma once
 #include <cstdio>
 #include <memory>
@@ -27,12 +31,14 @@
 namespace qnn {
 
 const std::vector<std::string> kQatModelSettings = {"--qat", "--weight-bits", "--act-bits", "--qat-first-last-bits",
-                                                    "--wrpn-width"};
-const std::vector<std::string> kQatScheduleSettings = {"--freeze-observers-epoch"};
+                                                    "--wrpn-width", "--fold-bn"};
+const std::vector<std::string> kQatScheduleSettings = {"--freeze-observers-epoch", "--freeze-bn-epoch"};
 
 struct QatFlags {
   std::string& method;
-  int64_t &weight_bits, &act_bits, &first_last_bits, &width, &freeze_observers_epoch;
+  int64_t &weight_bits, &act_bits, &first_last_bits, &width;
+  bool& fold_bn;
+  int64_t &freeze_observers_epoch, &freeze_bn_epoch;
   std::string& init_weights;
   std::string& export_path;
 };
@@ -44,7 +50,9 @@ inline QatFlags add_qat_flags(Flags& flags) {
       flags.add_int("--act-bits", 4, "QAT: activation bits", 2, 8),
       flags.add_int("--qat-first-last-bits", 8, "QAT: bits of the first conv, the classifier and its input", 2, 8),
       flags.add_int("--wrpn-width", 1, "--qat wrpn: channel width multiplier", 1, 16),
+      flags.add_bool("--fold-bn", "--qat linear|lsq: train each convolution with its batch norm folded in (PyTorch's ConvBn2d)"),
       flags.add_int("--freeze-observers-epoch", 0, "--qat linear: observers stop updating after this many epochs (0: never)", 0),
+      flags.add_int("--freeze-bn-epoch", 0, "QAT: batch norms use and keep their running statistics after this many epochs (0: never)", 0),
       flags.add_string("--init-weights", "", "start from this checkpoint's model weights only (float or QAT; not optimizer, epoch or settings)"),
       flags.add_string("--export-qat", "", "with --resume: write the QAT model's low-bit export (safetensors) and exit"),
   };
@@ -64,6 +72,11 @@ inline QatSpec qat_spec(const QatFlags& q, const Flags& flags) {
   spec.act_bits = int(q.act_bits);
   spec.first_last_bits = int(q.first_last_bits);
   spec.width = q.width;
+  spec.fold_bn = q.fold_bn;
+  if (q.fold_bn && spec.method != QatMethod::Linear && spec.method != QatMethod::Lsq)
+    flags.fail("--fold-bn folds batch norms into --qat linear or lsq convolutions; --qat is " + q.method);
+  if (q.freeze_bn_epoch != 0 && spec.method == QatMethod::None)
+    flags.fail("--freeze-bn-epoch " + std::to_string(q.freeze_bn_epoch) + " is a QAT phase; give --qat too");
   return spec;
 }
 
@@ -91,9 +104,12 @@ inline void init_model_weights(Module& model, const std::string& path) {
   std::printf("initial weights: %s (%lld tensors)\n", path.c_str(), (long long)loaded);
 }
 
-// At the start of epoch `epoch` (0-based): observers freeze once `freeze_epoch` epochs are done.
-inline void qat_start_epoch(Module& model, int64_t epoch, int64_t freeze_epoch) {
-  if (auto* qat = dynamic_cast<QatCifarResNet*>(&model)) qat->freeze_observers(freeze_epoch > 0 && epoch >= freeze_epoch);
+// At the start of epoch `epoch` (0-based): observers and batch norms freeze once their epochs are done.
+inline void qat_start_epoch(Module& model, int64_t epoch, const QatFlags& q) {
+  auto* qat = dynamic_cast<QatCifarResNet*>(&model);
+  if (!qat) return;
+  qat->freeze_observers(q.freeze_observers_epoch > 0 && epoch >= q.freeze_observers_epoch);
+  qat->freeze_batch_norm(q.freeze_bn_epoch > 0 && epoch >= q.freeze_bn_epoch);
 }
 
 // --export-qat: the resumed QAT model's low-bit export, with the run's architecture recorded.

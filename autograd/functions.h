@@ -25,6 +25,11 @@ Variable mean(const Variable& a);
 
 Variable reshape(const Variable& a, Shape shape);
 
+// Per-channel scaling by s [C], C = x.size(axis): y = x * s[c] or y = x / s[c] (batch-norm
+// folding, nn/conv_bn.h; kernels in tensor/channel_scale.h).
+Variable mul_channels(const Variable& x, const Variable& s, int axis);
+Variable div_channels(const Variable& x, const Variable& s, int axis);
+
 // x [N, in], w [out, in], b [out] or undefined Variable -> [N, out] = x w^T + b.
 Variable linear(const Variable& x, const Variable& w, const Variable& b);
 

@@ -21,7 +21,7 @@
 // (the QAT ResNet of nn/qat_resnet.h, run eagerly as ./apps/cifar runs it); compare its images/s
 // with a run without --qat for the cost of fake quantization.
 //   build/bench/train_step [--device cpu|cuda] [--arch resnet20] [--batch-size 128] [--steps 20]
-//                          [--warmup 3] [--no-graph] [--no-cudnn] [--qat lsq --weight-bits 4 --act-bits 4]
+//                          [--warmup 3] [--no-graph] [--no-cudnn] [--qat lsq --weight-bits 4 --act-bits 4 [--fold-bn]]
 //                          [--quant LIST [--bucket-size 512] [--quant-levels 16] [--rounds 3]]
 #include <omp.h>
 
@@ -101,6 +101,7 @@ int main(int argc, char** argv) {
   auto& qat = flags.add_string("--qat", "none", "time the QAT step: none|linear|lsq|pact|dorefa|wrpn");
   auto& weight_bits = flags.add_int("--weight-bits", 4, "--qat: weight bits", 2, 8);
   auto& act_bits = flags.add_int("--act-bits", 4, "--qat: activation bits", 2, 8);
+  auto& fold_bn = flags.add_bool("--fold-bn", "--qat linear|lsq: batch norms folded into the convolutions");
   flags.parse(argc, argv);
   QatSpec spec;
   try {
@@ -110,6 +111,9 @@ int main(int argc, char** argv) {
   }
   spec.weight_bits = int(weight_bits);
   spec.act_bits = int(act_bits);
+  spec.fold_bn = fold_bn;
+  if (fold_bn && spec.method != QatMethod::Linear && spec.method != QatMethod::Lsq)
+    flags.fail("--fold-bn folds batch norms into --qat linear or lsq convolutions; --qat is " + qat);
   if (steps < 1) flags.fail("--steps must be at least 1, got " + std::to_string(steps));
   if (rounds < 1) flags.fail("--rounds must be at least 1, got " + std::to_string(rounds));
   const std::vector<std::string> schemes = split_commas(quant);

@@ -27,8 +27,9 @@ BatchNorm2d::BatchNorm2d(int64_t channels, float eps_, float momentum_) : eps(ep
 }
 
 Variable BatchNorm2d::forward(const Variable& x) {
-  if (training()) add_scalar(*num_batches_tracked, 1.0f);  // on the device: a captured step counts too
-  return batch_norm(x, weight, bias, *running_mean, *running_var, training(), momentum, eps);
+  const bool batch = uses_batch_statistics();
+  if (batch) add_scalar(*num_batches_tracked, 1.0f);  // on the device: a captured step counts too
+  return batch_norm(x, weight, bias, *running_mean, *running_var, batch, momentum, eps);
 }
 
 Linear::Linear(int64_t in_features, int64_t out_features, bool has_bias) {

@@ -19,14 +19,19 @@ class Conv2d : public Module {
   ConvParams params;
 };
 
-// Per-channel batch normalisation with running statistics (momentum 0.1, eps 1e-5).
+// Per-channel batch normalisation with running statistics (momentum 0.1, eps 1e-5). A frozen
+// layer normalises with its running statistics and leaves them as they are even in training mode
+// (gamma and beta still train): PyTorch's freeze_bn_stats, the last phase of QAT.
 class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(int64_t channels, float eps = 1e-5f, float momentum = 0.1f);
   Variable forward(const Variable& x) override;
+  // Whether forward normalises with (and updates) the batch's statistics.
+  bool uses_batch_statistics() const { return training() && !frozen; }
   Variable weight, bias;
   Tensor *running_mean, *running_var, *num_batches_tracked;
   float eps, momentum;
+  bool frozen = false;
 };
 
 // y = x weight^T + bias; weight [out, in], default init U(+-1/sqrt(in)).

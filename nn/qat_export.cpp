@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "nn/qat_conv_bn.h"
 #include "nn/state_dict.h"
 #include "qat/pact.h"
 
@@ -15,6 +16,7 @@ struct QuantizedWeight {
   std::string name;  // the weight's state_dict name, e.g. layer1.0.conv1.weight
   Variable weight;
   QatQuantizer* quantizer;
+  BatchNorm2d* folded_bn = nullptr;  // the batch norm folded into this convolution, if any
 };
 struct QuantizedActivation {
   std::string name;  // the quantizer's path, e.g. layer1.0.act1_fake_quant
@@ -26,7 +28,7 @@ void collect(Module& m, const std::string& prefix, std::vector<QuantizedWeight>&
   for (auto& [name, child] : m.named_children()) {
     const std::string path = prefix + name;
     if (auto* conv = dynamic_cast<QatConv2d*>(child.get()))
-      weights.push_back({path + ".weight", conv->weight, conv->weight_fake_quant.get()});
+      weights.push_back({path + ".weight", conv->weight, conv->weight_fake_quant.get(), conv->folded_batch_norm()});
     else if (auto* fc = dynamic_cast<QatLinear*>(child.get()))
       weights.push_back({path + ".weight", fc->weight, fc->weight_fake_quant.get()});
     else if (auto* q = dynamic_cast<QatQuantizer*>(child.get()))
@@ -147,8 +149,12 @@ void export_qat_model(QatCifarResNet& model, const std::string& path, std::map<s
   for (QuantizedWeight& w : weights) {
     is_weight[w.name] = true;
     const int64_t channels = w.weight.size(0);
-    const Grid g = weight_grid(*w.quantizer, channels);
-    const std::vector<float> wq = w.quantizer->forward(w.weight).value().to_vector();
+    Grid g = weight_grid(*w.quantizer, channels);
+    // A folded convolution quantizes w * f (nn/qat_conv_bn.h); its integers are exported with the
+    // scale s / f, so that (q - z) s / f followed by the unchanged batch norm is the folded layer.
+    const Variable fold = w.folded_bn ? fold_factor(*w.folded_bn) : Variable();
+    const Variable quantized = w.folded_bn ? mul_channels(w.weight, fold, 0) : w.weight;
+    const std::vector<float> wq = w.quantizer->forward(quantized).value().to_vector();
     const int64_t per_channel = w.weight.numel() / channels;
     std::vector<int> codes(wq.size());
     for (size_t i = 0; i < wq.size(); ++i) {
@@ -158,6 +164,13 @@ void export_qat_model(QatCifarResNet& model, const std::string& path, std::map<s
       QNN_CHECK(std::fabs(q - exact) < 1e-2f && q >= g.qmin && q <= g.qmax, w.name, ": value ", wq[i], " at ", i,
                 " is not on the quantizer's grid (q = ", exact, ", range [", g.qmin, ", ", g.qmax, "])");
       codes[i] = int(q - g.qmin);
+    }
+    if (w.folded_bn) {
+      const std::vector<float> f = fold.value().to_vector();
+      for (int64_t c = 0; c < channels; ++c) {
+        QNN_CHECK(f[c] != 0.0f, w.name, ": output channel ", c, " has batch-norm weight 0, so it cannot be unfolded");
+        g.scale[c] /= f[c];
+      }
     }
     const std::string p = "qweight." + w.name;
     out.push_back({p + ".packed", pack_codes(codes, w.quantizer->bits()), false, true});

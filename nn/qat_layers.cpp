@@ -3,6 +3,7 @@
 #include "nn/qat_layers.h"
 
 #include "nn/init.h"
+#include "nn/qat_conv_bn.h"
 #include "qat/functions.h"
 
 namespace qnn {
@@ -109,7 +110,10 @@ QatConv2d::QatConv2d(int64_t in_channels, int64_t out_channels, int kernel, int 
       "weight_fake_quant", std::make_shared<QatQuantizer>(method, bits, QatQuantizer::Role::Weight, out_channels));
 }
 
-Variable QatConv2d::forward(const Variable& x) { return conv2d(x, weight_fake_quant->forward(weight), bias, params); }
+Variable QatConv2d::forward(const Variable& x) {
+  if (folded_bn_) return folded_conv_bn(x, *this, *folded_bn_);
+  return conv2d(x, weight_fake_quant->forward(weight), bias, params);
+}
 
 QatLinear::QatLinear(int64_t in_features, int64_t out_features, QatMethod method, int bits) {
   weight = register_parameter("weight", uniform_fan_in({out_features, in_features}, in_features));

@@ -76,16 +76,25 @@ class QatQuantizer : public Module {
   bool prequantized_ = false;
 };
 
+class BatchNorm2d;
+
 // Conv2d with a fake-quantized weight; parameter names as Conv2d's (weight, bias) plus the
-// quantizer's under "weight_fake_quant".
+// quantizer's under "weight_fake_quant". With a batch norm folded in (fold_batch_norm), forward
+// returns the batch norm's output and the quantizer sees the folded weight (nn/qat_conv_bn.h).
 class QatConv2d : public Module {
  public:
   QatConv2d(int64_t in_channels, int64_t out_channels, int kernel, int stride, int padding, QatMethod method,
             int bits);
   Variable forward(const Variable& x) override;
+  // `bn` (owned elsewhere, applied after this convolution) is folded in from now on.
+  void fold_batch_norm(BatchNorm2d* bn) { folded_bn_ = bn; }
+  BatchNorm2d* folded_batch_norm() const { return folded_bn_; }
   Variable weight, bias;
   ConvParams params;
   std::shared_ptr<QatQuantizer> weight_fake_quant;
+
+ private:
+  BatchNorm2d* folded_bn_ = nullptr;
 };
 
 // Linear (with bias) with a fake-quantized weight; names weight, bias, weight_fake_quant.*.

@@ -23,6 +23,15 @@ std::shared_ptr<QatConv2d> qat_conv(int64_t in, int64_t out, int kernel, int str
   return conv;
 }
 
+// conv, then bn: folded into one (nn/qat_conv_bn.h) when the spec asks for it.
+void maybe_fold(const QatSpec& spec, QatConv2d& conv, BatchNorm2d& bn) {
+  if (spec.fold_bn) conv.fold_batch_norm(&bn);
+}
+
+Variable conv_bn(QatConv2d& conv, BatchNorm2d& bn, const Variable& x) {
+  return conv.folded_batch_norm() ? conv.forward(x) : bn.forward(conv.forward(x));
+}
+
 }  // namespace
 
 QatMethod first_last_weight_method(QatMethod method) {
@@ -34,6 +43,7 @@ std::string QatSpec::describe() const {
                   std::to_string(act_bits);
   if (first_last_bits != 8) s += " FL" + std::to_string(first_last_bits);
   if (width != 1) s += " x" + std::to_string(width);
+  if (fold_bn) s += " folded-bn";
   return s;
 }
 
@@ -42,9 +52,11 @@ QatBasicBlock::QatBasicBlock(int64_t in_channels, int64_t out_channels, int stri
     : out_channels_(out_channels), stride_(stride) {
   conv1_ = register_module("conv1", qat_conv(in_channels, out_channels, 3, stride, 1, spec.weight_bits, spec.method, quantizers));
   bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(out_channels));
+  maybe_fold(spec, *conv1_, *bn1_);
   act1_ = register_module("act1_fake_quant", activation_quantizer(spec, spec.act_bits, quantizers));
   conv2_ = register_module("conv2", qat_conv(out_channels, out_channels, 3, 1, 1, spec.weight_bits, spec.method, quantizers));
   bn2_ = register_module("bn2", std::make_shared<BatchNorm2d>(out_channels));
+  maybe_fold(spec, *conv2_, *bn2_);
   if (stride != 1 || in_channels != out_channels) {
     if (shortcut == Shortcut::A) {
       pad_shortcut_ = true;
@@ -52,17 +64,18 @@ QatBasicBlock::QatBasicBlock(int64_t in_channels, int64_t out_channels, int stri
       auto projection = register_module("shortcut", std::make_shared<Sequential>());
       projection_conv_ = projection->add(qat_conv(in_channels, out_channels, 1, stride, 0, spec.weight_bits, spec.method, quantizers));
       projection_bn_ = projection->add(std::make_shared<BatchNorm2d>(out_channels));
+      maybe_fold(spec, *projection_conv_, *projection_bn_);
     }
   }
   act2_ = register_module("act2_fake_quant", activation_quantizer(spec, spec.act_bits, quantizers));
 }
 
 Variable QatBasicBlock::forward(const Variable& x) {
-  Variable h = act1_->forward(relu(bn1_->forward(conv1_->forward(x))));
-  h = bn2_->forward(conv2_->forward(h));
+  Variable h = act1_->forward(relu(conv_bn(*conv1_, *bn1_, x)));
+  h = conv_bn(*conv2_, *bn2_, h);
   Variable identity = x;
   if (pad_shortcut_) identity = shortcut_pad(x, out_channels_, stride_);
-  if (projection_conv_) identity = projection_bn_->forward(projection_conv_->forward(x));
+  if (projection_conv_) identity = conv_bn(*projection_conv_, *projection_bn_, x);
   return act2_->forward(add_relu(h, identity));
 }
 
@@ -72,11 +85,15 @@ QatCifarResNet::QatCifarResNet(int depth, QatSpec spec, int64_t num_classes, Sho
   for (int bits : {spec.weight_bits, spec.act_bits, spec.first_last_bits})
     QNN_CHECK(bits >= 2 && bits <= 8, "QAT bit widths must be 2 to 8, found ", bits);
   QNN_CHECK(spec.width >= 1 && spec.width <= 16, "the width multiplier must be 1 to 16, found ", spec.width);
+  QNN_CHECK(!spec.fold_bn || spec.method == QatMethod::Linear || spec.method == QatMethod::Lsq,
+            "batch-norm folding is for the linear and lsq methods (PyTorch's ConvBn2d); ", qat_method_name(spec.method),
+            " normalises its weights itself");
   const int blocks = (depth - 2) / 6;
   const int64_t base = 16 * spec.width;
   conv1_ = register_module("conv1", qat_conv(3, base, 3, 1, 1, spec.first_last_bits, first_last_weight_method(spec.method),
                                              quantizers_));
   bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(base));
+  maybe_fold(spec, *conv1_, *bn1_);
   act1_ = register_module("act1_fake_quant", activation_quantizer(spec, spec.act_bits, quantizers_));
   int64_t in = base;
   for (int stage = 0; stage < 3; ++stage) {
@@ -96,7 +113,7 @@ QatCifarResNet::QatCifarResNet(int depth, QatSpec spec, int64_t num_classes, Sho
 
 Variable QatCifarResNet::forward(const Variable& x) {
   QNN_CHECK(x.dim() == 4 && x.size(1) == 3, "expects images [N, 3, H, W], got ", shape_str(x.shape()));
-  Variable h = act1_->forward(relu(bn1_->forward(conv1_->forward(x))));
+  Variable h = act1_->forward(relu(conv_bn(*conv1_, *bn1_, x)));
   for (auto& stage : layers_) h = stage->forward(h);
   return fc_->forward(fc_input_->forward(global_avg_pool(h)));
 }
@@ -107,6 +124,16 @@ void QatCifarResNet::after_load() {
 
 void QatCifarResNet::freeze_observers(bool frozen) {
   for (QatQuantizer* q : quantizers_) q->freeze_observer(frozen);
+}
+
+void QatCifarResNet::freeze_batch_norm(bool frozen) {
+  std::vector<Module*> pending = {this};
+  while (!pending.empty()) {
+    Module* m = pending.back();
+    pending.pop_back();
+    if (auto* bn = dynamic_cast<BatchNorm2d*>(m)) bn->frozen = frozen;
+    for (auto& [name, child] : m->named_children()) pending.push_back(child.get());
+  }
 }
 
 bool is_qat_state_name(const std::string& name) {

@@ -15,7 +15,9 @@
 // model are kept (conv1.weight, layer1.0.bn2.running_var, fc.bias, ...), so a float checkpoint
 // loads into the QAT model; the quantizers' state lives under names ending in "_fake_quant"
 // (layer1.0.conv1.weight_fake_quant.scale, layer1.0.act1_fake_quant.min_val, ...).
-// WRPN widens every stage by QatSpec::width (16w, 32w, 64w channels).
+// WRPN widens every stage by QatSpec::width (16w, 32w, 64w channels). With QatSpec::fold_bn every
+// convolution and its batch norm train folded (nn/qat_conv_bn.h): the weight quantizers then see
+// w * gamma / sigma; the names stay the same.
 #pragma once
 #include <memory>
 #include <vector>
@@ -31,7 +33,9 @@ struct QatSpec {
   int weight_bits = 4, act_bits = 4;
   int first_last_bits = 8;
   int64_t width = 1;  // channel multiplier (WRPN); 1 keeps the float model's shapes
-  std::string describe() const;  // "lsq W4A4", or "wrpn W2A2 x2" with a width
+  // Every convolution followed by a batch norm folds it in (nn/qat_conv_bn.h); linear and lsq only.
+  bool fold_bn = false;
+  std::string describe() const;  // "lsq W4A4", "wrpn W2A2 x2" with a width, "lsq W4A4 folded-bn" 
 };
 
 class QatBasicBlock : public Module {
@@ -61,6 +65,8 @@ class QatCifarResNet : public Module {
   // After loading a state: each quantizer takes up its loaded range or step.
   void after_load();
   void freeze_observers(bool frozen = true);
+  // Every batch norm normalises with its running statistics and stops updating them.
+  void freeze_batch_norm(bool frozen = true);
 
  private:
   QatSpec spec_;

@@ -103,7 +103,8 @@ TEST_CASE("cifar: QAT runs resume bit-identically; --init-weights fine-tunes a f
   const std::string data = write_synthetic_cifar10();
   // The observers' ranges (linear) and the learned steps (lsq) must come back from the checkpoint
   // with their "initialized" flags, or the resumed run would re-initialise them.
-  for (const char* qat : {"linear --weight-bits 4 --act-bits 4 --freeze-observers-epoch 2",
+  // The linear run also folds its batch norms and freezes them and the observers partway.
+  for (const char* qat : {"linear --weight-bits 4 --act-bits 4 --fold-bn --freeze-observers-epoch 2 --freeze-bn-epoch 2",
                           "lsq --weight-bits 3 --act-bits 2 --quant standard --bucket-size 4096"}) {
     CAPTURE(qat);
     const std::string common = "./apps/cifar --data " + data +
@@ -148,6 +149,13 @@ TEST_CASE("cifar: QAT runs resume bit-identically; --init-weights fine-tunes a f
   CommandResult wide = run_command(base + " --qat lsq --wrpn-width 2");
   CHECK(wide.exit_code == 2);
   CHECK(wide.output.find("--wrpn-width 2 widens a --qat wrpn network") != std::string::npos);
+  CommandResult fold = run_command(base + " --qat dorefa --fold-bn");
+  CHECK(fold.exit_code == 2);
+  CHECK(fold.output.find("--fold-bn folds batch norms into --qat linear or lsq convolutions; --qat is dorefa") !=
+        std::string::npos);
+  CommandResult freeze = run_command(base + " --freeze-bn-epoch 2");
+  CHECK(freeze.exit_code == 2);
+  CHECK(freeze.output.find("--freeze-bn-epoch 2 is a QAT phase; give --qat too") != std::string::npos);
   CommandResult both = run_command(base + " --init-weights " + data + "/fp/last.safetensors --resume " + data +
                                    "/fp/last.safetensors");
   CHECK(both.exit_code == 2);
