@@ -46,7 +46,7 @@ ifeq ($(SANITIZE),1)
 endif
 CXXFLAGS := -std=c++17 $(OPT) $(ARCHFLAGS) $(OPENMP) -Wall -Wextra -I. -isystem $(STB_INCLUDE) -isystem $(DOCTEST_INCLUDE) -MMD -MP
 LDFLAGS := $(strip $(SANITIZERS) $(OPENMP) -pthread)
-LIB_SRC := $(wildcard tensor/*.cpp autograd/*.cpp nn/*.cpp optim/*.cpp data/*.cpp quant/*.cpp qat/*.cpp)
+LIB_SRC := $(wildcard tensor/*.cpp autograd/*.cpp nn/*.cpp optim/*.cpp data/*.cpp quant/*.cpp qat/*.cpp train/*.cpp)
 LIB_OBJ := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
 
 ifeq ($(CUDA),1)

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "apps/flags.h"
+#include "train/flags.h"
 #include "apps/quant_values.h"
 #include "quant/quantizer.h"
 #include "tensor/check.h"

@@ -1,6 +1,6 @@
 // Benchmark: ResNet training steps (forward, backward, SGD with momentum) on synthetic CIFAR-size
 // inputs resident on the device, the same work bench/train_step_torch.py does with PyTorch. The
-// step is the app's own (apps/training.h: Trainer), so on the GPU it is the captured CUDA graph
+// step is the app's own (train/trainer.h: Trainer), so on the GPU it is the captured CUDA graph
 // unless --no-graph. Prints images/s after warm-up, the time of a 50,000-image epoch and, on
 // the GPU, the peak memory of qnn's allocator over the run: live tensors at the worst moment of
 // an eager step (like PyTorch's max_memory_allocated) and all memory held (like
@@ -32,8 +32,8 @@
 #include <string>
 #include <vector>
 
-#include "apps/flags.h"
-#include "apps/training.h"
+#include "train/flags.h"
+#include "train/trainer.h"
 #include "nn/init.h"
 #include "nn/qat_resnet.h"
 #include "nn/resnet.h"

@@ -108,25 +108,25 @@ void gather_batch(const DeviceDataset& data, const Tensor& order, const Tensor& 
 
 void accumulate_metrics(const Tensor& logits, const Tensor& labels, const Tensor& loss, Tensor& metrics) {
   check_cross_entropy_inputs("accumulate_metrics", logits, labels);
-  QNN_CHECK(loss.numel() == 1 && metrics.numel() == 3, "expected loss [1] and metrics [3], got ",
+  QNN_CHECK(loss.numel() == 1 && metrics.numel() == 4, "expected loss [1] and metrics [4], got ",
             shape_str(loss.shape()), " and ", shape_str(metrics.shape()));
   QNN_CHECK(loss.device() == logits.device() && metrics.device() == logits.device(), "logits on ",
             device_name(logits.device()), ", loss on ", device_name(loss.device()), ", metrics on ",
             device_name(metrics.device()));
   QNN_ON_CUDA(logits, cuda::accumulate_metrics(logits, labels, loss, metrics));
   const int64_t n = logits.size(0), classes = logits.size(1);
-  int64_t correct = 0;
+  int64_t correct = 0, top5 = 0;
   for (int64_t i = 0; i < n; ++i) {
     const float* z = logits.data() + i * classes;
-    int64_t best = 0;
-    for (int64_t k = 1; k < classes; ++k)
-      if (z[k] > z[best]) best = k;
-    if (labels.data()[i] == static_cast<float>(best)) ++correct;
+    const int64_t label = static_cast<int64_t>(labels.data()[i]);
+    correct += label == first_maximum(z, classes);
+    top5 += rank_of(z, classes, label) < 5;
   }
   float* m = metrics.data();
   m[0] = std::fma(loss.data()[0], static_cast<float>(n), m[0]);
   m[1] += static_cast<float>(correct);
   m[2] += static_cast<float>(n);
+  m[3] += static_cast<float>(top5);
 }
 
 }  // namespace qnn

@@ -66,25 +66,29 @@ constexpr int kMetricThreads = 256;
 
 __global__ void metrics_kernel(const float* logits, const float* labels, const float* loss, int64_t n,
                                int64_t classes, float* metrics) {
-  __shared__ int64_t shared[kMetricThreads];
-  int64_t correct = 0;
+  __shared__ int64_t shared[2][kMetricThreads];
+  int64_t correct = 0, top5 = 0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
     const float* z = logits + i * classes;
-    int64_t best = 0;
-    for (int64_t k = 1; k < classes; ++k)
-      if (z[k] > z[best]) best = k;
-    if (labels[i] == float(best)) ++correct;
+    const int64_t label = int64_t(labels[i]);
+    correct += label == first_maximum(z, classes);
+    top5 += rank_of(z, classes, label) < 5;
   }
-  shared[threadIdx.x] = correct;
+  shared[0][threadIdx.x] = correct;
+  shared[1][threadIdx.x] = top5;
   __syncthreads();
   for (int half = blockDim.x / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half) shared[threadIdx.x] += shared[threadIdx.x + half];
+    if (threadIdx.x < half) {
+      shared[0][threadIdx.x] += shared[0][threadIdx.x + half];
+      shared[1][threadIdx.x] += shared[1][threadIdx.x + half];
+    }
     __syncthreads();
   }
   if (threadIdx.x == 0) {
     metrics[0] = __fmaf_rn(loss[0], float(n), metrics[0]);
-    metrics[1] = __fadd_rn(metrics[1], float(shared[0]));
+    metrics[1] = __fadd_rn(metrics[1], float(shared[0][0]));
     metrics[2] = __fadd_rn(metrics[2], float(n));
+    metrics[3] = __fadd_rn(metrics[3], float(shared[1][0]));
   }
 }
 

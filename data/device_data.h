@@ -77,13 +77,31 @@ void gather_batch(const DeviceDataset& data, const Tensor& order, const Tensor& 
                   int64_t batch_size, bool augment, uint64_t seed, int padding,
                   const Normalization& norm, Tensor& images, Tensor& labels);
 
-// Adds one step's figures to metrics, a float tensor [3] on the logits' device:
+// Adds one step's figures to metrics, a float tensor [4] on the logits' device:
 //   metrics[0] += loss[0] * N     (one rounding: a fused multiply-add on CPU and GPU alike)
 //   metrics[1] += rows whose first maximum logit is at the label's class
 //   metrics[2] += N
+//   metrics[3] += rows whose label is among the 5 top classes: fewer than 5 classes rank above
+//                 it, a class ranking above when its logit is larger, or equal at a lower index
+//                 (so top-1 is metrics[1]'s rule)
 // for logits [N, K], labels [N] (float class indices) and loss [1]. Counts are exact while
-// metrics[1] and metrics[2] stay below 2^24: read and reset them at least that often.
+// metrics[1..3] stay below 2^24: read and reset them at least that often.
 void accumulate_metrics(const Tensor& logits, const Tensor& labels, const Tensor& loss, Tensor& metrics);
+
+// The ranking rules of accumulate_metrics, shared by its CPU and CUDA twins: the index of the
+// first maximum of z[0 .. classes), and how many classes rank above class `label`.
+QNN_HOST_DEVICE int64_t first_maximum(const float* z, int64_t classes) {
+  int64_t best = 0;
+  for (int64_t k = 1; k < classes; ++k)
+    if (z[k] > z[best]) best = k;
+  return best;
+}
+QNN_HOST_DEVICE int64_t rank_of(const float* z, int64_t classes, int64_t label) {
+  if (label < 0 || label >= classes) return classes;
+  int64_t above = 0;
+  for (int64_t k = 0; k < classes; ++k) above += z[k] > z[label] || (z[k] == z[label] && k < label);
+  return above;
+}
 
 namespace cuda {  // data/device_data.cu; called by the functions above for CUDA tensors
 void gather_batch(const DeviceDataset& data, const Tensor& order, const Tensor& clock,

@@ -1,4 +1,4 @@
-// libFuzzer target for the command-line parser (apps/flags.h): Flags::parse_args must either
+// libFuzzer target for the command-line parser (train/flags.h): Flags::parse_args must either
 // accept the arguments, stop at --help, or throw FlagError; and every value it accepts must lie
 // in its flag's declared range (floats finite).
 //
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "apps/flags.h"
+#include "train/flags.h"
 
 namespace {
 

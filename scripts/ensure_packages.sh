@@ -8,7 +8,7 @@
 #
 # Groups, with the make variable that names each header folder (the environment passes it):
 #   build  libstb-dev   STB_INCLUDE (default /usr/include/stb): stb_image.h, stb_image_write.h,
-#                       stb_easy_font.h (apps/plot.h writes PNGs, the tests read them back)
+#                       stb_easy_font.h (train/plot.h writes PNGs, the tests read them back)
 #   test   doctest-dev  DOCTEST_INCLUDE (default /usr/include/doctest): doctest.h
 # A folder given by the user (not Debian's) that lacks a header is an error naming the variable:
 # installing the package would not put the header there.

@@ -7,7 +7,7 @@
 //   - no synchronisation and no reads of device data on the host (those would happen once, at
 //     capture time, and never again);
 //   - every value that changes between replays lives in device memory that the host updates
-//     before replay() (the learning rate, the batch number: see apps/training.h);
+//     before replay() (the learning rate, the batch number: see train/trainer.h);
 //   - the same addresses every replay: tensors alive across replays (parameters, gradients,
 //     optimizer state, data) are allocated before capture and kept; temporaries allocated during
 //     capture come from the allocator's graph pool (tensor/allocator.h), never handed out again;

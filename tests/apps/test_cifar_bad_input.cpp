@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "apps/checkpoint.h"
+#include "train/checkpoint.h"
 #include "tests/apps/run_command.h"
 #include "tests/data/synthetic_cifar.h"
 

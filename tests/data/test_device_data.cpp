@@ -112,20 +112,29 @@ TEST_CASE("device data: the gather checks shapes, positions and the normalisatio
         }).find("normalisation has 1 channels") != std::string::npos);
 }
 
-TEST_CASE("device data: metrics accumulate loss x N, correct rows (first maximum) and N") {
+TEST_CASE("device data: metrics accumulate loss x N, correct rows (first maximum), N and top-5 rows") {
   // Row 0: maximum 3 at classes 1 and 2, the first (1) counts: label 1, correct.
   // Row 1: maximum at 0, label 2: wrong. Row 2: maximum at 2, label 2: correct.
   // Row 3: all equal, first maximum 0, label 0: correct.
   const Tensor logits = Tensor::from_vector({1, 3, 3, 5, -1, 2, 0, 1, 4, 7, 7, 7}, {4, 3});
   const Tensor labels = Tensor::from_vector({1, 2, 2, 0}, {4});
-  Tensor metrics = Tensor::from_vector({1.0f, 2.0f, 10.0f}, {3});
+  Tensor metrics = Tensor::from_vector({1.0f, 2.0f, 10.0f, 1.0f}, {4});
   accumulate_metrics(logits, labels, Tensor::full({1}, 0.5f), metrics);
-  CHECK(metrics.to_vector() == std::vector<float>{1.0f + 0.5f * 4, 2.0f + 3, 14.0f});
+  // Three classes: every label is in the top 5.
+  CHECK(metrics.to_vector() == std::vector<float>{1.0f + 0.5f * 4, 2.0f + 3, 14.0f, 5.0f});
   accumulate_metrics(logits, Tensor::from_vector({2, 1, 0, 1}, {4}), Tensor::full({1}, 0.25f), metrics);
-  CHECK(metrics.to_vector() == std::vector<float>{4.0f, 5.0f, 18.0f});
-  Tensor short_metrics = Tensor::zeros({2});
+  CHECK(metrics.to_vector() == std::vector<float>{4.0f, 5.0f, 18.0f, 9.0f});
+  // Seven classes. Row 0 (logits 6 5 4 2 2 1 0): label 4 has 6, 5, 4 and the equal logit at the
+  // lower index 3 above it, rank 4: top 5. Row 1 (6 5 4 3 2 1 0): label 5 has five above: not.
+  const Tensor wide = Tensor::from_vector({6, 5, 4, 2, 2, 1, 0, 6, 5, 4, 3, 2, 1, 0}, {2, 7});
+  Tensor m7 = Tensor::zeros({4});
+  accumulate_metrics(wide, Tensor::from_vector({4, 5}, {2}), Tensor::full({1}, 0.0f), m7);
+  CHECK(m7.to_vector() == std::vector<float>{0.0f, 0.0f, 2.0f, 1.0f});
+  accumulate_metrics(wide, Tensor::from_vector({3, 0}, {2}), Tensor::full({1}, 0.0f), m7);
+  CHECK(m7.to_vector() == std::vector<float>{0.0f, 1.0f, 4.0f, 3.0f});
+  Tensor short_metrics = Tensor::zeros({3});
   CHECK_THROWS_WITH_AS(accumulate_metrics(logits, labels, Tensor::full({1}, 0.5f), short_metrics),
-                       doctest::Contains("metrics [3]"), Error);
+                       doctest::Contains("metrics [4]"), Error);
 }
 
 GPU_TEST_CASE("device data: the CUDA gather equals the CPU twin bit for bit") {
@@ -179,7 +188,7 @@ GPU_TEST_CASE("device data: CUDA metrics equal the CPU's") {
   std::vector<float> t(n);
   for (int64_t i = 0; i < n; ++i) t[i] = static_cast<float>((i * 3) % classes);
   const Tensor labels = Tensor::from_vector(t, {n});
-  Tensor metrics = Tensor::from_vector({0.3f, 17.0f, 200.0f}, {3});
+  Tensor metrics = Tensor::from_vector({0.3f, 17.0f, 200.0f, 30.0f}, {4});
   Tensor gmetrics = metrics.to(Device::CUDA);
   for (float loss : {2.3025851f, 1.7f}) {
     accumulate_metrics(logits, labels, Tensor::full({1}, loss), metrics);

@@ -1,6 +1,7 @@
-// Quantization-aware training in ./apps/cifar: its flags, the model they build (the float
-// CifarResNet of nn/resnet.h, or its QAT version of nn/qat_resnet.h), --init-weights (model
-// weights only, for fine-tuning a float or QAT checkpoint) and the per-epoch observer freeze.
+// Quantization-aware training in the shared training run (train/run.h): its flags, the QatSpec
+// they make (an app builds its model from it: ./apps/cifar the float CifarResNet of nn/resnet.h or
+// its QAT version of nn/qat_resnet.h), --init-weights (model weights only, for fine-tuning a float
+// or QAT checkpoint), the per-epoch observer and batch-norm freezes and --export-qat.
 //
 //   --qat none|linear|lsq|pact|dorefa|wrpn   method (nn/qat_layers.h explains each)
 //   --weight-bits B, --act-bits B            2..8, set separately
@@ -23,8 +24,8 @@
 #include <string>
 #include <vector>
 
-#include "apps/checkpoint.h"
-#include "apps/flags.h"
+#include "train/checkpoint.h"
+#include "train/flags.h"
 #include "nn/qat_export.h"
 #include "nn/qat_resnet.h"
 
@@ -85,11 +86,6 @@ inline std::string qat_label(const QatSpec& spec) {
   return spec.method == QatMethod::None ? "none" : spec.describe();
 }
 
-inline std::unique_ptr<Module> build_cifar_model(int depth, Shortcut shortcut, const QatSpec& spec) {
-  if (spec.method == QatMethod::None) return std::make_unique<CifarResNet>(depth, 10, shortcut);
-  return std::make_unique<QatCifarResNet>(depth, spec, 10, shortcut);
-}
-
 // After a model's state was loaded: the QAT quantizers take up their ranges and steps.
 inline void qat_after_load(Module& model) {
   if (auto* qat = dynamic_cast<QatCifarResNet*>(&model)) qat->after_load();
@@ -113,10 +109,12 @@ inline void qat_start_epoch(Module& model, int64_t epoch, const QatFlags& q) {
 }
 
 // --export-qat: the resumed QAT model's low-bit export, with the run's architecture recorded.
-inline void export_qat(Module& model, const std::string& path, const std::string& arch, const std::string& shortcut) {
+inline void export_qat(Module& model, const std::string& path, const std::string& arch,
+                       std::map<std::string, std::string> metadata) {
   auto* qat = dynamic_cast<QatCifarResNet*>(&model);
   QNN_CHECK(qat, "--export-qat needs a QAT checkpoint; this run's model has --qat none");
-  export_qat_model(*qat, path, {{"arch", arch}, {"shortcut", shortcut}});
+  metadata["arch"] = arch;
+  export_qat_model(*qat, path, metadata);
   std::printf("exported %s (%s) to %s\n", arch.c_str(), qat->spec().describe().c_str(), path.c_str());
 }
 

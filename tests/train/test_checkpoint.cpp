@@ -3,7 +3,7 @@
 #include <doctest.h>
 #include <unistd.h>
 
-#include "apps/checkpoint.h"
+#include "train/checkpoint.h"
 #include "nn/init.h"
 #include "nn/resnet.h"
 

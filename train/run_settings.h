@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "apps/flags.h"
+#include "train/flags.h"
 #include "tensor/check.h"
 #include "tensor/safetensors.h"
 

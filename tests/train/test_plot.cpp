@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 
-#include "apps/plot.h"
+#include "train/plot.h"
 
 #define STBI_ONLY_PNG
 #define STB_IMAGE_STATIC

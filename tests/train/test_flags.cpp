@@ -1,8 +1,8 @@
-// The apps' flag parser (apps/flags.h): every value is checked whole, ranges are enforced,
+// The apps' flag parser (train/flags.h): every value is checked whole, ranges are enforced,
 // non-finite numbers and malformed switches are errors, and was_set() tells given flags apart.
 #include <doctest.h>
 
-#include "apps/flags.h"
+#include "train/flags.h"
 
 using namespace qnn;
 

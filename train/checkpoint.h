@@ -19,7 +19,7 @@
 #include <set>
 #include <string>
 
-#include "apps/flags.h"
+#include "train/flags.h"
 #include "nn/state_dict.h"
 #include "optim/sgd.h"
 

@@ -1,7 +1,7 @@
 // The epoch loop of ./apps/cifar: one pass of training or evaluation, the same code on the CPU
 // and on the GPU.
 //
-// A training step: the batch from a BatchSource (apps/batch_source.h), forward, loss, loss and
+// A training step: the batch from a BatchSource (train/batch_source.h), forward, loss, loss and
 // accuracy added into a metrics tensor on the device, backward (which runs the gradient hooks:
 // quantization), the SGD step. Nothing in it reads device memory on the host: the host only
 // enqueues work, and reads the metrics once per progress redraw and at the end of the epoch.
@@ -28,8 +28,8 @@
 #include <memory>
 #include <vector>
 
-#include "apps/batch_source.h"
-#include "apps/progress.h"
+#include "train/batch_source.h"
+#include "train/progress.h"
 #include "autograd/functions.h"
 #include "data/device_data.h"
 #include "nn/module.h"
@@ -42,22 +42,24 @@
 namespace qnn {
 
 struct EpochResult {
-  double loss = 0, accuracy = 0, seconds = 0;
+  double loss = 0, accuracy = 0, top5 = 0, seconds = 0;
   int64_t images = 0, steps = 0;
   int64_t captured_steps = 0;       // steps replayed from the CUDA graph
   double bits_per_coordinate = 32;  // mean over the epoch's steps (32: unquantized)
   double mean_variance = 0;         // mean quantization variance per step (hook with record_variance)
 };
 
-// Metrics accumulate in a [3] tensor on the device: loss * rows, correct rows, rows.
+// Metrics accumulate in a [4] tensor on the device (data/device_data.h): loss * rows, correct
+// rows, rows, rows whose label is in the top 5.
 struct Metrics {
-  explicit Metrics(Device device) : sums(Tensor::zeros({3}, device)) {}
+  explicit Metrics(Device device) : sums(Tensor::zeros({4}, device)) {}
   void reset() { sums.zero(); }
   void read(EpochResult& r) const {  // waits for the device
     const std::vector<float> v = sums.to_vector();
     r.images = static_cast<int64_t>(v[2]);
     r.loss = v[0] / std::max(v[2], 1.0f);
     r.accuracy = v[1] / std::max(v[2], 1.0f);
+    r.top5 = v[3] / std::max(v[2], 1.0f);
   }
   Tensor sums;
 };

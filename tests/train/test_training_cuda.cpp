@@ -5,7 +5,7 @@
 // later epochs. Also runs on the CPU-only path: Module::to and the device-agnostic trainer.
 #include <doctest.h>
 
-#include "apps/training.h"
+#include "train/trainer.h"
 #include "nn/init.h"
 #include "nn/resnet.h"
 #include "quant/device_quantizer.h"

@@ -1,5 +1,5 @@
 // Where a training or evaluation step gets its batch: the seam that lets one epoch loop
-// (apps/training.h) run on the CPU or on the GPU without knowing which.
+// (train/trainer.h) run on the CPU or on the GPU without knowing which.
 //
 // A step takes its batch in two halves. prepare(number), on the host before the step, makes
 // batch `number` of the epoch the next one; produce(), part of the step itself, puts the

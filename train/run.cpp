@@ -1,0 +1,356 @@
+// The shared command-line training run (see train/run.h).
+#include "train/run.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include "nn/init.h"
+#include "quant/variance_recorder.h"
+#include "tensor/device.h"
+#include "train/checkpoint.h"
+#include "train/output_paths.h"
+#include "train/plot.h"
+#include "train/qat_setup.h"
+#include "train/run_settings.h"
+#include "train/trainer.h"
+
+namespace qnn {
+
+namespace {
+
+std::vector<int64_t> parse_milestones(const std::string& text, const Flags& flags) {
+  std::vector<int64_t> out;
+  for (const std::string& item : split_commas(text)) {
+    int64_t v = 0;
+    if (!parse_int64(item, v) || v < 0) flags.fail("bad --milestones '" + text + "' (expected e.g. 81,122,164)");
+    out.push_back(v);
+  }
+  return out;
+}
+
+// The shared settings a checkpoint records and --resume takes back (train/run_settings.h); the
+// task adds its model settings.
+const std::vector<std::string> kScheduleSettings = {"--epochs", "--schedule", "--milestones", "--lr",
+                                                    "--batch-size", "--workers", "--limit-train"};
+const std::vector<std::string> kQuantSettings = {"--quant", "--bucket-size", "--quant-levels", "--quant-bits",
+                                                 "--quant-sample", "--quant-per-layer"};
+const std::vector<std::string> kOtherSettings = {"--momentum", "--wd", "--nesterov", "--seed", "--limit-test",
+                                                 "--checkpoint", "--log"};
+
+bool in(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+std::string valid_schemes() {
+  std::string valid;
+  for (const std::string& n : quantizer_names()) valid += (valid.empty() ? "" : ", ") + n;
+  return valid;
+}
+
+// --variance-steps: unquantized SGD for `steps` steps, recording what each scheme would add.
+void measure_variance(Module& model, Trainer& trainer, BatchSource& source, VarianceRecorder& recorder, int64_t steps,
+                      const std::string& prefix) {
+  recorder.install(model.flatten());
+  for (int64_t epoch = 0; recorder.steps() < steps; ++epoch)
+    trainer.train_epoch(source, epoch, epoch + 1, steps - recorder.steps());
+  model.flatten().clear_grad_hooks();
+  const auto& names = recorder.schemes();
+  std::string header = "step";
+  for (const auto& n : names) header += "," + n;
+  CsvLog csv(prefix + ".csv", header);
+  std::vector<PlotSeries> series;
+  for (size_t s = 0; s < names.size(); ++s) series.push_back({names[s], recorder.history()[s]});
+  for (int64_t t = 0; t < recorder.steps(); ++t) {
+    std::string row = std::to_string(t);
+    for (size_t s = 0; s < names.size(); ++s) row += "," + str(recorder.history()[s][t]);
+    csv.append(row);  // rewrites the file each time: fine for a few hundred rows
+  }
+  write_line_plot_png(prefix + ".png", series,
+                      {"quantization variance per step (unquantized SGD)", "step", "variance (gradient units^2)", true});
+  std::printf("average variance over %lld steps (sum over coordinates of (x-l)(r-x)):\n", (long long)recorder.steps());
+  for (size_t s = 0; s < names.size(); ++s) std::printf("  %-12s %.6g\n", names[s].c_str(), recorder.mean(s));
+  std::printf("wrote %s.csv and %s.png\n", prefix.c_str(), prefix.c_str());
+}
+
+}  // namespace
+
+int run_training(const std::string& app, const std::string& description, TrainingTask& task,
+                 const RunDefaults& defaults, int argc, char** argv) {
+  Flags flags(app, description);
+  task.add_flags(flags);
+  auto& epochs = flags.add_int("--epochs", defaults.epochs, "number of epochs", 1, 1000000);
+  auto& batch_size = flags.add_int("--batch-size", defaults.batch_size, "training batch size", 1, 65536);
+  auto& lr = flags.add_float("--lr", defaults.lr, "base learning rate", 0);
+  auto& momentum = flags.add_float("--momentum", 0.9, "SGD momentum", 0);
+  auto& wd = flags.add_float("--wd", 1e-4, "weight decay", 0);
+  auto& nesterov = flags.add_bool("--nesterov", "Nesterov momentum");
+  auto& schedule_kind = flags.add_string("--schedule", "multistep", "multistep|cosine|onecycle");
+  auto& milestones = flags.add_string("--milestones", defaults.milestones, "multistep: epochs where lr is multiplied by 0.1");
+  auto& seed = flags.add_int("--seed", 0, "seed for initialisation, shuffling and augmentation", 0);
+  auto& device = flags.add_string("--device", "auto", "auto (the GPU when one is usable, else the CPU)|cpu|cuda");
+  auto& loader_threads = flags.add_int("--loader-threads", defaults.loader_threads, "threads preparing the next batches on the CPU", 1, 256);
+  auto& no_graph = flags.add_bool("--no-graph", "GPU: run every step eagerly instead of replaying a captured CUDA graph");
+  auto& no_cudnn = flags.add_bool("--no-cudnn", "GPU: convolution through qnn's im2col + cuBLAS kernels instead of cuDNN");
+  auto& deterministic = flags.add_bool("--deterministic", "GPU: only deterministic cuDNN algorithms (the CPU always is)");
+  auto& checkpoint_dir = flags.add_string("--checkpoint", "", "folder for last.safetensors and best.safetensors");
+  auto& resume = flags.add_string("--resume", "", "checkpoint file to continue from; the run's settings come from it unless given again");
+  auto& evaluate_only = flags.add_bool("--evaluate", "only evaluate the --resume checkpoint on the test set");
+  auto& log_path = flags.add_string("--log", "", "per-epoch CSV file");
+  auto& limit_train = flags.add_int("--limit-train", 0, "use only the first N training images (0: all)", 0);
+  auto& limit_test = flags.add_int("--limit-test", 0, "use only the first N test images (0: all)", 0);
+  auto& quant = flags.add_string("--quant", "none", "gradient quantizer: " + valid_schemes());
+  auto& bucket_size = flags.add_int("--bucket-size", 512, "quantization bucket size (coordinates)", 1, kMaxBucketSize);
+  auto& quant_levels = flags.add_int("--quant-levels", 16, "quantization levels", 2, kMaxLevels);
+  auto& quant_bits = flags.add_int("--quant-bits", 0, "qsgd/qinf/nuq/alq/amq: 2^B levels, sign included (0: from --quant-levels)", 0, kMaxBits);
+  auto& quant_sample = flags.add_float("--quant-sample", 0.05, "smart: fraction of a bucket sampled as level candidates", 0, 1);
+  auto& per_layer = flags.add_bool("--quant-per-layer", "quantize each parameter on its own, not in network-wide buckets");
+  auto& workers = flags.add_int("--workers", 1, "emulated data-parallel workers: K batches per step, each gradient quantized on its own, then averaged", 1, 1024);
+  auto& variance_steps = flags.add_int("--variance-steps", 0, "measure: N steps of unquantized SGD recording each scheme's variance, then exit", 0, 100000000);
+  auto& variance_schemes = flags.add_string("--variance-schemes", "standard,exponential,hadamard,smart", "schemes measured by --variance-steps");
+  auto& variance_out = flags.add_string("--variance-out", "variance", "--variance-steps writes PREFIX.csv and PREFIX.png");
+  const QatFlags qat = add_qat_flags(flags);
+  flags.parse(argc, argv);
+  const std::vector<std::string> model_settings = task.model_settings();
+  std::vector<std::string> recorded = model_settings;
+  for (const auto* group : {&kQatModelSettings, &kScheduleSettings, &kQatScheduleSettings, &kQuantSettings, &kOtherSettings})
+    recorded.insert(recorded.end(), group->begin(), group->end());
+  auto shapes_model = [&](const std::string& flag) { return in(model_settings, flag) || in(kQatModelSettings, flag); };
+
+  if (evaluate_only && resume.empty()) flags.fail("--evaluate evaluates a trained model: give it with --resume CHECKPOINT");
+  // --resume: the checkpoint is read first, so that its settings fill the flags not given again.
+  SafetensorsFile checkpoint;
+  std::vector<SettingChange> changes;
+  int64_t start_epoch = 0;
+  double best = 0;
+  if (!resume.empty()) {
+    checkpoint = read_checkpoint(resume);
+    changes = adopt_settings(flags, recorded, checkpoint);
+    for (const SettingChange& c : changes)
+      QNN_CHECK(!shapes_model(c.flag), resume, ": the checkpoint holds a model built with ", c.flag, " ", c.recorded, "; ",
+                c.flag, " ", c.given, " builds another one");
+    start_epoch = metadata_int(checkpoint, "epoch");
+    best = metadata_number(checkpoint, "best_accuracy");
+    QNN_CHECK(best >= 0 && best <= 1, resume, ": metadata 'best_accuracy' should be in [0, 1], found ", best);
+  }
+  const bool quantizer_changed =
+      std::any_of(changes.begin(), changes.end(), [](const SettingChange& c) { return in(kQuantSettings, c.flag); });
+
+  QuantizerOptions quant_options;
+  quant_options.bucket_size = bucket_size;
+  quant_options.levels = static_cast<int>(quant_levels);
+  quant_options.bits = static_cast<int>(quant_bits);
+  quant_options.sample_fraction = quant_sample;
+  std::unique_ptr<GradientQuantizer> quantizer;
+  std::vector<std::string> measured = split_commas(variance_schemes);
+  try {
+    quantizer = make_quantizer(quant, quant_options);
+    if (variance_steps > 0)
+      for (const std::string& name : measured) make_quantizer(name, quant_options);
+  } catch (const Error& e) {
+    flags.fail(std::string(e.what()).substr(std::string(e.what()).find("] ") + 2));
+  }
+  if (quant_bits > 0 && quant_levels != 16 && quant_levels > (int64_t(1) << quant_bits))
+    flags.fail("--quant-levels " + std::to_string(quant_levels) + " does not fit in --quant-bits " + std::to_string(quant_bits));
+  if (device != "auto" && device != "cpu" && device != "cuda")
+    flags.fail("bad --device '" + device + "'; valid: auto, cpu, cuda");
+  if (schedule_kind != "multistep" && schedule_kind != "cosine" && schedule_kind != "onecycle")
+    flags.fail("bad --schedule '" + schedule_kind + "'; valid: multistep, cosine, onecycle");
+  const std::vector<int64_t> milestone_list = parse_milestones(milestones, flags);
+  const QatSpec qat_spec_ = qat_spec(qat, flags);
+  task.check_flags(flags, qat_spec_);
+  if (!resume.empty() && checkpoint.metadata.count("arch"))
+    QNN_CHECK(checkpoint.metadata.at("arch") == task.arch(), resume, ": checkpoint is for ",
+              checkpoint.metadata.at("arch"), ", --arch is ", task.arch());
+  if (!qat.export_path.empty() && resume.empty())
+    flags.fail("--export-qat exports a trained model: give it with --resume CHECKPOINT");
+  if (!qat.init_weights.empty() && !resume.empty())
+    flags.fail("--init-weights starts a new run from a checkpoint's weights; --resume continues a run: give one of them");
+  if (!resume.empty() && !evaluate_only && qat.export_path.empty() && variance_steps == 0 && start_epoch >= epochs) {
+    if (flags.was_set("--epochs"))
+      flags.fail(str("--epochs ", epochs, ": the checkpoint ", resume, " has already completed ", start_epoch,
+                     " epochs; give more to train further"));
+    std::printf("%s: the run is complete (%lld of %lld epochs, best test accuracy %.2f%%); give --epochs N to train further\n",
+                resume.c_str(), (long long)start_epoch, (long long)epochs, 100 * best);
+    return 0;
+  }
+  // Every place the run writes to is checked now, not after the first epoch.
+  if (!evaluate_only) {
+    if (!checkpoint_dir.empty()) prepare_output_folder("--checkpoint", checkpoint_dir);
+    if (!log_path.empty()) check_output_file("--log", log_path);
+    if (variance_steps > 0) check_output_file("--variance-out", variance_out + ".csv");
+  }
+
+  const CudaStatus& cuda = cuda_status();
+  if (device == "cuda" && !cuda.usable) {
+    std::fprintf(stderr, "%s: --device cuda: %s; use --device cpu or auto\n", app.c_str(), describe_cuda(cuda).c_str());
+    return 1;
+  }
+  const Device dev = (device == "cuda" || (device == "auto" && cuda.usable)) ? Device::CUDA : Device::CPU;
+  backend_options().cudnn = !no_cudnn;
+  backend_options().deterministic = deterministic;
+  if (dev == Device::CUDA)
+    std::printf("qnn %s: build %s, device cuda: %s%s%s%s\n", app.c_str(), cuda.built ? "cuda" : "cpu-only",
+                describe_cuda(cuda).c_str(), no_graph ? ", no graph" : ", CUDA graph", no_cudnn ? ", no cuDNN" : "",
+                deterministic ? ", deterministic" : "");
+  else
+    std::printf("qnn %s: build %s, device cpu, threads %d\n", app.c_str(), cuda.built ? "cuda" : "cpu-only",
+                omp_get_max_threads());
+  if (device == "auto" && dev == Device::CPU) std::printf("note: %s; training on the CPU\n", describe_cuda(cuda).c_str());
+
+  task.load_data(limit_train, limit_test);
+
+  manual_seed(static_cast<uint64_t>(seed));
+  const std::unique_ptr<Module> built = task.build_model(qat_spec_);
+  Module& model = *built;
+  model.to(dev);
+  if (!qat.init_weights.empty()) init_model_weights(model, qat.init_weights);
+  FlatParameters& flat = model.flatten();
+  SGD sgd(flat, {float(lr), float(momentum), 0.0f, float(wd), nesterov});
+
+  SourceRequest request;
+  request.batch_size = batch_size;
+  request.seed = static_cast<uint64_t>(seed);
+  request.loader_threads = static_cast<int>(loader_threads);
+  request.device = dev;
+  std::unique_ptr<BatchSource> train_source = task.make_source(request);
+  request.training = false;
+  std::unique_ptr<BatchSource> test_source = task.make_source(request);
+
+  LRSchedule schedule;
+  schedule.kind = schedule_kind;
+  schedule.base_lr = float(lr);
+  schedule.milestones = milestone_list;
+  schedule.epochs = epochs;
+  schedule.steps_per_epoch = Trainer::steps_per_epoch(train_source->batches_per_epoch(), static_cast<int>(workers));
+  validate(schedule);
+
+  std::unique_ptr<GradientQuantizationHook> hook;
+  if (quantizer) {
+    HookOptions hook_options;
+    hook_options.seed = static_cast<uint64_t>(seed);
+    hook_options.flattening = per_layer ? Flattening::per_layer : Flattening::network_wide;
+    hook_options.record_variance = true;
+    hook = std::make_unique<GradientQuantizationHook>(std::move(quantizer), hook_options);
+    if (workers == 1) hook->install(flat);
+    else hook->set_layer_sizes([&] {
+      std::vector<int64_t> sizes;
+      for (const Variable& p : flat.leaves()) sizes.push_back(p.numel());
+      return sizes;
+    }());
+  }
+  // QAT steps make host-side decisions (an observer's first range, LSQ's initial step): no CUDA graph.
+  const bool graph = !no_graph && variance_steps == 0 && qat_spec_.method == QatMethod::None;
+  Trainer trainer(model, sgd, schedule, hook.get(), static_cast<int>(workers), graph);
+  std::printf("training: %s, batch %lld x %lld worker(s), quantizer %s (bucket %lld, %lld levels%s)\n",
+              schedule_kind.c_str(), (long long)batch_size, (long long)workers, quant.c_str(), (long long)bucket_size,
+              (long long)quant_levels, per_layer ? ", per layer" : ", network-wide");
+
+  if (variance_steps > 0) {
+    VarianceRecorder recorder(measured, quant_options, static_cast<uint64_t>(seed));
+    measure_variance(model, trainer, *train_source, recorder, variance_steps, variance_out);
+    return 0;
+  }
+
+  if (!resume.empty()) {
+    restore_checkpoint(checkpoint, model, sgd);
+    qat_after_load(model);
+    if (hook && !quantizer_changed) {
+      // The hook's step and the adaptive schemes' fitted levels (quant/hook.h); a checkpoint
+      // of an older format records the step alone, in its metadata.
+      if (checkpoint.has(std::string(kQuantizationPrefix) + "step")) hook->load_state(checkpoint, kQuantizationPrefix);
+      else if (checkpoint.metadata.count("quant_step")) hook->set_step(metadata_int(checkpoint, "quant_step"));
+      else throw Error(str(resume, ": the checkpoint's run used --quant ", quant, " but it holds no quantizer state (",
+                           kQuantizationPrefix, "step)"));
+    }
+    std::printf("resumed %s: %lld epochs done, best test accuracy %.2f%%\n", resume.c_str(), (long long)start_epoch,
+                100 * best);
+    for (const SettingChange& c : changes) {
+      std::string effect = "the new value applies from here on";
+      if (in(kScheduleSettings, c.flag))
+        effect = str("the learning-rate schedule changes: epoch ", start_epoch + 1, " starts at lr ",
+                     schedule.lr_at(std::min(start_epoch, epochs - 1), 0));
+      else if (c.flag == "--seed")
+        effect = "data order and augmentation follow the new seed: not a bit-identical continuation";
+      else if (in(kQuantSettings, c.flag))
+        effect = "the gradient quantizer starts afresh; the checkpoint's quantizer state is not loaded";
+      std::printf("note: %s %s given, the checkpoint's run had %s: %s\n", c.flag.c_str(), c.given.c_str(),
+                  c.recorded.c_str(), effect.c_str());
+    }
+  }
+  std::printf("model: %s, %lld parameters, qat %s\n", task.describe_model().c_str(), (long long)model.num_parameters(),
+              qat_label(qat_spec_).c_str());
+
+  if (!qat.export_path.empty()) {
+    export_qat(model, qat.export_path, task.arch(), task.export_metadata());
+    return 0;
+  }
+  const bool top5 = task.reports_top5();
+  if (evaluate_only) {
+    EpochResult test = evaluate(model, *test_source, start_epoch);
+    std::printf("test: loss %.4f accuracy %.2f%%", test.loss, 100 * test.accuracy);
+    if (top5) std::printf(" top-5 %.2f%%", 100 * test.top5);
+    std::printf(" (%lld images, %.1fs)\n", (long long)test.images, test.seconds);
+    return 0;
+  }
+
+  CsvLog log(log_path, std::string("epoch,lr,train_loss,train_acc,test_loss,test_acc,") + (top5 ? "test_top5," : "") +
+                           "epoch_seconds,images_per_second,bits_per_coordinate,mean_variance,qat");
+  if (!resume.empty() && log.enabled()) log.keep_rows_of(log_path, start_epoch);
+  // Named when training diverges: nothing is written after that, so it stays as it is.
+  std::string last_saved = resume.empty() ? "" : resume + " (epoch " + std::to_string(start_epoch) + ")";
+  for (int64_t epoch = start_epoch; epoch < epochs; ++epoch) {
+    const float epoch_lr = schedule.lr_at(epoch, 0);
+    EpochResult train, test;
+    try {
+      qat_start_epoch(model, epoch, qat);
+      train = trainer.train_epoch(*train_source, epoch, epochs);
+      test = evaluate(model, *test_source, epoch);
+      check_finite_loss(test.loss, str("the evaluation after epoch ", epoch + 1), epoch_lr);
+    } catch (const TrainingDiverged& e) {
+      throw Error(str(e.what(), last_saved.empty() ? "" : " The last checkpoint, " + last_saved + ", is kept."));
+    }
+    const double rate = train.images / std::max(train.seconds, 1e-9);
+    std::printf("epoch %lld/%lld lr %.5f train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%%", (long long)epoch + 1,
+                (long long)epochs, epoch_lr, train.loss, 100 * train.accuracy, test.loss, 100 * test.accuracy);
+    if (top5) std::printf(" top-5 %.2f%%", 100 * test.top5);
+    std::printf(" | %.1fs %.0f img/s", train.seconds, rate);
+    if (hook) std::printf(" | %.2f bits/coord, variance %.4g", train.bits_per_coordinate, train.mean_variance);
+    if (qat_spec_.method != QatMethod::None) std::printf(" | qat %s", qat_label(qat_spec_).c_str());
+    std::printf("\n");
+    std::fflush(stdout);
+    log.append(str(epoch + 1, ",", epoch_lr, ",", train.loss, ",", train.accuracy, ",", test.loss, ",", test.accuracy,
+                   ",", top5 ? str(test.top5, ",") : std::string(), train.seconds, ",", rate, ",",
+                   train.bits_per_coordinate, ",", train.mean_variance, ",", qat_label(qat_spec_)));
+    const bool improved = test.accuracy > best;
+    best = std::max(best, test.accuracy);
+    if (!checkpoint_dir.empty()) {
+      std::map<std::string, std::string> meta = {{"arch", task.arch()}, {"epoch", std::to_string(epoch + 1)},
+                                                 {"best_accuracy", str(best)}};
+      record_settings(flags, recorded, meta);
+      const std::vector<NamedTensor> quant_state = hook ? hook->state(kQuantizationPrefix) : std::vector<NamedTensor>{};
+      save_checkpoint(checkpoint_dir + "/last.safetensors", model, sgd, meta, quant_state);
+      if (improved) save_checkpoint(checkpoint_dir + "/best.safetensors", model, sgd, meta, quant_state);
+      last_saved = checkpoint_dir + "/last.safetensors (epoch " + std::to_string(epoch + 1) + ")";
+    }
+  }
+  std::printf("best test accuracy %.2f%%\n", 100 * best);
+  return 0;
+}
+
+int guarded_main(const std::string& app, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    std::fprintf(stderr, "%s: %s\n", app.c_str(), e.what());
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "%s: out of memory\n", app.c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: unexpected error: %s\n", app.c_str(), e.what());
+  }
+  return 1;
+}
+
+}  // namespace qnn
