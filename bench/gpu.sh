@@ -13,8 +13,12 @@ steps=${1:-200}; shift || true
 batches=${*:-128 512}
 py=${PYTHON:-python3}
 rate() { sed -E 's/.*: ([0-9.]+) images\/s.*/\1/'; }
-probe=$(./build/bench/train_step --device cuda --steps 0 --warmup 0)
-case "$probe" in *skipped*) echo "bench/gpu.sh: $probe"; exit 0 ;; esac
+probe=$(./build/bench/train_step --device cuda --steps 1 --warmup 0 2>&1 || true)
+case "$probe" in
+  *skipped*) echo "bench/gpu.sh: $probe"; exit 0 ;;
+  *images/s*) ;;
+  *) echo "bench/gpu.sh: the probe step failed: $probe"; exit 1 ;;
+esac
 for b in $batches; do
   echo "== ResNet-20, batch $b, $steps timed steps"
   q=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5)
@@ -31,7 +35,7 @@ if [ "${PROFILE:-0}" = 1 ]; then
   # pass 2 skips them and times each kernel of 20 replayed graph steps.
   n=20
   prof() { ncu --clock-control none --metrics gpu__time_duration.sum --csv --print-units base "$@" 2>/dev/null | grep gpu__time_duration; }
-  skip=$(prof ./build/bench/train_step --device cuda --batch-size 128 --steps 0 --warmup 5 | wc -l)
+  skip=$(prof ./build/bench/train_step --device cuda --batch-size 128 --steps 1 --warmup 5 | wc -l)
   echo "== where qnn's step goes (ncu, batch 128, mean over $n graph replays after $skip warm-up kernels)"
   prof --launch-skip "$skip" ./build/bench/train_step --device cuda --batch-size 128 --steps "$n" --warmup 5 \
     | awk -F'","' -v n="$n" '{ v = $NF; gsub(/"/, "", v); t[$5] += v; c[$5]++; total += v }

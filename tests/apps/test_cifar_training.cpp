@@ -60,7 +60,7 @@ ResumeRuns straight_and_resumed(const std::string& data, const std::string& comm
   CommandResult first = run_command(common + " --epochs 1 --checkpoint " + data + "/ck --log " + data + "/resumed.csv");
   REQUIRE_MESSAGE(first.exit_code == 0, first.output);
   ResumeRuns runs;
-  runs.rest = run_command("./apps/cifar --data " + data + " --epochs 3 --resume " + data + "/ck/last.safetensors");
+  runs.rest = run_command("./apps/cifar --device cpu --data " + data + " --epochs 3 --resume " + data + "/ck/last.safetensors");
   REQUIRE_MESSAGE(runs.rest.exit_code == 0, runs.rest.output);
   runs.straight = csv_rows(data + "/straight.csv");
   runs.resumed = csv_rows(data + "/resumed.csv");
@@ -80,7 +80,9 @@ TEST_CASE("cifar: resume continues bit-identically") {
   // at step 0: the checkpoint must carry them (and its multiplier) for the resumed run to match.
   for (const char* quant : {"standard --bucket-size 4096", "amq"}) {
     CAPTURE(quant);
-    const std::string common = "./apps/cifar --data " + data +
+    // On the CPU, whose arithmetic is the same in every process (the GPU's bit-identical resume
+    // needs --deterministic, tests/train/test_training_cuda.cpp).
+    const std::string common = "./apps/cifar --device cpu --data " + data +
                                " --limit-train 384 --limit-test 128 --batch-size 64 --schedule multistep"
                                " --milestones 2 --nesterov --seed 5 --quant " + quant;
     const ResumeRuns runs = straight_and_resumed(data, common);
@@ -107,7 +109,7 @@ TEST_CASE("cifar: QAT runs resume bit-identically; --init-weights fine-tunes a f
   for (const char* qat : {"linear --weight-bits 4 --act-bits 4 --fold-bn --freeze-observers-epoch 2 --freeze-bn-epoch 2",
                           "lsq --weight-bits 3 --act-bits 2 --quant standard --bucket-size 4096"}) {
     CAPTURE(qat);
-    const std::string common = "./apps/cifar --data " + data +
+    const std::string common = "./apps/cifar --device cpu --data " + data +
                                " --limit-train 256 --limit-test 64 --batch-size 64 --schedule multistep"
                                " --milestones 2 --seed 3 --qat " + qat;
     const ResumeRuns runs = straight_and_resumed(data, common);
