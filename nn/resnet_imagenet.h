@@ -82,7 +82,8 @@ class ImageNetResNet : public Module {
   // blocks_per_stage: {2, 2, 2, 2} for ResNet-18, {3, 4, 6, 3} for ResNet-34 and ResNet-50.
   ImageNetResNet(ResidualBlockKind kind, std::array<int, 4> blocks_per_stage, int64_t num_classes = 1000,
                  bool zero_init_residual = false);
-  // x [N, 3, H, W] -> logits [N, num_classes]; H and W of at least 32 keep every stage non-empty.
+  // x [N, 3, H, W] -> logits [N, num_classes]; H and W are reduced 32x (rounding up) before the
+  // global average pool.
   Variable forward(const Variable& x) override;
   ResidualBlockKind kind() const { return kind_; }
   // Every block in order (layer1.0, layer1.1, ..., layer4.last).
