@@ -20,6 +20,7 @@
 
 #include "nn/resnet_imagenet.h"
 #include "nn/state_dict.h"
+#include "tests/gpu.h"
 #include "tests/qat/helpers.h"
 
 using namespace qnn;
@@ -215,13 +216,17 @@ TEST_CASE("imagenet resnet: an unknown name lists the valid ones") {
   CHECK_THROWS_WITH_AS(make_imagenet_resnet("resnet18", 0), doctest::Contains("num_classes must be positive"), Error);
 }
 
-TEST_CASE("imagenet resnet: logits equal torchvision's in eval and train mode") {
-  const Variable x = formula_input();
+namespace {
+
+// The torchvision comparison on `device`: the weights are made on the CPU, then moved.
+void check_logits_against_torchvision(Device device) {
+  const Variable x(formula_input().value().to(device));
   CHECK_EQUAL_TENSORS(head(x.value()), fixture().get("input.head"), "input.head");
   for (const std::string arch : {"resnet18", "resnet50"}) {
     CAPTURE(arch);
     auto model = make_imagenet_resnet(arch);
     set_formula_weights(*model);
+    model->to(device);
     // The formula gives the script's numbers exactly (the fixture holds the first few of some).
     const std::string head_prefix = arch + ".head.";
     for (const NamedTensor& stored : fixture().tensors)
@@ -249,6 +254,18 @@ TEST_CASE("imagenet resnet: logits equal torchvision's in eval and train mode") 
     CHECK_MATCHES_TORCHVISION(*watched->running_var, bn + "running_var");
     CHECK(watched->num_batches_tracked->item() == fixture().get(bn + "num_batches_tracked").item());
   }
+}
+
+}  // namespace
+
+TEST_CASE("imagenet resnet: logits equal torchvision's in eval and train mode") {
+  check_logits_against_torchvision(Device::CPU);
+}
+
+// cuDNN and cuBLAS in full fp32 (TF32 off): the same 1e-4 tolerance as on the CPU.
+GPU_TEST_CASE("imagenet resnet: logits on the GPU equal torchvision's in eval and train mode") {
+  testing::NoTF32 full_fp32;
+  check_logits_against_torchvision(Device::CUDA);
 }
 
 TEST_CASE("imagenet resnet: a saved state dict reloads to the same logits") {
