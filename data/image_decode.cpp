@@ -43,18 +43,32 @@ RgbImage decode_with_stb(const uint8_t* data, size_t size, const std::string& na
 }
 
 #ifdef QNN_TURBOJPEG
-// One TurboJPEG decompressor per thread, made on first use.
+// One TurboJPEG decompressor per thread, made on first use and made anew after a failed decode
+// (a handle that failed on one file can fail the next ones).
 struct TurboHandle {
   tjhandle handle = tjInitDecompress();
-  ~TurboHandle() {
+  ~TurboHandle() { reset(nullptr); }
+  void reset(tjhandle fresh) {
     if (handle != nullptr) tjDestroy(handle);
+    handle = fresh;
   }
 };
 
+RgbImage decode_turbojpeg_with(tjhandle handle, const uint8_t* data, size_t size, const std::string& name);
+
 RgbImage decode_with_turbojpeg(const uint8_t* data, size_t size, const std::string& name) {
   thread_local TurboHandle turbo;
-  tjhandle handle = turbo.handle;
-  QNN_CHECK(handle != nullptr, "cannot decode ", name, ": TurboJPEG did not start: ", tjGetErrorStr2(nullptr));
+  QNN_CHECK(turbo.handle != nullptr, "cannot decode ", name, ": TurboJPEG did not start: ",
+            tjGetErrorStr2(nullptr));
+  try {
+    return decode_turbojpeg_with(turbo.handle, data, size, name);
+  } catch (const Error&) {
+    turbo.reset(tjInitDecompress());
+    throw;
+  }
+}
+
+RgbImage decode_turbojpeg_with(tjhandle handle, const uint8_t* data, size_t size, const std::string& name) {
   int width = 0, height = 0, subsampling = 0, colorspace = 0;
   QNN_CHECK(tjDecompressHeader3(handle, data, static_cast<unsigned long>(size), &width, &height,
                                 &subsampling, &colorspace) == 0,

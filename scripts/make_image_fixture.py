@@ -6,6 +6,11 @@ Run with Debian's Python, which has torch 1.13, torchvision 0.14 and PIL 9.4:
     /usr/bin/python3 scripts/make_image_fixture.py
 Every expected image is a lossless PNG, read back by qnn's own decoder. cases.txt lists the
 transform cases, one a line: "<expected file> <operation> <integers...>".
+
+With HYMENOPTERA_DIR set (the ants/bees image folder), it also writes hymenoptera_eval.txt:
+for every image of its train/ and val/ folders, as torchvision's ImageFolder lists them, the
+64-bit FNV-1a hash of the bytes of Resize(256) + CenterCrop(224) of the RGB image, HWC, one line
+"<path under HYMENOPTERA_DIR> TAB <label> TAB <hash in hex>".
 """
 import math
 import os
@@ -99,6 +104,28 @@ def main():
     case("tall_resize16_crop15.png", F.center_crop(F.resize(tall, 16, bilinear), 15), "tall_resize_center_crop", 16, 15)
     with open(os.path.join(OUT, "cases.txt"), "w") as f:
         f.write("\n".join(cases) + "\n")
+    if os.environ.get("HYMENOPTERA_DIR"):
+        hymenoptera_hashes(os.environ["HYMENOPTERA_DIR"])
+
+
+def fnv1a64(data):
+    h = 0xCBF29CE484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def hymenoptera_hashes(root):
+    from torchvision.datasets import ImageFolder
+    bilinear = F.InterpolationMode.BILINEAR
+    lines = []
+    for split in ["train", "val"]:
+        for path, label in ImageFolder(os.path.join(root, split)).samples:
+            with Image.open(path) as img:
+                out = F.center_crop(F.resize(img.convert("RGB"), 256, bilinear), 224)
+            lines.append(f"{os.path.relpath(path, root)}\t{label}\t{fnv1a64(out.tobytes()):016x}")
+    with open(os.path.join(OUT, "hymenoptera_eval.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
