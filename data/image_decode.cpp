@@ -22,10 +22,6 @@ namespace qnn {
 
 namespace {
 
-bool is_jpeg(const uint8_t* data, size_t size) {
-  return size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
-}
-
 RgbImage decode_with_stb(const uint8_t* data, size_t size, const std::string& name) {
   QNN_CHECK(size <= static_cast<size_t>(INT32_MAX), "cannot decode ", name, ": ", size,
             " bytes, stb_image reads at most 2^31-1");
@@ -43,6 +39,10 @@ RgbImage decode_with_stb(const uint8_t* data, size_t size, const std::string& na
 }
 
 #ifdef QNN_TURBOJPEG
+bool is_jpeg(const uint8_t* data, size_t size) {  // the start-of-image marker, then a marker
+  return size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
+}
+
 // One TurboJPEG decompressor per thread, made on first use and made anew after a failed decode
 // (a handle that failed on one file can fail the next ones).
 struct TurboHandle {
@@ -124,8 +124,6 @@ RgbImage decode_image_bytes(const uint8_t* data, size_t size, const std::string&
             " with TurboJPEG: this build has no TurboJPEG (install libturbojpeg0-dev and rebuild)");
 #ifdef QNN_TURBOJPEG
   if (decoder != ImageDecoder::stb && is_jpeg(data, size)) return decode_with_turbojpeg(data, size, name);
-#else
-  (void)is_jpeg;
 #endif
   return decode_with_stb(data, size, name);
 }
