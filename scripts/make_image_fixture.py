@@ -7,10 +7,12 @@ Run with Debian's Python, which has torch 1.13, torchvision 0.14 and PIL 9.4:
 Every expected image is a lossless PNG, read back by qnn's own decoder. cases.txt lists the
 transform cases, one a line: "<expected file> <operation> <integers...>".
 
-With HYMENOPTERA_DIR set (the ants/bees image folder), it also writes hymenoptera_eval.txt:
+With HYMENOPTERA_DIR set (the ants/bees image folder), it also writes hymenoptera_hashes.txt:
 for every image of its train/ and val/ folders, as torchvision's ImageFolder lists them, the
-64-bit FNV-1a hash of the bytes of Resize(256) + CenterCrop(224) of the RGB image, HWC, one line
-"<path under HYMENOPTERA_DIR> TAB <label> TAB <hash in hex>".
+64-bit FNV-1a hashes of the HWC bytes of two transforms of the RGB image: Resize(256) +
+CenterCrop(224), and resized_crop(top H // 7, left W // 5, height H // 2, width W // 3, 224x224)
+(RandomResizedCrop's resize on a fixed box), one line
+"<path under HYMENOPTERA_DIR> TAB <label> TAB <eval hash> TAB <crop hash>", hashes in hex.
 """
 import math
 import os
@@ -122,9 +124,13 @@ def hymenoptera_hashes(root):
     for split in ["train", "val"]:
         for path, label in ImageFolder(os.path.join(root, split)).samples:
             with Image.open(path) as img:
-                out = F.center_crop(F.resize(img.convert("RGB"), 256, bilinear), 224)
-            lines.append(f"{os.path.relpath(path, root)}\t{label}\t{fnv1a64(out.tobytes()):016x}")
-    with open(os.path.join(OUT, "hymenoptera_eval.txt"), "w") as f:
+                rgb = img.convert("RGB")
+            evaluated = F.center_crop(F.resize(rgb, 256, bilinear), 224)
+            w, h = rgb.size
+            cropped = F.resized_crop(rgb, h // 7, w // 5, h // 2, w // 3, [224, 224], bilinear)
+            lines.append(f"{os.path.relpath(path, root)}\t{label}\t{fnv1a64(evaluated.tobytes()):016x}"
+                         f"\t{fnv1a64(cropped.tobytes()):016x}")
+    with open(os.path.join(OUT, "hymenoptera_hashes.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
 

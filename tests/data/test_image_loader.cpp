@@ -2,7 +2,8 @@
 // NCHW batches, the same whatever the number of workers, each sample the transform of its key;
 // undecodable files are an error naming them or, when asked, skipped and counted. With
 // HYMENOPTERA_DIR the whole ants/bees folder loads (progressive JPEGs, a name with a space, the
-// GIF ignored) and, with TurboJPEG, its evaluation crops are torchvision's bytes.
+// GIF ignored) and, with TurboJPEG, its evaluation crops and resized crops on fixed boxes are
+// torchvision's bytes.
 #include <doctest.h>
 
 #include <cstdint>
@@ -48,6 +49,12 @@ uint64_t fnv1a64(const std::vector<uint8_t>& bytes) {
   uint64_t h = 0xCBF29CE484222325ull;
   for (uint8_t b : bytes) h = (h ^ b) * 0x100000001B3ull;
   return h;
+}
+
+std::string hex_hash(const RgbImage& image) {
+  char hash[17];
+  std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(fnv1a64(image.pixels)));
+  return hash;
 }
 
 }  // namespace
@@ -123,22 +130,29 @@ TEST_CASE("image loader: an undecodable file is an error naming it, or skipped a
   CHECK(source.undecodable_files() == std::vector<std::string>{dir.file("dogs/broken.jpg")});
 }
 
-TEST_CASE("image loader: the hymenoptera folder loads; evaluation crops are torchvision's") {
+TEST_CASE("image loader: the hymenoptera folder loads; its crops are torchvision's bytes") {
   const char* root = std::getenv("HYMENOPTERA_DIR");
   if (root == nullptr) {
     MESSAGE("hymenoptera loading skipped: HYMENOPTERA_DIR is not set (point it at the ants/bees "
             "folder holding train/ and val/)");
     return;
   }
-  std::map<std::string, std::pair<int, std::string>> expected;  // path -> (label, hash)
-  std::ifstream list(image_fixture("hymenoptera_eval.txt"));
+  struct Expected {
+    int label = -1;
+    std::string eval_hash, crop_hash;
+  };
+  std::map<std::string, Expected> expected;  // by path under HYMENOPTERA_DIR
+  std::ifstream list(image_fixture("hymenoptera_hashes.txt"));
   for (std::string line; std::getline(list, line);) {
     std::istringstream fields(line);
-    std::string path, label, hash;
+    std::string path, label;
+    Expected e;
     std::getline(fields, path, '\t');
     std::getline(fields, label, '\t');
-    std::getline(fields, hash, '\t');
-    expected[path] = {std::stoi(label), hash};
+    std::getline(fields, e.eval_hash, '\t');
+    std::getline(fields, e.crop_hash, '\t');
+    e.label = std::stoi(label);
+    expected[path] = e;
   }
   REQUIRE(expected.size() == 34);
   int64_t checked = 0;
@@ -163,13 +177,13 @@ TEST_CASE("image loader: the hymenoptera folder loads; evaluation crops are torc
       for (int64_t i = 0; i < source.count(); ++i) {  // stb_image decodes JPEGs a little differently
         const std::string path = fs::relative(source.folder().samples[i].path, root).string();
         CAPTURE(path);
-        int32_t label = -1;
-        const RgbImage crop = source.transformed(i, 0, 0, label);
-        char hash[17];
-        std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(fnv1a64(crop.pixels)));
         REQUIRE(expected.count(path) == 1);
-        CHECK(label == expected[path].first);
-        CHECK(hash == expected[path].second);
+        int32_t label = -1;
+        CHECK(hex_hash(source.transformed(i, 0, 0, label)) == expected[path].eval_hash);
+        CHECK(label == expected[path].label);
+        const RgbImage image = decode_image_file(source.folder().samples[i].path);
+        const PixelBox box{image.height / 7, image.width / 5, image.height / 2, image.width / 3};
+        CHECK(hex_hash(resize_bilinear(image, box, 224, 224, PixelBox{0, 0, 224, 224})) == expected[path].crop_hash);
         ++checked;
       }
     }
