@@ -5,7 +5,8 @@ for tests/data/test_image_decode.cpp and tests/data/test_image_transforms.cpp.
 Run with Debian's Python, which has torch 1.13, torchvision 0.14 and PIL 9.4:
     /usr/bin/python3 scripts/make_image_fixture.py
 Every expected image is a lossless PNG, read back by qnn's own decoder. cases.txt lists the
-transform cases, one a line: "<expected file> <operation> <integers...>".
+transform cases, one a line: "<expected file> <operation> <integers...>" (lines starting with #
+are comments).
 
 With HYMENOPTERA_DIR set (the ants/bees image folder), it also writes hymenoptera_hashes.txt:
 for every image of its train/ and val/ folders, as torchvision's ImageFolder lists them, the
@@ -105,6 +106,8 @@ def main():
     tall.save(os.path.join(OUT, "tall.png"))
     case("tall_resize16_crop15.png", F.center_crop(F.resize(tall, 16, bilinear), 15), "tall_resize_center_crop", 16, 15)
     with open(os.path.join(OUT, "cases.txt"), "w") as f:
+        f.write("# torchvision 0.14 transforms of source.png and tall.png (scripts/make_image_fixture.py):\n"
+                "# <expected PNG> <operation> <integers...>\n")
         f.write("\n".join(cases) + "\n")
     if os.environ.get("HYMENOPTERA_DIR"):
         hymenoptera_hashes(os.environ["HYMENOPTERA_DIR"])
@@ -131,6 +134,9 @@ def hymenoptera_hashes(root):
             lines.append(f"{os.path.relpath(path, root)}\t{label}\t{fnv1a64(evaluated.tobytes()):016x}"
                          f"\t{fnv1a64(cropped.tobytes()):016x}")
     with open(os.path.join(OUT, "hymenoptera_hashes.txt"), "w") as f:
+        f.write("# FNV-1a 64 hashes of torchvision 0.14 crops of the ants/bees photos "
+                "(scripts/make_image_fixture.py):\n# path, label, Resize(256) + CenterCrop(224), "
+                "resized_crop(H // 7, W // 5, H // 2, W // 3, 224)\n")
         f.write("\n".join(lines) + "\n")
 
 

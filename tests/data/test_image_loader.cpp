@@ -144,6 +144,7 @@ TEST_CASE("image loader: the hymenoptera folder loads; its crops are torchvision
   std::map<std::string, Expected> expected;  // by path under HYMENOPTERA_DIR
   std::ifstream list(image_fixture("hymenoptera_hashes.txt"));
   for (std::string line; std::getline(list, line);) {
+    if (line.empty() || line[0] == '#') continue;
     std::istringstream fields(line);
     std::string path, label;
     Expected e;
