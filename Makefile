@@ -11,6 +11,9 @@
 #   CUDA_HOME         toolkit folder (/usr/local/cuda); nvcc, cudart and cuBLAS come from there
 #   CUDNN_INCLUDE, CUDNN_LIB   cuDNN's headers and libraries (default: found in CUDA_HOME or /usr)
 #   STB_INCLUDE, DOCTEST_INCLUDE   header folders (Debian's libstb-dev and doctest-dev)
+#   TURBOJPEG         libjpeg-turbo's turbojpeg.h (default: /usr/include/turbojpeg.h when Debian's
+#                     libturbojpeg0-dev is installed); JPEGs are then decoded with it and linked
+#                     with -lturbojpeg. `make TURBOJPEG=` builds with stb_image alone.
 #   PORTABLE=1        no -march=native;   BUILD=dir   where objects go
 #   SANITIZE=1        -O1 -g with ASan and UBSan (what `make sanitize` sets, with CUDA=0)
 # Binaries find cudart, cuBLAS and cuDNN through an rpath, so they start without
@@ -46,6 +49,12 @@ ifeq ($(SANITIZE),1)
 endif
 CXXFLAGS := -std=c++17 $(OPT) $(ARCHFLAGS) $(OPENMP) -Wall -Wextra -I. -isystem $(STB_INCLUDE) -isystem $(DOCTEST_INCLUDE) -MMD -MP
 LDFLAGS := $(strip $(SANITIZERS) $(OPENMP) -pthread)
+TURBOJPEG ?= $(wildcard /usr/include/turbojpeg.h)
+ifneq ($(TURBOJPEG),)
+  # -isystem /usr/include would break #include_next in the C++ headers: only other folders.
+  CXXFLAGS += -DQNN_TURBOJPEG $(addprefix -isystem ,$(filter-out /usr/include,$(patsubst %/,%,$(dir $(TURBOJPEG)))))
+  LDFLAGS += -lturbojpeg
+endif
 LIB_SRC := $(wildcard tensor/*.cpp autograd/*.cpp nn/*.cpp optim/*.cpp data/*.cpp quant/*.cpp qat/*.cpp train/*.cpp)
 LIB_OBJ := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
 
@@ -71,7 +80,8 @@ endif
 comma := ,
 ifneq ($(MAKECMDGOALS),sanitize)
   $(info qnn build: $(CXX) $(shell $(CXX) -dumpfullversion 2>/dev/null), OpenMP $(if $(OPENMP),yes,no), \
-    $(if $(ARCHFLAGS),-march=native,portable)$(comma)$(if $(SANITIZERS), ASan + UBSan -O1 in $(BUILD)$(comma)) $(CUDA_LINE))
+    $(if $(ARCHFLAGS),-march=native,portable)$(comma)$(if $(SANITIZERS), ASan + UBSan -O1 in $(BUILD)$(comma)) \
+    JPEG $(if $(TURBOJPEG),libjpeg-turbo + stb_image,stb_image)$(comma) $(CUDA_LINE))
 endif
 
 # Objects depend on the configuration: switching CUDA=0/1 or CUDA_ARCH rebuilds everything.

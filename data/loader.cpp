@@ -24,19 +24,17 @@ std::vector<int64_t> shuffled_order(int64_t count, uint64_t seed, int64_t epoch)
 }
 
 Loader::Loader(const ImageDataset& dataset, LoaderConfig config)
-    : dataset_(dataset), count_(dataset.count), config_(std::move(config)) {
+    : Loader(std::make_unique<ByteImageSource>(dataset, config.augment, config.padding, config.normalization),
+             nullptr, config) {}
+
+Loader::Loader(const SampleSource& source, LoaderConfig config) : Loader(nullptr, &source, std::move(config)) {}
+
+Loader::Loader(std::unique_ptr<SampleSource> owned, const SampleSource* source, LoaderConfig config)
+    : owned_(std::move(owned)), source_(owned_ ? *owned_ : *source), count_(source_.count()),
+      shape_(source_.shape()), config_(std::move(config)) {
   QNN_CHECK(config_.batch_size >= 1, "batch size is ", config_.batch_size, ", expected >= 1");
   QNN_CHECK(config_.workers >= 0, "workers is ", config_.workers, ", expected >= 0");
   QNN_CHECK(config_.prefetch >= 1, "prefetch is ", config_.prefetch, ", expected >= 1");
-  QNN_CHECK(config_.padding >= 0, "crop padding is ", config_.padding, ", expected >= 0");
-  QNN_CHECK(static_cast<int64_t>(dataset.labels.size()) == dataset.count &&
-                static_cast<int64_t>(dataset.pixels.size()) == dataset.count * dataset.image_bytes(),
-            "dataset of ", dataset.count, " images holds ", dataset.labels.size(), " labels and ",
-            dataset.pixels.size(), " pixel bytes, expected ", dataset.count, " and ",
-            dataset.count * dataset.image_bytes());
-  QNN_CHECK(config_.normalization.channels() == dataset.channels, "normalisation has ",
-            config_.normalization.channels(), " channels, the dataset's images have ",
-            dataset.channels);
   for (int i = 0; i < config_.workers; ++i) workers_.emplace_back(&Loader::work, this);
 }
 
@@ -79,23 +77,15 @@ Batch Loader::build(const Epoch& epoch, int64_t number) const {
   const int64_t begin = number * config_.batch_size;
   const int64_t end = std::min(begin + config_.batch_size, count_);
   const int64_t size = end - begin;
-  const int c = dataset_.channels, h = dataset_.height, w = dataset_.width;
   Batch batch;
   batch.number = number;
-  batch.images = Tensor({size, c, h, w});
+  batch.images = Tensor({size, shape_.channels, shape_.height, shape_.width});
   batch.labels.resize(static_cast<size_t>(size));
   batch.indices.resize(static_cast<size_t>(size));
   for (int64_t i = 0; i < size; ++i) {
     const int64_t index = epoch.order[begin + i];
-    const uint8_t* image = dataset_.image(index);
-    float* out = batch.images.data() + i * dataset_.image_bytes();
-    if (config_.augment) {
-      const AugmentDraw draw = draw_augmentation(config_.seed, epoch.epoch, index, config_.padding);
-      augment_image(image, c, h, w, draw, config_.padding, config_.normalization, out);
-    } else {
-      normalize_image(image, c, h, w, config_.normalization, out);
-    }
-    batch.labels[i] = dataset_.labels[index];
+    float* out = batch.images.data() + i * shape_.values();
+    batch.labels[i] = source_.fill(index, config_.seed, epoch.epoch, out);
     batch.indices[i] = index;
   }
   return batch;

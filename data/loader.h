@@ -1,9 +1,10 @@
-// A batch loader: turns an in-memory byte dataset into float32 NCHW batches, shuffled and
-// augmented, prepared on worker threads while the current batch trains.
+// A batch loader: turns a sample source (data/sample_source.h: an in-memory byte dataset, or an
+// image folder decoded on the fly) into float32 NCHW batches, shuffled and augmented, prepared
+// on worker threads while the current batch trains.
 //
 // What a batch holds depends only on (seed, epoch) and the batch's number: the epoch's order is
 // a Fisher-Yates shuffle driven by the counter-based generator, and each image's augmentation
-// is keyed by its dataset index (data/augment.h). Workers build whole batches, claimed by
+// is keyed by its dataset index (data/augment.h, data/image_transforms.h). Workers build whole batches, claimed by
 // number, and the consumer receives them strictly in number order, so one worker or eight,
 // fast or slow, the training run sees the same bytes.
 //
@@ -26,6 +27,7 @@
 
 #include "data/augment.h"
 #include "data/cifar.h"
+#include "data/sample_source.h"
 #include "tensor/tensor.h"
 
 namespace qnn {
@@ -33,6 +35,7 @@ namespace qnn {
 struct LoaderConfig {
   int64_t batch_size = 128;
   bool shuffle = true;     // a new permutation every epoch; otherwise dataset order
+  // The next three apply to an ImageDataset; a SampleSource has its own transforms.
   bool augment = false;    // random crop + flip (training); normalisation always
   bool drop_last = false;  // drop the last batch when it would be smaller than batch_size
   int workers = 2;         // threads preparing batches; 0 prepares each batch inside next()
@@ -60,8 +63,11 @@ std::vector<int64_t> shuffled_order(int64_t count, uint64_t seed, int64_t epoch)
 
 class Loader {
  public:
-  // Keeps a reference to `dataset`, which must outlive the loader and stay unchanged.
+  // Keeps a reference to `dataset`, which must outlive the loader and stay unchanged; augments
+  // and normalises it as `config` says.
   Loader(const ImageDataset& dataset, LoaderConfig config);
+  // Keeps a reference to `source`, which must outlive the loader.
+  Loader(const SampleSource& source, LoaderConfig config);
   ~Loader();  // stops and joins the workers; batches in preparation are dropped
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
@@ -89,8 +95,12 @@ class Loader {
   void work();                                            // a worker thread's loop
   bool work_available() const;                            // caller holds mutex_
 
-  const ImageDataset& dataset_;
-  const int64_t count_;  // images per epoch: the dataset's count when the loader was made
+  Loader(std::unique_ptr<SampleSource> owned, const SampleSource* source, LoaderConfig config);
+
+  const std::unique_ptr<SampleSource> owned_;  // the ImageDataset's source, when made from one
+  const SampleSource& source_;
+  const int64_t count_;  // images per epoch: the source's count when the loader was made
+  const SampleShape shape_;
   const LoaderConfig config_;
 
   std::mutex mutex_;  // guards everything below

@@ -10,6 +10,8 @@
 #   build  libstb-dev   STB_INCLUDE (default /usr/include/stb): stb_image.h, stb_image_write.h,
 #                       stb_easy_font.h (train/plot.h writes PNGs, the tests read them back)
 #   test   doctest-dev  DOCTEST_INCLUDE (default /usr/include/doctest): doctest.h
+# libturbojpeg0-dev (turbojpeg.h) is optional and not checked here: without it the Makefile
+# decodes JPEGs with stb_image alone.
 # A folder given by the user (not Debian's) that lacks a header is an error naming the variable:
 # installing the package would not put the header there.
 set -eu
