@@ -152,10 +152,12 @@ SANITIZE_ENV := ASAN_OPTIONS=halt_on_error=1:abort_on_error=0:detect_leaks=1:pri
 # Left out, so the run takes minutes on two cores: the end-to-end runs that train ./apps/cifar
 # several times ("cifar: resume ...", "cifar: quantized training ...", "cifar resume: settings
 # ...", "cifar bad input: a diverging run ...": about 4 minutes together under ASan) and the
-# 5,000-image epoch (with CIFAR10_DIR). "cifar bad input: damaged checkpoints ..." and "cifar: a
-# bucket larger ..." still run ./apps/cifar's training, checkpoint, resume and quantization
-# paths under the sanitizers; make test runs everything.
-SANITIZE_TEST_ARGS ?= "-tce=cifar: resume continues bit-identically,cifar: one epoch on 5*,cifar: quantized training*,cifar resume: settings*,cifar bad input: a diverging*"
+# 5,000-image epoch (with CIFAR10_DIR); ./apps/imagenet's training on the ants/bees folder (with
+# HYMENOPTERA_DIR) and the ImageNet ResNets' logits against torchvision (ResNet-50 forward passes:
+# minutes under ASan; their shapes and names are still checked). "cifar bad input: damaged
+# checkpoints ..." and "cifar: a bucket larger ..." still run ./apps/cifar's training,
+# checkpoint, resume and quantization paths under the sanitizers; make test runs everything.
+SANITIZE_TEST_ARGS ?= "-tce=cifar: resume continues bit-identically,cifar: one epoch on 5*,cifar: quantized training*,cifar resume: settings*,cifar bad input: a diverging*,imagenet app: ResNet-18 trains*,imagenet resnet: logits*,imagenet resnet: a saved state dict*"
 sanitize:
 	@$(MAKE) --no-print-directory CUDA=0 SANITIZE=1 BUILD=$(SANITIZE_BUILD) \
 	  TEST_ENV='$(SANITIZE_ENV)' TEST_ARGS='$(SANITIZE_TEST_ARGS)' test

@@ -54,7 +54,7 @@ class CifarTask : public TrainingTask {
     config.workers = request.loader_threads;
     return make_batch_source(request.training ? train_set_ : test_set_, config, request.device);
   }
-  std::unique_ptr<Module> build_model(const QatSpec& qat) override {
+  std::shared_ptr<Module> build_model(const QatSpec& qat) override {
     const Shortcut shortcut = *shortcut_ == "A" ? Shortcut::A : Shortcut::B;
     if (qat.method == QatMethod::None) return std::make_unique<CifarResNet>(depth_, 10, shortcut);
     return std::make_unique<QatCifarResNet>(depth_, qat, 10, shortcut);

@@ -8,7 +8,8 @@
 // from batch to batch must reach produce()'s kernels through device memory that prepare()
 // writes. Two sources:
 //   LoaderSource: the threaded CPU Loader (data/loader.h): decoded and augmented on loader
-//     threads while the previous step trains; produce() hands over the prepared host tensors.
+//     threads while the previous step trains; produce() hands over the prepared host tensors
+//     (copied to the GPU when training there: such a step is not captured in a graph).
 //   ResidentSource: the whole uint8 dataset uploaded to the device once (data/device_data.h);
 //     prepare() writes the batch number and epoch into a two-float "clock" tensor, and
 //     produce() gathers, crops, flips and normalises the batch in one kernel that reads it.
@@ -34,11 +35,20 @@ class BatchSource {
   virtual void start_epoch(int64_t epoch) = 0;
   virtual void prepare(int64_t number) = 0;          // host side, before the step
   virtual void produce(Tensor& images, Tensor& labels) = 0;  // device side, inside the step
+  // Whether produce() may be captured in a CUDA graph and replayed (its inputs reach it through
+  // device memory that prepare() writes).
+  virtual bool capturable() const { return true; }
 };
 
 class LoaderSource : public BatchSource {
  public:
-  LoaderSource(const ImageDataset& dataset, LoaderConfig config) : loader_(dataset, config), count_(dataset.count) {}
+  // CIFAR-style bytes in memory, augmented as `config` says.
+  LoaderSource(const ImageDataset& dataset, LoaderConfig config)
+      : loader_(dataset, config), count_(dataset.count), device_(Device::CPU) {}
+  // Any sample source (an image folder, data/image_folder_source.h), which must outlive this;
+  // on a GPU each prepared batch is copied to `device` inside the step.
+  LoaderSource(const SampleSource& source, LoaderConfig config, Device device)
+      : loader_(source, config), count_(source.count()), device_(device) {}
   int64_t batches_per_epoch() const override { return loader_.batches_per_epoch(); }
   int64_t batch_size() const override { return loader_.config().batch_size; }
   int64_t rows(int64_t number) const override {
@@ -49,13 +59,16 @@ class LoaderSource : public BatchSource {
     QNN_CHECK(loader_.next(batch_) && batch_.number == number, "batch ", number, " requested out of order");
   }
   void produce(Tensor& images, Tensor& labels) override {
-    images = batch_.images;
-    labels = label_tensor(batch_.labels);
+    images = device_ == Device::CPU ? batch_.images : batch_.images.to(device_);
+    labels = label_tensor(batch_.labels, device_);
   }
+  // A captured CUDA graph would replay the first batch's copy: batches from the host change.
+  bool capturable() const override { return device_ == Device::CPU; }
 
  private:
   Loader loader_;
   int64_t count_;
+  Device device_;
   Batch batch_;
 };
 

@@ -115,6 +115,7 @@ int run_training(const std::string& app, const std::string& description, Trainin
   flags.parse(argc, argv);
   const std::vector<std::string> model_settings = task.model_settings();
   std::vector<std::string> recorded = model_settings;
+  for (const std::string& flag : task.data_settings()) recorded.push_back(flag);
   for (const auto* group : {&kQatModelSettings, &kScheduleSettings, &kQatScheduleSettings, &kQuantSettings, &kOtherSettings})
     recorded.insert(recorded.end(), group->begin(), group->end());
   auto shapes_model = [&](const std::string& flag) { return in(model_settings, flag) || in(kQatModelSettings, flag); };
@@ -134,6 +135,12 @@ int run_training(const std::string& app, const std::string& description, Trainin
     start_epoch = metadata_int(checkpoint, "epoch");
     best = metadata_number(checkpoint, "best_accuracy");
     QNN_CHECK(best >= 0 && best <= 1, resume, ": metadata 'best_accuracy' should be in [0, 1], found ", best);
+  }
+  if (defaults.lr_reference_batch > 0 && !flags.was_set("--lr") && !checkpoint.metadata.count(setting_key("--lr")) &&
+      batch_size != defaults.lr_reference_batch) {
+    lr = defaults.lr * double(batch_size) / double(defaults.lr_reference_batch);
+    std::printf("note: lr %g (%g per %lld images, batch %lld)\n", lr, defaults.lr, (long long)defaults.lr_reference_batch,
+                (long long)batch_size);
   }
   const bool quantizer_changed =
       std::any_of(changes.begin(), changes.end(), [](const SettingChange& c) { return in(kQuantSettings, c.flag); });
@@ -203,7 +210,7 @@ int run_training(const std::string& app, const std::string& description, Trainin
   task.load_data(limit_train, limit_test);
 
   manual_seed(static_cast<uint64_t>(seed));
-  const std::unique_ptr<Module> built = task.build_model(qat_spec_);
+  const std::shared_ptr<Module> built = task.build_model(qat_spec_);
   Module& model = *built;
   model.to(dev);
   if (!qat.init_weights.empty()) init_model_weights(model, qat.init_weights);

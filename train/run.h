@@ -32,6 +32,9 @@ struct RunDefaults {
   int64_t epochs = 200;
   int64_t batch_size = 128;
   double lr = 0.1;
+  // When positive, lr is the rate per this many images: without --lr, a batch of B images
+  // trains at lr * B / lr_reference_batch (Goyal et al. 2017's linear scaling rule).
+  int64_t lr_reference_batch = 0;
   std::string milestones = "81,122,164";
   int64_t loader_threads = 1;
 };
@@ -52,6 +55,8 @@ class TrainingTask {
   virtual void add_flags(Flags& flags) = 0;
   // The app's flags that shape the model: recorded in checkpoints, and --resume cannot change them.
   virtual std::vector<std::string> model_settings() const = 0;
+  // The app's other flags that a checkpoint records and --resume takes back (the data's shape).
+  virtual std::vector<std::string> data_settings() const { return {}; }
   // Checks the app's flags once they are final (after --resume took the checkpoint's); reports a
   // bad value with flags.fail.
   virtual void check_flags(const Flags& flags, const QatSpec& qat) = 0;
@@ -62,7 +67,7 @@ class TrainingTask {
   virtual void load_data(int64_t limit_train, int64_t limit_test) = 0;
   virtual std::unique_ptr<BatchSource> make_source(const SourceRequest& request) = 0;
   // The model (on the CPU; the run moves it), built with the default generator already seeded.
-  virtual std::unique_ptr<Module> build_model(const QatSpec& qat) = 0;
+  virtual std::shared_ptr<Module> build_model(const QatSpec& qat) = 0;
   // After "model: ": the architecture and its options ("resnet20 (shortcut A)").
   virtual std::string describe_model() const = 0;
   // Metadata of a --export-qat file beyond the architecture.

@@ -171,7 +171,8 @@ class Trainer {
   void run_step(BatchSource& source, bool full_batch, EpochResult& r) {
     constexpr int64_t kWarmupSteps = 2;  // SGD's first step differs; cuDNN searches algorithms
     const bool hook_capturable = !hook_ || hook_->device_capturable(hook_->step());
-    const bool use_graph = graph_wanted_ && full_batch && eager_steps_ >= kWarmupSteps && hook_capturable;
+    const bool use_graph =
+        graph_wanted_ && source.capturable() && full_batch && eager_steps_ >= kWarmupSteps && hook_capturable;
     // A step the hook must run on the host (an adaptive refit) may change what the kernels
     // read: capture afresh after it.
     if (!hook_capturable) graph_.reset();
