@@ -61,6 +61,9 @@ class ImageNetTask : public TrainingTask {
     LoaderConfig config;
     config.batch_size = request.batch_size;
     config.shuffle = request.training;
+    // Training drops a last partial batch (a batch of one cannot be batch-normalised), unless
+    // the folder holds less than one batch.
+    config.drop_last = request.training && sources_.back()->count() >= request.batch_size;
     config.seed = request.seed;
     config.workers = request.loader_threads;
     return std::make_unique<LoaderSource>(*sources_.back(), config, request.device);

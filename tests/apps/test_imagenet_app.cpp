@@ -100,3 +100,26 @@ TEST_CASE("imagenet app: ResNet-18 trains on the ants/bees folder, resumes bit-i
   CHECK(scaled.output.find("note: lr 0.00625 (0.1 per 256 images, batch 16)") != std::string::npos);
   std::filesystem::remove_all(out);
 }
+
+TEST_CASE("imagenet app: an undecodable file stops the run with its name, or is skipped and listed") {
+  const std::string root = temp_folder("undecodable");
+  for (const char* split : {"train", "val"})
+    for (const char* cls : {"a", "b"}) {
+      const std::string dir = root + "/" + split + "/" + cls;
+      std::filesystem::create_directories(dir);
+      for (const char* image : {"baseline.jpg", "progressive.jpg", "gray.png", "rgba.png"})
+        std::filesystem::copy_file(std::string("tests/fixtures/images/") + image, dir + "/" + image);
+    }
+  std::filesystem::copy_file("tests/fixtures/images/not_an_image.jpg", root + "/train/b/broken.jpg");
+  const std::string common = "./apps/imagenet --device cpu --data " + root +
+                             " --image-size 32 --batch-size 4 --epochs 1 --loader-threads 1";
+  CommandResult stopped = run_command(common);
+  CHECK(stopped.exit_code == 1);
+  CHECK(stopped.output.find(root + "/train/b/broken.jpg") != std::string::npos);
+  CommandResult skipped = run_command(common + " --skip-bad-images");
+  CHECK_MESSAGE(skipped.exit_code == 0, skipped.output);
+  CHECK(skipped.output.find("9 training and 8 validation images, 2 classes") != std::string::npos);
+  CHECK(skipped.output.find("skipped 1 undecodable file(s) in " + root + "/train: " + root + "/train/b/broken.jpg") !=
+        std::string::npos);
+  std::filesystem::remove_all(root);
+}
