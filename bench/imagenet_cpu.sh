@@ -3,8 +3,9 @@
 # same invocation. For each architecture and mode it runs bench/imagenet_step.cpp, then
 # bench/imagenet_step_torch.py in NCHW, then in channels-last, one after the other, and prints
 # each one's images/s, its process's maximum RSS (/usr/bin/time -v) and its line, then qnn's
-# ratio to the faster PyTorch layout. The load average is printed before and after: on a busy
-# machine the figures say little.
+# ratio to the faster PyTorch layout: of the mean images/s, and of the fastest single steps
+# (less disturbed by other work on the machine). The load average is printed before and after:
+# on a busy machine the figures say little.
 #   bench/imagenet_cpu.sh          (needs `make` first, and Debian's python3-torch and
 #                                   python3-torchvision for /usr/bin/python3)
 # Settings, as environment variables (defaults in brackets):
@@ -28,6 +29,8 @@ run() {  # prints "<images/s> <max RSS MiB> <line>"
   echo "$rate $rss $line"
 }
 
+fastest() { echo "$1" | sed -E 's/.*fastest ([0-9.]+) ms.*/\1/'; }  # a run's fastest step, ms
+
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $threads threads, $(nproc) cores"
 for arch in $archs; do
   for mode in $modes; do
@@ -43,8 +46,9 @@ for arch in $archs; do
     echo "== $arch $mode, batch $batch, ${image}x${image}, $steps steps after $warmup warm-up"
     for r in "$q" "$t1" "$t2"; do set -- $r; printf '%8s img/s  %6s MiB max RSS  | %s\n' "$1" "$2" "${*:3}"; done
     best=$(printf '%s\n%s\n' "${t1%% *}" "${t2%% *}" | sort -g | tail -1)
-    awk -v q="${q%% *}" -v b="$best" -v a="$arch" -v m="$mode" \
-      'BEGIN { printf "ratio %s %s qnn / best PyTorch layout: %.2fx\n", a, m, q / b }'
+    fast=$(printf '%s\n%s\n' "$(fastest "$t1")" "$(fastest "$t2")" | sort -g | head -1)
+    awk -v q="${q%% *}" -v b="$best" -v qf="$(fastest "$q")" -v bf="$fast" -v a="$arch" -v m="$mode" \
+      'BEGIN { printf "ratio %s %s qnn / best PyTorch layout: %.2fx (fastest steps: %.2fx)\n", a, m, q / b, bf / qf }'
   done
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,6 +1,6 @@
 // The step bench/imagenet_step.cpp times, checked for what it computes: one SGD step through the
 // apps' Trainer on ImageNet ResNet-18 (nn/resnet_imagenet.h) from a FixedSource gives a finite
-// loss near ln(1000) (a fresh network guesses uniformly) and moves every weight exactly as a
+// loss near ln(1000) (a fresh network guesses uniformly) and updates every weight exactly as a
 // first SGD step with momentum and weight decay does; eval mode then runs forward without
 // autograd and without touching the batch-norm running statistics, which train mode updates.
 // Small inputs (batch 2, 64x64) keep it to a few seconds on two cores.
