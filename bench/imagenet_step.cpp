@@ -2,7 +2,9 @@
 // ResNet-18, -34 or -50, 1000 classes) on a synthetic batch of 224x224 images and labels held in
 // memory, the same work bench/imagenet_step_torch.py does with PyTorch; bench/imagenet_cpu.sh
 // runs the two alternately.
-//   --mode train: forward, cross-entropy, backward, SGD with momentum 0.9 and weight decay 1e-4,
+//   --mode train: forward, cross-entropy, backward, SGD with momentum 0.9 and weight decay 1e-4
+//     at the learning rate 0.1 x batch / 256 (the linear scaling rule of Goyal et al., 2017;
+//     --lr sets another: at 0.1 a batch of 16 drives ResNet-50's loss far above ln(1000)),
 //     through the apps' own step (train/trainer.h: Trainer over a FixedSource); eager on the
 //     CPU, the captured CUDA graph on the GPU unless --no-graph.
 //   --mode infer: eval mode (batch-norm running statistics), no autograd graph, forward only.
@@ -12,7 +14,7 @@
 // momentum and the batch included.
 //   build/bench/imagenet_step [--arch resnet18|resnet34|resnet50] [--mode train|infer]
 //                             [--batch-size 32] [--image-size 224] [--steps 10] [--warmup 2]
-//                             [--device cpu|cuda] [--no-graph]
+//                             [--lr X] [--device cpu|cuda] [--no-graph]
 #include <omp.h>
 
 #include <algorithm>
@@ -65,6 +67,7 @@ int main(int argc, char** argv) {
   auto& image_size = flags.add_int("--image-size", 224, "image height and width", 32);
   auto& steps = flags.add_int("--steps", 10, "timed steps", 1);
   auto& warmup = flags.add_int("--warmup", 2, "untimed steps first (the GPU captures its graph in these)", 0);
+  auto& lr = flags.add_float("--lr", 0, "train: learning rate; 0: 0.1 * batch / 256", 0);
   auto& no_graph = flags.add_bool("--no-graph", "GPU, train: run each step eagerly");
   flags.parse(argc, argv);
   if (device != "cpu" && device != "cuda") flags.fail("bad --device '" + device + "'; valid: cpu, cuda");
@@ -91,8 +94,10 @@ int main(int argc, char** argv) {
     std::vector<double> ms;
     double loss = 0;
     if (mode == "train") {
-      SGD sgd(model->flatten(), {0.1f, 0.9f, 0.0f, 1e-4f, false});
-      LRSchedule constant;  // multistep without milestones: lr 0.1 throughout
+      const float rate = lr > 0 ? float(lr) : 0.1f * float(batch) / 256;
+      SGD sgd(model->flatten(), {rate, 0.9f, 0.0f, 1e-4f, false});
+      LRSchedule constant;  // multistep without milestones: the same rate throughout
+      constant.base_lr = rate;
       Trainer trainer(*model, sgd, constant, nullptr, 1, !no_graph);
       // One step per train_epoch call: it ends by reading the metrics, so the device is idle.
       ms = time_steps(dev, warmup, steps, [&] { loss = trainer.train_epoch(source, 0, 1, 1).loss; });

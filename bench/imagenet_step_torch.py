@@ -1,6 +1,7 @@
 # The PyTorch peer of bench/imagenet_step.cpp: torchvision's ResNet-18/34/50 (weights=None, 1000
 # classes) on the same synthetic batch held in memory, in the same two modes:
-#   train: forward, cross-entropy, backward, SGD (lr 0.1, momentum 0.9, weight decay 1e-4)
+#   train: forward, cross-entropy, backward, SGD (momentum 0.9, weight decay 1e-4, learning rate
+#          0.1 x batch / 256 unless --lr)
 #   infer: eval mode under torch.no_grad(), forward only
 # --channels-last puts the model and the batch in channels-last memory format (PyTorch's oneDNN
 # convolutions may be faster so); bench/imagenet_cpu.sh times both layouts. Threads: OMP_NUM_THREADS
@@ -9,7 +10,7 @@
 # over the timed steps (ru_maxrss; 0 when the warm-up already reached the peak).
 #   /usr/bin/python3 bench/imagenet_step_torch.py [--arch resnet18|resnet34|resnet50]
 #       [--mode train|infer] [--batch-size 32] [--image-size 224] [--steps 10] [--warmup 2]
-#       [--channels-last] [--device cpu|cuda]
+#       [--lr X] [--channels-last] [--device cpu|cuda]
 import argparse, os, resource, time
 import torch, torch.nn.functional as F, torchvision
 
@@ -20,6 +21,7 @@ p.add_argument('--batch-size', type=int, default=32)
 p.add_argument('--image-size', type=int, default=224)
 p.add_argument('--steps', type=int, default=10)
 p.add_argument('--warmup', type=int, default=2)
+p.add_argument('--lr', type=float, default=0, help='train: learning rate; 0: 0.1 * batch / 256')
 p.add_argument('--channels-last', action='store_true')
 p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
 a = p.parse_args()
@@ -36,7 +38,7 @@ def sync():
     if a.device == 'cuda': torch.cuda.synchronize()
 
 if a.mode == 'train':
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    opt = torch.optim.SGD(model.parameters(), lr=a.lr or 0.1 * a.batch_size / 256, momentum=0.9, weight_decay=1e-4)
     def step():
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
