@@ -13,7 +13,7 @@
 // peak of qnn's allocator over the timed steps: live tensors at the worst moment, weights,
 // momentum and the batch included.
 //   build/bench/imagenet_step [--arch resnet18|resnet34|resnet50] [--mode train|infer]
-//                             [--batch-size 32] [--image-size 224] [--steps 10] [--warmup 2]
+//                             [--batch-size 32] [--image-size 224] [--steps 10] [--warmup 3]
 //                             [--lr X] [--device cpu|cuda] [--no-graph]
 #include <omp.h>
 
@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
   auto& batch = flags.add_int("--batch-size", 32, "images per step", 1);
   auto& image_size = flags.add_int("--image-size", 224, "image height and width", 32);
   auto& steps = flags.add_int("--steps", 10, "timed steps", 1);
-  auto& warmup = flags.add_int("--warmup", 2, "untimed steps first (the GPU captures its graph in these)", 0);
+  auto& warmup = flags.add_int("--warmup", 3, "untimed steps first (the GPU captures its graph in the third)", 0);
   auto& lr = flags.add_float("--lr", 0, "train: learning rate; 0: 0.1 * batch / 256", 0);
   auto& no_graph = flags.add_bool("--no-graph", "GPU, train: run each step eagerly");
   flags.parse(argc, argv);

@@ -9,7 +9,7 @@
 # line printed has bench/imagenet_step.cpp's format, with the growth of the process's peak RSS
 # over the timed steps (ru_maxrss; 0 when the warm-up already reached the peak).
 #   /usr/bin/python3 bench/imagenet_step_torch.py [--arch resnet18|resnet34|resnet50]
-#       [--mode train|infer] [--batch-size 32] [--image-size 224] [--steps 10] [--warmup 2]
+#       [--mode train|infer] [--batch-size 32] [--image-size 224] [--steps 10] [--warmup 3]
 #       [--lr X] [--channels-last] [--device cpu|cuda]
 import argparse, os, resource, time
 import torch, torch.nn.functional as F, torchvision
@@ -20,7 +20,7 @@ p.add_argument('--mode', default='train', choices=['train', 'infer'])
 p.add_argument('--batch-size', type=int, default=32)
 p.add_argument('--image-size', type=int, default=224)
 p.add_argument('--steps', type=int, default=10)
-p.add_argument('--warmup', type=int, default=2)
+p.add_argument('--warmup', type=int, default=3)
 p.add_argument('--lr', type=float, default=0, help='train: learning rate; 0: 0.1 * batch / 256')
 p.add_argument('--channels-last', action='store_true')
 p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
