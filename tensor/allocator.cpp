@@ -74,6 +74,11 @@ AllocatorStats cpu_allocator_stats() {
   return cache().stats;
 }
 
+void cpu_reset_peak() {
+  std::lock_guard<std::mutex> lock(cache().mutex);
+  cache().stats.peak_live_bytes = cache().stats.live_bytes;
+}
+
 void cpu_release_cached() {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mutex);

@@ -31,6 +31,7 @@ struct AllocatorStats {
   int64_t reserved_bytes = 0;      // bytes obtained from the system and not released
 };
 AllocatorStats cpu_allocator_stats();
+void cpu_reset_peak();  // peak_live_bytes = live_bytes (benchmarks measure a step's peak)
 // Returns every cached block to the C library.
 void cpu_release_cached();
 
