@@ -16,6 +16,12 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int kernel, int stride
   if (has_bias) bias = register_parameter("bias", uniform_fan_in({out_channels}, fan_in));
 }
 
+std::shared_ptr<Conv2d> kaiming_conv(int64_t in_channels, int64_t out_channels, int kernel, int stride, int padding) {
+  auto conv = std::make_shared<Conv2d>(in_channels, out_channels, kernel, stride, padding, false);
+  conv->weight.value().copy_from(kaiming_normal(conv->weight.shape(), /*fan_out_mode=*/true));
+  return conv;
+}
+
 Variable Conv2d::forward(const Variable& x) { return conv2d(x, weight, bias, params); }
 
 BatchNorm2d::BatchNorm2d(int64_t channels, float eps_, float momentum_) : eps(eps_), momentum(momentum_) {

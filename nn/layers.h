@@ -19,6 +19,10 @@ class Conv2d : public Module {
   ConvParams params;
 };
 
+// A convolution without bias whose weights are Kaiming-normal (fan_out, ReLU gain): how He et
+// al. 2016 and torchvision initialise a ResNet's convolutions.
+std::shared_ptr<Conv2d> kaiming_conv(int64_t in_channels, int64_t out_channels, int kernel, int stride, int padding);
+
 // Per-channel batch normalisation with running statistics (momentum 0.1, eps 1e-5). A frozen
 // layer normalises with its running statistics and leaves them as they are even in training mode
 // (gamma and beta still train): PyTorch's freeze_bn_stats, the last phase of QAT.

@@ -5,14 +5,6 @@
 
 namespace qnn {
 
-namespace {
-std::shared_ptr<Conv2d> kaiming_conv(int64_t in, int64_t out, int kernel, int stride, int padding) {
-  auto conv = std::make_shared<Conv2d>(in, out, kernel, stride, padding, false);
-  conv->weight.value().copy_from(kaiming_normal(conv->weight.shape(), /*fan_out_mode=*/true));
-  return conv;
-}
-}  // namespace
-
 BasicBlock::BasicBlock(int64_t in_channels, int64_t out_channels, int stride, Shortcut shortcut)
     : out_channels_(out_channels), stride_(stride) {
   conv1_ = register_module("conv1", kaiming_conv(in_channels, out_channels, 3, stride, 1));

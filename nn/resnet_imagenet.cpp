@@ -6,12 +6,6 @@
 namespace qnn {
 
 namespace {
-// No bias, Kaiming-normal weights (fan_out, ReLU gain), as torchvision initialises every conv.
-std::shared_ptr<Conv2d> kaiming_conv(int64_t in, int64_t out, int kernel, int stride, int padding) {
-  auto conv = std::make_shared<Conv2d>(in, out, kernel, stride, padding, false);
-  conv->weight.value().copy_from(kaiming_normal(conv->weight.shape(), /*fan_out_mode=*/true));
-  return conv;
-}
 
 struct ArchSpec {
   const char* name;
