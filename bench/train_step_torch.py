@@ -1,7 +1,7 @@
 # The PyTorch peer of bench/train_step.cpp: the same CIFAR ResNet (option-A shortcuts), the same
 # synthetic batch and SGD step, timed after warm-up. On the CPU (Debian's python3-torch here):
 #   /usr/bin/python3 bench/train_step_torch.py [--batch-size 128] [--steps 20] [--channels-last]
-# On the GPU machine (PyTorch 2.11): --device cuda, and --graph to capture the whole step
+# On a machine with a GPU (a recent PyTorch 2.x): --device cuda, and --graph to capture the whole step
 # (forward, backward, SGD) as one CUDA graph, as PyTorch's documentation shows for
 # whole-network capture; peak memory is torch.cuda.max_memory_allocated / _reserved.
 import argparse, time

@@ -35,12 +35,12 @@ namespace qnn {
 struct LoaderConfig {
   int64_t batch_size = 128;
   bool shuffle = true;     // a new permutation every epoch; otherwise dataset order
-  // The next three apply to an ImageDataset; a SampleSource has its own transforms.
-  bool augment = false;    // random crop + flip (training); normalisation always
   bool drop_last = false;  // drop the last batch when it would be smaller than batch_size
   int workers = 2;         // threads preparing batches; 0 prepares each batch inside next()
   int prefetch = 4;        // at most this many batches prepared ahead of the consumer
   uint64_t seed = 0;       // keys the shuffle and the augmentation
+  // For an ImageDataset only (a SampleSource brings its own transforms):
+  bool augment = false;    // random crop + flip (training); normalisation always
   int padding = 4;         // zero padding of the random crop
   Normalization normalization = cifar10_normalization();
 };

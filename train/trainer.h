@@ -1,5 +1,5 @@
-// The epoch loop of ./apps/cifar: one pass of training or evaluation, the same code on the CPU
-// and on the GPU.
+// The epoch loop every app's training run shares (train/run.h): one pass of training or
+// evaluation, the same code on the CPU and on the GPU.
 //
 // A training step: the batch from a BatchSource (train/batch_source.h), forward, loss, loss and
 // accuracy added into a metrics tensor on the device, backward (which runs the gradient hooks:
