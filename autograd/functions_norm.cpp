@@ -2,12 +2,10 @@
 // tensor/batchnorm.h). The node keeps x (its input) and two [C] tensors: the mean and invstd that
 // normalised x, batch statistics in training and running ones in evaluation. Nothing the size of
 // x is saved beyond x itself.
-#include <cmath>
-#include <vector>
-
 #include "autograd/functions.h"
 #include "autograd/functions_internal.h"
 #include "tensor/batchnorm.h"
+#include "tensor/channel_scale.h"
 
 namespace qnn {
 
@@ -27,12 +25,7 @@ Variable batch_norm(const Variable& x, const Variable& gamma, const Variable& be
     y = batch_norm_forward_eval(x.value(), gamma.value(), beta.value(), running_mean, running_var, eps);
     if (grad_enabled()) {  // the statistics as they were, should the buffers change before backward
       mean = running_mean.clone();
-      // Computed on the host from a host copy of the variances (on the GPU a copy and a wait:
-      // evaluation with gradients is never part of a captured training step), then put on the
-      // buffers' device. Reading running_var.data() directly would dereference GPU memory.
-      std::vector<float> inverse = running_var.to_vector();
-      for (float& v : inverse) v = static_cast<float>(1.0 / std::sqrt(static_cast<double>(v) + eps));
-      invstd = Tensor::from_vector(inverse, running_var.shape()).to(running_var.device());
+      invstd = inverse_std(running_var, eps);  // on the buffers' device: no wait for the host
     }
   }
   return make_op_result("batch_norm", y, {x, gamma, beta}, [mean, invstd, training](Node& self) {

@@ -93,4 +93,12 @@ Tensor sqrt_plus(const Tensor& v, float eps) {
   return y;
 }
 
+Tensor inverse_std(const Tensor& v, float eps) {
+  QNN_ON_CUDA(v, cuda::inverse_std(v, eps));
+  Tensor y(v.shape(), v.device());
+  for (int64_t i = 0; i < v.numel(); ++i)
+    y.data()[i] = static_cast<float>(1.0 / std::sqrt(static_cast<double>(v.data()[i]) + eps));
+  return y;
+}
+
 }  // namespace qnn

@@ -43,6 +43,11 @@ __global__ void sqrt_plus_kernel(const float* v, float* y, float eps, int64_t n)
     y[t] = __fsqrt_rn(__fadd_rn(v[t], eps));
 }
 
+__global__ void inverse_std_kernel(const float* v, float* y, float eps, int64_t n) {
+  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < n; t += int64_t(gridDim.x) * blockDim.x)
+    y[t] = float(__drcp_rn(__dsqrt_rn(__dadd_rn(double(v[t]), double(eps)))));
+}
+
 Tensor scaled(const Tensor& x, const Tensor& s, ChannelView v, bool divide) {
   Tensor y(x.shape(), Device::CUDA);
   if (y.numel() == 0) return y;
@@ -69,6 +74,14 @@ Tensor sqrt_plus(const Tensor& v, float eps) {
   if (y.numel() == 0) return y;
   sqrt_plus_kernel<<<blocks_for(y.numel()), kThreads, 0, stream()>>>(v.data(), y.data(), eps, y.numel());
   QNN_LAUNCH_CHECK("sqrt_plus v ", shape_str(v.shape()));
+  return y;
+}
+
+Tensor inverse_std(const Tensor& v, float eps) {
+  Tensor y(v.shape(), Device::CUDA);
+  if (y.numel() == 0) return y;
+  inverse_std_kernel<<<blocks_for(y.numel()), kThreads, 0, stream()>>>(v.data(), y.data(), eps, y.numel());
+  QNN_LAUNCH_CHECK("inverse_std v ", shape_str(v.shape()));
   return y;
 }
 

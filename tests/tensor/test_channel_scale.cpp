@@ -28,7 +28,11 @@ TEST_CASE("channel_mul, channel_div, channel_dot: each element meets its channel
   }
   const Tensor v = Tensor::from_vector({0.0f, 1.0f, 3.0f}, {3});
   const Tensor sd = sqrt_plus(v, 1e-5f);
-  for (int i = 0; i < 3; ++i) CHECK(sd.data()[i] == std::sqrt(v.data()[i] + 1e-5f));
+  const Tensor inv = inverse_std(v, 1e-5f);
+  for (int i = 0; i < 3; ++i) {
+    CHECK(sd.data()[i] == std::sqrt(v.data()[i] + 1e-5f));
+    CHECK(inv.data()[i] == static_cast<float>(1.0 / std::sqrt(double(v.data()[i]) + 1e-5f)));
+  }
 }
 
 TEST_CASE("channel ops: a scale of the wrong length or a bad axis is an error naming the shapes") {
@@ -51,4 +55,5 @@ GPU_TEST_CASE("channel ops cuda: equal the CPU (mul, div and sqrt bit for bit, d
   }
   const Tensor v = Tensor::uniform({64}, 0.0f, 4.0f, 7);
   CHECK(sqrt_plus(v.to(Device::CUDA), 1e-5f).to_vector() == sqrt_plus(v, 1e-5f).to_vector());
+  CHECK(inverse_std(v.to(Device::CUDA), 1e-5f).to_vector() == inverse_std(v, 1e-5f).to_vector());
 }
