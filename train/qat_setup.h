@@ -19,7 +19,9 @@
 // The model-shaping flags are model settings (a --resume cannot change them); the observer freeze epoch is
 // a schedule setting, as is the batch-norm freeze epoch.
 #pragma once
+#include <algorithm>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -91,13 +93,39 @@ inline void qat_after_load(Module& model) {
   if (auto* qat = dynamic_cast<QatCifarResNet*>(&model)) qat->after_load();
 }
 
-// --init-weights: every model tensor from the checkpoint except QAT state it lacks (those start
-// as in a fresh run); the optimizer's and gradient quantizer's state in it are ignored.
-inline void init_model_weights(Module& model, const std::string& path) {
-  const SafetensorsFile file = read_checkpoint(path);
+// Whether the QAT state of a checkpoint written with `metadata`'s settings fits a run with the
+// flags `q`: the same method, bit widths and folding. A step or range learned for 4 bits is no
+// starting point for 2 bits, so a checkpoint of other settings gives its weights only.
+inline bool qat_state_fits(const std::map<std::string, std::string>& metadata, const QatFlags& q) {
+  const auto setting = [&](const std::string& name) {
+    const auto it = metadata.find("setting." + name);
+    return it == metadata.end() ? std::string() : it->second;
+  };
+  return setting("qat") == q.method && setting("weight-bits") == std::to_string(q.weight_bits) &&
+         setting("act-bits") == std::to_string(q.act_bits) &&
+         setting("qat-first-last-bits") == std::to_string(q.first_last_bits) &&
+         setting("fold-bn") == (q.fold_bn ? "yes" : "no");
+}
+
+// --init-weights: every model tensor from the checkpoint; its QAT state too when it was trained
+// with this run's QAT settings (qat_state_fits), else the quantizers start as in a fresh run (so
+// a W4A4 model can start a W2A2 fine-tune). The optimizer's and gradient quantizer's state in it
+// are ignored.
+inline void init_model_weights(Module& model, const std::string& path, const QatFlags& q) {
+  SafetensorsFile file = read_checkpoint(path);
+  std::string note;
+  const bool has_qat_state = std::any_of(file.tensors.begin(), file.tensors.end(),
+                                         [](const NamedTensor& t) { return is_qat_state_name(t.name); });
+  if (has_qat_state && !qat_state_fits(file.metadata, q)) {
+    std::vector<NamedTensor> kept;
+    for (NamedTensor& t : file.tensors)
+      if (!is_qat_state_name(t.name)) kept.push_back(std::move(t));
+    file.tensors = std::move(kept);
+    note = "; its quantizers' state is for other QAT settings and is not taken";
+  }
   const int64_t loaded = load_model_weights(model, file, {kMomentumPrefix, kQuantizationPrefix});
   qat_after_load(model);
-  std::printf("initial weights: %s (%lld tensors)\n", path.c_str(), (long long)loaded);
+  std::printf("initial weights: %s (%lld tensors%s)\n", path.c_str(), (long long)loaded, note.c_str());
 }
 
 // At the start of epoch `epoch` (0-based): observers and batch norms freeze once their epochs are done.

@@ -213,7 +213,7 @@ int run_training(const std::string& app, const std::string& description, Trainin
   const std::shared_ptr<Module> built = task.build_model(qat_spec_);
   Module& model = *built;
   model.to(dev);
-  if (!qat.init_weights.empty()) init_model_weights(model, qat.init_weights);
+  if (!qat.init_weights.empty()) init_model_weights(model, qat.init_weights, qat);
   FlatParameters& flat = model.flatten();
   SGD sgd(flat, {float(lr), float(momentum), 0.0f, float(wd), nesterov});
 

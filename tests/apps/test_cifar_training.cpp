@@ -141,8 +141,15 @@ TEST_CASE("cifar: QAT runs resume bit-identically; --init-weights fine-tunes a f
                                     "/q --init-weights " + data + "/fp/last.safetensors");
   REQUIRE_MESSAGE(tuned.exit_code == 0, tuned.output);
   CHECK(tuned.output.find("initial weights: ") != std::string::npos);
+  // Its learned clipping carries over to a run with the same settings, not to one with other bits.
+  CommandResult same = run_command(base + " --qat pact --weight-bits 2 --act-bits 2 --init-weights " + data +
+                                   "/q/last.safetensors");
+  CHECK_MESSAGE(same.exit_code == 0, same.output);
+  CHECK(same.output.find("initial weights: ") != std::string::npos);
+  CHECK(same.output.find("is not taken") == std::string::npos);
   CommandResult again = run_command(base + " --qat pact --init-weights " + data + "/q/last.safetensors");
   CHECK_MESSAGE(again.exit_code == 0, again.output);
+  CHECK(again.output.find("its quantizers' state is for other QAT settings and is not taken") != std::string::npos);
   CommandResult float_export = run_command("./apps/cifar --data " + data + " --export-qat " + data +
                                            "/f.safetensors --resume " + data + "/fp/last.safetensors");
   CHECK(float_export.exit_code == 1);
