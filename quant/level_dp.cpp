@@ -3,9 +3,9 @@
 //   dp[k][M]  = min_{0 <= j <= M} dp[k-1][j] + err(j, M),  dp[0][0] = 0, answer dp[K][c-1].
 // Both DPs break ties towards the smallest j, so on exact arithmetic they backtrack to the same
 // points; the divide-and-conquer one relies on that smallest argmin being monotone in M.
-// Every fused multiply-add is written as fma_rn and every other product or sum as
-// mul_rn/add_rn/sub_rn (tensor/exact_math.h), the operations of the CUDA kernel
-// (quant/smart_fit.h), so the levels do not depend on whether the compiler contracts a * b + c:
+// The arithmetic (prefix sums, err, the row coefficients, the node order) is quant/smart_fit.h's,
+// shared with the CUDA kernel: every fused multiply-add is written as fma_rn and every other
+// product or sum as mul_rn/add_rn/sub_rn (tensor/exact_math.h), so the levels do not depend on whether the compiler contracts a * b + c:
 // -O1, a build without FMA instructions and the GPU all give the bits of the -O3 build.
 #include "quant/level_dp.h"
 
@@ -13,6 +13,7 @@
 #include <limits>
 
 #include "quant/level_dp_scan.h"
+#include "quant/smart_fit.h"
 #include "tensor/check.h"
 #include "tensor/exact_math.h"
 
@@ -20,19 +21,13 @@ namespace qnn {
 
 namespace {
 
-// Shifted values a_t = sorted_t - shift (shift = the middle of the range) and their prefix sums
-// s (s[0] = 0) and ss (of the squares, SS_t+1 = fma(a_t, a_t, SS_t)); checks the order on the
-// way. The halving is exact, so a_t is the same whether or not it is fused into the subtraction.
+// Checks that the candidates ascend, then takes their shifted values and prefix sums
+// (smart_fit::prefix_sums, the GPU's arithmetic).
 void shifted_prefix_sums(const float* sorted, int64_t count, double* a, double* s, double* ss) {
-  const double shift = mul_rn(0.5, add_rn(double(sorted[0]), double(sorted[count - 1])));
-  s[0] = ss[0] = 0.0;
-  for (int64_t t = 0; t < count; ++t) {
-    QNN_CHECK(t == 0 || sorted[t - 1] <= sorted[t], "candidates must be sorted; a[", t - 1,
-              "] = ", sorted[t - 1], " > a[", t, "] = ", sorted[t]);
-    a[t] = sub_rn(double(sorted[t]), shift);
-    s[t + 1] = add_rn(s[t], a[t]);
-    ss[t + 1] = fma_rn(a[t], a[t], ss[t]);
-  }
+  for (int64_t t = 1; t < count; ++t)
+    QNN_CHECK(sorted[t - 1] <= sorted[t], "candidates must be sorted; a[", t - 1, "] = ", sorted[t - 1], " > a[", t,
+              "] = ", sorted[t]);
+  smart_fit::prefix_sums(sorted, count, a, s, ss);
 }
 
 }  // namespace
@@ -51,37 +46,15 @@ void check_arguments(int64_t count, int intervals) {
   QNN_CHECK(intervals >= 1, "needs at least one interval (two levels), got ", intervals);
 }
 
-// The divide and conquer over rows [0, count) as nodes (lo, mid, hi), breadth first: the node
-// [lo, hi) solves row mid = lo + (hi - lo) / 2, then its halves [lo, mid) and [mid + 1, hi).
-// Parents come before children, and the depth-first recursion
-//   solve(lo, hi, opt_lo, opt_hi): mid; solve(lo, mid, opt_lo, arg[mid]);
-//                                  solve(mid + 1, hi, arg[mid], opt_hi)
-// hands node [lo, hi) the argmin range opt_lo = arg[lo - 1] (0 when lo = 0) and
-// opt_hi = arg[hi] (count - 1 when hi = count): rows lo - 1 and hi are its ancestors' mids.
+// The divide-and-conquer nodes of smart_fit::build_nodes (which explains their order and
+// ranges) in the scratch's layout.
 void build_nodes(int64_t count, LevelDpScratch& w) {
-  std::vector<int32_t> lo = {0}, hi = {int32_t(count)}, mid;
-  for (size_t head = 0; head < lo.size(); ++head) {
-    const int32_t l = lo[head], h = hi[head], m = l + (h - l) / 2;
-    mid.push_back(m);
-    if (l < m) lo.push_back(l), hi.push_back(m);
-    if (m + 1 < h) lo.push_back(m + 1), hi.push_back(h);
-  }
-  // Node n reads its range from the row's argmins with one sentinel on each side,
-  // bounds[0] = 0, bounds[1 + M] = arg[M], bounds[count + 1] = count - 1:
-  // opt_lo = bounds[lo] and opt_hi = bounds[hi + 1], without a test for either end.
+  const size_t n_rows = static_cast<size_t>(count);
+  std::vector<int> left(n_rows), right(n_rows), mid(n_rows), depth_begin(64);
+  const int depths = smart_fit::build_nodes(int(count), left.data(), right.data(), mid.data(), depth_begin.data());
   w.nodes.resize(size_t(count));
-  for (int64_t n = 0; n < count; ++n)
-    w.nodes[size_t(n)] = LevelDpScratch::Node{lo[size_t(n)], hi[size_t(n)] + 1, mid[size_t(n)], 0};
-  // Depth by depth: the children of depth d's nodes are the next depth, in queue order.
-  w.depth_begin.assign(1, 0);
-  int64_t begin = 0, end = 1;
-  while (begin < count) {
-    int64_t children = 0;
-    for (int64_t n = begin; n < end; ++n)
-      children += (lo[size_t(n)] < mid[size_t(n)]) + (mid[size_t(n)] + 1 < hi[size_t(n)]);
-    w.depth_begin.push_back(end);
-    begin = end, end += children;
-  }
+  for (size_t n = 0; n < n_rows; ++n) w.nodes[n] = LevelDpScratch::Node{left[n], right[n], mid[n], 0};
+  w.depth_begin.assign(depth_begin.begin(), depth_begin.begin() + depths + 1);
   w.bounds.resize(size_t(count) + 2);
   w.nodes_count = count;
 }
@@ -146,16 +119,16 @@ double optimal_level_points_into(const float* sorted, int64_t count, int interva
   double* dp = w.dp.data();
   // C_t = fma(t, a_t, -S_t),  X_t = fma(-(t+1), a_t, S_t+1),  Z_t = fma(a_t, S_t+1, -SS_t+1).
   for (int64_t t = 0; t < count; ++t) {
-    w.c[t] = fma_rn(double(t), a[t], -s[t]);
-    w.x[t] = fma_rn(-double(t + 1), a[t], s[t + 1]);
-    w.z[t] = fma_rn(a[t], s[t + 1], -ss[t + 1]);
+    w.c[t] = smart_fit::coefficient_c(a, s, t);
+    w.x[t] = smart_fit::coefficient_x(a, s, t);
+    w.z[t] = smart_fit::coefficient_z(a, s, ss, t);
     // dp[1][M] = err(0, M): with dp[0] infinite beyond 0, the only choice is j = 0.
     dp[t] = interval_cost(a, s, ss, 0, t);
   }
   const level_dp::Row row{a, w.c.data(), w.x.data(), w.z.data(), w.base.data()};
   for (int k = 2; k <= intervals; ++k) {
     // A_j = fma(-a_j, S_j, dp[k-1][j]) + SS_j.
-    for (int64_t j = 0; j < count; ++j) w.base[j] = add_rn(fma_rn(-a[j], s[j], dp[j]), ss[j]);
+    for (int64_t j = 0; j < count; ++j) w.base[j] = smart_fit::row_base(a, s, ss, dp, j);
     int32_t* arg_k = &w.arg[size_t(k) * c];
     if (k == intervals) {  // the last row is needed at M = c-1 only
       double low;

@@ -1,5 +1,5 @@
-// Variance-optimal level points by dynamic programming (smart-quantizer's `smart` scheme, spec
-// section 2.5, after ZipML, Zhang et al., arXiv 1611.05402).
+// Variance-optimal level points by dynamic programming (smart-quantizer's `smart` scheme,
+// after ZipML, Zhang et al., arXiv 1611.05402).
 //
 // Given sorted candidate values a_0 <= ... <= a_{c-1}, choose K+1 of them as levels, a_0 and
 // a_{c-1} included, so that the variance stochastic rounding adds to the candidates,
@@ -23,20 +23,16 @@
 #include <cstdint>
 #include <vector>
 
+#include "quant/smart_fit.h"
 #include "tensor/exact_math.h"
 
 namespace qnn {
 
-// err(i, j) from the shifted values a and their prefix sums s, ss (the one expression every DP
-// uses, so that all of them round alike), with the one fused step written out:
-//   fma(-(j-i+1) a_i, a_j, (a_i + a_j)(S_{j+1} - S_i)) - (SS_{j+1} - SS_i)
-// (tensor/exact_math.h; the CUDA kernel's quant/smart_fit.h computes the same operations).
+// err(i, j) from the shifted values a and their prefix sums s, ss: the one expression every DP
+// uses, so that all of them round alike (quant/smart_fit.h writes it out, for the CUDA kernel too).
 inline double interval_cost(const double* a, const double* s, const double* ss, int64_t i,
                             int64_t j) {
-  const double ai = a[i], aj = a[j];
-  const double p = mul_rn(-double(j - i + 1), ai);
-  const double q = mul_rn(add_rn(ai, aj), sub_rn(s[j + 1], s[i]));
-  return sub_rn(fma_rn(p, aj, q), sub_rn(ss[j + 1], ss[i]));
+  return smart_fit::interval_cost(a, s, ss, i, j);
 }
 
 // err(i, j) in O(1) from prefix sums over the sorted candidates. The sums are taken about the
