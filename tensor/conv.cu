@@ -10,7 +10,9 @@
 //     for the stream first (it is host-blocking anyway) and, for backward weight, writes into
 //     a scratch buffer, never into the dw being accumulated;
 //   * if the stream is being captured already, by cudnnGet*Algorithm_v7's heuristics (no GPU
-//     work, so the capture is not broken).
+//     work, so the capture is not broken), and always under backend_options().deterministic:
+//     the heuristics rank the same candidates in every process, so a resumed run chooses what
+//     the run it continues chose, and its results are bit for bit the same.
 // The choice is the fastest candidate that succeeded, whose workspace fits kWorkspaceLimit and,
 // under backend_options().deterministic, that cuDNN marks CUDNN_DETERMINISTIC. Math type:
 // CUDNN_DEFAULT_MATH (TF32 tensor cores allowed) when backend_options().tf32, else
@@ -133,6 +135,14 @@ bool stream_capturing(const std::string& what) {
   return status != cudaStreamCaptureStatusNone;
 }
 
+// Whether a direction's algorithm is chosen by timing the candidates (cudnnFind*Ex) rather than
+// by cuDNN's heuristics: not while a graph is being captured, and not under --deterministic,
+// since timings differ from process to process and a resumed run must choose the algorithms
+// (and so the summation orders) of the run it continues.
+bool timed_choice(const std::string& what) {
+  return !backend_options().deterministic && !stream_capturing(what);
+}
+
 // A workspace of `bytes` from the caching allocator (undefined for 0 bytes).
 Tensor workspace(size_t bytes) {
   if (bytes == 0) return Tensor();
@@ -188,7 +198,7 @@ const Choice& choose_forward(ConvPlan& plan, const Tensor& x, const Tensor& w, T
   QNN_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, plan.x, plan.w, conv, plan.y, max_count, &count,
                                                          perfs.data()),
                   op, " ", what);
-  if (!stream_capturing(what)) {
+  if (timed_choice(what)) {
     const size_t bytes = largest_workspace(perfs, count);
     Tensor ws = workspace(bytes);
     QNN_CUDA_CHECK(cudaStreamSynchronize(stream()), op, " before timing algorithms, ", what);
@@ -218,7 +228,7 @@ const Choice& choose_backward_data(ConvPlan& plan, const Tensor& dy, const Tenso
   QNN_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, plan.w, plan.y, conv, plan.x, max_count,
                                                               &count, perfs.data()),
                   op, " ", what);
-  if (!stream_capturing(what)) {
+  if (timed_choice(what)) {
     const size_t bytes = largest_workspace(perfs, count);
     Tensor ws = workspace(bytes);
     QNN_CUDA_CHECK(cudaStreamSynchronize(stream()), op, " before timing algorithms, ", what);
@@ -249,7 +259,7 @@ const Choice& choose_backward_weight(ConvPlan& plan, const Tensor& x, const Tens
   QNN_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, plan.x, plan.y, conv, plan.w, max_count,
                                                                 &count, perfs.data()),
                   op, " ", what);
-  if (!stream_capturing(what)) {
+  if (timed_choice(what)) {
     const size_t bytes = largest_workspace(perfs, count);
     Tensor ws = workspace(bytes);
     Tensor scratch(w_shape, Device::CUDA);  // the timing runs overwrite it; dw keeps its sums

@@ -94,7 +94,7 @@ int run_training(const std::string& app, const std::string& description, Trainin
   auto& loader_threads = flags.add_int("--loader-threads", defaults.loader_threads, "threads preparing the next batches on the CPU", 1, 256);
   auto& no_graph = flags.add_bool("--no-graph", "GPU: run every step eagerly instead of replaying a captured CUDA graph");
   auto& no_cudnn = flags.add_bool("--no-cudnn", "GPU: convolution through qnn's im2col + cuBLAS kernels instead of cuDNN");
-  auto& deterministic = flags.add_bool("--deterministic", "GPU: only deterministic cuDNN algorithms (the CPU always is)");
+  auto& deterministic = flags.add_bool("--deterministic", "GPU: deterministic cuDNN algorithms chosen by heuristics, not timing, so a resumed run repeats the results bit for bit (the CPU always does)");
   auto& checkpoint_dir = flags.add_string("--checkpoint", "", "folder for last.safetensors and best.safetensors");
   auto& resume = flags.add_string("--resume", "", "checkpoint file to continue from; the run's settings come from it unless given again");
   auto& evaluate_only = flags.add_bool("--evaluate", "only evaluate the --resume checkpoint on the test set");

@@ -10,6 +10,7 @@
 
 #include "tensor/random.h"
 #include "tests/apps/run_command.h"
+#include "tests/gpu.h"
 
 namespace {
 
@@ -53,14 +54,16 @@ struct ResumeRuns {
   std::vector<std::string> straight, resumed;  // CSV rows
   CommandResult rest;                          // the resumed run
 };
-ResumeRuns straight_and_resumed(const std::string& data, const std::string& common) {
+// `device` holds the flags the resumed run needs again (the device is not a setting of the run).
+ResumeRuns straight_and_resumed(const std::string& data, const std::string& common,
+                                const std::string& device = "--device cpu") {
   std::system(("rm -rf " + data + "/ck " + data + "/resumed.csv").c_str());
   CommandResult straight = run_command(common + " --epochs 3 --log " + data + "/straight.csv");
   REQUIRE_MESSAGE(straight.exit_code == 0, straight.output);
   CommandResult first = run_command(common + " --epochs 1 --checkpoint " + data + "/ck --log " + data + "/resumed.csv");
   REQUIRE_MESSAGE(first.exit_code == 0, first.output);
   ResumeRuns runs;
-  runs.rest = run_command("./apps/cifar --device cpu --data " + data + " --epochs 3 --resume " + data + "/ck/last.safetensors");
+  runs.rest = run_command("./apps/cifar " + device + " --data " + data + " --epochs 3 --resume " + data + "/ck/last.safetensors");
   REQUIRE_MESSAGE(runs.rest.exit_code == 0, runs.rest.output);
   runs.straight = csv_rows(data + "/straight.csv");
   runs.resumed = csv_rows(data + "/resumed.csv");
@@ -81,7 +84,7 @@ TEST_CASE("cifar: resume continues bit-identically") {
   for (const char* quant : {"standard --bucket-size 4096", "amq"}) {
     CAPTURE(quant);
     // On the CPU, whose arithmetic is the same in every process (the GPU's bit-identical resume
-    // needs --deterministic, tests/train/test_training_cuda.cpp).
+    // needs --deterministic: the next test).
     const std::string common = "./apps/cifar --device cpu --data " + data +
                                " --limit-train 384 --limit-test 128 --batch-size 64 --schedule multistep"
                                " --milestones 2 --nesterov --seed 5 --quant " + quant;
@@ -98,6 +101,19 @@ TEST_CASE("cifar: resume continues bit-identically") {
                                     "/ck/last.safetensors");
   CHECK(wrong.exit_code == 1);
   CHECK(wrong.output.find("ck/last.safetensors") != std::string::npos);
+  std::system(("rm -rf " + data).c_str());
+}
+
+GPU_TEST_CASE("cifar: with --deterministic a run on the GPU resumes bit-identically") {
+  // Another process must choose the same cuDNN algorithms: --deterministic takes them from the
+  // heuristics, not from timing (tensor/conv.cu), and every reduction of ours is in a fixed order.
+  const std::string data = write_synthetic_cifar10();
+  const std::string device = "--device cuda --deterministic";
+  const std::string common = "./apps/cifar " + device + " --data " + data +
+                             " --limit-train 384 --limit-test 128 --batch-size 64 --schedule multistep"
+                             " --milestones 2 --seed 5 --quant standard --bucket-size 4096";
+  const ResumeRuns runs = straight_and_resumed(data, common, device);
+  CHECK(runs.rest.output.find("device cuda") != std::string::npos);
   std::system(("rm -rf " + data).c_str());
 }
 
