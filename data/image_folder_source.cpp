@@ -49,6 +49,15 @@ int32_t ImageFolderSource::fill(int64_t index, uint64_t seed, int64_t epoch, flo
   return label;
 }
 
+int32_t ImageFolderSource::fill_bytes(int64_t index, uint64_t seed, int64_t epoch, uint8_t* out) const {
+  int32_t label = 0;
+  const RgbImage image = transformed(index, seed, epoch, label);
+  const int64_t plane = static_cast<int64_t>(image.height) * image.width;
+  for (int c = 0; c < 3; ++c)
+    for (int64_t p = 0; p < plane; ++p) out[c * plane + p] = image.pixels[3 * p + c];
+  return label;
+}
+
 int64_t ImageFolderSource::undecodable_count() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return static_cast<int64_t>(undecodable_.size());

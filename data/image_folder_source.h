@@ -3,7 +3,8 @@
 // (data/image_transforms.h) on the loader's worker threads, into normalised float32 CHW
 // size x size. Training: RandomResizedCrop(size) + RandomHorizontalFlip keyed by
 // (seed, epoch, sample index); evaluation: Resize(resize) + CenterCrop(size). Both normalise
-// with `normalization` (ImageNet's by default).
+// with `normalization` (ImageNet's by default). fill_bytes() gives the same sample as CHW bytes
+// before normalisation, for a GPU that normalises on the device.
 //
 // A file that cannot be read or decoded is an error naming it, unless skip_undecodable: then
 // the sample is replaced by the next sample of the folder (index + 1, wrapping) that decodes,
@@ -38,6 +39,8 @@ class ImageFolderSource : public SampleSource {
   int64_t count() const override { return folder_.count(); }
   SampleShape shape() const override { return {3, options_.size, options_.size}; }
   int32_t fill(int64_t index, uint64_t seed, int64_t epoch, float* out) const override;
+  const Normalization* byte_normalization() const override { return &options_.normalization; }
+  int32_t fill_bytes(int64_t index, uint64_t seed, int64_t epoch, uint8_t* out) const override;
 
   // The transformed bytes (HWC, size x size) of sample `index`, and its label through `label`.
   RgbImage transformed(int64_t index, uint64_t seed, int64_t epoch, int32_t& label) const;

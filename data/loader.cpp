@@ -35,6 +35,8 @@ Loader::Loader(std::unique_ptr<SampleSource> owned, const SampleSource* source, 
   QNN_CHECK(config_.batch_size >= 1, "batch size is ", config_.batch_size, ", expected >= 1");
   QNN_CHECK(config_.workers >= 0, "workers is ", config_.workers, ", expected >= 0");
   QNN_CHECK(config_.prefetch >= 1, "prefetch is ", config_.prefetch, ", expected >= 1");
+  QNN_CHECK(!config_.bytes || source_.byte_normalization(),
+            "byte batches asked for, but the sample source gives normalised floats only");
   for (int i = 0; i < config_.workers; ++i) workers_.emplace_back(&Loader::work, this);
 }
 
@@ -79,13 +81,18 @@ Batch Loader::build(const Epoch& epoch, int64_t number) const {
   const int64_t size = end - begin;
   Batch batch;
   batch.number = number;
-  batch.images = Tensor({size, shape_.channels, shape_.height, shape_.width});
+  if (config_.bytes)
+    batch.bytes.resize(static_cast<size_t>(size * shape_.values()));
+  else
+    batch.images = Tensor({size, shape_.channels, shape_.height, shape_.width});
   batch.labels.resize(static_cast<size_t>(size));
   batch.indices.resize(static_cast<size_t>(size));
   for (int64_t i = 0; i < size; ++i) {
     const int64_t index = epoch.order[begin + i];
-    float* out = batch.images.data() + i * shape_.values();
-    batch.labels[i] = source_.fill(index, config_.seed, epoch.epoch, out);
+    if (config_.bytes)
+      batch.labels[i] = source_.fill_bytes(index, config_.seed, epoch.epoch, batch.bytes.data() + i * shape_.values());
+    else
+      batch.labels[i] = source_.fill(index, config_.seed, epoch.epoch, batch.images.data() + i * shape_.values());
     batch.indices[i] = index;
   }
   return batch;

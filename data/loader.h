@@ -39,6 +39,8 @@ struct LoaderConfig {
   int workers = 2;         // threads preparing batches; 0 prepares each batch inside next()
   int prefetch = 4;        // at most this many batches prepared ahead of the consumer
   uint64_t seed = 0;       // keys the shuffle and the augmentation
+  bool bytes = false;       // batches of the source's bytes (Batch::bytes), not normalised floats;
+                           // the source must have a byte form (SampleSource::byte_normalization)
   // For an ImageDataset only (a SampleSource brings its own transforms):
   bool augment = false;    // random crop + flip (training); normalisation always
   int padding = 4;         // zero padding of the random crop
@@ -47,6 +49,7 @@ struct LoaderConfig {
 
 struct Batch {
   Tensor images;                 // [B, C, H, W] float32, normalised (and augmented)
+  std::vector<uint8_t> bytes;    // instead, with LoaderConfig::bytes: B x C x H x W bytes
   std::vector<int32_t> labels;   // B labels
   std::vector<int64_t> indices;  // the dataset index of each image
   int64_t number = 0;            // which batch of the epoch, from 0

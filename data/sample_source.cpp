@@ -7,6 +7,10 @@
 
 namespace qnn {
 
+int32_t SampleSource::fill_bytes(int64_t, uint64_t, int64_t, uint8_t*) const {
+  throw Error("this sample source gives normalised floats only, not bytes (byte_normalization() is null)");
+}
+
 ByteImageSource::ByteImageSource(const ImageDataset& dataset, bool augment, int padding,
                                  Normalization normalization)
     : dataset_(dataset), count_(dataset.count), augment_(augment), padding_(padding),

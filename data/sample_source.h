@@ -25,6 +25,14 @@ class SampleSource {
   virtual SampleShape shape() const = 0;   // every sample's shape
   // Writes sample `index`'s shape().values() floats to `out` and returns its label.
   virtual int32_t fill(int64_t index, uint64_t seed, int64_t epoch, float* out) const = 0;
+
+  // A source whose floats are bytes put through a normalisation table (data/augment.h) can give
+  // the bytes instead: a GPU run then copies a quarter of the data to the device and normalises
+  // it there. byte_normalization() is that table (nullptr: the source has no byte form), and
+  // fill_bytes() writes shape().values() bytes, C x H x W, such that fill()'s value at channel c
+  // is byte_normalization()->table(c)[byte].
+  virtual const Normalization* byte_normalization() const { return nullptr; }
+  virtual int32_t fill_bytes(int64_t index, uint64_t seed, int64_t epoch, uint8_t* out) const;
 };
 
 // An ImageDataset's byte images, normalised, and when `augment` randomly cropped (zero padding

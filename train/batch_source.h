@@ -9,7 +9,8 @@
 // writes. Two sources:
 //   LoaderSource: the threaded CPU Loader (data/loader.h): decoded and augmented on loader
 //     threads while the previous step trains; produce() hands over the prepared host tensors
-//     (copied to the GPU when training there: such a step is not captured in a graph).
+//     (on the GPU: an image folder's batches are copied there as bytes and normalised by a
+//     kernel, data/byte_batch.h; such a step is not captured in a graph).
 //   ResidentSource: the whole uint8 dataset uploaded to the device once (data/device_data.h);
 //     prepare() writes the batch number and epoch into a two-float "clock" tensor, and
 //     produce() gathers, crops, flips and normalises the batch in one kernel that reads it.
@@ -20,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "data/byte_batch.h"
 #include "data/device_data.h"
 #include "data/loader.h"
 #include "tensor/softmax_xent.h"
@@ -44,11 +46,16 @@ class LoaderSource : public BatchSource {
  public:
   // CIFAR-style bytes in memory, augmented as `config` says.
   LoaderSource(const ImageDataset& dataset, LoaderConfig config)
-      : loader_(dataset, config), count_(dataset.count), device_(Device::CPU) {}
+      : loader_(dataset, config), count_(dataset.count), device_(Device::CPU),
+        shape_{dataset.channels, dataset.height, dataset.width}, upload_(Device::CPU) {}
   // Any sample source (an image folder, data/image_folder_source.h), which must outlive this;
-  // on a GPU each prepared batch is copied to `device` inside the step.
+  // on a GPU each prepared batch is copied to `device` inside the step: as bytes, normalised
+  // there (data/byte_batch.h), when the source has a byte form.
   LoaderSource(const SampleSource& source, LoaderConfig config, Device device)
-      : loader_(source, config), count_(source.count()), device_(device) {}
+      : loader_(source, with_bytes(config, source, device)), count_(source.count()), device_(device),
+        shape_(source.shape()), upload_(device) {
+    if (loader_.config().bytes) table_ = normalization_table_on(*source.byte_normalization(), device);
+  }
   int64_t batches_per_epoch() const override { return loader_.batches_per_epoch(); }
   int64_t batch_size() const override { return loader_.config().batch_size; }
   int64_t rows(int64_t number) const override {
@@ -59,16 +66,30 @@ class LoaderSource : public BatchSource {
     QNN_CHECK(loader_.next(batch_) && batch_.number == number, "batch ", number, " requested out of order");
   }
   void produce(Tensor& images, Tensor& labels) override {
-    images = device_ == Device::CPU ? batch_.images : batch_.images.to(device_);
+    if (loader_.config().bytes) {
+      const int64_t rows = static_cast<int64_t>(batch_.labels.size());
+      images = Tensor({rows, shape_.channels, shape_.height, shape_.width}, device_);
+      normalize_bytes(upload_.upload(batch_.bytes), table_, images);
+    } else {
+      images = device_ == Device::CPU ? batch_.images : batch_.images.to(device_);
+    }
     labels = label_tensor(batch_.labels, device_);
   }
   // A captured CUDA graph would replay the first batch's copy: batches from the host change.
   bool capturable() const override { return device_ == Device::CPU; }
 
  private:
+  static LoaderConfig with_bytes(LoaderConfig config, const SampleSource& source, Device device) {
+    config.bytes = device != Device::CPU && source.byte_normalization() != nullptr;
+    return config;
+  }
+
   Loader loader_;
   int64_t count_;
   Device device_;
+  SampleShape shape_;
+  DeviceBytes upload_;
+  Tensor table_;  // the source's normalisation table on device_, for byte batches
   Batch batch_;
 };
 

@@ -3,7 +3,7 @@
 // undecodable files are an error naming them or, when asked, skipped and counted. With
 // HYMENOPTERA_DIR the whole ants/bees folder loads (progressive JPEGs, a name with a space, the
 // GIF ignored) and, with TurboJPEG, its evaluation crops and resized crops on fixed boxes are
-// torchvision's bytes.
+// torchvision's bytes. Byte batches normalised by the device's kernel equal the float batches.
 #include <doctest.h>
 
 #include <cstdint>
@@ -14,11 +14,14 @@
 #include <sstream>
 #include <string>
 
+#include "data/byte_batch.h"
 #include "data/image_folder_source.h"
 #include "data/loader.h"
 #include "tensor/check.h"
 #include "tests/data/image_fixtures.h"
 #include "tests/data/synthetic_cifar.h"
+#include "tests/gpu.h"
+#include "train/batch_source.h"
 
 using namespace qnn;
 using namespace qnn::testing;
@@ -190,4 +193,64 @@ TEST_CASE("image loader: the hymenoptera folder loads; its crops are torchvision
     }
   }
   if (turbojpeg_available()) CHECK(checked == 34);
+}
+
+TEST_CASE("image loader: byte batches normalised on their device equal the float batches") {
+  // A GPU run copies an image folder's batches as bytes and normalises them there
+  // (data/byte_batch.h); the CPU twin of that kernel must give the float loader's batch exactly.
+  TempDir dir;
+  write_small_folder(dir.path);
+  ImageFolderOptions options;
+  options.train = true;
+  options.size = 24;
+  const ImageFolderSource source(scan_image_folder(dir.path), options);
+  REQUIRE(source.byte_normalization() != nullptr);
+  LoaderConfig config;
+  config.batch_size = 3;
+  config.seed = 11;
+  config.workers = 2;
+  Loader floats(source, config);
+  config.bytes = true;
+  Loader bytes(source, config);
+  const std::vector<Batch> a = run_epoch(floats, 1), b = run_epoch(bytes, 1);
+  REQUIRE(a.size() == b.size());
+  const Tensor table = normalization_table_on(*source.byte_normalization(), Device::CPU);
+  for (size_t i = 0; i < a.size(); ++i) {
+    CAPTURE(i);
+    CHECK(b[i].labels == a[i].labels);
+    CHECK(b[i].indices == a[i].indices);
+    REQUIRE(b[i].bytes.size() == static_cast<size_t>(a[i].images.numel()));
+    Tensor images(a[i].images.shape());
+    normalize_bytes(b[i].bytes.data(), table, images);
+    CHECK(images.to_vector() == a[i].images.to_vector());
+  }
+  // A source without a byte form cannot make byte batches.
+  const ImageDataset dataset = synthetic_dataset(8);
+  const ByteImageSource plain(dataset, false, 4, cifar10_normalization());
+  CHECK_THROWS_WITH_AS(Loader(plain, config), doctest::Contains("normalised floats only"), Error);
+}
+
+GPU_TEST_CASE("image loader: a GPU run's byte batches, normalised on the GPU, equal the CPU's") {
+  TempDir dir;
+  write_small_folder(dir.path);
+  ImageFolderOptions options;
+  options.train = true;
+  options.size = 24;
+  const ImageFolderSource source(scan_image_folder(dir.path), options);
+  LoaderConfig config;
+  config.batch_size = 4;
+  config.seed = 3;
+  LoaderSource cpu(source, config, Device::CPU), gpu(source, config, Device::CUDA);
+  for (BatchSource* s : {static_cast<BatchSource*>(&cpu), static_cast<BatchSource*>(&gpu)}) s->start_epoch(2);
+  for (int64_t number = 0; number < cpu.batches_per_epoch(); ++number) {
+    CAPTURE(number);
+    Tensor cpu_images, cpu_labels, gpu_images, gpu_labels;
+    cpu.prepare(number);
+    cpu.produce(cpu_images, cpu_labels);
+    gpu.prepare(number);
+    gpu.produce(gpu_images, gpu_labels);
+    CHECK(gpu_images.is_cuda());
+    CHECK(gpu_images.to(Device::CPU).to_vector() == cpu_images.to_vector());
+    CHECK(gpu_labels.to(Device::CPU).to_vector() == cpu_labels.to_vector());
+  }
 }
