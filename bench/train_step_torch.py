@@ -1,6 +1,6 @@
 # The PyTorch peer of bench/train_step.cpp: the same CIFAR ResNet (option-A shortcuts), the same
 # synthetic batch and SGD step, timed after warm-up. On the CPU (Debian's python3-torch here):
-#   /usr/bin/python3 bench/train_step_torch.py [--batch-size 128] [--steps 20] [--channels-last]
+#   /usr/bin/python3 bench/train_step_torch.py [--batch-size 128] [--steps 20] [--channels-last] [--bf16]
 # On a machine with a GPU (a recent PyTorch 2.x): --device cuda, and --graph to capture the whole step
 # (forward, backward, SGD) as one CUDA graph, as PyTorch's documentation shows for
 # whole-network capture; peak memory is torch.cuda.max_memory_allocated / _reserved.
@@ -45,6 +45,7 @@ p.add_argument('--batch-size', type=int, default=128)
 p.add_argument('--steps', type=int, default=20)
 p.add_argument('--warmup', type=int, default=3)
 p.add_argument('--channels-last', action='store_true')
+p.add_argument('--bf16', action='store_true', help='mixed precision: the forward under torch.autocast with bfloat16')
 p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
 p.add_argument('--graph', action='store_true', help='cuda: capture the whole step as one CUDA graph')
 a = p.parse_args()
@@ -57,7 +58,8 @@ if a.channels_last:
     model = model.to(memory_format=torch.channels_last); x = x.to(memory_format=torch.channels_last)
 opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
 def step():
-    loss = F.cross_entropy(model(x), y)
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.bf16):
+        loss = F.cross_entropy(model(x), y)
     opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     return loss
 def sync():
@@ -82,7 +84,7 @@ for _ in range(a.steps): last = run()
 sync()
 s = time.perf_counter() - t
 rate = a.batch_size * a.steps / s
-layout = 'channels-last' if a.channels_last else 'NCHW'
+layout = ('channels-last' if a.channels_last else 'NCHW') + (' bf16 autocast' if a.bf16 else '')
 where = f"cuda {'graph' if a.graph else 'eager'}" if a.device == 'cuda' else f"threads {torch.get_num_threads()}"
 extra = ''
 if a.device == 'cuda':
