@@ -17,6 +17,7 @@
 #include "nn/init.h"
 #include "nn/qat_resnet.h"
 #include "nn/resnet.h"
+#include "nn/resnet_imagenet.h"
 #include "train/checkpoint.h"
 
 using namespace qnn;
@@ -120,7 +121,7 @@ TEST_CASE("capi: a checkpoint loads with its metadata's architecture and infers 
   qnn_model_free(nullptr);
 }
 
-TEST_CASE("capi: option B shortcuts and a QAT model are built from the metadata") {
+TEST_CASE("capi: option B shortcuts, a QAT model and an ImageNet ResNet are built from the metadata") {
   TempDir dir;
   manual_seed(12);
   CifarResNet b_model(20, 10, Shortcut::B);
@@ -146,6 +147,24 @@ TEST_CASE("capi: option B shortcuts and a QAT model are built from the metadata"
   model = load(qat_path);
   REQUIRE(qnn_infer_f32(model, x.data(), 2, 32, 32, logits.data()) == QNN_OK);
   CHECK(logits == cpp_logits(qat, x));
+  qnn_model_free(model);
+
+  // torchvision's ResNet-18 with 5 classes (the count from fc.weight), ImageNet's normalisation;
+  // small 64 x 64 images keep the test fast.
+  std::shared_ptr<ImageNetResNet> imagenet = make_imagenet_resnet("resnet18", 5);
+  SGD imagenet_sgd(imagenet->flatten(), {0.01f});
+  const std::string imagenet_path = dir.path + "/resnet18.safetensors";
+  save_checkpoint(imagenet_path, *imagenet, imagenet_sgd, {{"arch", "resnet18"}});
+  model = load(imagenet_path);
+  CHECK(qnn_model_num_classes(model) == 5);
+  CHECK(qnn_model_image_size(model) == 224);
+  float mean[3], stddev[3];
+  REQUIRE(qnn_model_mean_std(model, mean, stddev) == QNN_OK);
+  CHECK(mean[0] == doctest::Approx(0.485f));
+  const Tensor big = Tensor::normal({1, 3, 64, 64}, 0, 1, 24);
+  std::vector<float> imagenet_logits(5);
+  REQUIRE(qnn_infer_f32(model, big.data(), 1, 64, 64, imagenet_logits.data()) == QNN_OK);
+  CHECK(imagenet_logits == cpp_logits(*imagenet, big));
   qnn_model_free(model);
 }
 
