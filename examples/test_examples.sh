@@ -5,7 +5,8 @@
 #  - every installed header compiles (one C++17 file including all of them) and qnn.h compiles
 #    as C99 with -pedantic;
 #  - the examples build with pkg-config from a copy outside the source tree;
-#  - finetune trains a fresh ResNet-20 on its synthetic task (the loss must fall) and saves it;
+#  - finetune trains a fresh ResNet-20 on its synthetic task (the loss must fall) and saves it
+#    (with $CIFAR10_DIR, it also fine-tunes that checkpoint on CIFAR-10 images);
 #  - classify (C) and classify.py (Python ctypes) label the same images identically, and a bad
 #    checkpoint is refused with a message; with $CIFAR10_DIR, also 200 test images;
 #  - quantize prints payload sizes, and refuses an unknown scheme listing the valid ones;
@@ -63,6 +64,8 @@ else
   echo "test_examples: no python3; classify.py not run"
 fi
 if [ -n "${CIFAR10_DIR:-}" ] && [ -f "$CIFAR10_DIR/test_batch.bin" ]; then
+  # Fine-tuning a checkpoint (not a fresh model) on real images.
+  ./finetune "$tmp/fine.safetensors" "$tmp/fine2.safetensors" 3 "$CIFAR10_DIR/data_batch_1.bin" | tail -2
   ./classify "$tmp/fine.safetensors" "$CIFAR10_DIR/test_batch.bin" 200 | tee "$tmp/c200.out"
   if [ -n "$python" ]; then
     "$python" classify.py "$tmp/fine.safetensors" "$CIFAR10_DIR/test_batch.bin" 200 > "$tmp/py200.out"
