@@ -241,7 +241,7 @@ void train_step(qnn_model* model, const Tensor& x, const int32_t* labels, const 
   const Variable loss = cross_entropy(logits, std::vector<int32_t>(labels, labels + n));
   const float value = loss.value().item();
   require(std::isfinite(value), QNN_ERROR_INTERNAL,
-          "the loss is " + std::to_string(value) + "; the model was not updated (learning rate too high?)");
+          "the loss is " + std::to_string(value) + "; no SGD update was made (learning rate too high?)");
   model->sgd->zero_grad();
   loss.backward();
   model->sgd->step();

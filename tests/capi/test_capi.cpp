@@ -264,6 +264,12 @@ TEST_CASE("capi: bad input returns its status and a message, never an exception"
   CHECK(qnn_train_step_f32(model, batch.data(), labels, 2, 32, 32, nullptr, nullptr) == QNN_ERROR_INVALID_ARGUMENT);
   const qnn_sgd_options negative = {-0.1f, 0.9f, 0.0f, 0};
   CHECK(qnn_train_step_f32(model, batch.data(), labels, 2, 32, 32, &negative, nullptr) == QNN_ERROR_INVALID_ARGUMENT);
+  // A learning rate that blows the weights up: the next step's loss is not finite and that step
+  // makes no update.
+  const qnn_sgd_options huge = {1e30f, 0.9f, 0.0f, 0};
+  REQUIRE(qnn_train_step_f32(model, batch.data(), labels, 2, 32, 32, &huge, nullptr) == QNN_OK);
+  CHECK(qnn_train_step_f32(model, batch.data(), labels, 2, 32, 32, &huge, nullptr) == QNN_ERROR_INTERNAL);
+  CHECK(std::string(qnn_last_error()).find("the loss is") != std::string::npos);
   CHECK(qnn_model_save(model, (dir.path + "/no/such/folder/x.safetensors").c_str()) == QNN_ERROR_FILE);
   CHECK(std::string(qnn_last_error()).find("no/such/folder") != std::string::npos);
   qnn_model_free(model);
