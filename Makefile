@@ -15,6 +15,8 @@
 #                     libturbojpeg0-dev is installed); JPEGs are then decoded with it and linked
 #                     with -lturbojpeg. `make TURBOJPEG=` builds with stb_image alone.
 #   PORTABLE=1        no -march=native;   BUILD=dir   where objects go
+#   OPENMP=0          no OpenMP: one thread, no libgomp (capi/serial_openmp/omp.h stands in)
+#   PIC=1             position-independent objects (what `make install` builds the shared library from)
 #   SANITIZE=1        -O1 -g with ASan and UBSan (what `make sanitize` sets, with CUDA=0)
 # Binaries find cudart, cuBLAS and cuDNN through an rpath, so they start without
 # LD_LIBRARY_PATH; on a machine with no GPU or no driver they run on the CPU.
@@ -31,7 +33,8 @@ STB_INCLUDE ?= /usr/include/stb
 DOCTEST_INCLUDE ?= /usr/include/doctest
 
 ARCHFLAGS := $(if $(filter 1,$(PORTABLE)),,-march=native)
-OPENMP := $(shell echo 'int main(){}' | $(CXX) -fopenmp -x c++ - -o /dev/null 2>/dev/null && echo -fopenmp)
+OPENMP ?= 1
+OPENMP_FLAG := $(if $(filter 0,$(OPENMP)),,$(shell echo 'int main(){}' | $(CXX) -fopenmp -x c++ - -o /dev/null 2>/dev/null && echo -fopenmp))
 CUDA_HOME ?= /usr/local/cuda
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls $(CUDA_HOME)/bin/nvcc 2>/dev/null)
 CUDNN_INCLUDE ?= $(patsubst %/,%,$(dir $(firstword $(wildcard $(CUDA_HOME)/include/cudnn.h /usr/include/cudnn.h /usr/include/x86_64-linux-gnu/cudnn.h))))
@@ -47,15 +50,23 @@ ifeq ($(SANITIZE),1)
   SANITIZERS := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
   OPT := -O1 -g -fno-omit-frame-pointer $(SANITIZERS)
 endif
-CXXFLAGS := -std=c++17 $(OPT) $(ARCHFLAGS) $(OPENMP) -Wall -Wextra -I. -isystem $(STB_INCLUDE) -isystem $(DOCTEST_INCLUDE) -MMD -MP
-LDFLAGS := $(strip $(SANITIZERS) $(OPENMP) -pthread)
+CXXFLAGS := -std=c++17 $(OPT) $(ARCHFLAGS) $(OPENMP_FLAG) -Wall -Wextra -I. -isystem $(STB_INCLUDE) -isystem $(DOCTEST_INCLUDE) -MMD -MP
+LDFLAGS := $(strip $(SANITIZERS) $(OPENMP_FLAG) -pthread)
+ifeq ($(OPENMP_FLAG),)
+  # The parallel loops' pragmas are ignored (-fopenmp-simd keeps the simd ones) and <omp.h> is a
+  # serial stand-in: one thread.
+  CXXFLAGS += -fopenmp-simd -isystem capi/serial_openmp
+endif
+ifeq ($(PIC),1)
+  CXXFLAGS += -fPIC
+endif
 TURBOJPEG ?= $(wildcard /usr/include/turbojpeg.h)
 ifneq ($(TURBOJPEG),)
   # -isystem /usr/include would break #include_next in the C++ headers: only other folders.
   CXXFLAGS += -DQNN_TURBOJPEG $(addprefix -isystem ,$(filter-out /usr/include,$(patsubst %/,%,$(dir $(TURBOJPEG)))))
   LDFLAGS += -lturbojpeg
 endif
-LIB_SRC := $(wildcard tensor/*.cpp autograd/*.cpp nn/*.cpp optim/*.cpp data/*.cpp quant/*.cpp qat/*.cpp train/*.cpp)
+LIB_SRC := $(wildcard tensor/*.cpp autograd/*.cpp nn/*.cpp optim/*.cpp data/*.cpp quant/*.cpp qat/*.cpp train/*.cpp capi/*.cpp)
 LIB_OBJ := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
 
 ifeq ($(CUDA),1)
@@ -68,7 +79,7 @@ ifeq ($(CUDA),1)
   CXXFLAGS += -DQNN_CUDA
   NVCCFLAGS := -std=c++17 -O3 -DQNN_CUDA -I. -isystem $(CUDNN_INCLUDE) -ccbin $(CXX) --expt-relaxed-constexpr \
     -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) -gencode arch=compute_$(CUDA_ARCH),code=compute_$(CUDA_ARCH) \
-    -Xcompiler "$(OPENMP) -Wall -Wextra" -MMD -MP
+    -Xcompiler "$(strip $(OPENMP_FLAG) $(if $(filter 1,$(PIC)),-fPIC)) -Wall -Wextra" -MMD -MP
   LDFLAGS += -L$(CUDA_HOME)/lib64 -lcublas -lcudart -L$(CUDNN_LIB) -l:libcudnn.so.9 \
     -Wl,-rpath,$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDNN_LIB)
   CUDA_LINE := CUDA backend: built for sm_$(CUDA_ARCH) + PTX (nvcc $(NVCC), cuDNN $(CUDNN_INCLUDE))
@@ -79,7 +90,7 @@ endif
 # What was found, once per build (`make sanitize` says it from the make it starts).
 comma := ,
 ifneq ($(MAKECMDGOALS),sanitize)
-  $(info qnn build: $(CXX) $(shell $(CXX) -dumpfullversion 2>/dev/null), OpenMP $(if $(OPENMP),yes,no), \
+  $(info qnn build: $(CXX) $(shell $(CXX) -dumpfullversion 2>/dev/null), OpenMP $(if $(OPENMP_FLAG),yes,no), \
     $(if $(ARCHFLAGS),-march=native,portable)$(comma)$(if $(SANITIZERS), ASan + UBSan -O1 in $(BUILD)$(comma)) \
     JPEG $(if $(TURBOJPEG),libjpeg-turbo + stb_image,stb_image)$(comma) $(CUDA_LINE))
 endif
@@ -170,5 +181,6 @@ clean:
 	rm -rf $(BUILD) $(SANITIZE_BUILD) $(APPS)
 
 include fuzz/fuzz.mk
+include capi/install.mk
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(APP_SRC:%.cpp=$(BUILD)/%.d) $(BENCH_SRC:%.cpp=$(BUILD)/%.d)

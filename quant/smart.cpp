@@ -26,8 +26,9 @@ namespace {
 
 constexpr int64_t kMinCandidates = 512;  // smart-quantizer's floor on the candidate count
 
-// Buckets run on several threads only when there is enough work to repay waking them.
-bool worth_threads(int64_t n, int64_t buckets) { return buckets > 1 && n >= 16384; }
+// Buckets run on several threads only when there is enough work to repay waking them (only the
+// OpenMP pragmas call this, so a build without OpenMP does not).
+[[maybe_unused]] bool worth_threads(int64_t n, int64_t buckets) { return buckets > 1 && n >= 16384; }
 
 void check_input(const float* x, int64_t n) {
   QNN_CHECK(n >= 0, "gradient length must be >= 0, got ", n);
