@@ -18,8 +18,11 @@
 // 2.56 for Gaussian. aciq_alpha() finds c_M by golden-section search.
 //
 // One-sided tensors (a ReLU's output, whose negative half is exactly zero) put all 2^M bins on
-// [0, alpha] and keep one tail; that objective is half the two-sided one at M + 1 bits, so
-// alpha+(M) = alpha(M + 1) (aciq_alpha_one_sided).
+// [0, alpha] and keep one tail. For the positive part of a Laplace, y ~ Exp(b), the clipping
+// error is integral_alpha^inf (y - alpha)^2 e^(-y/b) / b dy = 2 b^2 e^(-alpha/b) and the rounding
+// error alpha^2 / (12 4^M) = alpha^2 / (3 4^(M+1)): the two-sided objective at M + 1 bits, so
+// alpha+(M) = alpha(M + 1) (aciq_alpha_one_sided); the paper's code uses the same shifted table
+// for ReLU outputs of either prior.
 #pragma once
 
 namespace qnn {

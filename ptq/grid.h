@@ -19,6 +19,13 @@
 
 namespace qnn {
 
+// The integer of x on the grid (scale, zero_point, [qmin, qmax]): PyTorch's quantize_per_tensor.
+inline int64_t quantize_code(double x, double scale, int64_t zero_point, int64_t qmin, int64_t qmax) {
+  double q = std::nearbyint(x / scale) + double(zero_point);
+  q = q < double(qmin) ? double(qmin) : q > double(qmax) ? double(qmax) : q;
+  return int64_t(q);
+}
+
 struct QuantGrid {
   int64_t qmin = 0, qmax = 255;
   bool symmetric = false;
@@ -35,9 +42,7 @@ struct QuantGrid {
   double quantize(double x, double alpha) const {
     const double s = scale(alpha);
     const int64_t z = zero_point();
-    double q = std::nearbyint(x / s) + double(z);
-    q = q < double(qmin) ? double(qmin) : q > double(qmax) ? double(qmax) : q;
-    return (q - double(z)) * s;
+    return double(quantize_code(x, s, z, qmin, qmax) - z) * s;
   }
 };
 
