@@ -216,6 +216,14 @@ int run(int argc, char** argv) {
       metadata["ptq"] = std::string(range_method_name(c.method)) + " W" + std::to_string(c.weight_bits) + "A" +
                         std::to_string(c.act_bits) + " " + describe(c, shared);
       metadata["ptq.calibration_images"] = std::to_string(calibration);
+      // The float image the first convolution reads: (byte / 255 - mean[c]) / std[c].
+      const Normalization norm = cifar10_normalization();
+      for (const char* key : {"input.mean", "input.std"}) {
+        std::string text;
+        for (float v : std::string(key) == "input.mean" ? norm.mean : norm.stddev)
+          text += (text.empty() ? "" : ",") + str(v);
+        metadata[key] = text;
+      }
       export_qat_model(*model, out, metadata);
       std::printf("\nwrote %s (%s)\n", out.c_str(), model->spec().describe().c_str());
     }
