@@ -153,11 +153,17 @@ double activation_clip(const PositiveStats& stats, const Histogram& histogram, c
     case RangeMethod::Percentile:
       return std::min(stats.max, histogram_percentile(histogram, options.percentile));
     case RangeMethod::Mse: {
-      std::vector<double> centres, weights;
+      // A bin's values are taken as spread evenly over it: 16 points each. Bin centres alone
+      // alias with the grid (a step that is a whole number of bins puts every centre at the same
+      // distance from a level), which misjudges the rounding error at 8 bits.
+      const int points = 16;
+      std::vector<double> values, weights;
       const double width = histogram.bin_width();
       for (size_t b = 0; b < histogram.counts.size(); ++b)
-        if (histogram.counts[b] > 0.0) centres.push_back((double(b) + 0.5) * width), weights.push_back(histogram.counts[b]);
-      return mse_clip(centres, weights, histogram.max, grid);
+        if (histogram.counts[b] > 0.0)
+          for (int j = 0; j < points; ++j)
+            values.push_back((double(b) + (j + 0.5) / points) * width), weights.push_back(histogram.counts[b] / points);
+      return mse_clip(values, weights, histogram.max, grid);
     }
     case RangeMethod::AciqLaplace:
     case RangeMethod::AciqGauss: {
