@@ -136,16 +136,19 @@ int run(int argc, char** argv) {
   auto& data = flags.add_string("--data", env_data ? env_data : "data/cifar-10-batches-bin",
                                 "CIFAR-10 binary folder (default: $CIFAR10_DIR if set)");
   auto& resume = flags.add_string("--resume", "", "the float checkpoint to quantize (required)");
-  auto& weight_bits = flags.add_int("--weight-bits", 8, "bits of the inner convolutions' weights (first conv and classifier: 8)", 2, 8);
+  auto& weight_bits = flags.add_int("--weight-bits", 8, "bits of the inner convolutions' weights (first conv and "
+                                    "classifier: 8)", 2, 8);
   auto& act_bits = flags.add_int("--act-bits", 8, "bits of the activations (the classifier's input: 8)", 2, 8);
-  auto& method = flags.add_string("--method", "minmax", "range method: minmax|percentile|mse|aciq-laplace|aciq-gauss|kl");
+  auto& method = flags.add_string("--method", "minmax", "range method of weights and activations: minmax|percentile|"
+                                  "mse|aciq-laplace|aciq-gauss|kl (kl: weights take their max)");
   auto& percentile = flags.add_float("--percentile", 99.99, "--method percentile: the percentile kept unclipped", 50, 100);
-  auto& per_channel = flags.add_bool("--per-channel", "weights: one range per output channel (default: one per tensor)");
-  auto& symmetric = flags.add_bool("--symmetric", "activations on a zero-centred grid (default: affine, [0, alpha])");
+  auto& per_channel = flags.add_bool("--per-channel", "weights: one range per output channel (off: one per tensor)");
+  auto& symmetric = flags.add_bool("--symmetric", "activations on a zero-centred grid (off: affine, [0, alpha])");
   auto& fold_bn = flags.add_bool("--fold-bn", "fold every batch norm into its convolution before quantizing");
   auto& bias_correction = flags.add_bool("--bias-correction", "remove each layer's mean output shift (calibration images)");
-  auto& bit_alloc = flags.add_bool("--bit-alloc", "inner convolutions: bits per output channel averaging --weight-bits (<= 4), in 8-bit containers");
-  auto& clip_last = flags.add_bool("--clip-last", "clip the classifier and its input by --method too (default: min-max)");
+  auto& bit_alloc = flags.add_bool("--bit-alloc", "inner convolutions: bits per output channel averaging "
+                                   "--weight-bits (<= 4), in 8-bit containers");
+  auto& clip_last = flags.add_bool("--clip-last", "clip the classifier and its input by --method too (off: min-max)");
   auto& calibration = flags.add_int("--calibration-images", 512, "calibrate on the first N training images", 1, 50000);
   auto& out = flags.add_string("--out", "", "write the quantized model's low-bit export here (safetensors)");
   auto& table = flags.add_bool("--table", "run the standard list of configurations (W8A8, W4A8, W4A4) and print one table");
