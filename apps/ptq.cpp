@@ -34,6 +34,7 @@ struct Shared {  // what every configuration of a run shares
   int depth = 20;
   Shortcut shortcut = Shortcut::A;
   bool fold_bn = false, symmetric = false, clip_last = false;
+  int first_last_bits = 8;
   double percentile = 99.99;
   std::string checkpoint;
 };
@@ -45,6 +46,7 @@ std::string describe(const Config& c, const Shared& s) {
   if (s.fold_bn) d += " +fold-bn";
   if (s.symmetric) d += " sym-act";
   if (s.clip_last) d += " clip-last";
+  if (s.first_last_bits != 8) d += " first-last " + std::to_string(s.first_last_bits) + "-bit";
   return d;
 }
 
@@ -73,7 +75,7 @@ std::unique_ptr<QatCifarResNet> quantized_model(const Config& c, const Shared& s
   spec.method = QatMethod::Linear;
   spec.weight_bits = c.bit_allocation ? 8 : c.weight_bits;  // bit allocation: 8-bit containers
   spec.act_bits = c.act_bits;
-  spec.first_last_bits = 8;
+  spec.first_last_bits = s.first_last_bits;
   spec.fold_bn = s.fold_bn;
   spec.symmetric_activations = s.symmetric;
   auto model = std::make_unique<QatCifarResNet>(s.depth, spec, 10, s.shortcut);
@@ -148,6 +150,8 @@ int run(int argc, char** argv) {
   auto& bias_correction = flags.add_bool("--bias-correction", "remove each layer's mean output shift (calibration images)");
   auto& bit_alloc = flags.add_bool("--bit-alloc", "inner convolutions: bits per output channel averaging "
                                    "--weight-bits (<= 4), in 8-bit containers");
+  auto& first_last_bits = flags.add_int("--first-last-bits", 8, "bits of the first conv, the classifier and its "
+                                        "input", 2, 8);
   auto& clip_last = flags.add_bool("--clip-last", "clip the classifier and its input by --method too (off: min-max)");
   auto& calibration = flags.add_int("--calibration-images", 512, "calibrate on the first N training images", 1, 50000);
   auto& out = flags.add_string("--out", "", "write the quantized model's low-bit export here (safetensors)");
@@ -179,6 +183,7 @@ int run(int argc, char** argv) {
   const SafetensorsFile file = read_checkpoint(resume);
   Shared shared;
   shared.checkpoint = resume;
+  shared.first_last_bits = int(first_last_bits);
   shared.fold_bn = fold_bn, shared.symmetric = symmetric, shared.clip_last = clip_last, shared.percentile = percentile;
   auto setting = [&](const std::string& key, const std::string& fallback) {
     auto it = file.metadata.find("setting." + key);

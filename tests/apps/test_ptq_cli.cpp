@@ -32,7 +32,7 @@ TEST_CASE("ptq cli: --help lists every flag") {
   CHECK(r.exit_code == 0);
   for (const char* flag : {"--resume", "--data", "--weight-bits", "--act-bits", "--method", "--percentile",
                            "--per-channel", "--symmetric", "--fold-bn", "--bias-correction", "--bit-alloc",
-                           "--clip-last", "--calibration-images", "--out", "--table", "--limit-test"})
+                           "--clip-last", "--first-last-bits", "--calibration-images", "--out", "--table", "--limit-test"})
     CHECK_MESSAGE(r.output.find(flag) != std::string::npos, flag);
   CHECK(r.output.find("aciq-laplace") != std::string::npos);
 }
