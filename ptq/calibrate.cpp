@@ -206,6 +206,22 @@ void correct_bias(const WeightLayer& l, const std::vector<float>& float_weight, 
   bias.copy_from(Tensor::from_vector(b, bias.shape()).to(bias.device()));
 }
 
+// Whatever happens, the model leaves calibration with no hooks (they point into calibration's
+// locals) and with fake quantization on.
+struct CalibrationScope {
+  QatCifarResNet& model;
+  const std::vector<WeightLayer>& layers;
+  const std::vector<Activation>& acts;
+  ~CalibrationScope() {
+    for (const WeightLayer& l : layers) {
+      if (l.conv) l.conv->input_hook = nullptr;
+      else l.fc->input_hook = nullptr;
+    }
+    for (const Activation& a : acts) a.quantizer->input_hook = nullptr;
+    for (QatQuantizer* q : model.quantizers()) q->set_fake_quant_enabled(true);
+  }
+};
+
 }  // namespace
 
 PtqResult calibrate_ptq(QatCifarResNet& model, const Tensor& images, const PtqOptions& options) {
@@ -226,6 +242,7 @@ PtqResult calibrate_ptq(QatCifarResNet& model, const Tensor& images, const PtqOp
     QNN_CHECK(l.fc || l.bn || l.conv->bias.defined(), l.name, ": a convolution without batch norm or bias");
   model.eval();
   NoGradGuard no_grad;
+  const CalibrationScope scope{model, layers, acts};
   for (QatQuantizer* q : model.quantizers()) q->set_fake_quant_enabled(false);
   calibrate_activations(model, acts, images, options);
 
@@ -257,10 +274,6 @@ PtqResult calibrate_ptq(QatCifarResNet& model, const Tensor& images, const PtqOp
       else l.fc->input_hook = hook;
     }
     model(Variable(images));
-    for (const WeightLayer& l : layers) {
-      if (l.conv) l.conv->input_hook = nullptr;
-      else l.fc->input_hook = nullptr;
-    }
   }
   return result;
 }
