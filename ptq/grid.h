@@ -20,8 +20,10 @@
 namespace qnn {
 
 // The integer of x on the grid (scale, zero_point, [qmin, qmax]): PyTorch's quantize_per_tensor.
+// A NaN (x or scale) maps to the zero point rather than to an undefined integer conversion.
 inline int64_t quantize_code(double x, double scale, int64_t zero_point, int64_t qmin, int64_t qmax) {
   double q = std::nearbyint(x / scale) + double(zero_point);
+  if (std::isnan(q)) return zero_point;
   q = q < double(qmin) ? double(qmin) : q > double(qmax) ? double(qmax) : q;
   return int64_t(q);
 }
