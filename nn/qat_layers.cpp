@@ -27,16 +27,18 @@ const char* qat_method_name(QatMethod method) {
   return "?";
 }
 
-QatQuantizer::QatQuantizer(QatMethod method, int bits, Role role, int64_t channels)
+QatQuantizer::QatQuantizer(QatMethod method, int bits, Role role, int64_t channels, bool symmetric)
     : method_(method), bits_(bits), role_(role) {
   QNN_CHECK(method != QatMethod::None, "a quantizer needs a method other than 'none'");
   QNN_CHECK(bits >= 2 && bits <= 8, "bits must be 2 to 8, found ", bits);
   const bool weight = role == Role::Weight;
+  QNN_CHECK(!symmetric || (method == QatMethod::Linear && !weight),
+            "a symmetric grid is an option of linear activation quantizers (weights are always symmetric)");
   if (method == QatMethod::Linear || method == QatMethod::Lsq) {
     FakeQuantizerConfig c;
     c.bits = bits;
     c.is_signed = weight;
-    c.symmetric = weight;
+    c.symmetric = weight || symmetric;
     c.observer = ObserverKind::MovingAverageMinMax;
     c.averaging_constant = 0.01f;
     c.learnable = method == QatMethod::Lsq;
@@ -60,7 +62,8 @@ QatQuantizer::QatQuantizer(QatMethod method, int bits, Role role, int64_t channe
 
 Variable QatQuantizer::forward(const Variable& x) {
   const bool weight = role_ == Role::Weight;
-  if (weight && prequantized_) return x;
+  if (input_hook) input_hook(x.value());
+  if (!fake_quant_enabled_ || (weight && prequantized_)) return x;
   switch (method_) {
     case QatMethod::Linear: {
       fq_->freeze(observer_frozen_ || !training());
@@ -111,6 +114,7 @@ QatConv2d::QatConv2d(int64_t in_channels, int64_t out_channels, int kernel, int 
 }
 
 Variable QatConv2d::forward(const Variable& x) {
+  if (input_hook) input_hook(x);
   if (folded_bn_) return folded_conv_bn(x, *this, *folded_bn_);
   return conv2d(x, weight_fake_quant->forward(weight), bias, params);
 }
@@ -122,6 +126,9 @@ QatLinear::QatLinear(int64_t in_features, int64_t out_features, QatMethod method
       "weight_fake_quant", std::make_shared<QatQuantizer>(method, bits, QatQuantizer::Role::Weight, out_features));
 }
 
-Variable QatLinear::forward(const Variable& x) { return linear(x, weight_fake_quant->forward(weight), bias); }
+Variable QatLinear::forward(const Variable& x) {
+  if (input_hook) input_hook(x);
+  return linear(x, weight_fake_quant->forward(weight), bias);
+}
 
 }  // namespace qnn

@@ -27,6 +27,7 @@
 // the quantizer takes them up (a loaded step is not re-initialised). Observers update only in
 // training mode: evaluation uses the ranges as trained.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -49,7 +50,9 @@ constexpr float kPactInitialAlpha = 10.0f;
 class QatQuantizer : public Module {
  public:
   enum class Role { Weight, Activation };
-  QatQuantizer(QatMethod method, int bits, Role role, int64_t channels = 1);
+  // symmetric (linear activations only): a zero-centred grid, zero point at mid-range (PyTorch's
+  // per_tensor_symmetric qscheme) instead of the affine [min, max] one.
+  QatQuantizer(QatMethod method, int bits, Role role, int64_t channels = 1, bool symmetric = false);
   Variable forward(const Variable& x) override;
   // Takes up loaded buffers and parameters: an observed range, a set step.
   void after_load();
@@ -58,6 +61,12 @@ class QatQuantizer : public Module {
   // Weights only: the weight is already on this quantizer's grid (loaded from a low-bit export,
   // nn/qat_export.h), so forward passes it through unchanged.
   void set_prequantized(bool on = true) { prequantized_ = on; }
+  // Off: forward passes its input through unquantized and updates nothing (PyTorch's
+  // disable_fake_quant); post-training calibration (ptq/) watches the float model this way.
+  void set_fake_quant_enabled(bool on) { fake_quant_enabled_ = on; }
+  bool fake_quant_enabled() const { return fake_quant_enabled_; }
+  // Called with every tensor forward is given, before anything else (calibration statistics).
+  std::function<void(const Tensor&)> input_hook;
   QatMethod method() const { return method_; }
   int bits() const { return bits_; }
   Role role() const { return role_; }
@@ -74,6 +83,7 @@ class QatQuantizer : public Module {
   Tensor *min_val_ = nullptr, *max_val_ = nullptr, *zero_point_ = nullptr, *initialized_ = nullptr;
   bool observer_frozen_ = false;
   bool prequantized_ = false;
+  bool fake_quant_enabled_ = true;
 };
 
 class BatchNorm2d;
@@ -92,6 +102,8 @@ class QatConv2d : public Module {
   Variable weight, bias;
   ConvParams params;
   std::shared_ptr<QatQuantizer> weight_fake_quant;
+  // Called with the input before the convolution runs (post-training bias correction, ptq/).
+  std::function<void(const Variable&)> input_hook;
 
  private:
   BatchNorm2d* folded_bn_ = nullptr;
@@ -104,6 +116,7 @@ class QatLinear : public Module {
   Variable forward(const Variable& x) override;
   Variable weight, bias;
   std::shared_ptr<QatQuantizer> weight_fake_quant;
+  std::function<void(const Variable&)> input_hook;  // as QatConv2d's
 };
 
 }  // namespace qnn

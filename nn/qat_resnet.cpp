@@ -11,7 +11,8 @@ namespace {
 
 std::shared_ptr<QatQuantizer> activation_quantizer(const QatSpec& spec, int bits,
                                                    std::vector<QatQuantizer*>& quantizers) {
-  auto q = std::make_shared<QatQuantizer>(spec.method, bits, QatQuantizer::Role::Activation);
+  auto q = std::make_shared<QatQuantizer>(spec.method, bits, QatQuantizer::Role::Activation, 1,
+                                         spec.symmetric_activations);
   quantizers.push_back(q.get());
   return q;
 }
@@ -44,6 +45,7 @@ std::string QatSpec::describe() const {
   if (first_last_bits != 8) s += " FL" + std::to_string(first_last_bits);
   if (width != 1) s += " x" + std::to_string(width);
   if (fold_bn) s += " folded-bn";
+  if (symmetric_activations) s += " sym-act";
   return s;
 }
 
@@ -88,6 +90,8 @@ QatCifarResNet::QatCifarResNet(int depth, QatSpec spec, int64_t num_classes, Sho
   QNN_CHECK(!spec.fold_bn || spec.method == QatMethod::Linear || spec.method == QatMethod::Lsq,
             "batch-norm folding is for the linear and lsq methods (PyTorch's ConvBn2d); ", qat_method_name(spec.method),
             " normalises its weights itself");
+  QNN_CHECK(!spec.symmetric_activations || spec.method == QatMethod::Linear,
+            "symmetric activations are an option of the linear method");
   const int blocks = (depth - 2) / 6;
   const int64_t base = 16 * spec.width;
   conv1_ = register_module("conv1", qat_conv(3, base, 3, 1, 1, spec.first_last_bits, first_last_weight_method(spec.method),

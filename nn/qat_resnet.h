@@ -35,7 +35,9 @@ struct QatSpec {
   int64_t width = 1;  // channel multiplier (WRPN); 1 keeps the float model's shapes
   // Every convolution followed by a batch norm folds it in (nn/qat_conv_bn.h); linear and lsq only.
   bool fold_bn = false;
-  std::string describe() const;  // "lsq W4A4", "wrpn W2A2 x2" with a width, "lsq W4A4 folded-bn" 
+  // linear only: activations on a zero-centred grid (QatQuantizer's symmetric option).
+  bool symmetric_activations = false;
+  std::string describe() const;  // "lsq W4A4", "wrpn W2A2 x2" with a width, "lsq W4A4 folded-bn", "... sym-act"
 };
 
 class QatBasicBlock : public Module {
