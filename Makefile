@@ -55,7 +55,7 @@ ifneq ($(TURBOJPEG),)
   CXXFLAGS += -DQNN_TURBOJPEG $(addprefix -isystem ,$(filter-out /usr/include,$(patsubst %/,%,$(dir $(TURBOJPEG)))))
   LDFLAGS += -lturbojpeg
 endif
-LIB_SRC := $(wildcard tensor/*.cpp autograd/*.cpp nn/*.cpp optim/*.cpp data/*.cpp quant/*.cpp qat/*.cpp train/*.cpp)
+LIB_SRC := $(wildcard tensor/*.cpp autograd/*.cpp nn/*.cpp optim/*.cpp data/*.cpp quant/*.cpp qat/*.cpp train/*.cpp qinfer/*.cpp)
 LIB_OBJ := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
 
 ifeq ($(CUDA),1)

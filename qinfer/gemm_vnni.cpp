@@ -1,0 +1,120 @@
+// The AVX-512 VNNI path of the integer GEMM (qinfer/gemm.h). vpdpbusd multiplies 4 u8 by 4 s8
+// per s32 lane and adds the 4 products to the lane exactly (no s16 saturation, unlike the
+// vpmaddubsw sequence of AVX2), so its accumulators equal the scalar path's.
+//
+// Register tile: MR rows x NB blocks of 16 output channels. For each group of 4 k, NB weight
+// vectors (16 channels x 4 k, the packed layout) are loaded once, and for each row the row's 4
+// activation bytes are broadcast to every lane and multiplied into its NB accumulators; so
+// every vpdpbusd does 64 multiply-adds and the weights are read once per MR rows. The
+// requantization runs on the accumulators in registers and stores u8 (masked for the last
+// channels), in the scalar path's float operations. Compiled with a target attribute, so a
+// build without -march=native has this path too; it runs only where vnni_supported().
+// GCC 12 reports the deliberately undefined pass-through operands inside its own AVX-512
+// intrinsics (_mm512_undefined_ps and the like) as maybe-uninitialized when AVX-512 comes from a
+// target attribute instead of -march; the warning is about the header, not this code.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "qinfer/gemm.h"
+
+#define QNN_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma")))
+
+namespace qnn::qinfer::kernels {
+
+namespace {
+
+template <int MR, int NB, bool kRequant>
+QNN_VNNI void tile(const uint8_t* a, int64_t lda, int rows, const PackedWeights& w, int64_t block0,
+                   const Requant& rq, uint8_t* out, int64_t ldo, int32_t* c32, int64_t ldc) {
+  __m512i acc[MR][NB];
+  for (int r = 0; r < MR; ++r)
+    for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_si512();
+  const int64_t groups = w.kp / 4;
+  const int8_t* wp = w.data.data() + block0 * groups * 64;
+  const uint8_t* ar[MR];
+  for (int r = 0; r < MR; ++r) ar[r] = a + std::min(r, rows - 1) * lda;  // rows past the end repeat the last
+  for (int64_t g = 0; g < groups; ++g) {
+    __m512i wv[NB];
+    for (int b = 0; b < NB; ++b) wv[b] = _mm512_loadu_si512(wp + (b * groups + g) * 64);
+    for (int r = 0; r < MR; ++r) {
+      int32_t four;
+      std::memcpy(&four, ar[r] + g * 4, 4);
+      const __m512i av = _mm512_set1_epi32(four);
+      for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], av, wv[b]);
+    }
+  }
+  for (int b = 0; b < NB; ++b) {
+    const int64_t c0 = (block0 + b) * 16;
+    if (c0 >= w.n) break;
+    const __mmask16 mask = w.n - c0 >= 16 ? __mmask16(0xffff) : __mmask16((1u << (w.n - c0)) - 1);
+    if (!kRequant) {
+      for (int r = 0; r < rows && r < MR; ++r) _mm512_mask_storeu_epi32(c32 + r * ldc + c0, mask, acc[r][b]);
+      continue;
+    }
+    const __m512i offset = _mm512_maskz_loadu_epi32(mask, rq.offset + c0);
+    const __m512 multiplier = _mm512_maskz_loadu_ps(mask, rq.multiplier + c0);
+    const __m512 bias = _mm512_maskz_loadu_ps(mask, rq.bias + c0);
+    const __m512i zero_point = _mm512_set1_epi32(rq.zero_point), lo = _mm512_set1_epi32(rq.lo),
+                  hi = _mm512_set1_epi32(rq.hi), residual_zero = _mm512_set1_epi32(rq.residual_zero);
+    const __m512 residual_multiplier = _mm512_set1_ps(rq.residual_multiplier);
+    const __m512 vmin = _mm512_set1_ps(-1073741824.0f), vmax = _mm512_set1_ps(1073741824.0f);
+    for (int r = 0; r < rows && r < MR; ++r) {
+      __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][b], offset)), multiplier, bias);
+      if (rq.residual) {
+        const __m512i res = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, rq.residual + r * rq.residual_ld + c0));
+        v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(res, residual_zero)), residual_multiplier, v);
+      }
+      v = _mm512_min_ps(_mm512_max_ps(v, vmin), vmax);
+      __m512i q = _mm512_add_epi32(_mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zero_point);
+      q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
+      _mm_mask_storeu_epi8(out + r * ldo + c0, mask, _mm512_cvtepi32_epi8(q));
+    }
+  }
+}
+
+// Rows of the register tile for NB channel blocks: MR * NB accumulators + NB weights + 1 in 32 registers.
+template <int NB>
+constexpr int rows_for() {
+  return NB == 1 ? 12 : NB == 2 ? 12 : NB == 3 ? 8 : 6;
+}
+
+template <int NB, bool kRequant>
+QNN_VNNI void run_blocks(const uint8_t* a, int64_t lda, int64_t rows, const PackedWeights& w, int64_t block0,
+                         const Requant& rq, uint8_t* out, int64_t ldo, int32_t* c32, int64_t ldc) {
+  constexpr int MR = rows_for<NB>();
+  for (int64_t m = 0; m < rows; m += MR) {
+    Requant part = rq;
+    if (part.residual) part.residual += m * part.residual_ld;
+    tile<MR, NB, kRequant>(a + m * lda, lda, int(std::min<int64_t>(MR, rows - m)), w, block0, part,
+                           out ? out + m * ldo : nullptr, ldo, c32 ? c32 + m * ldc : nullptr, ldc);
+  }
+}
+
+template <bool kRequant>
+QNN_VNNI void run(const uint8_t* a, int64_t lda, int64_t rows, const PackedWeights& w, const Requant& rq,
+                  uint8_t* out, int64_t ldo, int32_t* c32, int64_t ldc) {
+  const int64_t blocks = w.np / 16;
+  for (int64_t b = 0; b < blocks;) {
+    const int64_t left = blocks - b;
+    if (left >= 4) { run_blocks<4, kRequant>(a, lda, rows, w, b, rq, out, ldo, c32, ldc); b += 4; }
+    else if (left == 3) { run_blocks<3, kRequant>(a, lda, rows, w, b, rq, out, ldo, c32, ldc); b += 3; }
+    else if (left == 2) { run_blocks<2, kRequant>(a, lda, rows, w, b, rq, out, ldo, c32, ldc); b += 2; }
+    else { run_blocks<1, kRequant>(a, lda, rows, w, b, rq, out, ldo, c32, ldc); b += 1; }
+  }
+}
+
+}  // namespace
+
+void requant_vnni(const uint8_t* a, int64_t lda, int64_t rows, const PackedWeights& w, const Requant& rq,
+                  uint8_t* out, int64_t ldo) {
+  run<true>(a, lda, rows, w, rq, out, ldo, nullptr, 0);
+}
+
+void s32_vnni(const uint8_t* a, int64_t lda, int64_t rows, const PackedWeights& w, int32_t* c, int64_t ldc) {
+  run<false>(a, lda, rows, w, Requant{}, nullptr, 0, c, ldc);
+}
+
+}  // namespace qnn::qinfer::kernels
