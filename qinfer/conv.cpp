@@ -13,33 +13,53 @@ namespace {
 // Output positions per tile: a multiple of every GEMM register tile (6, 8, 12 rows).
 constexpr int64_t kTileRows = 48;
 
-// Copies one tap's C bytes; the channel counts of CIFAR ResNets get fixed-size copies.
-inline void copy_channels(uint8_t* dst, const uint8_t* src, int64_t c) {
-  switch (c) {
+// Copies n bytes; the sizes of CIFAR ResNets' 3x3 taps get fixed-size copies the compiler inlines.
+inline void copy_bytes(uint8_t* dst, const uint8_t* src, int64_t n) {
+  switch (n) {
+    case 48: std::memcpy(dst, src, 48); break;
+    case 96: std::memcpy(dst, src, 96); break;
+    case 192: std::memcpy(dst, src, 192); break;
     case 16: std::memcpy(dst, src, 16); break;
     case 32: std::memcpy(dst, src, 32); break;
     case 64: std::memcpy(dst, src, 64); break;
-    default: std::memcpy(dst, src, size_t(c));
+    default: std::memcpy(dst, src, size_t(n));
   }
 }
 
-// Rows [m0, m0 + rows) of the im2col matrix into `a` (row stride kp).
+// Rows [m0, m0 + rows) of the im2col matrix into `a` (row stride kp). The kw taps of one kh are
+// adjacent pixels of NHWC, so a row inside the image is `kernel` copies of kernel * C bytes.
 void im2col_rows(const uint8_t* x, int64_t h, int64_t w, const ConvShape& s, uint8_t pad_value, int64_t m0,
                  int64_t rows, int64_t kp, uint8_t* a) {
   const int64_t c = s.in_channels, oh_n = s.out_size(h), ow_n = s.out_size(w), k = s.kernel * s.kernel * c;
+  const int64_t span = s.kernel * c;
+  int64_t img = m0 / (oh_n * ow_n), oh = (m0 / ow_n) % oh_n, ow = m0 % ow_n;
   for (int64_t r = 0; r < rows; ++r) {
-    const int64_t m = m0 + r, img = m / (oh_n * ow_n), oh = (m / ow_n) % oh_n, ow = m % ow_n;
     uint8_t* row = a + r * kp;
+    const int64_t iw0 = ow * s.stride - s.padding;
+    const bool inside_w = iw0 >= 0 && iw0 + s.kernel <= w;
     for (int64_t kh = 0; kh < s.kernel; ++kh) {
       const int64_t ih = oh * s.stride - s.padding + kh;
-      for (int64_t kw = 0; kw < s.kernel; ++kw) {
-        const int64_t iw = ow * s.stride - s.padding + kw;
-        uint8_t* dst = row + (kh * s.kernel + kw) * c;
-        if (ih < 0 || ih >= h || iw < 0 || iw >= w) std::memset(dst, pad_value, size_t(c));
-        else copy_channels(dst, x + ((img * h + ih) * w + iw) * c, c);
+      uint8_t* dst = row + kh * span;
+      if (ih < 0 || ih >= h) {
+        std::memset(dst, pad_value, size_t(span));
+      } else if (inside_w) {
+        copy_bytes(dst, x + ((img * h + ih) * w + iw0) * c, span);
+      } else {
+        for (int64_t kw = 0; kw < s.kernel; ++kw) {
+          const int64_t iw = iw0 + kw;
+          if (iw < 0 || iw >= w) std::memset(dst + kw * c, pad_value, size_t(c));
+          else std::memcpy(dst + kw * c, x + ((img * h + ih) * w + iw) * c, size_t(c));
+        }
       }
     }
     if (kp > k) std::memset(row + k, 0, size_t(kp - k));  // meets zero weights
+    if (++ow == ow_n) {
+      ow = 0;
+      if (++oh == oh_n) {
+        oh = 0;
+        ++img;
+      }
+    }
   }
 }
 

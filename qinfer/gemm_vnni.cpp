@@ -30,27 +30,35 @@ template <int MR, int NB, bool kRequant>
 QNN_VNNI void tile(const uint8_t* a, int64_t lda, int rows, const PackedWeights& w, int64_t block0,
                    const Requant& rq, uint8_t* out, int64_t ldo, int32_t* c32, int64_t ldc) {
   __m512i acc[MR][NB];
+  #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
+    #pragma GCC unroll 16
     for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_si512();
   const int64_t groups = w.kp / 4;
   const int8_t* wp = w.data.data() + block0 * groups * 64;
   const uint8_t* ar[MR];
+  #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r) ar[r] = a + std::min(r, rows - 1) * lda;  // rows past the end repeat the last
   for (int64_t g = 0; g < groups; ++g) {
     __m512i wv[NB];
+    #pragma GCC unroll 16
     for (int b = 0; b < NB; ++b) wv[b] = _mm512_loadu_si512(wp + (b * groups + g) * 64);
+    #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       int32_t four;
       std::memcpy(&four, ar[r] + g * 4, 4);
       const __m512i av = _mm512_set1_epi32(four);
+      #pragma GCC unroll 16
       for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], av, wv[b]);
     }
   }
+  #pragma GCC unroll 16
   for (int b = 0; b < NB; ++b) {
     const int64_t c0 = (block0 + b) * 16;
     if (c0 >= w.n) break;
     const __mmask16 mask = w.n - c0 >= 16 ? __mmask16(0xffff) : __mmask16((1u << (w.n - c0)) - 1);
     if (!kRequant) {
+      #pragma GCC unroll 16
       for (int r = 0; r < rows && r < MR; ++r) _mm512_mask_storeu_epi32(c32 + r * ldc + c0, mask, acc[r][b]);
       continue;
     }
@@ -61,6 +69,7 @@ QNN_VNNI void tile(const uint8_t* a, int64_t lda, int rows, const PackedWeights&
                   hi = _mm512_set1_epi32(rq.hi), residual_zero = _mm512_set1_epi32(rq.residual_zero);
     const __m512 residual_multiplier = _mm512_set1_ps(rq.residual_multiplier);
     const __m512 vmin = _mm512_set1_ps(-1073741824.0f), vmax = _mm512_set1_ps(1073741824.0f);
+    #pragma GCC unroll 16
     for (int r = 0; r < rows && r < MR; ++r) {
       __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][b], offset)), multiplier, bias);
       if (rq.residual) {
