@@ -52,16 +52,25 @@ QNN_VNNI void tile(const uint8_t* a, int64_t lda, int rows, const PackedWeights&
       for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], av, wv[b]);
     }
   }
+  if constexpr (!kRequant) {
+    #pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      if (r >= rows) break;
+      #pragma GCC unroll 16
+      for (int b = 0; b < NB; ++b) {
+        const int64_t c0 = (block0 + b) * 16;
+        if (c0 >= w.n) break;
+        const __mmask16 mask = w.n - c0 >= 16 ? __mmask16(0xffff) : __mmask16((1u << (w.n - c0)) - 1);
+        _mm512_mask_storeu_epi32(c32 + r * ldc + c0, mask, acc[r][b]);
+      }
+    }
+    return;
+  }
   #pragma GCC unroll 16
   for (int b = 0; b < NB; ++b) {
     const int64_t c0 = (block0 + b) * 16;
     if (c0 >= w.n) break;
     const __mmask16 mask = w.n - c0 >= 16 ? __mmask16(0xffff) : __mmask16((1u << (w.n - c0)) - 1);
-    if (!kRequant) {
-      #pragma GCC unroll 16
-      for (int r = 0; r < rows && r < MR; ++r) _mm512_mask_storeu_epi32(c32 + r * ldc + c0, mask, acc[r][b]);
-      continue;
-    }
     const __m512i offset = _mm512_maskz_loadu_epi32(mask, rq.offset + c0);
     const __m512 multiplier = _mm512_maskz_loadu_ps(mask, rq.multiplier + c0);
     const __m512 bias = _mm512_maskz_loadu_ps(mask, rq.bias + c0);
@@ -84,16 +93,18 @@ QNN_VNNI void tile(const uint8_t* a, int64_t lda, int rows, const PackedWeights&
   }
 }
 
-// Rows of the register tile for NB channel blocks: MR * NB accumulators + NB weights + 1 in 32 registers.
-template <int NB>
+// Rows of the register tile for NB channel blocks: MR * NB accumulators + NB weights + 1 in 32
+// registers. GCC keeps the raw-accumulator variant's tile in registers only when it is smaller.
+template <int NB, bool kRequant>
 constexpr int rows_for() {
+  if (!kRequant) return NB <= 2 ? 8 : 4;
   return NB == 1 ? 12 : NB == 2 ? 12 : NB == 3 ? 8 : 6;
 }
 
 template <int NB, bool kRequant>
 QNN_VNNI void run_blocks(const uint8_t* a, int64_t lda, int64_t rows, const PackedWeights& w, int64_t block0,
                          const Requant& rq, uint8_t* out, int64_t ldo, int32_t* c32, int64_t ldc) {
-  constexpr int MR = rows_for<NB>();
+  constexpr int MR = rows_for<NB, kRequant>();
   for (int64_t m = 0; m < rows; m += MR) {
     Requant part = rq;
     if (part.residual) part.residual += m * part.residual_ld;

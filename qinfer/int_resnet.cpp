@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 
 #include "nn/qat_export.h"
 
@@ -247,7 +248,9 @@ void IntResNet::stem(const uint8_t* pixels, int64_t n, int64_t h, int64_t w, uin
   const int64_t ci = stem_shape_.in_channels, co = stem_shape_.out_channels / ci, k = stem_shape_.kernel,
                 pad = stem_shape_.padding, k1 = k + 1;
   const int64_t oh_n = stem_shape_.out_size(h), ow_n = stem_shape_.out_size(w), positions = n * oh_n * ow_n;
-  std::vector<int32_t> acc(positions * co * ci);
+  thread_local std::vector<int32_t> accumulators;  // kept between calls; a local reference for the OpenMP loop
+  std::vector<int32_t>& acc = accumulators;
+  acc.resize(positions * co * ci);
   conv2d_u8_s32(pixels, n, h, w, stem_shape_, 0, stem_weights_, acc.data());  // padding taps: pixel 0, corrected below
   Requant rq;
   rq.zero_point = stem_out_.zero_point;
@@ -274,7 +277,15 @@ void IntResNet::stem(const uint8_t* pixels, int64_t n, int64_t h, int64_t w, uin
 std::vector<float> IntResNet::run(const uint8_t* pixels, int64_t n, int64_t h, int64_t w, const Trace& trace) const {
   QNN_CHECK(n > 0 && h > 0 && w > 0, "IntResNet: empty input ", n, " x ", h, " x ", w);
   int64_t c = stem_shape_.out_channels / stem_shape_.in_channels;
-  std::vector<uint8_t> x(n * h * w * c), mid, y, shortcut;
+  // Buffers kept between calls (per calling thread), so a forward pass allocates and clears
+  // nothing. Local references: inside the OpenMP regions below they name the caller's buffers
+  // (a thread_local named there would be each worker's own).
+  struct Buffers {
+    std::vector<uint8_t> x, mid, y, shortcut;
+  };
+  thread_local Buffers buffers;
+  std::vector<uint8_t> &x = buffers.x, &mid = buffers.mid, &y = buffers.y, &shortcut = buffers.shortcut;
+  x.resize(n * h * w * c);
   stem(pixels, n, h, w, x.data());
   if (trace.stem) *trace.stem = x;
   for (const IntBlock& block : blocks_) {
@@ -291,12 +302,17 @@ std::vector<float> IntResNet::run(const uint8_t* pixels, int64_t n, int64_t h, i
       rq.residual_ld = c;
     } else {
       // Option A: the input subsampled by the stride, its channels in the middle, the zero point elsewhere.
-      shortcut.assign(positions * oc, uint8_t(c1.in.zero_point));
+      shortcut.resize(positions * oc);
+      const uint8_t zero = uint8_t(c1.in.zero_point);
+      const int64_t before = block.pad_before, after = oc - c - before;
 #pragma omp parallel for schedule(static) if (positions >= 256)
       for (int64_t m = 0; m < positions; ++m) {
         const int64_t img = m / (oh * ow), i = (m / ow) % oh, j = m % ow;
         const uint8_t* src = x.data() + ((img * h + i * stride) * w + j * stride) * c;
-        std::copy(src, src + c, shortcut.data() + m * oc + block.pad_before);
+        uint8_t* dst = shortcut.data() + m * oc;
+        std::memset(dst, zero, size_t(before));
+        std::memcpy(dst + before, src, size_t(c));
+        std::memset(dst + before + c, zero, size_t(after));
       }
       rq.residual = shortcut.data();
       rq.residual_ld = oc;
@@ -364,13 +380,19 @@ std::vector<uint8_t> IntResNet::pixels_of(const Tensor& images) const {
   const int64_t n = images.size(0), h = images.size(2), w = images.size(3);
   const float* src = cpu.data();
   std::vector<uint8_t> out(n * h * w * ci);
+  // (p/255 - mean) / std back to p: x * 255 std + 255 mean is within 1e-3 of the byte for images
+  // normalised from bytes, so rounding recovers it exactly.
+  std::vector<float> a(ci), b(ci);
+  for (int64_t c = 0; c < ci; ++c) {
+    a[c] = float(255.0 * double(norm_.stddev[c]));
+    b[c] = float(255.0 * double(norm_.mean[c]));
+  }
+#pragma omp parallel for schedule(static) if (n >= 8)
   for (int64_t img = 0; img < n; ++img)
     for (int64_t c = 0; c < ci; ++c)
       for (int64_t p = 0; p < h * w; ++p) {
-        // (p/255 - mean) / std back to p: exact for images normalised from bytes.
-        const double x = src[(img * ci + c) * h * w + p];
-        const double byte = std::nearbyint((x * double(norm_.stddev[c]) + double(norm_.mean[c])) * 255.0);
-        out[(img * h * w + p) * ci + c] = uint8_t(std::min(255.0, std::max(0.0, byte)));
+        const float byte = std::nearbyint(std::fma(src[(img * ci + c) * h * w + p], a[c], b[c]));
+        out[(img * h * w + p) * ci + c] = uint8_t(std::min(255.0f, std::max(0.0f, byte)));
       }
   return out;
 }
