@@ -63,7 +63,7 @@ ifeq ($(CUDA),1)
   ifeq ($(origin CUDA_ARCH),undefined)
     CUDA_ARCH := $(or $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d . | grep -E '^[0-9]+$$'),90)
   endif
-  CUDA_SRC := $(wildcard tensor/*.cu autograd/*.cu nn/*.cu optim/*.cu data/*.cu quant/*.cu qat/*.cu)
+  CUDA_SRC := $(wildcard tensor/*.cu autograd/*.cu nn/*.cu optim/*.cu data/*.cu quant/*.cu qat/*.cu qinfer/*.cu)
   LIB_OBJ += $(CUDA_SRC:%.cu=$(BUILD)/%.cu.o)
   CXXFLAGS += -DQNN_CUDA
   NVCCFLAGS := -std=c++17 -O3 -DQNN_CUDA -I. -isystem $(CUDNN_INCLUDE) -ccbin $(CXX) --expt-relaxed-constexpr \
