@@ -10,7 +10,7 @@
 // weights quantized to linear W8A8 (calibrated on random images, exported to a temporary file);
 // the float model has random weights (speed does not depend on the values).
 //   build/bench/int8_infer [--model EXPORT] [--batch-sizes 1,128] [--seconds 2] [--rounds 3]
-//                          [--path auto|scalar|vnni]
+//                          [--path auto|scalar|vnni] [--int8-only]
 #include <omp.h>
 #include <unistd.h>
 
@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
   auto& seconds = flags.add_float("--seconds", 2.0, "seconds per timed round", 0.01, 600);
   auto& rounds = flags.add_int("--rounds", 3, "rounds per configuration (alternating)", 1, 1000);
   auto& path_name = flags.add_string("--path", "auto", "integer GEMM path: auto|scalar|vnni");
+  auto& int8_only = flags.add_bool("--int8-only", "time the integer engine alone (for a profiler)");
   flags.parse(argc, argv);
   if (path_name == "scalar") qinfer::set_gemm_path(qinfer::GemmPath::Scalar);
   else if (path_name == "vnni") qinfer::set_gemm_path(qinfer::GemmPath::Vnni);
@@ -107,12 +108,13 @@ int main(int argc, char** argv) {
     double best_int8 = 0, best_fp32 = 0;
     for (int64_t r = 0; r < rounds; ++r) {
       best_int8 = std::max(best_int8, images_per_second([&] { engine.forward(images); }, batch, seconds));
-      best_fp32 = std::max(best_fp32, images_per_second([&] {
+      if (!int8_only) best_fp32 = std::max(best_fp32, images_per_second([&] {
         NoGradGuard no_grad;
         fp32(Variable(images));
       }, batch, seconds));
     }
     std::printf("qnn int8 batch %lld: %.0f images/s\n", (long long)batch, best_int8);
+    if (int8_only) continue;
     std::printf("qnn fp32 batch %lld: %.0f images/s\n", (long long)batch, best_fp32);
     std::printf("qnn int8 / fp32 batch %lld: %.2fx\n", (long long)batch, best_int8 / best_fp32);
   }

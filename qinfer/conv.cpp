@@ -97,13 +97,58 @@ std::vector<int8_t> conv_weight_nhwc(const std::vector<int8_t>& w, const ConvSha
 void conv2d_u8(const uint8_t* x, int64_t n, int64_t h, int64_t w, const ConvShape& s, uint8_t pad_value,
                const PackedWeights& weights, const Requant& rq, uint8_t* y) {
   check(s, weights, h, w);
-  const int64_t positions = n * s.out_size(h) * s.out_size(w), kp = weights.kp, oc = s.out_channels;
-  over_tiles(positions, kp, [&](int64_t m0, int64_t rows, uint8_t* a) {
-    im2col_rows(x, h, w, s, pad_value, m0, rows, kp, a);
-    Requant part = rq;
-    if (part.residual) part.residual += m0 * part.residual_ld;
-    gemm_u8s8_requant(a, kp, rows, weights, part, y + m0 * oc, oc, false);
-  });
+  const int64_t oh_n = s.out_size(h), ow_n = s.out_size(w), kp = weights.kp, oc = s.out_channels,
+                c = s.in_channels;
+  if (c % 4 != 0 || s.kernel > ARows::kMaxSegments) {
+    over_tiles(n * oh_n * ow_n, kp, [&](int64_t m0, int64_t rows, uint8_t* a) {
+      im2col_rows(x, h, w, s, pad_value, m0, rows, kp, a);
+      Requant part = rq;
+      if (part.residual) part.residual += m0 * part.residual_ld;
+      gemm_u8s8_requant(a, kp, rows, weights, part, y + m0 * oc, oc, false);
+    });
+    return;
+  }
+  // The GEMM reads the positions whose taps all lie inside the image in place: kernel rows of
+  // kernel * C contiguous bytes (implicit im2col). The others (the border) go through im2col.
+  auto first_inside = [&](int64_t) { return (s.padding + s.stride - 1) / s.stride; };
+  auto last_inside = [&](int64_t size, int64_t out) {
+    const int64_t room = size - s.kernel + s.padding;
+    return room < 0 ? int64_t(-1) : std::min(out - 1, room / s.stride);
+  };
+  const int64_t oh_lo = first_inside(h), oh_hi = last_inside(h, oh_n), ow_lo = first_inside(w),
+                ow_hi = last_inside(w, ow_n);
+  const int64_t out_rows = n * oh_n;
+#pragma omp parallel if (out_rows > 1)
+  {
+    std::vector<uint8_t> a(size_t(ow_n * kp));
+    // Output positions [m, m + count) through an im2col panel.
+    auto through_panel = [&](int64_t m, int64_t count) {
+      if (count <= 0) return;
+      im2col_rows(x, h, w, s, pad_value, m, count, kp, a.data());
+      Requant part = rq;
+      if (part.residual) part.residual += m * part.residual_ld;
+      gemm_u8s8_requant_rows(ARows::dense(a.data(), kp, kp), count, weights, part, y + m * oc, oc);
+    };
+#pragma omp for schedule(static)
+    for (int64_t row = 0; row < out_rows; ++row) {
+      const int64_t img = row / oh_n, oh = row % oh_n, m0 = row * ow_n;
+      if (oh < oh_lo || oh > oh_hi || ow_lo > ow_hi) {
+        through_panel(m0, ow_n);
+        continue;
+      }
+      through_panel(m0, ow_lo);
+      through_panel(m0 + ow_hi + 1, ow_n - ow_hi - 1);
+      ARows in_place;
+      in_place.segments = int(s.kernel);
+      in_place.seg_len = s.kernel * c;
+      in_place.row_stride = s.stride * c;
+      for (int64_t kh = 0; kh < s.kernel; ++kh)
+        in_place.seg[kh] = x + ((img * h + oh * s.stride - s.padding + kh) * w + ow_lo * s.stride - s.padding) * c;
+      Requant part = rq;
+      if (part.residual) part.residual += (m0 + ow_lo) * part.residual_ld;
+      gemm_u8s8_requant_rows(in_place, ow_hi - ow_lo + 1, weights, part, y + (m0 + ow_lo) * oc, oc);
+    }
+  }
 }
 
 void conv2d_u8_s32(const uint8_t* x, int64_t n, int64_t h, int64_t w, const ConvShape& s, uint8_t pad_value,

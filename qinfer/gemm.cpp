@@ -85,9 +85,19 @@ void gemm_u8s8_requant(const uint8_t* a, int64_t lda, int64_t rows, const Packed
     const int64_t r0 = i * kRowChunk, r = std::min(kRowChunk, rows - r0);
     Requant part = rq;
     if (part.residual) part.residual += r0 * part.residual_ld;
-    if (vnni) kernels::requant_vnni(a + r0 * lda, lda, r, w, part, out + r0 * ldo, ldo);
-    else kernels::requant_scalar(a + r0 * lda, lda, r, w, part, out + r0 * ldo, ldo);
+    const ARows rows_a = ARows::dense(a + r0 * lda, lda, w.kp);
+    if (vnni) kernels::requant_vnni(rows_a, r, w, part, out + r0 * ldo, ldo);
+    else kernels::requant_scalar(rows_a, r, w, part, out + r0 * ldo, ldo);
   }
+}
+
+void gemm_u8s8_requant_rows(const ARows& a, int64_t rows, const PackedWeights& w, const Requant& rq, uint8_t* out,
+                            int64_t ldo) {
+  QNN_CHECK(a.segments >= 1 && a.segments <= ARows::kMaxSegments && a.seg_len % 4 == 0 &&
+                a.segments * a.seg_len == w.kp,
+            "gemm_u8s8_requant_rows: ", a.segments, " segments of ", a.seg_len, " bytes do not make kp = ", w.kp);
+  if (active_gemm_path() == GemmPath::Vnni) kernels::requant_vnni(a, rows, w, rq, out, ldo);
+  else kernels::requant_scalar(a, rows, w, rq, out, ldo);
 }
 
 void gemm_u8s8_s32(const uint8_t* a, int64_t lda, int64_t rows, const PackedWeights& w, int32_t* c, int64_t ldc,
@@ -98,8 +108,9 @@ void gemm_u8s8_s32(const uint8_t* a, int64_t lda, int64_t rows, const PackedWeig
 #pragma omp parallel for schedule(static) if (parallel && chunks > 1)
   for (int64_t i = 0; i < chunks; ++i) {
     const int64_t r0 = i * kRowChunk, r = std::min(kRowChunk, rows - r0);
-    if (vnni) kernels::s32_vnni(a + r0 * lda, lda, r, w, c + r0 * ldc, ldc);
-    else kernels::s32_scalar(a + r0 * lda, lda, r, w, c + r0 * ldc, ldc);
+    const ARows rows_a = ARows::dense(a + r0 * lda, lda, w.kp);
+    if (vnni) kernels::s32_vnni(rows_a, r, w, c + r0 * ldc, ldc);
+    else kernels::s32_scalar(rows_a, r, w, c + r0 * ldc, ldc);
   }
 }
 

@@ -69,18 +69,44 @@ void gemm_u8s8_requant(const uint8_t* a, int64_t lda, int64_t rows, const Packed
 void gemm_u8s8_s32(const uint8_t* a, int64_t lda, int64_t rows, const PackedWeights& w, int32_t* c, int64_t ldc,
                    bool parallel = true);
 
+// Where the rows of A are, for a GEMM that reads its activations in place (an implicit im2col):
+// row m's k = s * seg_len + j (j < seg_len, seg_len a multiple of 4) is seg[s][m * row_stride + j].
+// A plain row-major A is one segment of kp bytes with row_stride lda; a 3x3 convolution's
+// position inside the image is three segments (the kernel rows), each 3 C contiguous bytes of
+// the NHWC input, and consecutive positions of an output row are stride * C bytes apart.
+struct ARows {
+  static constexpr int kMaxSegments = 8;
+  const uint8_t* seg[kMaxSegments] = {};
+  int segments = 1;
+  int64_t seg_len = 0, row_stride = 0;
+  static ARows dense(const uint8_t* a, int64_t lda, int64_t kp) {
+    ARows r;
+    r.seg[0] = a;
+    r.seg_len = kp;
+    r.row_stride = lda;
+    return r;
+  }
+  ARows advanced(int64_t rows) const {
+    ARows r = *this;
+    for (int s = 0; s < segments; ++s) r.seg[s] += rows * row_stride;
+    return r;
+  }
+};
+
+// gemm_u8s8_requant on rows described by `a` (segments * seg_len == w.kp), on the calling thread.
+void gemm_u8s8_requant_rows(const ARows& a, int64_t rows, const PackedWeights& w, const Requant& rq, uint8_t* out,
+                            int64_t ldo);
+
 // One requantized value, the scalar formula both paths compute.
 uint8_t requantize_value(int32_t acc, int64_t channel, const Requant& rq, int32_t residual);
 
 // The kernels behind the dispatch (qinfer/gemm_scalar.cpp, qinfer/gemm_vnni.cpp): `rows` rows of
-// A from `a`, output rows from `out` (and residual rows from rq.residual), one thread.
+// A as `a` describes them, output rows from `out` (and residual rows from rq.residual), one thread.
 namespace kernels {
-void requant_scalar(const uint8_t* a, int64_t lda, int64_t rows, const PackedWeights& w, const Requant& rq,
-                    uint8_t* out, int64_t ldo);
-void s32_scalar(const uint8_t* a, int64_t lda, int64_t rows, const PackedWeights& w, int32_t* c, int64_t ldc);
-void requant_vnni(const uint8_t* a, int64_t lda, int64_t rows, const PackedWeights& w, const Requant& rq,
-                  uint8_t* out, int64_t ldo);
-void s32_vnni(const uint8_t* a, int64_t lda, int64_t rows, const PackedWeights& w, int32_t* c, int64_t ldc);
+void requant_scalar(const ARows& a, int64_t rows, const PackedWeights& w, const Requant& rq, uint8_t* out, int64_t ldo);
+void s32_scalar(const ARows& a, int64_t rows, const PackedWeights& w, int32_t* c, int64_t ldc);
+void requant_vnni(const ARows& a, int64_t rows, const PackedWeights& w, const Requant& rq, uint8_t* out, int64_t ldo);
+void s32_vnni(const ARows& a, int64_t rows, const PackedWeights& w, int32_t* c, int64_t ldc);
 }  // namespace kernels
 
 }  // namespace qnn::qinfer

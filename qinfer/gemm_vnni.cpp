@@ -27,8 +27,8 @@ namespace qnn::qinfer::kernels {
 namespace {
 
 template <int MR, int NB, bool kRequant>
-QNN_VNNI void tile(const uint8_t* a, int64_t lda, int rows, const PackedWeights& w, int64_t block0,
-                   const Requant& rq, uint8_t* out, int64_t ldo, int32_t* c32, int64_t ldc) {
+QNN_VNNI void tile(const ARows& a, int rows, const PackedWeights& w, int64_t block0, const Requant& rq,
+                   uint8_t* out, int64_t ldo, int32_t* c32, int64_t ldc) {
   __m512i acc[MR][NB];
   #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
@@ -36,20 +36,24 @@ QNN_VNNI void tile(const uint8_t* a, int64_t lda, int rows, const PackedWeights&
     for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_si512();
   const int64_t groups = w.kp / 4;
   const int8_t* wp = w.data.data() + block0 * groups * 64;
-  const uint8_t* ar[MR];
-  #pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r) ar[r] = a + std::min(r, rows - 1) * lda;  // rows past the end repeat the last
-  for (int64_t g = 0; g < groups; ++g) {
-    __m512i wv[NB];
+  const int64_t seg_groups = a.seg_len / 4;
+  for (int seg = 0; seg < a.segments; ++seg) {
+    const uint8_t* ar[MR];
     #pragma GCC unroll 16
-    for (int b = 0; b < NB; ++b) wv[b] = _mm512_loadu_si512(wp + (b * groups + g) * 64);
-    #pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) {
-      int32_t four;
-      std::memcpy(&four, ar[r] + g * 4, 4);
-      const __m512i av = _mm512_set1_epi32(four);
+    for (int r = 0; r < MR; ++r) ar[r] = a.seg[seg] + std::min(r, rows - 1) * a.row_stride;  // rows past the end repeat the last
+    const int8_t* ws = wp + seg * seg_groups * 64;
+    for (int64_t g = 0; g < seg_groups; ++g) {
+      __m512i wv[NB];
       #pragma GCC unroll 16
-      for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], av, wv[b]);
+      for (int b = 0; b < NB; ++b) wv[b] = _mm512_loadu_si512(ws + (b * groups + g) * 64);
+      #pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        int32_t four;
+        std::memcpy(&four, ar[r] + g * 4, 4);
+        const __m512i av = _mm512_set1_epi32(four);
+        #pragma GCC unroll 16
+        for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], av, wv[b]);
+      }
     }
   }
   if constexpr (!kRequant) {
@@ -101,40 +105,51 @@ constexpr int rows_for() {
   return NB == 1 ? 12 : NB == 2 ? 12 : NB == 3 ? 8 : 6;
 }
 
+// Tiles of MR rows while they fill, then smaller tiles for the rest (8, 4, 2, 1 rows), so a
+// short run of rows (a convolution's border columns, an 8-wide feature map) computes few
+// duplicate rows.
 template <int NB, bool kRequant>
-QNN_VNNI void run_blocks(const uint8_t* a, int64_t lda, int64_t rows, const PackedWeights& w, int64_t block0,
-                         const Requant& rq, uint8_t* out, int64_t ldo, int32_t* c32, int64_t ldc) {
+QNN_VNNI void run_blocks(const ARows& a, int64_t rows, const PackedWeights& w, int64_t block0, const Requant& rq,
+                         uint8_t* out, int64_t ldo, int32_t* c32, int64_t ldc) {
   constexpr int MR = rows_for<NB, kRequant>();
-  for (int64_t m = 0; m < rows; m += MR) {
+  for (int64_t m = 0; m < rows;) {
+    const int64_t left = rows - m;
     Requant part = rq;
     if (part.residual) part.residual += m * part.residual_ld;
-    tile<MR, NB, kRequant>(a + m * lda, lda, int(std::min<int64_t>(MR, rows - m)), w, block0, part,
-                           out ? out + m * ldo : nullptr, ldo, c32 ? c32 + m * ldc : nullptr, ldc);
+    const ARows am = a.advanced(m);
+    uint8_t* o = out ? out + m * ldo : nullptr;
+    int32_t* c = c32 ? c32 + m * ldc : nullptr;
+    int done;
+    if (left >= MR) done = (tile<MR, NB, kRequant>(am, MR, w, block0, part, o, ldo, c, ldc), MR);
+    else if (MR > 8 && left >= 8) done = (tile<8, NB, kRequant>(am, 8, w, block0, part, o, ldo, c, ldc), 8);
+    else if (MR > 4 && left >= 4) done = (tile<4, NB, kRequant>(am, 4, w, block0, part, o, ldo, c, ldc), 4);
+    else if (left >= 2) done = (tile<2, NB, kRequant>(am, 2, w, block0, part, o, ldo, c, ldc), 2);
+    else done = (tile<1, NB, kRequant>(am, 1, w, block0, part, o, ldo, c, ldc), 1);
+    m += done;
   }
 }
 
 template <bool kRequant>
-QNN_VNNI void run(const uint8_t* a, int64_t lda, int64_t rows, const PackedWeights& w, const Requant& rq,
-                  uint8_t* out, int64_t ldo, int32_t* c32, int64_t ldc) {
+QNN_VNNI void run(const ARows& a, int64_t rows, const PackedWeights& w, const Requant& rq, uint8_t* out, int64_t ldo,
+                  int32_t* c32, int64_t ldc) {
   const int64_t blocks = w.np / 16;
   for (int64_t b = 0; b < blocks;) {
     const int64_t left = blocks - b;
-    if (left >= 4) { run_blocks<4, kRequant>(a, lda, rows, w, b, rq, out, ldo, c32, ldc); b += 4; }
-    else if (left == 3) { run_blocks<3, kRequant>(a, lda, rows, w, b, rq, out, ldo, c32, ldc); b += 3; }
-    else if (left == 2) { run_blocks<2, kRequant>(a, lda, rows, w, b, rq, out, ldo, c32, ldc); b += 2; }
-    else { run_blocks<1, kRequant>(a, lda, rows, w, b, rq, out, ldo, c32, ldc); b += 1; }
+    if (left >= 4) { run_blocks<4, kRequant>(a, rows, w, b, rq, out, ldo, c32, ldc); b += 4; }
+    else if (left == 3) { run_blocks<3, kRequant>(a, rows, w, b, rq, out, ldo, c32, ldc); b += 3; }
+    else if (left == 2) { run_blocks<2, kRequant>(a, rows, w, b, rq, out, ldo, c32, ldc); b += 2; }
+    else { run_blocks<1, kRequant>(a, rows, w, b, rq, out, ldo, c32, ldc); b += 1; }
   }
 }
 
 }  // namespace
 
-void requant_vnni(const uint8_t* a, int64_t lda, int64_t rows, const PackedWeights& w, const Requant& rq,
-                  uint8_t* out, int64_t ldo) {
-  run<true>(a, lda, rows, w, rq, out, ldo, nullptr, 0);
+void requant_vnni(const ARows& a, int64_t rows, const PackedWeights& w, const Requant& rq, uint8_t* out, int64_t ldo) {
+  run<true>(a, rows, w, rq, out, ldo, nullptr, 0);
 }
 
-void s32_vnni(const uint8_t* a, int64_t lda, int64_t rows, const PackedWeights& w, int32_t* c, int64_t ldc) {
-  run<false>(a, lda, rows, w, Requant{}, nullptr, 0, c, ldc);
+void s32_vnni(const ARows& a, int64_t rows, const PackedWeights& w, int32_t* c, int64_t ldc) {
+  run<false>(a, rows, w, Requant{}, nullptr, 0, c, ldc);
 }
 
 }  // namespace qnn::qinfer::kernels

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "nn/qat_export.h"
+#include "qinfer/stem.h"
 
 namespace qnn::qinfer {
 
@@ -174,7 +175,7 @@ IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fall
   std::vector<int8_t> expanded(co * ci * taps * ci, 0);
   for (int64_t o = 0; o < co; ++o)
     for (int64_t c = 0; c < ci; ++c)
-      for (int64_t t = 0; t < taps; ++t) expanded[((o * ci + c) * taps + t) * ci + c] = w1.values[(o * ci + c) * taps + t];
+      for (int64_t t = 0; t < taps; ++t) expanded[((c * co + o) * taps + t) * ci + c] = w1.values[(o * ci + c) * taps + t];
   stem_weights_ = pack_weights(expanded.data(), co * ci, taps * ci);
   for (int64_t c = 0; c < ci; ++c) {
     QNN_CHECK(norm_.stddev[c] > 0, file.path, ": input channel ", c, " has standard deviation ", norm_.stddev[c]);
@@ -252,25 +253,21 @@ void IntResNet::stem(const uint8_t* pixels, int64_t n, int64_t h, int64_t w, uin
   std::vector<int32_t>& acc = accumulators;
   acc.resize(positions * co * ci);
   conv2d_u8_s32(pixels, n, h, w, stem_shape_, 0, stem_weights_, acc.data());  // padding taps: pixel 0, corrected below
-  Requant rq;
+  StemRequant rq;
+  rq.in_channels = ci;
+  rq.out_channels = co;
+  rq.pixel_scale = pixel_scale_.data();
+  rq.multiplier = stem_multiplier_.data();
+  rq.bias = stem_bias_.data();
   rq.zero_point = stem_out_.zero_point;
-  rq.lo = stem_out_.zero_point;
-  rq.hi = stem_out_.qmax;
+  rq.qmax = stem_out_.qmax;
 #pragma omp parallel for schedule(static) if (positions >= 256)
   for (int64_t m = 0; m < positions; ++m) {
     const int64_t oh = (m / ow_n) % oh_n, ow = m % ow_n;
     const int64_t h0 = std::max<int64_t>(0, pad - oh), h1 = std::min<int64_t>(k, h + pad - oh);
     const int64_t w0 = std::max<int64_t>(0, pad - ow), w1 = std::min<int64_t>(k, w + pad - ow);
     const float* correction = stem_correction_.data() + (((h0 * k1 + h1) * k1 + w0) * k1 + w1) * co;
-    const int32_t* a = acc.data() + m * co * ci;
-    for (int64_t o = 0; o < co; ++o) {
-      float t = 0;
-      for (int64_t c = 0; c < ci; ++c) t = std::fma(pixel_scale_[c], float(a[o * ci + c]), t);
-      float v = std::fma(t - correction[o], stem_multiplier_[o], stem_bias_[o]);
-      v = std::min(std::max(v, -1073741824.0f), 1073741824.0f);
-      const int32_t q = int32_t(std::nearbyint(v)) + rq.zero_point;
-      out[m * co + o] = uint8_t(std::min(std::max(q, rq.lo), rq.hi));
-    }
+    stem_requantize(acc.data() + m * co * ci, correction, rq, out + m * co);
   }
 }
 

@@ -90,7 +90,7 @@ class IntResNet {
 
   std::string description_;
   InputNormalization norm_;
-  // Stem: expanded weights (row c * C_in + ci holds w[c][ci][..] at input channel ci's columns).
+  // Stem: expanded weights (row ci * C_out + c holds w[c][ci][..] at input channel ci's columns).
   ConvShape stem_shape_;
   PackedWeights stem_weights_;
   std::vector<float> pixel_scale_, pixel_zero_;  // s_c, z_c per input channel

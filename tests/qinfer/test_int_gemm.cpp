@@ -194,7 +194,7 @@ TEST_CASE("qinfer conv: conv2d_u8 equals a direct 64-bit convolution padded with
     int64_t n, h, w, c, oc, kernel, stride;
   };
   for (const Case& t : {Case{2, 7, 5, 3, 16, 3, 1}, Case{1, 9, 9, 5, 7, 3, 2}, Case{3, 8, 8, 16, 32, 3, 2},
-                        Case{1, 6, 11, 16, 16, 3, 1}, Case{2, 4, 4, 8, 20, 1, 1}})
+                        Case{1, 6, 11, 16, 16, 3, 1}, Case{2, 4, 4, 8, 20, 1, 1}, Case{2, 12, 10, 32, 64, 3, 1}})
     for (GemmPath path : paths()) {
       set_gemm_path(path);
       CAPTURE(gemm_path_name(path));

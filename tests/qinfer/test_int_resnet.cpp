@@ -3,9 +3,10 @@
 // calibrated by forward passes, exported to a temporary file and run both ways on images made of
 // random bytes. The engine's integers differ from the simulation's only where a value lands
 // within float rounding of a rounding boundary (the simulation sums float products in another
-// order and multiplies by 1/s where the engine multiplies by one folded float multiplier), so:
+// order and multiplies by 1/s where the engine multiplies by one folded float multiplier), so
 // the stem's codes equal the simulation's except for a small fraction, by at most 1; the
 // classifier's logits agree to a tolerance and the top-1 class agrees on nearly every image.
+// The engine's AVX-512 VNNI and scalar paths give the same logits to the bit.
 #include <doctest.h>
 #include <unistd.h>
 
@@ -84,6 +85,12 @@ Comparison compare(const QatSpec& spec, int depth, uint64_t seed) {
   const std::vector<float> sim_logits = sim(Variable(im.normalized)).value().to_vector();
   const std::vector<float> int_logits = engine.forward_pixels(im.nhwc.data(), n, hw, hw);
   REQUIRE(engine.forward(im.normalized).to_vector() == int_logits);  // the float path maps back to the same pixels
+  if (qinfer::vnni_supported()) {  // the scalar path gives the same logits to the bit
+    qinfer::set_gemm_path(qinfer::GemmPath::Scalar);
+    const std::vector<float> scalar_logits = engine.forward_pixels(im.nhwc.data(), n, hw, hw);
+    qinfer::set_gemm_path(qinfer::GemmPath::Auto);
+    CHECK(scalar_logits == int_logits);
+  }
 
   // The stem, through the simulation's own modules.
   std::map<std::string, std::shared_ptr<Module>> parts;
