@@ -19,6 +19,8 @@ inline void copy_bytes(uint8_t* dst, const uint8_t* src, int64_t n) {
     case 48: std::memcpy(dst, src, 48); break;
     case 96: std::memcpy(dst, src, 96); break;
     case 192: std::memcpy(dst, src, 192); break;
+    case 9: std::memcpy(dst, src, 9); break;  // the stem: 3 taps of 3 colour channels
+    case 3: std::memcpy(dst, src, 3); break;
     case 16: std::memcpy(dst, src, 16); break;
     case 32: std::memcpy(dst, src, 32); break;
     case 64: std::memcpy(dst, src, 64); break;
@@ -48,7 +50,7 @@ void im2col_rows(const uint8_t* x, int64_t h, int64_t w, const ConvShape& s, uin
         for (int64_t kw = 0; kw < s.kernel; ++kw) {
           const int64_t iw = iw0 + kw;
           if (iw < 0 || iw >= w) std::memset(dst + kw * c, pad_value, size_t(c));
-          else std::memcpy(dst + kw * c, x + ((img * h + ih) * w + iw) * c, size_t(c));
+          else copy_bytes(dst + kw * c, x + ((img * h + ih) * w + iw) * c, c);
         }
       }
     }
@@ -158,6 +160,19 @@ void conv2d_u8_s32(const uint8_t* x, int64_t n, int64_t h, int64_t w, const Conv
   over_tiles(positions, kp, [&](int64_t m0, int64_t rows, uint8_t* a) {
     im2col_rows(x, h, w, s, pad_value, m0, rows, kp, a);
     gemm_u8s8_s32(a, kp, rows, weights, acc + m0 * oc, oc, false);
+  });
+}
+
+void conv2d_u8_s32_tiles(const uint8_t* x, int64_t n, int64_t h, int64_t w, const ConvShape& s, uint8_t pad_value,
+                         const PackedWeights& weights, const AccumulatorConsumer& consume) {
+  check(s, weights, h, w);
+  const int64_t positions = n * s.out_size(h) * s.out_size(w), kp = weights.kp;
+  over_tiles(positions, kp, [&](int64_t m0, int64_t rows, uint8_t* a) {
+    thread_local std::vector<int32_t> acc;
+    acc.resize(size_t(kTileRows * weights.n));
+    im2col_rows(x, h, w, s, pad_value, m0, rows, kp, a);
+    gemm_u8s8_s32(a, kp, rows, weights, acc.data(), weights.n, false);
+    consume(m0, rows, acc.data());
   });
 }
 

@@ -10,6 +10,7 @@
 // [positions][out channels], is NHWC again.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "qinfer/gemm.h"
@@ -34,5 +35,11 @@ void conv2d_u8(const uint8_t* x, int64_t n, int64_t h, int64_t w, const ConvShap
 // The same convolution with the raw accumulators out: acc[n][oh][ow][ch], ch < weights.n.
 void conv2d_u8_s32(const uint8_t* x, int64_t n, int64_t h, int64_t w, const ConvShape& s, uint8_t pad_value,
                    const PackedWeights& weights, int32_t* acc);
+
+// The raw accumulators tile by tile, each handed to `consume(m0, rows, acc)` on the thread that
+// computed it (acc [rows][weights.n], positions m0 .. m0 + rows - 1), while it is in the cache.
+using AccumulatorConsumer = std::function<void(int64_t m0, int64_t rows, const int32_t* acc)>;
+void conv2d_u8_s32_tiles(const uint8_t* x, int64_t n, int64_t h, int64_t w, const ConvShape& s, uint8_t pad_value,
+                         const PackedWeights& weights, const AccumulatorConsumer& consume);
 
 }  // namespace qnn::qinfer

@@ -26,14 +26,27 @@ namespace qnn::qinfer::kernels {
 
 namespace {
 
+// A tile of fewer than 8 accumulators would wait on vpdpbusd's latency (each adds to the one
+// before); it splits k over KS sets of accumulators instead and adds them at the end (integer
+// sums: the order does not matter).
+template <int MR, int NB>
+constexpr int k_splits() {
+  return MR * NB >= 8 ? 1 : MR * NB >= 4 ? 2 : 4;
+}
+
 template <int MR, int NB, bool kRequant>
 QNN_VNNI void tile(const ARows& a, int rows, const PackedWeights& w, int64_t block0, const Requant& rq,
                    uint8_t* out, int64_t ldo, int32_t* c32, int64_t ldc) {
-  __m512i acc[MR][NB];
+  constexpr int KS = k_splits<MR, NB>();
+  __m512i acc[MR][NB], part[KS > 1 ? KS - 1 : 1][MR][NB];
   #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
     #pragma GCC unroll 16
-    for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_si512();
+    for (int b = 0; b < NB; ++b) {
+      acc[r][b] = _mm512_setzero_si512();
+      #pragma GCC unroll 4
+      for (int s = 0; s < KS - 1; ++s) part[s][r][b] = _mm512_setzero_si512();
+    }
   const int64_t groups = w.kp / 4;
   const int8_t* wp = w.data.data() + block0 * groups * 64;
   const int64_t seg_groups = a.seg_len / 4;
@@ -42,7 +55,27 @@ QNN_VNNI void tile(const ARows& a, int rows, const PackedWeights& w, int64_t blo
     #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) ar[r] = a.seg[seg] + std::min(r, rows - 1) * a.row_stride;  // rows past the end repeat the last
     const int8_t* ws = wp + seg * seg_groups * 64;
-    for (int64_t g = 0; g < seg_groups; ++g) {
+    int64_t g = 0;
+    if constexpr (KS > 1) {
+      for (; g + KS <= seg_groups; g += KS) {
+        #pragma GCC unroll 4
+        for (int s = 0; s < KS; ++s) {
+          #pragma GCC unroll 16
+          for (int r = 0; r < MR; ++r) {
+            int32_t four;
+            std::memcpy(&four, ar[r] + (g + s) * 4, 4);
+            const __m512i av = _mm512_set1_epi32(four);
+            #pragma GCC unroll 16
+            for (int b = 0; b < NB; ++b) {
+              const __m512i wv = _mm512_loadu_si512(ws + (b * groups + g + s) * 64);
+              if (s == 0) acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], av, wv);
+              else part[s > 0 ? s - 1 : 0][r][b] = _mm512_dpbusd_epi32(part[s > 0 ? s - 1 : 0][r][b], av, wv);
+            }
+          }
+        }
+      }
+    }
+    for (; g < seg_groups; ++g) {
       __m512i wv[NB];
       #pragma GCC unroll 16
       for (int b = 0; b < NB; ++b) wv[b] = _mm512_loadu_si512(ws + (b * groups + g) * 64);
@@ -56,6 +89,12 @@ QNN_VNNI void tile(const ARows& a, int rows, const PackedWeights& w, int64_t blo
       }
     }
   }
+  #pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+    #pragma GCC unroll 16
+    for (int b = 0; b < NB; ++b)
+      #pragma GCC unroll 4
+      for (int s = 0; s < KS - 1; ++s) acc[r][b] = _mm512_add_epi32(acc[r][b], part[s][r][b]);
   if constexpr (!kRequant) {
     #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
@@ -102,7 +141,7 @@ QNN_VNNI void tile(const ARows& a, int rows, const PackedWeights& w, int64_t blo
 template <int NB, bool kRequant>
 constexpr int rows_for() {
   if (!kRequant) return NB <= 2 ? 8 : 4;
-  return NB == 1 ? 12 : NB == 2 ? 12 : NB == 3 ? 8 : 6;
+  return NB == 1 ? 8 : NB == 2 ? 12 : NB == 3 ? 8 : 6;
 }
 
 // Tiles of MR rows while they fill, then smaller tiles for the rest (8, 4, 2, 1 rows), so a

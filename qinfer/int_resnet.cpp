@@ -248,11 +248,7 @@ IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fall
 void IntResNet::stem(const uint8_t* pixels, int64_t n, int64_t h, int64_t w, uint8_t* out) const {
   const int64_t ci = stem_shape_.in_channels, co = stem_shape_.out_channels / ci, k = stem_shape_.kernel,
                 pad = stem_shape_.padding, k1 = k + 1;
-  const int64_t oh_n = stem_shape_.out_size(h), ow_n = stem_shape_.out_size(w), positions = n * oh_n * ow_n;
-  thread_local std::vector<int32_t> accumulators;  // kept between calls; a local reference for the OpenMP loop
-  std::vector<int32_t>& acc = accumulators;
-  acc.resize(positions * co * ci);
-  conv2d_u8_s32(pixels, n, h, w, stem_shape_, 0, stem_weights_, acc.data());  // padding taps: pixel 0, corrected below
+  const int64_t oh_n = stem_shape_.out_size(h), ow_n = stem_shape_.out_size(w);
   StemRequant rq;
   rq.in_channels = ci;
   rq.out_channels = co;
@@ -261,14 +257,16 @@ void IntResNet::stem(const uint8_t* pixels, int64_t n, int64_t h, int64_t w, uin
   rq.bias = stem_bias_.data();
   rq.zero_point = stem_out_.zero_point;
   rq.qmax = stem_out_.qmax;
-#pragma omp parallel for schedule(static) if (positions >= 256)
-  for (int64_t m = 0; m < positions; ++m) {
-    const int64_t oh = (m / ow_n) % oh_n, ow = m % ow_n;
-    const int64_t h0 = std::max<int64_t>(0, pad - oh), h1 = std::min<int64_t>(k, h + pad - oh);
-    const int64_t w0 = std::max<int64_t>(0, pad - ow), w1 = std::min<int64_t>(k, w + pad - ow);
-    const float* correction = stem_correction_.data() + (((h0 * k1 + h1) * k1 + w0) * k1 + w1) * co;
-    stem_requantize(acc.data() + m * co * ci, correction, rq, out + m * co);
-  }
+  // Padding taps hold pixel 0 and are left out of the zero-point correction instead.
+  conv2d_u8_s32_tiles(pixels, n, h, w, stem_shape_, 0, stem_weights_, [&](int64_t m0, int64_t rows, const int32_t* acc) {
+    for (int64_t m = m0; m < m0 + rows; ++m) {
+      const int64_t oh = (m / ow_n) % oh_n, ow = m % ow_n;
+      const int64_t h0 = std::max<int64_t>(0, pad - oh), h1 = std::min<int64_t>(k, h + pad - oh);
+      const int64_t w0 = std::max<int64_t>(0, pad - ow), w1 = std::min<int64_t>(k, w + pad - ow);
+      const float* correction = stem_correction_.data() + (((h0 * k1 + h1) * k1 + w0) * k1 + w1) * co;
+      stem_requantize(acc + (m - m0) * co * ci, correction, rq, out + m * co);
+    }
+  });
 }
 
 std::vector<float> IntResNet::run(const uint8_t* pixels, int64_t n, int64_t h, int64_t w, const Trace& trace) const {
