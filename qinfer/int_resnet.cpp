@@ -25,14 +25,9 @@ int64_t metadata_int(const SafetensorsFile& file, const std::string& key) {
   return v;
 }
 
-// A weight as s8 integers w_int with the real weight w_int * scale[c].
-struct IntWeight {
-  Shape shape;
-  std::vector<int8_t> values;  // row-major in the checkpoint's order
-  std::vector<double> scale;   // per output channel
-};
+}  // namespace
 
-IntWeight read_weight(const SafetensorsFile& file, const std::string& name) {
+IntWeight read_export_weight(const SafetensorsFile& file, const std::string& name) {
   const std::string p = "qweight." + name;
   const int bits = int(metadata_int(file, p + ".bits"));
   const int64_t qmin = metadata_int(file, p + ".qmin");
@@ -66,6 +61,8 @@ IntWeight read_weight(const SafetensorsFile& file, const std::string& name) {
   }
   return w;
 }
+
+namespace {
 
 ActivationGrid read_grid(const SafetensorsFile& file, const std::string& quantizer) {
   const std::string p = "qact." + quantizer;
@@ -102,7 +99,7 @@ void read_batch_norm(const SafetensorsFile& file, const std::string& bn, int64_t
 // A 3x3 convolution of the residual blocks, its batch norm folded, requantized from `in` to `out`.
 IntConv make_conv(const SafetensorsFile& file, const std::string& conv, const std::string& bn, int64_t stride,
                   const ActivationGrid& in, const ActivationGrid& out) {
-  const IntWeight w = read_weight(file, conv + ".weight");
+  const IntWeight w = read_export_weight(file, conv + ".weight");
   QNN_CHECK(w.shape.size() == 4 && w.shape[2] == w.shape[3], file.path, ": ", conv, ".weight should be [out, in, k, k]");
   IntConv c;
   c.shape = {w.shape[1], w.shape[0], w.shape[2], stride, w.shape[2] / 2};
@@ -166,7 +163,7 @@ IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fall
   }
 
   // Stem: the image's pixels, one accumulator per (output, input) channel pair.
-  const IntWeight w1 = read_weight(file, "conv1.weight");
+  const IntWeight w1 = read_export_weight(file, "conv1.weight");
   QNN_CHECK(w1.shape.size() == 4 && w1.shape[2] == w1.shape[3], file.path, ": conv1.weight should be [out, in, k, k]");
   const int64_t co = w1.shape[0], ci = w1.shape[1], k = w1.shape[2], taps = k * k;
   QNN_CHECK(int64_t(norm_.mean.size()) == ci && int64_t(norm_.stddev.size()) == ci, file.path, ": the input has ", ci,
@@ -227,7 +224,7 @@ IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fall
 
   // Head.
   head_in_ = read_grid(file, "fc_input_fake_quant");
-  const IntWeight fc = read_weight(file, "fc.weight");
+  const IntWeight fc = read_export_weight(file, "fc.weight");
   QNN_CHECK(fc.shape.size() == 2, file.path, ": fc.weight should be [classes, features]");
   classes_ = fc.shape[0];
   features_ = fc.shape[1];

@@ -36,6 +36,17 @@ struct ActivationGrid {
   int32_t zero_point = 0, qmax = 255;
 };
 
+// A weight of the export as s8 integers: the real weight is values[i] * scale[c] for output
+// channel c (the first axis); values in the file's order (row-major in `shape`).
+struct IntWeight {
+  Shape shape;
+  std::vector<int8_t> values;
+  std::vector<double> scale;
+};
+// qweight.NAME of an export: its codes unpacked (2, 4 or 8 per byte as packed) and made s8,
+// q - z (integer z) or 2q - 2z with half the scale (half-integer z).
+IntWeight read_export_weight(const SafetensorsFile& file, const std::string& name);
+
 // A convolution with its batch norm folded and its output requantized (see the header comment).
 struct IntConv {
   ConvShape shape;

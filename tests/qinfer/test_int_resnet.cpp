@@ -158,6 +158,56 @@ TEST_CASE("qinfer resnet: the integer engine computes what the fake-quant simula
   }
 }
 
+TEST_CASE("qinfer resnet: 2-, 4- and 8-bit weights unpack to s8 integers that give the exported weights") {
+  struct Case {
+    QatMethod method;
+    int bits;
+    int64_t lo, hi;  // the s8 range w_int must stay in (DoReFa: 2q - n, n = 2^b - 1)
+  };
+  for (const Case& c : {Case{QatMethod::Lsq, 4, -8, 7}, Case{QatMethod::Lsq, 2, -2, 1}, Case{QatMethod::Linear, 8, -128, 127},
+                        Case{QatMethod::Dorefa, 4, -15, 15}}) {
+    QatSpec spec;
+    spec.method = c.method;
+    spec.weight_bits = spec.act_bits = c.bits;
+    const std::string name = spec.describe();
+    CAPTURE(name);
+    manual_seed(8);
+    QatCifarResNet net(8, spec, 10, Shortcut::A);
+    {
+      NoGradGuard no_grad;
+      net(Variable(random_images(8, 8, 5).normalized));
+    }
+    const std::string path = temp_path("w" + std::to_string(c.bits) + ".safetensors");
+    export_qat_model(net, path, {});
+    const SafetensorsFile file = load_safetensors(path);
+    std::remove(path.c_str());
+    // 16 x 16 x 3 x 3 codes of `bits` bits: 8 / bits codes per byte (3-bit codes would take 4).
+    CHECK(file.get("qweight.layer1.0.conv1.weight.packed").numel() == 2304 * c.bits / 8);
+    const qinfer::IntWeight w = qinfer::read_export_weight(file, "layer1.0.conv1.weight");
+    REQUIRE(w.shape == Shape({16, 16, 3, 3}));
+    QatCifarResNet loaded(8, spec, 10, Shortcut::A);
+    load_qat_export(loaded, file);
+    std::vector<float> reference;
+    for (auto& [param, v] : loaded.named_parameters())
+      if (param == "layer1.0.conv1.weight") reference = v.value().to_vector();
+    REQUIRE(reference.size() == w.values.size());
+    int64_t out_of_range = 0, levels_used = 0;
+    double worst = 0;
+    std::vector<bool> seen(256, false);
+    for (size_t i = 0; i < w.values.size(); ++i) {
+      const int64_t v = w.values[i];
+      out_of_range += v < c.lo || v > c.hi;
+      if (!seen[v + 128]) ++levels_used;
+      seen[v + 128] = true;
+      const double real = double(v) * w.scale[i / 144];
+      worst = std::max(worst, std::fabs(real - double(reference[i])) / (std::fabs(double(reference[i])) + 1e-6));
+    }
+    CHECK(out_of_range == 0);
+    CHECK(levels_used >= 3);  // the weights are spread over the grid, not all one value
+    CHECK(worst < 1e-6);      // w_int * scale is the loader's (q - z) s (DoReFa's 2 (q / n) - 1) to float rounding
+  }
+}
+
 TEST_CASE("qinfer resnet: files it cannot run are reported by name") {
   SafetensorsFile plain;
   plain.path = "float.safetensors";
