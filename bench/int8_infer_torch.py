@@ -77,9 +77,10 @@ prepared = prepare_fx(copy.deepcopy(fp32), get_default_qconfig_mapping('onednn')
 with torch.no_grad():
     for _ in range(8): prepared(torch.randn(32, 3, 32, 32))
 int8 = convert_fx(prepared)
+fp32_channels_last = copy.deepcopy(fp32).to(memory_format=torch.channels_last)  # .to converts in place: a copy
 for b in [int(v) for v in a.batch_sizes.split(',')]:
     x = torch.randn(b, 3, 32, 32)
-    peers = [('torch fp32', fp32), ('torch fp32 channels-last', fp32.to(memory_format=torch.channels_last)),
+    peers = [('torch fp32', fp32), ('torch fp32 channels-last', fp32_channels_last),
              ('torch int8 fx', int8)]
     if a.torchscript:
         with torch.no_grad():
