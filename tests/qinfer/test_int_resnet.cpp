@@ -85,6 +85,12 @@ Comparison compare(const QatSpec& spec, int depth, uint64_t seed) {
   const std::vector<float> sim_logits = sim(Variable(im.normalized)).value().to_vector();
   const std::vector<float> int_logits = engine.forward_pixels(im.nhwc.data(), n, hw, hw);
   REQUIRE(engine.forward(im.normalized).to_vector() == int_logits);  // the float path maps back to the same pixels
+  std::vector<float> one_by_one;  // a batch (split into chunks over threads) and single images agree
+  for (int64_t i = 0; i < n; ++i) {
+    const std::vector<float> l = engine.forward_pixels(im.nhwc.data() + i * hw * hw * 3, 1, hw, hw);
+    one_by_one.insert(one_by_one.end(), l.begin(), l.end());
+  }
+  CHECK(one_by_one == int_logits);
   if (qinfer::vnni_supported()) {  // the scalar path gives the same logits to the bit
     qinfer::set_gemm_path(qinfer::GemmPath::Scalar);
     const std::vector<float> scalar_logits = engine.forward_pixels(im.nhwc.data(), n, hw, hw);
