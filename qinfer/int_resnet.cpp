@@ -98,6 +98,14 @@ void read_batch_norm(const SafetensorsFile& file, const std::string& bn, int64_t
   }
 }
 
+// A requantization constant that is not a finite float (a zero or huge scale, a non-finite batch
+// norm) would make the integer paths disagree and the outputs meaningless: refused at load.
+void check_finite(const SafetensorsFile& file, const std::string& layer, int64_t channel, float multiplier, float bias) {
+  QNN_CHECK(std::isfinite(multiplier) && std::isfinite(bias), file.path, ": ", layer, " output channel ", channel,
+            " has the requantization multiplier ", multiplier, " and bias ", bias,
+            "; its scales and batch norm should give finite values");
+}
+
 // A 3x3 convolution of the residual blocks, its batch norm folded, requantized from `in` to `out`.
 IntConv make_conv(const SafetensorsFile& file, const std::string& conv, const std::string& bn, int64_t stride,
                   const ActivationGrid& in, const ActivationGrid& out) {
@@ -115,6 +123,7 @@ IntConv make_conv(const SafetensorsFile& file, const std::string& conv, const st
     c.offset.push_back(in.zero_point * c.weights.sums[o]);
     c.multiplier.push_back(float(double(in.scale) * w.scale[o] * f[o] / double(out.scale)));
     c.bias.push_back(float(b[o] / double(out.scale)));
+    check_finite(file, conv, o, c.multiplier.back(), c.bias.back());
   }
   return c;
 }
@@ -177,7 +186,9 @@ IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fall
       for (int64_t t = 0; t < taps; ++t) expanded[((c * co + o) * taps + t) * ci + c] = w1.values[(o * ci + c) * taps + t];
   stem_weights_ = pack_weights(expanded.data(), co * ci, taps * ci);
   for (int64_t c = 0; c < ci; ++c) {
-    QNN_CHECK(norm_.stddev[c] > 0, file.path, ": input channel ", c, " has standard deviation ", norm_.stddev[c]);
+    QNN_CHECK(std::isfinite(norm_.mean[c]) && std::isfinite(norm_.stddev[c]) && norm_.stddev[c] > 0, file.path,
+              ": input channel ", c, " has mean ", norm_.mean[c], " and standard deviation ", norm_.stddev[c],
+              "; expected finite values and a positive deviation");
     pixel_scale_.push_back(float(1.0 / (255.0 * double(norm_.stddev[c]))));
     pixel_zero_.push_back(float(255.0 * double(norm_.mean[c])));
   }
@@ -187,6 +198,7 @@ IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fall
   for (int64_t o = 0; o < co; ++o) {
     stem_multiplier_.push_back(float(w1.scale[o] * f[o] / double(stem_out_.scale)));
     stem_bias_.push_back(float(b[o] / double(stem_out_.scale)));
+    check_finite(file, "conv1", o, stem_multiplier_.back(), stem_bias_.back());
   }
   const int64_t k1 = k + 1;
   stem_correction_.assign(k1 * k1 * k1 * k1 * co, 0.0f);
@@ -241,6 +253,7 @@ IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fall
     fc_sums_.push_back(sum);
     fc_scale_.push_back(float(double(head_in_.scale) * fc.scale[j]));
     fc_bias_.push_back(bias[j]);
+    check_finite(file, "fc", j, fc_scale_.back(), fc_bias_.back());
   }
 }
 

@@ -232,4 +232,33 @@ TEST_CASE("qinfer resnet: files it cannot run are reported by name") {
   const SafetensorsFile file = load_safetensors(path);
   std::remove(path.c_str());
   CHECK_THROWS_WITH_AS(qinfer::IntResNet(file, cifar_input()), doctest::Contains("option-A shortcuts"), Error);
+
+  // An option-A export with damaged values: each refused with the tensor or layer named.
+  QatCifarResNet a_net(8, spec, 10, Shortcut::A);
+  {
+    NoGradGuard no_grad;
+    a_net(Variable(random_images(4, 8, 3).normalized));
+  }
+  export_qat_model(a_net, path, {{"shortcut", "A"}});
+  const SafetensorsFile good = load_safetensors(path);
+  std::remove(path.c_str());
+  CHECK_NOTHROW(qinfer::IntResNet(good, cifar_input()));
+  auto damaged = [&](const std::string& name, float value) {
+    SafetensorsFile bad = good;
+    for (NamedTensor& t : bad.tensors)
+      if (t.name == name) {
+        Tensor copy = t.tensor.clone();
+        copy.data()[0] = value;
+        t.tensor = copy;
+      }
+    return bad;
+  };
+  CHECK_THROWS_WITH_AS(qinfer::IntResNet(damaged("qact.layer1.0.act1_fake_quant.scale", 0.0f), cifar_input()),
+                       doctest::Contains("qact.layer1.0.act1_fake_quant.scale is 0, expected > 0"), Error);
+  CHECK_THROWS_WITH_AS(qinfer::IntResNet(damaged("qact.act1_fake_quant.zero_point", 2.5f), cifar_input()),
+                       doctest::Contains("expected a whole number"), Error);
+  CHECK_THROWS_WITH_AS(qinfer::IntResNet(damaged("layer1.0.bn1.running_var", -2.0f), cifar_input()),
+                       doctest::Contains("layer1.0.conv1 output channel 0 has the requantization multiplier"), Error);
+  CHECK_THROWS_WITH_AS(qinfer::IntResNet(good, {{0.5f, 0.5f}, {0.2f, 0.2f}}), doctest::Contains("the input has 3 channels"),
+                       Error);
 }
