@@ -66,7 +66,7 @@ ifneq ($(TURBOJPEG),)
   CXXFLAGS += -DQNN_TURBOJPEG $(addprefix -isystem ,$(filter-out /usr/include,$(patsubst %/,%,$(dir $(TURBOJPEG)))))
   LDFLAGS += -lturbojpeg
 endif
-LIB_SRC := $(wildcard tensor/*.cpp autograd/*.cpp nn/*.cpp optim/*.cpp data/*.cpp quant/*.cpp qat/*.cpp ptq/*.cpp train/*.cpp capi/*.cpp)
+LIB_SRC := $(wildcard tensor/*.cpp autograd/*.cpp nn/*.cpp optim/*.cpp data/*.cpp quant/*.cpp qat/*.cpp ptq/*.cpp qinfer/*.cpp train/*.cpp capi/*.cpp)
 LIB_OBJ := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
 
 ifeq ($(CUDA),1)
@@ -74,7 +74,7 @@ ifeq ($(CUDA),1)
   ifeq ($(origin CUDA_ARCH),undefined)
     CUDA_ARCH := $(or $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d . | grep -E '^[0-9]+$$'),90)
   endif
-  CUDA_SRC := $(wildcard tensor/*.cu autograd/*.cu nn/*.cu optim/*.cu data/*.cu quant/*.cu qat/*.cu)
+  CUDA_SRC := $(wildcard tensor/*.cu autograd/*.cu nn/*.cu optim/*.cu data/*.cu quant/*.cu qat/*.cu qinfer/*.cu)
   LIB_OBJ += $(CUDA_SRC:%.cu=$(BUILD)/%.cu.o)
   CXXFLAGS += -DQNN_CUDA
   NVCCFLAGS := -std=c++17 -O3 -DQNN_CUDA -I. -isystem $(CUDNN_INCLUDE) -ccbin $(CXX) --expt-relaxed-constexpr \

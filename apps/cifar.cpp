@@ -10,7 +10,9 @@
 
 #include "data/cifar.h"
 #include "data/cifar_download.h"
+#include "data/augment.h"
 #include "nn/resnet.h"
+#include "qinfer/int_module.h"
 #include "train/run.h"
 
 using namespace qnn;
@@ -60,7 +62,21 @@ class CifarTask : public TrainingTask {
     return std::make_unique<QatCifarResNet>(depth_, qat, 10, shortcut);
   }
   std::string describe_model() const override { return *arch_ + " (shortcut " + *shortcut_ + ")"; }
-  std::map<std::string, std::string> export_metadata() const override { return {{"shortcut", *shortcut_}}; }
+  std::map<std::string, std::string> export_metadata() const override {
+    const Normalization n = cifar10_normalization();
+    auto join = [](const std::vector<float>& v) {
+      std::string s;
+      for (float x : v) s += (s.empty() ? "" : ",") + str(x);
+      return s;
+    };
+    return {{"shortcut", *shortcut_}, {"input_mean", join(n.mean)}, {"input_stddev", join(n.stddev)}};
+  }
+  std::shared_ptr<Module> build_integer_model(const SafetensorsFile& file, std::string& description) override {
+    const Normalization n = cifar10_normalization();
+    auto engine = std::make_shared<const qinfer::IntResNet>(file, qinfer::InputNormalization{n.mean, n.stddev});
+    description = engine->description() + ", integer arithmetic (" + qinfer::gemm_path_name(qinfer::GemmPath::Auto) + ")";
+    return std::make_shared<qinfer::IntResNetModule>(engine);
+  }
 
  private:
   std::string *data_dir_ = nullptr, *arch_ = nullptr, *shortcut_ = nullptr;

@@ -226,9 +226,9 @@ int run(int argc, char** argv) {
       metadata["ptq.calibration_images"] = std::to_string(calibration);
       // The float image the first convolution reads: (byte / 255 - mean[c]) / std[c].
       const Normalization norm = cifar10_normalization();
-      for (const char* key : {"input.mean", "input.std"}) {
+      for (const char* key : {"input_mean", "input_stddev"}) {
         std::string text;
-        for (float v : std::string(key) == "input.mean" ? norm.mean : norm.stddev)
+        for (float v : std::string(key) == "input_mean" ? norm.mean : norm.stddev)
           text += (text.empty() ? "" : ",") + str(v);
         metadata[key] = text;
       }

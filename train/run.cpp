@@ -75,6 +75,28 @@ void measure_variance(Module& model, Trainer& trainer, BatchSource& source, Vari
   std::printf("wrote %s.csv and %s.png\n", prefix.c_str(), prefix.c_str());
 }
 
+// --evaluate --resume EXPORT: the task's integer model on the test set, on the CPU.
+int evaluate_integer_export(const std::string& app, TrainingTask& task, Flags& flags, const SafetensorsFile& file,
+                            int64_t limit_train, int64_t limit_test, int64_t loader_threads) {
+  task.check_flags(flags, QatSpec{});
+  std::string description;
+  const std::shared_ptr<Module> model = task.build_integer_model(file, description);
+  QNN_CHECK(model, file.path, ": a QAT export; ", app, " has no integer engine to evaluate it");
+  std::printf("qnn %s: integer engine, device cpu, threads %d\n", app.c_str(), omp_get_max_threads());
+  task.load_data(limit_train, limit_test);
+  SourceRequest request;
+  request.training = false;
+  request.loader_threads = static_cast<int>(loader_threads);
+  request.device = Device::CPU;
+  const std::unique_ptr<BatchSource> test_source = task.make_source(request);
+  std::printf("model: %s\n", description.c_str());
+  const EpochResult test = evaluate(*model, *test_source, 0);
+  std::printf("test: loss %.4f accuracy %.2f%%", test.loss, 100 * test.accuracy);
+  if (task.reports_top5()) std::printf(" top-5 %.2f%%", 100 * test.top5);
+  std::printf(" (%lld images, %.1fs)\n", (long long)test.images, test.seconds);
+  return 0;
+}
+
 }  // namespace
 
 int run_training(const std::string& app, const std::string& description, TrainingTask& task,
@@ -121,6 +143,12 @@ int run_training(const std::string& app, const std::string& description, Trainin
   auto shapes_model = [&](const std::string& flag) { return in(model_settings, flag) || in(kQatModelSettings, flag); };
 
   if (evaluate_only && resume.empty()) flags.fail("--evaluate evaluates a trained model: give it with --resume CHECKPOINT");
+  if (evaluate_only) {
+    // A QAT export (docs/qat-export.md) is evaluated by the app's integer engine instead.
+    const SafetensorsFile file = load_safetensors(resume);
+    if (file.metadata.count("format") && file.metadata.at("format") == kQatExportFormat)
+      return evaluate_integer_export(app, task, flags, file, limit_train, limit_test, loader_threads);
+  }
   // --resume: the checkpoint is read first, so that its settings fill the flags not given again.
   SafetensorsFile checkpoint;
   std::vector<SettingChange> changes;

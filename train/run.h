@@ -23,6 +23,7 @@
 #include "nn/module.h"
 #include "nn/qat_resnet.h"
 #include "train/batch_source.h"
+#include "tensor/safetensors.h"
 #include "train/flags.h"
 
 namespace qnn {
@@ -72,6 +73,14 @@ class TrainingTask {
   virtual std::string describe_model() const = 0;
   // Metadata of a --export-qat file beyond the architecture.
   virtual std::map<std::string, std::string> export_metadata() const { return {}; }
+  // --evaluate --resume EXPORT, where EXPORT is a QAT export (docs/qat-export.md): a model that
+  // runs it with integer arithmetic (docs/integer-inference.md), on the CPU, and a line saying
+  // what it is; null when the app has no integer engine.
+  virtual std::shared_ptr<Module> build_integer_model(const SafetensorsFile& export_file, std::string& description) {
+    (void)export_file;
+    (void)description;
+    return nullptr;
+  }
   // Whether the epoch line and the CSV report top-5 accuracy (many classes).
   virtual bool reports_top5() const { return false; }
 };

@@ -142,6 +142,13 @@ TEST_CASE("cifar: QAT runs resume bit-identically; --init-weights fine-tunes a f
                                        "/lsq.safetensors --resume " + data + "/ck/last.safetensors");
   REQUIRE_MESSAGE(exported.exit_code == 0, exported.output);
   CHECK(exported.output.find("exported resnet20 (lsq W3A2)") != std::string::npos);
+  // --evaluate runs the export with the integer engine (qinfer/), printing the accuracy as for a checkpoint.
+  CommandResult integer = run_command("./apps/cifar --data " + data + " --limit-test 64 --evaluate --resume " + data +
+                                      "/lsq.safetensors");
+  REQUIRE_MESSAGE(integer.exit_code == 0, integer.output);
+  CHECK(integer.output.find("model: resnet20 lsq W3A2, integer arithmetic") != std::string::npos);
+  CHECK(integer.output.find("test: loss ") != std::string::npos);
+  CHECK(integer.output.find("(64 images") != std::string::npos);
   if (std::system("/usr/bin/python3 -c 'import numpy' > /dev/null 2>&1") == 0) {
     CommandResult read = run_command("/usr/bin/python3 scripts/read_qat_export.py " + data + "/lsq.safetensors");
     CHECK_MESSAGE(read.exit_code == 0, read.output);

@@ -1,0 +1,194 @@
+// The AVX-512 VNNI path of the integer GEMM (qinfer/gemm.h). vpdpbusd multiplies 4 u8 by 4 s8
+// per s32 lane and adds the 4 products to the lane exactly (no s16 saturation, unlike the
+// vpmaddubsw sequence of AVX2), so its accumulators equal the scalar path's.
+//
+// Register tile: MR rows x NB blocks of 16 output channels. For each group of 4 k, NB weight
+// vectors (16 channels x 4 k, the packed layout) are loaded once, and for each row the row's 4
+// activation bytes are broadcast to every lane and multiplied into its NB accumulators; so
+// every vpdpbusd does 64 multiply-adds and the weights are read once per MR rows. The
+// requantization runs on the accumulators in registers and stores u8 (masked for the last
+// channels), in the scalar path's float operations. Compiled with a target attribute, so a
+// build without -march=native has this path too; it runs only where vnni_supported().
+// GCC 12 reports the deliberately undefined pass-through operands inside its own AVX-512
+// intrinsics (_mm512_undefined_ps and the like) as maybe-uninitialized when AVX-512 comes from a
+// target attribute instead of -march; the warning is about the header, not this code.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "qinfer/gemm.h"
+
+#define QNN_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma")))
+
+namespace qnn::qinfer::kernels {
+
+namespace {
+
+// A tile of fewer than 8 accumulators would wait on vpdpbusd's latency (each adds to the one
+// before); it splits k over KS sets of accumulators instead and adds them at the end (integer
+// sums: the order does not matter).
+template <int MR, int NB>
+constexpr int k_splits() {
+  return MR * NB >= 8 ? 1 : MR * NB >= 4 ? 2 : 4;
+}
+
+template <int MR, int NB, bool kRequant>
+QNN_VNNI void tile(const ARows& a, int rows, const PackedWeights& w, int64_t block0, const Requant& rq,
+                   uint8_t* out, int64_t ldo, int32_t* c32, int64_t ldc) {
+  constexpr int KS = k_splits<MR, NB>();
+  __m512i acc[MR][NB], part[KS > 1 ? KS - 1 : 1][MR][NB];
+  #pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+    #pragma GCC unroll 16
+    for (int b = 0; b < NB; ++b) {
+      acc[r][b] = _mm512_setzero_si512();
+      #pragma GCC unroll 4
+      for (int s = 0; s < KS - 1; ++s) part[s][r][b] = _mm512_setzero_si512();
+    }
+  const int64_t groups = w.kp / 4;
+  const int8_t* wp = w.data.data() + block0 * groups * 64;
+  const int64_t seg_groups = a.seg_len / 4;
+  for (int seg = 0; seg < a.segments; ++seg) {
+    const uint8_t* ar[MR];
+    #pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) ar[r] = a.seg[seg] + std::min(r, rows - 1) * a.row_stride;  // rows past the end repeat the last
+    const int8_t* ws = wp + seg * seg_groups * 64;
+    int64_t g = 0;
+    if constexpr (KS > 1) {
+      for (; g + KS <= seg_groups; g += KS) {
+        #pragma GCC unroll 4
+        for (int s = 0; s < KS; ++s) {
+          #pragma GCC unroll 16
+          for (int r = 0; r < MR; ++r) {
+            int32_t four;
+            std::memcpy(&four, ar[r] + (g + s) * 4, 4);
+            const __m512i av = _mm512_set1_epi32(four);
+            #pragma GCC unroll 16
+            for (int b = 0; b < NB; ++b) {
+              const __m512i wv = _mm512_loadu_si512(ws + (b * groups + g + s) * 64);
+              if (s == 0) acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], av, wv);
+              else part[s > 0 ? s - 1 : 0][r][b] = _mm512_dpbusd_epi32(part[s > 0 ? s - 1 : 0][r][b], av, wv);
+            }
+          }
+        }
+      }
+    }
+    for (; g < seg_groups; ++g) {
+      __m512i wv[NB];
+      #pragma GCC unroll 16
+      for (int b = 0; b < NB; ++b) wv[b] = _mm512_loadu_si512(ws + (b * groups + g) * 64);
+      #pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        int32_t four;
+        std::memcpy(&four, ar[r] + g * 4, 4);
+        const __m512i av = _mm512_set1_epi32(four);
+        #pragma GCC unroll 16
+        for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], av, wv[b]);
+      }
+    }
+  }
+  #pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+    #pragma GCC unroll 16
+    for (int b = 0; b < NB; ++b)
+      #pragma GCC unroll 4
+      for (int s = 0; s < KS - 1; ++s) acc[r][b] = _mm512_add_epi32(acc[r][b], part[s][r][b]);
+  if constexpr (!kRequant) {
+    #pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      if (r >= rows) break;
+      #pragma GCC unroll 16
+      for (int b = 0; b < NB; ++b) {
+        const int64_t c0 = (block0 + b) * 16;
+        if (c0 >= w.n) break;
+        const __mmask16 mask = w.n - c0 >= 16 ? __mmask16(0xffff) : __mmask16((1u << (w.n - c0)) - 1);
+        _mm512_mask_storeu_epi32(c32 + r * ldc + c0, mask, acc[r][b]);
+      }
+    }
+    return;
+  }
+  #pragma GCC unroll 16
+  for (int b = 0; b < NB; ++b) {
+    const int64_t c0 = (block0 + b) * 16;
+    if (c0 >= w.n) break;
+    const __mmask16 mask = w.n - c0 >= 16 ? __mmask16(0xffff) : __mmask16((1u << (w.n - c0)) - 1);
+    const __m512i offset = _mm512_maskz_loadu_epi32(mask, rq.offset + c0);
+    const __m512 multiplier = _mm512_maskz_loadu_ps(mask, rq.multiplier + c0);
+    const __m512 bias = _mm512_maskz_loadu_ps(mask, rq.bias + c0);
+    const __m512i zero_point = _mm512_set1_epi32(rq.zero_point), lo = _mm512_set1_epi32(rq.lo),
+                  hi = _mm512_set1_epi32(rq.hi), residual_zero = _mm512_set1_epi32(rq.residual_zero);
+    const __m512 residual_multiplier = _mm512_set1_ps(rq.residual_multiplier);
+    const __m512 vmin = _mm512_set1_ps(-1073741824.0f), vmax = _mm512_set1_ps(1073741824.0f);
+    #pragma GCC unroll 16
+    for (int r = 0; r < rows && r < MR; ++r) {
+      __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][b], offset)), multiplier, bias);
+      if (rq.residual) {
+        const __m512i res = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, rq.residual + r * rq.residual_ld + c0));
+        v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(res, residual_zero)), residual_multiplier, v);
+      }
+      v = _mm512_min_ps(_mm512_max_ps(v, vmin), vmax);
+      __m512i q = _mm512_add_epi32(_mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zero_point);
+      q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
+      _mm_mask_storeu_epi8(out + r * ldo + c0, mask, _mm512_cvtepi32_epi8(q));
+    }
+  }
+}
+
+// Rows of the register tile for NB channel blocks: MR * NB accumulators + NB weights + 1 in 32
+// registers. GCC keeps the raw-accumulator variant's tile in registers only when it is smaller.
+template <int NB, bool kRequant>
+constexpr int rows_for() {
+  if (!kRequant) return NB <= 2 ? 8 : 4;
+  return NB == 1 ? 8 : NB == 2 ? 12 : NB == 3 ? 8 : 6;
+}
+
+// Tiles of MR rows while they fill, then smaller tiles for the rest (8, 4, 2, 1 rows), so a
+// short run of rows (a convolution's border columns, an 8-wide feature map) computes few
+// duplicate rows.
+template <int NB, bool kRequant>
+QNN_VNNI void run_blocks(const ARows& a, int64_t rows, const PackedWeights& w, int64_t block0, const Requant& rq,
+                         uint8_t* out, int64_t ldo, int32_t* c32, int64_t ldc) {
+  constexpr int MR = rows_for<NB, kRequant>();
+  for (int64_t m = 0; m < rows;) {
+    const int64_t left = rows - m;
+    Requant part = rq;
+    if (part.residual) part.residual += m * part.residual_ld;
+    const ARows am = a.advanced(m);
+    uint8_t* o = out ? out + m * ldo : nullptr;
+    int32_t* c = c32 ? c32 + m * ldc : nullptr;
+    int done;
+    if (left >= MR) done = (tile<MR, NB, kRequant>(am, MR, w, block0, part, o, ldo, c, ldc), MR);
+    else if (MR > 8 && left >= 8) done = (tile<8, NB, kRequant>(am, 8, w, block0, part, o, ldo, c, ldc), 8);
+    else if (MR > 4 && left >= 4) done = (tile<4, NB, kRequant>(am, 4, w, block0, part, o, ldo, c, ldc), 4);
+    else if (left >= 2) done = (tile<2, NB, kRequant>(am, 2, w, block0, part, o, ldo, c, ldc), 2);
+    else done = (tile<1, NB, kRequant>(am, 1, w, block0, part, o, ldo, c, ldc), 1);
+    m += done;
+  }
+}
+
+template <bool kRequant>
+QNN_VNNI void run(const ARows& a, int64_t rows, const PackedWeights& w, const Requant& rq, uint8_t* out, int64_t ldo,
+                  int32_t* c32, int64_t ldc) {
+  const int64_t blocks = w.np / 16;
+  for (int64_t b = 0; b < blocks;) {
+    const int64_t left = blocks - b;
+    if (left >= 4) { run_blocks<4, kRequant>(a, rows, w, b, rq, out, ldo, c32, ldc); b += 4; }
+    else if (left == 3) { run_blocks<3, kRequant>(a, rows, w, b, rq, out, ldo, c32, ldc); b += 3; }
+    else if (left == 2) { run_blocks<2, kRequant>(a, rows, w, b, rq, out, ldo, c32, ldc); b += 2; }
+    else { run_blocks<1, kRequant>(a, rows, w, b, rq, out, ldo, c32, ldc); b += 1; }
+  }
+}
+
+}  // namespace
+
+void requant_vnni(const ARows& a, int64_t rows, const PackedWeights& w, const Requant& rq, uint8_t* out, int64_t ldo) {
+  run<true>(a, rows, w, rq, out, ldo, nullptr, 0);
+}
+
+void s32_vnni(const ARows& a, int64_t rows, const PackedWeights& w, int32_t* c, int64_t ldc) {
+  run<false>(a, rows, w, Requant{}, nullptr, 0, c, ldc);
+}
+
+}  // namespace qnn::qinfer::kernels

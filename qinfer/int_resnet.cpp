@@ -1,0 +1,426 @@
+// The integer CIFAR ResNet built from a QAT export (see qinfer/int_resnet.h).
+#include "qinfer/int_resnet.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include <omp.h>
+
+#include "nn/qat_export.h"
+#include "qinfer/stem.h"
+
+namespace qnn::qinfer {
+
+namespace {
+
+constexpr double kBatchNormEps = 1e-5;  // BatchNorm2d's
+
+int64_t metadata_int(const SafetensorsFile& file, const std::string& key) {
+  auto it = file.metadata.find(key);
+  QNN_CHECK(it != file.metadata.end(), file.path, ": metadata '", key, "' is missing");
+  char* end = nullptr;
+  const long long v = std::strtoll(it->second.c_str(), &end, 10);
+  QNN_CHECK(!it->second.empty() && *end == '\0', file.path, ": metadata '", key, "' should be a whole number, found '",
+            it->second, "'");
+  return v;
+}
+
+}  // namespace
+
+IntWeight read_export_weight(const SafetensorsFile& file, const std::string& name) {
+  const std::string p = "qweight." + name;
+  const int bits = int(metadata_int(file, p + ".bits"));
+  const int64_t qmin = metadata_int(file, p + ".qmin");
+  const std::vector<float> dims = file.get(p + ".shape").to_vector();
+  IntWeight w;
+  w.shape.assign(dims.begin(), dims.end());
+  QNN_CHECK(!w.shape.empty() && w.shape[0] > 0, file.path, ": ", p, ".shape is empty");
+  int64_t numel = 1;
+  for (int64_t d : w.shape) numel *= d;
+  const int64_t channels = w.shape[0], per_channel = numel / channels;
+  const std::vector<float> s = file.get(p + ".scale").to_vector(), z = file.get(p + ".zero_point").to_vector();
+  QNN_CHECK(int64_t(s.size()) == channels && int64_t(z.size()) == channels, file.path, ": ", p,
+            ".scale and .zero_point need ", channels, " values, found ", s.size(), " and ", z.size());
+  const std::vector<int> codes = unpack_codes(file.get(p + ".packed"), numel, bits);
+  w.values.resize(numel);
+  w.scale.resize(channels);
+  for (int64_t c = 0; c < channels; ++c) {
+    // Integer zero points give q - z; half-integer ones (DoReFa's n/2) give 2q - 2z at half the scale.
+    const double z2 = 2.0 * double(z[c]);
+    QNN_CHECK(std::nearbyint(z2) == z2, file.path, ": ", name, " channel ", c, " has zero point ", z[c],
+              ", which is not a multiple of 1/2");
+    const bool half = std::nearbyint(double(z[c])) != double(z[c]);
+    const int64_t factor = half ? 2 : 1, zi = int64_t(std::nearbyint(z2)) / (half ? 1 : 2);
+    w.scale[c] = double(s[c]) / double(factor);
+    for (int64_t i = 0; i < per_channel; ++i) {
+      const int64_t q = codes[c * per_channel + i] + qmin, v = factor * q - zi;
+      QNN_CHECK(v >= -128 && v <= 127, file.path, ": ", name, " holds the integer weight ", v,
+                " (code ", q, ", zero point ", z[c], "), outside s8");
+      w.values[c * per_channel + i] = int8_t(v);
+    }
+  }
+  return w;
+}
+
+namespace {
+
+ActivationGrid read_grid(const SafetensorsFile& file, const std::string& quantizer) {
+  const std::string p = "qact." + quantizer;
+  ActivationGrid g;
+  g.scale = file.get(p + ".scale").to_vector().at(0);
+  const float z = file.get(p + ".zero_point").to_vector().at(0);
+  const int64_t bits = metadata_int(file, p + ".bits");
+  QNN_CHECK(bits >= 2 && bits <= 8, file.path, ": ", p, ".bits is ", bits, ", expected 2 to 8");
+  g.qmax = int32_t((1 << bits) - 1);
+  QNN_CHECK(std::isfinite(g.scale) && g.scale > 0, file.path, ": ", p, ".scale is ", g.scale, ", expected > 0");
+  QNN_CHECK(std::nearbyint(z) == z && z >= 0 && z <= g.qmax, file.path, ": ", p, ".zero_point is ", z,
+            ", expected a whole number in [0, ", g.qmax, "]");
+  g.zero_point = int32_t(z);
+  return g;
+}
+
+// Batch norm bn_prefix as y = f x + b per channel.
+void read_batch_norm(const SafetensorsFile& file, const std::string& bn, int64_t channels, std::vector<double>& f,
+                     std::vector<double>& b) {
+  const std::vector<float> gamma = file.get(bn + ".weight").to_vector(), beta = file.get(bn + ".bias").to_vector(),
+                           mean = file.get(bn + ".running_mean").to_vector(),
+                           var = file.get(bn + ".running_var").to_vector();
+  QNN_CHECK(int64_t(gamma.size()) == channels && int64_t(beta.size()) == channels &&
+                int64_t(mean.size()) == channels && int64_t(var.size()) == channels,
+            file.path, ": batch norm ", bn, " should have ", channels, " channels");
+  f.resize(channels);
+  b.resize(channels);
+  for (int64_t c = 0; c < channels; ++c) {
+    f[c] = double(gamma[c]) / std::sqrt(double(var[c]) + kBatchNormEps);
+    b[c] = double(beta[c]) - f[c] * double(mean[c]);
+  }
+}
+
+// A requantization constant that is not a finite float (a zero or huge scale, a non-finite batch
+// norm) would make the integer paths disagree and the outputs meaningless: refused at load.
+void check_finite(const SafetensorsFile& file, const std::string& layer, int64_t channel, float multiplier, float bias) {
+  QNN_CHECK(std::isfinite(multiplier) && std::isfinite(bias), file.path, ": ", layer, " output channel ", channel,
+            " has the requantization multiplier ", multiplier, " and bias ", bias,
+            "; its scales and batch norm should give finite values");
+}
+
+// A 3x3 convolution of the residual blocks, its batch norm folded, requantized from `in` to `out`.
+IntConv make_conv(const SafetensorsFile& file, const std::string& conv, const std::string& bn, int64_t stride,
+                  const ActivationGrid& in, const ActivationGrid& out) {
+  const IntWeight w = read_export_weight(file, conv + ".weight");
+  QNN_CHECK(w.shape.size() == 4 && w.shape[2] == w.shape[3], file.path, ": ", conv, ".weight should be [out, in, k, k]");
+  IntConv c;
+  c.shape = {w.shape[1], w.shape[0], w.shape[2], stride, w.shape[2] / 2};
+  c.weights = pack_weights(conv_weight_nhwc(w.values, c.shape).data(), c.shape.out_channels,
+                           c.shape.kernel * c.shape.kernel * c.shape.in_channels);
+  std::vector<double> f, b;
+  read_batch_norm(file, bn, c.shape.out_channels, f, b);
+  c.in = in;
+  c.out = out;
+  for (int64_t o = 0; o < c.shape.out_channels; ++o) {
+    c.offset.push_back(in.zero_point * c.weights.sums[o]);
+    c.multiplier.push_back(float(double(in.scale) * w.scale[o] * f[o] / double(out.scale)));
+    c.bias.push_back(float(b[o] / double(out.scale)));
+    check_finite(file, conv, o, c.multiplier.back(), c.bias.back());
+  }
+  return c;
+}
+
+Requant requant_of(const IntConv& c) {
+  Requant rq;
+  rq.offset = c.offset.data();
+  rq.multiplier = c.multiplier.data();
+  rq.bias = c.bias.data();
+  rq.zero_point = c.out.zero_point;
+  rq.lo = c.out.zero_point;  // the ReLU: real 0
+  rq.hi = c.out.qmax;
+  return rq;
+}
+
+// The quantizers' state_dict path prefixes of a block: "layer2.0.".
+std::string block_prefix(int stage, int64_t index) { return "layer" + std::to_string(stage) + "." + std::to_string(index) + "."; }
+
+}  // namespace
+
+bool is_qat_export(const SafetensorsFile& file) {
+  auto it = file.metadata.find("format");
+  return it != file.metadata.end() && it->second == kQatExportFormat;
+}
+
+IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fallback) {
+  QNN_CHECK(is_qat_export(file), file.path, ": not a qnn QAT export (metadata 'format' should be ", kQatExportFormat, ")");
+  auto meta = [&](const std::string& key) { return file.metadata.count(key) ? file.metadata.at(key) : std::string(); };
+  QNN_CHECK(meta("shortcut") != "B" && !file.has("qweight.layer2.0.shortcut.0.weight.shape"), file.path,
+            ": the integer engine runs ResNets with option-A shortcuts; this export has projection (option B) shortcuts");
+  description_ = (meta("arch").empty() ? std::string("resnet") : meta("arch")) + " " + meta("qat");
+  norm_ = fallback;
+  if (!meta("input_mean").empty() || !meta("input_stddev").empty()) {
+    norm_ = {{}, {}};
+    for (auto [key, out] : {std::pair{"input_mean", &norm_.mean}, std::pair{"input_stddev", &norm_.stddev}}) {
+      std::string text = meta(key);
+      for (size_t start = 0; start <= text.size();) {
+        size_t end = text.find(',', start);
+        if (end == std::string::npos) end = text.size();
+        char* stop = nullptr;
+        const std::string item = text.substr(start, end - start);
+        out->push_back(std::strtof(item.c_str(), &stop));
+        QNN_CHECK(!item.empty() && *stop == '\0', file.path, ": metadata '", key, "' should be comma-separated numbers, found '",
+                  text, "'");
+        start = end + 1;
+      }
+    }
+  }
+
+  // Stem: the image's pixels, one accumulator per (output, input) channel pair.
+  const IntWeight w1 = read_export_weight(file, "conv1.weight");
+  QNN_CHECK(w1.shape.size() == 4 && w1.shape[2] == w1.shape[3], file.path, ": conv1.weight should be [out, in, k, k]");
+  const int64_t co = w1.shape[0], ci = w1.shape[1], k = w1.shape[2], taps = k * k;
+  QNN_CHECK(int64_t(norm_.mean.size()) == ci && int64_t(norm_.stddev.size()) == ci, file.path, ": the input has ", ci,
+            " channels, the normalisation ", norm_.mean.size(), " means and ", norm_.stddev.size(), " deviations");
+  stem_shape_ = {ci, co * ci, k, 1, k / 2};
+  std::vector<int8_t> expanded(co * ci * taps * ci, 0);
+  for (int64_t o = 0; o < co; ++o)
+    for (int64_t c = 0; c < ci; ++c)
+      for (int64_t t = 0; t < taps; ++t) expanded[((c * co + o) * taps + t) * ci + c] = w1.values[(o * ci + c) * taps + t];
+  stem_weights_ = pack_weights(expanded.data(), co * ci, taps * ci);
+  for (int64_t c = 0; c < ci; ++c) {
+    QNN_CHECK(std::isfinite(norm_.mean[c]) && std::isfinite(norm_.stddev[c]) && norm_.stddev[c] > 0, file.path,
+              ": input channel ", c, " has mean ", norm_.mean[c], " and standard deviation ", norm_.stddev[c],
+              "; expected finite values and a positive deviation");
+    pixel_scale_.push_back(float(1.0 / (255.0 * double(norm_.stddev[c]))));
+    pixel_zero_.push_back(float(255.0 * double(norm_.mean[c])));
+  }
+  stem_out_ = read_grid(file, "act1_fake_quant");
+  std::vector<double> f, b;
+  read_batch_norm(file, "bn1", co, f, b);
+  for (int64_t o = 0; o < co; ++o) {
+    stem_multiplier_.push_back(float(w1.scale[o] * f[o] / double(stem_out_.scale)));
+    stem_bias_.push_back(float(b[o] / double(stem_out_.scale)));
+    check_finite(file, "conv1", o, stem_multiplier_.back(), stem_bias_.back());
+  }
+  const int64_t k1 = k + 1;
+  stem_correction_.assign(k1 * k1 * k1 * k1 * co, 0.0f);
+  for (int64_t h0 = 0; h0 <= k; ++h0)
+    for (int64_t h1 = h0; h1 <= k; ++h1)
+      for (int64_t w0 = 0; w0 <= k; ++w0)
+        for (int64_t wl = w0; wl <= k; ++wl)
+          for (int64_t o = 0; o < co; ++o) {
+            double sum = 0;
+            for (int64_t c = 0; c < ci; ++c) {
+              int64_t ws = 0;
+              for (int64_t kh = h0; kh < h1; ++kh)
+                for (int64_t kw = w0; kw < wl; ++kw) ws += w1.values[(o * ci + c) * taps + kh * k + kw];
+              sum += double(pixel_scale_[c]) * double(pixel_zero_[c]) * double(ws);
+            }
+            stem_correction_[(((h0 * k1 + h1) * k1 + w0) * k1 + wl) * co + o] = float(sum);
+          }
+
+  // Residual blocks, as many as the export holds per stage.
+  ActivationGrid grid = stem_out_;
+  for (int stage = 1; file.has("qweight." + block_prefix(stage, 0) + "conv1.weight.shape"); ++stage)
+    for (int64_t i = 0; file.has("qweight." + block_prefix(stage, i) + "conv1.weight.shape"); ++i) {
+      const std::string p = block_prefix(stage, i);
+      IntBlock block;
+      const int64_t stride = stage > 1 && i == 0 ? 2 : 1;
+      const ActivationGrid mid = read_grid(file, p + "act1_fake_quant"), out = read_grid(file, p + "act2_fake_quant");
+      block.conv1 = make_conv(file, p + "conv1", p + "bn1", stride, grid, mid);
+      block.conv2 = make_conv(file, p + "conv2", p + "bn2", 1, mid, out);
+      QNN_CHECK(block.conv1.shape.in_channels <= block.conv1.shape.out_channels, file.path, ": ", p,
+                "conv1 narrows the channels; option A only pads them");
+      block.pad_before = (block.conv1.shape.out_channels - block.conv1.shape.in_channels) / 2;
+      block.residual_multiplier = float(double(grid.scale) / double(out.scale));
+      blocks_.push_back(std::move(block));
+      grid = out;
+    }
+  QNN_CHECK(!blocks_.empty(), file.path, ": no residual blocks (qweight.layer1.0.conv1.weight) found");
+
+  // Head.
+  head_in_ = read_grid(file, "fc_input_fake_quant");
+  const IntWeight fc = read_export_weight(file, "fc.weight");
+  QNN_CHECK(fc.shape.size() == 2, file.path, ": fc.weight should be [classes, features]");
+  classes_ = fc.shape[0];
+  features_ = fc.shape[1];
+  QNN_CHECK(features_ == blocks_.back().conv2.shape.out_channels, file.path, ": fc.weight has ", features_,
+            " features, the last block ", blocks_.back().conv2.shape.out_channels, " channels");
+  fc_weight_ = fc.values;
+  const std::vector<float> bias = file.get("fc.bias").to_vector();
+  QNN_CHECK(int64_t(bias.size()) == classes_, file.path, ": fc.bias should have ", classes_, " values");
+  for (int64_t j = 0; j < classes_; ++j) {
+    int32_t sum = 0;
+    for (int64_t i = 0; i < features_; ++i) sum += fc_weight_[j * features_ + i];
+    fc_sums_.push_back(sum);
+    fc_scale_.push_back(float(double(head_in_.scale) * fc.scale[j]));
+    fc_bias_.push_back(bias[j]);
+    check_finite(file, "fc", j, fc_scale_.back(), fc_bias_.back());
+  }
+}
+
+void IntResNet::stem(const uint8_t* pixels, int64_t n, int64_t h, int64_t w, uint8_t* out) const {
+  const int64_t ci = stem_shape_.in_channels, co = stem_shape_.out_channels / ci, k = stem_shape_.kernel,
+                pad = stem_shape_.padding, k1 = k + 1;
+  const int64_t oh_n = stem_shape_.out_size(h), ow_n = stem_shape_.out_size(w);
+  StemRequant rq;
+  rq.in_channels = ci;
+  rq.out_channels = co;
+  rq.pixel_scale = pixel_scale_.data();
+  rq.multiplier = stem_multiplier_.data();
+  rq.bias = stem_bias_.data();
+  rq.zero_point = stem_out_.zero_point;
+  rq.qmax = stem_out_.qmax;
+  // Padding taps hold pixel 0 and are left out of the zero-point correction instead.
+  conv2d_u8_s32_tiles(pixels, n, h, w, stem_shape_, 0, stem_weights_, [&](int64_t m0, int64_t rows, const int32_t* acc) {
+    for (int64_t m = m0; m < m0 + rows; ++m) {
+      const int64_t oh = (m / ow_n) % oh_n, ow = m % ow_n;
+      const int64_t h0 = std::max<int64_t>(0, pad - oh), h1 = std::min<int64_t>(k, h + pad - oh);
+      const int64_t w0 = std::max<int64_t>(0, pad - ow), w1 = std::min<int64_t>(k, w + pad - ow);
+      const float* correction = stem_correction_.data() + (((h0 * k1 + h1) * k1 + w0) * k1 + w1) * co;
+      stem_requantize(acc + (m - m0) * co * ci, correction, rq, out + m * co);
+    }
+  });
+}
+
+std::vector<float> IntResNet::run(const uint8_t* pixels, int64_t n, int64_t h, int64_t w, const Trace& trace) const {
+  QNN_CHECK(n > 0 && h > 0 && w > 0, "IntResNet: empty input ", n, " x ", h, " x ", w);
+  int64_t c = stem_shape_.out_channels / stem_shape_.in_channels;
+  // Buffers kept between calls (per calling thread), so a forward pass allocates and clears
+  // nothing. Local references: inside the OpenMP regions below they name the caller's buffers
+  // (a thread_local named there would be each worker's own).
+  struct Buffers {
+    std::vector<uint8_t> x, mid, y, shortcut;
+  };
+  thread_local Buffers buffers;
+  std::vector<uint8_t> &x = buffers.x, &mid = buffers.mid, &y = buffers.y, &shortcut = buffers.shortcut;
+  x.resize(n * h * w * c);
+  stem(pixels, n, h, w, x.data());
+  if (trace.stem) *trace.stem = x;
+  for (const IntBlock& block : blocks_) {
+    const IntConv &c1 = block.conv1, &c2 = block.conv2;
+    const int64_t oh = c1.shape.out_size(h), ow = c1.shape.out_size(w), oc = c2.shape.out_channels,
+                  positions = n * oh * ow, stride = c1.shape.stride;
+    mid.resize(positions * c1.shape.out_channels);
+    conv2d_u8(x.data(), n, h, w, c1.shape, uint8_t(c1.in.zero_point), c1.weights, requant_of(c1), mid.data());
+    Requant rq = requant_of(c2);
+    rq.residual_zero = c1.in.zero_point;
+    rq.residual_multiplier = block.residual_multiplier;
+    if (stride == 1 && c == oc) {
+      rq.residual = x.data();
+      rq.residual_ld = c;
+    } else {
+      // Option A: the input subsampled by the stride, its channels in the middle, the zero point elsewhere.
+      shortcut.resize(positions * oc);
+      const uint8_t zero = uint8_t(c1.in.zero_point);
+      const int64_t before = block.pad_before, after = oc - c - before;
+#pragma omp parallel for schedule(static) if (positions >= 256)
+      for (int64_t m = 0; m < positions; ++m) {
+        const int64_t img = m / (oh * ow), i = (m / ow) % oh, j = m % ow;
+        const uint8_t* src = x.data() + ((img * h + i * stride) * w + j * stride) * c;
+        uint8_t* dst = shortcut.data() + m * oc;
+        std::memset(dst, zero, size_t(before));
+        std::memcpy(dst + before, src, size_t(c));
+        std::memset(dst + before + c, zero, size_t(after));
+      }
+      rq.residual = shortcut.data();
+      rq.residual_ld = oc;
+    }
+    y.resize(positions * oc);
+    conv2d_u8(mid.data(), n, oh, ow, c2.shape, uint8_t(c2.in.zero_point), c2.weights, rq, y.data());
+    std::swap(x, y);
+    h = oh;
+    w = ow;
+    c = oc;
+  }
+  // Average pool into the classifier's grid, then the classifier.
+  const ActivationGrid& last = blocks_.back().conv2.out;
+  const int64_t hw = h * w;
+  const float pool_multiplier = float(double(last.scale) / (double(hw) * double(head_in_.scale)));
+  std::vector<uint8_t> features(n * c);
+  std::vector<float> logits(n * classes_);
+#pragma omp parallel for schedule(static) if (n >= 16)
+  for (int64_t img = 0; img < n; ++img) {
+    std::vector<int32_t> sum(c, 0);
+    for (int64_t p = 0; p < hw; ++p)
+      for (int64_t ch = 0; ch < c; ++ch) sum[ch] += x[(img * hw + p) * c + ch];
+    uint8_t* feat = features.data() + img * c;
+    for (int64_t ch = 0; ch < c; ++ch) {
+      float v = float(sum[ch] - int32_t(hw) * last.zero_point) * pool_multiplier;
+      v = std::min(std::max(v, -1073741824.0f), 1073741824.0f);
+      const int32_t q = int32_t(std::nearbyint(v)) + head_in_.zero_point;
+      feat[ch] = uint8_t(std::min(std::max(q, int32_t(0)), head_in_.qmax));
+    }
+    for (int64_t j = 0; j < classes_; ++j) {
+      int32_t a = 0;
+      for (int64_t i = 0; i < c; ++i) a += int32_t(feat[i]) * int32_t(fc_weight_[j * c + i]);
+      logits[img * classes_ + j] = std::fma(float(a - head_in_.zero_point * fc_sums_[j]), fc_scale_[j], fc_bias_[j]);
+    }
+  }
+  if (trace.head_input) *trace.head_input = features;
+  return logits;
+}
+
+std::vector<float> IntResNet::forward_pixels(const uint8_t* pixels, int64_t n, int64_t h, int64_t w) const {
+  // A large batch: each thread runs whole chunks of images through the network, so a chunk's
+  // activations stay in its core's cache from layer to layer and no layer waits on the others.
+  // A small one: the layers split their output rows over the threads.
+  constexpr int64_t kChunk = 8;
+  if (omp_in_parallel() || n < 2 * kChunk * omp_get_max_threads()) return run(pixels, n, h, w, Trace{});
+  std::vector<float> logits(n * classes_);
+  const int64_t image = h * w * stem_shape_.in_channels, chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t i = 0; i < chunks; ++i) {
+    const int64_t first = i * kChunk, count = std::min(kChunk, n - first);
+    const std::vector<float> part = run(pixels + first * image, count, h, w, Trace{});
+    std::copy(part.begin(), part.end(), logits.begin() + first * classes_);
+  }
+  return logits;
+}
+
+std::vector<uint8_t> IntResNet::stem_pixels(const uint8_t* pixels, int64_t n, int64_t h, int64_t w) const {
+  std::vector<uint8_t> out;
+  Trace t;
+  t.stem = &out;
+  run(pixels, n, h, w, t);
+  return out;
+}
+
+std::vector<uint8_t> IntResNet::head_input_pixels(const uint8_t* pixels, int64_t n, int64_t h, int64_t w) const {
+  std::vector<uint8_t> out;
+  Trace t;
+  t.head_input = &out;
+  run(pixels, n, h, w, t);
+  return out;
+}
+
+std::vector<uint8_t> IntResNet::pixels_of(const Tensor& images) const {
+  const int64_t ci = stem_shape_.in_channels;
+  QNN_CHECK(images.dim() == 4 && images.size(1) == ci, "IntResNet: expected images [N, ", ci, ", H, W], got ",
+            shape_str(images.shape()));
+  const Tensor cpu = images.to(Device::CPU);
+  const int64_t n = images.size(0), h = images.size(2), w = images.size(3);
+  const float* src = cpu.data();
+  std::vector<uint8_t> out(n * h * w * ci);
+  // (p/255 - mean) / std back to p: x * 255 std + 255 mean is within 1e-3 of the byte for images
+  // normalised from bytes, so rounding recovers it exactly.
+  std::vector<float> a(ci), b(ci);
+  for (int64_t c = 0; c < ci; ++c) {
+    a[c] = float(255.0 * double(norm_.stddev[c]));
+    b[c] = float(255.0 * double(norm_.mean[c]));
+  }
+#pragma omp parallel for schedule(static) if (n >= 8)
+  for (int64_t img = 0; img < n; ++img)
+    for (int64_t c = 0; c < ci; ++c)
+      for (int64_t p = 0; p < h * w; ++p) {
+        const float byte = std::nearbyint(std::fma(src[(img * ci + c) * h * w + p], a[c], b[c]));
+        out[(img * h * w + p) * ci + c] = uint8_t(std::min(255.0f, std::max(0.0f, byte)));
+      }
+  return out;
+}
+
+Tensor IntResNet::forward(const Tensor& images) const {
+  const std::vector<uint8_t> pixels = pixels_of(images);
+  const std::vector<float> logits = forward_pixels(pixels.data(), images.size(0), images.size(2), images.size(3));
+  return Tensor::from_vector(logits, {images.size(0), classes_});
+}
+
+}  // namespace qnn::qinfer
