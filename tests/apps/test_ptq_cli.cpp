@@ -4,6 +4,8 @@
 // a message naming the problem. Run from the repository root (make test).
 #include <doctest.h>
 
+#include <cmath>
+
 #include <filesystem>
 #include <string>
 
@@ -57,6 +59,20 @@ TEST_CASE("ptq cli: a brief float run quantizes to W4A4 with a table row and an 
   CHECK(q.metadata.at("ptq") == "kl W4A4 per-channel +bias-corr +fold-bn");
   CHECK(q.has("qweight.layer1.0.conv1.weight.packed"));
   CHECK(q.has("qact.layer1.0.act1_fake_quant.scale"));
+  CHECK(q.metadata.at("input_mean").find(',') != std::string::npos);
+  // The export runs on the integer engine (qinfer/), whose accuracy is the table's up to the
+  // rare image whose codes round the other way (docs/integer-inference.md).
+  CommandResult integer = run_command("./apps/cifar --device cpu --data " + data +
+                                      " --limit-test 50 --evaluate --resume " + dir.file("q.safetensors"));
+  REQUIRE_MESSAGE(integer.exit_code == 0, integer.output);
+  CHECK(integer.output.find("integer arithmetic") != std::string::npos);
+  const auto accuracy = [](const std::string& text, const std::string& before) {
+    const size_t at = text.find(before);
+    REQUIRE(at != std::string::npos);
+    return std::stod(text.substr(text.find_first_of("0123456789", at + before.size())));
+  };
+  const double table = accuracy(r.output, "| kl | 4/4 | per-channel +bias-corr +fold-bn |");
+  CHECK(std::fabs(accuracy(integer.output, " accuracy ") - table) <= 4.0);  // 2 of 50 images
 
   CommandResult alloc = run_command(common + " --weight-bits 3 --act-bits 8 --bit-alloc --method aciq-gauss --out " +
                                     dir.file("a.safetensors"));
