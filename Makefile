@@ -56,6 +56,17 @@ ifneq ($(TURBOJPEG),)
   LDFLAGS += -lturbojpeg
 endif
 LIB_SRC := $(wildcard tensor/*.cpp autograd/*.cpp nn/*.cpp optim/*.cpp data/*.cpp quant/*.cpp qat/*.cpp train/*.cpp)
+# MPI (Debian's libopenmpi-dev + openmpi-bin): when mpicxx is found, dist/ is built with its MPI
+# communicator and the apps train data-parallel under mpirun (docs/distributed.md); without it
+# they build and run as one process and the MPI tests skip. `make MPI=0` leaves it out.
+MPICXX ?= $(shell command -v mpicxx 2>/dev/null)
+MPI ?= $(if $(MPICXX),1,0)
+ifeq ($(MPI),1)
+  CXXFLAGS += -DQNN_MPI $(shell $(MPICXX) --showme:compile 2>/dev/null)
+  LDFLAGS += $(filter-out -lmpi_cxx,$(shell $(MPICXX) --showme:link 2>/dev/null))
+  MPI_LINE := , MPI yes
+endif
+LIB_SRC += $(wildcard dist/*.cpp)
 LIB_OBJ := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
 
 ifeq ($(CUDA),1)
@@ -81,7 +92,7 @@ comma := ,
 ifneq ($(MAKECMDGOALS),sanitize)
   $(info qnn build: $(CXX) $(shell $(CXX) -dumpfullversion 2>/dev/null), OpenMP $(if $(OPENMP),yes,no), \
     $(if $(ARCHFLAGS),-march=native,portable)$(comma)$(if $(SANITIZERS), ASan + UBSan -O1 in $(BUILD)$(comma)) \
-    JPEG $(if $(TURBOJPEG),libjpeg-turbo + stb_image,stb_image)$(comma) $(CUDA_LINE))
+    JPEG $(if $(TURBOJPEG),libjpeg-turbo + stb_image,stb_image)$(MPI_LINE)$(comma) $(CUDA_LINE))
 endif
 
 # Objects depend on the configuration: switching CUDA=0/1 or CUDA_ARCH rebuilds everything.
@@ -159,7 +170,7 @@ SANITIZE_ENV := ASAN_OPTIONS=halt_on_error=1:abort_on_error=0:detect_leaks=1:pri
 # checkpoint, resume and quantization paths under the sanitizers; make test runs everything.
 SANITIZE_TEST_ARGS ?= "-tce=cifar: resume continues bit-identically,cifar: one epoch on 5*,cifar: quantized training*,cifar resume: settings*,cifar bad input: a diverging*,imagenet app: ResNet-18 trains*,imagenet resnet: logits*,imagenet resnet: a saved state dict*"
 sanitize:
-	@$(MAKE) --no-print-directory CUDA=0 SANITIZE=1 BUILD=$(SANITIZE_BUILD) \
+	@$(MAKE) --no-print-directory CUDA=0 MPI=0 SANITIZE=1 BUILD=$(SANITIZE_BUILD) \
 	  TEST_ENV='$(SANITIZE_ENV)' TEST_ARGS='$(SANITIZE_TEST_ARGS)' test
 
 # Downloads the official CIFAR-10 binary archive, checks its md5 and unpacks it into data/.
