@@ -87,12 +87,9 @@ double GradientExchange::exchange_allgather(uint64_t step, int64_t* bits) {
   std::vector<std::vector<Payload>> received(static_cast<size_t>(p));
   for (int r = 0; r < p; ++r) {
     size_t offset = 0;
-    first = 0;
-    for (size_t k = 0; k < slices.size(); ++k) {
+    for (size_t k = 0; k < slices.size(); ++k)
       received[size_t(r)].push_back(read_payload(
-          all[size_t(r)], offset, {hook_->quantizer().name(), slices[k], first, int64_t(step), &own[k]}, str("rank ", r)));
-      first += slices[k];
-    }
+          all[size_t(r)], offset, {hook_->quantizer().name(), slices[k], -1, int64_t(step), &own[k]}, str("rank ", r)));
     QNN_CHECK(offset == all[size_t(r)].size(), "rank ", r, " sent ", all[size_t(r)].size() - offset,
               " bytes beyond its payloads");
   }
@@ -141,7 +138,7 @@ double GradientExchange::exchange_scatter_reduce(uint64_t step, int64_t* bits) {
     std::vector<Payload> parts;
     for (int i = 0; i < p; ++i) {
       size_t offset = 0;
-      parts.push_back(read_payload(received[size_t(i)], offset, {scheme, mine, my_start, int64_t(step), &own[size_t(rank)]},
+      parts.push_back(read_payload(received[size_t(i)], offset, {scheme, mine, -1, int64_t(step), &own[size_t(rank)]},
                                    str("rank ", i)));
       QNN_CHECK(offset == received[size_t(i)].size(), "rank ", i, " sent ", received[size_t(i)].size() - offset,
                 " bytes beyond its payload of chunk ", rank);
@@ -168,7 +165,7 @@ double GradientExchange::exchange_scatter_reduce(uint64_t step, int64_t* bits) {
     size_t offset = 0;
     if (length(j) > 0)
       parsed[size_t(j)] = read_payload(chunks[size_t(j)], offset,
-                                       {scheme, length(j), start[size_t(j)], int64_t(step), &own[size_t(j)]},
+                                       {scheme, length(j), -1, int64_t(step), &own[size_t(j)]},
                                        str("rank ", j, " (owner of chunk ", j, ")"));
     QNN_CHECK(offset == chunks[size_t(j)].size(), "rank ", j, " sent ", chunks[size_t(j)].size() - offset,
               " bytes beyond its re-quantized chunk");

@@ -118,11 +118,11 @@ Payload read_payload(const Bytes& message, size_t& offset, const PayloadExpectat
             p.index_bits, " bits take ", words);
   if (const Payload* l = expected.layout) {
     const int64_t mine[] = {l->bucket_size, l->index_bits, int64_t(l->scales.size()), int64_t(l->levels.size()),
-                            int64_t(l->passthrough.size()), l->extra_indices, int64_t(l->indices.size())};
-    const int64_t theirs[] = {f[1], f[2], f[7], f[8], f[9], f[4], f[10]};
+                            int64_t(l->passthrough.size()), l->extra_indices, int64_t(l->indices.size()), l->first_index};
+    const int64_t theirs[] = {f[1], f[2], f[7], f[8], f[9], f[4], f[10], f[3]};
     const char* names[] = {"bucket size", "index width", "scale count", "level count", "passthrough count",
-                           "extra index count", "index word count"};
-    for (int k = 0; k < 7; ++k)
+                           "extra index count", "index word count", "first index"};
+    for (int k = 0; k < 8; ++k)
       QNN_CHECK(mine[k] == theirs[k], sender, "'s payload has ", names[k], " ", theirs[k], ", this rank's has ", mine[k],
                 ": the ranks quantize with different settings (every rank must get the same --quant flags)");
   }

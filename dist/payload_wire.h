@@ -40,8 +40,9 @@ void write_payload(const Payload& p, Bytes& out);
 // What the receiver knows a payload must say; a negative number or an empty scheme is not checked.
 // `layout`, when given, is a payload this rank encoded of the same coordinates with the same
 // scheme: the received one must have its shape (bucket size, index width, and the counts of
-// scales, levels, passthrough coordinates, extra indices and index words), which is what the
-// decoder indexes by.
+// scales, levels, passthrough coordinates, extra indices and index words, and the first index,
+// which schemes whose randomness is keyed by flat index record), which is what the decoder
+// indexes by.
 struct PayloadExpectation {
   std::string scheme;
   int64_t size = -1, first_index = -1, step = -1;
