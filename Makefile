@@ -14,6 +14,8 @@
 #   TURBOJPEG         libjpeg-turbo's turbojpeg.h (default: /usr/include/turbojpeg.h when Debian's
 #                     libturbojpeg0-dev is installed); JPEGs are then decoded with it and linked
 #                     with -lturbojpeg. `make TURBOJPEG=` builds with stb_image alone.
+#   MPI=0             leave MPI out where mpicxx is found (with it: data-parallel training under
+#                     mpirun, docs/distributed.md)
 #   PORTABLE=1        no -march=native;   BUILD=dir   where objects go
 #   SANITIZE=1        -O1 -g with ASan and UBSan (what `make sanitize` sets, with CUDA=0)
 # Binaries find cudart, cuBLAS and cuDNN through an rpath, so they start without
