@@ -69,6 +69,15 @@ ifeq ($(MPI),1)
   MPI_LINE := , MPI yes
 endif
 LIB_SRC += $(wildcard dist/*.cpp)
+# NCCL (GPU collectives, dist/nccl_communicator.h): with CUDA and MPI, where its header and
+# library are in CUDA_HOME or /usr. Only that file sees the CUDA headers.
+NCCL_H := $(firstword $(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h))
+NCCL_LIB := $(patsubst %/,%,$(dir $(firstword $(wildcard $(CUDA_HOME)/lib64/libnccl.so /usr/lib/x86_64-linux-gnu/libnccl.so))))
+ifeq ($(MPI)$(CUDA)$(if $(and $(NCCL_H),$(NCCL_LIB)),1,0),111)
+  $(BUILD)/dist/nccl_communicator.o: CXXFLAGS += -DQNN_NCCL -isystem $(CUDA_HOME)/include $(addprefix -isystem ,$(filter-out /usr/include,$(patsubst %/,%,$(dir $(NCCL_H)))))
+  LDFLAGS += -L$(NCCL_LIB) -lnccl -Wl,-rpath,$(NCCL_LIB)
+  MPI_LINE := , MPI yes + NCCL
+endif
 LIB_OBJ := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
 
 ifeq ($(CUDA),1)

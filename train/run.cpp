@@ -9,6 +9,7 @@
 
 #include "dist/exchange.h"
 #include "dist/mpi_communicator.h"
+#include "dist/nccl_communicator.h"
 #include "nn/init.h"
 #include "quant/variance_recorder.h"
 #include "tensor/device.h"
@@ -119,6 +120,7 @@ int run_training(const std::string& app, const std::string& description, Trainin
   auto& per_layer = flags.add_bool("--quant-per-layer", "quantize each parameter on its own, not in network-wide buckets");
   auto& workers = flags.add_int("--workers", 1, "emulated data-parallel workers: K batches per step, each gradient quantized on its own, then averaged", 1, 1024);
   auto& exchange_name = flags.add_string("--exchange", "automatic", "under mpirun: how ranks exchange gradients: automatic|fp32|allgather|scatter-reduce (docs/distributed.md)");
+  auto& transport = flags.add_string("--transport", "mpi", "under mpirun: mpi, or nccl (GPU collectives; one GPU per rank)");
   auto& check_replicas = flags.add_bool("--check-replicas", "under mpirun: compare a hash of every rank's model after every step");
   auto& variance_steps = flags.add_int("--variance-steps", 0, "measure: N steps of unquantized SGD recording each scheme's variance, then exit", 0, 100000000);
   auto& variance_schemes = flags.add_string("--variance-schemes", "standard,exponential,hadamard,smart", "schemes measured by --variance-steps");
@@ -167,6 +169,7 @@ int run_training(const std::string& app, const std::string& description, Trainin
     if (flags.was_set("--workers") && workers != ranks)
       flags.fail(str("--workers ", workers, " under mpirun with ", ranks, " ranks: the ranks are the workers (leave --workers out)"));
     if (variance_steps > 0) flags.fail("--variance-steps measures in one process: run it without mpirun");
+    if (transport != "mpi" && transport != "nccl") flags.fail("bad --transport '" + transport + "'; valid: mpi, nccl");
     workers = ranks;
   }
   const bool quantizer_changed =
@@ -279,11 +282,16 @@ int run_training(const std::string& app, const std::string& description, Trainin
   const bool graph = !no_graph && variance_steps == 0 && qat_spec_.method == QatMethod::None;
   Trainer trainer(model, sgd, schedule, hook.get(), static_cast<int>(workers), graph);
   std::unique_ptr<GradientExchange> exchange;
+  std::unique_ptr<Communicator> nccl;
   if (ranks > 1) {
-    exchange = std::make_unique<GradientExchange>(*world, hook.get(), exchange_layers(flat), ExchangeOptions{exchange_algorithm});
+    if (transport == "nccl") {
+      QNN_CHECK(dev == Device::CUDA, "--transport nccl exchanges between GPUs: train on them (--device cuda)");
+      nccl = make_nccl_communicator(*world);
+    }
+    exchange = std::make_unique<GradientExchange>(nccl ? *nccl : *world, hook.get(), exchange_layers(flat), ExchangeOptions{exchange_algorithm});
     trainer.set_exchange(exchange.get(), check_replicas);
     std::printf("distributed: %d ranks (%s), exchange %s: %lld coordinates quantized, %lld in fp32\n", ranks,
-                world->transport().c_str(), exchange_algorithm_name(exchange->algorithm()).c_str(),
+                exchange->communicator().transport().c_str(), exchange_algorithm_name(exchange->algorithm()).c_str(),
                 (long long)exchange->quantized_coordinates(), (long long)exchange->fp32_coordinates());
   }
   std::printf("training: %s, batch %lld x %lld worker(s), quantizer %s (bucket %lld, %lld levels%s)\n",
