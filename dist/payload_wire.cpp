@@ -92,9 +92,12 @@ Payload read_payload(const Bytes& message, size_t& offset, const PayloadExpectat
   QNN_CHECK(version == kVersion, sender, "'s payload has format version ", version, ", this build reads ", kVersion);
   char scheme[kSchemeBytes];
   for (char& c : scheme) c = r.get<char>("the scheme name");
-  QNN_CHECK(scheme[kSchemeBytes - 1] == 0, sender, "'s payload: the scheme name is not terminated");
+  size_t length = 0;
+  while (length < kSchemeBytes && scheme[length] != 0) ++length;
+  for (size_t i = length; i < kSchemeBytes; ++i)
+    QNN_CHECK(scheme[i] == 0, sender, "'s payload: the scheme name is not NUL-terminated and NUL-padded");
   Payload p;
-  p.scheme = scheme;
+  p.scheme.assign(scheme, length);
   int64_t f[11];
   for (int64_t& v : f) v = r.get<int64_t>("the header");
   p.size = f[0], p.bucket_size = f[1], p.first_index = f[3], p.extra_indices = f[4];
@@ -107,10 +110,14 @@ Payload read_payload(const Bytes& message, size_t& offset, const PayloadExpectat
             p.first_index, ", expected ", expected.first_index);
   QNN_CHECK(expected.step < 0 || f[6] == expected.step, sender, "'s payload is of step ", f[6], ", this rank is at step ",
             expected.step, ": the ranks are out of step");
-  QNN_CHECK(p.size >= 0 && f[1] >= 1, sender, "'s payload header: size ", p.size, ", bucket size ", f[1]);
+  // Sizes stay far from int64's limits (2^40 coordinates is 4 TB of floats), so the index
+  // arithmetic below cannot overflow.
+  constexpr int64_t kMaxCoordinates = int64_t(1) << 40;
+  QNN_CHECK(p.size >= 0 && p.size <= kMaxCoordinates && f[1] >= 1, sender, "'s payload header: size ", p.size,
+            " (expected 0..2^40), bucket size ", f[1]);
   QNN_CHECK(f[2] >= 0 && f[2] <= 32, sender, "'s payload header: index width ", f[2], " bits, expected 0..32");
   p.index_bits = int(f[2]);
-  QNN_CHECK(f[9] >= 0 && f[9] <= p.size && f[4] >= 0, sender, "'s payload header: ", f[9], " passthrough coordinates and ",
+  QNN_CHECK(f[9] >= 0 && f[9] <= p.size && f[4] >= 0 && f[4] <= kMaxCoordinates, sender, "'s payload header: ", f[9], " passthrough coordinates and ",
             f[4], " extra indices for ", p.size, " coordinates");
   const int64_t coded = p.size - f[9] + f[4];
   const int64_t words = p.index_bits > 0 ? index_words(p.index_bits, coded) : 0;
