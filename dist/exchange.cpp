@@ -122,10 +122,13 @@ double GradientExchange::exchange_scatter_reduce(uint64_t step, int64_t* bits) {
   double variance = 0;
   std::vector<Payload> own(static_cast<size_t>(p));
   std::vector<Bytes> send(static_cast<size_t>(p));
+  // Schemes that key their randomness by the index within the slice (smart, the level-set
+  // ones) would draw the same numbers for every chunk of a seed: each chunk gets its own.
   const uint64_t my_seed = GradientQuantizationHook::worker_seed(seed, rank);
+  auto chunk_seed = [](uint64_t s, int chunk) { return s ^ (uint64_t(chunk + 1) * 0xD1B54A32D192ED03ull); };
   for (int j = 0; j < p; ++j) {
     if (length(j) == 0) continue;
-    own[size_t(j)] = encode(q_.data() + start[size_t(j)], length(j), start[size_t(j)], my_seed, step, &variance);
+    own[size_t(j)] = encode(q_.data() + start[size_t(j)], length(j), start[size_t(j)], chunk_seed(my_seed, j), step, &variance);
     *bits += own[size_t(j)].bits();
     write_payload(own[size_t(j)], send[size_t(j)]);
   }

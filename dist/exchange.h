@@ -23,7 +23,9 @@
 //                   computes the same sum, bit for bit. Sends (p-1) * payload bytes. The
 //                   reference, and the better choice at 2 ranks.
 //   scatter_reduce  CGX's scatter-reduce-allgather (SRA): the vector is cut into p chunks on
-//                   bucket boundaries; rank j owns chunk j. Each rank encodes every chunk and
+//                   bucket boundaries; rank j owns chunk j. Each rank encodes every chunk (its
+//                   stream mixed with the chunk's number, so that schemes keyed by the index
+//                   within a slice draw fresh numbers for each chunk) and
 //                   sends chunk j's payload to rank j (all-to-all); rank j decodes the p payloads
 //                   of its chunk, sums them in rank order in fp32, re-quantizes the sum (stream
 //                   worker_seed(seed, p + j)) and all-gathers it; every rank, the owner too,
