@@ -20,7 +20,8 @@
 //   hook.quantize_and_average({buf0, ..., bufK-1}, n, params.grads().data());
 // quantizes each worker's gradient independently (worker w keys its randomness by
 // worker_seed(seed, w)) and writes the mean, which the optimizer step then uses. With K = 1 this
-// is exactly apply().
+// is exactly apply(). Real workers in separate processes (mpirun) exchange the same payloads
+// through dist/exchange.h, which uses this hook's quantizer, seed, step and state.
 //
 // On the GPU (a CUDA flat gradient; install() hands the hook the gradient tensor): apply(Tensor&)
 // quantizes in place with quant/device_quantizer.h, bit for bit the CPU result, with no
