@@ -14,6 +14,8 @@
 #   TURBOJPEG         libjpeg-turbo's turbojpeg.h (default: /usr/include/turbojpeg.h when Debian's
 #                     libturbojpeg0-dev is installed); JPEGs are then decoded with it and linked
 #                     with -lturbojpeg. `make TURBOJPEG=` builds with stb_image alone.
+#   MPI=0             leave MPI out where mpicxx is found (with it: data-parallel training under
+#                     mpirun, docs/distributed.md)
 #   PORTABLE=1        no -march=native;   BUILD=dir   where objects go
 #   OPENMP=0          no OpenMP: one thread, no libgomp (capi/serial_openmp/omp.h stands in)
 #   PIC=1             position-independent objects (what `make install` builds the shared library from)
@@ -67,6 +69,26 @@ ifneq ($(TURBOJPEG),)
   LDFLAGS += -lturbojpeg
 endif
 LIB_SRC := $(wildcard tensor/*.cpp autograd/*.cpp nn/*.cpp optim/*.cpp data/*.cpp quant/*.cpp qat/*.cpp ptq/*.cpp qinfer/*.cpp train/*.cpp capi/*.cpp)
+# MPI (Debian's libopenmpi-dev + openmpi-bin): when mpicxx is found, dist/ is built with its MPI
+# communicator and the apps train data-parallel under mpirun (docs/distributed.md); without it
+# they build and run as one process and the MPI tests skip. `make MPI=0` leaves it out.
+MPICXX ?= $(shell command -v mpicxx 2>/dev/null)
+MPI ?= $(if $(MPICXX),1,0)
+ifeq ($(MPI),1)
+  CXXFLAGS += -DQNN_MPI $(shell $(MPICXX) --showme:compile 2>/dev/null)
+  LDFLAGS += $(filter-out -lmpi_cxx,$(shell $(MPICXX) --showme:link 2>/dev/null))
+  MPI_LINE := , MPI yes
+endif
+LIB_SRC += $(wildcard dist/*.cpp)
+# NCCL (GPU collectives, dist/nccl_communicator.h): with CUDA and MPI, where its header and
+# library are in CUDA_HOME or /usr. Only that file sees the CUDA headers.
+NCCL_H := $(firstword $(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h))
+NCCL_LIB := $(patsubst %/,%,$(dir $(firstword $(wildcard $(CUDA_HOME)/lib64/libnccl.so /usr/lib/x86_64-linux-gnu/libnccl.so))))
+ifeq ($(MPI)$(CUDA)$(if $(and $(NCCL_H),$(NCCL_LIB)),1,0),111)
+  $(BUILD)/dist/nccl_communicator.o: CXXFLAGS += -DQNN_NCCL -isystem $(CUDA_HOME)/include $(addprefix -isystem ,$(filter-out /usr/include,$(patsubst %/,%,$(dir $(NCCL_H)))))
+  LDFLAGS += -L$(NCCL_LIB) -lnccl -Wl,-rpath,$(NCCL_LIB)
+  MPI_LINE := , MPI yes + NCCL
+endif
 LIB_OBJ := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
 
 ifeq ($(CUDA),1)
@@ -92,7 +114,7 @@ comma := ,
 ifneq ($(MAKECMDGOALS),sanitize)
   $(info qnn build: $(CXX) $(shell $(CXX) -dumpfullversion 2>/dev/null), OpenMP $(if $(OPENMP_FLAG),yes,no), \
     $(if $(ARCHFLAGS),-march=native,portable)$(comma)$(if $(SANITIZERS), ASan + UBSan -O1 in $(BUILD)$(comma)) \
-    JPEG $(if $(TURBOJPEG),libjpeg-turbo + stb_image,stb_image)$(comma) $(CUDA_LINE))
+    JPEG $(if $(TURBOJPEG),libjpeg-turbo + stb_image,stb_image)$(MPI_LINE)$(comma) $(CUDA_LINE))
 endif
 
 # Objects depend on the configuration: switching CUDA=0/1 or CUDA_ARCH rebuilds everything.
@@ -169,8 +191,9 @@ SANITIZE_ENV := ASAN_OPTIONS=halt_on_error=1:abort_on_error=0:detect_leaks=1:pri
 # checkpoints ..." and "cifar: a bucket larger ..." still run ./apps/cifar's training,
 # checkpoint, resume and quantization paths under the sanitizers; make test runs everything.
 SANITIZE_TEST_ARGS ?= "-tce=cifar: resume continues bit-identically,cifar: one epoch on 5*,cifar: quantized training*,cifar resume: settings*,cifar bad input: a diverging*,imagenet app: ResNet-18 trains*,imagenet resnet: logits*,imagenet resnet: a saved state dict*"
+# MPI=0: OpenMPI's start-up allocations would read as leaks; the MPI tests skip there.
 sanitize:
-	@$(MAKE) --no-print-directory CUDA=0 SANITIZE=1 BUILD=$(SANITIZE_BUILD) \
+	@$(MAKE) --no-print-directory CUDA=0 MPI=0 SANITIZE=1 BUILD=$(SANITIZE_BUILD) \
 	  TEST_ENV='$(SANITIZE_ENV)' TEST_ARGS='$(SANITIZE_TEST_ARGS)' test
 
 # Downloads the official CIFAR-10 binary archive, checks its md5 and unpacks it into data/.

@@ -25,7 +25,7 @@ FUZZ_LIMITS := -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10
 
 # The library sources the targets link (the rest of the library needs OpenMP or is not used).
 FUZZ_LIB_SRC := data/cifar.cpp tensor/safetensors.cpp tensor/safetensors_header.cpp \
-  tensor/tensor.cpp tensor/allocator.cpp tensor/device_cpu_only.cpp
+  tensor/tensor.cpp tensor/allocator.cpp tensor/device_cpu_only.cpp dist/payload_wire.cpp
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.cpp=$(FUZZ_BUILD)/lib/%.o)
 FUZZ_NAMES := $(patsubst fuzz/fuzz_%.cpp,%,$(wildcard fuzz/fuzz_*.cpp))
 FUZZ_TARGETS := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)

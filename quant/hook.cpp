@@ -81,6 +81,15 @@ void GradientQuantizationHook::quantize_and_average(const std::vector<const floa
   ++step_;
 }
 
+void GradientQuantizationHook::finish_exchanged_step(double bits_per_coordinate, double variance) {
+  last_bits_ = bits_per_coordinate;
+  last_variance_ = variance;
+  variance_total_ += variance;
+  variance_on_device_ = false;
+  ++step_;
+  if (device_step_) device_step_->set(step_);
+}
+
 void GradientQuantizationHook::set_step(int64_t step) {
   step_ = step;
   if (device_step_) device_step_->set(step);

@@ -20,7 +20,8 @@
 //   hook.quantize_and_average({buf0, ..., bufK-1}, n, params.grads().data());
 // quantizes each worker's gradient independently (worker w keys its randomness by
 // worker_seed(seed, w)) and writes the mean, which the optimizer step then uses. With K = 1 this
-// is exactly apply().
+// is exactly apply(). Real workers in separate processes (mpirun) exchange the same payloads
+// through dist/exchange.h, which uses this hook's quantizer, seed, step and state.
 //
 // On the GPU (a CUDA flat gradient; install() hands the hook the gradient tensor): apply(Tensor&)
 // quantizes in place with quant/device_quantizer.h, bit for bit the CPU result, with no
@@ -104,6 +105,12 @@ class GradientQuantizationHook {
   void quantize_and_average(const std::vector<Tensor>& worker_grads, Tensor& out);
   // Worker 0 keeps the seed, so one worker is the single-worker hook.
   static uint64_t worker_seed(uint64_t seed, int64_t worker) { return seed ^ (uint64_t(worker) * 0x9E3779B97F4A7C15ull); }
+
+  // A real exchange between processes (dist/exchange.h) encodes and decodes through quantizer()
+  // itself and keeps the hook's step, state and statistics with these two: this step's adaptive
+  // refit on `g` (the same gradient on every rank), then the end of the step (step + 1).
+  void observe(const float* g, int64_t n) { quantizer_->observe(g, n, step_); }
+  void finish_exchanged_step(double bits_per_coordinate, double variance);
 
   int64_t step() const { return step_; }
   void set_step(int64_t step);  // resuming from a checkpoint; also writes the device step

@@ -7,6 +7,9 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "dist/exchange.h"
+#include "dist/mpi_communicator.h"
+#include "dist/nccl_communicator.h"
 #include "nn/init.h"
 #include "quant/variance_recorder.h"
 #include "tensor/device.h"
@@ -101,6 +104,14 @@ int evaluate_integer_export(const std::string& app, TrainingTask& task, Flags& f
 
 int run_training(const std::string& app, const std::string& description, TrainingTask& task,
                  const RunDefaults& defaults, int argc, char** argv) {
+  // Under mpirun: one rank of a data-parallel run (docs/distributed.md). Rank 0 alone prints,
+  // writes the log and the checkpoints; the others' standard output is discarded.
+  QNN_CHECK(!launched_by_mpirun() || mpi_built(), "started by mpirun, but this ", app,
+            " was built without MPI (mpicxx was not found): install libopenmpi-dev and openmpi-bin and make again");
+  Communicator* world = launched_by_mpirun() ? &mpi_world() : nullptr;
+  const int ranks = world ? world->size() : 1;
+  const bool writer = !world || world->rank() == 0;
+  if (!writer && !std::freopen("/dev/null", "w", stdout)) throw Error("cannot discard rank " + std::to_string(world->rank()) + "'s output");
   Flags flags(app, description);
   task.add_flags(flags);
   auto& epochs = flags.add_int("--epochs", defaults.epochs, "number of epochs", 1, 1000000);
@@ -130,6 +141,9 @@ int run_training(const std::string& app, const std::string& description, Trainin
   auto& quant_sample = flags.add_float("--quant-sample", 0.05, "smart: fraction of a bucket sampled as level candidates", 0, 1);
   auto& per_layer = flags.add_bool("--quant-per-layer", "quantize each parameter on its own, not in network-wide buckets");
   auto& workers = flags.add_int("--workers", 1, "emulated data-parallel workers: K batches per step, each gradient quantized on its own, then averaged", 1, 1024);
+  auto& exchange_name = flags.add_string("--exchange", "automatic", "under mpirun: how ranks exchange gradients: automatic|fp32|allgather|scatter-reduce (docs/distributed.md)");
+  auto& transport = flags.add_string("--transport", "mpi", "under mpirun: mpi, or nccl (GPU collectives; one GPU per rank)");
+  auto& check_replicas = flags.add_bool("--check-replicas", "under mpirun: compare a hash of every rank's model after every step");
   auto& variance_steps = flags.add_int("--variance-steps", 0, "measure: N steps of unquantized SGD recording each scheme's variance, then exit", 0, 100000000);
   auto& variance_schemes = flags.add_string("--variance-schemes", "standard,exponential,hadamard,smart", "schemes measured by --variance-steps");
   auto& variance_out = flags.add_string("--variance-out", "variance", "--variance-steps writes PREFIX.csv and PREFIX.png");
@@ -169,6 +183,22 @@ int run_training(const std::string& app, const std::string& description, Trainin
     lr = defaults.lr * double(batch_size) / double(defaults.lr_reference_batch);
     std::printf("note: lr %g (%g per %lld images, batch %lld)\n", lr, defaults.lr, (long long)defaults.lr_reference_batch,
                 (long long)batch_size);
+  }
+  ExchangeAlgorithm exchange_algorithm = ExchangeAlgorithm::automatic;
+  try {
+    exchange_algorithm = parse_exchange_algorithm(exchange_name);
+  } catch (const Error& e) {
+    flags.fail(std::string("--exchange: ") + std::string(e.what()).substr(std::string(e.what()).find("] ") + 2));
+  }
+  if (ranks > 1) {  // K ranks are K workers, the emulated --workers K made real
+    if (!resume.empty() && workers != ranks)
+      throw Error(str(resume, ": the checkpoint's run had ", workers, " worker(s); this run has ", ranks,
+                      " ranks: resume it with mpirun -np ", workers, " (or without mpirun when it is 1)"));
+    if (flags.was_set("--workers") && workers != ranks)
+      flags.fail(str("--workers ", workers, " under mpirun with ", ranks, " ranks: the ranks are the workers (leave --workers out)"));
+    if (variance_steps > 0) flags.fail("--variance-steps measures in one process: run it without mpirun");
+    if (transport != "mpi" && transport != "nccl") flags.fail("bad --transport '" + transport + "'; valid: mpi, nccl");
+    workers = ranks;
   }
   const bool quantizer_changed =
       std::any_of(changes.begin(), changes.end(), [](const SettingChange& c) { return in(kQuantSettings, c.flag); });
@@ -212,7 +242,7 @@ int run_training(const std::string& app, const std::string& description, Trainin
     return 0;
   }
   // Every place the run writes to is checked now, not after the first epoch.
-  if (!evaluate_only) {
+  if (!evaluate_only && writer) {
     if (!checkpoint_dir.empty()) prepare_output_folder("--checkpoint", checkpoint_dir);
     if (!log_path.empty()) check_output_file("--log", log_path);
     if (variance_steps > 0) check_output_file("--variance-out", variance_out + ".csv");
@@ -279,6 +309,19 @@ int run_training(const std::string& app, const std::string& description, Trainin
   // QAT steps make host-side decisions (an observer's first range, LSQ's initial step): no CUDA graph.
   const bool graph = !no_graph && variance_steps == 0 && qat_spec_.method == QatMethod::None;
   Trainer trainer(model, sgd, schedule, hook.get(), static_cast<int>(workers), graph);
+  std::unique_ptr<GradientExchange> exchange;
+  std::unique_ptr<Communicator> nccl;
+  if (ranks > 1) {
+    if (transport == "nccl") {
+      QNN_CHECK(dev == Device::CUDA, "--transport nccl exchanges between GPUs: train on them (--device cuda)");
+      nccl = make_nccl_communicator(*world);
+    }
+    exchange = std::make_unique<GradientExchange>(nccl ? *nccl : *world, hook.get(), exchange_layers(flat), ExchangeOptions{exchange_algorithm});
+    trainer.set_exchange(exchange.get(), check_replicas);
+    std::printf("distributed: %d ranks (%s), exchange %s: %lld coordinates quantized, %lld in fp32\n", ranks,
+                exchange->communicator().transport().c_str(), exchange_algorithm_name(exchange->algorithm()).c_str(),
+                (long long)exchange->quantized_coordinates(), (long long)exchange->fp32_coordinates());
+  }
   std::printf("training: %s, batch %lld x %lld worker(s), quantizer %s (bucket %lld, %lld levels%s)\n",
               schedule_kind.c_str(), (long long)batch_size, (long long)workers, quant.c_str(), (long long)bucket_size,
               (long long)quant_levels, per_layer ? ", per layer" : ", network-wide");
@@ -331,7 +374,7 @@ int run_training(const std::string& app, const std::string& description, Trainin
     return 0;
   }
 
-  CsvLog log(log_path, std::string("epoch,lr,train_loss,train_acc,test_loss,test_acc,") + (top5 ? "test_top5," : "") +
+  CsvLog log(writer ? log_path : std::string(), std::string("epoch,lr,train_loss,train_acc,test_loss,test_acc,") + (top5 ? "test_top5," : "") +
                            "epoch_seconds,images_per_second,bits_per_coordinate,mean_variance,qat");
   if (!resume.empty() && log.enabled()) log.keep_rows_of(log_path, start_epoch);
   // Named when training diverges: nothing is written after that, so it stays as it is.
@@ -353,6 +396,8 @@ int run_training(const std::string& app, const std::string& description, Trainin
     if (top5) std::printf(" top-5 %.2f%%", 100 * test.top5);
     std::printf(" | %.1fs %.0f img/s", train.seconds, rate);
     if (hook) std::printf(" | %.2f bits/coord, variance %.4g", train.bits_per_coordinate, train.mean_variance);
+    if (exchange)
+      std::printf(" | sent %.2f MB, %.1f KB/step", double(train.bytes_sent) / 1e6, double(train.bytes_sent) / 1e3 / double(std::max<int64_t>(train.steps, 1)));
     if (qat_spec_.method != QatMethod::None) std::printf(" | qat %s", qat_label(qat_spec_).c_str());
     std::printf("\n");
     std::fflush(stdout);
@@ -361,7 +406,7 @@ int run_training(const std::string& app, const std::string& description, Trainin
                    train.bits_per_coordinate, ",", train.mean_variance, ",", qat_label(qat_spec_)));
     const bool improved = test.accuracy > best;
     best = std::max(best, test.accuracy);
-    if (!checkpoint_dir.empty()) {
+    if (!checkpoint_dir.empty() && writer) {
       std::map<std::string, std::string> meta = {{"arch", task.arch()}, {"epoch", std::to_string(epoch + 1)},
                                                  {"best_accuracy", str(best)}};
       record_settings(flags, recorded, meta);
@@ -376,15 +421,19 @@ int run_training(const std::string& app, const std::string& description, Trainin
 }
 
 int guarded_main(const std::string& app, const std::function<int()>& body) {
+  std::string message;
   try {
     return body();
   } catch (const Error& e) {
-    std::fprintf(stderr, "%s: %s\n", app.c_str(), e.what());
+    message = e.what();
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "%s: out of memory\n", app.c_str());
+    message = "out of memory";
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: unexpected error: %s\n", app.c_str(), e.what());
+    message = std::string("unexpected error: ") + e.what();
   }
+  // One rank of several: the others may be waiting for it in a collective; end them all.
+  abort_mpi_job(app + ": " + message);
+  std::fprintf(stderr, "%s: %s\n", app.c_str(), message.c_str());
   return 1;
 }
 

@@ -22,6 +22,14 @@
 // With K emulated data-parallel workers (learning-to-quantize's simulated all-reduce), each step
 // takes K batches, computes K gradients, quantizes each on its own and averages them
 // (GradientQuantizationHook::quantize_and_average), then steps once; those steps run eagerly.
+//
+// Distributed over K ranks (mpirun; set_exchange), a step is the same K batches, rank r taking
+// batch step * K + r (it reads the step's K batches in order, as the loader yields them, and
+// keeps its own): each rank computes its gradient, the GradientExchange (dist/exchange.h)
+// averages the ranks' (quantized) gradients, every rank steps, and rank 0's buffers are broadcast
+// (dist/replicas.h). A rank without a batch in the last, partial step contributes zeros, and the
+// sum is divided by the ranks that had one, as the emulated workers do. Each rank's metrics are
+// summed over the ranks at the end of the epoch.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -31,6 +39,8 @@
 #include "train/batch_source.h"
 #include "train/progress.h"
 #include "autograd/functions.h"
+#include "dist/exchange.h"
+#include "dist/replicas.h"
 #include "data/device_data.h"
 #include "nn/module.h"
 #include "optim/schedule.h"
@@ -47,6 +57,7 @@ struct EpochResult {
   int64_t captured_steps = 0;       // steps replayed from the CUDA graph
   double bits_per_coordinate = 32;  // mean over the epoch's steps (32: unquantized)
   double mean_variance = 0;         // mean quantization variance per step (hook with record_variance)
+  int64_t bytes_sent = 0;           // distributed: the gradient bytes this rank sent (dist/communicator.h)
 };
 
 // Metrics accumulate in a [4] tensor on the device (data/device_data.h): loss * rows, correct
@@ -106,6 +117,16 @@ class Trainer {
       : model_(model), sgd_(sgd), schedule_(schedule), hook_(hook), workers_(workers),
         graph_wanted_(graph && workers == 1 && model.device() == Device::CUDA), metrics_(model.device()) {}
 
+  // Distributed training over the exchange's ranks (workers must equal their number; the hook,
+  // if any, must not be installed). `check_replicas`: compare a hash of every rank's model after
+  // every step (dist/replicas.h).
+  void set_exchange(GradientExchange* exchange, bool check_replicas) {
+    QNN_CHECK(!exchange || exchange->communicator().size() == workers_, "the trainer has ", workers_,
+              " workers but the exchange ", exchange ? exchange->communicator().size() : 0, " ranks");
+    exchange_ = exchange;
+    check_replicas_ = check_replicas;
+  }
+
   // Optimizer steps per epoch: ceil(batches / workers).
   static int64_t steps_per_epoch(int64_t batches, int workers) { return (batches + workers - 1) / workers; }
 
@@ -128,7 +149,10 @@ class Trainer {
     for (int64_t step = 0; step < steps; ++step) {
       const float lr = schedule_.lr_at(epoch, step);
       sgd_.set_lr(lr);
-      if (workers_ == 1) {
+      if (exchange_) {
+        distributed_step(source, step, batches, r);
+        if (check_replicas_) check_replicas(model_, &sgd_, exchange_->communicator(), str("epoch ", epoch + 1, ", step ", step + 1));
+      } else if (workers_ == 1) {
         source.prepare(step);
         run_step(source, source.rows(step) == source.batch_size(), r);
       } else {
@@ -144,6 +168,7 @@ class Trainer {
         progress.update(step, now.loss, now.accuracy, now.images);
       }
     }
+    if (exchange_) sum_metrics_over_ranks();
     metrics_.read(r);
     if (steps > 0) check_finite_loss(r.loss, since_last_check(steps - 1), schedule_.lr_at(epoch, steps - 1));
     progress.finish_line();
@@ -218,6 +243,49 @@ class Trainer {
     sgd_.step();
   }
 
+  // This rank's batch of the step's K, the exchange, the step, rank 0's buffers.
+  void distributed_step(BatchSource& source, int64_t step, int64_t batches, EpochResult& r) {
+    FlatParameters& flat = model_.flatten();
+    const int rank = exchange_->communicator().rank();
+    const int count = static_cast<int>(std::min<int64_t>(workers_, batches - step * workers_));
+    sgd_.zero_grad();
+    if (rank >= count) {
+      for (int w = 0; w < count; ++w) source.prepare(step * workers_ + w);
+    } else {
+      // The loader yields batches in order: every rank reads the step's batches and keeps its own.
+      Tensor images, labels;
+      for (int w = 0; w < count; ++w) {
+        source.prepare(step * workers_ + w);
+        if (w == rank) source.produce(images, labels);
+      }
+      Variable logits = model_(Variable(images));
+      Variable loss = cross_entropy(logits, labels);
+      accumulate_metrics(logits.value(), labels, loss.value(), metrics_.sums);
+      if (model_.device() == Device::CPU) last_loss_ = loss.value().data()[0];
+      loss.backward();
+    }
+    Tensor& grads = flat.grads();
+    if (grads.is_cuda()) {  // the exchange encodes on the host
+      std::vector<float> host = grads.to_vector();
+      exchange_->average(host.data(), int64_t(host.size()), count);
+      grads.copy_from(Tensor::from_vector(host, grads.shape()));
+    } else {
+      exchange_->average(grads.data(), grads.numel(), count);
+    }
+    r.bytes_sent += exchange_->last_bytes_sent();
+    sgd_.step();
+    broadcast_buffers(model_, exchange_->communicator());
+  }
+
+  // Loss, correct, rows and top-5 summed over the ranks (in double: exact for counts < 2^53).
+  void sum_metrics_over_ranks() {
+    const std::vector<float> mine = metrics_.sums.to_vector();
+    std::vector<double> all(mine.begin(), mine.end());
+    exchange_->communicator().allreduce_sum(all.data(), int64_t(all.size()));
+    const std::vector<float> summed(all.begin(), all.end());
+    metrics_.sums.copy_from(Tensor::from_vector(summed, metrics_.sums.shape()));
+  }
+
   // The mean of the first `count` workers' (quantized) gradients into the flat gradient.
   void average_worker_gradients(FlatParameters& flat, int count) {
     if (hook_) {
@@ -243,6 +311,8 @@ class Trainer {
   int64_t eager_steps_ = 0;
   float last_loss_ = 0;  // CPU: the last step's loss (with workers, the first non-finite one)
   std::vector<Tensor> worker_grads_;
+  GradientExchange* exchange_ = nullptr;
+  bool check_replicas_ = false;
 };
 
 }  // namespace qnn
