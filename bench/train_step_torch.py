@@ -4,40 +4,10 @@
 # On a machine with a GPU (a recent PyTorch 2.x): --device cuda, and --graph to capture the whole step
 # (forward, backward, SGD) as one CUDA graph, as PyTorch's documentation shows for
 # whole-network capture; peak memory is torch.cuda.max_memory_allocated / _reserved.
-import argparse, time
+import argparse, os, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
-
-class Block(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False); self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False); self.bn2 = nn.BatchNorm2d(cout)
-        self.pad = (stride != 1 or cin != cout); self.extra = cout - cin
-    def forward(self, x):
-        h = F.relu(self.bn1(self.conv1(x)))
-        h = self.bn2(self.conv2(h))
-        s = x
-        if self.pad:
-            s = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.extra // 2, self.extra - self.extra // 2))
-        return F.relu(h + s)
-
-class ResNet(nn.Module):
-    def __init__(self, depth):
-        super().__init__()
-        n = (depth - 2) // 6
-        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False); self.bn1 = nn.BatchNorm2d(16)
-        layers, cin = [], 16
-        for stage, width in enumerate([16, 32, 64]):
-            blocks = []
-            for b in range(n):
-                blocks.append(Block(cin, width, 2 if stage > 0 and b == 0 else 1)); cin = width
-            layers.append(nn.Sequential(*blocks))
-        self.layer1, self.layer2, self.layer3 = layers
-        self.fc = nn.Linear(64, 10)
-    def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = self.layer3(self.layer2(self.layer1(x)))
-        return self.fc(x.mean((2, 3)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'scripts'))
+from cifar_resnet_torch import ResNet  # noqa: E402
 
 p = argparse.ArgumentParser()
 p.add_argument('--depth', type=int, default=20)

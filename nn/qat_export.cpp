@@ -93,6 +93,14 @@ std::pair<float, float> activation_qparams(QatQuantizer& q) {
   }
 }
 
+
+Tensor shape_tensor(const Shape& shape) {
+  std::vector<float> dims(shape.begin(), shape.end());
+  return Tensor::from_vector(dims, {int64_t(dims.size())});
+}
+
+}  // namespace
+
 int64_t metadata_integer(const SafetensorsFile& file, const std::string& key) {
   auto it = file.metadata.find(key);
   QNN_CHECK(it != file.metadata.end(), file.path, ": metadata '", key, "' is missing");
@@ -102,13 +110,6 @@ int64_t metadata_integer(const SafetensorsFile& file, const std::string& key) {
             it->second, "'");
   return v;
 }
-
-Tensor shape_tensor(const Shape& shape) {
-  std::vector<float> dims(shape.begin(), shape.end());
-  return Tensor::from_vector(dims, {int64_t(dims.size())});
-}
-
-}  // namespace
 
 int export_container_bits(int bits) {
   QNN_CHECK(bits >= 2 && bits <= 8, "export bit widths are 2 to 8, found ", bits);

@@ -32,6 +32,9 @@ int export_container_bits(int bits);  // 2, 4 or 8
 // Codes in [0, 2^container) -> bytes (as floats 0..255, for a U8 safetensors tensor) and back.
 Tensor pack_codes(const std::vector<int>& codes, int bits);
 std::vector<int> unpack_codes(const Tensor& bytes, int64_t count, int bits);
+// The whole number an export's metadata holds under `key` (e.g. "qweight.W.bits"); a missing or
+// malformed value is an error naming the file and the key.
+int64_t metadata_integer(const SafetensorsFile& file, const std::string& key);
 
 // Writes the export of `model` (trained: observers must have ranges, steps must be set) to `path`;
 // `metadata` is added to the file's (the app records the architecture there).

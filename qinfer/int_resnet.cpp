@@ -17,22 +17,12 @@ namespace {
 
 constexpr double kBatchNormEps = 1e-5;  // BatchNorm2d's
 
-int64_t metadata_int(const SafetensorsFile& file, const std::string& key) {
-  auto it = file.metadata.find(key);
-  QNN_CHECK(it != file.metadata.end(), file.path, ": metadata '", key, "' is missing");
-  char* end = nullptr;
-  const long long v = std::strtoll(it->second.c_str(), &end, 10);
-  QNN_CHECK(!it->second.empty() && *end == '\0', file.path, ": metadata '", key, "' should be a whole number, found '",
-            it->second, "'");
-  return v;
-}
-
 }  // namespace
 
 IntWeight read_export_weight(const SafetensorsFile& file, const std::string& name) {
   const std::string p = "qweight." + name;
-  const int bits = int(metadata_int(file, p + ".bits"));
-  const int64_t qmin = metadata_int(file, p + ".qmin");
+  const int bits = int(metadata_integer(file, p + ".bits"));
+  const int64_t qmin = metadata_integer(file, p + ".qmin");
   const std::vector<float> dims = file.get(p + ".shape").to_vector();
   IntWeight w;
   w.shape.assign(dims.begin(), dims.end());
@@ -71,7 +61,7 @@ ActivationGrid read_grid(const SafetensorsFile& file, const std::string& quantiz
   ActivationGrid g;
   g.scale = file.get(p + ".scale").to_vector().at(0);
   const float z = file.get(p + ".zero_point").to_vector().at(0);
-  const int64_t bits = metadata_int(file, p + ".bits");
+  const int64_t bits = metadata_integer(file, p + ".bits");
   QNN_CHECK(bits >= 2 && bits <= 8, file.path, ": ", p, ".bits is ", bits, ", expected 2 to 8");
   g.qmax = int32_t((1 << bits) - 1);
   QNN_CHECK(std::isfinite(g.scale) && g.scale > 0, file.path, ": ", p, ".scale is ", g.scale, ", expected > 0");
