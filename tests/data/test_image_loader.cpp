@@ -195,15 +195,20 @@ TEST_CASE("image loader: the hymenoptera folder loads; its crops are torchvision
   if (turbojpeg_available()) CHECK(checked == 34);
 }
 
+// The small folder in `root` as a training source of 24 x 24 crops.
+ImageFolderSource small_training_source(const std::string& root) {
+  write_small_folder(root);
+  ImageFolderOptions options;
+  options.train = true;
+  options.size = 24;
+  return ImageFolderSource(scan_image_folder(root), options);
+}
+
 TEST_CASE("image loader: byte batches normalised on their device equal the float batches") {
   // A GPU run copies an image folder's batches as bytes and normalises them there
   // (data/byte_batch.h); the CPU twin of that kernel must give the float loader's batch exactly.
   TempDir dir;
-  write_small_folder(dir.path);
-  ImageFolderOptions options;
-  options.train = true;
-  options.size = 24;
-  const ImageFolderSource source(scan_image_folder(dir.path), options);
+  const ImageFolderSource source = small_training_source(dir.path);
   REQUIRE(source.byte_normalization() != nullptr);
   LoaderConfig config;
   config.batch_size = 3;
@@ -232,11 +237,7 @@ TEST_CASE("image loader: byte batches normalised on their device equal the float
 
 GPU_TEST_CASE("image loader: a GPU run's byte batches, normalised on the GPU, equal the CPU's") {
   TempDir dir;
-  write_small_folder(dir.path);
-  ImageFolderOptions options;
-  options.train = true;
-  options.size = 24;
-  const ImageFolderSource source(scan_image_folder(dir.path), options);
+  const ImageFolderSource source = small_training_source(dir.path);
   LoaderConfig config;
   config.batch_size = 4;
   config.seed = 3;
