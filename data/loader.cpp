@@ -54,11 +54,16 @@ int64_t Loader::batches_per_epoch() const {
   return config_.drop_last ? n / b : (n + b - 1) / b;
 }
 
-void Loader::start_epoch(int64_t epoch) {
+void Loader::start_epoch(int64_t epoch, int64_t first, int64_t stride) {
   QNN_CHECK(epoch >= 0 && epoch <= int64_t{0xFFFFFFFF}, "epoch ", epoch,
             " out of range: expected 0..2^32-1");
+  QNN_CHECK(stride >= 1 && first >= 0 && first < stride, "batch share first ", first, ", stride ", stride,
+            ": expected stride >= 1 and 0 <= first < stride");
   auto next = std::make_shared<Epoch>();
   next->epoch = epoch;
+  next->first = first;
+  next->stride = stride;
+  next->batches = std::max<int64_t>(0, (batches_per_epoch() - first + stride - 1) / stride);
   if (config_.shuffle) {
     next->order = shuffled_order(count_, config_.seed, epoch);
   } else {
@@ -99,7 +104,7 @@ Batch Loader::build(const Epoch& epoch, int64_t number) const {
 }
 
 bool Loader::work_available() const {
-  return epoch_ != nullptr && next_to_build_ < batches_per_epoch() &&
+  return epoch_ != nullptr && next_to_build_ < epoch_->batches &&
          next_to_build_ < next_to_deliver_ + config_.prefetch;
 }
 
@@ -108,19 +113,19 @@ void Loader::work() {
   for (;;) {
     work_ready_.wait(lock, [this] { return stopping_ || work_available(); });
     if (stopping_) return;
-    const int64_t number = next_to_build_++;
+    const int64_t k = next_to_build_++;
     const std::shared_ptr<const Epoch> epoch = epoch_;
     const uint64_t generation = generation_;
     lock.unlock();
     Prepared prepared;
     try {
-      prepared.batch = build(*epoch, number);
+      prepared.batch = build(*epoch, epoch->number(k));
     } catch (...) {
       prepared.error = std::current_exception();
     }
     lock.lock();
     if (generation == generation_) {  // not abandoned by a start_epoch meanwhile
-      prepared_[number] = std::move(prepared);
+      prepared_[k] = std::move(prepared);
       batch_ready_.notify_all();
     }
   }
@@ -129,18 +134,18 @@ void Loader::work() {
 bool Loader::next(Batch& out) {
   std::unique_lock<std::mutex> lock(mutex_);
   QNN_CHECK(epoch_ != nullptr, "call start_epoch() before next()");
-  if (next_to_deliver_ >= batches_per_epoch()) return false;
-  const int64_t number = next_to_deliver_;
+  if (next_to_deliver_ >= epoch_->batches) return false;
+  const int64_t k = next_to_deliver_;
   if (workers_.empty()) {  // no threads: build it here
     ++next_to_deliver_;
     const std::shared_ptr<const Epoch> epoch = epoch_;
     lock.unlock();
-    out = build(*epoch, number);
+    out = build(*epoch, epoch->number(k));
     return true;
   }
-  batch_ready_.wait(lock, [&] { return prepared_.count(number) != 0; });
-  Prepared prepared = std::move(prepared_[number]);
-  prepared_.erase(number);
+  batch_ready_.wait(lock, [&] { return prepared_.count(k) != 0; });
+  Prepared prepared = std::move(prepared_[k]);
+  prepared_.erase(k);
   ++next_to_deliver_;
   lock.unlock();
   work_ready_.notify_all();  // the window moved: one more batch may be prepared

@@ -76,18 +76,24 @@ class Loader {
   Loader& operator=(const Loader&) = delete;
 
   // Begins epoch `epoch` (0 <= epoch < 2^32) from its first batch, abandoning any batches of a
-  // previous epoch not yet taken. Workers start preparing at once.
-  void start_epoch(int64_t epoch);
-  // The epoch's next batch into `out`; false once the epoch is exhausted. An error raised while
-  // preparing a batch is rethrown here, when that batch's turn comes.
+  // previous epoch not yet taken. Workers start preparing at once. The loader builds and
+  // delivers the batches numbered first, first + stride, first + 2 stride, ... only: one rank's
+  // share of every step when K ranks train together (first = rank, stride = K; see
+  // train/trainer.h). The default is every batch.
+  void start_epoch(int64_t epoch, int64_t first = 0, int64_t stride = 1);
+  // The epoch's next batch of the share into `out`; false once the share is exhausted. An error
+  // raised while preparing a batch is rethrown here, when that batch's turn comes.
   bool next(Batch& out);
-  int64_t batches_per_epoch() const;
+  int64_t batches_per_epoch() const;  // all of the epoch's batches, whatever the share
   const LoaderConfig& config() const { return config_; }
 
  private:
   struct Epoch {  // immutable once published: workers read it without the lock
     int64_t epoch = 0;
     std::vector<int64_t> order;
+    int64_t first = 0, stride = 1;  // the share: batch numbers first + k * stride
+    int64_t batches = 0;            // how many batches the share holds
+    int64_t number(int64_t k) const { return first + k * stride; }
   };
   struct Prepared {
     Batch batch;
@@ -110,8 +116,8 @@ class Loader {
   std::condition_variable work_ready_, batch_ready_;
   std::shared_ptr<const Epoch> epoch_;  // null until start_epoch
   uint64_t generation_ = 0;             // bumped by start_epoch: stale batches are discarded
-  int64_t next_to_build_ = 0, next_to_deliver_ = 0;
-  std::map<int64_t, Prepared> prepared_;  // finished batches by number
+  int64_t next_to_build_ = 0, next_to_deliver_ = 0;  // positions k in the share, not batch numbers
+  std::map<int64_t, Prepared> prepared_;  // finished batches by position in the share
   bool stopping_ = false;
   std::vector<std::thread> workers_;
 };

@@ -35,6 +35,10 @@ class BatchSource {
   virtual int64_t batch_size() const = 0;
   virtual int64_t rows(int64_t number) const = 0;  // images in batch `number` (the last may be short)
   virtual void start_epoch(int64_t epoch) = 0;
+  // From the next start_epoch on, prepare() is asked only for the batch numbers first,
+  // first + stride, ... (one rank's share when K ranks train together): a source that builds
+  // batches ahead builds only those. Sources with random access ignore it.
+  virtual void share_batches(int64_t /*first*/, int64_t /*stride*/) {}
   virtual void prepare(int64_t number) = 0;          // host side, before the step
   virtual void produce(Tensor& images, Tensor& labels) = 0;  // device side, inside the step
   // Whether produce() may be captured in a CUDA graph and replayed (its inputs reach it through
@@ -61,7 +65,8 @@ class LoaderSource : public BatchSource {
   int64_t rows(int64_t number) const override {
     return std::min(batch_size(), count_ - number * batch_size());
   }
-  void start_epoch(int64_t epoch) override { loader_.start_epoch(epoch); }
+  void start_epoch(int64_t epoch) override { loader_.start_epoch(epoch, first_, stride_); }
+  void share_batches(int64_t first, int64_t stride) override { first_ = first, stride_ = stride; }
   void prepare(int64_t number) override {
     QNN_CHECK(loader_.next(batch_) && batch_.number == number, "batch ", number, " requested out of order");
   }
@@ -91,6 +96,7 @@ class LoaderSource : public BatchSource {
   DeviceBytes upload_;
   Tensor table_;  // the source's normalisation table on device_, for byte batches
   Batch batch_;
+  int64_t first_ = 0, stride_ = 1;  // the share of the batches this source delivers
 };
 
 class ResidentSource : public BatchSource {

@@ -24,8 +24,8 @@
 // (GradientQuantizationHook::quantize_and_average), then steps once; those steps run eagerly.
 //
 // Distributed over K ranks (mpirun; set_exchange), a step is the same K batches, rank r taking
-// batch step * K + r (it reads the step's K batches in order, as the loader yields them, and
-// keeps its own): each rank computes its gradient, the GradientExchange (dist/exchange.h)
+// batch step * K + r (its source builds only those: BatchSource::share_batches): each rank
+// computes its gradient, the GradientExchange (dist/exchange.h)
 // averages the ranks' (quantized) gradients, every rank steps, and rank 0's buffers are broadcast
 // (dist/replicas.h). A rank without a batch in the last, partial step contributes zeros, and the
 // sum is divided by the ranks that had one, as the emulated workers do. Each rank's metrics are
@@ -133,6 +133,7 @@ class Trainer {
   // Trains one epoch (or until `max_steps` steps when >= 0).
   EpochResult train_epoch(BatchSource& source, int64_t epoch, int64_t epochs, int64_t max_steps = -1) {
     model_.train();
+    if (exchange_) source.share_batches(exchange_->communicator().rank(), workers_);
     source.start_epoch(epoch);
     metrics_.reset();
     const int64_t batches = source.batches_per_epoch();
@@ -249,15 +250,10 @@ class Trainer {
     const int rank = exchange_->communicator().rank();
     const int count = static_cast<int>(std::min<int64_t>(workers_, batches - step * workers_));
     sgd_.zero_grad();
-    if (rank >= count) {
-      for (int w = 0; w < count; ++w) source.prepare(step * workers_ + w);
-    } else {
-      // The loader yields batches in order: every rank reads the step's batches and keeps its own.
+    if (rank < count) {  // the source delivers this rank's share only (train_epoch)
       Tensor images, labels;
-      for (int w = 0; w < count; ++w) {
-        source.prepare(step * workers_ + w);
-        if (w == rank) source.produce(images, labels);
-      }
+      source.prepare(step * workers_ + rank);
+      source.produce(images, labels);
       Variable logits = model_(Variable(images));
       Variable loss = cross_entropy(logits, labels);
       accumulate_metrics(logits.value(), labels, loss.value(), metrics_.sums);

@@ -4,6 +4,7 @@
 #include <doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "data/loader.h"
@@ -162,4 +163,53 @@ TEST_CASE("loader: misuse and worker errors reach the caller") {
     CHECK(loader.next(batch));
     CHECK_THROWS_WITH_AS(loader.next(batch), doctest::Contains("image 6 out of range"), Error);
   }
+}
+
+namespace {
+
+// A byte dataset that counts the samples the loader asks it for.
+struct CountingSource : ByteImageSource {
+  using ByteImageSource::ByteImageSource;
+  int32_t fill(int64_t index, uint64_t seed, int64_t epoch, float* out) const override {
+    ++fills;
+    return ByteImageSource::fill(index, seed, epoch, out);
+  }
+  mutable std::atomic<int64_t> fills{0};
+};
+
+}  // namespace
+
+TEST_CASE("loader: a rank's share is batches first, first + stride, ... of the full epoch, and only those are built") {
+  const ImageDataset d = synthetic_dataset(103);  // 11 batches of 10, the last of 3
+  Loader all(d, config_with(10, 2));
+  const std::vector<Batch> full = run_epoch(all, 1);
+  REQUIRE(full.size() == 11);
+  for (int workers : {0, 2})
+    for (int64_t stride : {1, 3, 4})
+      for (int64_t first = 0; first < stride; ++first) {
+        CAPTURE(workers);
+        CAPTURE(stride);
+        CAPTURE(first);
+        CountingSource source(d, /*augment=*/true, 4, cifar10_normalization());
+        Loader loader(source, config_with(10, workers));
+        loader.start_epoch(1, first, stride);
+        std::vector<int64_t> numbers;
+        int64_t images = 0;
+        for (Batch batch; loader.next(batch);) {
+          numbers.push_back(batch.number);
+          images += int64_t(batch.labels.size());
+          const Batch& same = full[size_t(batch.number)];
+          CHECK(batch.indices == same.indices);
+          CHECK(batch.labels == same.labels);
+          CHECK(std::equal(batch.images.data(), batch.images.data() + batch.images.numel(), same.images.data()));
+        }
+        std::vector<int64_t> expected;
+        for (int64_t n = first; n < 11; n += stride) expected.push_back(n);
+        CHECK(numbers == expected);
+        CHECK(source.fills.load() == images);  // no other rank's batch was decoded
+        CHECK(loader.batches_per_epoch() == 11);
+      }
+  Loader loader(d, config_with(10, 2));
+  CHECK_THROWS_WITH_AS(loader.start_epoch(0, 3, 3), doctest::Contains("batch share first 3, stride 3"), Error);
+  CHECK_THROWS_WITH_AS(loader.start_epoch(0, 0, 0), doctest::Contains("expected stride >= 1"), Error);
 }
