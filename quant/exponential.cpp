@@ -139,8 +139,8 @@ void ExponentialQuantizer::decode(const Payload& p, float* out) const {
   std::copy(p.passthrough.begin(), p.passthrough.end(), out + quantized);
 }
 
-std::vector<std::vector<float>> ExponentialQuantizer::bucket_levels(const float* x, int64_t n, uint64_t,
-                                                                    uint64_t) const {
+std::vector<std::vector<float>> ExponentialQuantizer::bucket_levels_slice(const float* x, int64_t n, int64_t,
+                                                                          uint64_t, uint64_t) const {
   const int k = options_.levels / 2;
   const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
   std::vector<std::vector<float>> out(buckets.count, std::vector<float>(2 * k));
@@ -157,7 +157,7 @@ std::vector<std::vector<float>> ExponentialQuantizer::bucket_levels(const float*
   return out;
 }
 
-double ExponentialQuantizer::variance(const float* x, int64_t n, uint64_t, uint64_t) const {
+double ExponentialQuantizer::variance_slice(const float* x, int64_t n, int64_t, uint64_t, uint64_t) const {
   const int k = options_.levels / 2;
   const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
   std::vector<double> per_bucket(buckets.count);

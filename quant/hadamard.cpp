@@ -74,7 +74,7 @@ int64_t longest_padded(int64_t bucket_size, int64_t quantized) {
 
 }  // namespace
 
-HadamardQuantizer::HadamardQuantizer(QuantizerOptions options) : SlicedQuantizer(std::move(options)) {
+HadamardQuantizer::HadamardQuantizer(QuantizerOptions options) : GradientQuantizer(std::move(options)) {
   QNN_CHECK(options_.levels >= 2, "hadamard needs levels >= 2, got ", options_.levels);
   check_bucket_size(options_.bucket_size);
   QNN_CHECK(options_.levels <= kMaxLevels, "levels must be <= ", kMaxLevels, ", got ", options_.levels);

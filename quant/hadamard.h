@@ -10,7 +10,7 @@
 
 namespace qnn {
 
-class HadamardQuantizer : public SlicedQuantizer {
+class HadamardQuantizer : public GradientQuantizer {
  public:
   explicit HadamardQuantizer(QuantizerOptions options);
   std::string name() const override { return "hadamard"; }

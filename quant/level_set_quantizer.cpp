@@ -69,7 +69,7 @@ float LevelSetQuantizer::bucket_norm(const float* x, int64_t len) const {
   return static_cast<float>(std::sqrt(lane_sum_of_squares(x, len)));
 }
 
-Payload LevelSetQuantizer::encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const {
+Payload LevelSetQuantizer::encode_slice(const float* x, int64_t n, int64_t, uint64_t seed, uint64_t step) const {
   QNN_CHECK(n >= 0 && (x != nullptr || n == 0), "needs n >= 0 coordinates and data, got n = ", n);
   const int64_t bucket = options_.bucket_size, quantized = quantized_count(n);
   const int64_t buckets = (quantized + bucket - 1) / bucket;
@@ -144,8 +144,8 @@ void LevelSetQuantizer::decode(const Payload& p, float* out) const {
   std::copy(p.passthrough.begin(), p.passthrough.end(), out + quantized);
 }
 
-std::vector<std::vector<float>> LevelSetQuantizer::bucket_levels(const float* x, int64_t n,
-                                                                 uint64_t, uint64_t) const {
+std::vector<std::vector<float>> LevelSetQuantizer::bucket_levels_slice(const float* x, int64_t n, int64_t,
+                                                                       uint64_t, uint64_t) const {
   QNN_CHECK(n >= 0 && (x != nullptr || n == 0), "needs n >= 0 coordinates and data, got n = ", n);
   const int64_t bucket = options_.bucket_size, quantized = quantized_count(n);
   const int64_t buckets = (quantized + bucket - 1) / bucket;
@@ -163,7 +163,7 @@ std::vector<std::vector<float>> LevelSetQuantizer::bucket_levels(const float* x,
   return result;
 }
 
-double LevelSetQuantizer::variance(const float* x, int64_t n, uint64_t, uint64_t) const {
+double LevelSetQuantizer::variance_slice(const float* x, int64_t n, int64_t, uint64_t, uint64_t) const {
   QNN_CHECK(n >= 0 && (x != nullptr || n == 0), "needs n >= 0 coordinates and data, got n = ", n);
   const int64_t bucket = options_.bucket_size, quantized = quantized_count(n);
   const int64_t buckets = (quantized + bucket - 1) / bucket;

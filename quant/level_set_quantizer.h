@@ -45,13 +45,14 @@ class LevelSetQuantizer : public GradientQuantizer {
                     QuantizerOptions options);
 
   std::string name() const override { return name_; }
-  Payload encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const override;
+  // Randomness keyed by the index within the slice: `first` is not used.
+  Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
   void decode(const Payload& payload, float* out) const override;
   // One entry per bucket: s * levels for a quantized bucket, empty for a passed-through tail.
-  std::vector<std::vector<float>> bucket_levels(const float* x, int64_t n, uint64_t seed,
-                                                uint64_t step) const override;
+  std::vector<std::vector<float>> bucket_levels_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
+                                                      uint64_t step) const override;
   // s^2 * sum (r - l)(u - r) over the quantized buckets; the passed-through tail adds 0.
-  double variance(const float* x, int64_t n, uint64_t seed, uint64_t step) const override;
+  double variance_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
 
   // Replaces the level table (same rules as the constructor); the index width follows the new
   // level count. For ALQ/AMQ refits.

@@ -187,7 +187,7 @@ bool SmartQuantizer::fit_bucket(const float* x, int64_t start, int64_t d, uint64
   return true;
 }
 
-Payload SmartQuantizer::encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const {
+Payload SmartQuantizer::encode_slice(const float* x, int64_t n, int64_t, uint64_t seed, uint64_t step) const {
   return encode_and_variance(x, n, seed, step, nullptr);
 }
 
@@ -262,8 +262,8 @@ void SmartQuantizer::decode(const Payload& p, float* out) const {
   }
 }
 
-std::vector<std::vector<float>> SmartQuantizer::bucket_levels(const float* x, int64_t n,
-                                                              uint64_t seed, uint64_t step) const {
+std::vector<std::vector<float>> SmartQuantizer::bucket_levels_slice(const float* x, int64_t n, int64_t,
+                                                                    uint64_t seed, uint64_t step) const {
   check_input(x, n);
   const int64_t buckets = bucket_count(n), bucket = options_.bucket_size;
   std::vector<std::vector<float>> levels(static_cast<size_t>(buckets));
@@ -276,7 +276,7 @@ std::vector<std::vector<float>> SmartQuantizer::bucket_levels(const float* x, in
   return levels;
 }
 
-double SmartQuantizer::variance(const float* x, int64_t n, uint64_t seed, uint64_t step) const {
+double SmartQuantizer::variance_slice(const float* x, int64_t n, int64_t, uint64_t seed, uint64_t step) const {
   check_input(x, n);
   const int64_t buckets = bucket_count(n), bucket = options_.bucket_size;
   const int count = options_.levels;

@@ -50,11 +50,12 @@ class SmartQuantizer : public GradientQuantizer {
   explicit SmartQuantizer(QuantizerOptions options);
   std::string name() const override { return "smart"; }
 
-  Payload encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const override;
+  // Randomness keyed by the index within the slice: `first` is not used.
+  Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
   void decode(const Payload& payload, float* out) const override;
-  std::vector<std::vector<float>> bucket_levels(const float* x, int64_t n, uint64_t seed,
-                                                uint64_t step) const override;
-  double variance(const float* x, int64_t n, uint64_t seed, uint64_t step) const override;
+  std::vector<std::vector<float>> bucket_levels_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
+                                                      uint64_t step) const override;
+  double variance_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
   // encode and variance from one fit of the levels (the hook records the variance every step).
   Payload encode_slice_with_variance(const float* x, int64_t n, int64_t first, uint64_t seed,
                                      uint64_t step, double* variance) const override;

@@ -65,7 +65,7 @@ double grid_variance(const float* a, int64_t n, const UniformGrid& grid, const f
   return sum;
 }
 
-StandardQuantizer::StandardQuantizer(QuantizerOptions options) : SlicedQuantizer(std::move(options)) {
+StandardQuantizer::StandardQuantizer(QuantizerOptions options) : GradientQuantizer(std::move(options)) {
   QNN_CHECK(options_.levels >= 2, "standard needs levels >= 2, got ", options_.levels);
   check_bucket_size(options_.bucket_size);
   QNN_CHECK(options_.levels <= kMaxLevels, "levels must be <= ", kMaxLevels, ", got ", options_.levels);

@@ -34,7 +34,7 @@ void round_to_grid(const float* a, int64_t n, const UniformGrid& grid, const flo
 // NaN for a grid that is not finite.
 double grid_variance(const float* a, int64_t n, const UniformGrid& grid, const float* table, int levels);
 
-class StandardQuantizer : public SlicedQuantizer {
+class StandardQuantizer : public GradientQuantizer {
  public:
   explicit StandardQuantizer(QuantizerOptions options);
   std::string name() const override { return "standard"; }
