@@ -106,10 +106,8 @@ struct DeviceBucket {
   int64_t length;
 };
 
-enum class DeviceScheme { standard, exponential, level_set_l2, level_set_linf, hadamard, smart };
-
 struct QuantizeLaunch {
-  DeviceScheme scheme = DeviceScheme::standard;
+  DeviceKernel kernel = DeviceKernel::standard;  // GradientQuantizer::device_scheme()
   float* grad = nullptr;
   const DeviceBucket* buckets = nullptr;  // device array
   int64_t bucket_count = 0;

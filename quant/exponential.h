@@ -14,6 +14,7 @@ class ExponentialQuantizer : public GradientQuantizer {
   // levels must be even and >= 4: k = levels/2 powers of two per sign.
   explicit ExponentialQuantizer(QuantizerOptions options);
   std::string name() const override { return "exponential"; }
+  std::optional<DeviceScheme> device_scheme() const override { return DeviceScheme{DeviceKernel::exponential}; }
 
   Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
   void decode(const Payload& payload, float* out) const override;

@@ -14,6 +14,7 @@ class HadamardQuantizer : public GradientQuantizer {
  public:
   explicit HadamardQuantizer(QuantizerOptions options);
   std::string name() const override { return "hadamard"; }
+  std::optional<DeviceScheme> device_scheme() const override { return DeviceScheme{DeviceKernel::hadamard}; }
 
   void decode(const Payload& payload, float* out) const override;
   Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;

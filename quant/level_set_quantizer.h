@@ -45,6 +45,10 @@ class LevelSetQuantizer : public GradientQuantizer {
                     QuantizerOptions options);
 
   std::string name() const override { return name_; }
+  std::optional<DeviceScheme> device_scheme() const override {
+    return DeviceScheme{norm_ == LevelNorm::L2 ? DeviceKernel::level_set_l2 : DeviceKernel::level_set_linf, false,
+                        &levels_};
+  }
   // Randomness keyed by the index within the slice: `first` is not used.
   Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
   void decode(const Payload& payload, float* out) const override;

@@ -22,6 +22,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,19 @@ struct QuantizerOptions {
   // Adaptive schemes refit their levels at these steps and then every `refit_every` steps.
   std::vector<int64_t> refit_at = {0, 100, 2000};
   int64_t refit_every = 10000;
+};
+
+// How the CUDA kernels of quant/device_quantizer.h run a scheme, bit for bit its CPU code: the
+// kernel, and what it reads from the quantizer besides the options.
+enum class DeviceKernel { standard, exponential, level_set_l2, level_set_linf, hadamard, smart };
+struct DeviceScheme {
+  DeviceKernel kernel = DeviceKernel::standard;
+  // Coordinate i of a slice starting at flat coordinate `first` draws its randomness at first + i
+  // (true) or at i (false), as the scheme's encode_slice does.
+  bool flat_keys = true;
+  // A level-set scheme's level table (nullptr for the others), read at every call: the adaptive
+  // schemes refit it.
+  const std::vector<float>* levels = nullptr;
 };
 
 class GradientQuantizer {
@@ -111,6 +125,11 @@ class GradientQuantizer {
     (void)step;
     return false;
   }
+
+  // The CUDA kernel that runs this scheme (quant/device_quantizer.h), or nullopt for a scheme
+  // without one. The kernels' own limits (level counts, smart's candidates) are
+  // DeviceQuantizer::supports' concern.
+  virtual std::optional<DeviceScheme> device_scheme() const { return std::nullopt; }
 
   // Checkpoint state: everything that changes during training and decides later results, as
   // named CPU tensors (names without a prefix; quant/quantizer_state.h says how values are

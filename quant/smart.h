@@ -49,6 +49,7 @@ class SmartQuantizer : public GradientQuantizer {
  public:
   explicit SmartQuantizer(QuantizerOptions options);
   std::string name() const override { return "smart"; }
+  std::optional<DeviceScheme> device_scheme() const override { return DeviceScheme{DeviceKernel::smart, false}; }
 
   // Randomness keyed by the index within the slice: `first` is not used.
   Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;

@@ -38,6 +38,7 @@ class StandardQuantizer : public GradientQuantizer {
  public:
   explicit StandardQuantizer(QuantizerOptions options);
   std::string name() const override { return "standard"; }
+  std::optional<DeviceScheme> device_scheme() const override { return DeviceScheme{DeviceKernel::standard}; }
 
   void decode(const Payload& payload, float* out) const override;
 
