@@ -32,7 +32,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
+#include <utility>
 
+#include "quant/bucket_loop.h"
 #include "quant/bucket_math.h"
 #include "quant/bucketing.h"
 #include "quant/rounding.h"
@@ -105,23 +108,22 @@ Payload HadamardQuantizer::encode_buckets(const float* x, int64_t n, int64_t fir
   std::vector<uint32_t> index(total);
   std::vector<double> per_bucket(variance ? buckets.count : 0);
   const uint64_t stream = quant_stream(step);
-#pragma omp parallel if (parallel_worthwhile(buckets.quantized))
-  {
-    std::vector<float> table(levels), y(full_pad), u(full_pad);
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < buckets.count; ++b) {
-      const int64_t begin = buckets.begin(b), d = buckets.length(b), padded = next_power_of_two(d);
-      rotate(x + begin, d, padded, seed, stream, first + begin, y.data(), u.data());
-      const UniformGrid grid = fit_uniform_grid(y.data(), padded, levels);
-      uniform_grid_points(grid, levels, table.data());
-      if (variance)
-        per_bucket[b] = grid_variance(y.data(), padded, grid, table.data(), levels) * double(d) / double(padded);
-      round_to_grid(y.data(), padded, grid, table.data(), levels, u.data(),
-                    index.data() + rotated_begin(b, buckets.size));
-      p.scales[2 * b] = grid.fmin;
-      p.scales[2 * b + 1] = grid.unit;
-    }
-  }
+  const auto make_scratch = [&] {  // the grid's points, the rotated bucket and its draws
+    return std::tuple(std::vector<float>(levels), std::vector<float>(full_pad), std::vector<float>(full_pad));
+  };
+  const bool threads = parallel_worthwhile(buckets.quantized);
+  for_each_bucket_with_scratch(buckets.count, threads, make_scratch, [&](int64_t b, auto& scratch) {
+    auto& [table, y, u] = scratch;
+    const int64_t begin = buckets.begin(b), d = buckets.length(b), padded = next_power_of_two(d);
+    rotate(x + begin, d, padded, seed, stream, first + begin, y.data(), u.data());
+    const UniformGrid grid = fit_uniform_grid(y.data(), padded, levels);
+    uniform_grid_points(grid, levels, table.data());
+    if (variance)
+      per_bucket[b] = grid_variance(y.data(), padded, grid, table.data(), levels) * double(d) / double(padded);
+    round_to_grid(y.data(), padded, grid, table.data(), levels, u.data(), index.data() + rotated_begin(b, buckets.size));
+    p.scales[2 * b] = grid.fmin;
+    p.scales[2 * b + 1] = grid.unit;
+  });
   pack_indices(index.data(), total, p.index_bits, p.indices);
   if (variance) {
     *variance = 0;
@@ -137,24 +139,21 @@ void HadamardQuantizer::decode(const Payload& p, float* out) const {
   const int64_t count = int64_t(p.scales.size()) / 2;
   const uint64_t stream = quant_stream(p.step);
   const int64_t full_pad = longest_padded(p.bucket_size, quantized);
-#pragma omp parallel if (parallel_worthwhile(quantized))
-  {
-    std::vector<float> table(levels), z(full_pad);
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < count; ++b) {
-      const int64_t begin = b * p.bucket_size, d = std::min(p.bucket_size, quantized - begin);
-      const int64_t padded = next_power_of_two(d), at = rotated_begin(b, p.bucket_size);
-      uniform_grid_points(UniformGrid{p.scales[2 * b], p.scales[2 * b + 1]}, levels, table.data());
-      for (int64_t j = 0; j < padded; ++j) z[j] = table[read_index(p.indices.data(), at + j, p.index_bits)];
-      walsh_hadamard(z.data(), padded);
-      if (!all_finite(z.data(), d)) {  // a NaN grid, or an inverse rotation beyond the float range
-        std::fill(out + begin, out + begin + d, bucket_nan());
-        continue;
-      }
-      for (int64_t j = 0; j < d; ++j)
-        out[begin + j] = sign_of(random_words(p.seed, stream, uint64_t(p.first_index + begin + j))) * z[j] + 0.0f;  // no -0
+  const auto make_scratch = [&] { return std::pair(std::vector<float>(levels), std::vector<float>(full_pad)); };
+  for_each_bucket_with_scratch(count, parallel_worthwhile(quantized), make_scratch, [&](int64_t b, auto& scratch) {
+    auto& [table, z] = scratch;
+    const int64_t begin = b * p.bucket_size, d = std::min(p.bucket_size, quantized - begin);
+    const int64_t padded = next_power_of_two(d), at = rotated_begin(b, p.bucket_size);
+    uniform_grid_points(UniformGrid{p.scales[2 * b], p.scales[2 * b + 1]}, levels, table.data());
+    for (int64_t j = 0; j < padded; ++j) z[j] = table[read_index(p.indices.data(), at + j, p.index_bits)];
+    walsh_hadamard(z.data(), padded);
+    if (!all_finite(z.data(), d)) {  // a NaN grid, or an inverse rotation beyond the float range
+      std::fill(out + begin, out + begin + d, bucket_nan());
+      return;
     }
-  }
+    for (int64_t j = 0; j < d; ++j)  // + 0.0f: no -0
+      out[begin + j] = sign_of(random_words(p.seed, stream, uint64_t(p.first_index + begin + j))) * z[j] + 0.0f;
+  });
   std::copy(p.passthrough.begin(), p.passthrough.end(), out + quantized);
 }
 
@@ -176,22 +175,18 @@ double HadamardQuantizer::variance_slice(const float* x, int64_t n, int64_t firs
                                          uint64_t step) const {
   const int levels = options_.levels;
   const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
-  std::vector<double> per_bucket(buckets.count);
-#pragma omp parallel if (parallel_worthwhile(buckets.quantized))
-  {
-    std::vector<float> table(levels), y(longest_padded(buckets.size, buckets.quantized));
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < buckets.count; ++b) {
-      const int64_t d = buckets.length(b), padded = next_power_of_two(d);
-      rotate(x + buckets.begin(b), d, padded, seed, quant_stream(step), first + buckets.begin(b), y.data(), nullptr);
-      const UniformGrid grid = fit_uniform_grid(y.data(), padded, levels);
-      uniform_grid_points(grid, levels, table.data());
-      per_bucket[b] = grid_variance(y.data(), padded, grid, table.data(), levels) * double(d) / double(padded);
-    }
-  }
-  double total = 0;
-  for (double v : per_bucket) total += v;
-  return total;
+  const auto make_scratch = [&] {  // the grid's points and the rotated bucket
+    return std::pair(std::vector<float>(levels), std::vector<float>(longest_padded(buckets.size, buckets.quantized)));
+  };
+  const bool threads = parallel_worthwhile(buckets.quantized);
+  return sum_over_buckets(buckets.count, threads, make_scratch, [&](int64_t b, auto& scratch) {
+    auto& [table, y] = scratch;
+    const int64_t d = buckets.length(b), padded = next_power_of_two(d);
+    rotate(x + buckets.begin(b), d, padded, seed, quant_stream(step), first + buckets.begin(b), y.data(), nullptr);
+    const UniformGrid grid = fit_uniform_grid(y.data(), padded, levels);
+    uniform_grid_points(grid, levels, table.data());
+    return grid_variance(y.data(), padded, grid, table.data(), levels) * double(d) / double(padded);
+  });
 }
 
 std::unique_ptr<GradientQuantizer> make_hadamard_quantizer(const QuantizerOptions& options) {
