@@ -49,11 +49,6 @@ void LevelSetQuantizer::set_levels(std::vector<float> levels) {
   levels_ = std::move(levels);
 }
 
-int64_t LevelSetQuantizer::quantized_count(int64_t n) const {
-  const int64_t b = options_.bucket_size;
-  return options_.quantize_tail ? n : (n / b) * b;
-}
-
 float LevelSetQuantizer::bucket_norm(const float* x, int64_t len) const {
   if (norm_ == LevelNorm::Linf) {
     float m = 0.0f;
@@ -72,24 +67,15 @@ float LevelSetQuantizer::bucket_norm(const float* x, int64_t len) const {
 
 Payload LevelSetQuantizer::encode_slice(const float* x, int64_t n, int64_t, uint64_t seed, uint64_t step) const {
   QNN_CHECK(n >= 0 && (x != nullptr || n == 0), "needs n >= 0 coordinates and data, got n = ", n);
-  const int64_t bucket = options_.bucket_size, quantized = quantized_count(n);
-  const int64_t buckets = (quantized + bucket - 1) / bucket;
+  const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
   const float* levels = levels_.data();
   const int count = static_cast<int>(levels_.size());
   const uint64_t stream = quant_stream(step);
-
-  Payload p;
-  p.scheme = name_;
-  p.size = n;
-  p.bucket_size = bucket;
-  p.index_bits = index_bits_for(count);
+  Payload p = bucketed_payload(name_, x, n, 0, buckets, index_bits_for(count), 1, seed, step);
   p.levels = levels_;
-  p.seed = seed;
-  p.step = step;
-  p.scales.resize(buckets);
-  std::vector<uint32_t> index(quantized);
-  for_each_bucket(buckets, parallel_worthwhile(quantized), [&](int64_t b) {
-    const int64_t begin = b * bucket, end = std::min(begin + bucket, quantized);
+  std::vector<uint32_t> index(buckets.quantized);
+  for_each_bucket(buckets.count, parallel_worthwhile(buckets.quantized), [&](int64_t b) {
+    const int64_t begin = buckets.begin(b), end = begin + buckets.length(b);
     const float s = bucket_norm(x + begin, end - begin);
     p.scales[b] = s;
     if (!is_finite_float(s)) {  // NaN or an infinity in the bucket: it decodes to NaN
@@ -107,8 +93,7 @@ Payload LevelSetQuantizer::encode_slice(const float* x, int64_t n, int64_t, uint
         index[chunk + k] = round_to_level(levels, count, x[chunk + k] / denom, u[k]);
     }
   });
-  pack_indices_parallel(index.data(), quantized, p.index_bits, p.indices);
-  p.passthrough.assign(x + quantized, x + n);
+  pack_indices_parallel(index.data(), buckets.quantized, p.index_bits, p.indices);
   return p;
 }
 
@@ -148,12 +133,10 @@ void LevelSetQuantizer::decode(const Payload& p, float* out) const {
 std::vector<std::vector<float>> LevelSetQuantizer::bucket_levels_slice(const float* x, int64_t n, int64_t,
                                                                        uint64_t, uint64_t) const {
   QNN_CHECK(n >= 0 && (x != nullptr || n == 0), "needs n >= 0 coordinates and data, got n = ", n);
-  const int64_t bucket = options_.bucket_size, quantized = quantized_count(n);
-  const int64_t buckets = (quantized + bucket - 1) / bucket;
-  std::vector<std::vector<float>> result(buckets + (quantized < n ? 1 : 0));
-  for (int64_t b = 0; b < buckets; ++b) {
-    const int64_t begin = b * bucket, end = std::min(begin + bucket, quantized);
-    const float s = bucket_norm(x + begin, end - begin);
+  const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
+  std::vector<std::vector<float>> result(buckets.count + (buckets.quantized < n ? 1 : 0));
+  for (int64_t b = 0; b < buckets.count; ++b) {
+    const float s = bucket_norm(x + buckets.begin(b), buckets.length(b));
     if (!is_finite_float(s)) {
       result[b].assign(levels_.size(), bucket_nan());
       continue;
@@ -166,13 +149,12 @@ std::vector<std::vector<float>> LevelSetQuantizer::bucket_levels_slice(const flo
 
 double LevelSetQuantizer::variance_slice(const float* x, int64_t n, int64_t, uint64_t, uint64_t) const {
   QNN_CHECK(n >= 0 && (x != nullptr || n == 0), "needs n >= 0 coordinates and data, got n = ", n);
-  const int64_t bucket = options_.bucket_size, quantized = quantized_count(n);
-  const int64_t buckets = (quantized + bucket - 1) / bucket;
+  const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
   const float* levels = levels_.data();
   const int count = static_cast<int>(levels_.size());
   const auto no_scratch = [] { return 0; };
-  return sum_over_buckets(buckets, parallel_worthwhile(quantized), no_scratch, [&](int64_t b, int) {
-    const int64_t begin = b * bucket, end = std::min(begin + bucket, quantized);
+  return sum_over_buckets(buckets.count, parallel_worthwhile(buckets.quantized), no_scratch, [&](int64_t b, int) {
+    const int64_t begin = buckets.begin(b), end = begin + buckets.length(b);
     const float s = bucket_norm(x + begin, end - begin);
     if (!is_finite_float(s)) return std::numeric_limits<double>::quiet_NaN();
     const float denom = s + kNormEps;

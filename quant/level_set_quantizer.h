@@ -65,8 +65,6 @@ class LevelSetQuantizer : public GradientQuantizer {
   LevelNorm norm() const { return norm_; }
 
  protected:
-  // Coordinates [0, quantized) are bucketed and quantized; [quantized, n) pass through.
-  int64_t quantized_count(int64_t n) const;
   // The norm of one bucket as a float (L2 accumulated in double); NaN or infinite for a bucket
   // holding NaN or an infinity.
   float bucket_norm(const float* x, int64_t len) const;

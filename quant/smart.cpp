@@ -167,10 +167,6 @@ SmartQuantizer::SmartQuantizer(QuantizerOptions options) : GradientQuantizer(std
             "quantize_tail = false is not supported");
 }
 
-int64_t SmartQuantizer::bucket_count(int64_t n) const {
-  return (n + options_.bucket_size - 1) / options_.bucket_size;
-}
-
 bool SmartQuantizer::fit_bucket(const float* x, int64_t start, int64_t d, uint64_t seed,
                                 uint64_t step, float* levels) const {
   if (!all_finite(x + start, d)) {
@@ -202,15 +198,10 @@ Payload SmartQuantizer::encode_slice_with_variance(const float* x, int64_t n, in
 Payload SmartQuantizer::encode_and_variance(const float* x, int64_t n, uint64_t seed,
                                             uint64_t step, double* variance) const {
   check_input(x, n);
-  const int64_t buckets = bucket_count(n), bucket = options_.bucket_size;
+  const Buckets split(n, options_.bucket_size, true);  // smart quantizes the tail
+  const int64_t buckets = split.count, bucket = split.size;
   const int count = options_.levels;
-  Payload p;
-  p.scheme = name();
-  p.size = n;
-  p.bucket_size = bucket;
-  p.index_bits = index_bits_for(count);
-  p.seed = seed;
-  p.step = step;
+  Payload p = bucketed_payload(name(), x, n, 0, split, index_bits_for(count), 0, seed, step);
   p.levels.resize(size_t(buckets) * size_t(count));
   std::vector<uint32_t> index(static_cast<size_t>(n));
   std::vector<double> per_bucket(variance ? size_t(buckets) : 0, 0.0);
@@ -263,7 +254,7 @@ void SmartQuantizer::decode(const Payload& p, float* out) const {
 std::vector<std::vector<float>> SmartQuantizer::bucket_levels_slice(const float* x, int64_t n, int64_t,
                                                                     uint64_t seed, uint64_t step) const {
   check_input(x, n);
-  const int64_t buckets = bucket_count(n), bucket = options_.bucket_size;
+  const int64_t buckets = Buckets(n, options_.bucket_size, true).count, bucket = options_.bucket_size;
   std::vector<std::vector<float>> levels(static_cast<size_t>(buckets));
   for_each_bucket(buckets, worth_threads(n, buckets), [&](int64_t b) {
     const int64_t start = b * bucket, end = std::min(n, start + bucket);
@@ -275,7 +266,7 @@ std::vector<std::vector<float>> SmartQuantizer::bucket_levels_slice(const float*
 
 double SmartQuantizer::variance_slice(const float* x, int64_t n, int64_t, uint64_t seed, uint64_t step) const {
   check_input(x, n);
-  const int64_t buckets = bucket_count(n), bucket = options_.bucket_size;
+  const int64_t buckets = Buckets(n, options_.bucket_size, true).count, bucket = options_.bucket_size;
   const int count = options_.levels;
   const auto no_scratch = [] { return 0; };  // fit_bucket's buffers are thread_scratch()
   return sum_over_buckets(buckets, worth_threads(n, buckets), no_scratch, [&](int64_t b, int) {

@@ -69,7 +69,6 @@ class SmartQuantizer : public GradientQuantizer {
   // encode; with `variance` non-null also the variance, from the same levels.
   Payload encode_and_variance(const float* x, int64_t n, uint64_t seed, uint64_t step,
                               double* variance) const;
-  int64_t bucket_count(int64_t n) const;
 };
 
 std::unique_ptr<GradientQuantizer> make_smart_quantizer(const QuantizerOptions& options);
