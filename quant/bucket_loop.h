@@ -8,6 +8,7 @@
 // BucketSchedule::contiguous gives each thread one range of buckets (OpenMP schedule(static));
 // balanced hands them out one at a time (schedule(dynamic)), for buckets of uneven cost.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

@@ -62,7 +62,6 @@ class LevelSetQuantizer : public GradientQuantizer {
   // level count. For ALQ/AMQ refits.
   void set_levels(std::vector<float> levels);
   const std::vector<float>& levels() const { return levels_; }
-  LevelNorm norm() const { return norm_; }
 
  protected:
   // The norm of one bucket as a float (L2 accumulated in double); NaN or infinite for a bucket
