@@ -103,7 +103,8 @@ void DeviceQuantizer::quantize(Tensor& grad, const std::vector<int64_t>& slices,
     for (int64_t s : sizes) {
       const Buckets b(s, o.bucket_size, o.quantize_tail);
       for (int64_t k = 0; k < b.count; ++k) {
-        table.push_back(DeviceBucket{first + b.begin(k), scheme.flat_keys ? first + b.begin(k) : b.begin(k), b.length(k)});
+        const int64_t key = scheme.flat_keys ? first + b.begin(k) : b.begin(k);
+        table.push_back(DeviceBucket{first + b.begin(k), key, b.length(k)});
         longest = std::max(longest, b.length(k));
       }
       first += s;
@@ -117,7 +118,8 @@ void DeviceQuantizer::quantize(Tensor& grad, const std::vector<int64_t>& slices,
 #ifdef QNN_CUDA
     if (scheme.kernel == DeviceKernel::hadamard)
       scratch = cuda::hadamard_scratch_floats(m.bucket_count, longest, o.levels);
-    if (scheme.kernel == DeviceKernel::smart) scratch = cuda::smart_scratch_floats(m.bucket_count, longest, o.levels);
+    if (scheme.kernel == DeviceKernel::smart)
+      scratch = cuda::smart_scratch_floats(m.bucket_count, longest, o.levels);
 #endif
     m.scratch = scratch > 0 ? Tensor({scratch}, Device::CUDA) : Tensor();
     m.slices = sizes;

@@ -120,7 +120,8 @@ Payload HadamardQuantizer::encode_buckets(const float* x, int64_t n, int64_t fir
     uniform_grid_points(grid, levels, table.data());
     if (variance)
       per_bucket[b] = grid_variance(y.data(), padded, grid, table.data(), levels) * double(d) / double(padded);
-    round_to_grid(y.data(), padded, grid, table.data(), levels, u.data(), index.data() + rotated_begin(b, buckets.size));
+    uint32_t* bucket_index = index.data() + rotated_begin(b, buckets.size);
+    round_to_grid(y.data(), padded, grid, table.data(), levels, u.data(), bucket_index);
     p.scales[2 * b] = grid.fmin;
     p.scales[2 * b + 1] = grid.unit;
   });
@@ -175,8 +176,9 @@ double HadamardQuantizer::variance_slice(const float* x, int64_t n, int64_t firs
                                          uint64_t step) const {
   const int levels = options_.levels;
   const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
+  const int64_t full_pad = longest_padded(buckets.size, buckets.quantized);
   const auto make_scratch = [&] {  // the grid's points and the rotated bucket
-    return std::pair(std::vector<float>(levels), std::vector<float>(longest_padded(buckets.size, buckets.quantized)));
+    return std::pair(std::vector<float>(levels), std::vector<float>(full_pad));
   };
   const bool threads = parallel_worthwhile(buckets.quantized);
   return sum_over_buckets(buckets.count, threads, make_scratch, [&](int64_t b, auto& scratch) {

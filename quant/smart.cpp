@@ -273,7 +273,8 @@ double SmartQuantizer::variance_slice(const float* x, int64_t n, int64_t, uint64
     const int64_t start = b * bucket, end = std::min(n, start + bucket);
     BucketScratch& w = thread_scratch();
     w.levels.resize(size_t(count));
-    if (!fit_bucket(x, start, end - start, seed, step, w.levels.data())) return std::numeric_limits<double>::quiet_NaN();
+    if (!fit_bucket(x, start, end - start, seed, step, w.levels.data()))
+      return std::numeric_limits<double>::quiet_NaN();
     const int32_t* j = interval_indices(w.levels.data(), count, x + start, end - start, w);
     return bucket_variance(w.levels.data(), count, x + start, end - start, j);
   }, BucketSchedule::balanced);

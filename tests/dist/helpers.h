@@ -31,7 +31,8 @@ class Fp32Payloads : public GradientQuantizer {
   void decode(const Payload& p, float* out) const override {
     std::memcpy(out, p.passthrough.data(), p.passthrough.size() * sizeof(float));
   }
-  std::vector<std::vector<float>> bucket_levels_slice(const float*, int64_t, int64_t, uint64_t, uint64_t) const override {
+  std::vector<std::vector<float>> bucket_levels_slice(const float*, int64_t, int64_t, uint64_t,
+                                                      uint64_t) const override {
     return {};
   }
   double variance_slice(const float*, int64_t, int64_t, uint64_t, uint64_t) const override { return 0; }
