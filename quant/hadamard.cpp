@@ -85,19 +85,13 @@ HadamardQuantizer::HadamardQuantizer(QuantizerOptions options) : GradientQuantiz
 
 Payload HadamardQuantizer::encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
                                         uint64_t step) const {
-  return encode_buckets(x, n, first, seed, step, nullptr);
-}
-
-Payload HadamardQuantizer::encode_slice_with_variance(const float* x, int64_t n, int64_t first, uint64_t seed,
-                                                      uint64_t step, double* variance) const {
-  QNN_CHECK(variance != nullptr, "encode_slice_with_variance needs somewhere to put the variance");
-  return encode_buckets(x, n, first, seed, step, variance);
+  return encode_slice_with_variance(x, n, first, seed, step, nullptr);
 }
 
 // The per-bucket variance uses variance_slice's expression on the same rotated bucket and grid,
 // and is summed in bucket order as there, so both give the same double.
-Payload HadamardQuantizer::encode_buckets(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step,
-                                          double* variance) const {
+Payload HadamardQuantizer::encode_slice_with_variance(const float* x, int64_t n, int64_t first, uint64_t seed,
+                                                      uint64_t step, double* variance) const {
   const int levels = options_.levels;
   const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
   Payload p = bucketed_payload(name(), x, n, first, buckets, index_bits_for(levels), 2, seed, step);

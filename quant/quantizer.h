@@ -95,11 +95,11 @@ class GradientQuantizer {
   virtual double variance_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const = 0;
   // encode_slice and variance_slice of the same slice in one call, for callers that need both
   // (the training hook when it records the variance): returns encode_slice's payload and sets
-  // *variance to variance_slice's value, bit for bit. Schemes that fit levels per call (smart)
-  // override it to fit them once; the default makes the two calls.
+  // *variance, unless null, to variance_slice's value, bit for bit. Schemes that fit levels per
+  // call (smart, hadamard) override it to fit them once; the default makes the two calls.
   virtual Payload encode_slice_with_variance(const float* x, int64_t n, int64_t first, uint64_t seed,
                                              uint64_t step, double* variance) const {
-    *variance = variance_slice(x, n, first, seed, step);
+    if (variance) *variance = variance_slice(x, n, first, seed, step);
     return encode_slice(x, n, first, seed, step);
   }
 

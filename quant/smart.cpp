@@ -183,20 +183,13 @@ bool SmartQuantizer::fit_bucket(const float* x, int64_t start, int64_t d, uint64
   return true;
 }
 
-Payload SmartQuantizer::encode_slice(const float* x, int64_t n, int64_t, uint64_t seed, uint64_t step) const {
-  return encode_and_variance(x, n, seed, step, nullptr);
+Payload SmartQuantizer::encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const {
+  return encode_slice_with_variance(x, n, first, seed, step, nullptr);
 }
 
-Payload SmartQuantizer::encode_slice_with_variance(const float* x, int64_t n, int64_t first,
-                                                   uint64_t seed, uint64_t step,
-                                                   double* variance) const {
-  (void)first;  // smart keys its randomness by the index within the slice (as encode_slice)
-  QNN_CHECK(variance != nullptr, "encode_slice_with_variance needs somewhere to put the variance");
-  return encode_and_variance(x, n, seed, step, variance);
-}
-
-Payload SmartQuantizer::encode_and_variance(const float* x, int64_t n, uint64_t seed,
-                                            uint64_t step, double* variance) const {
+// Randomness keyed by the index within the slice, as encode_slice: `first` is not used.
+Payload SmartQuantizer::encode_slice_with_variance(const float* x, int64_t n, int64_t, uint64_t seed,
+                                                   uint64_t step, double* variance) const {
   check_input(x, n);
   const Buckets split(n, options_.bucket_size, true);  // smart quantizes the tail
   const int64_t buckets = split.count, bucket = split.size;

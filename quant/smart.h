@@ -57,7 +57,7 @@ class SmartQuantizer : public GradientQuantizer {
   std::vector<std::vector<float>> bucket_levels_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
                                                       uint64_t step) const override;
   double variance_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
-  // encode and variance from one fit of the levels (the hook records the variance every step).
+  // encode and variance (unless null) from one fit of the levels.
   Payload encode_slice_with_variance(const float* x, int64_t n, int64_t first, uint64_t seed,
                                      uint64_t step, double* variance) const override;
 
@@ -66,9 +66,6 @@ class SmartQuantizer : public GradientQuantizer {
   // false, with NaN levels, for a bucket holding NaN or an infinity.
   bool fit_bucket(const float* x, int64_t start, int64_t d, uint64_t seed, uint64_t step,
                   float* levels) const;
-  // encode; with `variance` non-null also the variance, from the same levels.
-  Payload encode_and_variance(const float* x, int64_t n, uint64_t seed, uint64_t step,
-                              double* variance) const;
 };
 
 std::unique_ptr<GradientQuantizer> make_smart_quantizer(const QuantizerOptions& options);
