@@ -67,16 +67,11 @@ bool DeviceQuantizer::supports(const GradientQuantizer& q) {
   const std::optional<DeviceScheme> scheme = q.device_scheme();
   if (!scheme) return false;
   const QuantizerOptions& o = q.options();
-  switch (scheme->kernel) {
-    case DeviceKernel::standard:
-    case DeviceKernel::hadamard:
-      return o.levels <= kMaxDeviceGridLevels;
-    case DeviceKernel::smart:  // c(d) = min(max(floor(P d), 512), d) grows with d: the full bucket's bounds all
-      return smart_candidate_count(o.bucket_size, o.sample_fraction) <= kMaxDeviceSmartCandidates &&
-             o.levels <= kMaxDeviceSmartLevels;
-    default:
-      return true;
-  }
+  if (scheme->kernel == DeviceKernel::smart)  // c(d) = min(max(floor(P d), 512), d) grows with d: the full bucket's bounds all
+    return smart_candidate_count(o.bucket_size, o.sample_fraction) <= kMaxDeviceSmartCandidates &&
+           o.levels <= kMaxDeviceSmartLevels;
+  const bool grid = scheme->kernel == DeviceKernel::standard || scheme->kernel == DeviceKernel::hadamard;
+  return !grid || o.levels <= kMaxDeviceGridLevels;
 }
 
 DeviceQuantizer::DeviceQuantizer(const GradientQuantizer& quantizer)

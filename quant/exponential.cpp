@@ -111,21 +111,20 @@ Payload ExponentialQuantizer::encode_slice(const float* x, int64_t n, int64_t fi
 }
 
 void ExponentialQuantizer::decode(const Payload& p, float* out) const {
-  check_payload(p, "exponential", options_.bucket_size, 2);
+  const Buckets buckets = check_payload(p, "exponential", options_.bucket_size, 2);
   const int k = options_.levels / 2;
-  const int64_t quantized = p.size - int64_t(p.passthrough.size());
-  const int64_t count = int64_t(p.scales.size()) / 2;
   // The exponent becomes an int below: a whole number in range first (a float-to-int conversion
   // of anything else is undefined). Encoders write max_pow in [-32, 0]; 2^-160 is 0 in float.
-  for (int64_t b = 0; b < count; ++b) {
+  for (int64_t b = 0; b < buckets.count; ++b) {
     const float e = p.scales[2 * b + 1];
     QNN_CHECK(e >= -160.0f && e <= 0.0f && e == std::floor(e), "payload bucket ", b,
               " has exponent scale ", e, ", expected a whole number in [-160, 0]");
   }
   const auto make_scratch = [k] { return std::pair(std::vector<float>(k), std::vector<float>(2 * k)); };
-  for_each_bucket_with_scratch(count, parallel_worthwhile(quantized), make_scratch, [&](int64_t b, auto& scratch) {
+  const bool threads = parallel_worthwhile(buckets.quantized);
+  for_each_bucket_with_scratch(buckets.count, threads, make_scratch, [&](int64_t b, auto& scratch) {
     auto& [t, values] = scratch;
-    const int64_t begin = b * p.bucket_size, d = std::min(p.bucket_size, quantized - begin);
+    const int64_t begin = buckets.begin(b), d = buckets.length(b);
     const Bucket bucket{p.scales[2 * b], int(p.scales[2 * b + 1])};
     if (!is_finite_float(bucket.norm)) {
       std::fill(out + begin, out + begin + d, bucket_nan());
@@ -135,7 +134,7 @@ void ExponentialQuantizer::decode(const Payload& p, float* out) const {
     signed_levels(bucket, k, t.data(), values.data());
     for (int64_t i = 0; i < d; ++i) out[begin + i] = values[read_index(p.indices.data(), begin + i, p.index_bits)];
   });
-  std::copy(p.passthrough.begin(), p.passthrough.end(), out + quantized);
+  std::copy(p.passthrough.begin(), p.passthrough.end(), out + buckets.quantized);
 }
 
 std::vector<std::vector<float>> ExponentialQuantizer::bucket_levels_slice(const float* x, int64_t n, int64_t,

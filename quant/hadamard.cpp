@@ -128,17 +128,16 @@ Payload HadamardQuantizer::encode_slice_with_variance(const float* x, int64_t n,
 }
 
 void HadamardQuantizer::decode(const Payload& p, float* out) const {
-  check_payload(p, "hadamard", options_.bucket_size, 2);
+  const Buckets buckets = check_payload(p, "hadamard", options_.bucket_size, 2);
   const int levels = options_.levels;
-  const int64_t quantized = p.size - int64_t(p.passthrough.size());
-  const int64_t count = int64_t(p.scales.size()) / 2;
   const uint64_t stream = quant_stream(p.step);
-  const int64_t full_pad = longest_padded(p.bucket_size, quantized);
+  const int64_t full_pad = longest_padded(buckets.size, buckets.quantized);
   const auto make_scratch = [&] { return std::pair(std::vector<float>(levels), std::vector<float>(full_pad)); };
-  for_each_bucket_with_scratch(count, parallel_worthwhile(quantized), make_scratch, [&](int64_t b, auto& scratch) {
+  const bool threads = parallel_worthwhile(buckets.quantized);
+  for_each_bucket_with_scratch(buckets.count, threads, make_scratch, [&](int64_t b, auto& scratch) {
     auto& [table, z] = scratch;
-    const int64_t begin = b * p.bucket_size, d = std::min(p.bucket_size, quantized - begin);
-    const int64_t padded = next_power_of_two(d), at = rotated_begin(b, p.bucket_size);
+    const int64_t begin = buckets.begin(b), d = buckets.length(b);
+    const int64_t padded = next_power_of_two(d), at = rotated_begin(b, buckets.size);
     uniform_grid_points(UniformGrid{p.scales[2 * b], p.scales[2 * b + 1]}, levels, table.data());
     for (int64_t j = 0; j < padded; ++j) z[j] = table[read_index(p.indices.data(), at + j, p.index_bits)];
     walsh_hadamard(z.data(), padded);
@@ -149,7 +148,7 @@ void HadamardQuantizer::decode(const Payload& p, float* out) const {
     for (int64_t j = 0; j < d; ++j)  // + 0.0f: no -0
       out[begin + j] = sign_of(random_words(p.seed, stream, uint64_t(p.first_index + begin + j))) * z[j] + 0.0f;
   });
-  std::copy(p.passthrough.begin(), p.passthrough.end(), out + quantized);
+  std::copy(p.passthrough.begin(), p.passthrough.end(), out + buckets.quantized);
 }
 
 std::vector<std::vector<float>> HadamardQuantizer::bucket_levels_slice(const float* x, int64_t n, int64_t first,

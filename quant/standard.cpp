@@ -99,18 +99,16 @@ Payload StandardQuantizer::encode_slice(const float* x, int64_t n, int64_t first
 }
 
 void StandardQuantizer::decode(const Payload& p, float* out) const {
-  check_payload(p, "standard", options_.bucket_size, 2);
+  const Buckets buckets = check_payload(p, "standard", options_.bucket_size, 2);
   const int levels = options_.levels;
-  const int64_t quantized = p.size - int64_t(p.passthrough.size());
-  const int64_t count = int64_t(p.scales.size()) / 2;
   const auto make_table = [levels] { return std::vector<float>(levels); };
-  const bool threads = parallel_worthwhile(quantized);
-  for_each_bucket_with_scratch(count, threads, make_table, [&](int64_t b, std::vector<float>& table) {
-    const int64_t begin = b * p.bucket_size, d = std::min(p.bucket_size, quantized - begin);
+  const bool threads = parallel_worthwhile(buckets.quantized);
+  for_each_bucket_with_scratch(buckets.count, threads, make_table, [&](int64_t b, std::vector<float>& table) {
+    const int64_t begin = buckets.begin(b), d = buckets.length(b);
     uniform_grid_points(UniformGrid{p.scales[2 * b], p.scales[2 * b + 1]}, levels, table.data());
     for (int64_t k = 0; k < d; ++k) out[begin + k] = table[read_index(p.indices.data(), begin + k, p.index_bits)];
   });
-  std::copy(p.passthrough.begin(), p.passthrough.end(), out + quantized);
+  std::copy(p.passthrough.begin(), p.passthrough.end(), out + buckets.quantized);
 }
 
 std::vector<std::vector<float>> StandardQuantizer::bucket_levels_slice(const float* x, int64_t n, int64_t, uint64_t,

@@ -1,6 +1,6 @@
 // quant/bucket_loop.h: every bucket runs exactly once on either schedule, each thread's scratch
 // is its own, and sum_over_buckets adds in bucket order whatever the threads.
-#include <doctest/doctest.h>
+#include <doctest.h>
 
 #include <vector>
 
