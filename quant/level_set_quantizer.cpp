@@ -118,13 +118,11 @@ void LevelSetQuantizer::decode(const Payload& p, float* out) const {
       std::fill(out + begin, out + end, bucket_nan());
       return;
     }
-    bool bad_index = false;
     for (int64_t i = begin; i < end; ++i) {
       const uint32_t k = unpack_index(p.indices, i, p.index_bits);
-      bad_index |= k >= count;
+      if (k >= count) bad.store(true, std::memory_order_relaxed);
       out[i] = s * levels[std::min(k, count - 1)];
     }
-    if (bad_index) bad.store(true, std::memory_order_relaxed);
   });
   QNN_CHECK(!bad, "payload holds a level index beyond its ", count, " levels");
   std::copy(p.passthrough.begin(), p.passthrough.end(), out + quantized);
