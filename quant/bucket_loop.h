@@ -7,6 +7,8 @@
 // makes its scratch (work buffers) once with make_scratch() and reuses it for all its buckets.
 // BucketSchedule::contiguous gives each thread one range of buckets (OpenMP schedule(static));
 // balanced hands them out one at a time (schedule(dynamic)), for buckets of uneven cost.
+// Capture the loop-invariant scalars of a hot fn by value: through a reference the compiler may
+// have to reload them after every store that could alias them, and loops stop vectorizing.
 #pragma once
 #include <cstddef>
 #include <cstdint>

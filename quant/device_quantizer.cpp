@@ -67,7 +67,8 @@ bool DeviceQuantizer::supports(const GradientQuantizer& q) {
   const std::optional<DeviceScheme> scheme = q.device_scheme();
   if (!scheme) return false;
   const QuantizerOptions& o = q.options();
-  if (scheme->kernel == DeviceKernel::smart)  // c(d) = min(max(floor(P d), 512), d) grows with d: the full bucket's bounds all
+  // smart: c(d) = min(max(floor(P d), 512), d) grows with d, so the full bucket's bounds all.
+  if (scheme->kernel == DeviceKernel::smart)
     return smart_candidate_count(o.bucket_size, o.sample_fraction) <= kMaxDeviceSmartCandidates &&
            o.levels <= kMaxDeviceSmartLevels;
   const bool grid = scheme->kernel == DeviceKernel::standard || scheme->kernel == DeviceKernel::hadamard;

@@ -84,7 +84,7 @@ Payload ExponentialQuantizer::encode_slice(const float* x, int64_t n, int64_t fi
     return std::pair(std::vector<float>(k), std::vector<float>(std::min(buckets.size, buckets.quantized)));
   };
   const bool threads = parallel_worthwhile(buckets.quantized);
-  for_each_bucket_with_scratch(buckets.count, threads, make_scratch, [&](int64_t b, auto& scratch) {
+  const auto quantize_bucket = [&, seed, stream, first, k](int64_t b, auto& scratch) {
     auto& [t, u] = scratch;
     const int64_t begin = buckets.begin(b), d = buckets.length(b);
     const float* a = x + begin;
@@ -105,7 +105,8 @@ Payload ExponentialQuantizer::encode_slice(const float* x, int64_t n, int64_t fi
       const int magnitude = j + (u[i] * (high - low) < clamped - low ? 1 : 0);
       index[begin + i] = uint32_t(a[i] < 0.0f ? k - 1 - magnitude : k + magnitude);
     }
-  });
+  };
+  for_each_bucket_with_scratch(buckets.count, threads, make_scratch, quantize_bucket);
   pack_indices(index.data(), buckets.quantized, p.index_bits, p.indices);
   return p;
 }

@@ -48,15 +48,25 @@ namespace {
 
 inline float sign_of(const Philox4& w) { return (w.v[1] >> 31) ? -1.0f : 1.0f; }
 
-// y = H D a (zero-padded to n), and, when u is given, the rounding draws of the n rotated coordinates.
+// y = H D a (zero-padded to n), and, when u is given, the rounding draws of the n rotated
+// coordinates: u[j] is word 0 of coordinate j's draw and u[d + j] word 2 (j < n - d, which is
+// below d). The loops hold no branch, so that they vectorize wherever rotate is inlined.
 void rotate(const float* a, int64_t d, int64_t n, uint64_t seed, uint64_t stream, int64_t flat_begin, float* y,
             float* u) {
-  for (int64_t j = 0; j < d; ++j) {
-    const Philox4 w = random_words(seed, stream, uint64_t(flat_begin + j));
-    y[j] = sign_of(w) * a[j];
-    if (u) {
+  const auto words = [&](int64_t j) { return random_words(seed, stream, uint64_t(flat_begin + j)); };
+  if (!u) {
+    for (int64_t j = 0; j < d; ++j) y[j] = sign_of(words(j)) * a[j];
+  } else {
+    for (int64_t j = 0; j < n - d; ++j) {
+      const Philox4 w = words(j);
+      y[j] = sign_of(w) * a[j];
       u[j] = uniform_from_word(w.v[0]);
-      if (d + j < n) u[d + j] = uniform_from_word(w.v[2]);
+      u[d + j] = uniform_from_word(w.v[2]);
+    }
+    for (int64_t j = n - d; j < d; ++j) {
+      const Philox4 w = words(j);
+      y[j] = sign_of(w) * a[j];
+      u[j] = uniform_from_word(w.v[0]);
     }
   }
   for (int64_t j = d; j < n; ++j) y[j] = 0.0f;
@@ -106,7 +116,7 @@ Payload HadamardQuantizer::encode_slice_with_variance(const float* x, int64_t n,
     return std::tuple(std::vector<float>(levels), std::vector<float>(full_pad), std::vector<float>(full_pad));
   };
   const bool threads = parallel_worthwhile(buckets.quantized);
-  for_each_bucket_with_scratch(buckets.count, threads, make_scratch, [&](int64_t b, auto& scratch) {
+  const auto quantize_bucket = [&, seed, stream, first, levels](int64_t b, auto& scratch) {
     auto& [table, y, u] = scratch;
     const int64_t begin = buckets.begin(b), d = buckets.length(b), padded = next_power_of_two(d);
     rotate(x + begin, d, padded, seed, stream, first + begin, y.data(), u.data());
@@ -118,7 +128,8 @@ Payload HadamardQuantizer::encode_slice_with_variance(const float* x, int64_t n,
     round_to_grid(y.data(), padded, grid, table.data(), levels, u.data(), bucket_index);
     p.scales[2 * b] = grid.fmin;
     p.scales[2 * b + 1] = grid.unit;
-  });
+  };
+  for_each_bucket_with_scratch(buckets.count, threads, make_scratch, quantize_bucket);
   pack_indices(index.data(), total, p.index_bits, p.indices);
   if (variance) {
     *variance = 0;

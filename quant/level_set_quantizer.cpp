@@ -74,7 +74,8 @@ Payload LevelSetQuantizer::encode_slice(const float* x, int64_t n, int64_t, uint
   Payload p = bucketed_payload(name_, x, n, 0, buckets, index_bits_for(count), 1, seed, step);
   p.levels = levels_;
   std::vector<uint32_t> index(buckets.quantized);
-  for_each_bucket(buckets.count, parallel_worthwhile(buckets.quantized), [&](int64_t b) {
+  // count by value: the index stores (uint32) could alias it through a reference and reload it.
+  for_each_bucket(buckets.count, parallel_worthwhile(buckets.quantized), [&, count](int64_t b) {
     const int64_t begin = buckets.begin(b), end = begin + buckets.length(b);
     const float s = bucket_norm(x + begin, end - begin);
     p.scales[b] = s;

@@ -84,7 +84,7 @@ Payload StandardQuantizer::encode_slice(const float* x, int64_t n, int64_t first
     return std::pair(std::vector<float>(levels), std::vector<float>(std::min(buckets.size, buckets.quantized)));
   };
   const bool threads = parallel_worthwhile(buckets.quantized);
-  for_each_bucket_with_scratch(buckets.count, threads, make_scratch, [&](int64_t b, auto& scratch) {
+  const auto quantize_bucket = [&, seed, stream, first, levels](int64_t b, auto& scratch) {
     auto& [table, u] = scratch;
     const int64_t begin = buckets.begin(b), d = buckets.length(b);
     const UniformGrid grid = fit_uniform_grid(x + begin, d, levels);
@@ -93,7 +93,8 @@ Payload StandardQuantizer::encode_slice(const float* x, int64_t n, int64_t first
     round_to_grid(x + begin, d, grid, table.data(), levels, u.data(), index.data() + begin);
     p.scales[2 * b] = grid.fmin;
     p.scales[2 * b + 1] = grid.unit;
-  });
+  };
+  for_each_bucket_with_scratch(buckets.count, threads, make_scratch, quantize_bucket);
   pack_indices(index.data(), buckets.quantized, p.index_bits, p.indices);
   return p;
 }
