@@ -52,11 +52,10 @@ GradientExchange::GradientExchange(Communicator& comm, GradientQuantizationHook*
 
 Payload GradientExchange::encode(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step,
                                  double* variance) const {
-  const GradientQuantizer& q = hook_->quantizer();
-  if (!hook_->options().record_variance) return q.encode_slice(x, n, first, seed, step);
+  const bool record = hook_->options().record_variance;
   double v = 0;
-  Payload p = q.encode_slice_with_variance(x, n, first, seed, step, &v);
-  *variance += v;
+  Payload p = hook_->quantizer().encode_slice_with_variance(x, n, first, seed, step, record ? &v : nullptr);
+  if (record) *variance += v;
   return p;
 }
 

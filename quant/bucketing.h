@@ -60,13 +60,17 @@ inline Payload bucketed_payload(const std::string& scheme, const float* x, int64
   return p;
 }
 
-// Checks that a payload is what a scheme's decoder expects.
-inline void check_payload(const Payload& p, const char* scheme, int64_t bucket_size, int64_t scales_per_bucket) {
+// Checks that a payload is what a scheme's decoder expects; returns the buckets of its quantized
+// coordinates (the passed-through ones follow them).
+inline Buckets check_payload(const Payload& p, const char* scheme, int64_t bucket_size, int64_t scales_per_bucket) {
   QNN_CHECK(p.scheme == scheme, "payload of scheme '", p.scheme, "' given to the ", scheme, " decoder");
   QNN_CHECK(p.bucket_size == bucket_size, "payload bucket size ", p.bucket_size, ", decoder expects ", bucket_size);
   const int64_t quantized = p.size - int64_t(p.passthrough.size());
-  QNN_CHECK(int64_t(p.scales.size()) == scales_per_bucket * ((quantized + bucket_size - 1) / bucket_size),
-            "payload has ", p.scales.size(), " scales for ", quantized, " quantized coordinates");
+  QNN_CHECK(quantized >= 0, "payload has ", p.passthrough.size(), " passthrough values for ", p.size, " coordinates");
+  const Buckets buckets(quantized, bucket_size, true);
+  QNN_CHECK(int64_t(p.scales.size()) == scales_per_bucket * buckets.count, "payload has ", p.scales.size(),
+            " scales for ", quantized, " quantized coordinates");
+  return buckets;
 }
 
 }  // namespace qnn

@@ -1,13 +1,13 @@
-// DeviceQuantizer, host side (see quant/device_quantizer.h): which scheme maps to which kernel,
-// the bucket table of the slices (cached on the device), the level table of level-set schemes
-// (uploaded when it changes), and the payload's bit count computed from sizes alone.
+// DeviceQuantizer, host side (see quant/device_quantizer.h): the kernel each scheme names
+// (GradientQuantizer::device_scheme) and the kernels' limits, the bucket table of the slices
+// (cached on the device), the level table of level-set schemes (uploaded when it changes), and
+// the payload's bit count computed from sizes alone.
 #include "quant/device_quantizer.h"
 
 #include <algorithm>
 #include <cstring>
 
 #include "quant/bucketing.h"
-#include "quant/level_set_quantizer.h"
 #include "quant/smart.h"
 #include "quant/walsh_hadamard.h"
 #include "tensor/check.h"
@@ -18,25 +18,12 @@ namespace qnn {
 namespace {
 
 using cuda::DeviceBucket;
-using cuda::DeviceScheme;
-
-bool is_level_set(const GradientQuantizer& q) { return dynamic_cast<const LevelSetQuantizer*>(&q) != nullptr; }
 
 DeviceScheme scheme_of(const GradientQuantizer& q) {
-  if (const auto* ls = dynamic_cast<const LevelSetQuantizer*>(&q))
-    return ls->norm() == LevelNorm::L2 ? DeviceScheme::level_set_l2 : DeviceScheme::level_set_linf;
-  const std::string name = q.name();
-  if (name == "standard") return DeviceScheme::standard;
-  if (name == "exponential") return DeviceScheme::exponential;
-  if (name == "hadamard") return DeviceScheme::hadamard;
-  if (name == "smart") return DeviceScheme::smart;
-  QNN_CHECK(false, "scheme '", name, "' has no CUDA implementation (DeviceQuantizer::supports)");
-  return DeviceScheme::standard;
+  const std::optional<DeviceScheme> scheme = q.device_scheme();
+  QNN_CHECK(scheme.has_value(), "scheme '", q.name(), "' has no CUDA implementation (DeviceQuantizer::supports)");
+  return *scheme;
 }
-
-// Level-set schemes and smart key their randomness by the index within the slice (their
-// encode_slice is the default one, or ignores `first`); the others by the flat index.
-bool keyed_by_flat_index(const GradientQuantizer& q) { return !is_level_set(q) && q.name() != "smart"; }
 
 std::vector<int64_t> slices_or_whole(int64_t n, const std::vector<int64_t>& slices) {
   if (slices.empty()) return {n};
@@ -77,13 +64,15 @@ struct DeviceQuantizer::Impl {
 };
 
 bool DeviceQuantizer::supports(const GradientQuantizer& q) {
-  if (is_level_set(q)) return true;
-  const std::string name = q.name();
-  if (name == "exponential") return true;
-  if (name == "smart")  // c(d) = min(max(floor(P d), 512), d) grows with d: the full bucket's bounds all
-    return smart_candidate_count(q.options().bucket_size, q.options().sample_fraction) <= kMaxDeviceSmartCandidates &&
-           q.options().levels <= kMaxDeviceSmartLevels;
-  return (name == "standard" || name == "hadamard") && q.options().levels <= kMaxDeviceGridLevels;
+  const std::optional<DeviceScheme> scheme = q.device_scheme();
+  if (!scheme) return false;
+  const QuantizerOptions& o = q.options();
+  // smart: c(d) = min(max(floor(P d), 512), d) grows with d, so the full bucket's bounds all.
+  if (scheme->kernel == DeviceKernel::smart)
+    return smart_candidate_count(o.bucket_size, o.sample_fraction) <= kMaxDeviceSmartCandidates &&
+           o.levels <= kMaxDeviceSmartLevels;
+  const bool grid = scheme->kernel == DeviceKernel::standard || scheme->kernel == DeviceKernel::hadamard;
+  return !grid || o.levels <= kMaxDeviceGridLevels;
 }
 
 DeviceQuantizer::DeviceQuantizer(const GradientQuantizer& quantizer)
@@ -106,12 +95,12 @@ void DeviceQuantizer::quantize(Tensor& grad, const std::vector<int64_t>& slices,
 
   if (n != m.n || sizes != m.slices) {  // the bucket table of these slices
     std::vector<DeviceBucket> table;
-    const bool flat_keys = keyed_by_flat_index(quantizer_);
     int64_t first = 0, longest = 0;
     for (int64_t s : sizes) {
       const Buckets b(s, o.bucket_size, o.quantize_tail);
       for (int64_t k = 0; k < b.count; ++k) {
-        table.push_back(DeviceBucket{first + b.begin(k), flat_keys ? first + b.begin(k) : b.begin(k), b.length(k)});
+        const int64_t key = scheme.flat_keys ? first + b.begin(k) : b.begin(k);
+        table.push_back(DeviceBucket{first + b.begin(k), key, b.length(k)});
         longest = std::max(longest, b.length(k));
       }
       first += s;
@@ -123,25 +112,27 @@ void DeviceQuantizer::quantize(Tensor& grad, const std::vector<int64_t>& slices,
     m.bucket_variance = table.empty() ? Tensor() : Tensor({2 * m.bucket_count}, Device::CUDA);
     int64_t scratch = 0;
 #ifdef QNN_CUDA
-    if (scheme == DeviceScheme::hadamard) scratch = cuda::hadamard_scratch_floats(m.bucket_count, longest, o.levels);
-    if (scheme == DeviceScheme::smart) scratch = cuda::smart_scratch_floats(m.bucket_count, longest, o.levels);
+    if (scheme.kernel == DeviceKernel::hadamard)
+      scratch = cuda::hadamard_scratch_floats(m.bucket_count, longest, o.levels);
+    if (scheme.kernel == DeviceKernel::smart)
+      scratch = cuda::smart_scratch_floats(m.bucket_count, longest, o.levels);
 #endif
     m.scratch = scratch > 0 ? Tensor({scratch}, Device::CUDA) : Tensor();
     m.slices = sizes;
     m.n = n;
   }
-  if (const auto* ls = dynamic_cast<const LevelSetQuantizer*>(&quantizer_)) {
+  if (scheme.levels) {
     // Adaptive schemes change the table at refits. Compared by bit pattern, not by float ==:
     // a level going from +0 to -0 decodes to s * -0 = -0 on the CPU and must be uploaded too.
-    if (!same_bits(ls->levels(), m.levels)) {
-      m.levels = ls->levels();
+    if (!same_bits(*scheme.levels, m.levels)) {
+      m.levels = *scheme.levels;
       upload(m.level_table, m.levels.data(), m.levels.size() * sizeof(float));  // in place when the count is kept
     }
   }
   if (m.bucket_count == 0) return;  // nothing quantized: every coordinate passes through
 
   cuda::QuantizeLaunch launch;
-  launch.scheme = scheme;
+  launch.kernel = scheme.kernel;
   launch.grad = grad.data();
   launch.buckets = reinterpret_cast<const DeviceBucket*>(m.buckets.data());
   launch.bucket_count = m.bucket_count;
@@ -164,22 +155,21 @@ void DeviceQuantizer::quantize(Tensor& grad, const std::vector<int64_t>& slices,
 double DeviceQuantizer::bits_per_coordinate(int64_t n, const std::vector<int64_t>& slices) const {
   const QuantizerOptions& o = quantizer_.options();
   const DeviceScheme scheme = scheme_of(quantizer_);
-  const auto* ls = dynamic_cast<const LevelSetQuantizer*>(&quantizer_);
   int64_t bits = 0;
   for (int64_t s : slices_or_whole(n, slices)) {  // Payload::bits() of each slice's payload
     const Buckets b(s, o.bucket_size, o.quantize_tail);
     const int64_t passthrough = s - b.quantized;
-    if (ls) {
-      const int64_t count = int64_t(ls->levels().size());
+    if (scheme.levels) {
+      const int64_t count = int64_t(scheme.levels->size());
       bits += 32 * (b.count + count + passthrough) + int64_t(index_bits_for(count)) * b.quantized;
       continue;
     }
-    if (scheme == DeviceScheme::smart) {  // K+1 levels per bucket, no scales, every coordinate indexed
+    if (scheme.kernel == DeviceKernel::smart) {  // K+1 levels per bucket, no scales, every coordinate indexed
       bits += 32 * b.count * o.levels + int64_t(index_bits_for(o.levels)) * s;
       continue;
     }
     int64_t indices = b.quantized;
-    if (scheme == DeviceScheme::hadamard) {
+    if (scheme.kernel == DeviceKernel::hadamard) {
       indices = 0;
       for (int64_t k = 0; k < b.count; ++k) indices += next_power_of_two(b.length(k));
     }

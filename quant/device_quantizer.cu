@@ -326,22 +326,22 @@ void quantize_buckets(const QuantizeLaunch& c) {
   QNN_CHECK(c.bucket_count <= 0x7fffffff, "too many buckets for one grid: ", c.bucket_count);
   const unsigned blocks = unsigned(c.bucket_count);
   const int threads = threads_for(c.max_length);
-  switch (c.scheme) {
-    case DeviceScheme::standard:
+  switch (c.kernel) {
+    case DeviceKernel::standard:
       QNN_CHECK(c.levels >= 2 && c.levels <= kSharedLevels, "standard on the GPU takes 2..", kSharedLevels,
                 " levels, got ", c.levels);
       standard_kernel<<<blocks, threads, size_t(c.levels) * sizeof(float), stream()>>>(c);
       QNN_LAUNCH_CHECK("quantize standard, ", c.bucket_count, " buckets of up to ", c.max_length);
       break;
-    case DeviceScheme::exponential:
+    case DeviceKernel::exponential:
       exponential_kernel<<<blocks, threads, 0, stream()>>>(c);
       QNN_LAUNCH_CHECK("quantize exponential, ", c.bucket_count, " buckets of up to ", c.max_length);
       break;
-    case DeviceScheme::level_set_l2:
-    case DeviceScheme::level_set_linf: {
+    case DeviceKernel::level_set_l2:
+    case DeviceKernel::level_set_linf: {
       QNN_CHECK(c.level_table != nullptr && c.level_count >= 2, "level-set quantization needs its level table");
       const size_t shared = c.level_count <= kSharedLevels ? size_t(c.level_count) * sizeof(float) : 0;
-      if (c.scheme == DeviceScheme::level_set_l2)
+      if (c.kernel == DeviceKernel::level_set_l2)
         level_set_kernel<true><<<blocks, threads, shared, stream()>>>(c);
       else
         level_set_kernel<false><<<blocks, threads, shared, stream()>>>(c);
@@ -349,7 +349,7 @@ void quantize_buckets(const QuantizeLaunch& c) {
                        c.level_count, " levels");
       break;
     }
-    case DeviceScheme::hadamard: {
+    case DeviceKernel::hadamard: {
       QNN_CHECK(c.levels >= 2 && c.levels <= kSharedLevels, "hadamard on the GPU takes 2..", kSharedLevels,
                 " levels, got ", c.levels);
       const bool in_shared = hadamard_scratch_floats(c.bucket_count, c.max_length, c.levels) == 0;
@@ -362,7 +362,7 @@ void quantize_buckets(const QuantizeLaunch& c) {
       QNN_LAUNCH_CHECK("quantize hadamard, ", c.bucket_count, " buckets of up to ", c.max_length);
       break;
     }
-    case DeviceScheme::smart:
+    case DeviceKernel::smart:
       quantize_smart_buckets(c);  // quant/smart_device.cu
       break;
   }

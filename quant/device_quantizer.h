@@ -1,13 +1,14 @@
 // Gradient quantization on the GPU: decode(encode(g)) of a flat CUDA gradient, in place, bit for
 // bit equal to the CPU schemes of quant/ for the same seed and step (smart-quantizer's and learning-to-quantize's schemes).
 //
-// Supported: standard, exponential, hadamard, qsgd, qinf, nuq, trn, and the adaptive alq,
-// alq_nb, amq, amq_nb (their levels are refitted on the host, see GradientQuantizationHook;
-// the rounding runs here with whatever levels the quantizer holds), and smart with at most 512
-// candidates per bucket (every bucket of up to 512 values; sampled candidates up to
-// d = 10,259 at the default P = 0.05) and at most 512 levels: its sampling, sort and level DP
-// run in the kernel (quant/smart_device.cu). smart with more candidates stays on the CPU
-// (DeviceQuantizer::supports says false).
+// Each scheme names its kernel, its key layout and its level table with
+// GradientQuantizer::device_scheme(). Supported: standard, exponential, hadamard, qsgd, qinf,
+// nuq, trn, and the adaptive alq, alq_nb, amq, amq_nb (their levels are refitted on the host, see
+// GradientQuantizationHook; the rounding runs here with whatever levels the quantizer holds), and
+// smart with at most 512 candidates per bucket (every bucket of up to 512 values; sampled
+// candidates up to d = 10,259 at the default P = 0.05) and at most 512 levels: its sampling, sort
+// and level DP run in the kernel (quant/smart_device.cu). smart with more candidates stays on the
+// CPU (DeviceQuantizer::supports says false).
 //
 // The work is one kernel launch per call over every bucket of every slice: one CUDA block per
 // bucket computes the bucket's statistics (min/max, L2 or L-infinity norm; Hadamard: the rotation
@@ -106,10 +107,8 @@ struct DeviceBucket {
   int64_t length;
 };
 
-enum class DeviceScheme { standard, exponential, level_set_l2, level_set_linf, hadamard, smart };
-
 struct QuantizeLaunch {
-  DeviceScheme scheme = DeviceScheme::standard;
+  DeviceKernel kernel = DeviceKernel::standard;  // GradientQuantizer::device_scheme()
   float* grad = nullptr;
   const DeviceBucket* buckets = nullptr;  // device array
   int64_t bucket_count = 0;

@@ -23,7 +23,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 
+#include "quant/bucket_loop.h"
 #include "quant/bucket_math.h"
 #include "quant/bucketing.h"
 #include "quant/rounding.h"
@@ -78,69 +80,66 @@ Payload ExponentialQuantizer::encode_slice(const float* x, int64_t n, int64_t fi
   Payload p = bucketed_payload(name(), x, n, first, buckets, index_bits_for(2 * k), 2, seed, step);
   std::vector<uint32_t> index(buckets.quantized);
   const uint64_t stream = quant_stream(step);
-#pragma omp parallel if (parallel_worthwhile(buckets.quantized))
-  {
-    std::vector<float> t(k), u(std::min(buckets.size, buckets.quantized));
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < buckets.count; ++b) {
-      const int64_t begin = buckets.begin(b), d = buckets.length(b);
-      const float* a = x + begin;
-      const Bucket bucket = bucket_scale(a, d);
-      p.scales[2 * b] = bucket.norm;
-      p.scales[2 * b + 1] = float(bucket.max_pow);
-      if (!is_finite_float(bucket.norm)) {
-        std::fill(index.begin() + begin, index.begin() + begin + d, 0u);
-        continue;
-      }
-      const int min_pow = bucket.max_pow - k + 2;
-      magnitudes(bucket.max_pow, k, t.data());
-      for (int64_t i = 0; i < d; ++i) u[i] = random_uniform(seed, stream, uint64_t(first + begin + i));
-      for (int64_t i = 0; i < d; ++i) {
-        const float m = std::fabs(a[i]) / bucket.norm;
-        const int j = exponential_interval(m, min_pow, k);
-        const float low = t[j], high = t[j + 1], clamped = std::min(std::max(m, low), high);
-        const int magnitude = j + (u[i] * (high - low) < clamped - low ? 1 : 0);
-        index[begin + i] = uint32_t(a[i] < 0.0f ? k - 1 - magnitude : k + magnitude);
-      }
+  const auto make_scratch = [&] {  // the magnitudes and the bucket's draws
+    return std::pair(std::vector<float>(k), std::vector<float>(std::min(buckets.size, buckets.quantized)));
+  };
+  const bool threads = parallel_worthwhile(buckets.quantized);
+  const auto quantize_bucket = [&, seed, stream, first, k](int64_t b, auto& scratch) {
+    auto& [t, u] = scratch;
+    const int64_t begin = buckets.begin(b), d = buckets.length(b);
+    const float* a = x + begin;
+    const Bucket bucket = bucket_scale(a, d);
+    p.scales[2 * b] = bucket.norm;
+    p.scales[2 * b + 1] = float(bucket.max_pow);
+    if (!is_finite_float(bucket.norm)) {
+      std::fill(index.begin() + begin, index.begin() + begin + d, 0u);
+      return;
     }
-  }
+    const int min_pow = bucket.max_pow - k + 2;
+    magnitudes(bucket.max_pow, k, t.data());
+    for (int64_t i = 0; i < d; ++i) u[i] = random_uniform(seed, stream, uint64_t(first + begin + i));
+    for (int64_t i = 0; i < d; ++i) {
+      const float m = std::fabs(a[i]) / bucket.norm;
+      const int j = exponential_interval(m, min_pow, k);
+      const float low = t[j], high = t[j + 1], clamped = std::min(std::max(m, low), high);
+      const int magnitude = j + (u[i] * (high - low) < clamped - low ? 1 : 0);
+      index[begin + i] = uint32_t(a[i] < 0.0f ? k - 1 - magnitude : k + magnitude);
+    }
+  };
+  for_each_bucket_with_scratch(buckets.count, threads, make_scratch, quantize_bucket);
   pack_indices(index.data(), buckets.quantized, p.index_bits, p.indices);
   return p;
 }
 
 void ExponentialQuantizer::decode(const Payload& p, float* out) const {
-  check_payload(p, "exponential", options_.bucket_size, 2);
+  const Buckets buckets = check_payload(p, "exponential", options_.bucket_size, 2);
   const int k = options_.levels / 2;
-  const int64_t quantized = p.size - int64_t(p.passthrough.size());
-  const int64_t count = int64_t(p.scales.size()) / 2;
   // The exponent becomes an int below: a whole number in range first (a float-to-int conversion
   // of anything else is undefined). Encoders write max_pow in [-32, 0]; 2^-160 is 0 in float.
-  for (int64_t b = 0; b < count; ++b) {
+  for (int64_t b = 0; b < buckets.count; ++b) {
     const float e = p.scales[2 * b + 1];
     QNN_CHECK(e >= -160.0f && e <= 0.0f && e == std::floor(e), "payload bucket ", b,
               " has exponent scale ", e, ", expected a whole number in [-160, 0]");
   }
-#pragma omp parallel if (parallel_worthwhile(quantized))
-  {
-    std::vector<float> t(k), values(2 * k);
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < count; ++b) {
-      const int64_t begin = b * p.bucket_size, d = std::min(p.bucket_size, quantized - begin);
-      const Bucket bucket{p.scales[2 * b], int(p.scales[2 * b + 1])};
-      if (!is_finite_float(bucket.norm)) {
-        std::fill(out + begin, out + begin + d, bucket_nan());
-        continue;
-      }
-      magnitudes(bucket.max_pow, k, t.data());
-      signed_levels(bucket, k, t.data(), values.data());
-      for (int64_t i = 0; i < d; ++i) out[begin + i] = values[read_index(p.indices.data(), begin + i, p.index_bits)];
+  const auto make_scratch = [k] { return std::pair(std::vector<float>(k), std::vector<float>(2 * k)); };
+  const bool threads = parallel_worthwhile(buckets.quantized);
+  for_each_bucket_with_scratch(buckets.count, threads, make_scratch, [&](int64_t b, auto& scratch) {
+    auto& [t, values] = scratch;
+    const int64_t begin = buckets.begin(b), d = buckets.length(b);
+    const Bucket bucket{p.scales[2 * b], int(p.scales[2 * b + 1])};
+    if (!is_finite_float(bucket.norm)) {
+      std::fill(out + begin, out + begin + d, bucket_nan());
+      return;
     }
-  }
-  std::copy(p.passthrough.begin(), p.passthrough.end(), out + quantized);
+    magnitudes(bucket.max_pow, k, t.data());
+    signed_levels(bucket, k, t.data(), values.data());
+    for (int64_t i = 0; i < d; ++i) out[begin + i] = values[read_index(p.indices.data(), begin + i, p.index_bits)];
+  });
+  std::copy(p.passthrough.begin(), p.passthrough.end(), out + buckets.quantized);
 }
 
-std::vector<std::vector<float>> ExponentialQuantizer::bucket_levels(const float* x, int64_t n, uint64_t,
-                                                                    uint64_t) const {
+std::vector<std::vector<float>> ExponentialQuantizer::bucket_levels_slice(const float* x, int64_t n, int64_t,
+                                                                          uint64_t, uint64_t) const {
   const int k = options_.levels / 2;
   const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
   std::vector<std::vector<float>> out(buckets.count, std::vector<float>(2 * k));
@@ -157,37 +156,27 @@ std::vector<std::vector<float>> ExponentialQuantizer::bucket_levels(const float*
   return out;
 }
 
-double ExponentialQuantizer::variance(const float* x, int64_t n, uint64_t, uint64_t) const {
+double ExponentialQuantizer::variance_slice(const float* x, int64_t n, int64_t, uint64_t, uint64_t) const {
   const int k = options_.levels / 2;
   const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
-  std::vector<double> per_bucket(buckets.count);
-#pragma omp parallel if (parallel_worthwhile(buckets.quantized))
-  {
-    std::vector<float> t(k);
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < buckets.count; ++b) {
-      const int64_t d = buckets.length(b);
-      const float* a = x + buckets.begin(b);
-      const Bucket bucket = bucket_scale(a, d);
-      if (!is_finite_float(bucket.norm)) {
-        per_bucket[b] = std::numeric_limits<double>::quiet_NaN();
-        continue;
-      }
-      const int min_pow = bucket.max_pow - k + 2;
-      magnitudes(bucket.max_pow, k, t.data());
-      double sum = 0;
-      for (int64_t i = 0; i < d; ++i) {
-        const float m = std::fabs(a[i]) / bucket.norm;
-        const int j = exponential_interval(m, min_pow, k);
-        const double clamped = std::min(std::max(m, t[j]), t[j + 1]);
-        sum += (clamped - t[j]) * (double(t[j + 1]) - clamped);
-      }
-      per_bucket[b] = sum * double(bucket.norm) * double(bucket.norm);
+  const auto make_magnitudes = [k] { return std::vector<float>(k); };
+  const bool threads = parallel_worthwhile(buckets.quantized);
+  return sum_over_buckets(buckets.count, threads, make_magnitudes, [&](int64_t b, std::vector<float>& t) {
+    const int64_t d = buckets.length(b);
+    const float* a = x + buckets.begin(b);
+    const Bucket bucket = bucket_scale(a, d);
+    if (!is_finite_float(bucket.norm)) return std::numeric_limits<double>::quiet_NaN();
+    const int min_pow = bucket.max_pow - k + 2;
+    magnitudes(bucket.max_pow, k, t.data());
+    double sum = 0;
+    for (int64_t i = 0; i < d; ++i) {
+      const float m = std::fabs(a[i]) / bucket.norm;
+      const int j = exponential_interval(m, min_pow, k);
+      const double clamped = std::min(std::max(m, t[j]), t[j + 1]);
+      sum += (clamped - t[j]) * (double(t[j + 1]) - clamped);
     }
-  }
-  double total = 0;
-  for (double v : per_bucket) total += v;
-  return total;
+    return sum * double(bucket.norm) * double(bucket.norm);
+  });
 }
 
 std::unique_ptr<GradientQuantizer> make_exponential_quantizer(const QuantizerOptions& options) {

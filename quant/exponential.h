@@ -14,15 +14,13 @@ class ExponentialQuantizer : public GradientQuantizer {
   // levels must be even and >= 4: k = levels/2 powers of two per sign.
   explicit ExponentialQuantizer(QuantizerOptions options);
   std::string name() const override { return "exponential"; }
+  std::optional<DeviceScheme> device_scheme() const override { return DeviceScheme{DeviceKernel::exponential}; }
 
-  Payload encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const override {
-    return encode_slice(x, n, 0, seed, step);
-  }
-  void decode(const Payload& payload, float* out) const override;
-  std::vector<std::vector<float>> bucket_levels(const float* x, int64_t n, uint64_t seed,
-                                                uint64_t step) const override;
-  double variance(const float* x, int64_t n, uint64_t seed, uint64_t step) const override;
   Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
+  void decode(const Payload& payload, float* out) const override;
+  std::vector<std::vector<float>> bucket_levels_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
+                                                      uint64_t step) const override;
+  double variance_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
 };
 
 std::unique_ptr<GradientQuantizer> make_exponential_quantizer(const QuantizerOptions& options);

@@ -32,7 +32,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
+#include <utility>
 
+#include "quant/bucket_loop.h"
 #include "quant/bucket_math.h"
 #include "quant/bucketing.h"
 #include "quant/rounding.h"
@@ -45,15 +48,25 @@ namespace {
 
 inline float sign_of(const Philox4& w) { return (w.v[1] >> 31) ? -1.0f : 1.0f; }
 
-// y = H D a (zero-padded to n), and, when u is given, the rounding draws of the n rotated coordinates.
+// y = H D a (zero-padded to n), and, when u is given, the rounding draws of the n rotated
+// coordinates: u[j] is word 0 of coordinate j's draw and u[d + j] word 2 (j < n - d, which is
+// below d). The loops hold no branch, so that they vectorize wherever rotate is inlined.
 void rotate(const float* a, int64_t d, int64_t n, uint64_t seed, uint64_t stream, int64_t flat_begin, float* y,
             float* u) {
-  for (int64_t j = 0; j < d; ++j) {
-    const Philox4 w = random_words(seed, stream, uint64_t(flat_begin + j));
-    y[j] = sign_of(w) * a[j];
-    if (u) {
+  const auto words = [&](int64_t j) { return random_words(seed, stream, uint64_t(flat_begin + j)); };
+  if (!u) {
+    for (int64_t j = 0; j < d; ++j) y[j] = sign_of(words(j)) * a[j];
+  } else {
+    for (int64_t j = 0; j < n - d; ++j) {
+      const Philox4 w = words(j);
+      y[j] = sign_of(w) * a[j];
       u[j] = uniform_from_word(w.v[0]);
-      if (d + j < n) u[d + j] = uniform_from_word(w.v[2]);
+      u[d + j] = uniform_from_word(w.v[2]);
+    }
+    for (int64_t j = n - d; j < d; ++j) {
+      const Philox4 w = words(j);
+      y[j] = sign_of(w) * a[j];
+      u[j] = uniform_from_word(w.v[0]);
     }
   }
   for (int64_t j = d; j < n; ++j) y[j] = 0.0f;
@@ -74,7 +87,7 @@ int64_t longest_padded(int64_t bucket_size, int64_t quantized) {
 
 }  // namespace
 
-HadamardQuantizer::HadamardQuantizer(QuantizerOptions options) : SlicedQuantizer(std::move(options)) {
+HadamardQuantizer::HadamardQuantizer(QuantizerOptions options) : GradientQuantizer(std::move(options)) {
   QNN_CHECK(options_.levels >= 2, "hadamard needs levels >= 2, got ", options_.levels);
   check_bucket_size(options_.bucket_size);
   QNN_CHECK(options_.levels <= kMaxLevels, "levels must be <= ", kMaxLevels, ", got ", options_.levels);
@@ -82,19 +95,13 @@ HadamardQuantizer::HadamardQuantizer(QuantizerOptions options) : SlicedQuantizer
 
 Payload HadamardQuantizer::encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
                                         uint64_t step) const {
-  return encode_buckets(x, n, first, seed, step, nullptr);
-}
-
-Payload HadamardQuantizer::encode_slice_with_variance(const float* x, int64_t n, int64_t first, uint64_t seed,
-                                                      uint64_t step, double* variance) const {
-  QNN_CHECK(variance != nullptr, "encode_slice_with_variance needs somewhere to put the variance");
-  return encode_buckets(x, n, first, seed, step, variance);
+  return encode_slice_with_variance(x, n, first, seed, step, nullptr);
 }
 
 // The per-bucket variance uses variance_slice's expression on the same rotated bucket and grid,
 // and is summed in bucket order as there, so both give the same double.
-Payload HadamardQuantizer::encode_buckets(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step,
-                                          double* variance) const {
+Payload HadamardQuantizer::encode_slice_with_variance(const float* x, int64_t n, int64_t first, uint64_t seed,
+                                                      uint64_t step, double* variance) const {
   const int levels = options_.levels;
   const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
   Payload p = bucketed_payload(name(), x, n, first, buckets, index_bits_for(levels), 2, seed, step);
@@ -105,23 +112,24 @@ Payload HadamardQuantizer::encode_buckets(const float* x, int64_t n, int64_t fir
   std::vector<uint32_t> index(total);
   std::vector<double> per_bucket(variance ? buckets.count : 0);
   const uint64_t stream = quant_stream(step);
-#pragma omp parallel if (parallel_worthwhile(buckets.quantized))
-  {
-    std::vector<float> table(levels), y(full_pad), u(full_pad);
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < buckets.count; ++b) {
-      const int64_t begin = buckets.begin(b), d = buckets.length(b), padded = next_power_of_two(d);
-      rotate(x + begin, d, padded, seed, stream, first + begin, y.data(), u.data());
-      const UniformGrid grid = fit_uniform_grid(y.data(), padded, levels);
-      uniform_grid_points(grid, levels, table.data());
-      if (variance)
-        per_bucket[b] = grid_variance(y.data(), padded, grid, table.data(), levels) * double(d) / double(padded);
-      round_to_grid(y.data(), padded, grid, table.data(), levels, u.data(),
-                    index.data() + rotated_begin(b, buckets.size));
-      p.scales[2 * b] = grid.fmin;
-      p.scales[2 * b + 1] = grid.unit;
-    }
-  }
+  const auto make_scratch = [&] {  // the grid's points, the rotated bucket and its draws
+    return std::tuple(std::vector<float>(levels), std::vector<float>(full_pad), std::vector<float>(full_pad));
+  };
+  const bool threads = parallel_worthwhile(buckets.quantized);
+  const auto quantize_bucket = [&, seed, stream, first, levels](int64_t b, auto& scratch) {
+    auto& [table, y, u] = scratch;
+    const int64_t begin = buckets.begin(b), d = buckets.length(b), padded = next_power_of_two(d);
+    rotate(x + begin, d, padded, seed, stream, first + begin, y.data(), u.data());
+    const UniformGrid grid = fit_uniform_grid(y.data(), padded, levels);
+    uniform_grid_points(grid, levels, table.data());
+    if (variance)
+      per_bucket[b] = grid_variance(y.data(), padded, grid, table.data(), levels) * double(d) / double(padded);
+    uint32_t* bucket_index = index.data() + rotated_begin(b, buckets.size);
+    round_to_grid(y.data(), padded, grid, table.data(), levels, u.data(), bucket_index);
+    p.scales[2 * b] = grid.fmin;
+    p.scales[2 * b + 1] = grid.unit;
+  };
+  for_each_bucket_with_scratch(buckets.count, threads, make_scratch, quantize_bucket);
   pack_indices(index.data(), total, p.index_bits, p.indices);
   if (variance) {
     *variance = 0;
@@ -131,31 +139,27 @@ Payload HadamardQuantizer::encode_buckets(const float* x, int64_t n, int64_t fir
 }
 
 void HadamardQuantizer::decode(const Payload& p, float* out) const {
-  check_payload(p, "hadamard", options_.bucket_size, 2);
+  const Buckets buckets = check_payload(p, "hadamard", options_.bucket_size, 2);
   const int levels = options_.levels;
-  const int64_t quantized = p.size - int64_t(p.passthrough.size());
-  const int64_t count = int64_t(p.scales.size()) / 2;
   const uint64_t stream = quant_stream(p.step);
-  const int64_t full_pad = longest_padded(p.bucket_size, quantized);
-#pragma omp parallel if (parallel_worthwhile(quantized))
-  {
-    std::vector<float> table(levels), z(full_pad);
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < count; ++b) {
-      const int64_t begin = b * p.bucket_size, d = std::min(p.bucket_size, quantized - begin);
-      const int64_t padded = next_power_of_two(d), at = rotated_begin(b, p.bucket_size);
-      uniform_grid_points(UniformGrid{p.scales[2 * b], p.scales[2 * b + 1]}, levels, table.data());
-      for (int64_t j = 0; j < padded; ++j) z[j] = table[read_index(p.indices.data(), at + j, p.index_bits)];
-      walsh_hadamard(z.data(), padded);
-      if (!all_finite(z.data(), d)) {  // a NaN grid, or an inverse rotation beyond the float range
-        std::fill(out + begin, out + begin + d, bucket_nan());
-        continue;
-      }
-      for (int64_t j = 0; j < d; ++j)
-        out[begin + j] = sign_of(random_words(p.seed, stream, uint64_t(p.first_index + begin + j))) * z[j] + 0.0f;  // no -0
+  const int64_t full_pad = longest_padded(buckets.size, buckets.quantized);
+  const auto make_scratch = [&] { return std::pair(std::vector<float>(levels), std::vector<float>(full_pad)); };
+  const bool threads = parallel_worthwhile(buckets.quantized);
+  for_each_bucket_with_scratch(buckets.count, threads, make_scratch, [&](int64_t b, auto& scratch) {
+    auto& [table, z] = scratch;
+    const int64_t begin = buckets.begin(b), d = buckets.length(b);
+    const int64_t padded = next_power_of_two(d), at = rotated_begin(b, buckets.size);
+    uniform_grid_points(UniformGrid{p.scales[2 * b], p.scales[2 * b + 1]}, levels, table.data());
+    for (int64_t j = 0; j < padded; ++j) z[j] = table[read_index(p.indices.data(), at + j, p.index_bits)];
+    walsh_hadamard(z.data(), padded);
+    if (!all_finite(z.data(), d)) {  // a NaN grid, or an inverse rotation beyond the float range
+      std::fill(out + begin, out + begin + d, bucket_nan());
+      return;
     }
-  }
-  std::copy(p.passthrough.begin(), p.passthrough.end(), out + quantized);
+    for (int64_t j = 0; j < d; ++j)  // + 0.0f: no -0
+      out[begin + j] = sign_of(random_words(p.seed, stream, uint64_t(p.first_index + begin + j))) * z[j] + 0.0f;
+  });
+  std::copy(p.passthrough.begin(), p.passthrough.end(), out + buckets.quantized);
 }
 
 std::vector<std::vector<float>> HadamardQuantizer::bucket_levels_slice(const float* x, int64_t n, int64_t first,
@@ -176,22 +180,19 @@ double HadamardQuantizer::variance_slice(const float* x, int64_t n, int64_t firs
                                          uint64_t step) const {
   const int levels = options_.levels;
   const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
-  std::vector<double> per_bucket(buckets.count);
-#pragma omp parallel if (parallel_worthwhile(buckets.quantized))
-  {
-    std::vector<float> table(levels), y(longest_padded(buckets.size, buckets.quantized));
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < buckets.count; ++b) {
-      const int64_t d = buckets.length(b), padded = next_power_of_two(d);
-      rotate(x + buckets.begin(b), d, padded, seed, quant_stream(step), first + buckets.begin(b), y.data(), nullptr);
-      const UniformGrid grid = fit_uniform_grid(y.data(), padded, levels);
-      uniform_grid_points(grid, levels, table.data());
-      per_bucket[b] = grid_variance(y.data(), padded, grid, table.data(), levels) * double(d) / double(padded);
-    }
-  }
-  double total = 0;
-  for (double v : per_bucket) total += v;
-  return total;
+  const int64_t full_pad = longest_padded(buckets.size, buckets.quantized);
+  const auto make_scratch = [&] {  // the grid's points and the rotated bucket
+    return std::pair(std::vector<float>(levels), std::vector<float>(full_pad));
+  };
+  const bool threads = parallel_worthwhile(buckets.quantized);
+  return sum_over_buckets(buckets.count, threads, make_scratch, [&](int64_t b, auto& scratch) {
+    auto& [table, y] = scratch;
+    const int64_t d = buckets.length(b), padded = next_power_of_two(d);
+    rotate(x + buckets.begin(b), d, padded, seed, quant_stream(step), first + buckets.begin(b), y.data(), nullptr);
+    const UniformGrid grid = fit_uniform_grid(y.data(), padded, levels);
+    uniform_grid_points(grid, levels, table.data());
+    return grid_variance(y.data(), padded, grid, table.data(), levels) * double(d) / double(padded);
+  });
 }
 
 std::unique_ptr<GradientQuantizer> make_hadamard_quantizer(const QuantizerOptions& options) {

@@ -10,14 +10,15 @@
 
 namespace qnn {
 
-class HadamardQuantizer : public SlicedQuantizer {
+class HadamardQuantizer : public GradientQuantizer {
  public:
   explicit HadamardQuantizer(QuantizerOptions options);
   std::string name() const override { return "hadamard"; }
+  std::optional<DeviceScheme> device_scheme() const override { return DeviceScheme{DeviceKernel::hadamard}; }
 
   void decode(const Payload& payload, float* out) const override;
   Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
-  // encode and variance from one rotation of each bucket (the hook records the variance every step).
+  // encode and variance (unless null) from one rotation of each bucket, bit for bit variance_slice.
   Payload encode_slice_with_variance(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step,
                                      double* variance) const override;
   // The grid of each rotated bucket (the points rounding chooses between happen in the rotated
@@ -25,10 +26,6 @@ class HadamardQuantizer : public SlicedQuantizer {
   std::vector<std::vector<float>> bucket_levels_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
                                                       uint64_t step) const override;
   double variance_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
-
- private:
-  // encode_slice, and with `variance` given the variance_slice of the same input, bit for bit.
-  Payload encode_buckets(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step, double* variance) const;
 };
 
 std::unique_ptr<GradientQuantizer> make_hadamard_quantizer(const QuantizerOptions& options);

@@ -36,8 +36,8 @@ int64_t GradientQuantizationHook::quantize_slices(float* g, int64_t n, uint64_t 
   for (int64_t s : sizes) {
     // With the variance wanted, one call: schemes that fit levels per call fit them once.
     double v = 0;
-    const Payload p = variance ? quantizer_->encode_slice_with_variance(g + first, s, first, seed, step, &v)
-                               : quantizer_->encode_slice(g + first, s, first, seed, step);
+    const Payload p =
+        quantizer_->encode_slice_with_variance(g + first, s, first, seed, step, variance ? &v : nullptr);
     if (variance) *variance += v;
     quantizer_->decode(p, g + first);
     bits += p.bits();

@@ -4,10 +4,13 @@
 #include "quant/level_set_quantizer.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 
+#include "quant/bucket_loop.h"
 #include "quant/bucket_math.h"
+#include "quant/bucketing.h"
 #include "quant/level_lookup.h"
 #include "quant/level_sets.h"
 #include "quant/pack_parallel.h"
@@ -19,8 +22,6 @@ namespace qnn {
 namespace {
 
 constexpr float kNormEps = 1e-7f;  // the reference's EPS, added to the norm before dividing
-// Below this many coordinates a parallel region costs more than it saves.
-constexpr int64_t kParallelMin = 1 << 15;
 constexpr int64_t kChunk = 256;  // uniform draws computed ahead of the rounding loop
 
 void check_levels(const std::vector<float>& levels) {
@@ -48,11 +49,6 @@ void LevelSetQuantizer::set_levels(std::vector<float> levels) {
   levels_ = std::move(levels);
 }
 
-int64_t LevelSetQuantizer::quantized_count(int64_t n) const {
-  const int64_t b = options_.bucket_size;
-  return options_.quantize_tail ? n : (n / b) * b;
-}
-
 float LevelSetQuantizer::bucket_norm(const float* x, int64_t len) const {
   if (norm_ == LevelNorm::Linf) {
     float m = 0.0f;
@@ -69,33 +65,24 @@ float LevelSetQuantizer::bucket_norm(const float* x, int64_t len) const {
   return static_cast<float>(std::sqrt(lane_sum_of_squares(x, len)));
 }
 
-Payload LevelSetQuantizer::encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const {
+Payload LevelSetQuantizer::encode_slice(const float* x, int64_t n, int64_t, uint64_t seed, uint64_t step) const {
   QNN_CHECK(n >= 0 && (x != nullptr || n == 0), "needs n >= 0 coordinates and data, got n = ", n);
-  const int64_t bucket = options_.bucket_size, quantized = quantized_count(n);
-  const int64_t buckets = (quantized + bucket - 1) / bucket;
+  const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
   const float* levels = levels_.data();
   const int count = static_cast<int>(levels_.size());
   const uint64_t stream = quant_stream(step);
-
-  Payload p;
-  p.scheme = name_;
-  p.size = n;
-  p.bucket_size = bucket;
-  p.index_bits = index_bits_for(count);
+  Payload p = bucketed_payload(name_, x, n, 0, buckets, index_bits_for(count), 1, seed, step);
   p.levels = levels_;
-  p.seed = seed;
-  p.step = step;
-  p.scales.resize(buckets);
-  std::vector<uint32_t> index(quantized);
-#pragma omp parallel for schedule(static) if (quantized >= kParallelMin)
-  for (int64_t b = 0; b < buckets; ++b) {
-    const int64_t begin = b * bucket, end = std::min(begin + bucket, quantized);
+  std::vector<uint32_t> index(buckets.quantized);
+  // count by value: the index stores (uint32) could alias it through a reference and reload it.
+  for_each_bucket(buckets.count, parallel_worthwhile(buckets.quantized), [&, count](int64_t b) {
+    const int64_t begin = buckets.begin(b), end = begin + buckets.length(b);
     const float s = bucket_norm(x + begin, end - begin);
     p.scales[b] = s;
     if (!is_finite_float(s)) {  // NaN or an infinity in the bucket: it decodes to NaN
       p.scales[b] = bucket_nan();
       std::fill(index.begin() + begin, index.begin() + end, 0u);
-      continue;
+      return;
     }
     const float denom = s + kNormEps;
     // Draws first, in chunks: the counter-based generator vectorizes in a loop of its own.
@@ -106,9 +93,8 @@ Payload LevelSetQuantizer::encode(const float* x, int64_t n, uint64_t seed, uint
       for (int64_t k = 0; k < len; ++k)
         index[chunk + k] = round_to_level(levels, count, x[chunk + k] / denom, u[k]);
     }
-  }
-  pack_indices_parallel(index.data(), quantized, p.index_bits, p.indices);
-  p.passthrough.assign(x + quantized, x + n);
+  });
+  pack_indices_parallel(index.data(), buckets.quantized, p.index_bits, p.indices);
   return p;
 }
 
@@ -125,34 +111,31 @@ void LevelSetQuantizer::decode(const Payload& p, float* out) const {
             p.indices.size(), " index words for ", quantized, " indices of ", p.index_bits, " bits");
   const float* levels = p.levels.data();
   const uint32_t count = static_cast<uint32_t>(p.levels.size());
-  int bad = 0;
-#pragma omp parallel for schedule(static) reduction(| : bad) if (quantized >= kParallelMin)
-  for (int64_t b = 0; b < buckets; ++b) {
+  std::atomic<bool> bad{false};
+  for_each_bucket(buckets, parallel_worthwhile(quantized), [&](int64_t b) {
     const int64_t begin = b * bucket, end = std::min(begin + bucket, quantized);
     const float s = p.scales[b];
     if (!is_finite_float(s)) {
       std::fill(out + begin, out + end, bucket_nan());
-      continue;
+      return;
     }
     for (int64_t i = begin; i < end; ++i) {
       const uint32_t k = unpack_index(p.indices, i, p.index_bits);
-      bad |= k >= count;
+      if (k >= count) bad.store(true, std::memory_order_relaxed);
       out[i] = s * levels[std::min(k, count - 1)];
     }
-  }
+  });
   QNN_CHECK(!bad, "payload holds a level index beyond its ", count, " levels");
   std::copy(p.passthrough.begin(), p.passthrough.end(), out + quantized);
 }
 
-std::vector<std::vector<float>> LevelSetQuantizer::bucket_levels(const float* x, int64_t n,
-                                                                 uint64_t, uint64_t) const {
+std::vector<std::vector<float>> LevelSetQuantizer::bucket_levels_slice(const float* x, int64_t n, int64_t,
+                                                                       uint64_t, uint64_t) const {
   QNN_CHECK(n >= 0 && (x != nullptr || n == 0), "needs n >= 0 coordinates and data, got n = ", n);
-  const int64_t bucket = options_.bucket_size, quantized = quantized_count(n);
-  const int64_t buckets = (quantized + bucket - 1) / bucket;
-  std::vector<std::vector<float>> result(buckets + (quantized < n ? 1 : 0));
-  for (int64_t b = 0; b < buckets; ++b) {
-    const int64_t begin = b * bucket, end = std::min(begin + bucket, quantized);
-    const float s = bucket_norm(x + begin, end - begin);
+  const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
+  std::vector<std::vector<float>> result(buckets.count + (buckets.quantized < n ? 1 : 0));
+  for (int64_t b = 0; b < buckets.count; ++b) {
+    const float s = bucket_norm(x + buckets.begin(b), buckets.length(b));
     if (!is_finite_float(s)) {
       result[b].assign(levels_.size(), bucket_nan());
       continue;
@@ -163,29 +146,21 @@ std::vector<std::vector<float>> LevelSetQuantizer::bucket_levels(const float* x,
   return result;
 }
 
-double LevelSetQuantizer::variance(const float* x, int64_t n, uint64_t, uint64_t) const {
+double LevelSetQuantizer::variance_slice(const float* x, int64_t n, int64_t, uint64_t, uint64_t) const {
   QNN_CHECK(n >= 0 && (x != nullptr || n == 0), "needs n >= 0 coordinates and data, got n = ", n);
-  const int64_t bucket = options_.bucket_size, quantized = quantized_count(n);
-  const int64_t buckets = (quantized + bucket - 1) / bucket;
+  const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
   const float* levels = levels_.data();
   const int count = static_cast<int>(levels_.size());
-  std::vector<double> per_bucket(buckets);
-#pragma omp parallel for schedule(static) if (quantized >= kParallelMin)
-  for (int64_t b = 0; b < buckets; ++b) {
-    const int64_t begin = b * bucket, end = std::min(begin + bucket, quantized);
+  const auto no_scratch = [] { return 0; };
+  return sum_over_buckets(buckets.count, parallel_worthwhile(buckets.quantized), no_scratch, [&](int64_t b, int) {
+    const int64_t begin = buckets.begin(b), end = begin + buckets.length(b);
     const float s = bucket_norm(x + begin, end - begin);
-    if (!is_finite_float(s)) {
-      per_bucket[b] = std::numeric_limits<double>::quiet_NaN();
-      continue;
-    }
+    if (!is_finite_float(s)) return std::numeric_limits<double>::quiet_NaN();
     const float denom = s + kNormEps;
     double v = 0.0;
     for (int64_t i = begin; i < end; ++i) v += level_variance(levels, count, x[i] / denom);
-    per_bucket[b] = double(s) * double(s) * v;
-  }
-  double total = 0.0;  // summed in bucket order: the same result for any thread count
-  for (double v : per_bucket) total += v;
-  return total;
+    return double(s) * double(s) * v;
+  });
 }
 
 int level_set_bits(const QuantizerOptions& options, const std::string& scheme) {

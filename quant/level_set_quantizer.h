@@ -45,23 +45,25 @@ class LevelSetQuantizer : public GradientQuantizer {
                     QuantizerOptions options);
 
   std::string name() const override { return name_; }
-  Payload encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const override;
+  std::optional<DeviceScheme> device_scheme() const override {
+    return DeviceScheme{norm_ == LevelNorm::L2 ? DeviceKernel::level_set_l2 : DeviceKernel::level_set_linf, false,
+                        &levels_};
+  }
+  // Randomness keyed by the index within the slice: `first` is not used.
+  Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
   void decode(const Payload& payload, float* out) const override;
   // One entry per bucket: s * levels for a quantized bucket, empty for a passed-through tail.
-  std::vector<std::vector<float>> bucket_levels(const float* x, int64_t n, uint64_t seed,
-                                                uint64_t step) const override;
+  std::vector<std::vector<float>> bucket_levels_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
+                                                      uint64_t step) const override;
   // s^2 * sum (r - l)(u - r) over the quantized buckets; the passed-through tail adds 0.
-  double variance(const float* x, int64_t n, uint64_t seed, uint64_t step) const override;
+  double variance_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
 
   // Replaces the level table (same rules as the constructor); the index width follows the new
   // level count. For ALQ/AMQ refits.
   void set_levels(std::vector<float> levels);
   const std::vector<float>& levels() const { return levels_; }
-  LevelNorm norm() const { return norm_; }
 
  protected:
-  // Coordinates [0, quantized) are bucketed and quantized; [quantized, n) pass through.
-  int64_t quantized_count(int64_t n) const;
   // The norm of one bucket as a float (L2 accumulated in double); NaN or infinite for a bucket
   // holding NaN or an infinity.
   float bucket_norm(const float* x, int64_t len) const;

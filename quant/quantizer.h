@@ -22,6 +22,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,44 +62,56 @@ struct QuantizerOptions {
   int64_t refit_every = 10000;
 };
 
+// How the CUDA kernels of quant/device_quantizer.h run a scheme, bit for bit its CPU code: the
+// kernel, and what it reads from the quantizer besides the options.
+enum class DeviceKernel { standard, exponential, level_set_l2, level_set_linf, hadamard, smart };
+struct DeviceScheme {
+  DeviceKernel kernel = DeviceKernel::standard;
+  // Coordinate i of a slice starting at flat coordinate `first` draws its randomness at first + i
+  // (true) or at i (false), as the scheme's encode_slice does.
+  bool flat_keys = true;
+  // A level-set scheme's level table (nullptr for the others), read at every call: the adaptive
+  // schemes refit it.
+  const std::vector<float>* levels = nullptr;
+};
+
 class GradientQuantizer {
  public:
   explicit GradientQuantizer(QuantizerOptions options) : options_(std::move(options)) {}
   virtual ~GradientQuantizer() = default;
   virtual std::string name() const = 0;
 
-  virtual Payload encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const = 0;
+  // The slice x[0, n) of a flat gradient, starting at flat coordinate `first` (per-layer
+  // quantization passes each layer's offset; the whole vector is the slice at 0). standard,
+  // exponential and hadamard draw coordinate i's randomness at flat index first + i, exactly as
+  // in place, and record `first` in the payload for the decoder; smart and the level-set schemes
+  // key it by the index within the slice and ignore `first`.
+  virtual Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const = 0;
   virtual void decode(const Payload& payload, float* out) const = 0;
   // Every bucket's levels in input units, sorted: the points stochastic rounding chooses between.
-  virtual std::vector<std::vector<float>> bucket_levels(const float* x, int64_t n, uint64_t seed,
-                                                        uint64_t step) const = 0;
-  // The exact variance quantization adds to x (smart-quantizer's variance metric), in input units squared.
-  virtual double variance(const float* x, int64_t n, uint64_t seed, uint64_t step) const = 0;
-  // Slices of a larger flat gradient (per-layer quantization): x[0] is coordinate `first` of the
-  // flat vector and coordinate i draws its randomness at flat index first + i, exactly as it
-  // would in place; the payload records `first` for the decoder. The defaults serve schemes whose
-  // randomness does not depend on it: they key it by the index within the slice instead.
-  virtual Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const {
-    (void)first;
-    return encode(x, n, seed, step);
-  }
   virtual std::vector<std::vector<float>> bucket_levels_slice(const float* x, int64_t n, int64_t first,
-                                                              uint64_t seed, uint64_t step) const {
-    (void)first;
-    return bucket_levels(x, n, seed, step);
-  }
-  virtual double variance_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const {
-    (void)first;
-    return variance(x, n, seed, step);
-  }
+                                                              uint64_t seed, uint64_t step) const = 0;
+  // The exact variance quantization adds to x (smart-quantizer's variance metric), in input units squared.
+  virtual double variance_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const = 0;
   // encode_slice and variance_slice of the same slice in one call, for callers that need both
   // (the training hook when it records the variance): returns encode_slice's payload and sets
-  // *variance to variance_slice's value, bit for bit. Schemes that fit levels per call (smart)
-  // override it to fit them once; the default makes the two calls.
+  // *variance, unless null, to variance_slice's value, bit for bit. Schemes that fit levels per
+  // call (smart, hadamard) override it to fit them once; the default makes the two calls.
   virtual Payload encode_slice_with_variance(const float* x, int64_t n, int64_t first, uint64_t seed,
                                              uint64_t step, double* variance) const {
-    *variance = variance_slice(x, n, first, seed, step);
+    if (variance) *variance = variance_slice(x, n, first, seed, step);
     return encode_slice(x, n, first, seed, step);
+  }
+
+  // The whole vector: the slice [0, n).
+  Payload encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const {
+    return encode_slice(x, n, 0, seed, step);
+  }
+  std::vector<std::vector<float>> bucket_levels(const float* x, int64_t n, uint64_t seed, uint64_t step) const {
+    return bucket_levels_slice(x, n, 0, seed, step);
+  }
+  double variance(const float* x, int64_t n, uint64_t seed, uint64_t step) const {
+    return variance_slice(x, n, 0, seed, step);
   }
 
   // Adaptive schemes refit their levels from gradient statistics; others ignore it. Called by
@@ -112,6 +125,11 @@ class GradientQuantizer {
     (void)step;
     return false;
   }
+
+  // The CUDA kernel that runs this scheme (quant/device_quantizer.h), or nullopt for a scheme
+  // without one. The kernels' own limits (level counts, smart's candidates) are
+  // DeviceQuantizer::supports' concern.
+  virtual std::optional<DeviceScheme> device_scheme() const { return std::nullopt; }
 
   // Checkpoint state: everything that changes during training and decides later results, as
   // named CPU tensors (names without a prefix; quant/quantizer_state.h says how values are
@@ -135,26 +153,6 @@ class GradientQuantizer {
 
  protected:
   QuantizerOptions options_;
-};
-
-// Base for schemes that key their randomness by flat index: they implement the *_slice calls,
-// and the whole-vector calls are the slice that starts at coordinate 0.
-class SlicedQuantizer : public GradientQuantizer {
- public:
-  using GradientQuantizer::GradientQuantizer;
-  Payload encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const final {
-    return encode_slice(x, n, 0, seed, step);
-  }
-  std::vector<std::vector<float>> bucket_levels(const float* x, int64_t n, uint64_t seed, uint64_t step) const final {
-    return bucket_levels_slice(x, n, 0, seed, step);
-  }
-  double variance(const float* x, int64_t n, uint64_t seed, uint64_t step) const final {
-    return variance_slice(x, n, 0, seed, step);
-  }
-  Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override = 0;
-  std::vector<std::vector<float>> bucket_levels_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
-                                                      uint64_t step) const override = 0;
-  double variance_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override = 0;
 };
 
 // Every scheme name make_quantizer accepts, "none" first.

@@ -11,6 +11,7 @@
 #include <limits>
 #include <numeric>
 
+#include "quant/bucket_loop.h"
 #include "quant/bucket_math.h"
 #include "quant/bucketing.h"
 #include "quant/float_sort.h"
@@ -26,9 +27,8 @@ namespace {
 
 constexpr int64_t kMinCandidates = 512;  // smart-quantizer's floor on the candidate count
 
-// Buckets run on several threads only when there is enough work to repay waking them (only the
-// OpenMP pragmas call this, so a build without OpenMP does not).
-[[maybe_unused]] bool worth_threads(int64_t n, int64_t buckets) { return buckets > 1 && n >= 16384; }
+// Buckets run on several threads only when there is enough work to repay waking them.
+bool worth_threads(int64_t n, int64_t buckets) { return buckets > 1 && n >= 16384; }
 
 void check_input(const float* x, int64_t n) {
   QNN_CHECK(n >= 0, "gradient length must be >= 0, got ", n);
@@ -167,10 +167,6 @@ SmartQuantizer::SmartQuantizer(QuantizerOptions options) : GradientQuantizer(std
             "quantize_tail = false is not supported");
 }
 
-int64_t SmartQuantizer::bucket_count(int64_t n) const {
-  return (n + options_.bucket_size - 1) / options_.bucket_size;
-}
-
 bool SmartQuantizer::fit_bucket(const float* x, int64_t start, int64_t d, uint64_t seed,
                                 uint64_t step, float* levels) const {
   if (!all_finite(x + start, d)) {
@@ -187,49 +183,36 @@ bool SmartQuantizer::fit_bucket(const float* x, int64_t start, int64_t d, uint64
   return true;
 }
 
-Payload SmartQuantizer::encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const {
-  return encode_and_variance(x, n, seed, step, nullptr);
+Payload SmartQuantizer::encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const {
+  return encode_slice_with_variance(x, n, first, seed, step, nullptr);
 }
 
-Payload SmartQuantizer::encode_slice_with_variance(const float* x, int64_t n, int64_t first,
-                                                   uint64_t seed, uint64_t step,
-                                                   double* variance) const {
-  (void)first;  // smart keys its randomness by the index within the slice (as encode_slice)
-  QNN_CHECK(variance != nullptr, "encode_slice_with_variance needs somewhere to put the variance");
-  return encode_and_variance(x, n, seed, step, variance);
-}
-
-Payload SmartQuantizer::encode_and_variance(const float* x, int64_t n, uint64_t seed,
-                                            uint64_t step, double* variance) const {
+// Randomness keyed by the index within the slice, as encode_slice: `first` is not used.
+Payload SmartQuantizer::encode_slice_with_variance(const float* x, int64_t n, int64_t, uint64_t seed,
+                                                   uint64_t step, double* variance) const {
   check_input(x, n);
-  const int64_t buckets = bucket_count(n), bucket = options_.bucket_size;
+  const Buckets split(n, options_.bucket_size, true);  // smart quantizes the tail
+  const int64_t buckets = split.count, bucket = split.size;
   const int count = options_.levels;
-  Payload p;
-  p.scheme = name();
-  p.size = n;
-  p.bucket_size = bucket;
-  p.index_bits = index_bits_for(count);
-  p.seed = seed;
-  p.step = step;
+  Payload p = bucketed_payload(name(), x, n, 0, split, index_bits_for(count), 0, seed, step);
   p.levels.resize(size_t(buckets) * size_t(count));
   std::vector<uint32_t> index(static_cast<size_t>(n));
   std::vector<double> per_bucket(variance ? size_t(buckets) : 0, 0.0);
   const uint64_t stream = quant_stream(step);
-#pragma omp parallel for schedule(dynamic) if (worth_threads(n, buckets))
-  for (int64_t b = 0; b < buckets; ++b) {
+  for_each_bucket(buckets, worth_threads(n, buckets), [&](int64_t b) {
     const int64_t start = b * bucket, end = std::min(n, start + bucket);
     float* levels = p.levels.data() + b * count;
     if (!fit_bucket(x, start, end - start, seed, step, levels)) {  // NaN levels: decodes to NaN
       std::fill(index.begin() + start, index.begin() + end, 0u);
       if (variance) per_bucket[size_t(b)] = std::numeric_limits<double>::quiet_NaN();
-      continue;
+      return;
     }
     BucketScratch& w = thread_scratch();
     const int32_t* j = interval_indices(levels, count, x + start, end - start, w);
     round_bucket(levels, count, x + start, end - start, j, seed, stream, uint64_t(start),
                  index.data() + start, w);
     if (variance) per_bucket[size_t(b)] = bucket_variance(levels, count, x + start, end - start, j);
-  }
+  }, BucketSchedule::balanced);
   pack_indices_parallel(index.data(), n, p.index_bits, p.indices);
   // Summed in bucket order, as variance() does: the same result for any thread count.
   if (variance) *variance = std::accumulate(per_bucket.begin(), per_bucket.end(), 0.0);
@@ -251,50 +234,43 @@ void SmartQuantizer::decode(const Payload& p, float* out) const {
             " index words, too few for ", n, " coordinates");
   QNN_CHECK(p.passthrough.empty(), "smart payloads carry no passthrough values, got ",
             p.passthrough.size());
-#pragma omp parallel for schedule(static) if (worth_threads(n, buckets))
-  for (int64_t b = 0; b < buckets; ++b) {
+  for_each_bucket(buckets, worth_threads(n, buckets), [&](int64_t b) {
     const float* levels = p.levels.data() + b * count;
     const int64_t end = std::min(n, (b + 1) * bucket);
     for (int64_t i = b * bucket; i < end; ++i) {
       const uint32_t k = read_index(p.indices.data(), i, p.index_bits);
       out[i] = levels[std::min<uint32_t>(k, uint32_t(count - 1))];
     }
-  }
+  });
 }
 
-std::vector<std::vector<float>> SmartQuantizer::bucket_levels(const float* x, int64_t n,
-                                                              uint64_t seed, uint64_t step) const {
+std::vector<std::vector<float>> SmartQuantizer::bucket_levels_slice(const float* x, int64_t n, int64_t,
+                                                                    uint64_t seed, uint64_t step) const {
   check_input(x, n);
-  const int64_t buckets = bucket_count(n), bucket = options_.bucket_size;
+  const int64_t buckets = Buckets(n, options_.bucket_size, true).count, bucket = options_.bucket_size;
   std::vector<std::vector<float>> levels(static_cast<size_t>(buckets));
-#pragma omp parallel for schedule(dynamic) if (worth_threads(n, buckets))
-  for (int64_t b = 0; b < buckets; ++b) {
+  for_each_bucket(buckets, worth_threads(n, buckets), [&](int64_t b) {
     const int64_t start = b * bucket, end = std::min(n, start + bucket);
     levels[size_t(b)].resize(size_t(options_.levels));
     fit_bucket(x, start, end - start, seed, step, levels[size_t(b)].data());
-  }
+  }, BucketSchedule::balanced);
   return levels;
 }
 
-double SmartQuantizer::variance(const float* x, int64_t n, uint64_t seed, uint64_t step) const {
+double SmartQuantizer::variance_slice(const float* x, int64_t n, int64_t, uint64_t seed, uint64_t step) const {
   check_input(x, n);
-  const int64_t buckets = bucket_count(n), bucket = options_.bucket_size;
+  const int64_t buckets = Buckets(n, options_.bucket_size, true).count, bucket = options_.bucket_size;
   const int count = options_.levels;
-  std::vector<double> per_bucket(size_t(buckets), 0.0);
-#pragma omp parallel for schedule(dynamic) if (worth_threads(n, buckets))
-  for (int64_t b = 0; b < buckets; ++b) {
+  const auto no_scratch = [] { return 0; };  // fit_bucket's buffers are thread_scratch()
+  return sum_over_buckets(buckets, worth_threads(n, buckets), no_scratch, [&](int64_t b, int) {
     const int64_t start = b * bucket, end = std::min(n, start + bucket);
     BucketScratch& w = thread_scratch();
     w.levels.resize(size_t(count));
-    if (!fit_bucket(x, start, end - start, seed, step, w.levels.data())) {
-      per_bucket[size_t(b)] = std::numeric_limits<double>::quiet_NaN();
-      continue;
-    }
+    if (!fit_bucket(x, start, end - start, seed, step, w.levels.data()))
+      return std::numeric_limits<double>::quiet_NaN();
     const int32_t* j = interval_indices(w.levels.data(), count, x + start, end - start, w);
-    per_bucket[size_t(b)] = bucket_variance(w.levels.data(), count, x + start, end - start, j);
-  }
-  // Summed in bucket order, so the result does not depend on the thread count.
-  return std::accumulate(per_bucket.begin(), per_bucket.end(), 0.0);
+    return bucket_variance(w.levels.data(), count, x + start, end - start, j);
+  }, BucketSchedule::balanced);
 }
 
 std::unique_ptr<GradientQuantizer> make_smart_quantizer(const QuantizerOptions& options) {

@@ -49,13 +49,15 @@ class SmartQuantizer : public GradientQuantizer {
  public:
   explicit SmartQuantizer(QuantizerOptions options);
   std::string name() const override { return "smart"; }
+  std::optional<DeviceScheme> device_scheme() const override { return DeviceScheme{DeviceKernel::smart, false}; }
 
-  Payload encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const override;
+  // Randomness keyed by the index within the slice: `first` is not used.
+  Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
   void decode(const Payload& payload, float* out) const override;
-  std::vector<std::vector<float>> bucket_levels(const float* x, int64_t n, uint64_t seed,
-                                                uint64_t step) const override;
-  double variance(const float* x, int64_t n, uint64_t seed, uint64_t step) const override;
-  // encode and variance from one fit of the levels (the hook records the variance every step).
+  std::vector<std::vector<float>> bucket_levels_slice(const float* x, int64_t n, int64_t first, uint64_t seed,
+                                                      uint64_t step) const override;
+  double variance_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override;
+  // encode and variance (unless null) from one fit of the levels.
   Payload encode_slice_with_variance(const float* x, int64_t n, int64_t first, uint64_t seed,
                                      uint64_t step, double* variance) const override;
 
@@ -64,10 +66,6 @@ class SmartQuantizer : public GradientQuantizer {
   // false, with NaN levels, for a bucket holding NaN or an infinity.
   bool fit_bucket(const float* x, int64_t start, int64_t d, uint64_t seed, uint64_t step,
                   float* levels) const;
-  // encode; with `variance` non-null also the variance, from the same levels.
-  Payload encode_and_variance(const float* x, int64_t n, uint64_t seed, uint64_t step,
-                              double* variance) const;
-  int64_t bucket_count(int64_t n) const;
 };
 
 std::unique_ptr<GradientQuantizer> make_smart_quantizer(const QuantizerOptions& options);

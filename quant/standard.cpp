@@ -14,7 +14,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 
+#include "quant/bucket_loop.h"
 #include "quant/bucket_math.h"
 #include "quant/bucketing.h"
 #include "quant/rounding.h"
@@ -65,7 +67,7 @@ double grid_variance(const float* a, int64_t n, const UniformGrid& grid, const f
   return sum;
 }
 
-StandardQuantizer::StandardQuantizer(QuantizerOptions options) : SlicedQuantizer(std::move(options)) {
+StandardQuantizer::StandardQuantizer(QuantizerOptions options) : GradientQuantizer(std::move(options)) {
   QNN_CHECK(options_.levels >= 2, "standard needs levels >= 2, got ", options_.levels);
   check_bucket_size(options_.bucket_size);
   QNN_CHECK(options_.levels <= kMaxLevels, "levels must be <= ", kMaxLevels, ", got ", options_.levels);
@@ -78,40 +80,36 @@ Payload StandardQuantizer::encode_slice(const float* x, int64_t n, int64_t first
   Payload p = bucketed_payload(name(), x, n, first, buckets, index_bits_for(levels), 2, seed, step);
   std::vector<uint32_t> index(buckets.quantized);
   const uint64_t stream = quant_stream(step);
-#pragma omp parallel if (parallel_worthwhile(buckets.quantized))
-  {
-    std::vector<float> table(levels), u(std::min(buckets.size, buckets.quantized));
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < buckets.count; ++b) {
-      const int64_t begin = buckets.begin(b), d = buckets.length(b);
-      const UniformGrid grid = fit_uniform_grid(x + begin, d, levels);
-      uniform_grid_points(grid, levels, table.data());
-      for (int64_t k = 0; k < d; ++k) u[k] = random_uniform(seed, stream, uint64_t(first + begin + k));
-      round_to_grid(x + begin, d, grid, table.data(), levels, u.data(), index.data() + begin);
-      p.scales[2 * b] = grid.fmin;
-      p.scales[2 * b + 1] = grid.unit;
-    }
-  }
+  const auto make_scratch = [&] {  // the grid's points and the bucket's draws
+    return std::pair(std::vector<float>(levels), std::vector<float>(std::min(buckets.size, buckets.quantized)));
+  };
+  const bool threads = parallel_worthwhile(buckets.quantized);
+  const auto quantize_bucket = [&, seed, stream, first, levels](int64_t b, auto& scratch) {
+    auto& [table, u] = scratch;
+    const int64_t begin = buckets.begin(b), d = buckets.length(b);
+    const UniformGrid grid = fit_uniform_grid(x + begin, d, levels);
+    uniform_grid_points(grid, levels, table.data());
+    for (int64_t k = 0; k < d; ++k) u[k] = random_uniform(seed, stream, uint64_t(first + begin + k));
+    round_to_grid(x + begin, d, grid, table.data(), levels, u.data(), index.data() + begin);
+    p.scales[2 * b] = grid.fmin;
+    p.scales[2 * b + 1] = grid.unit;
+  };
+  for_each_bucket_with_scratch(buckets.count, threads, make_scratch, quantize_bucket);
   pack_indices(index.data(), buckets.quantized, p.index_bits, p.indices);
   return p;
 }
 
 void StandardQuantizer::decode(const Payload& p, float* out) const {
-  check_payload(p, "standard", options_.bucket_size, 2);
+  const Buckets buckets = check_payload(p, "standard", options_.bucket_size, 2);
   const int levels = options_.levels;
-  const int64_t quantized = p.size - int64_t(p.passthrough.size());
-  const int64_t count = int64_t(p.scales.size()) / 2;
-#pragma omp parallel if (parallel_worthwhile(quantized))
-  {
-    std::vector<float> table(levels);
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < count; ++b) {
-      const int64_t begin = b * p.bucket_size, d = std::min(p.bucket_size, quantized - begin);
-      uniform_grid_points(UniformGrid{p.scales[2 * b], p.scales[2 * b + 1]}, levels, table.data());
-      for (int64_t k = 0; k < d; ++k) out[begin + k] = table[read_index(p.indices.data(), begin + k, p.index_bits)];
-    }
-  }
-  std::copy(p.passthrough.begin(), p.passthrough.end(), out + quantized);
+  const auto make_table = [levels] { return std::vector<float>(levels); };
+  const bool threads = parallel_worthwhile(buckets.quantized);
+  for_each_bucket_with_scratch(buckets.count, threads, make_table, [&](int64_t b, std::vector<float>& table) {
+    const int64_t begin = buckets.begin(b), d = buckets.length(b);
+    uniform_grid_points(UniformGrid{p.scales[2 * b], p.scales[2 * b + 1]}, levels, table.data());
+    for (int64_t k = 0; k < d; ++k) out[begin + k] = table[read_index(p.indices.data(), begin + k, p.index_bits)];
+  });
+  std::copy(p.passthrough.begin(), p.passthrough.end(), out + buckets.quantized);
 }
 
 std::vector<std::vector<float>> StandardQuantizer::bucket_levels_slice(const float* x, int64_t n, int64_t, uint64_t,
@@ -127,21 +125,14 @@ std::vector<std::vector<float>> StandardQuantizer::bucket_levels_slice(const flo
 double StandardQuantizer::variance_slice(const float* x, int64_t n, int64_t, uint64_t, uint64_t) const {
   const int levels = options_.levels;
   const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
-  std::vector<double> per_bucket(buckets.count);
-#pragma omp parallel if (parallel_worthwhile(buckets.quantized))
-  {
-    std::vector<float> table(levels);
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < buckets.count; ++b) {
-      const float* a = x + buckets.begin(b);
-      const UniformGrid grid = fit_uniform_grid(a, buckets.length(b), levels);
-      uniform_grid_points(grid, levels, table.data());
-      per_bucket[b] = grid_variance(a, buckets.length(b), grid, table.data(), levels);
-    }
-  }
-  double total = 0;  // summed in bucket order: the same on any thread count
-  for (double v : per_bucket) total += v;
-  return total;
+  const auto make_table = [levels] { return std::vector<float>(levels); };
+  return sum_over_buckets(buckets.count, parallel_worthwhile(buckets.quantized), make_table,
+                          [&](int64_t b, std::vector<float>& table) {
+                            const float* a = x + buckets.begin(b);
+                            const UniformGrid grid = fit_uniform_grid(a, buckets.length(b), levels);
+                            uniform_grid_points(grid, levels, table.data());
+                            return grid_variance(a, buckets.length(b), grid, table.data(), levels);
+                          });
 }
 
 std::unique_ptr<GradientQuantizer> make_standard_quantizer(const QuantizerOptions& options) {

@@ -34,10 +34,11 @@ void round_to_grid(const float* a, int64_t n, const UniformGrid& grid, const flo
 // NaN for a grid that is not finite.
 double grid_variance(const float* a, int64_t n, const UniformGrid& grid, const float* table, int levels);
 
-class StandardQuantizer : public SlicedQuantizer {
+class StandardQuantizer : public GradientQuantizer {
  public:
   explicit StandardQuantizer(QuantizerOptions options);
   std::string name() const override { return "standard"; }
+  std::optional<DeviceScheme> device_scheme() const override { return DeviceScheme{DeviceKernel::standard}; }
 
   void decode(const Payload& payload, float* out) const override;
 

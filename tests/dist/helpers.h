@@ -17,7 +17,7 @@ class Fp32Payloads : public GradientQuantizer {
  public:
   using GradientQuantizer::GradientQuantizer;
   std::string name() const override { return "fp32-test"; }
-  Payload encode(const float* x, int64_t n, uint64_t seed, uint64_t step) const override {
+  Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override {
     Payload p;
     p.scheme = name();
     p.size = n;
@@ -25,18 +25,17 @@ class Fp32Payloads : public GradientQuantizer {
     p.index_bits = 1;
     p.passthrough.assign(x, x + n);
     p.seed = seed, p.step = step;
-    return p;
-  }
-  Payload encode_slice(const float* x, int64_t n, int64_t first, uint64_t seed, uint64_t step) const override {
-    Payload p = encode(x, n, seed, step);
     p.first_index = first;
     return p;
   }
   void decode(const Payload& p, float* out) const override {
     std::memcpy(out, p.passthrough.data(), p.passthrough.size() * sizeof(float));
   }
-  std::vector<std::vector<float>> bucket_levels(const float*, int64_t, uint64_t, uint64_t) const override { return {}; }
-  double variance(const float*, int64_t, uint64_t, uint64_t) const override { return 0; }
+  std::vector<std::vector<float>> bucket_levels_slice(const float*, int64_t, int64_t, uint64_t,
+                                                      uint64_t) const override {
+    return {};
+  }
+  double variance_slice(const float*, int64_t, int64_t, uint64_t, uint64_t) const override { return 0; }
 };
 
 // A gradient-like vector: N(0, 1) times a per-layer-ish scale, a function of (seed, n).

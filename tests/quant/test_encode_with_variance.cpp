@@ -60,6 +60,8 @@ TEST_CASE("encode_slice_with_variance: every scheme's payload and variance equal
         const Payload both = q->encode_slice_with_variance(g.data() + first, len, first, 7, 3, &v);
         check_same_payload(both, q->encode_slice(g.data() + first, len, first, 7, 3));
         CHECK(same_bits(v, q->variance_slice(g.data() + first, len, first, 7, 3)));
+        // A null variance asks for the payload alone.
+        check_same_payload(q->encode_slice_with_variance(g.data() + first, len, first, 7, 3, nullptr), both);
       }
     }
   }

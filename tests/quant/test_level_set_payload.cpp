@@ -199,4 +199,9 @@ TEST_CASE("level-set payload: a corrupted payload is a clear error") {
   p = q->encode(x, 4, 1, 0);
   p.scales.push_back(1.0f);
   CHECK_THROWS_AS(q->decode(p, out), Error);
+  // The same in the last bucket of a vector large enough to decode on several threads.
+  std::vector<float> big(1 << 16, 0.5f), decoded(big.size());
+  p = q->encode(big.data(), int64_t(big.size()), 1, 0);
+  p.indices.back() |= uint64_t(3) << 62;  // the last 2-bit index
+  CHECK_THROWS_WITH_AS(q->decode(p, decoded.data()), doctest::Contains("beyond its 3 levels"), Error);
 }

@@ -112,3 +112,18 @@ TEST_CASE("standard: bad options are errors") {
   std::vector<float> out(4);
   CHECK_THROWS_WITH_AS(q->decode(p, out.data()), doctest::Contains("standard decoder"), Error);
 }
+
+TEST_CASE("standard, exponential, hadamard: more passthrough values than coordinates is an error") {
+  for (const char* name : {"standard", "exponential", "hadamard"}) {
+    CAPTURE(name);
+    QuantizerOptions o;
+    o.bucket_size = 4, o.quantize_tail = false;
+    auto q = make_quantizer(name, o);
+    const std::vector<float> x = {1, 2, 3, 4, 5, 6};
+    Payload p = q->encode(x.data(), 6, 1, 0);  // one bucket of 4, two values passed through
+    p.scales.clear();
+    p.passthrough.resize(8);
+    std::vector<float> out(8);
+    CHECK_THROWS_WITH_AS(q->decode(p, out.data()), doctest::Contains("8 passthrough values for 6"), Error);
+  }
+}
