@@ -10,7 +10,7 @@
 // weights quantized to linear W8A8 (calibrated on random images, exported to a temporary file);
 // the float model has random weights (speed does not depend on the values).
 //   build/bench/int8_infer [--model EXPORT] [--batch-sizes 1,128] [--seconds 2] [--rounds 3]
-//                          [--path auto|scalar|vnni] [--int8-only]
+//                          [--path auto|scalar|vnni] [--conv auto|gemm] [--int8-only]
 #include <omp.h>
 #include <unistd.h>
 
@@ -71,11 +71,14 @@ int main(int argc, char** argv) {
   auto& seconds = flags.add_float("--seconds", 2.0, "seconds per timed round", 0.01, 600);
   auto& rounds = flags.add_int("--rounds", 3, "rounds per configuration (alternating)", 1, 1000);
   auto& path_name = flags.add_string("--path", "auto", "integer GEMM path: auto|scalar|vnni");
+  auto& conv_name = flags.add_string("--conv", "auto", "integer convolution: auto (direct where it fits) | gemm (im2col GEMM only)");
   auto& int8_only = flags.add_bool("--int8-only", "time the integer engine alone (for a profiler)");
   flags.parse(argc, argv);
   if (path_name == "scalar") qinfer::set_gemm_path(qinfer::GemmPath::Scalar);
   else if (path_name == "vnni") qinfer::set_gemm_path(qinfer::GemmPath::Vnni);
   else if (path_name != "auto") flags.fail("bad --path '" + path_name + "'; valid: auto, scalar, vnni");
+  if (conv_name == "gemm") qinfer::set_conv_algorithm(qinfer::ConvAlgorithm::Gemm);
+  else if (conv_name != "auto") flags.fail("bad --conv '" + conv_name + "'; valid: auto, gemm");
   std::vector<int64_t> batches;
   for (size_t start = 0; start < batch_list.size();) {
     size_t end = batch_list.find(',', start);

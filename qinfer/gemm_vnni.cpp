@@ -7,20 +7,17 @@
 // activation bytes are broadcast to every lane and multiplied into its NB accumulators; so
 // every vpdpbusd does 64 multiply-adds and the weights are read once per MR rows. The
 // requantization runs on the accumulators in registers and stores u8 (masked for the last
-// channels), in the scalar path's float operations. Compiled with a target attribute, so a
+// channels), in the scalar path's float operations (qinfer/requant_avx512.h). Compiled with a target attribute, so a
 // build without -march=native has this path too; it runs only where vnni_supported().
 // GCC 12 reports the deliberately undefined pass-through operands inside its own AVX-512
 // intrinsics (_mm512_undefined_ps and the like) as maybe-uninitialized when AVX-512 comes from a
 // target attribute instead of -march; the warning is about the header, not this code.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cstring>
 
 #include "qinfer/gemm.h"
-
-#define QNN_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma")))
+#include "qinfer/requant_avx512.h"
 
 namespace qnn::qinfer::kernels {
 
@@ -113,26 +110,10 @@ QNN_VNNI void tile(const ARows& a, int rows, const PackedWeights& w, int64_t blo
   for (int b = 0; b < NB; ++b) {
     const int64_t c0 = (block0 + b) * 16;
     if (c0 >= w.n) break;
-    const __mmask16 mask = w.n - c0 >= 16 ? __mmask16(0xffff) : __mmask16((1u << (w.n - c0)) - 1);
-    const __m512i offset = _mm512_maskz_loadu_epi32(mask, rq.offset + c0);
-    const __m512 multiplier = _mm512_maskz_loadu_ps(mask, rq.multiplier + c0);
-    const __m512 bias = _mm512_maskz_loadu_ps(mask, rq.bias + c0);
-    const __m512i zero_point = _mm512_set1_epi32(rq.zero_point), lo = _mm512_set1_epi32(rq.lo),
-                  hi = _mm512_set1_epi32(rq.hi), residual_zero = _mm512_set1_epi32(rq.residual_zero);
-    const __m512 residual_multiplier = _mm512_set1_ps(rq.residual_multiplier);
-    const __m512 vmin = _mm512_set1_ps(-1073741824.0f), vmax = _mm512_set1_ps(1073741824.0f);
+    const RequantBlock block(rq, c0, w.n);
     #pragma GCC unroll 16
-    for (int r = 0; r < rows && r < MR; ++r) {
-      __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][b], offset)), multiplier, bias);
-      if (rq.residual) {
-        const __m512i res = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, rq.residual + r * rq.residual_ld + c0));
-        v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(res, residual_zero)), residual_multiplier, v);
-      }
-      v = _mm512_min_ps(_mm512_max_ps(v, vmin), vmax);
-      __m512i q = _mm512_add_epi32(_mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zero_point);
-      q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
-      _mm_mask_storeu_epi8(out + r * ldo + c0, mask, _mm512_cvtepi32_epi8(q));
-    }
+    for (int r = 0; r < rows && r < MR; ++r)
+      block.store(acc[r][b], rq.residual ? rq.residual + r * rq.residual_ld + c0 : nullptr, out + r * ldo + c0);
   }
 }
 

@@ -1,0 +1,166 @@
+// The direct 3x3 convolution with output pixels in the vector lanes (see qinfer/conv_direct.h).
+// GCC 12 reports the deliberately undefined pass-through operands inside its own AVX-512
+// intrinsics as maybe-uninitialized when AVX-512 comes from a target attribute (see
+// qinfer/gemm_vnni.cpp); the warning is about the header, not this code.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "qinfer/conv_direct.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "qinfer/requant_avx512.h"
+#include "tensor/tensor.h"
+
+namespace qnn::qinfer {
+
+namespace {
+
+constexpr int64_t kChannels = 16;            // input and output channels
+constexpr int64_t kGroups = kChannels / 4;   // 4-channel groups of the input (one vpdpbusd lane each)
+constexpr int64_t kLanes = 16;               // output pixels per zmm
+
+// Dwords per lane-layout row: the pixels, one padding dword in front, and room for the last
+// strip's 16-lane loads at kw = 2 (they read past w; those lanes are never stored).
+int64_t lane_row_length(int64_t w) { return (w + kLanes - 1) / kLanes * kLanes + kLanes; }
+
+// Input rows ih0 .. ih0 + rows - 1 of one NHWC image into the lane layout t (rows outside the
+// image are all padding): t[(r * kGroups + g) * row_len + 1 + iw] = x[ih0 + r][iw][4g .. 4g+3].
+QNN_VNNI void to_lanes(const uint8_t* image, int64_t h, int64_t w, int64_t ih0, int64_t rows, uint8_t pad_value,
+                       int64_t row_len, uint32_t* t) {
+  const __m512i pad = _mm512_set1_epi32(int32_t(pad_value * 0x01010101u));
+  // Four pixels of 16 channels per zmm (in0 .. in3 hold pixels 0-3, 4-7, 8-11, 12-15). vpermt2d
+  // with `pair01` gathers group 0 of pixels 0-7 of (in0, in1) into lanes 0-7 and group 1 into
+  // lanes 8-15; the 128-bit shuffles then join the halves of the two register pairs.
+  const __m512i pair01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+  const __m512i pair23 = _mm512_add_epi32(pair01, _mm512_set1_epi32(2));
+  for (int64_t r = 0; r < rows; ++r) {
+    uint32_t* row = t + r * kGroups * row_len;
+    for (int64_t i = 0; i < kGroups * row_len; i += kLanes) _mm512_storeu_si512(row + i, pad);
+    const int64_t ih = ih0 + r;
+    if (ih < 0 || ih >= h) continue;
+    const uint8_t* src = image + ih * w * kChannels;
+    int64_t iw = 0;
+    for (; iw + kLanes <= w; iw += kLanes) {
+      const uint8_t* p = src + iw * kChannels;
+      const __m512i in0 = _mm512_loadu_si512(p), in1 = _mm512_loadu_si512(p + 64), in2 = _mm512_loadu_si512(p + 128),
+                    in3 = _mm512_loadu_si512(p + 192);
+      const __m512i a01 = _mm512_permutex2var_epi32(in0, pair01, in1), b01 = _mm512_permutex2var_epi32(in2, pair01, in3);
+      const __m512i a23 = _mm512_permutex2var_epi32(in0, pair23, in1), b23 = _mm512_permutex2var_epi32(in2, pair23, in3);
+      uint32_t* dst = row + 1 + iw;
+      _mm512_storeu_si512(dst, _mm512_shuffle_i64x2(a01, b01, 0x44));
+      _mm512_storeu_si512(dst + row_len, _mm512_shuffle_i64x2(a01, b01, 0xEE));
+      _mm512_storeu_si512(dst + 2 * row_len, _mm512_shuffle_i64x2(a23, b23, 0x44));
+      _mm512_storeu_si512(dst + 3 * row_len, _mm512_shuffle_i64x2(a23, b23, 0xEE));
+    }
+    for (; iw < w; ++iw)
+      for (int64_t g = 0; g < kGroups; ++g) std::memcpy(row + g * row_len + 1 + iw, src + iw * kChannels + 4 * g, 4);
+  }
+}
+
+// r[c] lane p -> o[p] lane c for a 16 x 16 matrix of dwords: 4 x 4 transposes inside each
+// 128-bit lane (vpunpck), then a 4 x 4 transpose of the 128-bit lanes (vshufi32x4).
+QNN_VNNI inline void transpose16(const __m512i r[16], __m512i o[16]) {
+  __m512i p[4][4];  // p[q][j]: 128-bit lane L holds pixel 4L + j, channels 4q .. 4q+3
+  #pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q) {
+    const __m512i a = _mm512_unpacklo_epi32(r[4 * q], r[4 * q + 1]), b = _mm512_unpackhi_epi32(r[4 * q], r[4 * q + 1]);
+    const __m512i c = _mm512_unpacklo_epi32(r[4 * q + 2], r[4 * q + 3]),
+                  d = _mm512_unpackhi_epi32(r[4 * q + 2], r[4 * q + 3]);
+    p[q][0] = _mm512_unpacklo_epi64(a, c);
+    p[q][1] = _mm512_unpackhi_epi64(a, c);
+    p[q][2] = _mm512_unpacklo_epi64(b, d);
+    p[q][3] = _mm512_unpackhi_epi64(b, d);
+  }
+  #pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    const __m512i x0 = _mm512_shuffle_i32x4(p[0][j], p[1][j], 0x44), x1 = _mm512_shuffle_i32x4(p[0][j], p[1][j], 0xEE);
+    const __m512i y0 = _mm512_shuffle_i32x4(p[2][j], p[3][j], 0x44), y1 = _mm512_shuffle_i32x4(p[2][j], p[3][j], 0xEE);
+    o[j] = _mm512_shuffle_i32x4(x0, y0, 0x88);       // pixel j
+    o[4 + j] = _mm512_shuffle_i32x4(x0, y0, 0xDD);   // pixel 4 + j
+    o[8 + j] = _mm512_shuffle_i32x4(x1, y1, 0x88);   // pixel 8 + j
+    o[12 + j] = _mm512_shuffle_i32x4(x1, y1, 0xDD);  // pixel 12 + j
+  }
+}
+
+// Output pixels ow0 .. ow0 + count - 1 (count <= 16) of one output row: t points at the lane
+// layout's row for input row oh - 1, column ow0; out and residual at the strip's first position.
+QNN_VNNI void strip(const uint32_t* t, int64_t row_len, int count, const int8_t* weights,
+                    const kernels::RequantBlock& block, const uint8_t* residual, int64_t residual_ld, uint8_t* out) {
+  __m512i acc[kChannels];
+  #pragma GCC unroll 16
+  for (int c = 0; c < kChannels; ++c) acc[c] = _mm512_setzero_si512();
+  #pragma GCC unroll 3
+  for (int kh = 0; kh < 3; ++kh)
+    #pragma GCC unroll 3
+    for (int kw = 0; kw < 3; ++kw)
+      #pragma GCC unroll 4
+      for (int g = 0; g < kGroups; ++g) {
+        const __m512i a = _mm512_loadu_si512(t + (kh * kGroups + g) * row_len + kw);
+        // The packed layout (qinfer/gemm.h) keeps k-group (kh * 3 + kw) * 4 + g of the 16
+        // channels as 16 consecutive dwords.
+        const int8_t* wg = weights + ((kh * 3 + kw) * kGroups + g) * 64;
+        #pragma GCC unroll 16
+        for (int c = 0; c < kChannels; ++c) {
+          // acc[c] += a x broadcast(channel c's 4 weights), the broadcast from memory inside the
+          // instruction ({1to16}), which GCC does not form from _mm512_set1_epi32 itself.
+          asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc[c]) : "v"(a), "m"(*reinterpret_cast<const int32_t*>(wg + 4 * c)));
+        }
+      }
+  __m512i rows[kChannels];
+  transpose16(acc, rows);
+  #pragma GCC unroll 16
+  for (int p = 0; p < kLanes; ++p) {
+    if (p >= count) break;
+    block.store(rows[p], residual ? residual + p * residual_ld : nullptr, out + p * kChannels);
+  }
+}
+
+QNN_VNNI void run(const uint8_t* x, int64_t n, int64_t h, int64_t w, uint8_t pad_value, const PackedWeights& weights,
+                  const Requant& rq, uint8_t* y) {
+  const int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  // Bands of output rows per image: one when there are images enough for the threads.
+  const int64_t bands = std::min(h, std::max<int64_t>(1, (threads + n - 1) / n)), items = n * bands;
+  const int64_t row_len = lane_row_length(w), band_rows = (h + bands - 1) / bands;
+#pragma omp parallel if (items > 1)
+  {
+    std::vector<uint32_t> lanes(size_t((band_rows + 2) * kGroups * row_len));
+    const kernels::RequantBlock block(rq, 0, kChannels);
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t img = item / bands, band = item % bands;
+      const int64_t oh0 = band * h / bands, oh1 = (band + 1) * h / bands;
+      to_lanes(x + img * h * w * kChannels, h, w, oh0 - 1, oh1 - oh0 + 2, pad_value, row_len, lanes.data());
+      for (int64_t oh = oh0; oh < oh1; ++oh) {
+        const uint32_t* t = lanes.data() + (oh - oh0) * kGroups * row_len;
+        for (int64_t ow0 = 0; ow0 < w; ow0 += kLanes) {
+          const int64_t m = (img * h + oh) * w + ow0;
+          strip(t + ow0, row_len, int(std::min(kLanes, w - ow0)), weights.data.data(), block,
+                rq.residual ? rq.residual + m * rq.residual_ld : nullptr, rq.residual_ld, y + m * kChannels);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool direct_conv_fits(const ConvShape& s) {
+  return s.in_channels == kChannels && s.out_channels == kChannels && s.kernel == 3 && s.stride == 1 &&
+         s.padding == 1;
+}
+
+void conv2d_u8_direct(const uint8_t* x, int64_t n, int64_t h, int64_t w, const ConvShape& s, uint8_t pad_value,
+                      const PackedWeights& weights, const Requant& rq, uint8_t* y) {
+  QNN_CHECK(direct_conv_fits(s) && weights.n == kChannels && weights.k == 9 * kChannels,
+            "conv2d_u8_direct: needs a 3x3 convolution of stride 1 and padding 1 from 16 to 16 channels, found ",
+            s.in_channels, " -> ", s.out_channels, " channels, kernel ", s.kernel, ", stride ", s.stride,
+            ", padding ", s.padding);
+  QNN_CHECK(vnni_supported(), "conv2d_u8_direct: this CPU lacks AVX-512 VNNI");
+  QNN_CHECK(rq.lo >= 0 && rq.hi <= 255 && rq.lo <= rq.hi, "conv2d_u8_direct: bad output range [", rq.lo, ", ", rq.hi, "]");
+  run(x, n, h, w, pad_value, weights, rq, y);
+}
+
+}  // namespace qnn::qinfer
