@@ -1,8 +1,9 @@
 // The direct 3x3 convolution with output pixels in the vector lanes (see qinfer/conv_direct.h).
 // GCC 12 reports the deliberately undefined pass-through operands inside its own AVX-512
-// intrinsics as maybe-uninitialized when AVX-512 comes from a target attribute (see
+// intrinsics as (maybe-)uninitialized when AVX-512 comes from a target attribute (see
 // qinfer/gemm_vnni.cpp); the warning is about the header, not this code.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include "qinfer/conv_direct.h"
 
 #include <omp.h>
@@ -18,45 +19,61 @@ namespace qnn::qinfer {
 
 namespace {
 
-constexpr int64_t kChannels = 16;            // input and output channels
-constexpr int64_t kGroups = kChannels / 4;   // 4-channel groups of the input (one vpdpbusd lane each)
-constexpr int64_t kLanes = 16;               // output pixels per zmm
+constexpr int64_t kLanes = 16;  // output positions per zmm, and output channels per block
 
 // Dwords per lane-layout row: the pixels, one padding dword in front, and room for the last
 // strip's 16-lane loads at kw = 2 (they read past w; those lanes are never stored).
 int64_t lane_row_length(int64_t w) { return (w + kLanes - 1) / kLanes * kLanes + kLanes; }
 
-// Input rows ih0 .. ih0 + rows - 1 of one NHWC image into the lane layout t (rows outside the
-// image are all padding): t[(r * kGroups + g) * row_len + 1 + iw] = x[ih0 + r][iw][4g .. 4g+3].
+// Input rows ih0 .. ih0 + rows - 1 of one NHWC image of 4G channels into the lane layout t (rows
+// outside the image are all padding): t[(r * G + g) * row_len + 1 + iw] = x[ih0 + r][iw][4g .. 4g+3].
+template <int G>
 QNN_VNNI void to_lanes(const uint8_t* image, int64_t h, int64_t w, int64_t ih0, int64_t rows, uint8_t pad_value,
                        int64_t row_len, uint32_t* t) {
+  constexpr int64_t C = 4 * G;
   const __m512i pad = _mm512_set1_epi32(int32_t(pad_value * 0x01010101u));
-  // Four pixels of 16 channels per zmm (in0 .. in3 hold pixels 0-3, 4-7, 8-11, 12-15). vpermt2d
-  // with `pair01` gathers group 0 of pixels 0-7 of (in0, in1) into lanes 0-7 and group 1 into
-  // lanes 8-15; the 128-bit shuffles then join the halves of the two register pairs.
+  // G = 4: four pixels per zmm (in0 .. in3 hold pixels 0-3, 4-7, 8-11, 12-15). vpermt2d with
+  // `pair01` gathers group 0 of pixels 0-7 of (in0, in1) into lanes 0-7 and group 1 into lanes
+  // 8-15; the 128-bit shuffles then join the halves of the two register pairs.
   const __m512i pair01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
   const __m512i pair23 = _mm512_add_epi32(pair01, _mm512_set1_epi32(2));
+  // Wider pixels: a gather of dword g of 16 pixels.
+  const __m512i pixel_dwords = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                  _mm512_set1_epi32(G));
   for (int64_t r = 0; r < rows; ++r) {
-    uint32_t* row = t + r * kGroups * row_len;
-    for (int64_t i = 0; i < kGroups * row_len; i += kLanes) _mm512_storeu_si512(row + i, pad);
+    uint32_t* row = t + r * G * row_len;
+    for (int64_t i = 0; i < G * row_len; i += kLanes) _mm512_storeu_si512(row + i, pad);
     const int64_t ih = ih0 + r;
     if (ih < 0 || ih >= h) continue;
-    const uint8_t* src = image + ih * w * kChannels;
-    int64_t iw = 0;
-    for (; iw + kLanes <= w; iw += kLanes) {
-      const uint8_t* p = src + iw * kChannels;
-      const __m512i in0 = _mm512_loadu_si512(p), in1 = _mm512_loadu_si512(p + 64), in2 = _mm512_loadu_si512(p + 128),
-                    in3 = _mm512_loadu_si512(p + 192);
-      const __m512i a01 = _mm512_permutex2var_epi32(in0, pair01, in1), b01 = _mm512_permutex2var_epi32(in2, pair01, in3);
-      const __m512i a23 = _mm512_permutex2var_epi32(in0, pair23, in1), b23 = _mm512_permutex2var_epi32(in2, pair23, in3);
-      uint32_t* dst = row + 1 + iw;
-      _mm512_storeu_si512(dst, _mm512_shuffle_i64x2(a01, b01, 0x44));
-      _mm512_storeu_si512(dst + row_len, _mm512_shuffle_i64x2(a01, b01, 0xEE));
-      _mm512_storeu_si512(dst + 2 * row_len, _mm512_shuffle_i64x2(a23, b23, 0x44));
-      _mm512_storeu_si512(dst + 3 * row_len, _mm512_shuffle_i64x2(a23, b23, 0xEE));
+    const uint8_t* src = image + ih * w * C;
+    if constexpr (G == 4) {
+      int64_t iw = 0;
+      for (; iw + kLanes <= w; iw += kLanes) {
+        const uint8_t* p = src + iw * C;
+        const __m512i in0 = _mm512_loadu_si512(p), in1 = _mm512_loadu_si512(p + 64),
+                      in2 = _mm512_loadu_si512(p + 128), in3 = _mm512_loadu_si512(p + 192);
+        const __m512i a01 = _mm512_permutex2var_epi32(in0, pair01, in1),
+                      b01 = _mm512_permutex2var_epi32(in2, pair01, in3);
+        const __m512i a23 = _mm512_permutex2var_epi32(in0, pair23, in1),
+                      b23 = _mm512_permutex2var_epi32(in2, pair23, in3);
+        uint32_t* dst = row + 1 + iw;
+        _mm512_storeu_si512(dst, _mm512_shuffle_i64x2(a01, b01, 0x44));
+        _mm512_storeu_si512(dst + row_len, _mm512_shuffle_i64x2(a01, b01, 0xEE));
+        _mm512_storeu_si512(dst + 2 * row_len, _mm512_shuffle_i64x2(a23, b23, 0x44));
+        _mm512_storeu_si512(dst + 3 * row_len, _mm512_shuffle_i64x2(a23, b23, 0xEE));
+      }
+      for (; iw < w; ++iw)
+        for (int64_t g = 0; g < G; ++g) std::memcpy(row + g * row_len + 1 + iw, src + iw * C + 4 * g, 4);
+    } else {
+      for (int64_t iw = 0; iw < w; iw += kLanes) {
+        const __mmask16 valid = w - iw >= kLanes ? __mmask16(0xffff) : __mmask16((1u << (w - iw)) - 1);
+        for (int64_t g = 0; g < G; ++g) {
+          const __m512i v = _mm512_mask_i32gather_epi32(pad, valid, _mm512_add_epi32(pixel_dwords, _mm512_set1_epi32(int32_t(g))),
+                                                        src + iw * C, 4);
+          _mm512_storeu_si512(row + g * row_len + 1 + iw, v);
+        }
+      }
     }
-    for (; iw < w; ++iw)
-      for (int64_t g = 0; g < kGroups; ++g) std::memcpy(row + g * row_len + 1 + iw, src + iw * kChannels + 4 * g, 4);
   }
 }
 
@@ -85,60 +102,81 @@ QNN_VNNI inline void transpose16(const __m512i r[16], __m512i o[16]) {
   }
 }
 
-// Output pixels ow0 .. ow0 + count - 1 (count <= 16) of one output row: t points at the lane
-// layout's row for input row oh - 1, column ow0; out and residual at the strip's first position.
-QNN_VNNI void strip(const uint32_t* t, int64_t row_len, int count, const int8_t* weights,
-                    const kernels::RequantBlock& block, const uint8_t* residual, int64_t residual_ld, uint8_t* out) {
-  __m512i acc[kChannels];
+// 16 output channels (block cb) of `count` consecutive output positions. kTwoRows = false: lanes
+// are pixels ow0 .. ow0+15 of one output row, t points at the lane layout's row for input row
+// oh - 1, column ow0. kTwoRows (maps 8 wide): lanes 0-7 are output row oh, lanes 8-15 row oh + 1,
+// whose input rows are G lane-layout rows further on. out and residual point at the first
+// position, channel 16 cb.
+template <int G, bool kTwoRows>
+QNN_VNNI void strip(const uint32_t* t, int64_t row_len, int count, const int8_t* weights, const Requant& rq,
+                    int64_t cb, int64_t n, const uint8_t* residual, uint8_t* out) {
+  __m512i acc[kLanes];
   #pragma GCC unroll 16
-  for (int c = 0; c < kChannels; ++c) acc[c] = _mm512_setzero_si512();
+  for (int c = 0; c < kLanes; ++c) acc[c] = _mm512_setzero_si512();
   #pragma GCC unroll 3
   for (int kh = 0; kh < 3; ++kh)
     #pragma GCC unroll 3
     for (int kw = 0; kw < 3; ++kw)
       #pragma GCC unroll 4
-      for (int g = 0; g < kGroups; ++g) {
-        const __m512i a = _mm512_loadu_si512(t + (kh * kGroups + g) * row_len + kw);
-        // The packed layout (qinfer/gemm.h) keeps k-group (kh * 3 + kw) * 4 + g of the 16
+      for (int g = 0; g < G; ++g) {
+        const uint32_t* at = t + (kh * G + g) * row_len + kw;
+        __m512i a;
+        if constexpr (kTwoRows)
+          a = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(at))),
+                                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at + G * row_len)), 1);
+        else
+          a = _mm512_loadu_si512(at);
+        // The packed layout (qinfer/gemm.h) keeps k-group (kh * 3 + kw) * G + g of a block's 16
         // channels as 16 consecutive dwords.
-        const int8_t* wg = weights + ((kh * 3 + kw) * kGroups + g) * 64;
+        const int8_t* wg = weights + ((kh * 3 + kw) * G + g) * 64;
         #pragma GCC unroll 16
-        for (int c = 0; c < kChannels; ++c) {
+        for (int c = 0; c < kLanes; ++c) {
           // acc[c] += a x broadcast(channel c's 4 weights), the broadcast from memory inside the
           // instruction ({1to16}), which GCC does not form from _mm512_set1_epi32 itself.
           asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc[c]) : "v"(a), "m"(*reinterpret_cast<const int32_t*>(wg + 4 * c)));
         }
       }
-  __m512i rows[kChannels];
+  __m512i rows[kLanes];
   transpose16(acc, rows);
+  const kernels::RequantBlock block(rq, cb * kLanes, n);
   #pragma GCC unroll 16
   for (int p = 0; p < kLanes; ++p) {
     if (p >= count) break;
-    block.store(rows[p], residual ? residual + p * residual_ld : nullptr, out + p * kChannels);
+    block.store(rows[p], residual ? residual + p * rq.residual_ld : nullptr, out + p * n);
   }
 }
 
+template <int G>
 QNN_VNNI void run(const uint8_t* x, int64_t n, int64_t h, int64_t w, uint8_t pad_value, const PackedWeights& weights,
                   const Requant& rq, uint8_t* y) {
+  constexpr int64_t C = 4 * G;
+  const int64_t oc = weights.n, blocks = oc / kLanes, block_bytes = weights.kp * kLanes;
+  const bool two_rows = w == kLanes / 2;
   const int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   // Bands of output rows per image: one when there are images enough for the threads.
   const int64_t bands = std::min(h, std::max<int64_t>(1, (threads + n - 1) / n)), items = n * bands;
   const int64_t row_len = lane_row_length(w), band_rows = (h + bands - 1) / bands;
 #pragma omp parallel if (items > 1)
   {
-    std::vector<uint32_t> lanes(size_t((band_rows + 2) * kGroups * row_len));
-    const kernels::RequantBlock block(rq, 0, kChannels);
+    // The band's input rows and one more below (a two-row strip's second row past the band).
+    std::vector<uint32_t> lanes(size_t((band_rows + 3) * G * row_len));
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t img = item / bands, band = item % bands;
       const int64_t oh0 = band * h / bands, oh1 = (band + 1) * h / bands;
-      to_lanes(x + img * h * w * kChannels, h, w, oh0 - 1, oh1 - oh0 + 2, pad_value, row_len, lanes.data());
-      for (int64_t oh = oh0; oh < oh1; ++oh) {
-        const uint32_t* t = lanes.data() + (oh - oh0) * kGroups * row_len;
+      to_lanes<G>(x + img * h * w * C, h, w, oh0 - 1, oh1 - oh0 + 3, pad_value, row_len, lanes.data());
+      for (int64_t oh = oh0; oh < oh1; oh += two_rows ? 2 : 1) {
+        const uint32_t* t = lanes.data() + (oh - oh0) * G * row_len;
         for (int64_t ow0 = 0; ow0 < w; ow0 += kLanes) {
           const int64_t m = (img * h + oh) * w + ow0;
-          strip(t + ow0, row_len, int(std::min(kLanes, w - ow0)), weights.data.data(), block,
-                rq.residual ? rq.residual + m * rq.residual_ld : nullptr, rq.residual_ld, y + m * kChannels);
+          const uint8_t* res = rq.residual ? rq.residual + m * rq.residual_ld : nullptr;
+          for (int64_t cb = 0; cb < blocks; ++cb) {
+            const int8_t* wb = weights.data.data() + cb * block_bytes;
+            const uint8_t* rb = res ? res + cb * kLanes : nullptr;
+            uint8_t* ob = y + m * oc + cb * kLanes;
+            if (two_rows) strip<G, true>(t, row_len, int(std::min<int64_t>(2, oh1 - oh) * w), wb, rq, cb, oc, rb, ob);
+            else strip<G, false>(t + ow0, row_len, int(std::min(kLanes, w - ow0)), wb, rq, cb, oc, rb, ob);
+          }
         }
       }
     }
@@ -148,19 +186,24 @@ QNN_VNNI void run(const uint8_t* x, int64_t n, int64_t h, int64_t w, uint8_t pad
 }  // namespace
 
 bool direct_conv_fits(const ConvShape& s) {
-  return s.in_channels == kChannels && s.out_channels == kChannels && s.kernel == 3 && s.stride == 1 &&
-         s.padding == 1;
+  return (s.in_channels == 16 || s.in_channels == 32 || s.in_channels == 64) && s.out_channels > 0 &&
+         s.out_channels % kLanes == 0 && s.kernel == 3 && s.stride == 1 && s.padding == 1;
 }
 
 void conv2d_u8_direct(const uint8_t* x, int64_t n, int64_t h, int64_t w, const ConvShape& s, uint8_t pad_value,
                       const PackedWeights& weights, const Requant& rq, uint8_t* y) {
-  QNN_CHECK(direct_conv_fits(s) && weights.n == kChannels && weights.k == 9 * kChannels,
-            "conv2d_u8_direct: needs a 3x3 convolution of stride 1 and padding 1 from 16 to 16 channels, found ",
+  QNN_CHECK(direct_conv_fits(s) && weights.n == s.out_channels && weights.k == 9 * s.in_channels,
+            "conv2d_u8_direct: needs a 3x3 convolution of stride 1 and padding 1 from 16, 32 or 64 channels to a "
+            "multiple of 16, found ",
             s.in_channels, " -> ", s.out_channels, " channels, kernel ", s.kernel, ", stride ", s.stride,
             ", padding ", s.padding);
   QNN_CHECK(vnni_supported(), "conv2d_u8_direct: this CPU lacks AVX-512 VNNI");
   QNN_CHECK(rq.lo >= 0 && rq.hi <= 255 && rq.lo <= rq.hi, "conv2d_u8_direct: bad output range [", rq.lo, ", ", rq.hi, "]");
-  run(x, n, h, w, pad_value, weights, rq, y);
+  switch (s.in_channels) {
+    case 16: run<4>(x, n, h, w, pad_value, weights, rq, y); break;
+    case 32: run<8>(x, n, h, w, pad_value, weights, rq, y); break;
+    default: run<16>(x, n, h, w, pad_value, weights, rq, y); break;
+  }
 }
 
 }  // namespace qnn::qinfer

@@ -238,69 +238,75 @@ TEST_CASE("qinfer conv: conv2d_u8 equals a direct 64-bit convolution padded with
     }
 }
 
-TEST_CASE("qinfer conv: the direct 16-channel convolution gives the im2col GEMM's and the scalar path's bytes") {
+TEST_CASE("qinfer conv: the direct convolution gives the im2col GEMM's and the scalar path's bytes") {
   PathGuard guard;
   struct AlgorithmGuard {
     ~AlgorithmGuard() { set_conv_algorithm(ConvAlgorithm::Auto); }
   } algorithm_guard;
+  CHECK(direct_conv_fits(ConvShape{16, 16, 3, 1, 1}));
+  CHECK(direct_conv_fits(ConvShape{64, 48, 3, 1, 1}));
+  CHECK_FALSE(direct_conv_fits(ConvShape{16, 16, 3, 2, 1}));
+  CHECK_FALSE(direct_conv_fits(ConvShape{16, 20, 3, 1, 1}));
+  CHECK_FALSE(direct_conv_fits(ConvShape{8, 16, 3, 1, 1}));
+  CHECK_FALSE(direct_conv_fits(ConvShape{16, 16, 1, 1, 0}));
   if (!vnni_supported()) {
     MESSAGE("this CPU has no AVX-512 VNNI: the direct convolution (VNNI only) is not checked");
     return;
   }
   std::mt19937 rng(33);
-  const ConvShape s{16, 16, 3, 1, 1};
-  CHECK(direct_conv_fits(s));
-  CHECK_FALSE(direct_conv_fits(ConvShape{16, 16, 3, 2, 1}));
-  CHECK_FALSE(direct_conv_fits(ConvShape{16, 32, 3, 1, 1}));
-  // Widths below, at and past one 16-pixel strip, with a partial last strip; one image (the rows
-  // split over the threads) and several; with and without a residual.
+  // Widths below, at and past one 16-pixel strip, with a partial last strip; 8 wide (two output
+  // rows per strip) with an odd height; one image (its rows split over the threads) and several;
+  // 16, 32 and 64 input channels, one to four blocks of 16 output channels; with and without a
+  // residual.
   struct Case {
-    int64_t n, h, w;
+    int64_t n, h, w, c, oc;
   };
-  for (const Case& t : {Case{1, 32, 32}, Case{3, 5, 7}, Case{2, 9, 16}, Case{1, 3, 33}, Case{5, 17, 21}, Case{1, 1, 1}})
+  for (const Case& t : {Case{1, 32, 32, 16, 16}, Case{3, 5, 7, 16, 16}, Case{2, 9, 16, 16, 16}, Case{1, 3, 33, 16, 16},
+                        Case{5, 17, 21, 16, 16}, Case{1, 1, 1, 16, 16}, Case{2, 16, 16, 32, 32}, Case{1, 8, 8, 64, 64},
+                        Case{3, 7, 8, 64, 64}, Case{2, 5, 8, 16, 16}, Case{1, 6, 19, 32, 48}, Case{2, 4, 3, 64, 16}})
     for (bool residual : {false, true}) {
       CAPTURE(t.n);
       CAPTURE(t.h);
       CAPTURE(t.w);
+      CAPTURE(t.c);
+      CAPTURE(t.oc);
       CAPTURE(residual);
-      const int64_t positions = t.n * t.h * t.w, k = 9 * 16;
+      const ConvShape s{t.c, t.oc, 3, 1, 1};
+      REQUIRE(direct_conv_fits(s));
+      const int64_t positions = t.n * t.h * t.w, k = 9 * t.c;
       const uint8_t z_in = 11;
-      const std::vector<uint8_t> x = random_values<uint8_t>(positions * 16, 0, 255, rng);
-      const std::vector<int8_t> w = random_values<int8_t>(16 * k, -128, 127, rng);
-      const PackedWeights p = pack_weights(conv_weight_nhwc(w, s).data(), 16, k);
+      const std::vector<uint8_t> x = random_values<uint8_t>(positions * t.c, 0, 255, rng);
+      const std::vector<int8_t> w = random_values<int8_t>(t.oc * k, -128, 127, rng);  // [out][in][kh][kw]
+      const PackedWeights p = pack_weights(conv_weight_nhwc(w, s).data(), t.oc, k);
       RandomRequant r(p, z_in, rng);
-      const std::vector<uint8_t> res = random_values<uint8_t>(positions * 16, 0, 255, rng);
+      const std::vector<uint8_t> res = random_values<uint8_t>(positions * t.oc, 0, 255, rng);
       if (residual) {
         r.rq.residual = res.data();
-        r.rq.residual_ld = 16;
+        r.rq.residual_ld = t.oc;
         r.rq.residual_zero = 5;
         r.rq.residual_multiplier = 0.37f;
       }
-      // The 64-bit accumulators through the scalar requantization.
-      std::vector<int32_t> acc(positions * 16);
-      set_gemm_path(GemmPath::Scalar);
-      conv2d_u8_s32(x.data(), t.n, t.h, t.w, s, z_in, p, acc.data());
-      std::vector<uint8_t> expected(positions * 16);
-      int64_t wrong_acc = 0;
+      // The 64-bit sums through the scalar requantization.
+      std::vector<uint8_t> expected(positions * t.oc);
       for (int64_t img = 0; img < t.n; ++img)
         for (int64_t i = 0; i < t.h; ++i)
           for (int64_t j = 0; j < t.w; ++j)
-            for (int64_t o = 0; o < 16; ++o) {
+            for (int64_t o = 0; o < t.oc; ++o) {
               int64_t sum = 0;
-              for (int64_t ci = 0; ci < 16; ++ci)
+              for (int64_t ci = 0; ci < t.c; ++ci)
                 for (int64_t kh = 0; kh < 3; ++kh)
                   for (int64_t kw = 0; kw < 3; ++kw) {
                     const int64_t ih = i - 1 + kh, iw = j - 1 + kw;
                     const bool inside = ih >= 0 && ih < t.h && iw >= 0 && iw < t.w;
-                    sum += int64_t(inside ? x[((img * t.h + ih) * t.w + iw) * 16 + ci] : z_in) *
-                           w[((o * 16 + ci) * 3 + kh) * 3 + kw];
+                    sum += int64_t(inside ? x[((img * t.h + ih) * t.w + iw) * t.c + ci] : z_in) *
+                           w[((o * t.c + ci) * 3 + kh) * 3 + kw];
                   }
               const int64_t m = (img * t.h + i) * t.w + j;
-              wrong_acc += acc[m * 16 + o] != sum;
-              expected[m * 16 + o] = requantize_value(int32_t(sum), o, r.rq, residual ? res[m * 16 + o] : 0);
+              expected[m * t.oc + o] = requantize_value(int32_t(sum), o, r.rq, residual ? res[m * t.oc + o] : 0);
             }
-      CHECK(wrong_acc == 0);
-      std::vector<uint8_t> scalar(positions * 16), gemm(positions * 16), direct(positions * 16), called(positions * 16);
+      std::vector<uint8_t> scalar(expected.size()), gemm(expected.size()), direct(expected.size()),
+          called(expected.size());
+      set_gemm_path(GemmPath::Scalar);
       conv2d_u8(x.data(), t.n, t.h, t.w, s, z_in, p, r.rq, scalar.data());
       set_gemm_path(GemmPath::Vnni);
       set_conv_algorithm(ConvAlgorithm::Gemm);
@@ -313,6 +319,6 @@ TEST_CASE("qinfer conv: the direct 16-channel convolution gives the im2col GEMM'
       CHECK(direct == expected);
       CHECK(called == expected);
     }
-  CHECK_THROWS_WITH_AS(conv2d_u8_direct(nullptr, 1, 4, 4, ConvShape{16, 32, 3, 1, 1}, 0, PackedWeights{}, Requant{}, nullptr),
-                       doctest::Contains("from 16 to 16 channels"), qnn::Error);
+  CHECK_THROWS_WITH_AS(conv2d_u8_direct(nullptr, 1, 4, 4, ConvShape{16, 20, 3, 1, 1}, 0, PackedWeights{}, Requant{}, nullptr),
+                       doctest::Contains("multiple of 16"), qnn::Error);
 }
