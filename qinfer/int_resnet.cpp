@@ -36,6 +36,7 @@ IntWeight read_export_weight(const SafetensorsFile& file, const std::string& nam
   const std::vector<int> codes = unpack_codes(file.get(p + ".packed"), numel, bits);
   w.values.resize(numel);
   w.scale.resize(channels);
+  w.bits = bits;
   for (int64_t c = 0; c < channels; ++c) {
     // Integer zero points give q - z; half-integer ones (DoReFa's n/2) give 2q - 2z at half the scale.
     const double z2 = 2.0 * double(z[c]);
@@ -44,6 +45,8 @@ IntWeight read_export_weight(const SafetensorsFile& file, const std::string& nam
     const bool half = std::nearbyint(double(z[c])) != double(z[c]);
     const int64_t factor = half ? 2 : 1, zi = int64_t(std::nearbyint(z2)) / (half ? 1 : 2);
     w.scale[c] = double(s[c]) / double(factor);
+    w.code_scale.push_back(int(factor));
+    w.code_base.push_back(int(factor * qmin - zi));
     for (int64_t i = 0; i < per_channel; ++i) {
       const int64_t q = codes[c * per_channel + i] + qmin, v = factor * q - zi;
       QNN_CHECK(v >= -128 && v <= 127, file.path, ": ", name, " holds the integer weight ", v,
@@ -98,13 +101,24 @@ void check_finite(const SafetensorsFile& file, const std::string& layer, int64_t
 
 // A 3x3 convolution of the residual blocks, its batch norm folded, requantized from `in` to `out`.
 IntConv make_conv(const SafetensorsFile& file, const std::string& conv, const std::string& bn, int64_t stride,
-                  const ActivationGrid& in, const ActivationGrid& out) {
+                  const ActivationGrid& in, const ActivationGrid& out, bool pack_4bit) {
   const IntWeight w = read_export_weight(file, conv + ".weight");
   QNN_CHECK(w.shape.size() == 4 && w.shape[2] == w.shape[3], file.path, ": ", conv, ".weight should be [out, in, k, k]");
   IntConv c;
   c.shape = {w.shape[1], w.shape[0], w.shape[2], stride, w.shape[2] / 2};
-  c.weights = pack_weights(conv_weight_nhwc(w.values, c.shape).data(), c.shape.out_channels,
-                           c.shape.kernel * c.shape.kernel * c.shape.in_channels);
+  const std::vector<int8_t> nhwc = conv_weight_nhwc(w.values, c.shape);
+  const int64_t k = c.shape.kernel * c.shape.kernel * c.shape.in_channels;
+  // Codes of 4 bits or fewer with one code_scale, every code's value in s8: kept two per byte.
+  bool packable = pack_4bit && w.bits <= 4;
+  for (size_t o = 0; o < w.code_scale.size(); ++o)
+    packable = packable && w.code_scale[o] == w.code_scale[0] && w.code_base[o] >= -128 &&
+               w.code_base[o] + 15 * w.code_scale[o] <= 127;
+  if (packable) {
+    const std::vector<int8_t> base(w.code_base.begin(), w.code_base.end());
+    c.weights = pack_weights_4bit(nhwc.data(), c.shape.out_channels, k, w.code_scale[0], base.data());
+  } else {
+    c.weights = pack_weights(nhwc.data(), c.shape.out_channels, k);
+  }
   std::vector<double> f, b;
   read_batch_norm(file, bn, c.shape.out_channels, f, b);
   c.in = in;
@@ -139,7 +153,7 @@ bool is_qat_export(const SafetensorsFile& file) {
   return it != file.metadata.end() && it->second == kQatExportFormat;
 }
 
-IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fallback) {
+IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fallback, bool pack_4bit) {
   QNN_CHECK(is_qat_export(file), file.path, ": not a qnn QAT export (metadata 'format' should be ", kQatExportFormat, ")");
   auto meta = [&](const std::string& key) { return file.metadata.count(key) ? file.metadata.at(key) : std::string(); };
   QNN_CHECK(meta("shortcut") != "B" && !file.has("qweight.layer2.0.shortcut.0.weight.shape"), file.path,
@@ -215,8 +229,8 @@ IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fall
       IntBlock block;
       const int64_t stride = stage > 1 && i == 0 ? 2 : 1;
       const ActivationGrid mid = read_grid(file, p + "act1_fake_quant"), out = read_grid(file, p + "act2_fake_quant");
-      block.conv1 = make_conv(file, p + "conv1", p + "bn1", stride, grid, mid);
-      block.conv2 = make_conv(file, p + "conv2", p + "bn2", 1, mid, out);
+      block.conv1 = make_conv(file, p + "conv1", p + "bn1", stride, grid, mid, pack_4bit);
+      block.conv2 = make_conv(file, p + "conv2", p + "bn2", 1, mid, out, pack_4bit);
       QNN_CHECK(block.conv1.shape.in_channels <= block.conv1.shape.out_channels, file.path, ": ", p,
                 "conv1 narrows the channels; option A only pads them");
       block.pad_before = (block.conv1.shape.out_channels - block.conv1.shape.in_channels) / 2;
@@ -245,6 +259,12 @@ IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fall
     fc_bias_.push_back(bias[j]);
     check_finite(file, "fc", j, fc_scale_.back(), fc_bias_.back());
   }
+}
+
+int64_t IntResNet::weight_bytes() const {
+  int64_t bytes = stem_weights_.bytes() + int64_t(fc_weight_.size());
+  for (const IntBlock& b : blocks_) bytes += b.conv1.weights.bytes() + b.conv2.weights.bytes();
+  return bytes;
 }
 
 void IntResNet::stem(const uint8_t* pixels, int64_t n, int64_t h, int64_t w, uint8_t* out) const {
