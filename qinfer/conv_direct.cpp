@@ -157,16 +157,18 @@ QNN_VNNI void run(const uint8_t* x, int64_t n, int64_t h, int64_t w, uint8_t pad
   const int64_t bands = std::min(h, std::max<int64_t>(1, (threads + n - 1) / n)), items = n * bands;
   const int64_t row_len = lane_row_length(w), band_rows = (h + bands - 1) / bands;
   // 4-bit weights are widened to s8 once per call (the kernel broadcasts them from memory), into
-  // a scratch of the layer's size (at most 64 x 576 bytes for CIFAR ResNets), while the model
-  // keeps them packed.
-  std::vector<int8_t> widened;
-  if (weights.bits != 8) {
-    widened.resize(size_t(weights.np * weights.kp));
-    kernels::widen_vnni(weights, widened.data());
-  }
-  const int8_t* wide = weights.bits == 8 ? weights.data.data() : widened.data();
+  // the calling thread's scratch of the layer's size (64 x 576 bytes at most for CIFAR ResNets),
+  // while the model keeps them packed.
+  thread_local std::vector<int8_t> widened;
+  if (weights.bits != 8 && widened.size() < size_t(weights.np * weights.kp)) widened.resize(size_t(weights.np * weights.kp));
+  int8_t* wide = weights.bits == 8 ? nullptr : widened.data();
 #pragma omp parallel if (items > 1)
   {
+    if (wide) {  // the threads widen a share each, then wait for the whole layer
+      const int64_t groups = weights.np / 16 * weights.kp / 4, t = omp_get_thread_num(), nt = omp_get_num_threads();
+      kernels::widen_vnni(weights, wide, groups * t / nt, groups * (t + 1) / nt);
+#pragma omp barrier
+    }
     // The band's input rows and one more below (a two-row strip's second row past the band).
     std::vector<uint32_t> lanes(size_t((band_rows + 3) * G * row_len));
 #pragma omp for schedule(static)
@@ -180,7 +182,7 @@ QNN_VNNI void run(const uint8_t* x, int64_t n, int64_t h, int64_t w, uint8_t pad
           const int64_t m = (img * h + oh) * w + ow0;
           const uint8_t* res = rq.residual ? rq.residual + m * rq.residual_ld : nullptr;
           for (int64_t cb = 0; cb < blocks; ++cb) {
-            const int8_t* wb = wide + cb * block_bytes;
+            const int8_t* wb = (wide ? wide : weights.data.data()) + cb * block_bytes;
             const uint8_t* rb = res ? res + cb * kLanes : nullptr;
             uint8_t* ob = y + m * oc + cb * kLanes;
             if (two_rows) strip<G, true>(t, row_len, int(std::min<int64_t>(2, oh1 - oh) * w), wb, rq, cb, oc, rb, ob);

@@ -123,8 +123,9 @@ void requant_scalar(const ARows& a, int64_t rows, const PackedWeights& w, const 
 void s32_scalar(const ARows& a, int64_t rows, const PackedWeights& w, int32_t* c, int64_t ldc);
 void requant_vnni(const ARows& a, int64_t rows, const PackedWeights& w, const Requant& rq, uint8_t* out, int64_t ldo);
 void s32_vnni(const ARows& a, int64_t rows, const PackedWeights& w, int32_t* c, int64_t ldc);
-// widen_weights into out (np * kp bytes), in registers.
-void widen_vnni(const PackedWeights& w, int8_t* out);
+// widen_weights' 64-byte groups [first_group, last_group) (of np / 16 * kp / 4) into out (np * kp
+// bytes), in registers.
+void widen_vnni(const PackedWeights& w, int8_t* out, int64_t first_group, int64_t last_group);
 }  // namespace kernels
 
 }  // namespace qnn::qinfer

@@ -210,16 +210,16 @@ void requant_vnni(const ARows& a, int64_t rows, const PackedWeights& w, const Re
   run<true>(a, rows, w, rq, out, ldo, nullptr, 0);
 }
 
-void widen_vnni(const PackedWeights& w, int8_t* out) {
+void widen_vnni(const PackedWeights& w, int8_t* out, int64_t first_group, int64_t last_group) {
+  // Group i is (16-channel block i / (kp / 4), k group i % (kp / 4)): 64 bytes of out.
   if (w.bits == 8) {
-    std::memcpy(out, w.data.data(), w.data.size());
+    std::memcpy(out + first_group * 64, w.data.data() + first_group * 64, size_t((last_group - first_group) * 64));
     return;
   }
   const WeightLoader<4> loader(w, 0);
   const int64_t groups = w.kp / 4;
-  for (int64_t b = 0; b < w.np / 16; ++b)
-    for (int64_t g = 0; g < groups; ++g)
-      _mm512_storeu_si512(out + (b * groups + g) * 64, loader.load(w.data.data() + (b * groups + g) * 32, int(b)));
+  for (int64_t i = first_group; i < last_group; ++i)
+    _mm512_storeu_si512(out + i * 64, loader.load(w.data.data() + i * 32, int(i / groups)));
 }
 
 void s32_vnni(const ARows& a, int64_t rows, const PackedWeights& w, int32_t* c, int64_t ldc) {
