@@ -7,8 +7,9 @@
 // activation bytes are broadcast to every lane and multiplied into its NB accumulators; so
 // every vpdpbusd does 64 multiply-adds and the weights are read once per MR rows. The
 // requantization runs on the accumulators in registers and stores u8 (masked for the last
-// channels), in the scalar path's float operations (qinfer/requant_avx512.h). Compiled with a target attribute, so a
-// build without -march=native has this path too; it runs only where vnni_supported().
+// channels), in the scalar path's float operations (qinfer/requant_avx512.h). 4-bit weights are
+// widened in registers as they are loaded (WeightLoader). Compiled with a target attribute, so
+// a build without -march=native has this path too; it runs only where vnni_supported().
 // GCC 12 reports the deliberately undefined pass-through operands inside its own AVX-512
 // intrinsics (_mm512_undefined_ps and the like) as maybe-uninitialized when AVX-512 comes from a
 // target attribute instead of -march; the warning is about the header, not this code.
