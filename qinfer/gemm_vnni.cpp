@@ -211,7 +211,7 @@ void requant_vnni(const ARows& a, int64_t rows, const PackedWeights& w, const Re
   run<true>(a, rows, w, rq, out, ldo, nullptr, 0);
 }
 
-void widen_vnni(const PackedWeights& w, int8_t* out, int64_t first_group, int64_t last_group) {
+QNN_VNNI void widen_vnni(const PackedWeights& w, int8_t* out, int64_t first_group, int64_t last_group) {
   // Group i is (16-channel block i / (kp / 4), k group i % (kp / 4)): 64 bytes of out.
   if (w.bits == 8) {
     std::memcpy(out + first_group * 64, w.data.data() + first_group * 64, size_t((last_group - first_group) * 64));
