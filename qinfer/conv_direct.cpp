@@ -27,10 +27,12 @@ int64_t lane_row_length(int64_t w) { return (w + kLanes - 1) / kLanes * kLanes +
 
 // Input rows ih0 .. ih0 + rows - 1 of one NHWC image of 4G channels into the lane layout t (rows
 // outside the image are all padding): t[(r * G + g) * row_len + 1 + iw] = x[ih0 + r][iw][4g .. 4g+3].
-template <int G>
+// C = 3 (RGB, G = 1): each pixel's 3 bytes and one byte of the next pixel, which meets a zero
+// weight.
+template <int G, int64_t C = 4 * G>
 QNN_VNNI void to_lanes(const uint8_t* image, int64_t h, int64_t w, int64_t ih0, int64_t rows, uint8_t pad_value,
                        int64_t row_len, uint32_t* t) {
-  constexpr int64_t C = 4 * G;
+  static_assert(C == 4 * G || (C == 3 && G == 1), "pixels of 4G channels, or RGB");
   const __m512i pad = _mm512_set1_epi32(int32_t(pad_value * 0x01010101u));
   // G = 4: four pixels per zmm (in0 .. in3 hold pixels 0-3, 4-7, 8-11, 12-15). vpermt2d with
   // `pair01` gathers group 0 of pixels 0-7 of (in0, in1) into lanes 0-7 and group 1 into lanes
@@ -46,7 +48,20 @@ QNN_VNNI void to_lanes(const uint8_t* image, int64_t h, int64_t w, int64_t ih0, 
     const int64_t ih = ih0 + r;
     if (ih < 0 || ih >= h) continue;
     const uint8_t* src = image + ih * w * C;
-    if constexpr (G == 4) {
+    if constexpr (C == 3) {
+      // 4 bytes at 3 iw: the row's last pixel would read past the row (past the image for the
+      // last row), so it is copied by itself.
+      const __m512i offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                 _mm512_set1_epi32(3));
+      for (int64_t iw = 0; iw < w - 1; iw += kLanes) {
+        const int64_t count = std::min(kLanes, w - 1 - iw);
+        const __mmask16 valid = __mmask16((1u << count) - 1);
+        _mm512_mask_storeu_epi32(row + 1 + iw, valid, _mm512_mask_i32gather_epi32(pad, valid, offsets, src + 3 * iw, 1));
+      }
+      uint32_t last = 0;
+      std::memcpy(&last, src + 3 * (w - 1), 3);
+      row[w] = last;
+    } else if constexpr (G == 4) {
       int64_t iw = 0;
       for (; iw + kLanes <= w; iw += kLanes) {
         const uint8_t* p = src + iw * C;
@@ -102,15 +117,14 @@ QNN_VNNI inline void transpose16(const __m512i r[16], __m512i o[16]) {
   }
 }
 
-// 16 output channels (block cb) of `count` consecutive output positions. kTwoRows = false: lanes
-// are pixels ow0 .. ow0+15 of one output row, t points at the lane layout's row for input row
-// oh - 1, column ow0. kTwoRows (maps 8 wide): lanes 0-7 are output row oh, lanes 8-15 row oh + 1,
-// whose input rows are G lane-layout rows further on. out and residual point at the first
-// position, channel 16 cb.
+// acc[c] lane p = the sum over taps and input channels for output channel c of a 16-channel
+// block (weights) and output position p of a strip. kTwoRows = false: lanes are pixels ow0 ..
+// ow0+15 of one output row, t points at the lane layout's row for input row oh - 1, column ow0.
+// kTwoRows (maps 8 wide): lanes 0-7 are output row oh, lanes 8-15 row oh + 1, whose input rows
+// are G lane-layout rows further on.
 template <int G, bool kTwoRows>
-QNN_VNNI void strip(const uint32_t* t, int64_t row_len, int count, const int8_t* weights, const Requant& rq,
-                    int64_t cb, int64_t n, const uint8_t* residual, uint8_t* out) {
-  __m512i acc[kLanes];
+QNN_VNNI inline __attribute__((always_inline)) void accumulate(const uint32_t* t, int64_t row_len,
+                                                               const int8_t* weights, __m512i acc[kLanes]) {
   #pragma GCC unroll 16
   for (int c = 0; c < kLanes; ++c) acc[c] = _mm512_setzero_si512();
   #pragma GCC unroll 3
@@ -136,7 +150,15 @@ QNN_VNNI void strip(const uint32_t* t, int64_t row_len, int count, const int8_t*
           asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc[c]) : "v"(a), "m"(*reinterpret_cast<const int32_t*>(wg + 4 * c)));
         }
       }
-  __m512i rows[kLanes];
+}
+
+// Output channels 16 cb .. 16 cb + 15 of `count` consecutive output positions (a strip, see
+// accumulate), requantized: out and residual point at the first position, channel 16 cb.
+template <int G, bool kTwoRows>
+QNN_VNNI void strip(const uint32_t* t, int64_t row_len, int count, const int8_t* weights, const Requant& rq,
+                    int64_t cb, int64_t n, const uint8_t* residual, uint8_t* out) {
+  __m512i acc[kLanes], rows[kLanes];
+  accumulate<G, kTwoRows>(t, row_len, weights, acc);
   transpose16(acc, rows);
   const kernels::RequantBlock block(rq, cb * kLanes, n);
   #pragma GCC unroll 16
@@ -146,10 +168,26 @@ QNN_VNNI void strip(const uint32_t* t, int64_t row_len, int count, const int8_t*
   }
 }
 
-template <int G>
+// The same strip's raw accumulators: out[p * ldo + c] for p < count, c < 16.
+template <int G, bool kTwoRows>
+QNN_VNNI void strip_s32(const uint32_t* t, int64_t row_len, int count, const int8_t* weights, int32_t* out,
+                        int64_t ldo) {
+  __m512i acc[kLanes], rows[kLanes];
+  accumulate<G, kTwoRows>(t, row_len, weights, acc);
+  transpose16(acc, rows);
+  #pragma GCC unroll 16
+  for (int p = 0; p < kLanes; ++p) {
+    if (p >= count) break;
+    _mm512_storeu_si512(out + p * ldo, rows[p]);
+  }
+}
+
+// The convolution over images of C channels (4G, or 3 with G = 1): requantized into y when
+// `consume` is null, else the raw accumulators handed to it one strip row (one output row, two
+// on 8-wide maps) at a time.
+template <int G, int64_t C = 4 * G>
 QNN_VNNI void run(const uint8_t* x, int64_t n, int64_t h, int64_t w, uint8_t pad_value, const PackedWeights& weights,
-                  const Requant& rq, uint8_t* y) {
-  constexpr int64_t C = 4 * G;
+                  const Requant& rq, uint8_t* y, const AccumulatorConsumer* consume) {
   const int64_t oc = weights.n, blocks = oc / kLanes, block_bytes = weights.kp * kLanes;
   const bool two_rows = w == kLanes / 2;
   const int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
@@ -171,24 +209,34 @@ QNN_VNNI void run(const uint8_t* x, int64_t n, int64_t h, int64_t w, uint8_t pad
     }
     // The band's input rows and one more below (a two-row strip's second row past the band).
     std::vector<uint32_t> lanes(size_t((band_rows + 3) * G * row_len));
+    std::vector<int32_t> acc(consume ? size_t(2 * w * oc) : 0);
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t img = item / bands, band = item % bands;
       const int64_t oh0 = band * h / bands, oh1 = (band + 1) * h / bands;
-      to_lanes<G>(x + img * h * w * C, h, w, oh0 - 1, oh1 - oh0 + 3, pad_value, row_len, lanes.data());
+      to_lanes<G, C>(x + img * h * w * C, h, w, oh0 - 1, oh1 - oh0 + 3, pad_value, row_len, lanes.data());
       for (int64_t oh = oh0; oh < oh1; oh += two_rows ? 2 : 1) {
         const uint32_t* t = lanes.data() + (oh - oh0) * G * row_len;
+        const int64_t row_m = (img * h + oh) * w, row_count = two_rows ? std::min<int64_t>(2, oh1 - oh) * w : w;
         for (int64_t ow0 = 0; ow0 < w; ow0 += kLanes) {
-          const int64_t m = (img * h + oh) * w + ow0;
+          const int64_t m = row_m + ow0;
+          const int count = int(two_rows ? row_count : std::min(kLanes, w - ow0));
           const uint8_t* res = rq.residual ? rq.residual + m * rq.residual_ld : nullptr;
           for (int64_t cb = 0; cb < blocks; ++cb) {
             const int8_t* wb = (wide ? wide : weights.data.data()) + cb * block_bytes;
+            if (consume) {
+              int32_t* ab = acc.data() + ow0 * oc + cb * kLanes;
+              if (two_rows) strip_s32<G, true>(t, row_len, count, wb, ab, oc);
+              else strip_s32<G, false>(t + ow0, row_len, count, wb, ab, oc);
+              continue;
+            }
             const uint8_t* rb = res ? res + cb * kLanes : nullptr;
             uint8_t* ob = y + m * oc + cb * kLanes;
-            if (two_rows) strip<G, true>(t, row_len, int(std::min<int64_t>(2, oh1 - oh) * w), wb, rq, cb, oc, rb, ob);
-            else strip<G, false>(t + ow0, row_len, int(std::min(kLanes, w - ow0)), wb, rq, cb, oc, rb, ob);
+            if (two_rows) strip<G, true>(t, row_len, count, wb, rq, cb, oc, rb, ob);
+            else strip<G, false>(t + ow0, row_len, count, wb, rq, cb, oc, rb, ob);
           }
         }
+        if (consume) (*consume)(row_m, row_count, acc.data());
       }
     }
   }
@@ -211,10 +259,36 @@ void conv2d_u8_direct(const uint8_t* x, int64_t n, int64_t h, int64_t w, const C
   QNN_CHECK(vnni_supported(), "conv2d_u8_direct: this CPU lacks AVX-512 VNNI");
   QNN_CHECK(rq.lo >= 0 && rq.hi <= 255 && rq.lo <= rq.hi, "conv2d_u8_direct: bad output range [", rq.lo, ", ", rq.hi, "]");
   switch (s.in_channels) {
-    case 16: run<4>(x, n, h, w, pad_value, weights, rq, y); break;
-    case 32: run<8>(x, n, h, w, pad_value, weights, rq, y); break;
-    default: run<16>(x, n, h, w, pad_value, weights, rq, y); break;
+    case 16: run<4>(x, n, h, w, pad_value, weights, rq, y, nullptr); break;
+    case 32: run<8>(x, n, h, w, pad_value, weights, rq, y, nullptr); break;
+    default: run<16>(x, n, h, w, pad_value, weights, rq, y, nullptr); break;
   }
+}
+
+bool direct_rgb_fits(const ConvShape& s) {
+  return s.in_channels == 3 && s.out_channels > 0 && s.out_channels % kLanes == 0 && s.kernel == 3 && s.stride == 1 &&
+         s.padding == 1;
+}
+
+std::vector<int8_t> rgb_weights_as_4_channels(const std::vector<int8_t>& w_nhwc, const ConvShape& s) {
+  QNN_CHECK(direct_rgb_fits(s) && int64_t(w_nhwc.size()) == s.out_channels * 27, "rgb_weights_as_4_channels: ",
+            w_nhwc.size(), " weights for a 3x3 convolution from 3 to ", s.out_channels, " channels");
+  std::vector<int8_t> out(size_t(s.out_channels * 36), 0);
+  for (int64_t o = 0; o < s.out_channels; ++o)
+    for (int64_t t = 0; t < 9; ++t)
+      for (int64_t c = 0; c < 3; ++c) out[(o * 9 + t) * 4 + c] = w_nhwc[(o * 9 + t) * 3 + c];
+  return out;
+}
+
+void conv2d_rgb_s32_direct(const uint8_t* x, int64_t n, int64_t h, int64_t w, const ConvShape& s, uint8_t pad_value,
+                           const PackedWeights& weights, const AccumulatorConsumer& consume) {
+  QNN_CHECK(direct_rgb_fits(s) && weights.n == s.out_channels && weights.k == 36,
+            "conv2d_rgb_s32_direct: needs a 3x3 convolution of stride 1 and padding 1 from 3 channels (weights of 4 "
+            "channels, k = 36) to a multiple of 16, found ",
+            s.in_channels, " -> ", s.out_channels, " channels (k = ", weights.k, "), kernel ", s.kernel, ", stride ",
+            s.stride, ", padding ", s.padding);
+  QNN_CHECK(vnni_supported(), "conv2d_rgb_s32_direct: this CPU lacks AVX-512 VNNI");
+  run<1, 3>(x, n, h, w, pad_value, weights, Requant{}, nullptr, &consume);
 }
 
 }  // namespace qnn::qinfer

@@ -15,6 +15,7 @@
 // check. AVX-512 VNNI only; the scalar path keeps the im2col GEMM.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "qinfer/conv.h"
 
@@ -28,5 +29,16 @@ bool direct_conv_fits(const ConvShape& s);
 // OpenMP threads (one thread when called inside a parallel region).
 void conv2d_u8_direct(const uint8_t* x, int64_t n, int64_t h, int64_t w, const ConvShape& s, uint8_t pad_value,
                       const PackedWeights& weights, const Requant& rq, uint8_t* y);
+
+// The stem's form: raw accumulators of a 3x3 convolution (stride 1, padding 1) over RGB pixels
+// to a multiple of 16 outputs. Each pixel is read as 4 bytes (its 3 and one of the next pixel),
+// so the weights are packed from [out][kh][kw][4] with a zero 4th channel (k = 36;
+// rgb_weights_as_4_channels makes them from [out][kh][kw][3]). consume(m0, rows, acc) gets
+// acc [rows][weights.n] for one output row (two on 8-wide images) at a time, on the thread that
+// computed it, as conv2d_u8_s32_tiles does.
+bool direct_rgb_fits(const ConvShape& s);
+std::vector<int8_t> rgb_weights_as_4_channels(const std::vector<int8_t>& w_nhwc, const ConvShape& s);
+void conv2d_rgb_s32_direct(const uint8_t* x, int64_t n, int64_t h, int64_t w, const ConvShape& s, uint8_t pad_value,
+                           const PackedWeights& weights, const AccumulatorConsumer& consume);
 
 }  // namespace qnn::qinfer

@@ -9,6 +9,7 @@
 #include <omp.h>
 
 #include "nn/qat_export.h"
+#include "qinfer/conv_direct.h"
 #include "qinfer/stem.h"
 
 namespace qnn::qinfer {
@@ -189,6 +190,8 @@ IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fall
     for (int64_t c = 0; c < ci; ++c)
       for (int64_t t = 0; t < taps; ++t) expanded[((c * co + o) * taps + t) * ci + c] = w1.values[(o * ci + c) * taps + t];
   stem_weights_ = pack_weights(expanded.data(), co * ci, taps * ci);
+  if (direct_rgb_fits(stem_shape_))
+    stem_rgb_weights_ = pack_weights(rgb_weights_as_4_channels(expanded, stem_shape_).data(), co * ci, 36);
   for (int64_t c = 0; c < ci; ++c) {
     QNN_CHECK(std::isfinite(norm_.mean[c]) && std::isfinite(norm_.stddev[c]) && norm_.stddev[c] > 0, file.path,
               ": input channel ", c, " has mean ", norm_.mean[c], " and standard deviation ", norm_.stddev[c],
@@ -262,7 +265,7 @@ IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fall
 }
 
 int64_t IntResNet::weight_bytes() const {
-  int64_t bytes = stem_weights_.bytes() + int64_t(fc_weight_.size());
+  int64_t bytes = stem_weights_.bytes() + stem_rgb_weights_.bytes() + int64_t(fc_weight_.size());
   for (const IntBlock& b : blocks_) bytes += b.conv1.weights.bytes() + b.conv2.weights.bytes();
   return bytes;
 }
@@ -280,7 +283,7 @@ void IntResNet::stem(const uint8_t* pixels, int64_t n, int64_t h, int64_t w, uin
   rq.zero_point = stem_out_.zero_point;
   rq.qmax = stem_out_.qmax;
   // Padding taps hold pixel 0 and are left out of the zero-point correction instead.
-  conv2d_u8_s32_tiles(pixels, n, h, w, stem_shape_, 0, stem_weights_, [&](int64_t m0, int64_t rows, const int32_t* acc) {
+  const AccumulatorConsumer requantize = [&](int64_t m0, int64_t rows, const int32_t* acc) {
     for (int64_t m = m0; m < m0 + rows; ++m) {
       const int64_t oh = (m / ow_n) % oh_n, ow = m % ow_n;
       const int64_t h0 = std::max<int64_t>(0, pad - oh), h1 = std::min<int64_t>(k, h + pad - oh);
@@ -288,7 +291,13 @@ void IntResNet::stem(const uint8_t* pixels, int64_t n, int64_t h, int64_t w, uin
       const float* correction = stem_correction_.data() + (((h0 * k1 + h1) * k1 + w0) * k1 + w1) * co;
       stem_requantize(acc + (m - m0) * co * ci, correction, rq, out + m * co);
     }
-  });
+  };
+  // The direct convolution where it runs (qinfer/conv.h's choice), else im2col + GEMM: the same
+  // accumulators.
+  if (!stem_rgb_weights_.data.empty() && conv_algorithm() == ConvAlgorithm::Auto && active_gemm_path() == GemmPath::Vnni)
+    conv2d_rgb_s32_direct(pixels, n, h, w, stem_shape_, 0, stem_rgb_weights_, requantize);
+  else
+    conv2d_u8_s32_tiles(pixels, n, h, w, stem_shape_, 0, stem_weights_, requantize);
 }
 
 std::vector<float> IntResNet::run(const uint8_t* pixels, int64_t n, int64_t h, int64_t w, const Trace& trace) const {

@@ -113,6 +113,7 @@ class IntResNet {
   // Stem: expanded weights (row ci * C_out + c holds w[c][ci][..] at input channel ci's columns).
   ConvShape stem_shape_;
   PackedWeights stem_weights_;
+  PackedWeights stem_rgb_weights_;  // the same as 4-channel pixels for the direct convolution (3x3 RGB stems)
   std::vector<float> pixel_scale_, pixel_zero_;  // s_c, z_c per input channel
   std::vector<float> stem_multiplier_, stem_bias_;
   // sum_ci s_ci z_ci sum w[c][ci][kh][kw] over the taps kh in [kh0, kh1), kw in [kw0, kw1): the

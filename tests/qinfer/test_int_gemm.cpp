@@ -4,6 +4,7 @@
 // clamping written out by hand, and the weight packing's round trip.
 #include <doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -321,4 +322,46 @@ TEST_CASE("qinfer conv: the direct convolution gives the im2col GEMM's and the s
     }
   CHECK_THROWS_WITH_AS(conv2d_u8_direct(nullptr, 1, 4, 4, ConvShape{16, 20, 3, 1, 1}, 0, PackedWeights{}, Requant{}, nullptr),
                        doctest::Contains("multiple of 16"), qnn::Error);
+}
+
+TEST_CASE("qinfer conv: the direct RGB convolution's accumulators equal the im2col GEMM's") {
+  PathGuard guard;
+  CHECK(direct_rgb_fits(ConvShape{3, 48, 3, 1, 1}));
+  CHECK_FALSE(direct_rgb_fits(ConvShape{3, 40, 3, 1, 1}));
+  CHECK_FALSE(direct_rgb_fits(ConvShape{3, 16, 3, 2, 1}));
+  CHECK_FALSE(direct_rgb_fits(ConvShape{4, 16, 3, 1, 1}));
+  if (!vnni_supported()) {
+    MESSAGE("this CPU has no AVX-512 VNNI: the direct RGB convolution (VNNI only) is not checked");
+    return;
+  }
+  std::mt19937 rng(41);
+  struct Case {
+    int64_t n, h, w, oc;
+    uint8_t pad;
+  };
+  for (const Case& t : {Case{2, 32, 32, 48, 0}, Case{1, 5, 7, 16, 13}, Case{3, 9, 8, 32, 0}, Case{1, 1, 1, 16, 200},
+                        Case{2, 6, 17, 16, 0}, Case{1, 3, 33, 48, 7}}) {
+    CAPTURE(t.n);
+    CAPTURE(t.h);
+    CAPTURE(t.w);
+    CAPTURE(t.oc);
+    const ConvShape s{3, t.oc, 3, 1, 1};
+    const int64_t positions = t.n * t.h * t.w;
+    const std::vector<uint8_t> x = random_values<uint8_t>(positions * 3, 0, 255, rng);
+    const std::vector<int8_t> w = random_values<int8_t>(t.oc * 27, -128, 127, rng);  // [out][in][kh][kw]
+    const std::vector<int8_t> nhwc = conv_weight_nhwc(w, s);
+    const PackedWeights p3 = pack_weights(nhwc.data(), t.oc, 27);
+    const PackedWeights p4 = pack_weights(rgb_weights_as_4_channels(nhwc, s).data(), t.oc, 36);
+    std::vector<int32_t> gemm(positions * t.oc), direct(positions * t.oc, -1);
+    std::vector<int> seen(positions, 0);
+    conv2d_u8_s32(x.data(), t.n, t.h, t.w, s, t.pad, p3, gemm.data());
+    conv2d_rgb_s32_direct(x.data(), t.n, t.h, t.w, s, t.pad, p4, [&](int64_t m0, int64_t rows, const int32_t* acc) {
+      for (int64_t m = m0; m < m0 + rows; ++m) {
+        ++seen[m];
+        std::copy(acc + (m - m0) * t.oc, acc + (m - m0 + 1) * t.oc, direct.begin() + m * t.oc);
+      }
+    });
+    CHECK(std::count(seen.begin(), seen.end(), 1) == positions);  // every position once
+    CHECK(direct == gemm);
+  }
 }
