@@ -426,13 +426,18 @@ std::vector<uint8_t> IntResNet::pixels_of(const Tensor& images) const {
     a[c] = float(255.0 * double(norm_.stddev[c]));
     b[c] = float(255.0 * double(norm_.mean[c]));
   }
+  // Channel by channel into a row of bytes, then interleaved into NHWC (both loops vectorize).
 #pragma omp parallel for schedule(static) if (n >= 8)
-  for (int64_t img = 0; img < n; ++img)
-    for (int64_t c = 0; c < ci; ++c)
-      for (int64_t p = 0; p < h * w; ++p) {
-        const float byte = std::nearbyint(std::fma(src[(img * ci + c) * h * w + p], a[c], b[c]));
-        out[(img * h * w + p) * ci + c] = uint8_t(std::min(255.0f, std::max(0.0f, byte)));
-      }
+  for (int64_t img = 0; img < n; ++img) {
+    std::vector<uint8_t> plane(size_t(h * w));
+    for (int64_t c = 0; c < ci; ++c) {
+      const float* x = src + (img * ci + c) * h * w;
+      for (int64_t p = 0; p < h * w; ++p)
+        plane[p] = uint8_t(std::min(255.0f, std::max(0.0f, std::nearbyint(std::fma(x[p], a[c], b[c])))));
+      uint8_t* o = out.data() + img * h * w * ci + c;
+      for (int64_t p = 0; p < h * w; ++p) o[p * ci] = plane[p];
+    }
+  }
   return out;
 }
 
