@@ -25,6 +25,31 @@ constexpr int64_t kLanes = 16;  // output positions per zmm, and output channels
 // strip's 16-lane loads at kw = 2 (they read past w; those lanes are never stored).
 int64_t lane_row_length(int64_t w) { return (w + kLanes - 1) / kLanes * kLanes + kLanes; }
 
+// r[c] lane p -> o[p] lane c for a 16 x 16 matrix of dwords: 4 x 4 transposes inside each
+// 128-bit lane (vpunpck), then a 4 x 4 transpose of the 128-bit lanes (vshufi32x4).
+QNN_VNNI inline void transpose16(const __m512i r[16], __m512i o[16]) {
+  __m512i p[4][4];  // p[q][j]: 128-bit lane L holds pixel 4L + j, channels 4q .. 4q+3
+  #pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q) {
+    const __m512i a = _mm512_unpacklo_epi32(r[4 * q], r[4 * q + 1]), b = _mm512_unpackhi_epi32(r[4 * q], r[4 * q + 1]);
+    const __m512i c = _mm512_unpacklo_epi32(r[4 * q + 2], r[4 * q + 3]),
+                  d = _mm512_unpackhi_epi32(r[4 * q + 2], r[4 * q + 3]);
+    p[q][0] = _mm512_unpacklo_epi64(a, c);
+    p[q][1] = _mm512_unpackhi_epi64(a, c);
+    p[q][2] = _mm512_unpacklo_epi64(b, d);
+    p[q][3] = _mm512_unpackhi_epi64(b, d);
+  }
+  #pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    const __m512i x0 = _mm512_shuffle_i32x4(p[0][j], p[1][j], 0x44), x1 = _mm512_shuffle_i32x4(p[0][j], p[1][j], 0xEE);
+    const __m512i y0 = _mm512_shuffle_i32x4(p[2][j], p[3][j], 0x44), y1 = _mm512_shuffle_i32x4(p[2][j], p[3][j], 0xEE);
+    o[j] = _mm512_shuffle_i32x4(x0, y0, 0x88);       // pixel j
+    o[4 + j] = _mm512_shuffle_i32x4(x0, y0, 0xDD);   // pixel 4 + j
+    o[8 + j] = _mm512_shuffle_i32x4(x1, y1, 0x88);   // pixel 8 + j
+    o[12 + j] = _mm512_shuffle_i32x4(x1, y1, 0xDD);  // pixel 12 + j
+  }
+}
+
 // Input rows ih0 .. ih0 + rows - 1 of one NHWC image of 4G channels into the lane layout t (rows
 // outside the image are all padding): t[(r * G + g) * row_len + 1 + iw] = x[ih0 + r][iw][4g .. 4g+3].
 // C = 3 (RGB, G = 1): each pixel's 3 bytes and one byte of the next pixel, which meets a zero
@@ -39,9 +64,6 @@ QNN_VNNI void to_lanes(const uint8_t* image, int64_t h, int64_t w, int64_t ih0, 
   // 8-15; the 128-bit shuffles then join the halves of the two register pairs.
   const __m512i pair01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
   const __m512i pair23 = _mm512_add_epi32(pair01, _mm512_set1_epi32(2));
-  // Wider pixels: a gather of dword g of 16 pixels.
-  const __m512i pixel_dwords = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                                  _mm512_set1_epi32(G));
   for (int64_t r = 0; r < rows; ++r) {
     uint32_t* row = t + r * G * row_len;
     for (int64_t i = 0; i < G * row_len; i += kLanes) _mm512_storeu_si512(row + i, pad);
@@ -80,40 +102,23 @@ QNN_VNNI void to_lanes(const uint8_t* image, int64_t h, int64_t w, int64_t ih0, 
       for (; iw < w; ++iw)
         for (int64_t g = 0; g < G; ++g) std::memcpy(row + g * row_len + 1 + iw, src + iw * C + 4 * g, 4);
     } else {
+      // Wider pixels (G = 8, 16): 16 pixels as the rows of a 16 x 16 dword matrix (8 dwords of
+      // a 32-channel pixel zero-extended), transposed: row g is group g of the 16 pixels.
       for (int64_t iw = 0; iw < w; iw += kLanes) {
-        const __mmask16 valid = w - iw >= kLanes ? __mmask16(0xffff) : __mmask16((1u << (w - iw)) - 1);
-        for (int64_t g = 0; g < G; ++g) {
-          const __m512i v = _mm512_mask_i32gather_epi32(pad, valid, _mm512_add_epi32(pixel_dwords, _mm512_set1_epi32(int32_t(g))),
-                                                        src + iw * C, 4);
-          _mm512_storeu_si512(row + g * row_len + 1 + iw, v);
+        const int64_t count = std::min(kLanes, w - iw);
+        __m512i in[kLanes], out[kLanes];
+        #pragma GCC unroll 16
+        for (int64_t p = 0; p < kLanes; ++p) {
+          const uint8_t* px = src + (iw + p) * C;
+          if (p >= count) in[p] = pad;
+          else if constexpr (G == 16) in[p] = _mm512_loadu_si512(px);
+          else in[p] = _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(px)));
         }
+        transpose16(in, out);
+        #pragma GCC unroll 16
+        for (int64_t g = 0; g < G; ++g) _mm512_storeu_si512(row + g * row_len + 1 + iw, out[g]);
       }
     }
-  }
-}
-
-// r[c] lane p -> o[p] lane c for a 16 x 16 matrix of dwords: 4 x 4 transposes inside each
-// 128-bit lane (vpunpck), then a 4 x 4 transpose of the 128-bit lanes (vshufi32x4).
-QNN_VNNI inline void transpose16(const __m512i r[16], __m512i o[16]) {
-  __m512i p[4][4];  // p[q][j]: 128-bit lane L holds pixel 4L + j, channels 4q .. 4q+3
-  #pragma GCC unroll 4
-  for (int q = 0; q < 4; ++q) {
-    const __m512i a = _mm512_unpacklo_epi32(r[4 * q], r[4 * q + 1]), b = _mm512_unpackhi_epi32(r[4 * q], r[4 * q + 1]);
-    const __m512i c = _mm512_unpacklo_epi32(r[4 * q + 2], r[4 * q + 3]),
-                  d = _mm512_unpackhi_epi32(r[4 * q + 2], r[4 * q + 3]);
-    p[q][0] = _mm512_unpacklo_epi64(a, c);
-    p[q][1] = _mm512_unpackhi_epi64(a, c);
-    p[q][2] = _mm512_unpacklo_epi64(b, d);
-    p[q][3] = _mm512_unpackhi_epi64(b, d);
-  }
-  #pragma GCC unroll 4
-  for (int j = 0; j < 4; ++j) {
-    const __m512i x0 = _mm512_shuffle_i32x4(p[0][j], p[1][j], 0x44), x1 = _mm512_shuffle_i32x4(p[0][j], p[1][j], 0xEE);
-    const __m512i y0 = _mm512_shuffle_i32x4(p[2][j], p[3][j], 0x44), y1 = _mm512_shuffle_i32x4(p[2][j], p[3][j], 0xEE);
-    o[j] = _mm512_shuffle_i32x4(x0, y0, 0x88);       // pixel j
-    o[4 + j] = _mm512_shuffle_i32x4(x0, y0, 0xDD);   // pixel 4 + j
-    o[8 + j] = _mm512_shuffle_i32x4(x1, y1, 0x88);   // pixel 8 + j
-    o[12 + j] = _mm512_shuffle_i32x4(x1, y1, 0xDD);  // pixel 12 + j
   }
 }
 
