@@ -126,10 +126,13 @@ QNN_VNNI void to_lanes(const uint8_t* image, int64_t h, int64_t w, int64_t ih0, 
 // block (weights) and output position p of a strip. kTwoRows = false: lanes are pixels ow0 ..
 // ow0+15 of one output row, t points at the lane layout's row for input row oh - 1, column ow0.
 // kTwoRows (maps 8 wide): lanes 0-7 are output row oh, lanes 8-15 row oh + 1, whose input rows
-// are G lane-layout rows further on.
-template <int G, bool kTwoRows>
+// are S G lane-layout rows further on. Stride S = 2: output pixel ow reads input column 2 ow +
+// kw - 1, lane-layout dword 2 ow + kw, so the 16 lanes are the even dwords of two loads (vpermt2d);
+// t points at column 2 ow0.
+template <int G, bool kTwoRows, int S>
 QNN_VNNI inline __attribute__((always_inline)) void accumulate(const uint32_t* t, int64_t row_len,
                                                                const int8_t* weights, __m512i acc[kLanes]) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   #pragma GCC unroll 16
   for (int c = 0; c < kLanes; ++c) acc[c] = _mm512_setzero_si512();
   #pragma GCC unroll 3
@@ -140,7 +143,11 @@ QNN_VNNI inline __attribute__((always_inline)) void accumulate(const uint32_t* t
       for (int g = 0; g < G; ++g) {
         const uint32_t* at = t + (kh * G + g) * row_len + kw;
         __m512i a;
-        if constexpr (kTwoRows)
+        if constexpr (S == 2 && kTwoRows)
+          a = _mm512_permutex2var_epi32(_mm512_loadu_si512(at), even, _mm512_loadu_si512(at + S * G * row_len));
+        else if constexpr (S == 2)
+          a = _mm512_permutex2var_epi32(_mm512_loadu_si512(at), even, _mm512_loadu_si512(at + kLanes));
+        else if constexpr (kTwoRows)
           a = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(at))),
                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at + G * row_len)), 1);
         else
@@ -159,11 +166,11 @@ QNN_VNNI inline __attribute__((always_inline)) void accumulate(const uint32_t* t
 
 // Output channels 16 cb .. 16 cb + 15 of `count` consecutive output positions (a strip, see
 // accumulate), requantized: out and residual point at the first position, channel 16 cb.
-template <int G, bool kTwoRows>
+template <int G, bool kTwoRows, int S>
 QNN_VNNI void strip(const uint32_t* t, int64_t row_len, int count, const int8_t* weights, const Requant& rq,
                     int64_t cb, int64_t n, const uint8_t* residual, uint8_t* out) {
   __m512i acc[kLanes], rows[kLanes];
-  accumulate<G, kTwoRows>(t, row_len, weights, acc);
+  accumulate<G, kTwoRows, S>(t, row_len, weights, acc);
   transpose16(acc, rows);
   const kernels::RequantBlock block(rq, cb * kLanes, n);
   #pragma GCC unroll 16
@@ -174,11 +181,11 @@ QNN_VNNI void strip(const uint32_t* t, int64_t row_len, int count, const int8_t*
 }
 
 // The same strip's raw accumulators: out[p * ldo + c] for p < count, c < 16.
-template <int G, bool kTwoRows>
+template <int G, bool kTwoRows, int S>
 QNN_VNNI void strip_s32(const uint32_t* t, int64_t row_len, int count, const int8_t* weights, int32_t* out,
                         int64_t ldo) {
   __m512i acc[kLanes], rows[kLanes];
-  accumulate<G, kTwoRows>(t, row_len, weights, acc);
+  accumulate<G, kTwoRows, S>(t, row_len, weights, acc);
   transpose16(acc, rows);
   #pragma GCC unroll 16
   for (int p = 0; p < kLanes; ++p) {
@@ -190,15 +197,18 @@ QNN_VNNI void strip_s32(const uint32_t* t, int64_t row_len, int count, const int
 // The convolution over images of C channels (4G, or 3 with G = 1): requantized into y when
 // `consume` is null, else the raw accumulators handed to it one strip row (one output row, two
 // on 8-wide maps) at a time.
-template <int G, int64_t C = 4 * G>
+template <int G, int S, int64_t C = 4 * G>
 QNN_VNNI void run(const uint8_t* x, int64_t n, int64_t h, int64_t w, uint8_t pad_value, const PackedWeights& weights,
                   const Requant& rq, uint8_t* y, const AccumulatorConsumer* consume) {
   const int64_t oc = weights.n, blocks = oc / kLanes, block_bytes = weights.kp * kLanes;
-  const bool two_rows = w == kLanes / 2;
+  const int64_t oh_n = (h - 1) / S + 1, ow_n = (w - 1) / S + 1;  // (size + 2 - 3) / S + 1
+  const bool two_rows = ow_n == kLanes / 2;
   const int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   // Bands of output rows per image: one when there are images enough for the threads.
-  const int64_t bands = std::min(h, std::max<int64_t>(1, (threads + n - 1) / n)), items = n * bands;
-  const int64_t row_len = lane_row_length(w), band_rows = (h + bands - 1) / bands;
+  const int64_t bands = std::min(oh_n, std::max<int64_t>(1, (threads + n - 1) / n)), items = n * bands;
+  // Rows long enough for the strips' loads (S x the strips' pixels + 2 dwords, and a load past).
+  const int64_t row_len = lane_row_length(std::max(w, S * ((ow_n + kLanes - 1) / kLanes * kLanes) + 2)),
+                band_rows = (oh_n + bands - 1) / bands;
   // 4-bit weights are widened to s8 once per call (the kernel broadcasts them from memory), into
   // the calling thread's scratch of the layer's size (64 x 576 bytes at most for CIFAR ResNets),
   // while the model keeps them packed.
@@ -213,32 +223,33 @@ QNN_VNNI void run(const uint8_t* x, int64_t n, int64_t h, int64_t w, uint8_t pad
 #pragma omp barrier
     }
     // The band's input rows and one more below (a two-row strip's second row past the band).
-    std::vector<uint32_t> lanes(size_t((band_rows + 3) * G * row_len));
-    std::vector<int32_t> acc(consume ? size_t(2 * w * oc) : 0);
+    std::vector<uint32_t> lanes(size_t((S * band_rows + 3) * G * row_len));
+    std::vector<int32_t> acc(consume ? size_t(2 * ow_n * oc) : 0);
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t img = item / bands, band = item % bands;
-      const int64_t oh0 = band * h / bands, oh1 = (band + 1) * h / bands;
-      to_lanes<G, C>(x + img * h * w * C, h, w, oh0 - 1, oh1 - oh0 + 3, pad_value, row_len, lanes.data());
+      const int64_t oh0 = band * oh_n / bands, oh1 = (band + 1) * oh_n / bands;
+      // Input rows S oh0 - 1 .. S oh1 + 1: those of the band's output rows and of the one after.
+      to_lanes<G, C>(x + img * h * w * C, h, w, S * oh0 - 1, S * (oh1 - oh0) + 3, pad_value, row_len, lanes.data());
       for (int64_t oh = oh0; oh < oh1; oh += two_rows ? 2 : 1) {
-        const uint32_t* t = lanes.data() + (oh - oh0) * G * row_len;
-        const int64_t row_m = (img * h + oh) * w, row_count = two_rows ? std::min<int64_t>(2, oh1 - oh) * w : w;
-        for (int64_t ow0 = 0; ow0 < w; ow0 += kLanes) {
+        const uint32_t* t = lanes.data() + S * (oh - oh0) * G * row_len;
+        const int64_t row_m = (img * oh_n + oh) * ow_n, row_count = two_rows ? std::min<int64_t>(2, oh1 - oh) * ow_n : ow_n;
+        for (int64_t ow0 = 0; ow0 < ow_n; ow0 += kLanes) {
           const int64_t m = row_m + ow0;
-          const int count = int(two_rows ? row_count : std::min(kLanes, w - ow0));
+          const int count = int(two_rows ? row_count : std::min(kLanes, ow_n - ow0));
           const uint8_t* res = rq.residual ? rq.residual + m * rq.residual_ld : nullptr;
           for (int64_t cb = 0; cb < blocks; ++cb) {
             const int8_t* wb = (wide ? wide : weights.data.data()) + cb * block_bytes;
             if (consume) {
               int32_t* ab = acc.data() + ow0 * oc + cb * kLanes;
-              if (two_rows) strip_s32<G, true>(t, row_len, count, wb, ab, oc);
-              else strip_s32<G, false>(t + ow0, row_len, count, wb, ab, oc);
+              if (two_rows) strip_s32<G, true, S>(t, row_len, count, wb, ab, oc);
+              else strip_s32<G, false, S>(t + S * ow0, row_len, count, wb, ab, oc);
               continue;
             }
             const uint8_t* rb = res ? res + cb * kLanes : nullptr;
             uint8_t* ob = y + m * oc + cb * kLanes;
-            if (two_rows) strip<G, true>(t, row_len, count, wb, rq, cb, oc, rb, ob);
-            else strip<G, false>(t + ow0, row_len, count, wb, rq, cb, oc, rb, ob);
+            if (two_rows) strip<G, true, S>(t, row_len, count, wb, rq, cb, oc, rb, ob);
+            else strip<G, false, S>(t + S * ow0, row_len, count, wb, rq, cb, oc, rb, ob);
           }
         }
         if (consume) (*consume)(row_m, row_count, acc.data());
@@ -251,22 +262,31 @@ QNN_VNNI void run(const uint8_t* x, int64_t n, int64_t h, int64_t w, uint8_t pad
 
 bool direct_conv_fits(const ConvShape& s) {
   return (s.in_channels == 16 || s.in_channels == 32 || s.in_channels == 64) && s.out_channels > 0 &&
-         s.out_channels % kLanes == 0 && s.kernel == 3 && s.stride == 1 && s.padding == 1;
+         s.out_channels % kLanes == 0 && s.kernel == 3 && (s.stride == 1 || s.stride == 2) && s.padding == 1;
 }
 
 void conv2d_u8_direct(const uint8_t* x, int64_t n, int64_t h, int64_t w, const ConvShape& s, uint8_t pad_value,
                       const PackedWeights& weights, const Requant& rq, uint8_t* y) {
   QNN_CHECK(direct_conv_fits(s) && weights.n == s.out_channels && weights.k == 9 * s.in_channels,
-            "conv2d_u8_direct: needs a 3x3 convolution of stride 1 and padding 1 from 16, 32 or 64 channels to a "
-            "multiple of 16, found ",
+            "conv2d_u8_direct: needs a 3x3 convolution of stride 1 or 2 and padding 1 from 16, 32 or 64 channels to "
+            "a multiple of 16, found ",
             s.in_channels, " -> ", s.out_channels, " channels, kernel ", s.kernel, ", stride ", s.stride,
             ", padding ", s.padding);
   QNN_CHECK(vnni_supported(), "conv2d_u8_direct: this CPU lacks AVX-512 VNNI");
   QNN_CHECK(rq.lo >= 0 && rq.hi <= 255 && rq.lo <= rq.hi, "conv2d_u8_direct: bad output range [", rq.lo, ", ", rq.hi, "]");
   switch (s.in_channels) {
-    case 16: run<4>(x, n, h, w, pad_value, weights, rq, y, nullptr); break;
-    case 32: run<8>(x, n, h, w, pad_value, weights, rq, y, nullptr); break;
-    default: run<16>(x, n, h, w, pad_value, weights, rq, y, nullptr); break;
+    case 16:
+      if (s.stride == 2) run<4, 2>(x, n, h, w, pad_value, weights, rq, y, nullptr);
+      else run<4, 1>(x, n, h, w, pad_value, weights, rq, y, nullptr);
+      break;
+    case 32:
+      if (s.stride == 2) run<8, 2>(x, n, h, w, pad_value, weights, rq, y, nullptr);
+      else run<8, 1>(x, n, h, w, pad_value, weights, rq, y, nullptr);
+      break;
+    default:
+      if (s.stride == 2) run<16, 2>(x, n, h, w, pad_value, weights, rq, y, nullptr);
+      else run<16, 1>(x, n, h, w, pad_value, weights, rq, y, nullptr);
+      break;
   }
 }
 
@@ -293,7 +313,7 @@ void conv2d_rgb_s32_direct(const uint8_t* x, int64_t n, int64_t h, int64_t w, co
             s.in_channels, " -> ", s.out_channels, " channels (k = ", weights.k, "), kernel ", s.kernel, ", stride ",
             s.stride, ", padding ", s.padding);
   QNN_CHECK(vnni_supported(), "conv2d_rgb_s32_direct: this CPU lacks AVX-512 VNNI");
-  run<1, 3>(x, n, h, w, pad_value, weights, Requant{}, nullptr, &consume);
+  run<1, 1, 3>(x, n, h, w, pad_value, weights, Requant{}, nullptr, &consume);
 }
 
 }  // namespace qnn::qinfer

@@ -246,7 +246,8 @@ TEST_CASE("qinfer conv: the direct convolution gives the im2col GEMM's and the s
   } algorithm_guard;
   CHECK(direct_conv_fits(ConvShape{16, 16, 3, 1, 1}));
   CHECK(direct_conv_fits(ConvShape{64, 48, 3, 1, 1}));
-  CHECK_FALSE(direct_conv_fits(ConvShape{16, 16, 3, 2, 1}));
+  CHECK(direct_conv_fits(ConvShape{16, 32, 3, 2, 1}));
+  CHECK_FALSE(direct_conv_fits(ConvShape{16, 16, 3, 3, 1}));
   CHECK_FALSE(direct_conv_fits(ConvShape{16, 20, 3, 1, 1}));
   CHECK_FALSE(direct_conv_fits(ConvShape{8, 16, 3, 1, 1}));
   CHECK_FALSE(direct_conv_fits(ConvShape{16, 16, 1, 1, 0}));
@@ -255,28 +256,32 @@ TEST_CASE("qinfer conv: the direct convolution gives the im2col GEMM's and the s
     return;
   }
   std::mt19937 rng(33);
-  // Widths below, at and past one 16-pixel strip, with a partial last strip; 8 wide (two output
-  // rows per strip) with an odd height; one image (its rows split over the threads) and several;
-  // 16, 32 and 64 input channels, one to four blocks of 16 output channels; with and without a
-  // residual.
+  // Output widths below, at and past one 16-pixel strip, with a partial last strip; 8 wide (two
+  // output rows per strip) with an odd height; one image (its rows split over the threads) and
+  // several; 16, 32 and 64 input channels, one to four blocks of 16 output channels; strides 1
+  // and 2 (odd and even input sizes); with and without a residual.
   struct Case {
-    int64_t n, h, w, c, oc;
+    int64_t n, h, w, c, oc, stride;
   };
-  for (const Case& t : {Case{1, 32, 32, 16, 16}, Case{3, 5, 7, 16, 16}, Case{2, 9, 16, 16, 16}, Case{1, 3, 33, 16, 16},
-                        Case{5, 17, 21, 16, 16}, Case{1, 1, 1, 16, 16}, Case{2, 16, 16, 32, 32}, Case{1, 8, 8, 64, 64},
-                        Case{3, 7, 8, 64, 64}, Case{2, 5, 8, 16, 16}, Case{1, 6, 19, 32, 48}, Case{2, 4, 3, 64, 16}})
+  for (const Case& t : {Case{1, 32, 32, 16, 16, 1}, Case{3, 5, 7, 16, 16, 1}, Case{2, 9, 16, 16, 16, 1},
+                        Case{1, 3, 33, 16, 16, 1}, Case{5, 17, 21, 16, 16, 1}, Case{1, 1, 1, 16, 16, 1},
+                        Case{2, 16, 16, 32, 32, 1}, Case{1, 8, 8, 64, 64, 1}, Case{3, 7, 8, 64, 64, 1},
+                        Case{2, 5, 8, 16, 16, 1}, Case{1, 6, 19, 32, 48, 1}, Case{2, 4, 3, 64, 16, 1},
+                        Case{2, 32, 32, 16, 32, 2}, Case{1, 16, 16, 32, 64, 2}, Case{3, 15, 15, 32, 64, 2},
+                        Case{1, 9, 35, 16, 16, 2}, Case{2, 5, 2, 64, 16, 2}, Case{1, 1, 1, 16, 32, 2}})
     for (bool residual : {false, true}) {
       CAPTURE(t.n);
       CAPTURE(t.h);
       CAPTURE(t.w);
       CAPTURE(t.c);
       CAPTURE(t.oc);
+      CAPTURE(t.stride);
       CAPTURE(residual);
-      const ConvShape s{t.c, t.oc, 3, 1, 1};
+      const ConvShape s{t.c, t.oc, 3, t.stride, 1};
       REQUIRE(direct_conv_fits(s));
-      const int64_t positions = t.n * t.h * t.w, k = 9 * t.c;
+      const int64_t oh = s.out_size(t.h), ow = s.out_size(t.w), positions = t.n * oh * ow, k = 9 * t.c;
       const uint8_t z_in = 11;
-      const std::vector<uint8_t> x = random_values<uint8_t>(positions * t.c, 0, 255, rng);
+      const std::vector<uint8_t> x = random_values<uint8_t>(t.n * t.h * t.w * t.c, 0, 255, rng);
       const std::vector<int8_t> w = random_values<int8_t>(t.oc * k, -128, 127, rng);  // [out][in][kh][kw]
       const PackedWeights p = pack_weights(conv_weight_nhwc(w, s).data(), t.oc, k);
       RandomRequant r(p, z_in, rng);
@@ -290,19 +295,19 @@ TEST_CASE("qinfer conv: the direct convolution gives the im2col GEMM's and the s
       // The 64-bit sums through the scalar requantization.
       std::vector<uint8_t> expected(positions * t.oc);
       for (int64_t img = 0; img < t.n; ++img)
-        for (int64_t i = 0; i < t.h; ++i)
-          for (int64_t j = 0; j < t.w; ++j)
+        for (int64_t i = 0; i < oh; ++i)
+          for (int64_t j = 0; j < ow; ++j)
             for (int64_t o = 0; o < t.oc; ++o) {
               int64_t sum = 0;
               for (int64_t ci = 0; ci < t.c; ++ci)
                 for (int64_t kh = 0; kh < 3; ++kh)
                   for (int64_t kw = 0; kw < 3; ++kw) {
-                    const int64_t ih = i - 1 + kh, iw = j - 1 + kw;
+                    const int64_t ih = i * t.stride - 1 + kh, iw = j * t.stride - 1 + kw;
                     const bool inside = ih >= 0 && ih < t.h && iw >= 0 && iw < t.w;
                     sum += int64_t(inside ? x[((img * t.h + ih) * t.w + iw) * t.c + ci] : z_in) *
                            w[((o * t.c + ci) * 3 + kh) * 3 + kw];
                   }
-              const int64_t m = (img * t.h + i) * t.w + j;
+              const int64_t m = (img * oh + i) * ow + j;
               expected[m * t.oc + o] = requantize_value(int32_t(sum), o, r.rq, residual ? res[m * t.oc + o] : 0);
             }
       std::vector<uint8_t> scalar(expected.size()), gemm(expected.size()), direct(expected.size()),
