@@ -26,8 +26,9 @@ struct ConvShape {
 std::vector<int8_t> conv_weight_nhwc(const std::vector<int8_t>& w, const ConvShape& s);
 
 // Which algorithm conv2d_u8 runs on the AVX-512 VNNI path: Auto takes the direct convolution of
-// qinfer/conv_direct.h for the shapes it fits (16 -> 16 channels, 3x3, stride 1) and the
-// im2col GEMM for the rest; Gemm always the GEMM (to compare the two). Both give the same bytes.
+// qinfer/conv_direct.h for the shapes it fits (3x3, padding 1, 16/32/64 input channels, stride 1
+// or 2; the integer ResNet's RGB stem follows the same choice) and the im2col GEMM for the rest;
+// Gemm always the GEMM (to compare the two). Both give the same bytes.
 enum class ConvAlgorithm { Auto, Gemm };
 void set_conv_algorithm(ConvAlgorithm algorithm);
 ConvAlgorithm conv_algorithm();
