@@ -109,10 +109,9 @@ QNN_VNNI void to_lanes(const uint8_t* image, int64_t h, int64_t w, int64_t ih0, 
         __m512i in[kLanes], out[kLanes];
         #pragma GCC unroll 16
         for (int64_t p = 0; p < kLanes; ++p) {
-          const uint8_t* px = src + (iw + p) * C;
           if (p >= count) in[p] = pad;
-          else if constexpr (G == 16) in[p] = _mm512_loadu_si512(px);
-          else in[p] = _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(px)));
+          else if constexpr (G == 16) in[p] = _mm512_loadu_si512(src + (iw + p) * C);
+          else in[p] = _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + (iw + p) * C)));
         }
         transpose16(in, out);
         #pragma GCC unroll 16
