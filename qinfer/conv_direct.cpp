@@ -221,9 +221,12 @@ QNN_VNNI void run(const uint8_t* x, int64_t n, int64_t h, int64_t w, uint8_t pad
       kernels::widen_vnni(weights, wide, groups * t / nt, groups * (t + 1) / nt);
 #pragma omp barrier
     }
-    // The band's input rows and one more below (a two-row strip's second row past the band).
-    std::vector<uint32_t> lanes(size_t((S * band_rows + 3) * G * row_len));
-    std::vector<int32_t> acc(consume ? size_t(2 * ow_n * oc) : 0);
+    // The band's input rows and one more below (a two-row strip's second row past the band), and
+    // a strip row's accumulators: per-thread buffers kept from call to call.
+    thread_local std::vector<uint32_t> lanes;
+    thread_local std::vector<int32_t> acc;
+    if (lanes.size() < size_t((S * band_rows + 3) * G * row_len)) lanes.resize(size_t((S * band_rows + 3) * G * row_len));
+    if (consume && acc.size() < size_t(2 * ow_n * oc)) acc.resize(size_t(2 * ow_n * oc));
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t img = item / bands, band = item % bands;
