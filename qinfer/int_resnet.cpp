@@ -283,22 +283,22 @@ void IntResNet::stem(const uint8_t* pixels, int64_t n, int64_t h, int64_t w, uin
   rq.zero_point = stem_out_.zero_point;
   rq.qmax = stem_out_.qmax;
   // Padding taps hold pixel 0 and are left out of the zero-point correction instead.
-  // The path's kernel chosen once (stem_requantize chooses per call); the position's (oh, ow)
-  // stepped along instead of divided out per position.
-  const auto requantize_position =
-      active_gemm_path() == GemmPath::Vnni ? kernels::stem_requantize_avx512 : kernels::stem_requantize_scalar;
+  // Each position's correction (the position's (oh, ow) stepped along, not divided out), then
+  // the positions of the tile requantized in one call.
   const AccumulatorConsumer requantize = [&](int64_t m0, int64_t rows, const int32_t* acc) {
+    thread_local std::vector<const float*> corrections;
+    corrections.resize(size_t(rows));
     int64_t oh = (m0 / ow_n) % oh_n, ow = m0 % ow_n;
-    for (int64_t m = m0; m < m0 + rows; ++m) {
+    for (int64_t i = 0; i < rows; ++i) {
       const int64_t h0 = std::max<int64_t>(0, pad - oh), h1 = std::min<int64_t>(k, h + pad - oh);
       const int64_t w0 = std::max<int64_t>(0, pad - ow), w1 = std::min<int64_t>(k, w + pad - ow);
-      const float* correction = stem_correction_.data() + (((h0 * k1 + h1) * k1 + w0) * k1 + w1) * co;
-      requantize_position(acc + (m - m0) * co * ci, correction, rq, out + m * co);
+      corrections[i] = stem_correction_.data() + (((h0 * k1 + h1) * k1 + w0) * k1 + w1) * co;
       if (++ow == ow_n) {
         ow = 0;
         if (++oh == oh_n) oh = 0;
       }
     }
+    stem_requantize_positions(acc, rows, corrections.data(), rq, out + m0 * co);
   };
   // The direct convolution where it runs (qinfer/conv.h's choice), else im2col + GEMM: the same
   // accumulators.
