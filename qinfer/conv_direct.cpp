@@ -216,10 +216,11 @@ QNN_VNNI void run(const uint8_t* x, int64_t n, int64_t h, int64_t w, uint8_t pad
   int8_t* wide = weights.bits == 8 ? nullptr : widened.data();
 #pragma omp parallel if (items > 1)
   {
-    if (wide) {  // the threads widen a share each, then wait for the whole layer
-      const int64_t groups = weights.np / 16 * weights.kp / 4, t = omp_get_thread_num(), nt = omp_get_num_threads();
-      kernels::widen_vnni(weights, wide, groups * t / nt, groups * (t + 1) / nt);
-#pragma omp barrier
+    if (wide) {  // the threads widen a share each; the loop's end waits for the whole layer
+      const int64_t groups = weights.np / 16 * weights.kp / 4, parts = omp_get_num_threads();
+#pragma omp for schedule(static)
+      for (int64_t part = 0; part < parts; ++part)
+        kernels::widen_vnni(weights, wide, groups * part / parts, groups * (part + 1) / parts);
     }
     // The band's input rows and one more below (a two-row strip's second row past the band), and
     // a strip row's accumulators: per-thread buffers kept from call to call.
