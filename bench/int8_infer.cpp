@@ -7,10 +7,13 @@
 // bench/int8_cpu.sh runs both.
 //
 // The model: --model EXPORT (a QAT export, docs/qat-export.md), else a ResNet-20 with random
-// weights quantized to linear W8A8 (calibrated on random images, exported to a temporary file);
+// weights quantized to linear W8A8, or LSQ with --weight-bits B < 8 and 8-bit activations
+// (calibrated on random images, exported to a temporary file); --weights s8 unpacks 4-bit
+// weights at load instead of keeping them two per byte;
 // the float model has random weights (speed does not depend on the values).
 //   build/bench/int8_infer [--model EXPORT] [--batch-sizes 1,128] [--seconds 2] [--rounds 3]
-//                          [--path auto|scalar|vnni] [--int8-only]
+//                          [--path auto|scalar|vnni] [--conv auto|gemm] [--int8-only]
+//                          [--weight-bits 8] [--weights packed|s8]
 #include <omp.h>
 #include <unistd.h>
 
@@ -46,10 +49,11 @@ double images_per_second(const std::function<void()>& step, int64_t batch, doubl
   return double(calls * batch) / elapsed;
 }
 
-std::string random_export() {
+std::string random_export(int weight_bits) {
   QatSpec spec;
-  spec.method = QatMethod::Linear;
-  spec.weight_bits = spec.act_bits = 8;
+  spec.method = weight_bits == 8 ? QatMethod::Linear : QatMethod::Lsq;
+  spec.weight_bits = weight_bits;
+  spec.act_bits = 8;
   manual_seed(1);
   QatCifarResNet net(20, spec);
   for (int i = 0; i < 4; ++i) {
@@ -71,11 +75,17 @@ int main(int argc, char** argv) {
   auto& seconds = flags.add_float("--seconds", 2.0, "seconds per timed round", 0.01, 600);
   auto& rounds = flags.add_int("--rounds", 3, "rounds per configuration (alternating)", 1, 1000);
   auto& path_name = flags.add_string("--path", "auto", "integer GEMM path: auto|scalar|vnni");
+  auto& conv_name = flags.add_string("--conv", "auto", "integer convolution: auto (direct where it fits) | gemm (im2col GEMM only)");
+  auto& weight_bits = flags.add_int("--weight-bits", 8, "bits of the random model's weights (8: linear W8A8, else LSQ)", 2, 8);
+  auto& weights_name = flags.add_string("--weights", "packed", "4-bit weights: packed (two per byte) | s8 (unpacked at load)");
   auto& int8_only = flags.add_bool("--int8-only", "time the integer engine alone (for a profiler)");
   flags.parse(argc, argv);
   if (path_name == "scalar") qinfer::set_gemm_path(qinfer::GemmPath::Scalar);
   else if (path_name == "vnni") qinfer::set_gemm_path(qinfer::GemmPath::Vnni);
   else if (path_name != "auto") flags.fail("bad --path '" + path_name + "'; valid: auto, scalar, vnni");
+  if (weights_name != "packed" && weights_name != "s8") flags.fail("bad --weights '" + weights_name + "'; valid: packed, s8");
+  if (conv_name == "gemm") qinfer::set_conv_algorithm(qinfer::ConvAlgorithm::Gemm);
+  else if (conv_name != "auto") flags.fail("bad --conv '" + conv_name + "'; valid: auto, gemm");
   std::vector<int64_t> batches;
   for (size_t start = 0; start < batch_list.size();) {
     size_t end = batch_list.find(',', start);
@@ -87,16 +97,18 @@ int main(int argc, char** argv) {
   }
 
   const bool temporary = model_path.empty();
-  const std::string path = temporary ? random_export() : model_path;
+  const std::string path = temporary ? random_export(int(weight_bits)) : model_path;
   const SafetensorsFile file = load_safetensors(path);
   if (temporary) std::remove(path.c_str());
   const Normalization norm = cifar10_normalization();
-  const qinfer::IntResNet engine(file, {norm.mean, norm.stddev});
+  const qinfer::IntResNet engine(file, {norm.mean, norm.stddev}, weights_name == "packed");
   manual_seed(2);
   CifarResNet fp32(20);
   fp32.eval();
-  std::printf("model: %s%s; integer path %s; %d threads\n", engine.description().c_str(),
-              temporary ? " (random weights)" : "", qinfer::gemm_path_name(qinfer::GemmPath::Auto), omp_get_max_threads());
+  std::printf("model: %s%s; integer path %s, convolutions %s, weights %lld bytes; %d threads\n",
+              engine.description().c_str(), temporary ? " (random weights)" : "",
+              qinfer::gemm_path_name(qinfer::GemmPath::Auto), conv_name.c_str(), (long long)engine.weight_bytes(),
+              omp_get_max_threads());
 
   for (int64_t batch : batches) {
     // Images normalised from random bytes, as the data loader makes them.

@@ -4,11 +4,14 @@
 #include <algorithm>
 #include <cstring>
 
+#include "qinfer/conv_direct.h"
 #include "tensor/tensor.h"
 
 namespace qnn::qinfer {
 
 namespace {
+
+ConvAlgorithm chosen_algorithm = ConvAlgorithm::Auto;
 
 // Output positions per tile: a multiple of every GEMM register tile (6, 8, 12 rows).
 constexpr int64_t kTileRows = 48;
@@ -96,9 +99,16 @@ std::vector<int8_t> conv_weight_nhwc(const std::vector<int8_t>& w, const ConvSha
   return out;
 }
 
+void set_conv_algorithm(ConvAlgorithm algorithm) { chosen_algorithm = algorithm; }
+ConvAlgorithm conv_algorithm() { return chosen_algorithm; }
+
 void conv2d_u8(const uint8_t* x, int64_t n, int64_t h, int64_t w, const ConvShape& s, uint8_t pad_value,
                const PackedWeights& weights, const Requant& rq, uint8_t* y) {
   check(s, weights, h, w);
+  if (chosen_algorithm == ConvAlgorithm::Auto && direct_conv_fits(s) && active_gemm_path() == GemmPath::Vnni) {
+    conv2d_u8_direct(x, n, h, w, s, pad_value, weights, rq, y);
+    return;
+  }
   const int64_t oh_n = s.out_size(h), ow_n = s.out_size(w), kp = weights.kp, oc = s.out_channels,
                 c = s.in_channels;
   if (c % 4 != 0 || s.kernel > ARows::kMaxSegments) {

@@ -25,6 +25,14 @@ struct ConvShape {
 // [out][in][kh][kw] -> [out][kh][kw][in].
 std::vector<int8_t> conv_weight_nhwc(const std::vector<int8_t>& w, const ConvShape& s);
 
+// Which algorithm conv2d_u8 runs on the AVX-512 VNNI path: Auto takes the direct convolution of
+// qinfer/conv_direct.h for the shapes it fits (3x3, padding 1, 16/32/64 input channels, stride 1
+// or 2; the integer ResNet's RGB stem follows the same choice) and the im2col GEMM for the rest;
+// Gemm always the GEMM (to compare the two). Both give the same bytes.
+enum class ConvAlgorithm { Auto, Gemm };
+void set_conv_algorithm(ConvAlgorithm algorithm);
+ConvAlgorithm conv_algorithm();
+
 // y[n][oh][ow][out] = requantize(sum over taps and channels of x * w): x u8 NHWC [n][h][w][C],
 // pad_value the input's zero point (the value of a padding tap), w packed from [out][kh][kw][in]
 // (k = kernel^2 * C). rq.residual, when set, holds rows aligned with y's (NHWC, rq.residual_ld

@@ -37,8 +37,47 @@ PackedWeights pack_weights(const int8_t* w, int64_t n, int64_t k) {
   return p;
 }
 
+PackedWeights pack_weights_4bit(const int8_t* w, int64_t n, int64_t k, int alpha, const int8_t* beta) {
+  QNN_CHECK(alpha == 1 || alpha == 2, "pack_weights_4bit: alpha is ", alpha, ", expected 1 or 2");
+  PackedWeights p = pack_weights(w, n, k);
+  const std::vector<int8_t> wide = std::move(p.data);
+  const int64_t groups = p.kp / 4;
+  p.bits = 4;
+  p.alpha = alpha;
+  p.beta.assign(p.np * 4, 0);
+  for (int64_t c = 0; c < n; ++c)
+    for (int j = 0; j < 4; ++j) p.beta[(c / 16) * 64 + (c % 16) * 4 + j] = beta[c];
+  // The code of byte i of the 8-bit layout; padding (channels past n, k past k) holds code 0.
+  auto code = [&](int64_t i) {
+    const int64_t c = i / 64 / groups * 16 + i % 64 / 4, j = i / 64 % groups * 4 + i % 4;
+    if (c >= n || j >= k) return 0;
+    const int v = wide[i], q = (v - beta[c]) / alpha;
+    QNN_CHECK((v - beta[c]) % alpha == 0 && q >= 0 && q <= 15, "pack_weights_4bit: weight ", v, " of channel ", c,
+              " is not ", alpha, " x code + ", int(beta[c]), " with a code in [0, 15]");
+    return q;
+  };
+  p.data.assign(wide.size() / 2, 0);
+  for (size_t i = 0; i < p.data.size(); ++i) {
+    const int64_t bg = int64_t(i) / 32, j = int64_t(i) % 32;
+    p.data[i] = int8_t(code(bg * 64 + j) | code(bg * 64 + j + 32) << 4);
+  }
+  return p;
+}
+
 int8_t packed_weight(const PackedWeights& p, int64_t c, int64_t k) {
-  return p.data[((c / 16) * (p.kp / 4) + k / 4) * 64 + (c % 16) * 4 + k % 4];
+  const int64_t i = ((c / 16) * (p.kp / 4) + k / 4) * 64 + (c % 16) * 4 + k % 4;
+  if (p.bits == 8) return p.data[i];
+  const uint8_t byte = uint8_t(p.data[i / 64 * 32 + i % 32]);
+  const int code = i % 64 < 32 ? byte & 15 : byte >> 4;
+  return int8_t(p.alpha * code + p.beta[(c / 16) * 64 + (c % 16) * 4]);
+}
+
+std::vector<int8_t> widen_weights(const PackedWeights& p) {
+  if (p.bits == 8) return p.data;
+  std::vector<int8_t> wide(p.np * p.kp);
+  for (int64_t c = 0; c < p.np; ++c)
+    for (int64_t j = 0; j < p.kp; ++j) wide[((c / 16) * (p.kp / 4) + j / 4) * 64 + (c % 16) * 4 + j % 4] = packed_weight(p, c, j);
+  return wide;
 }
 
 bool vnni_supported() {

@@ -15,7 +15,8 @@
 // rounding, and fma is a fused multiply-add in both.
 //
 // Layouts. A is row-major u8 [m][lda] with at least kp = round_up(k, 4) valid columns; columns
-// k..kp-1 meet zero weights, so any value there is harmless. Weights are packed once for
+// k..kp-1 meet zero weights in an 8-bit packing, so any value there is harmless; a 4-bit packing
+// widens them to beta[c], so there they must hold zeros (im2col writes them so). Weights are packed once for
 // vpdpbusd: 16 output channels per 64-byte group, 4 consecutive k per s32 lane:
 //   packed[((c / 16) * kp / 4 + k / 4) * 64 + (c % 16) * 4 + k % 4] = w[c][k]
 // channels n..np-1 (np = round_up(n, 16)) and k..kp-1 hold zeros. The output is row-major u8
@@ -29,14 +30,29 @@ namespace qnn::qinfer {
 struct PackedWeights {
   int64_t n = 0, k = 0;    // output channels, reduction length
   int64_t np = 0, kp = 0;  // n rounded up to 16, k rounded up to 4
+  // bits 8: data holds the s8 weights in the layout above (np * kp bytes). bits 4: data holds
+  // 4-bit codes two per byte (np * kp / 2 bytes), w[c][k] = alpha * code + beta[c]; the 64 bytes
+  // of a (16-channel block, k group) in the 8-bit layout are 32 bytes here, byte j holding the
+  // code of byte j in its low nibble and that of byte j + 32 in its high nibble.
+  int bits = 8;
+  int alpha = 1;
+  std::vector<int8_t> beta;  // bits 4: beta of channel c at [(c / 16) * 64 + (c % 16) * 4 + 0..3] (np * 4 bytes)
   std::vector<int8_t> data;
   std::vector<int32_t> sums;  // sum_k w[c][k] per output channel (for the zero-point offset)
+  // Bytes of the weights as stored (data and beta).
+  int64_t bytes() const { return int64_t(data.size() + beta.size()); }
 };
 
 // Packs row-major s8 weights w[n][k].
 PackedWeights pack_weights(const int8_t* w, int64_t n, int64_t k);
-// w[c][k] back from the packed layout.
+// Packs row-major weights w[n][k] that are alpha * code + beta[c] with codes in [0, 15] (alpha 1
+// or 2; 4-bit and narrower weights of an export: q - z, or 2q - 2z for half-integer z), two codes
+// per byte; a weight that is not of that form is an error.
+PackedWeights pack_weights_4bit(const int8_t* w, int64_t n, int64_t k, int alpha, const int8_t* beta);
+// w[c][k] back from the packed layout (either width).
 int8_t packed_weight(const PackedWeights& p, int64_t c, int64_t k);
+// The s8 layout of any packing (a copy for 8 bits, the codes widened for 4): np * kp bytes.
+std::vector<int8_t> widen_weights(const PackedWeights& p);
 
 // The requantization fused into the GEMM's store (see the formula above). Arrays hold n values.
 struct Requant {
@@ -107,6 +123,9 @@ void requant_scalar(const ARows& a, int64_t rows, const PackedWeights& w, const 
 void s32_scalar(const ARows& a, int64_t rows, const PackedWeights& w, int32_t* c, int64_t ldc);
 void requant_vnni(const ARows& a, int64_t rows, const PackedWeights& w, const Requant& rq, uint8_t* out, int64_t ldo);
 void s32_vnni(const ARows& a, int64_t rows, const PackedWeights& w, int32_t* c, int64_t ldc);
+// widen_weights' 64-byte groups [first_group, last_group) (of np / 16 * kp / 4) into out (np * kp
+// bytes), in registers.
+void widen_vnni(const PackedWeights& w, int8_t* out, int64_t first_group, int64_t last_group);
 }  // namespace kernels
 
 }  // namespace qnn::qinfer

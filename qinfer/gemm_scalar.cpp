@@ -1,7 +1,8 @@
 // The portable path of the integer GEMM (qinfer/gemm.h): plain loops over the packed weights
 // with exact s32 accumulation (u8 x s8 products widened to s32 before adding, so nothing
 // saturates, unlike vpmaddubsw's s16 pairs), then requantize_value for every output. It defines
-// the integers the AVX-512 VNNI path must reproduce.
+// the integers the AVX-512 VNNI path must reproduce. A 4-bit packing is widened to s8 with the
+// element formula of packed_weight first.
 #include "qinfer/gemm.h"
 
 namespace qnn::qinfer::kernels {
@@ -22,14 +23,26 @@ void row_accumulate(const ARows& a, int64_t m, const PackedWeights& w, int32_t* 
   }
 }
 
+// A 4-bit packing widened to the 8-bit layout (widen_weights' element formula), for the loops above.
+PackedWeights as_8bit(const PackedWeights& w) {
+  PackedWeights wide = w;
+  wide.data = widen_weights(w);
+  wide.bits = 8;
+  wide.alpha = 1;
+  wide.beta.clear();
+  return wide;
+}
+
 }  // namespace
 
 void s32_scalar(const ARows& a, int64_t rows, const PackedWeights& w, int32_t* c, int64_t ldc) {
+  if (w.bits != 8) return s32_scalar(a, rows, as_8bit(w), c, ldc);
   for (int64_t m = 0; m < rows; ++m) row_accumulate(a, m, w, c + m * ldc);
 }
 
 void requant_scalar(const ARows& a, int64_t rows, const PackedWeights& w, const Requant& rq, uint8_t* out,
                     int64_t ldo) {
+  if (w.bits != 8) return requant_scalar(a, rows, as_8bit(w), rq, out, ldo);
   std::vector<int32_t> acc(w.n);
   for (int64_t m = 0; m < rows; ++m) {
     row_accumulate(a, m, w, acc.data());

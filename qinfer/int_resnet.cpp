@@ -9,6 +9,7 @@
 #include <omp.h>
 
 #include "nn/qat_export.h"
+#include "qinfer/conv_direct.h"
 #include "qinfer/stem.h"
 
 namespace qnn::qinfer {
@@ -36,6 +37,7 @@ IntWeight read_export_weight(const SafetensorsFile& file, const std::string& nam
   const std::vector<int> codes = unpack_codes(file.get(p + ".packed"), numel, bits);
   w.values.resize(numel);
   w.scale.resize(channels);
+  w.bits = bits;
   for (int64_t c = 0; c < channels; ++c) {
     // Integer zero points give q - z; half-integer ones (DoReFa's n/2) give 2q - 2z at half the scale.
     const double z2 = 2.0 * double(z[c]);
@@ -44,6 +46,8 @@ IntWeight read_export_weight(const SafetensorsFile& file, const std::string& nam
     const bool half = std::nearbyint(double(z[c])) != double(z[c]);
     const int64_t factor = half ? 2 : 1, zi = int64_t(std::nearbyint(z2)) / (half ? 1 : 2);
     w.scale[c] = double(s[c]) / double(factor);
+    w.code_scale.push_back(int(factor));
+    w.code_base.push_back(int(factor * qmin - zi));
     for (int64_t i = 0; i < per_channel; ++i) {
       const int64_t q = codes[c * per_channel + i] + qmin, v = factor * q - zi;
       QNN_CHECK(v >= -128 && v <= 127, file.path, ": ", name, " holds the integer weight ", v,
@@ -98,13 +102,24 @@ void check_finite(const SafetensorsFile& file, const std::string& layer, int64_t
 
 // A 3x3 convolution of the residual blocks, its batch norm folded, requantized from `in` to `out`.
 IntConv make_conv(const SafetensorsFile& file, const std::string& conv, const std::string& bn, int64_t stride,
-                  const ActivationGrid& in, const ActivationGrid& out) {
+                  const ActivationGrid& in, const ActivationGrid& out, bool pack_4bit) {
   const IntWeight w = read_export_weight(file, conv + ".weight");
   QNN_CHECK(w.shape.size() == 4 && w.shape[2] == w.shape[3], file.path, ": ", conv, ".weight should be [out, in, k, k]");
   IntConv c;
   c.shape = {w.shape[1], w.shape[0], w.shape[2], stride, w.shape[2] / 2};
-  c.weights = pack_weights(conv_weight_nhwc(w.values, c.shape).data(), c.shape.out_channels,
-                           c.shape.kernel * c.shape.kernel * c.shape.in_channels);
+  const std::vector<int8_t> nhwc = conv_weight_nhwc(w.values, c.shape);
+  const int64_t k = c.shape.kernel * c.shape.kernel * c.shape.in_channels;
+  // Codes of 4 bits or fewer with one code_scale, every code's value in s8: kept two per byte.
+  bool packable = pack_4bit && w.bits <= 4;
+  for (size_t o = 0; o < w.code_scale.size(); ++o)
+    packable = packable && w.code_scale[o] == w.code_scale[0] && w.code_base[o] >= -128 &&
+               w.code_base[o] + 15 * w.code_scale[o] <= 127;
+  if (packable) {
+    const std::vector<int8_t> base(w.code_base.begin(), w.code_base.end());
+    c.weights = pack_weights_4bit(nhwc.data(), c.shape.out_channels, k, w.code_scale[0], base.data());
+  } else {
+    c.weights = pack_weights(nhwc.data(), c.shape.out_channels, k);
+  }
   std::vector<double> f, b;
   read_batch_norm(file, bn, c.shape.out_channels, f, b);
   c.in = in;
@@ -139,7 +154,7 @@ bool is_qat_export(const SafetensorsFile& file) {
   return it != file.metadata.end() && it->second == kQatExportFormat;
 }
 
-IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fallback) {
+IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fallback, bool pack_4bit) {
   QNN_CHECK(is_qat_export(file), file.path, ": not a qnn QAT export (metadata 'format' should be ", kQatExportFormat, ")");
   auto meta = [&](const std::string& key) { return file.metadata.count(key) ? file.metadata.at(key) : std::string(); };
   QNN_CHECK(meta("shortcut") != "B" && !file.has("qweight.layer2.0.shortcut.0.weight.shape"), file.path,
@@ -175,6 +190,8 @@ IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fall
     for (int64_t c = 0; c < ci; ++c)
       for (int64_t t = 0; t < taps; ++t) expanded[((c * co + o) * taps + t) * ci + c] = w1.values[(o * ci + c) * taps + t];
   stem_weights_ = pack_weights(expanded.data(), co * ci, taps * ci);
+  if (direct_rgb_fits(stem_shape_))
+    stem_rgb_weights_ = pack_weights(rgb_weights_as_4_channels(expanded, stem_shape_).data(), co * ci, 36);
   for (int64_t c = 0; c < ci; ++c) {
     QNN_CHECK(std::isfinite(norm_.mean[c]) && std::isfinite(norm_.stddev[c]) && norm_.stddev[c] > 0, file.path,
               ": input channel ", c, " has mean ", norm_.mean[c], " and standard deviation ", norm_.stddev[c],
@@ -215,8 +232,8 @@ IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fall
       IntBlock block;
       const int64_t stride = stage > 1 && i == 0 ? 2 : 1;
       const ActivationGrid mid = read_grid(file, p + "act1_fake_quant"), out = read_grid(file, p + "act2_fake_quant");
-      block.conv1 = make_conv(file, p + "conv1", p + "bn1", stride, grid, mid);
-      block.conv2 = make_conv(file, p + "conv2", p + "bn2", 1, mid, out);
+      block.conv1 = make_conv(file, p + "conv1", p + "bn1", stride, grid, mid, pack_4bit);
+      block.conv2 = make_conv(file, p + "conv2", p + "bn2", 1, mid, out, pack_4bit);
       QNN_CHECK(block.conv1.shape.in_channels <= block.conv1.shape.out_channels, file.path, ": ", p,
                 "conv1 narrows the channels; option A only pads them");
       block.pad_before = (block.conv1.shape.out_channels - block.conv1.shape.in_channels) / 2;
@@ -247,6 +264,12 @@ IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fall
   }
 }
 
+int64_t IntResNet::weight_bytes() const {
+  int64_t bytes = stem_weights_.bytes() + stem_rgb_weights_.bytes() + int64_t(fc_weight_.size());
+  for (const IntBlock& b : blocks_) bytes += b.conv1.weights.bytes() + b.conv2.weights.bytes();
+  return bytes;
+}
+
 void IntResNet::stem(const uint8_t* pixels, int64_t n, int64_t h, int64_t w, uint8_t* out) const {
   const int64_t ci = stem_shape_.in_channels, co = stem_shape_.out_channels / ci, k = stem_shape_.kernel,
                 pad = stem_shape_.padding, k1 = k + 1;
@@ -260,15 +283,29 @@ void IntResNet::stem(const uint8_t* pixels, int64_t n, int64_t h, int64_t w, uin
   rq.zero_point = stem_out_.zero_point;
   rq.qmax = stem_out_.qmax;
   // Padding taps hold pixel 0 and are left out of the zero-point correction instead.
-  conv2d_u8_s32_tiles(pixels, n, h, w, stem_shape_, 0, stem_weights_, [&](int64_t m0, int64_t rows, const int32_t* acc) {
-    for (int64_t m = m0; m < m0 + rows; ++m) {
-      const int64_t oh = (m / ow_n) % oh_n, ow = m % ow_n;
+  // Each position's correction (the position's (oh, ow) stepped along, not divided out), then
+  // the positions of the tile requantized in one call.
+  const AccumulatorConsumer requantize = [&](int64_t m0, int64_t rows, const int32_t* acc) {
+    thread_local std::vector<const float*> corrections;
+    corrections.resize(size_t(rows));
+    int64_t oh = (m0 / ow_n) % oh_n, ow = m0 % ow_n;
+    for (int64_t i = 0; i < rows; ++i) {
       const int64_t h0 = std::max<int64_t>(0, pad - oh), h1 = std::min<int64_t>(k, h + pad - oh);
       const int64_t w0 = std::max<int64_t>(0, pad - ow), w1 = std::min<int64_t>(k, w + pad - ow);
-      const float* correction = stem_correction_.data() + (((h0 * k1 + h1) * k1 + w0) * k1 + w1) * co;
-      stem_requantize(acc + (m - m0) * co * ci, correction, rq, out + m * co);
+      corrections[i] = stem_correction_.data() + (((h0 * k1 + h1) * k1 + w0) * k1 + w1) * co;
+      if (++ow == ow_n) {
+        ow = 0;
+        if (++oh == oh_n) oh = 0;
+      }
     }
-  });
+    stem_requantize_positions(acc, rows, corrections.data(), rq, out + m0 * co);
+  };
+  // The direct convolution where it runs (qinfer/conv.h's choice), else im2col + GEMM: the same
+  // accumulators.
+  if (!stem_rgb_weights_.data.empty() && conv_algorithm() == ConvAlgorithm::Auto && active_gemm_path() == GemmPath::Vnni)
+    conv2d_rgb_s32_direct(pixels, n, h, w, stem_shape_, 0, stem_rgb_weights_, requantize);
+  else
+    conv2d_u8_s32_tiles(pixels, n, h, w, stem_shape_, 0, stem_weights_, requantize);
 }
 
 std::vector<float> IntResNet::run(const uint8_t* pixels, int64_t n, int64_t h, int64_t w, const Trace& trace) const {
@@ -397,13 +434,18 @@ std::vector<uint8_t> IntResNet::pixels_of(const Tensor& images) const {
     a[c] = float(255.0 * double(norm_.stddev[c]));
     b[c] = float(255.0 * double(norm_.mean[c]));
   }
+  // Channel by channel into a row of bytes, then interleaved into NHWC (both loops vectorize).
 #pragma omp parallel for schedule(static) if (n >= 8)
-  for (int64_t img = 0; img < n; ++img)
-    for (int64_t c = 0; c < ci; ++c)
-      for (int64_t p = 0; p < h * w; ++p) {
-        const float byte = std::nearbyint(std::fma(src[(img * ci + c) * h * w + p], a[c], b[c]));
-        out[(img * h * w + p) * ci + c] = uint8_t(std::min(255.0f, std::max(0.0f, byte)));
-      }
+  for (int64_t img = 0; img < n; ++img) {
+    std::vector<uint8_t> plane(size_t(h * w));
+    for (int64_t c = 0; c < ci; ++c) {
+      const float* x = src + (img * ci + c) * h * w;
+      for (int64_t p = 0; p < h * w; ++p)
+        plane[p] = uint8_t(std::min(255.0f, std::max(0.0f, std::nearbyint(std::fma(x[p], a[c], b[c])))));
+      uint8_t* o = out.data() + img * h * w * ci + c;
+      for (int64_t p = 0; p < h * w; ++p) o[p * ci] = plane[p];
+    }
+  }
   return out;
 }
 

@@ -17,8 +17,9 @@
 //
 // Weights w = (q - z) s with integer z give s8 values q - z; DoReFa's and PACT's half-integer
 // z = n/2 give 2q - n with the scale s / 2. Any method of the export loads (linear, lsq, pact,
-// dorefa, wrpn, folded batch norms too); the 4- and 2-bit codes are unpacked to s8 when the
-// model is built (the VNNI instruction multiplies bytes in any case).
+// dorefa, wrpn, folded batch norms too); the residual blocks' 4- and 2-bit codes stay two per
+// byte and are widened to s8 in the kernels (the VNNI instruction multiplies bytes), the stem's
+// and the classifier's are unpacked to s8 when the model is built.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -38,10 +39,14 @@ struct ActivationGrid {
 
 // A weight of the export as s8 integers: the real weight is values[i] * scale[c] for output
 // channel c (the first axis); values in the file's order (row-major in `shape`).
+// The export's codes give the values: values[c][i] = code_scale[c] * code + code_base[c] with
+// code in [0, 2^bits) (what lets 4-bit weights be kept as codes, qinfer/gemm.h pack_weights_4bit).
 struct IntWeight {
   Shape shape;
   std::vector<int8_t> values;
   std::vector<double> scale;
+  int bits = 8;
+  std::vector<int> code_scale, code_base;
 };
 // qweight.NAME of an export: its codes unpacked (2, 4 or 8 per byte as packed) and made s8,
 // q - z (integer z) or 2q - 2z with half the scale (half-integer z).
@@ -73,7 +78,9 @@ class IntResNet {
   // normalisation when present; otherwise `fallback` does (an export written before they were
   // recorded). Errors name the file and what is wrong (not an export, a projection shortcut, a
   // missing tensor, a weight that does not fit s8).
-  IntResNet(const SafetensorsFile& file, const InputNormalization& fallback);
+  // Weights of 4 bits or fewer are kept two per byte and widened in the kernels when pack_4bit
+  // (and the layer's codes share one code_scale); otherwise as s8. Both give the same logits.
+  IntResNet(const SafetensorsFile& file, const InputNormalization& fallback, bool pack_4bit = true);
 
   // Logits [N, classes] of float images [N, C, H, W] normalised as in training (each value maps
   // back to its pixel).
@@ -88,6 +95,8 @@ class IntResNet {
   std::vector<uint8_t> head_input_pixels(const uint8_t* pixels, int64_t n, int64_t h, int64_t w) const;
 
   int64_t depth() const { return int64_t(blocks_.size()) * 2 + 2; }
+  // Bytes of the weights as the engine holds them (packed convolutions, stem and classifier).
+  int64_t weight_bytes() const;
   int64_t classes() const { return classes_; }
   const std::string& description() const { return description_; }
 
@@ -104,6 +113,7 @@ class IntResNet {
   // Stem: expanded weights (row ci * C_out + c holds w[c][ci][..] at input channel ci's columns).
   ConvShape stem_shape_;
   PackedWeights stem_weights_;
+  PackedWeights stem_rgb_weights_;  // the same as 4-channel pixels for the direct convolution (3x3 RGB stems)
   std::vector<float> pixel_scale_, pixel_zero_;  // s_c, z_c per input channel
   std::vector<float> stem_multiplier_, stem_bias_;
   // sum_ci s_ci z_ci sum w[c][ci][kh][kw] over the taps kh in [kh0, kh1), kw in [kw0, kw1): the

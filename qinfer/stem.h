@@ -24,10 +24,16 @@ struct StemRequant {
 
 // One output position: acc [C_in][C_out], correction [C_out], out [C_out].
 void stem_requantize(const int32_t* acc, const float* correction, const StemRequant& rq, uint8_t* out);
+// `count` consecutive positions: acc [count][C_in][C_out], corrections[i] position i's correction,
+// out [count][C_out]; the per-position operations above, with the constants loaded once.
+void stem_requantize_positions(const int32_t* acc, int64_t count, const float* const* corrections,
+                               const StemRequant& rq, uint8_t* out);
 
 namespace kernels {
 void stem_requantize_scalar(const int32_t* acc, const float* correction, const StemRequant& rq, uint8_t* out);
 void stem_requantize_avx512(const int32_t* acc, const float* correction, const StemRequant& rq, uint8_t* out);
+void stem_requantize_positions_avx512(const int32_t* acc, int64_t count, const float* const* corrections,
+                                      const StemRequant& rq, uint8_t* out);
 }  // namespace kernels
 
 }  // namespace qnn::qinfer

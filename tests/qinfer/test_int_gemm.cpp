@@ -4,10 +4,12 @@
 // clamping written out by hand, and the weight packing's round trip.
 #include <doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
 #include "qinfer/conv.h"
+#include "qinfer/conv_direct.h"
 #include "qinfer/gemm.h"
 #include "tensor/tensor.h"
 
@@ -235,4 +237,136 @@ TEST_CASE("qinfer conv: conv2d_u8 equals a direct 64-bit convolution padded with
       CHECK(wrong_acc == 0);
       CHECK(wrong_y == 0);
     }
+}
+
+TEST_CASE("qinfer conv: the direct convolution gives the im2col GEMM's and the scalar path's bytes") {
+  PathGuard guard;
+  struct AlgorithmGuard {
+    ~AlgorithmGuard() { set_conv_algorithm(ConvAlgorithm::Auto); }
+  } algorithm_guard;
+  CHECK(direct_conv_fits(ConvShape{16, 16, 3, 1, 1}));
+  CHECK(direct_conv_fits(ConvShape{64, 48, 3, 1, 1}));
+  CHECK(direct_conv_fits(ConvShape{16, 32, 3, 2, 1}));
+  CHECK_FALSE(direct_conv_fits(ConvShape{16, 16, 3, 3, 1}));
+  CHECK_FALSE(direct_conv_fits(ConvShape{16, 20, 3, 1, 1}));
+  CHECK_FALSE(direct_conv_fits(ConvShape{8, 16, 3, 1, 1}));
+  CHECK_FALSE(direct_conv_fits(ConvShape{16, 16, 1, 1, 0}));
+  if (!vnni_supported()) {
+    MESSAGE("this CPU has no AVX-512 VNNI: the direct convolution (VNNI only) is not checked");
+    return;
+  }
+  std::mt19937 rng(33);
+  // Output widths below, at and past one 16-pixel strip, with a partial last strip; 8 wide (two
+  // output rows per strip) with an odd height; one image (its rows split over the threads) and
+  // several; 16, 32 and 64 input channels, one to four blocks of 16 output channels; strides 1
+  // and 2 (odd and even input sizes); with and without a residual.
+  struct Case {
+    int64_t n, h, w, c, oc, stride;
+  };
+  for (const Case& t : {Case{1, 32, 32, 16, 16, 1}, Case{3, 5, 7, 16, 16, 1}, Case{2, 9, 16, 16, 16, 1},
+                        Case{1, 3, 33, 16, 16, 1}, Case{5, 17, 21, 16, 16, 1}, Case{1, 1, 1, 16, 16, 1},
+                        Case{2, 16, 16, 32, 32, 1}, Case{1, 8, 8, 64, 64, 1}, Case{3, 7, 8, 64, 64, 1},
+                        Case{2, 5, 8, 16, 16, 1}, Case{1, 6, 19, 32, 48, 1}, Case{2, 4, 3, 64, 16, 1},
+                        Case{2, 32, 32, 16, 32, 2}, Case{1, 16, 16, 32, 64, 2}, Case{3, 15, 15, 32, 64, 2},
+                        Case{1, 9, 35, 16, 16, 2}, Case{2, 5, 2, 64, 16, 2}, Case{1, 1, 1, 16, 32, 2}})
+    for (bool residual : {false, true}) {
+      CAPTURE(t.n);
+      CAPTURE(t.h);
+      CAPTURE(t.w);
+      CAPTURE(t.c);
+      CAPTURE(t.oc);
+      CAPTURE(t.stride);
+      CAPTURE(residual);
+      const ConvShape s{t.c, t.oc, 3, t.stride, 1};
+      REQUIRE(direct_conv_fits(s));
+      const int64_t oh = s.out_size(t.h), ow = s.out_size(t.w), positions = t.n * oh * ow, k = 9 * t.c;
+      const uint8_t z_in = 11;
+      const std::vector<uint8_t> x = random_values<uint8_t>(t.n * t.h * t.w * t.c, 0, 255, rng);
+      const std::vector<int8_t> w = random_values<int8_t>(t.oc * k, -128, 127, rng);  // [out][in][kh][kw]
+      const PackedWeights p = pack_weights(conv_weight_nhwc(w, s).data(), t.oc, k);
+      RandomRequant r(p, z_in, rng);
+      const std::vector<uint8_t> res = random_values<uint8_t>(positions * t.oc, 0, 255, rng);
+      if (residual) {
+        r.rq.residual = res.data();
+        r.rq.residual_ld = t.oc;
+        r.rq.residual_zero = 5;
+        r.rq.residual_multiplier = 0.37f;
+      }
+      // The 64-bit sums through the scalar requantization.
+      std::vector<uint8_t> expected(positions * t.oc);
+      for (int64_t img = 0; img < t.n; ++img)
+        for (int64_t i = 0; i < oh; ++i)
+          for (int64_t j = 0; j < ow; ++j)
+            for (int64_t o = 0; o < t.oc; ++o) {
+              int64_t sum = 0;
+              for (int64_t ci = 0; ci < t.c; ++ci)
+                for (int64_t kh = 0; kh < 3; ++kh)
+                  for (int64_t kw = 0; kw < 3; ++kw) {
+                    const int64_t ih = i * t.stride - 1 + kh, iw = j * t.stride - 1 + kw;
+                    const bool inside = ih >= 0 && ih < t.h && iw >= 0 && iw < t.w;
+                    sum += int64_t(inside ? x[((img * t.h + ih) * t.w + iw) * t.c + ci] : z_in) *
+                           w[((o * t.c + ci) * 3 + kh) * 3 + kw];
+                  }
+              const int64_t m = (img * oh + i) * ow + j;
+              expected[m * t.oc + o] = requantize_value(int32_t(sum), o, r.rq, residual ? res[m * t.oc + o] : 0);
+            }
+      std::vector<uint8_t> scalar(expected.size()), gemm(expected.size()), direct(expected.size()),
+          called(expected.size());
+      set_gemm_path(GemmPath::Scalar);
+      conv2d_u8(x.data(), t.n, t.h, t.w, s, z_in, p, r.rq, scalar.data());
+      set_gemm_path(GemmPath::Vnni);
+      set_conv_algorithm(ConvAlgorithm::Gemm);
+      conv2d_u8(x.data(), t.n, t.h, t.w, s, z_in, p, r.rq, gemm.data());
+      set_conv_algorithm(ConvAlgorithm::Auto);
+      conv2d_u8(x.data(), t.n, t.h, t.w, s, z_in, p, r.rq, called.data());
+      conv2d_u8_direct(x.data(), t.n, t.h, t.w, s, z_in, p, r.rq, direct.data());
+      CHECK(scalar == expected);
+      CHECK(gemm == expected);
+      CHECK(direct == expected);
+      CHECK(called == expected);
+    }
+  CHECK_THROWS_WITH_AS(conv2d_u8_direct(nullptr, 1, 4, 4, ConvShape{16, 20, 3, 1, 1}, 0, PackedWeights{}, Requant{}, nullptr),
+                       doctest::Contains("multiple of 16"), qnn::Error);
+}
+
+TEST_CASE("qinfer conv: the direct RGB convolution's accumulators equal the im2col GEMM's") {
+  PathGuard guard;
+  CHECK(direct_rgb_fits(ConvShape{3, 48, 3, 1, 1}));
+  CHECK_FALSE(direct_rgb_fits(ConvShape{3, 40, 3, 1, 1}));
+  CHECK_FALSE(direct_rgb_fits(ConvShape{3, 16, 3, 2, 1}));
+  CHECK_FALSE(direct_rgb_fits(ConvShape{4, 16, 3, 1, 1}));
+  if (!vnni_supported()) {
+    MESSAGE("this CPU has no AVX-512 VNNI: the direct RGB convolution (VNNI only) is not checked");
+    return;
+  }
+  std::mt19937 rng(41);
+  struct Case {
+    int64_t n, h, w, oc;
+    uint8_t pad;
+  };
+  for (const Case& t : {Case{2, 32, 32, 48, 0}, Case{1, 5, 7, 16, 13}, Case{3, 9, 8, 32, 0}, Case{1, 1, 1, 16, 200},
+                        Case{2, 6, 17, 16, 0}, Case{1, 3, 33, 48, 7}}) {
+    CAPTURE(t.n);
+    CAPTURE(t.h);
+    CAPTURE(t.w);
+    CAPTURE(t.oc);
+    const ConvShape s{3, t.oc, 3, 1, 1};
+    const int64_t positions = t.n * t.h * t.w;
+    const std::vector<uint8_t> x = random_values<uint8_t>(positions * 3, 0, 255, rng);
+    const std::vector<int8_t> w = random_values<int8_t>(t.oc * 27, -128, 127, rng);  // [out][in][kh][kw]
+    const std::vector<int8_t> nhwc = conv_weight_nhwc(w, s);
+    const PackedWeights p3 = pack_weights(nhwc.data(), t.oc, 27);
+    const PackedWeights p4 = pack_weights(rgb_weights_as_4_channels(nhwc, s).data(), t.oc, 36);
+    std::vector<int32_t> gemm(positions * t.oc), direct(positions * t.oc, -1);
+    std::vector<int> seen(positions, 0);
+    conv2d_u8_s32(x.data(), t.n, t.h, t.w, s, t.pad, p3, gemm.data());
+    conv2d_rgb_s32_direct(x.data(), t.n, t.h, t.w, s, t.pad, p4, [&](int64_t m0, int64_t rows, const int32_t* acc) {
+      for (int64_t m = m0; m < m0 + rows; ++m) {
+        ++seen[m];
+        std::copy(acc + (m - m0) * t.oc, acc + (m - m0 + 1) * t.oc, direct.begin() + m * t.oc);
+      }
+    });
+    CHECK(std::count(seen.begin(), seen.end(), 1) == positions);  // every position once
+    CHECK(direct == gemm);
+  }
 }

@@ -262,3 +262,40 @@ TEST_CASE("qinfer resnet: files it cannot run are reported by name") {
   CHECK_THROWS_WITH_AS(qinfer::IntResNet(good, {{0.5f, 0.5f}, {0.2f, 0.2f}}), doctest::Contains("the input has 3 channels"),
                        Error);
 }
+
+TEST_CASE("qinfer resnet: 4- and 2-bit weights kept two per byte give the s8 engine's logits in half the bytes") {
+  for (auto [method, bits] : {std::pair{QatMethod::Lsq, 4}, std::pair{QatMethod::Dorefa, 4}, std::pair{QatMethod::Lsq, 2}}) {
+    QatSpec spec;
+    spec.method = method;
+    spec.weight_bits = spec.act_bits = bits;
+    const std::string name = spec.describe();
+    CAPTURE(name);
+    manual_seed(12);
+    QatCifarResNet net(8, spec, 10, Shortcut::A);
+    for (int i = 0; i < 2; ++i) {
+      NoGradGuard no_grad;
+      net(Variable(random_images(16, 16, 40 + i).normalized));
+    }
+    net.eval();
+    const std::string path = temp_path("packed" + std::to_string(bits) + ".safetensors");
+    export_qat_model(net, path, {{"arch", "resnet8"}, {"shortcut", "A"}});
+    const SafetensorsFile file = load_safetensors(path);
+    std::remove(path.c_str());
+    const qinfer::IntResNet packed(file, cifar_input(), true), wide(file, cifar_input(), false);
+    // ResNet-8's convolutions hold 73728 weights: half the bytes, plus 4 bytes of beta per channel
+    // (16 + 16 + 32 + 32 + 64 + 64 channels).
+    CHECK(wide.weight_bytes() - packed.weight_bytes() == 73728 / 2 - 4 * 224);
+    const int64_t n = 24, hw = 16;
+    const Images im = random_images(n, hw, 77);
+    const std::vector<float> logits = wide.forward_pixels(im.nhwc.data(), n, hw, hw);
+    CHECK(packed.forward_pixels(im.nhwc.data(), n, hw, hw) == logits);
+    CHECK(packed.forward_pixels(im.nhwc.data() + 5 * hw * hw * 3, 1, hw, hw) ==
+          std::vector<float>(logits.begin() + 50, logits.begin() + 60));
+    if (qinfer::vnni_supported()) {
+      qinfer::set_gemm_path(qinfer::GemmPath::Scalar);
+      const std::vector<float> scalar = packed.forward_pixels(im.nhwc.data(), n, hw, hw);
+      qinfer::set_gemm_path(qinfer::GemmPath::Auto);
+      CHECK(scalar == logits);
+    }
+  }
+}
