@@ -81,7 +81,9 @@ void multiply_packed(const float* a_packed, int64_t m, int64_t k, const float* b
 // zero-padded plane xp [C][Hp][Wp]; then the output computed on a grid Wp wide (columns
 // j >= Wo are junk and dropped) needs B((c,u,v), q) = xp[c*Hp*Wp + u*Wp + v + q]: every row of
 // the im2col matrix is a shifted window of xp, which the kernel reads through a table of row
-// offsets. The junk columns cost Wp/Wo - 1 extra work (6% at 32x32); the K x P copy is gone.
+// offsets. The junk columns cost Wp/Wo - 1 extra work (12% at 16x16) and a copy of the valid
+// columns into y; the K x P copy is gone. When Wo is a multiple of the tile width (32x32) the
+// tiles follow the output rows instead, so neither the junk nor the copy exists.
 void forward_implicit(const ConvGeometry& g, const float* x, const float* w_packed,
                       const float* bias, float* y) {
   const int64_t hp = g.h + 2 * g.pad, wp = g.w + 2 * g.pad, plane = hp * wp, wide = g.ho * wp;
@@ -89,13 +91,16 @@ void forward_implicit(const ConvGeometry& g, const float* x, const float* w_pack
   for (int64_t c = 0; c < g.c; ++c)
     for (int64_t u = 0; u < g.kh; ++u)
       for (int64_t v = 0; v < g.kw; ++v) rows[(c * g.kh + u) * g.kw + v] = c * plane + u * wp + v;
+  // Rows a whole number of tiles wide (32x32 and 64x64 outputs) are computed one output row at a
+  // time instead of on the wide grid.
+  const bool rows_direct = g.wo % NR == 0;
 #pragma omp parallel
   {
     int64_t begin, end;
     thread_range(g.n, omp_get_thread_num(), omp_get_num_threads(), begin, end);
     // The last window reads kw - 1 floats past the planes: keep them zero.
     float* xp = scratch_data(0, g.c * plane + g.kw);
-    float* y_wide = scratch_data(1, g.o * wide);
+    float* y_wide = rows_direct ? nullptr : scratch_data(1, g.o * wide);
     std::memset(xp, 0, (g.c * plane + g.kw) * sizeof(float));
     for (int64_t n = begin; n < end; ++n) {
       const float* xn = x + n * g.image_in();
@@ -103,6 +108,19 @@ void forward_implicit(const ConvGeometry& g, const float* x, const float* w_pack
         for (int64_t i = 0; i < g.h; ++i)
           std::memcpy(xp + c * plane + (i + g.pad) * wp + g.pad, xn + (c * g.h + i) * g.w,
                       g.w * sizeof(float));
+      float* yn = y + n * g.image_out();
+      if (rows_direct) {
+        // Output row i is columns [i*Wp, i*Wp + Wo) of the wide grid: whole tiles, stored
+        // straight into y (no junk columns computed, nothing copied).
+        for (int64_t i = 0; i < g.ho; ++i)
+          for (int64_t jr = 0; jr < g.wo; jr += NR)
+            for (int64_t ir = 0; ir < g.o; ir += MR)
+              kernel::micro_kernel<MR, NV>(g.k(), w_packed + ir * g.k(), 1, MR, xp + i * wp + jr, 0,
+                                           yn + ir * g.p() + i * g.wo + jr, g.p(),
+                                           static_cast<int>(std::min<int64_t>(MR, g.o - ir)), NR,
+                                           1.0f, false, bias ? bias + ir : nullptr, rows.data());
+        continue;
+      }
       for (int64_t jr = 0; jr < wide; jr += NR)
         for (int64_t ir = 0; ir < g.o; ir += MR)
           kernel::micro_kernel<MR, NV>(g.k(), w_packed + ir * g.k(), 1, MR, xp + jr, 0,
@@ -110,7 +128,6 @@ void forward_implicit(const ConvGeometry& g, const float* x, const float* w_pack
                                        static_cast<int>(std::min<int64_t>(MR, g.o - ir)),
                                        static_cast<int>(std::min<int64_t>(NR, wide - jr)), 1.0f,
                                        false, bias ? bias + ir : nullptr, rows.data());
-      float* yn = y + n * g.image_out();
       for (int64_t o = 0; o < g.o; ++o)
         for (int64_t i = 0; i < g.ho; ++i)
           std::memcpy(yn + (o * g.ho + i) * g.wo, y_wide + o * wide + i * wp, g.wo * sizeof(float));
