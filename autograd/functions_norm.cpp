@@ -4,15 +4,14 @@
 // x is saved beyond x itself.
 //
 // batch_norm_relu is relu(batch_norm(x)) or relu(batch_norm(x) + residual) as one node: its
-// value is the ReLU'd output and it keeps x, so the pre-ReLU tensor is never stored. Backward:
-// without a residual the ReLU mask (y > 0) is applied inside batch_norm_relu_backward; with one,
-// the masked gradient g' = relu_backward(g, y) is formed once, read by batch_norm_backward and
-// then handed to the residual as its gradient (no copy: nothing else holds it).
+// value is the ReLU'd output and it keeps x, so the pre-ReLU tensor is never stored. Backward
+// applies the ReLU mask (y > 0) inside batch_norm_relu_backward; with a residual, the masked
+// gradient g' = relu_backward(g, y) is written out by the same pass and handed to the residual as
+// its gradient (no copy: nothing else holds it).
 #include "autograd/functions.h"
 #include "autograd/functions_internal.h"
 #include "tensor/batchnorm.h"
 #include "tensor/channel_scale.h"
-#include "tensor/elementwise.h"
 
 namespace qnn {
 
@@ -78,19 +77,14 @@ Variable batch_norm_relu(const Variable& x, const Variable& gamma, const Variabl
     Node& nx = *self.inputs[0];
     Node& ng = *self.inputs[1];
     Node& nb = *self.inputs[2];
-    Tensor masked;  // g where y > 0, for the residual; batch_norm_backward then reads it
-    BatchNormGrads g;
-    if (has_residual) {
-      masked = relu_backward(self.grad, self.value);
-      g = batch_norm_backward(masked, nx.value, ng.value, mean, invstd, training, nx.requires_grad);
-    } else {
-      g = batch_norm_relu_backward(self.grad, self.value, nx.value, ng.value, mean, invstd, training,
-                                   nx.requires_grad);
-    }
+    // The masked gradient g' is kept for a residual that needs it.
+    const bool keep = has_residual && self.inputs[3]->requires_grad;
+    BatchNormGrads g = batch_norm_relu_backward(self.grad, self.value, nx.value, ng.value, mean,
+                                                invstd, training, nx.requires_grad, keep);
     if (nx.requires_grad) accumulate_grad(nx, g.dx);
     if (ng.requires_grad) accumulate_grad(ng, g.dgamma);
     if (nb.requires_grad) accumulate_grad(nb, g.dbeta);
-    if (has_residual && self.inputs[3]->requires_grad) accumulate_grad(*self.inputs[3], masked);
+    if (keep) accumulate_grad(*self.inputs[3], g.dy_masked);
   });
 }
 

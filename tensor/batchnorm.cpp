@@ -155,10 +155,12 @@ Epilogue relu_epilogue(const char* op, const Tensor& x, const Tensor& residual) 
   return Epilogue::add_relu;
 }
 
+#ifdef QNN_CUDA
 // relu(y) or relu(y + residual) for the CUDA path, which composes the existing kernels.
 Tensor relu_after(const Tensor& y, const Tensor& residual) {
   return residual.defined() ? add_relu(y, residual) : relu(y);
 }
+#endif
 
 }  // namespace
 
@@ -215,9 +217,12 @@ Tensor batch_norm_relu_forward_eval(const Tensor& x, const Tensor& residual, con
 
 namespace {
 
-// The CPU backward; with `masked`, dy counts as zero wherever the ReLU output y is not positive
-// (relu_backward's rule), read in place instead of from a masked copy.
-template <bool masked>
+// How the CPU backward reads dy: as it is; masked by the ReLU output y (relu_backward's rule)
+// as it is read; or masked, with the masked gradient also written out in pass 1 (for a residual
+// that needs it) and read back from there in pass 2.
+enum class Mask { none, relu, relu_keep };
+
+template <Mask M>
 BatchNormGrads backward(const Layout& l, const Tensor& dy, const Tensor& y, const Tensor& x,
                         const Tensor& gamma, const Tensor& mean, const Tensor& invstd, bool training,
                         bool need_dx) {
@@ -226,9 +231,11 @@ BatchNormGrads backward(const Layout& l, const Tensor& dy, const Tensor& y, cons
   g.dgamma = Tensor({l.c}, x.device());
   g.dbeta = Tensor({l.c}, x.device());
   if (need_dx) g.dx = Tensor(x.shape(), x.device());
+  if (M == Mask::relu_keep) g.dy_masked = Tensor(x.shape(), x.device());
   const float* px = x.data();
   const float* pdy = dy.data();
-  const float* py = masked ? y.data() : nullptr;
+  const float* py = M != Mask::none ? y.data() : nullptr;
+  float* pkeep = M == Mask::relu_keep ? g.dy_masked.data() : nullptr;
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < l.c; ++c) {
     const float mu = mean.data()[c];
@@ -238,10 +245,12 @@ BatchNormGrads backward(const Layout& l, const Tensor& dy, const Tensor& y, cons
     for (int64_t img = 0; img < l.n; ++img) {
       const float* xp = px + l.at(img, c);
       const float* gp = pdy + l.at(img, c);
-      const float* yp = masked ? py + l.at(img, c) : nullptr;
+      const float* yp = M != Mask::none ? py + l.at(img, c) : nullptr;
+      float* kp = M == Mask::relu_keep ? pkeep + l.at(img, c) : nullptr;
 #pragma omp simd reduction(+ : s_dy, s_dyx)
       for (int64_t i = 0; i < l.inner; ++i) {
-        const float gi = masked ? relu_mask(gp[i], yp[i]) : gp[i];
+        const float gi = M != Mask::none ? relu_mask(gp[i], yp[i]) : gp[i];
+        if constexpr (M == Mask::relu_keep) kp[i] = gi;
         s_dy += gi;
         s_dyx += static_cast<double>(gi) * (xp[i] - mu);
       }
@@ -256,12 +265,13 @@ BatchNormGrads backward(const Layout& l, const Tensor& dy, const Tensor& y, cons
     const float c2 = training ? static_cast<float>(dgamma * is / m) : 0.0f;
     for (int64_t img = 0; img < l.n; ++img) {
       const float* xp = px + l.at(img, c);
-      const float* gp = pdy + l.at(img, c);
-      const float* yp = masked ? py + l.at(img, c) : nullptr;
+      // The masked gradient where pass 1 kept it, else dy (masked below when M is relu).
+      const float* gp = (M == Mask::relu_keep ? pkeep : pdy) + l.at(img, c);
+      const float* yp = M == Mask::relu ? py + l.at(img, c) : nullptr;
       float* dxp = g.dx.data() + l.at(img, c);
 #pragma omp simd
       for (int64_t i = 0; i < l.inner; ++i) {
-        const float gi = masked ? relu_mask(gp[i], yp[i]) : gp[i];
+        const float gi = M == Mask::relu ? relu_mask(gp[i], yp[i]) : gp[i];
         dxp[i] = k * (gi - c1 - (xp[i] - mu) * c2);
       }
     }
@@ -279,18 +289,35 @@ BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tens
   QNN_CHECK(dy.shape() == x.shape(), "output gradient ", shape_str(dy.shape()), " for x ",
             shape_str(x.shape()));
   QNN_ON_CUDA(x, cuda::batch_norm_backward(dy, x, gamma, mean, invstd, training, need_dx));
-  return backward<false>(l, dy, Tensor(), x, gamma, mean, invstd, training, need_dx);
+  return backward<Mask::none>(l, dy, Tensor(), x, gamma, mean, invstd, training, need_dx);
 }
+
+#ifdef QNN_CUDA
+namespace {
+// The CUDA path of batch_norm_relu_backward: the mask as its own kernel, then the plain backward.
+BatchNormGrads masked_backward_cuda(const Tensor& dy, const Tensor& y, const Tensor& x,
+                                    const Tensor& gamma, const Tensor& mean, const Tensor& invstd,
+                                    bool training, bool need_dx, bool keep_masked) {
+  const Tensor masked = relu_backward(dy, y);
+  BatchNormGrads g = cuda::batch_norm_backward(masked, x, gamma, mean, invstd, training, need_dx);
+  if (keep_masked) g.dy_masked = masked;
+  return g;
+}
+}  // namespace
+#endif
 
 BatchNormGrads batch_norm_relu_backward(const Tensor& dy, const Tensor& y, const Tensor& x,
                                         const Tensor& gamma, const Tensor& mean,
-                                        const Tensor& invstd, bool training, bool need_dx) {
+                                        const Tensor& invstd, bool training, bool need_dx,
+                                        bool keep_masked) {
   const Layout l = layout("batch_norm_relu_backward", x, gamma, gamma);
   check_stats("batch_norm_relu_backward", l, mean, invstd);
   QNN_CHECK(dy.shape() == x.shape() && y.shape() == x.shape(), "output gradient ",
             shape_str(dy.shape()), " and output ", shape_str(y.shape()), " for x ", shape_str(x.shape()));
-  QNN_ON_CUDA(x, cuda::batch_norm_backward(relu_backward(dy, y), x, gamma, mean, invstd, training, need_dx));
-  return backward<true>(l, dy, y, x, gamma, mean, invstd, training, need_dx);
+  QNN_ON_CUDA(x, masked_backward_cuda(dy, y, x, gamma, mean, invstd, training, need_dx, keep_masked));
+  if (keep_masked)
+    return backward<Mask::relu_keep>(l, dy, y, x, gamma, mean, invstd, training, need_dx);
+  return backward<Mask::relu>(l, dy, y, x, gamma, mean, invstd, training, need_dx);
 }
 
 }  // namespace qnn

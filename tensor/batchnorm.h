@@ -47,6 +47,7 @@ Tensor batch_norm_relu_forward_eval(const Tensor& x, const Tensor& residual, con
 struct BatchNormGrads {
   Tensor dx;  // undefined unless asked for
   Tensor dgamma, dbeta;
+  Tensor dy_masked;  // batch_norm_relu_backward with keep_masked: the gradient reaching bn's output
 };
 
 // mean and invstd are what normalised x in forward (batch statistics when `training`, else the
@@ -54,11 +55,14 @@ struct BatchNormGrads {
 BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma,
                                    const Tensor& mean, const Tensor& invstd, bool training,
                                    bool need_dx);
-// The same for y = relu(bn(x)): dy is the gradient of y and counts only where y > 0; the result
-// equals batch_norm_backward(relu_backward(dy, y), ...) bit for bit.
+// The same for y = relu(bn(x)) or relu(bn(x) + residual): dy is the gradient of y and counts only
+// where y > 0; the result equals batch_norm_backward(relu_backward(dy, y), ...) bit for bit.
+// keep_masked also returns relu_backward(dy, y) itself (the residual's gradient) in dy_masked,
+// written as the first pass reads it.
 BatchNormGrads batch_norm_relu_backward(const Tensor& dy, const Tensor& y, const Tensor& x,
                                         const Tensor& gamma, const Tensor& mean,
-                                        const Tensor& invstd, bool training, bool need_dx);
+                                        const Tensor& invstd, bool training, bool need_dx,
+                                        bool keep_masked = false);
 
 // The CUDA twins (tensor/batchnorm.cu), called by the functions above for CUDA tensors after the
 // shapes are checked; same formulas, per-channel sums split over many blocks.

@@ -106,8 +106,7 @@ void forward_implicit(const ConvGeometry& g, const float* x, const float* w_pack
       const float* xn = x + n * g.image_in();
       for (int64_t c = 0; c < g.c; ++c)
         for (int64_t i = 0; i < g.h; ++i)
-          std::memcpy(xp + c * plane + (i + g.pad) * wp + g.pad, xn + (c * g.h + i) * g.w,
-                      g.w * sizeof(float));
+          copy_floats(xp + c * plane + (i + g.pad) * wp + g.pad, xn + (c * g.h + i) * g.w, g.w);
       float* yn = y + n * g.image_out();
       if (rows_direct) {
         // Output row i is columns [i*Wp, i*Wp + Wo) of the wide grid: whole tiles, stored
@@ -130,7 +129,7 @@ void forward_implicit(const ConvGeometry& g, const float* x, const float* w_pack
                                        false, bias ? bias + ir : nullptr, rows.data());
       for (int64_t o = 0; o < g.o; ++o)
         for (int64_t i = 0; i < g.ho; ++i)
-          std::memcpy(yn + (o * g.ho + i) * g.wo, y_wide + o * wide + i * wp, g.wo * sizeof(float));
+          copy_floats(yn + (o * g.ho + i) * g.wo, y_wide + o * wide + i * wp, g.wo);
     }
   }
 }
@@ -245,13 +244,11 @@ void weight_gradient_shifted(const ConvGeometry& g, const float* x, const float*
       }
       for (int64_t c = 0; c < g.c; ++c)
         for (int64_t r = 0; r < g.h; ++r)
-          std::memcpy(planes + i * size + (c * hp + r + g.pad) * wp + g.pad, xn + (c * g.h + r) * g.w,
-                      g.w * sizeof(float));
+          copy_floats(planes + i * size + (c * hp + r + g.pad) * wp + g.pad, xn + (c * g.h + r) * g.w, g.w);
       const float* dyn = dy + (n0 + i) * g.image_out();
       for (int64_t o = 0; o < g.o; ++o)
         for (int64_t r = 0; r < g.ho; ++r)
-          std::memcpy(dy_wide + (i * g.o + o) * len + r * wp, dyn + (o * g.ho + r) * g.wo,
-                      g.wo * sizeof(float));
+          copy_floats(dy_wide + (i * g.o + o) * len + r * wp, dyn + (o * g.ho + r) * g.wo, g.wo);
     }
     const float* a = padded ? dy_wide : dy + n0 * g.image_out();
     const int64_t a_step = padded ? g.o * len : g.image_out();
