@@ -1,7 +1,7 @@
 // batch_norm against values printed by PyTorch 1.13 (F.batch_norm on the same inputs), the running
 // statistics update, evaluation mode, and gradients for x, gamma and beta in both modes; on a
 // GPU, evaluation mode with gradients against the CPU; the fused batch_norm_relu against the separate
-// ops (bit for bit) and finite differences.
+// ops (bit for bit), finite differences and, on a GPU, the CPU.
 #include "tests/autograd/helpers.h"
 #include "tests/gpu.h"
 
@@ -226,5 +226,39 @@ TEST_CASE("functions: batch_norm_relu gradients for x, gamma, beta and the resid
           return batch_norm_relu(v[0], v[1], v[2], m, s, training, 0.1f, 1e-5f, v[3]);
         },
         {x, gamma, beta, res});
+  }
+}
+
+// On the GPU the fused op runs the separate kernels one after another; it must agree with the
+// CPU's fused pass (tolerances as for batch_norm above, the running statistics included).
+GPU_TEST_CASE("functions: batch_norm_relu on the GPU matches the CPU, with and without a residual") {
+  const Tensor x = Tensor::normal({4, 3, 5, 5}, 0.5f, 2.0f, 61);
+  const Tensor r = Tensor::normal({4, 3, 5, 5}, 0.0f, 1.0f, 62);
+  const Tensor dy = Tensor::uniform({4, 3, 5, 5}, -1, 1, 63);
+  const Tensor gamma = Tensor::from_vector({1.5f, -0.7f, 0.9f}, {3});
+  const Tensor beta = Tensor::from_vector({0.2f, -0.3f, 0.1f}, {3});
+  for (bool residual : {false, true}) {
+    INFO("residual ", residual);
+    struct Result {
+      Tensor y, dx, dgamma, dbeta, dr, rm, rv;
+    };
+    auto run = [&](Device device) {
+      Variable vx(x.clone().to(device), true), vg(gamma.clone().to(device), true);
+      Variable vb(beta.clone().to(device), true), vr(r.clone().to(device), true);
+      Tensor m = Tensor::zeros({3}).to(device), s = Tensor::full({3}, 1.0f).to(device);
+      const Variable y = batch_norm_relu(vx, vg, vb, m, s, true, 0.1f, 1e-5f, residual ? vr : Variable());
+      y.backward(dy.to(device));
+      return Result{y.value().to(Device::CPU), vx.grad().to(Device::CPU), vg.grad().to(Device::CPU),
+                    vb.grad().to(Device::CPU), residual ? vr.grad().to(Device::CPU) : Tensor(),
+                    m.to(Device::CPU), s.to(Device::CPU)};
+    };
+    const Result cpu = run(Device::CPU), gpu = run(Device::CUDA);
+    CHECK(closeness(gpu.y, cpu.y, 1e-5, 1e-5) <= 1);
+    CHECK(closeness(gpu.dx, cpu.dx, 1e-4, 1e-4) <= 1);
+    CHECK(closeness(gpu.dgamma, cpu.dgamma, 1e-4, 1e-5) <= 1);
+    CHECK(closeness(gpu.dbeta, cpu.dbeta, 1e-4, 1e-5) <= 1);
+    CHECK(closeness(gpu.rm, cpu.rm, 1e-5, 1e-5) <= 1);
+    CHECK(closeness(gpu.rv, cpu.rv, 1e-5, 1e-5) <= 1);
+    if (residual) CHECK(closeness(gpu.dr, cpu.dr, 1e-5, 1e-5) <= 1);
   }
 }
