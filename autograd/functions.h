@@ -45,6 +45,13 @@ Variable batch_norm(const Variable& x, const Variable& gamma, const Variable& be
                     Tensor& running_mean, Tensor& running_var, bool training, float momentum,
                     float eps);
 
+// relu(batch_norm(...)), or relu(batch_norm(...) + residual) when residual is defined (x's shape):
+// the two ends of a ResNet block's convolutions as one node and one pass over the output, with
+// results bit-identical to the separate ops; the pre-ReLU tensor is never kept.
+Variable batch_norm_relu(const Variable& x, const Variable& gamma, const Variable& beta,
+                         Tensor& running_mean, Tensor& running_var, bool training, float momentum,
+                         float eps, const Variable& residual = Variable());
+
 // Max pooling over kernel x kernel windows (zero-padding never wins: padded cells are -inf).
 Variable max_pool2d(const Variable& x, int kernel, int stride, int padding);
 // Mean over H and W: [N, C, H, W] -> [N, C].

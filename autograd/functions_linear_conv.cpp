@@ -59,7 +59,9 @@ Variable conv2d(const Variable& x, const Variable& w, const Variable& b, ConvPar
   return make_op_result("conv2d", y, op_inputs(x, w, b), [has_bias, p](Node& self) {
     Node& nx = *self.inputs[0];
     Node& nw = *self.inputs[1];
-    if (nx.requires_grad)
+    if (nx.requires_grad && nx.grad.defined())  // added into the gradient already there
+      conv2d_backward_data_add(self.grad, nw.value, nx.grad, p);
+    else if (nx.requires_grad)
       accumulate_grad(nx, conv2d_backward_data(self.grad, nw.value, nx.value.shape(), p));
     WeightGrads g = weight_grad_buffers(self, has_bias);
     if (g.dw.defined()) conv2d_backward_weight(nx.value, self.grad, g.dw, g.db, p);

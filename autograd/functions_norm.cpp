@@ -2,6 +2,12 @@
 // tensor/batchnorm.h). The node keeps x (its input) and two [C] tensors: the mean and invstd that
 // normalised x, batch statistics in training and running ones in evaluation. Nothing the size of
 // x is saved beyond x itself.
+//
+// batch_norm_relu is relu(batch_norm(x)) or relu(batch_norm(x) + residual) as one node: its
+// value is the ReLU'd output and it keeps x, so the pre-ReLU tensor is never stored. Backward
+// applies the ReLU mask (y > 0) inside batch_norm_relu_backward; with a residual, the masked
+// gradient g' = relu_backward(g, y) is written out by the same pass and handed to the residual as
+// its gradient (no copy: nothing else holds it).
 #include "autograd/functions.h"
 #include "autograd/functions_internal.h"
 #include "tensor/batchnorm.h"
@@ -9,14 +15,21 @@
 
 namespace qnn {
 
+namespace {
+void check_batch_norm_args(const char* op, const Variable& x, const Variable& gamma,
+                           const Variable& beta, float momentum, float eps) {
+  check_defined(op, x, "x");
+  check_defined(op, gamma, "gamma");
+  check_defined(op, beta, "beta");
+  QNN_CHECK(eps > 0.0f && momentum >= 0.0f && momentum <= 1.0f,
+            "expected eps > 0 and 0 <= momentum <= 1, got eps ", eps, ", momentum ", momentum);
+}
+}  // namespace
+
 Variable batch_norm(const Variable& x, const Variable& gamma, const Variable& beta,
                     Tensor& running_mean, Tensor& running_var, bool training, float momentum,
                     float eps) {
-  check_defined("batch_norm", x, "x");
-  check_defined("batch_norm", gamma, "gamma");
-  check_defined("batch_norm", beta, "beta");
-  QNN_CHECK(eps > 0.0f && momentum >= 0.0f && momentum <= 1.0f,
-            "expected eps > 0 and 0 <= momentum <= 1, got eps ", eps, ", momentum ", momentum);
+  check_batch_norm_args("batch_norm", x, gamma, beta, momentum, eps);
   Tensor y, mean, invstd;
   if (training) {
     y = batch_norm_forward_training(x.value(), gamma.value(), beta.value(), running_mean,
@@ -37,6 +50,41 @@ Variable batch_norm(const Variable& x, const Variable& gamma, const Variable& be
     if (nx.requires_grad) accumulate_grad(nx, g.dx);
     if (ng.requires_grad) accumulate_grad(ng, g.dgamma);
     if (nb.requires_grad) accumulate_grad(nb, g.dbeta);
+  });
+}
+
+Variable batch_norm_relu(const Variable& x, const Variable& gamma, const Variable& beta,
+                         Tensor& running_mean, Tensor& running_var, bool training, float momentum,
+                         float eps, const Variable& residual) {
+  check_batch_norm_args("batch_norm_relu", x, gamma, beta, momentum, eps);
+  const Tensor r = residual.defined() ? residual.value() : Tensor();
+  Tensor y, mean, invstd;
+  if (training) {
+    y = batch_norm_relu_forward_training(x.value(), r, gamma.value(), beta.value(), running_mean,
+                                         running_var, momentum, eps, mean, invstd);
+  } else {
+    y = batch_norm_relu_forward_eval(x.value(), r, gamma.value(), beta.value(), running_mean,
+                                     running_var, eps);
+    if (grad_enabled()) {  // as in batch_norm
+      mean = running_mean.clone();
+      invstd = inverse_std(running_var, eps);
+    }
+  }
+  std::vector<Variable> inputs{x, gamma, beta};
+  if (residual.defined()) inputs.push_back(residual);
+  const bool has_residual = residual.defined();
+  return make_op_result("batch_norm_relu", y, inputs, [mean, invstd, training, has_residual](Node& self) {
+    Node& nx = *self.inputs[0];
+    Node& ng = *self.inputs[1];
+    Node& nb = *self.inputs[2];
+    // The masked gradient g' is kept for a residual that needs it.
+    const bool keep = has_residual && self.inputs[3]->requires_grad;
+    BatchNormGrads g = batch_norm_relu_backward(self.grad, self.value, nx.value, ng.value, mean,
+                                                invstd, training, nx.requires_grad, keep);
+    if (nx.requires_grad) accumulate_grad(nx, g.dx);
+    if (ng.requires_grad) accumulate_grad(ng, g.dgamma);
+    if (nb.requires_grad) accumulate_grad(nb, g.dbeta);
+    if (keep) accumulate_grad(*self.inputs[3], g.dy_masked);
   });
 }
 

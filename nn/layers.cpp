@@ -38,6 +38,12 @@ Variable BatchNorm2d::forward(const Variable& x) {
   return batch_norm(x, weight, bias, *running_mean, *running_var, batch, momentum, eps);
 }
 
+Variable BatchNorm2d::forward_relu(const Variable& x, const Variable& residual) {
+  const bool batch = uses_batch_statistics();
+  if (batch) add_scalar(*num_batches_tracked, 1.0f);
+  return batch_norm_relu(x, weight, bias, *running_mean, *running_var, batch, momentum, eps, residual);
+}
+
 Linear::Linear(int64_t in_features, int64_t out_features, bool has_bias) {
   weight = register_parameter("weight", uniform_fan_in({out_features, in_features}, in_features));
   if (has_bias) bias = register_parameter("bias", uniform_fan_in({out_features}, in_features));

@@ -30,6 +30,9 @@ class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(int64_t channels, float eps = 1e-5f, float momentum = 0.1f);
   Variable forward(const Variable& x) override;
+  // relu(forward(x)), or relu(forward(x) + residual) with a residual, as one fused op
+  // (autograd/functions.h, batch_norm_relu): same results, one pass, no pre-ReLU tensor kept.
+  Variable forward_relu(const Variable& x, const Variable& residual = Variable());
   // Whether forward normalises with (and updates) the batch's statistics.
   bool uses_batch_statistics() const { return training() && !frozen; }
   Variable weight, bias;

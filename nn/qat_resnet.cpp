@@ -33,6 +33,15 @@ Variable conv_bn(QatConv2d& conv, BatchNorm2d& bn, const Variable& x) {
   return conv.folded_batch_norm() ? conv.forward(x) : bn.forward(conv.forward(x));
 }
 
+// relu(conv_bn(x)), or relu(conv_bn(x) + residual): batch norm and ReLU as one fused op
+// (BatchNorm2d::forward_relu) when the batch norm is not folded.
+Variable conv_bn_relu(QatConv2d& conv, BatchNorm2d& bn, const Variable& x,
+                      const Variable& residual = Variable()) {
+  if (!conv.folded_batch_norm()) return bn.forward_relu(conv.forward(x), residual);
+  const Variable h = conv.forward(x);
+  return residual.defined() ? add_relu(h, residual) : relu(h);
+}
+
 }  // namespace
 
 QatMethod first_last_weight_method(QatMethod method) {
@@ -73,12 +82,11 @@ QatBasicBlock::QatBasicBlock(int64_t in_channels, int64_t out_channels, int stri
 }
 
 Variable QatBasicBlock::forward(const Variable& x) {
-  Variable h = act1_->forward(relu(conv_bn(*conv1_, *bn1_, x)));
-  h = conv_bn(*conv2_, *bn2_, h);
+  Variable h = act1_->forward(conv_bn_relu(*conv1_, *bn1_, x));
   Variable identity = x;
   if (pad_shortcut_) identity = shortcut_pad(x, out_channels_, stride_);
   if (projection_conv_) identity = conv_bn(*projection_conv_, *projection_bn_, x);
-  return act2_->forward(add_relu(h, identity));
+  return act2_->forward(conv_bn_relu(*conv2_, *bn2_, h, identity));
 }
 
 QatCifarResNet::QatCifarResNet(int depth, QatSpec spec, int64_t num_classes, Shortcut shortcut) : spec_(spec) {
@@ -117,7 +125,7 @@ QatCifarResNet::QatCifarResNet(int depth, QatSpec spec, int64_t num_classes, Sho
 
 Variable QatCifarResNet::forward(const Variable& x) {
   QNN_CHECK(x.dim() == 4 && x.size(1) == 3, "expects images [N, 3, H, W], got ", shape_str(x.shape()));
-  Variable h = act1_->forward(relu(conv_bn(*conv1_, *bn1_, x)));
+  Variable h = act1_->forward(conv_bn_relu(*conv1_, *bn1_, x));
   for (auto& stage : layers_) h = stage->forward(h);
   return fc_->forward(fc_input_->forward(global_avg_pool(h)));
 }

@@ -23,12 +23,12 @@ BasicBlock::BasicBlock(int64_t in_channels, int64_t out_channels, int stride, Sh
 }
 
 Variable BasicBlock::forward(const Variable& x) {
-  Variable h = relu(bn1_->forward(conv1_->forward(x)));
-  h = bn2_->forward(conv2_->forward(h));
+  // relu(bn1(conv1(x))), then relu(bn2(conv2(h)) + shortcut), each as one fused op.
+  Variable h = bn1_->forward_relu(conv1_->forward(x));
   Variable identity = x;
   if (pad_shortcut_) identity = shortcut_pad(x, out_channels_, stride_);
   if (projection_) identity = projection_->forward(x);
-  return add_relu(h, identity);
+  return bn2_->forward_relu(conv2_->forward(h), identity);
 }
 
 CifarResNet::CifarResNet(int depth, int64_t num_classes, Shortcut shortcut) : depth_(depth) {
@@ -50,7 +50,7 @@ CifarResNet::CifarResNet(int depth, int64_t num_classes, Shortcut shortcut) : de
 
 Variable CifarResNet::forward(const Variable& x) {
   QNN_CHECK(x.dim() == 4 && x.size(1) == 3, "expects images [N, 3, H, W], got ", shape_str(x.shape()));
-  Variable h = relu(bn1_->forward(conv1_->forward(x)));
+  Variable h = bn1_->forward_relu(conv1_->forward(x));
   for (auto& stage : layers_) h = stage->forward(h);
   return fc_->forward(global_avg_pool(h));
 }

@@ -37,9 +37,8 @@ ImageNetBasicBlock::ImageNetBasicBlock(int64_t in_channels, int64_t width, int s
 }
 
 Variable ImageNetBasicBlock::forward(const Variable& x) {
-  Variable h = relu(bn1_->forward(conv1_->forward(x)));
-  h = bn2_->forward(conv2_->forward(h));
-  return add_relu(h, shortcut(x));
+  Variable h = bn1_->forward_relu(conv1_->forward(x));
+  return bn2_->forward_relu(conv2_->forward(h), shortcut(x));
 }
 
 BottleneckBlock::BottleneckBlock(int64_t in_channels, int64_t width, int stride) {
@@ -53,10 +52,9 @@ BottleneckBlock::BottleneckBlock(int64_t in_channels, int64_t width, int stride)
 }
 
 Variable BottleneckBlock::forward(const Variable& x) {
-  Variable h = relu(bn1_->forward(conv1_->forward(x)));
-  h = relu(bn2_->forward(conv2_->forward(h)));
-  h = bn3_->forward(conv3_->forward(h));
-  return add_relu(h, shortcut(x));
+  Variable h = bn1_->forward_relu(conv1_->forward(x));
+  h = bn2_->forward_relu(conv2_->forward(h));
+  return bn3_->forward_relu(conv3_->forward(h), shortcut(x));
 }
 
 ImageNetResNet::ImageNetResNet(ResidualBlockKind kind, std::array<int, 4> blocks_per_stage, int64_t num_classes,
@@ -92,7 +90,7 @@ ImageNetResNet::ImageNetResNet(ResidualBlockKind kind, std::array<int, 4> blocks
 
 Variable ImageNetResNet::forward(const Variable& x) {
   QNN_CHECK(x.dim() == 4 && x.size(1) == 3, "expects images [N, 3, H, W], got ", shape_str(x.shape()));
-  Variable h = relu(bn1_->forward(conv1_->forward(x)));
+  Variable h = bn1_->forward_relu(conv1_->forward(x));
   h = max_pool2d(h, 3, 2, 1);
   for (auto& stage : layers_) h = stage->forward(h);
   return fc_->forward(global_avg_pool(h));

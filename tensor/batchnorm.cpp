@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "tensor/device.h"
+#include "tensor/elementwise.h"
 
 namespace qnn {
 
@@ -37,31 +40,63 @@ void check_stats(const char* op, const Layout& l, const Tensor& mean, const Tens
                     " and ", shape_str(var.shape())));
 }
 
-// y = x * a_c + b_c over every plane of channel c.
-void affine_channel(const Layout& l, const float* x, float* y, int64_t c, float a, float b) {
+// What is applied after the per-channel affine map: nothing, a ReLU, or the addition of a
+// residual then a ReLU (the ends of a ResNet block's two convolutions).
+enum class Epilogue { none, relu, add_relu };
+
+// ReLU that keeps NaN, as tensor/elementwise.h's relu does.
+inline float relu_keep_nan(float v) { return v > 0.0f || v != v ? v : 0.0f; }
+
+// relu_backward's rule: the gradient g where the ReLU output y is positive, else 0 (+0.0f), as
+// a bit mask rather than a select: GCC leaves a select feeding the double sums unvectorised.
+inline float relu_mask(float g, float y) {
+  uint32_t bits;
+  std::memcpy(&bits, &g, sizeof bits);
+  bits &= y > 0.0f ? 0xffffffffu : 0u;
+  std::memcpy(&g, &bits, sizeof bits);
+  return g;
+}
+
+// y = epilogue(x * a_c + b_c [+ residual]) over every plane of channel c.
+template <Epilogue E>
+void affine_channel(const Layout& l, const float* x, const float* residual, float* y, int64_t c,
+                    float a, float b) {
   for (int64_t img = 0; img < l.n; ++img) {
     const float* xp = x + l.at(img, c);
     float* yp = y + l.at(img, c);
+    if constexpr (E == Epilogue::none) {
 #pragma omp simd
-    for (int64_t i = 0; i < l.inner; ++i) yp[i] = xp[i] * a + b;
+      for (int64_t i = 0; i < l.inner; ++i) yp[i] = xp[i] * a + b;
+    } else if constexpr (E == Epilogue::relu) {
+#pragma omp simd
+      for (int64_t i = 0; i < l.inner; ++i) yp[i] = relu_keep_nan(xp[i] * a + b);
+    } else {
+      const float* rp = residual + l.at(img, c);
+#pragma omp simd
+      for (int64_t i = 0; i < l.inner; ++i) {
+        const float v = xp[i] * a + b;  // rounded as batch_norm's output, then added
+        yp[i] = relu_keep_nan(v + rp[i]);
+      }
+    }
   }
 }
 
 }  // namespace
 
-Tensor batch_norm_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                   Tensor& running_mean, Tensor& running_var, float momentum,
-                                   float eps, Tensor& save_mean, Tensor& save_invstd) {
-  const Layout l = layout("batch_norm", x, gamma, beta);
-  check_stats("batch_norm", l, running_mean, running_var);
+namespace {
+
+// The CPU forward in training mode: statistics, running-statistics update, then y with the
+// epilogue E applied as it is written (residual: x's shape, read only by add_relu).
+template <Epilogue E>
+Tensor forward_training(const Layout& l, const Tensor& x, const Tensor& residual, const Tensor& gamma,
+                        const Tensor& beta, Tensor& running_mean, Tensor& running_var,
+                        float momentum, float eps, Tensor& save_mean, Tensor& save_invstd) {
   const int64_t m = l.count();
-  QNN_CHECK(m > 1, "training needs more than one value per channel, x is ", shape_str(x.shape()));
-  QNN_ON_CUDA(x, cuda::batch_norm_forward_training(x, gamma, beta, running_mean, running_var, momentum,
-                                                   eps, save_mean, save_invstd));
   Tensor y(x.shape(), x.device());
   save_mean = Tensor({l.c}, x.device());
   save_invstd = Tensor({l.c}, x.device());
   const float* px = x.data();
+  const float* pr = residual.defined() ? residual.data() : nullptr;
   float* py = y.data();
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < l.c; ++c) {
@@ -88,9 +123,75 @@ Tensor batch_norm_forward_training(const Tensor& x, const Tensor& gamma, const T
     rm = static_cast<float>((1.0 - momentum) * rm + momentum * mean);
     rv = static_cast<float>((1.0 - momentum) * rv + momentum * var * m / (m - 1));
     const double a = gamma.data()[c] * invstd;
-    affine_channel(l, px, py, c, static_cast<float>(a), static_cast<float>(beta.data()[c] - mean * a));
+    affine_channel<E>(l, px, pr, py, c, static_cast<float>(a),
+                      static_cast<float>(beta.data()[c] - mean * a));
   }
   return y;
+}
+
+template <Epilogue E>
+Tensor forward_eval(const Layout& l, const Tensor& x, const Tensor& residual, const Tensor& gamma,
+                    const Tensor& beta, const Tensor& running_mean, const Tensor& running_var,
+                    float eps) {
+  Tensor y(x.shape(), x.device());
+  const float* pr = residual.defined() ? residual.data() : nullptr;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < l.c; ++c) {
+    const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var.data()[c]) + eps);
+    const double a = gamma.data()[c] * invstd;
+    const double b = beta.data()[c] - running_mean.data()[c] * a;
+    affine_channel<E>(l, x.data(), pr, y.data(), c, static_cast<float>(a), static_cast<float>(b));
+  }
+  return y;
+}
+
+// The fused epilogue asked for: ReLU alone, or residual then ReLU.
+Epilogue relu_epilogue(const char* op, const Tensor& x, const Tensor& residual) {
+  if (!residual.defined()) return Epilogue::relu;
+  if (residual.shape() != x.shape() || residual.device() != x.device())
+    throw Error(str("[", op, "] residual ", shape_str(residual.shape()), " on ",
+                    device_name(residual.device()), " must match x ", shape_str(x.shape()), " on ",
+                    device_name(x.device())));
+  return Epilogue::add_relu;
+}
+
+#ifdef QNN_CUDA
+// relu(y) or relu(y + residual) for the CUDA path, which composes the existing kernels.
+Tensor relu_after(const Tensor& y, const Tensor& residual) {
+  return residual.defined() ? add_relu(y, residual) : relu(y);
+}
+#endif
+
+}  // namespace
+
+Tensor batch_norm_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                   Tensor& running_mean, Tensor& running_var, float momentum,
+                                   float eps, Tensor& save_mean, Tensor& save_invstd) {
+  const Layout l = layout("batch_norm", x, gamma, beta);
+  check_stats("batch_norm", l, running_mean, running_var);
+  QNN_CHECK(l.count() > 1, "training needs more than one value per channel, x is ", shape_str(x.shape()));
+  QNN_ON_CUDA(x, cuda::batch_norm_forward_training(x, gamma, beta, running_mean, running_var, momentum,
+                                                   eps, save_mean, save_invstd));
+  return forward_training<Epilogue::none>(l, x, Tensor(), gamma, beta, running_mean, running_var,
+                                          momentum, eps, save_mean, save_invstd);
+}
+
+Tensor batch_norm_relu_forward_training(const Tensor& x, const Tensor& residual, const Tensor& gamma,
+                                        const Tensor& beta, Tensor& running_mean,
+                                        Tensor& running_var, float momentum, float eps,
+                                        Tensor& save_mean, Tensor& save_invstd) {
+  const Layout l = layout("batch_norm_relu", x, gamma, beta);
+  check_stats("batch_norm_relu", l, running_mean, running_var);
+  QNN_CHECK(l.count() > 1, "training needs more than one value per channel, x is ", shape_str(x.shape()));
+  const Epilogue e = relu_epilogue("batch_norm_relu", x, residual);
+  QNN_ON_CUDA(x, relu_after(cuda::batch_norm_forward_training(x, gamma, beta, running_mean, running_var,
+                                                              momentum, eps, save_mean, save_invstd),
+                            residual));
+  if (e == Epilogue::relu)
+    return forward_training<Epilogue::relu>(l, x, residual, gamma, beta, running_mean, running_var,
+                                            momentum, eps, save_mean, save_invstd);
+  return forward_training<Epilogue::add_relu>(l, x, residual, gamma, beta, running_mean, running_var,
+                                              momentum, eps, save_mean, save_invstd);
 }
 
 Tensor batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
@@ -98,32 +199,43 @@ Tensor batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tenso
   const Layout l = layout("batch_norm", x, gamma, beta);
   check_stats("batch_norm", l, running_mean, running_var);
   QNN_ON_CUDA(x, cuda::batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, eps));
-  Tensor y(x.shape(), x.device());
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < l.c; ++c) {
-    const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var.data()[c]) + eps);
-    const double a = gamma.data()[c] * invstd;
-    const double b = beta.data()[c] - running_mean.data()[c] * a;
-    affine_channel(l, x.data(), y.data(), c, static_cast<float>(a), static_cast<float>(b));
-  }
-  return y;
+  return forward_eval<Epilogue::none>(l, x, Tensor(), gamma, beta, running_mean, running_var, eps);
 }
 
-BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma,
-                                   const Tensor& mean, const Tensor& invstd, bool training,
-                                   bool need_dx) {
-  const Layout l = layout("batch_norm_backward", x, gamma, gamma);
-  check_stats("batch_norm_backward", l, mean, invstd);
-  QNN_CHECK(dy.shape() == x.shape(), "output gradient ", shape_str(dy.shape()), " for x ",
-            shape_str(x.shape()));
-  QNN_ON_CUDA(x, cuda::batch_norm_backward(dy, x, gamma, mean, invstd, training, need_dx));
+Tensor batch_norm_relu_forward_eval(const Tensor& x, const Tensor& residual, const Tensor& gamma,
+                                    const Tensor& beta, const Tensor& running_mean,
+                                    const Tensor& running_var, float eps) {
+  const Layout l = layout("batch_norm_relu", x, gamma, beta);
+  check_stats("batch_norm_relu", l, running_mean, running_var);
+  const Epilogue e = relu_epilogue("batch_norm_relu", x, residual);
+  QNN_ON_CUDA(x, relu_after(cuda::batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, eps),
+                            residual));
+  if (e == Epilogue::relu)
+    return forward_eval<Epilogue::relu>(l, x, residual, gamma, beta, running_mean, running_var, eps);
+  return forward_eval<Epilogue::add_relu>(l, x, residual, gamma, beta, running_mean, running_var, eps);
+}
+
+namespace {
+
+// How the CPU backward reads dy: as it is; masked by the ReLU output y (relu_backward's rule)
+// as it is read; or masked, with the masked gradient also written out in pass 1 (for a residual
+// that needs it) and read back from there in pass 2.
+enum class Mask { none, relu, relu_keep };
+
+template <Mask M>
+BatchNormGrads backward(const Layout& l, const Tensor& dy, const Tensor& y, const Tensor& x,
+                        const Tensor& gamma, const Tensor& mean, const Tensor& invstd, bool training,
+                        bool need_dx) {
   const int64_t m = l.count();
   BatchNormGrads g;
   g.dgamma = Tensor({l.c}, x.device());
   g.dbeta = Tensor({l.c}, x.device());
   if (need_dx) g.dx = Tensor(x.shape(), x.device());
+  if (M == Mask::relu_keep) g.dy_masked = Tensor(x.shape(), x.device());
   const float* px = x.data();
   const float* pdy = dy.data();
+  const float* py = M != Mask::none ? y.data() : nullptr;
+  float* pkeep = M == Mask::relu_keep ? g.dy_masked.data() : nullptr;
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < l.c; ++c) {
     const float mu = mean.data()[c];
@@ -133,10 +245,14 @@ BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tens
     for (int64_t img = 0; img < l.n; ++img) {
       const float* xp = px + l.at(img, c);
       const float* gp = pdy + l.at(img, c);
+      const float* yp = M != Mask::none ? py + l.at(img, c) : nullptr;
+      float* kp = M == Mask::relu_keep ? pkeep + l.at(img, c) : nullptr;
 #pragma omp simd reduction(+ : s_dy, s_dyx)
       for (int64_t i = 0; i < l.inner; ++i) {
-        s_dy += gp[i];
-        s_dyx += static_cast<double>(gp[i]) * (xp[i] - mu);
+        const float gi = M != Mask::none ? relu_mask(gp[i], yp[i]) : gp[i];
+        if constexpr (M == Mask::relu_keep) kp[i] = gi;
+        s_dy += gi;
+        s_dyx += static_cast<double>(gi) * (xp[i] - mu);
       }
     }
     const double dbeta = s_dy, dgamma = s_dyx * is;
@@ -149,13 +265,59 @@ BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tens
     const float c2 = training ? static_cast<float>(dgamma * is / m) : 0.0f;
     for (int64_t img = 0; img < l.n; ++img) {
       const float* xp = px + l.at(img, c);
-      const float* gp = pdy + l.at(img, c);
+      // The masked gradient where pass 1 kept it, else dy (masked below when M is relu).
+      const float* gp = (M == Mask::relu_keep ? pkeep : pdy) + l.at(img, c);
+      const float* yp = M == Mask::relu ? py + l.at(img, c) : nullptr;
       float* dxp = g.dx.data() + l.at(img, c);
 #pragma omp simd
-      for (int64_t i = 0; i < l.inner; ++i) dxp[i] = k * (gp[i] - c1 - (xp[i] - mu) * c2);
+      for (int64_t i = 0; i < l.inner; ++i) {
+        const float gi = M == Mask::relu ? relu_mask(gp[i], yp[i]) : gp[i];
+        dxp[i] = k * (gi - c1 - (xp[i] - mu) * c2);
+      }
     }
   }
   return g;
+}
+
+}  // namespace
+
+BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma,
+                                   const Tensor& mean, const Tensor& invstd, bool training,
+                                   bool need_dx) {
+  const Layout l = layout("batch_norm_backward", x, gamma, gamma);
+  check_stats("batch_norm_backward", l, mean, invstd);
+  QNN_CHECK(dy.shape() == x.shape(), "output gradient ", shape_str(dy.shape()), " for x ",
+            shape_str(x.shape()));
+  QNN_ON_CUDA(x, cuda::batch_norm_backward(dy, x, gamma, mean, invstd, training, need_dx));
+  return backward<Mask::none>(l, dy, Tensor(), x, gamma, mean, invstd, training, need_dx);
+}
+
+#ifdef QNN_CUDA
+namespace {
+// The CUDA path of batch_norm_relu_backward: the mask as its own kernel, then the plain backward.
+BatchNormGrads masked_backward_cuda(const Tensor& dy, const Tensor& y, const Tensor& x,
+                                    const Tensor& gamma, const Tensor& mean, const Tensor& invstd,
+                                    bool training, bool need_dx, bool keep_masked) {
+  const Tensor masked = relu_backward(dy, y);
+  BatchNormGrads g = cuda::batch_norm_backward(masked, x, gamma, mean, invstd, training, need_dx);
+  if (keep_masked) g.dy_masked = masked;
+  return g;
+}
+}  // namespace
+#endif
+
+BatchNormGrads batch_norm_relu_backward(const Tensor& dy, const Tensor& y, const Tensor& x,
+                                        const Tensor& gamma, const Tensor& mean,
+                                        const Tensor& invstd, bool training, bool need_dx,
+                                        bool keep_masked) {
+  const Layout l = layout("batch_norm_relu_backward", x, gamma, gamma);
+  check_stats("batch_norm_relu_backward", l, mean, invstd);
+  QNN_CHECK(dy.shape() == x.shape() && y.shape() == x.shape(), "output gradient ",
+            shape_str(dy.shape()), " and output ", shape_str(y.shape()), " for x ", shape_str(x.shape()));
+  QNN_ON_CUDA(x, masked_backward_cuda(dy, y, x, gamma, mean, invstd, training, need_dx, keep_masked));
+  if (keep_masked)
+    return backward<Mask::relu_keep>(l, dy, y, x, gamma, mean, invstd, training, need_dx);
+  return backward<Mask::relu>(l, dy, y, x, gamma, mean, invstd, training, need_dx);
 }
 
 }  // namespace qnn

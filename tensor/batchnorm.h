@@ -14,6 +14,12 @@
 // Backward needs only x (which the graph keeps anyway) and mean/invstd per channel (2C floats).
 // Each channel is handled by one thread in a fixed order, so results are deterministic; the
 // batch statistics take one pass, shifted by the channel's first value to avoid cancellation.
+//
+// Fused ReLU (the ends of a ResNet block): y = relu(bn(x)) or y = relu(bn(x) + residual) is
+// written in the same pass as bn's output would be, so the pre-ReLU tensor never exists; each
+// value is rounded exactly as batch_norm, add_relu and relu would round it one after another, so
+// the results are bit-identical to the unfused ops. Backward through relu(bn(x)) reads dy where
+// y > 0 and zero elsewhere (relu_backward's rule) inside both passes, instead of from a masked copy.
 #pragma once
 #include "tensor/tensor.h"
 
@@ -28,9 +34,20 @@ Tensor batch_norm_forward_training(const Tensor& x, const Tensor& gamma, const T
 Tensor batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                const Tensor& running_mean, const Tensor& running_var, float eps);
 
+// relu(bn(x)) when residual is undefined, relu(bn(x) + residual) otherwise (residual of x's shape);
+// statistics as above. On CUDA they run the unfused kernels one after another.
+Tensor batch_norm_relu_forward_training(const Tensor& x, const Tensor& residual, const Tensor& gamma,
+                                        const Tensor& beta, Tensor& running_mean,
+                                        Tensor& running_var, float momentum, float eps,
+                                        Tensor& save_mean, Tensor& save_invstd);
+Tensor batch_norm_relu_forward_eval(const Tensor& x, const Tensor& residual, const Tensor& gamma,
+                                    const Tensor& beta, const Tensor& running_mean,
+                                    const Tensor& running_var, float eps);
+
 struct BatchNormGrads {
   Tensor dx;  // undefined unless asked for
   Tensor dgamma, dbeta;
+  Tensor dy_masked;  // batch_norm_relu_backward with keep_masked: the gradient reaching bn's output
 };
 
 // mean and invstd are what normalised x in forward (batch statistics when `training`, else the
@@ -38,6 +55,14 @@ struct BatchNormGrads {
 BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma,
                                    const Tensor& mean, const Tensor& invstd, bool training,
                                    bool need_dx);
+// The same for y = relu(bn(x)) or relu(bn(x) + residual): dy is the gradient of y and counts only
+// where y > 0; the result equals batch_norm_backward(relu_backward(dy, y), ...) bit for bit.
+// keep_masked also returns relu_backward(dy, y) itself (the residual's gradient) in dy_masked,
+// written as the first pass reads it.
+BatchNormGrads batch_norm_relu_backward(const Tensor& dy, const Tensor& y, const Tensor& x,
+                                        const Tensor& gamma, const Tensor& mean,
+                                        const Tensor& invstd, bool training, bool need_dx,
+                                        bool keep_masked = false);
 
 // The CUDA twins (tensor/batchnorm.cu), called by the functions above for CUDA tensors after the
 // shapes are checked; same formulas, per-channel sums split over many blocks.

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "tensor/device.h"
+#include "tensor/elementwise.h"
 #include "tensor/gemm_kernel.h"
 #include "tensor/im2col.h"
 
@@ -68,12 +69,13 @@ void thread_range(int64_t total, int t, int threads, int64_t& begin, int64_t& en
 
 // C[m x n] = A_packed[m x k] * B[k x n] (+ row_init per row), B rows of stride ldb.
 void multiply_packed(const float* a_packed, int64_t m, int64_t k, const float* b, int64_t n,
-                     int64_t ldb, float* c, int64_t ldc, const float* row_init) {
+                     int64_t ldb, float* c, int64_t ldc, const float* row_init,
+                     bool accumulate = false) {
   for (int64_t jr = 0; jr < n; jr += NR)
     for (int64_t ir = 0; ir < m; ir += MR)
       kernel::micro_kernel<MR, NV>(k, a_packed + ir * k, 1, MR, b + jr, ldb, c + ir * ldc + jr, ldc,
                                    static_cast<int>(std::min<int64_t>(MR, m - ir)),
-                                   static_cast<int>(std::min<int64_t>(NR, n - jr)), 1.0f, false,
+                                   static_cast<int>(std::min<int64_t>(NR, n - jr)), 1.0f, accumulate,
                                    row_init ? row_init + ir : nullptr);
 }
 
@@ -81,28 +83,45 @@ void multiply_packed(const float* a_packed, int64_t m, int64_t k, const float* b
 // zero-padded plane xp [C][Hp][Wp]; then the output computed on a grid Wp wide (columns
 // j >= Wo are junk and dropped) needs B((c,u,v), q) = xp[c*Hp*Wp + u*Wp + v + q]: every row of
 // the im2col matrix is a shifted window of xp, which the kernel reads through a table of row
-// offsets. The junk columns cost Wp/Wo - 1 extra work (6% at 32x32); the K x P copy is gone.
+// offsets. The junk columns cost Wp/Wo - 1 extra work (12% at 16x16) and a copy of the valid
+// columns into y; the K x P copy is gone. When Wo is a multiple of the tile width (32x32) the
+// tiles follow the output rows instead, so neither the junk nor the copy exists.
 void forward_implicit(const ConvGeometry& g, const float* x, const float* w_packed,
-                      const float* bias, float* y) {
+                      const float* bias, float* y, bool accumulate) {
   const int64_t hp = g.h + 2 * g.pad, wp = g.w + 2 * g.pad, plane = hp * wp, wide = g.ho * wp;
   std::vector<int64_t> rows(static_cast<size_t>(g.k()));
   for (int64_t c = 0; c < g.c; ++c)
     for (int64_t u = 0; u < g.kh; ++u)
       for (int64_t v = 0; v < g.kw; ++v) rows[(c * g.kh + u) * g.kw + v] = c * plane + u * wp + v;
+  // Rows a whole number of tiles wide (32x32 and 64x64 outputs) are computed one output row at a
+  // time instead of on the wide grid.
+  const bool rows_direct = g.wo % NR == 0;
 #pragma omp parallel
   {
     int64_t begin, end;
     thread_range(g.n, omp_get_thread_num(), omp_get_num_threads(), begin, end);
     // The last window reads kw - 1 floats past the planes: keep them zero.
     float* xp = scratch_data(0, g.c * plane + g.kw);
-    float* y_wide = scratch_data(1, g.o * wide);
+    float* y_wide = rows_direct ? nullptr : scratch_data(1, g.o * wide);
     std::memset(xp, 0, (g.c * plane + g.kw) * sizeof(float));
     for (int64_t n = begin; n < end; ++n) {
       const float* xn = x + n * g.image_in();
       for (int64_t c = 0; c < g.c; ++c)
         for (int64_t i = 0; i < g.h; ++i)
-          std::memcpy(xp + c * plane + (i + g.pad) * wp + g.pad, xn + (c * g.h + i) * g.w,
-                      g.w * sizeof(float));
+          copy_floats(xp + c * plane + (i + g.pad) * wp + g.pad, xn + (c * g.h + i) * g.w, g.w);
+      float* yn = y + n * g.image_out();
+      if (rows_direct) {
+        // Output row i is columns [i*Wp, i*Wp + Wo) of the wide grid: whole tiles, stored
+        // straight into y (no junk columns computed, nothing copied).
+        for (int64_t i = 0; i < g.ho; ++i)
+          for (int64_t jr = 0; jr < g.wo; jr += NR)
+            for (int64_t ir = 0; ir < g.o; ir += MR)
+              kernel::micro_kernel<MR, NV>(g.k(), w_packed + ir * g.k(), 1, MR, xp + i * wp + jr, 0,
+                                           yn + ir * g.p() + i * g.wo + jr, g.p(),
+                                           static_cast<int>(std::min<int64_t>(MR, g.o - ir)), NR,
+                                           1.0f, accumulate, bias ? bias + ir : nullptr, rows.data());
+        continue;
+      }
       for (int64_t jr = 0; jr < wide; jr += NR)
         for (int64_t ir = 0; ir < g.o; ir += MR)
           kernel::micro_kernel<MR, NV>(g.k(), w_packed + ir * g.k(), 1, MR, xp + jr, 0,
@@ -110,10 +129,17 @@ void forward_implicit(const ConvGeometry& g, const float* x, const float* w_pack
                                        static_cast<int>(std::min<int64_t>(MR, g.o - ir)),
                                        static_cast<int>(std::min<int64_t>(NR, wide - jr)), 1.0f,
                                        false, bias ? bias + ir : nullptr, rows.data());
-      float* yn = y + n * g.image_out();
       for (int64_t o = 0; o < g.o; ++o)
-        for (int64_t i = 0; i < g.ho; ++i)
-          std::memcpy(yn + (o * g.ho + i) * g.wo, y_wide + o * wide + i * wp, g.wo * sizeof(float));
+        for (int64_t i = 0; i < g.ho; ++i) {
+          float* out = yn + (o * g.ho + i) * g.wo;
+          const float* in = y_wide + o * wide + i * wp;
+          if (!accumulate) {
+            copy_floats(out, in, g.wo);
+            continue;
+          }
+#pragma omp simd
+          for (int64_t j = 0; j < g.wo; ++j) out[j] += in[j];
+        }
     }
   }
 }
@@ -123,7 +149,7 @@ void forward_implicit(const ConvGeometry& g, const float* x, const float* w_pack
 // table of row offsets. Any stride, no junk columns, and the planes copy the image about 3 times
 // where a 3x3 im2col copies it 9 times.
 void forward_shifted(const ConvGeometry& g, const float* x, const float* w_packed,
-                     const float* bias, float* y) {
+                     const float* bias, float* y, bool accumulate) {
   const int64_t size = shifted_planes_size(g);
   std::vector<int64_t> rows(static_cast<size_t>(g.k()));
   shifted_row_offsets(g, rows.data());
@@ -141,25 +167,27 @@ void forward_shifted(const ConvGeometry& g, const float* x, const float* w_packe
                                        yn + ir * g.p() + jr, g.p(),
                                        static_cast<int>(std::min<int64_t>(MR, g.o - ir)),
                                        static_cast<int>(std::min<int64_t>(NR, g.p() - jr)), 1.0f,
-                                       false, bias ? bias + ir : nullptr, rows.data());
+                                       accumulate, bias ? bias + ir : nullptr, rows.data());
     }
   }
 }
 
 // y = conv(x, w) + bias for the whole batch; w_packed is pack_a of w viewed as [O x K].
+// With `accumulate`, y += conv(x, w) + bias instead: each result is added to y as it is stored,
+// exactly as add_into would add it afterwards.
 void forward_images(const ConvGeometry& g, const float* x, const float* w_packed, const float* bias,
-                    float* y) {
+                    float* y, bool accumulate = false) {
   const bool direct = g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0;  // col_n is x_n
   // Implicit im2col pays for Wp - Wo junk columns per output row: worth it while that is at most
   // an eighth of the row (measured: faster at 32x32 and 16x16, slower at 8x8).
   if (g.stride == 1 && !direct && 8 * 2 * g.pad <= g.wo) {
-    forward_implicit(g, x, w_packed, bias, y);
+    forward_implicit(g, x, w_packed, bias, y, accumulate);
     return;
   }
   // Otherwise (strided, or small images where the junk columns would cost too much) shifted
   // planes: measured faster than im2col at every such ResNet-20 shape.
   if (!direct) {
-    forward_shifted(g, x, w_packed, bias, y);
+    forward_shifted(g, x, w_packed, bias, y, accumulate);
     return;
   }
   // 1x1, stride 1, no padding: col_n is x_n itself.
@@ -169,7 +197,7 @@ void forward_images(const ConvGeometry& g, const float* x, const float* w_packed
     thread_range(g.n, omp_get_thread_num(), omp_get_num_threads(), begin, end);
     for (int64_t n = begin; n < end; ++n)
       multiply_packed(w_packed, g.o, g.k(), x + n * g.image_in(), g.p(), g.p(), y + n * g.image_out(),
-                      g.p(), bias);
+                      g.p(), bias, accumulate);
   }
 }
 
@@ -228,13 +256,11 @@ void weight_gradient_shifted(const ConvGeometry& g, const float* x, const float*
       }
       for (int64_t c = 0; c < g.c; ++c)
         for (int64_t r = 0; r < g.h; ++r)
-          std::memcpy(planes + i * size + (c * hp + r + g.pad) * wp + g.pad, xn + (c * g.h + r) * g.w,
-                      g.w * sizeof(float));
+          copy_floats(planes + i * size + (c * hp + r + g.pad) * wp + g.pad, xn + (c * g.h + r) * g.w, g.w);
       const float* dyn = dy + (n0 + i) * g.image_out();
       for (int64_t o = 0; o < g.o; ++o)
         for (int64_t r = 0; r < g.ho; ++r)
-          std::memcpy(dy_wide + (i * g.o + o) * len + r * wp, dyn + (o * g.ho + r) * g.wo,
-                      g.wo * sizeof(float));
+          copy_floats(dy_wide + (i * g.o + o) * len + r * wp, dyn + (o * g.ho + r) * g.wo, g.wo);
     }
     const float* a = padded ? dy_wide : dy + n0 * g.image_out();
     const int64_t a_step = padded ? g.o * len : g.image_out();
@@ -260,12 +286,12 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Conv
   return y;
 }
 
-Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_shape, ConvParams p) {
-  const ConvGeometry g = conv_geometry(x_shape, w.shape(), p);
-  QNN_CHECK(dy.shape() == Shape({g.n, g.o, g.ho, g.wo}), "output gradient ", shape_str(dy.shape()),
-            " expected ", shape_str({g.n, g.o, g.ho, g.wo}));
-  QNN_ON_CUDA(dy, cuda::conv2d_backward_data(dy, w, x_shape, p));
-  Tensor dx(x_shape);
+namespace {
+
+// dx = conv2d_backward_data(dy, w), or dx += it with `accumulate` (stride-1 path only).
+// Returns false, leaving dx alone, when accumulate is asked on the col2im path.
+bool backward_data(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx,
+                   bool accumulate) {
   if (g.stride == 1 && g.kh == g.kw && g.pad <= g.kh - 1) {
     // dx[c, y, x] = sum_{o,u,v} w[o, c, KH-1-u, KW-1-v] * dy[o, y + u - (KH-1-pad), x + v - (KW-1-pad)]
     const ConvGeometry t = conv_geometry({g.n, g.o, g.ho, g.wo}, {g.c, g.o, g.kh, g.kw},
@@ -280,9 +306,10 @@ Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_sh
             flipped[c * t.k() + (o * g.kh + u) * g.kw + v] =
                 wp[((o * g.c + c) * g.kh + (g.kh - 1 - u)) * g.kw + (g.kw - 1 - v)];
     const std::vector<float> a = pack_a(flipped.data(), t.k(), 1, g.c, t.k());
-    forward_images(t, dy.data(), a.data(), nullptr, dx.data());
-    return dx;
+    forward_images(t, dy.data(), a.data(), nullptr, dx.data(), accumulate);
+    return true;
   }
+  if (accumulate) return false;
   // General case: col = w^T dy_n (A(kk, o) = w[o*K + kk]), then col2im.
   const std::vector<float> a = pack_a(w.data(), 1, g.k(), g.k(), g.o);
 #pragma omp parallel
@@ -296,7 +323,33 @@ Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_sh
       col2im(g, col, dx.data() + n * g.image_in());
     }
   }
+  return true;
+}
+
+ConvGeometry backward_data_geometry(const Tensor& dy, const Tensor& w, const Shape& x_shape,
+                                    ConvParams p) {
+  const ConvGeometry g = conv_geometry(x_shape, w.shape(), p);
+  QNN_CHECK(dy.shape() == Shape({g.n, g.o, g.ho, g.wo}), "output gradient ", shape_str(dy.shape()),
+            " expected ", shape_str({g.n, g.o, g.ho, g.wo}));
+  return g;
+}
+
+}  // namespace
+
+Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_shape, ConvParams p) {
+  const ConvGeometry g = backward_data_geometry(dy, w, x_shape, p);
+  QNN_ON_CUDA(dy, cuda::conv2d_backward_data(dy, w, x_shape, p));
+  Tensor dx(x_shape);
+  backward_data(g, dy, w, dx, false);
   return dx;
+}
+
+void conv2d_backward_data_add(const Tensor& dy, const Tensor& w, Tensor& dx, ConvParams p) {
+  const ConvGeometry g = backward_data_geometry(dy, w, dx.shape(), p);
+  QNN_CHECK(dx.device() == dy.device(), "dx on ", device_name(dx.device()), ", dy on ",
+            device_name(dy.device()));
+  if (dy.is_cuda() || !backward_data(g, dy, w, dx, true))
+    add_into(dx, conv2d_backward_data(dy, w, dx.shape(), p));
 }
 
 void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor& db, ConvParams p) {

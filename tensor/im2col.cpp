@@ -5,10 +5,6 @@
 #include <cstring>
 #include <vector>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
 namespace qnn {
 
 ConvGeometry conv_geometry(const Shape& x, const Shape& w, ConvParams p) {
@@ -26,20 +22,6 @@ ConvGeometry conv_geometry(const Shape& x, const Shape& w, ConvParams p) {
 }
 
 namespace {
-
-// dst[0, n) = src[0, n) for the short runs of the lowerings, without a library call per run.
-inline void copy_floats(float* dst, const float* src, int64_t n) {
-#if defined(__AVX512F__)
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
-  if (i < n) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
-    _mm512_mask_storeu_ps(dst + i, m, _mm512_maskz_loadu_ps(m, src + i));
-  }
-#else
-  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
-#endif
-}
 
 // Output columns j whose source column j*s + v - pad lies inside [0, W): [first, last).
 struct ColumnRange {

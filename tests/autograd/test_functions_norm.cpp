@@ -1,8 +1,13 @@
 // batch_norm against values printed by PyTorch 1.13 (F.batch_norm on the same inputs), the running
 // statistics update, evaluation mode, and gradients for x, gamma and beta in both modes; on a
-// GPU, evaluation mode with gradients against the CPU.
+// GPU, evaluation mode with gradients against the CPU; the fused batch_norm_relu against the separate
+// ops (bit for bit), finite differences and, on a GPU, the CPU.
 #include "tests/autograd/helpers.h"
 #include "tests/gpu.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 
 using namespace qnn;
 using namespace qnn::testing;
@@ -115,4 +120,145 @@ GPU_TEST_CASE("functions: batch_norm in evaluation mode with gradients on the GP
   CHECK(closeness(gpu.dx, cpu.dx, 1e-5, 1e-5) <= 1);
   CHECK(closeness(gpu.dgamma, cpu.dgamma, 1e-4, 1e-5) <= 1);
   CHECK(closeness(gpu.dbeta, cpu.dbeta, 1e-4, 1e-5) <= 1);
+}
+
+namespace {
+
+// Every bit of a and b agrees (same shape, same floats; NaN compared by bits too).
+void check_identical(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  REQUIRE(std::memcmp(a.data(), b.data(), a.numel() * sizeof(float)) == 0);
+}
+
+// The smallest |v| over t.
+float min_abs(const Tensor& t) {
+  float m = INFINITY;
+  for (float v : t.to_vector()) m = std::min(m, std::fabs(v));
+  return m;
+}
+
+}  // namespace
+
+// The fused op must round every value as the separate ops do: same forward values, running
+// statistics and gradients, bit for bit, with and without a residual, in training and evaluation.
+TEST_CASE("functions: batch_norm_relu is bit-identical to relu(batch_norm) and add_relu(batch_norm, r)") {
+  const Tensor x = Tensor::normal({4, 3, 5, 6}, 0.3f, 1.7f, 51);
+  const Tensor r = Tensor::normal({4, 3, 5, 6}, 0.0f, 1.0f, 52);
+  const Tensor dy = Tensor::uniform({4, 3, 5, 6}, -1, 1, 53);
+  const Tensor gamma = Tensor::from_vector({1.5f, -0.7f, 0.9f}, {3});
+  const Tensor beta = Tensor::from_vector({0.2f, -0.3f, 0.1f}, {3});
+  for (bool training : {true, false}) {
+    for (bool residual : {false, true}) {
+      INFO("training ", training, ", residual ", residual);
+      struct Result {
+        Tensor y, dx, dgamma, dbeta, dr, rm, rv;
+      };
+      auto run = [&](bool fused) {
+        Variable vx(x.clone(), true), vg(gamma.clone(), true), vb(beta.clone(), true);
+        Variable vr(r.clone(), true);
+        Tensor rm = Tensor::from_vector({0.3f, -0.1f, 0.7f}, {3});
+        Tensor rv = Tensor::from_vector({2.0f, 0.5f, 1.3f}, {3});
+        Variable y;
+        if (fused)
+          y = batch_norm_relu(vx, vg, vb, rm, rv, training, 0.1f, 1e-5f, residual ? vr : Variable());
+        else if (residual)
+          y = add_relu(batch_norm(vx, vg, vb, rm, rv, training, 0.1f, 1e-5f), vr);
+        else
+          y = relu(batch_norm(vx, vg, vb, rm, rv, training, 0.1f, 1e-5f));
+        y.backward(dy);
+        return Result{y.value(), vx.grad(), vg.grad(), vb.grad(), vr.grad(), rm, rv};
+      };
+      const Result fused = run(true), reference = run(false);
+      const std::vector<float> y = fused.y.to_vector();
+      REQUIRE(std::count(y.begin(), y.end(), 0.0f) > 50);  // the mask matters
+      REQUIRE(std::count(y.begin(), y.end(), 0.0f) < 300);
+      check_identical(fused.y, reference.y);
+      check_identical(fused.dx, reference.dx);
+      check_identical(fused.dgamma, reference.dgamma);
+      check_identical(fused.dbeta, reference.dbeta);
+      check_identical(fused.rm, reference.rm);
+      check_identical(fused.rv, reference.rv);
+      CHECK(fused.dr.defined() == residual);
+      if (residual) check_identical(fused.dr, reference.dr);
+    }
+  }
+}
+
+TEST_CASE("functions: batch_norm_relu keeps NaN and rejects a residual of another shape") {
+  Tensor x = Tensor::normal({2, 1, 2, 2}, 0.0f, 1.0f, 54);
+  x.data()[3] = std::nanf("");  // the channel's statistics, hence every output, become NaN
+  Tensor rm = Tensor::zeros({1}), rv = Tensor::full({1}, 1.0f);
+  Variable g(Tensor::full({1}, 1.0f)), b(Tensor::zeros({1}));
+  for (float v : batch_norm_relu(Variable(x), g, b, rm, rv, true, 0.1f, 1e-5f).value().to_vector())
+    CHECK(std::isnan(v));
+  Variable wrong(Tensor::zeros({2, 1, 2, 3}));
+  CHECK_THROWS_WITH_AS(batch_norm_relu(Variable(x), g, b, rm, rv, true, 0.1f, 1e-5f, wrong),
+                       doctest::Contains("[batch_norm_relu] residual [2, 1, 2, 3] on cpu must match x [2, 1, 2, 2]"),
+                       Error);
+}
+
+TEST_CASE("functions: batch_norm_relu gradients for x, gamma, beta and the residual") {
+  const Tensor x = Tensor::normal({3, 2, 3, 3}, 0.5f, 2.0f, 63);
+  const Tensor gamma = Tensor::from_vector({1.5f, -0.7f}, {2});
+  const Tensor beta = Tensor::from_vector({0.2f, -0.3f}, {2});
+  for (bool training : {true, false}) {
+    INFO("training ", training);
+    const Tensor rm = Tensor::from_vector({0.3f, -0.1f}, {2}), rv = Tensor::from_vector({2.0f, 0.5f}, {2});
+    // Finite differences need every pre-ReLU value away from the kink at 0 (this seed gives that in
+    // both modes): check it.
+    Tensor m0 = rm.clone(), v0 = rv.clone();
+    const Tensor pre = batch_norm(Variable(x), Variable(gamma), Variable(beta), m0, v0, training, 0.1f, 1e-5f).value();
+    REQUIRE(min_abs(pre) > 0.05f);
+    // A residual that keeps pre + residual away from 0 as well.
+    Tensor res = Tensor::uniform(x.shape(), -1.0f, 1.0f, 56);
+    for (int64_t i = 0; i < res.numel(); ++i)
+      if (std::fabs(pre.data()[i] + res.data()[i]) < 0.1f) res.data()[i] += 0.3f;
+    REQUIRE(min_abs(add(Variable(pre), Variable(res)).value()) > 0.05f);
+    CHECK_GRADCHECK(
+        [&](const std::vector<Variable>& v) {
+          Tensor m = rm.clone(), s = rv.clone();
+          return batch_norm_relu(v[0], v[1], v[2], m, s, training, 0.1f, 1e-5f);
+        },
+        {x, gamma, beta});
+    CHECK_GRADCHECK(
+        [&](const std::vector<Variable>& v) {
+          Tensor m = rm.clone(), s = rv.clone();
+          return batch_norm_relu(v[0], v[1], v[2], m, s, training, 0.1f, 1e-5f, v[3]);
+        },
+        {x, gamma, beta, res});
+  }
+}
+
+// On the GPU the fused op runs the separate kernels one after another; it must agree with the
+// CPU's fused pass (tolerances as for batch_norm above, the running statistics included).
+GPU_TEST_CASE("functions: batch_norm_relu on the GPU matches the CPU, with and without a residual") {
+  const Tensor x = Tensor::normal({4, 3, 5, 5}, 0.5f, 2.0f, 61);
+  const Tensor r = Tensor::normal({4, 3, 5, 5}, 0.0f, 1.0f, 62);
+  const Tensor dy = Tensor::uniform({4, 3, 5, 5}, -1, 1, 63);
+  const Tensor gamma = Tensor::from_vector({1.5f, -0.7f, 0.9f}, {3});
+  const Tensor beta = Tensor::from_vector({0.2f, -0.3f, 0.1f}, {3});
+  for (bool residual : {false, true}) {
+    INFO("residual ", residual);
+    struct Result {
+      Tensor y, dx, dgamma, dbeta, dr, rm, rv;
+    };
+    auto run = [&](Device device) {
+      Variable vx(x.clone().to(device), true), vg(gamma.clone().to(device), true);
+      Variable vb(beta.clone().to(device), true), vr(r.clone().to(device), true);
+      Tensor m = Tensor::zeros({3}).to(device), s = Tensor::full({3}, 1.0f).to(device);
+      const Variable y = batch_norm_relu(vx, vg, vb, m, s, true, 0.1f, 1e-5f, residual ? vr : Variable());
+      y.backward(dy.to(device));
+      return Result{y.value().to(Device::CPU), vx.grad().to(Device::CPU), vg.grad().to(Device::CPU),
+                    vb.grad().to(Device::CPU), residual ? vr.grad().to(Device::CPU) : Tensor(),
+                    m.to(Device::CPU), s.to(Device::CPU)};
+    };
+    const Result cpu = run(Device::CPU), gpu = run(Device::CUDA);
+    CHECK(closeness(gpu.y, cpu.y, 1e-5, 1e-5) <= 1);
+    CHECK(closeness(gpu.dx, cpu.dx, 1e-4, 1e-4) <= 1);
+    CHECK(closeness(gpu.dgamma, cpu.dgamma, 1e-4, 1e-5) <= 1);
+    CHECK(closeness(gpu.dbeta, cpu.dbeta, 1e-4, 1e-5) <= 1);
+    CHECK(closeness(gpu.rm, cpu.rm, 1e-5, 1e-5) <= 1);
+    CHECK(closeness(gpu.rv, cpu.rv, 1e-5, 1e-5) <= 1);
+    if (residual) CHECK(closeness(gpu.dr, cpu.dr, 1e-5, 1e-5) <= 1);
+  }
 }

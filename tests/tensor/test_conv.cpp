@@ -1,12 +1,15 @@
 // Convolution forward, backward-data and backward-weight against a direct seven-loop
 // convolution written out here, over stride 1 and 2, padding 0 and 1, 1x1 and 3x3 kernels,
-// with and without bias, at sizes that fit no tile evenly; plus a small case computed by hand.
+// with and without bias, at sizes that fit no tile evenly; plus a small case computed by hand, and
+// the accumulating backward-data against backward-data then add_into, bit for bit.
 #include <doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "tensor/conv.h"
+#include "tensor/elementwise.h"
 
 using namespace qnn;
 
@@ -123,4 +126,29 @@ TEST_CASE("conv2d: repeated runs give bit-identical results") {
   conv2d_backward_weight(x, dy, dw2, db, {2, 1});
   CHECK(dw1.to_vector() == dw2.to_vector());
   CHECK(conv2d_forward(x, w, Tensor(), {2, 1}).to_vector() == conv2d_forward(x, w, Tensor(), {2, 1}).to_vector());
+}
+
+// conv2d_backward_data_add must equal add_into(dx, conv2d_backward_data(...)) bit for bit on every
+// lowering: 32x32 rows straight into dx, 16x16 on the wide grid, 8x8 shifted planes, 1x1 direct,
+// and the strided col2im path (which adds a temporary).
+TEST_CASE("conv2d_backward_data_add is bit-identical to add_into of conv2d_backward_data") {
+  struct Case {
+    int64_t n, c, h, o, k;
+    int stride, pad;
+  };
+  for (const Case& t : {Case{3, 5, 32, 6, 3, 1, 1}, Case{3, 4, 16, 9, 3, 1, 1}, Case{2, 7, 8, 5, 3, 1, 1},
+                        Case{2, 6, 10, 4, 1, 1, 0}, Case{2, 3, 9, 4, 3, 2, 1}}) {
+    INFO("n ", t.n, " c ", t.c, " h ", t.h, " o ", t.o, " k ", t.k, " stride ", t.stride, " pad ", t.pad);
+    const ConvParams p{t.stride, t.pad};
+    const int64_t out = conv_out_size(t.h, t.k, p);
+    const Tensor w = Tensor::normal({t.o, t.c, t.k, t.k}, 0.0f, 0.3f, 71);
+    const Tensor dy = Tensor::normal({t.n, t.o, out, out}, 0.0f, 1.0f, 72);
+    const Tensor start = Tensor::normal({t.n, t.c, t.h, t.h}, 0.0f, 1.0f, 73);
+    Tensor expected = start.clone();
+    add_into(expected, conv2d_backward_data(dy, w, start.shape(), p));
+    Tensor got = start.clone();
+    conv2d_backward_data_add(dy, w, got, p);
+    REQUIRE(got.shape() == expected.shape());
+    CHECK(std::memcmp(got.data(), expected.data(), got.numel() * sizeof(float)) == 0);
+  }
 }
