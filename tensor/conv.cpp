@@ -254,11 +254,14 @@ void forward_grouped(const ConvGeometry& g, const float* x, const float* w_packe
 void forward_images(const ConvGeometry& g, const float* x, const float* w_packed, const float* bias,
                     float* y, bool accumulate = false) {
   const bool direct = g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0;  // col_n is x_n
-  // Below 256 columns, a last tile less than half full wastes over 1/16 of the work: group the
+  // Below 256 columns, where the partial last tile wastes over 1/16 of the work, group the
   // images (ImageNet's 7x7 and 14x14 maps; none of CIFAR ResNet-20's, whose 64 and 256 fill
   // their tiles).
+  // A 1x1 layer reads x_n in place, where grouping copies it: there only a quarter of the work
+  // wasted pays for the copy (measured: faster at 7x7, slower at 14x14).
   const int64_t padded_columns = (g.p() + NR - 1) / NR * NR;
-  if (g.n > 1 && g.p() < 256 && 16 * padded_columns > 17 * g.p()) {
+  const bool poorly_tiled = direct ? 4 * padded_columns > 5 * g.p() : 16 * padded_columns > 17 * g.p();
+  if (g.n > 1 && g.p() < 256 && poorly_tiled) {
     forward_grouped(g, x, w_packed, bias, y, accumulate);
     return;
   }
@@ -474,7 +477,13 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
   // Shifted planes need enough pixels per image to amortise the lane sums (measured: faster
   // from 16x16 outputs up, slower at 8x8, where im2col and the gemm tiles win); 1x1 stride-1
   // layers read x_n itself.
-  const bool shifted = !direct && g.p() >= 256;
+  // 1x1 layers that widen (ImageNet bottlenecks' expansions and shortcuts): the gemm tiles
+  // would read dy transposed with a stride of O floats, which at 256 to 2048 channels thrashes
+  // the caches (measured 3-4x slower than dot products over x's own rows); those that narrow
+  // keep the tiles where they measured faster.
+  const bool pointwise_wide =
+      g.kh == 1 && g.kw == 1 && (g.o >= g.k() || (2 * g.o >= g.k() && g.p() >= 256));
+  const bool shifted = (!direct && g.p() >= 256) || pointwise_wide;
   // Wide layers on small maps (ImageNet's 7x7 and 14x14 stages, the strided 1x1 shortcuts): per
   // image, each tile of the K x O partial would be loaded and stored after only P FMAs per
   // element, and the partial (9 MB for 512 x 4608) streamed from memory once per image. Images
