@@ -301,20 +301,35 @@ void weight_gradient_tiles(const ConvGeometry& g, const float* col, const float*
                                    nullptr);
 }
 
-// partial dw^T[K x O] += col[K x len] * dyt[len x O] for a group of images laid side by side
-// (len = images * P). The output columns are taken 128 at a time (a 128-wide panel of dyt, at
-// most len * 512 bytes, stays in L2) and within a panel the rows of col in tiles of MR, so each
-// MR-row strip of col is read once per panel from memory and reused from L1 across the panel.
+// Output columns per panel of weight_gradient_grouped.
+constexpr int64_t kGradientPanel = 4 * NR;
+
+// Where dy^T(row, o) lives in the panel-major layout that weight_gradient_grouped reads: panels of
+// kGradientPanel output channels, each a [len x width] row-major block, so that the kernel's rows
+// of dy^T are contiguous (a plain [len x O] layout puts them O floats apart, which at 512 channels
+// and up maps them onto a few cache sets).
+inline int64_t panel_index(int64_t row, int64_t o, int64_t len, int64_t channels) {
+  const int64_t j0 = o / kGradientPanel * kGradientPanel;
+  return j0 * len + row * std::min(kGradientPanel, channels - j0) + (o - j0);
+}
+
+// partial dw^T[K x O] += col[K x len] * dyt[len x O] (= with !accumulate) for a group of images laid side by side
+// (len = images * P), dyt in panels (panel_index). A panel of dyt (len x 128, at most len * 512
+// bytes) stays in L2 while the rows of col go by in tiles of MR, each read once per panel from
+// memory and reused from L1 across the panel.
 void weight_gradient_grouped(int64_t k, int64_t o, int64_t len, const float* col, const float* dyt,
-                             float* partial) {
-  constexpr int64_t panel = 4 * NR;
-  for (int64_t j0 = 0; j0 < o; j0 += panel)
+                             float* partial, bool accumulate) {
+  for (int64_t j0 = 0; j0 < o; j0 += kGradientPanel) {
+    const int64_t width = std::min(kGradientPanel, o - j0);
+    const float* panel = dyt + j0 * len;
     for (int64_t ir = 0; ir < k; ir += MR)
-      for (int64_t jr = j0; jr < std::min(o, j0 + panel); jr += NR)
-        kernel::micro_kernel<MR, NV>(len, col + ir * len, len, 1, dyt + jr, o, partial + ir * o + jr, o,
+      for (int64_t jr = 0; jr < width; jr += NR)
+        kernel::micro_kernel<MR, NV>(len, col + ir * len, len, 1, panel + jr, width,
+                                     partial + ir * o + j0 + jr, o,
                                      static_cast<int>(std::min<int64_t>(MR, k - ir)),
-                                     static_cast<int>(std::min<int64_t>(NR, o - jr)), 1.0f, true,
-                                     nullptr);
+                                     static_cast<int>(std::min<int64_t>(NR, width - jr)), 1.0f,
+                                     accumulate, nullptr);
+  }
 }
 
 // partial dw[O x K] += sum over images [begin, end) of dy_n[O x P] * col_n^T[P x K], with col_n
@@ -495,11 +510,15 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
   if (grouped) {
 #pragma omp parallel num_threads(threads)
     {
-      const int t = omp_get_thread_num();
-      zero_parts(t, omp_get_num_threads());
-#pragma omp barrier
+      const int t = omp_get_thread_num(), team = omp_get_num_threads();
       int64_t begin, end;
-      thread_range(g.n, t, omp_get_num_threads(), begin, end);
+      thread_range(g.n, t, team, begin, end);
+      // The first group stores its product rather than adding it, so the gradient part needs
+      // zeros only where no group will store (a thread without images, or one past the team).
+      for (int u = t; u < threads; u += team) {
+        float* part_u = partial.get() + u * part;
+        std::fill(u == t && begin < end ? part_u + g.k() * g.o : part_u, part_u + part, 0.0f);
+      }
       const int64_t group = std::max<int64_t>(
           1, std::min<int64_t>((512 + g.p() - 1) / g.p(), (int64_t{1} << 21) / (g.k() * g.p())));
       float* col = scratch_data(0, group * g.k() * g.p());
@@ -518,9 +537,9 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
             copy_floats(col + kk * len + i * g.p(), direct ? xn + kk * g.p() : planes + rows[kk], g.p());
           const float* dyn = dy.data() + (n0 + i) * g.image_out();
           for (int64_t o = 0; o < g.o; ++o)
-            for (int64_t q = 0; q < g.p(); ++q) dyt[(i * g.p() + q) * g.o + o] = dyn[o * g.p() + q];
+            for (int64_t q = 0; q < g.p(); ++q) dyt[panel_index(i * g.p() + q, o, len, g.o)] = dyn[o * g.p() + q];
         }
-        weight_gradient_grouped(g.k(), g.o, len, col, dyt, mine);
+        weight_gradient_grouped(g.k(), g.o, len, col, dyt, mine, n0 > begin);
       }
     }
   } else if (!shifted) {
@@ -578,16 +597,26 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
   // adds the threads' partials in thread order, whichever thread does the adding, so large
   // gradients are summed by all threads, a range of output channels each.
   float* dwp = dw.data();
+  // The transposed partials (gemm tiles) are read in blocks of 16 channels by 256 taps: the 256
+  // cache lines of a block stay in L1 while its 16 rows of dw are written.
+  constexpr int64_t OB = 16, KB = 256;
 #pragma omp parallel for schedule(static) num_threads(threads) if (g.o * g.k() >= kParallelPack)
-  for (int64_t o = 0; o < g.o; ++o)
-    for (int t = 0; t < threads; ++t) {
-      const float* mine = partial.get() + t * part;
-      float* row = dwp + o * g.k();
-      if (!shifted)
-        for (int64_t kk = 0; kk < g.k(); ++kk) row[kk] += mine[kk * g.o + o];
-      else
-        for (int64_t kk = 0; kk < g.k(); ++kk) row[kk] += mine[o * g.k() + kk];
+  for (int64_t ob = 0; ob < g.o; ob += OB) {
+    const int64_t oe = std::min(g.o, ob + OB);
+    for (int64_t kb = 0; kb < g.k(); kb += KB) {
+      const int64_t ke = std::min(g.k(), kb + KB);
+      for (int t = 0; t < threads; ++t) {
+        const float* mine = partial.get() + t * part;
+        for (int64_t o = ob; o < oe; ++o) {
+          float* row = dwp + o * g.k();
+          if (!shifted)
+            for (int64_t kk = kb; kk < ke; ++kk) row[kk] += mine[kk * g.o + o];
+          else
+            for (int64_t kk = kb; kk < ke; ++kk) row[kk] += mine[o * g.k() + kk];
+        }
+      }
     }
+  }
   if (db.defined())
     for (int t = 0; t < threads; ++t)
       for (int64_t o = 0; o < g.o; ++o) db.data()[o] += partial[t * part + g.k() * g.o + o];
