@@ -318,8 +318,8 @@ inline int64_t panel_index(int64_t row, int64_t o, int64_t len, int64_t channels
   return j0 * len + row * std::min(kGradientPanel, channels - j0) + (o - j0);
 }
 
-// partial dw^T[K x O] += col[K x len] * dyt[len x O] (= with !accumulate) for a group of images laid side by side
-// (len = images * P), dyt in panels (panel_index). A panel of dyt (len x 128, at most len * 512
+// partial dw^T[K x O] += col[K x len] * dyt[len x O] (= without `accumulate`) for a group of
+// images laid side by side (len = images * P), dyt in panels (panel_index). A panel of dyt (len x 128, at most len * 512
 // bytes) stays in L2 while the rows of col go by in tiles of MR, each read once per panel from
 // memory and reused from L1 across the panel.
 void weight_gradient_grouped(int64_t k, int64_t o, int64_t len, const float* col, const float* dyt,
@@ -495,9 +495,8 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
   };
   const bool direct = g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0;
   // Shifted planes need enough pixels per image to amortise the lane sums (measured: faster
-  // from 16x16 outputs up, slower at 8x8, where im2col and the gemm tiles win); 1x1 stride-1
-  // layers read x_n itself.
-  // 1x1 layers that widen (ImageNet bottlenecks' expansions and shortcuts): the gemm tiles
+  // from 16x16 outputs up, slower at 8x8, where im2col and the gemm tiles win; 1x1 stride-1
+  // layers give the tiles x_n itself). 1x1 layers that widen (ImageNet bottlenecks' expansions and shortcuts): the gemm tiles
   // would read dy transposed with a stride of O floats, which at 256 to 2048 channels thrashes
   // the caches (measured 3-4x slower than dot products over x's own rows); those that narrow
   // keep the tiles where they measured faster.
