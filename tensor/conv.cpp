@@ -500,8 +500,10 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
   // would read dy transposed with a stride of O floats, which at 256 to 2048 channels thrashes
   // the caches (measured 3-4x slower than dot products over x's own rows); those that narrow
   // keep the tiles where they measured faster, and so do 7x7 maps, where 49 pixels fill the dot
-  // products' vectors poorly and the grouped tiles below measured faster.
-  const bool pointwise_wide = g.kh == 1 && g.kw == 1 && g.p() >= 64 &&
+  // products' vectors poorly and the grouped tiles below measured faster. Only ImageNet widths
+  // (128 output channels and up) switch: CIFAR-width 1x1 layers (at most 64, as in option-B
+  // shortcuts) keep their path, bit for bit.
+  const bool pointwise_wide = g.kh == 1 && g.kw == 1 && g.p() >= 64 && g.o >= 128 &&
                               (g.o >= g.k() || (2 * g.o >= g.k() && g.p() >= 256));
   const bool shifted = (!direct && g.p() >= 256) || pointwise_wide;
   // Wide layers on small maps (ImageNet's 7x7 and 14x14 stages, the strided 1x1 shortcuts): per
