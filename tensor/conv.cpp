@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "tensor/device.h"
@@ -36,9 +37,22 @@ constexpr int MR = 8;
 constexpr int NV = 2;
 constexpr int NR = 16 * NV;
 
+// Weights of at least this many floats are packed (and flipped, and their partial gradients summed)
+// by all threads; below it the threads would cost more than they save.
+constexpr int64_t kParallelPack = 1 << 16;
+// Reduction block of forward_grouped (see there).
+constexpr int64_t kBlockK = 256;
+// Weight gradients of at least this many floats sum a group of images per product (see
+// conv2d_backward_weight).
+constexpr int64_t kGroupedPartial = 1 << 16;
+
 // Per-thread scratch that survives between calls, so the steady state allocates nothing.
+// Slots 0-2 are the parallel regions' per-thread buffers; the calling thread keeps packed weights
+// in kPackedSlot (and the flipped weights of backward-data in kFlippedSlot) while it takes part
+// in those regions.
+constexpr int kPackedSlot = 3, kFlippedSlot = 4;
 std::vector<float>& scratch(int which) {
-  thread_local std::vector<float> buffers[3];
+  thread_local std::vector<float> buffers[5];
   return buffers[which];
 }
 
@@ -50,14 +64,18 @@ float* scratch_data(int which, int64_t size) {
 
 // Copies A (m x k, A(i, p) = a[i*rs + p*cs]) into panels of MR rows: panel q holds
 // packed[(q*k + p)*MR + r] = A(q*MR + r, p), zero for rows past m. The kernel then reads each
-// panel with unit stride (rs_a = 1, cs_a = MR).
-std::vector<float> pack_a(const float* a, int64_t rs, int64_t cs, int64_t m, int64_t k) {
+// panel with unit stride (rs_a = 1, cs_a = MR). The panels live in the calling thread's scratch
+// `slot` (kPackedSlot unless that holds an input), so the steady state neither allocates nor
+// page-faults 9 MB per call at 512 channels. Large weights are packed by all threads, one range of
+// panels each; a copy, so the result is the same either way.
+const float* pack_a(const float* a, int64_t rs, int64_t cs, int64_t m, int64_t k, int slot = kPackedSlot) {
   const int64_t panels = (m + MR - 1) / MR;
-  std::vector<float> packed(static_cast<size_t>(panels * k * MR), 0.0f);
+  float* packed = scratch_data(slot, panels * k * MR);
+#pragma omp parallel for schedule(static) if (m * k >= kParallelPack && !omp_in_parallel())
   for (int64_t q = 0; q < panels; ++q)
     for (int64_t p = 0; p < k; ++p)
-      for (int64_t r = 0; r < MR && q * MR + r < m; ++r)
-        packed[(q * k + p) * MR + r] = a[(q * MR + r) * rs + p * cs];
+      for (int64_t r = 0; r < MR; ++r)
+        packed[(q * k + p) * MR + r] = q * MR + r < m ? a[(q * MR + r) * rs + p * cs] : 0.0f;
   return packed;
 }
 
@@ -172,12 +190,86 @@ void forward_shifted(const ConvGeometry& g, const float* x, const float* w_packe
   }
 }
 
+// Small maps whose P columns fill the last tile poorly (7x7: 49 columns on two 32-wide tiles,
+// 23% of the work dropped; 14x14: 196 on seven, 12%): the column matrices of a group of images
+// are written out side by side, col[K x images*P] (rows taken from the shifted planes, or from
+// x_n for 1x1 stride 1), so that the tiles run across image boundaries and only the group's last
+// one is partial. The product lands in a [O x images*P] buffer and is copied (or added) into
+// y. Each output is still one chain of FMAs over K in order, as on the other paths.
+void forward_grouped(const ConvGeometry& g, const float* x, const float* w_packed,
+                     const float* bias, float* y, bool accumulate) {
+  const bool direct = g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0;
+  // The fewest images whose columns fill their tiles to within 1/16 (7x7: 5 images, 245 columns
+  // on 256; 14x14: 2), within 8 MB of columns: more would only add cache traffic (measured slower
+  // on two threads at 14x14, whose caches the two column buffers share).
+  const int64_t most_images = std::max<int64_t>(1, (int64_t{1} << 21) / (g.k() * g.p()));
+  int64_t group = 1;
+  while (group < most_images && 16 * ((group * g.p() + NR - 1) / NR * NR) > 17 * group * g.p()) ++group;
+  std::vector<int64_t> rows(static_cast<size_t>(g.k()));
+  if (!direct) shifted_row_offsets(g, rows.data());
+#pragma omp parallel
+  {
+    int64_t begin, end;
+    thread_range(g.n, omp_get_thread_num(), omp_get_num_threads(), begin, end);
+    const int64_t most = std::min(group, std::max<int64_t>(end - begin, 1));
+    float* planes = direct ? nullptr : scratch_data(0, shifted_planes_size(g));
+    float* col = scratch_data(1, most * g.k() * g.p());
+    float* y_wide = scratch_data(2, most * g.o * g.p());
+    for (int64_t n0 = begin; n0 < end; n0 += group) {
+      const int64_t count = std::min(group, end - n0), len = count * g.p();
+      for (int64_t i = 0; i < count; ++i) {
+        const float* xn = x + (n0 + i) * g.image_in();
+        if (!direct) shifted_planes(g, xn, planes);
+        for (int64_t kk = 0; kk < g.k(); ++kk)
+          copy_floats(col + kk * len + i * g.p(), direct ? xn + kk * g.p() : planes + rows[kk], g.p());
+      }
+      // k in blocks of kBlockK: a block of the weights (O x kBlockK, 512 KB at 512 channels)
+      // stays in L2 and the block of a column tile (kBlockK x 32) in L1, where the whole k would
+      // stream all the weights (9 MB for 512 x 4608) once per column tile. Each block resumes the
+      // accumulators where the previous one stored them: the FMA chain is unchanged.
+      for (int64_t k0 = 0; k0 < g.k(); k0 += kBlockK) {
+        const int64_t kb = std::min(kBlockK, g.k() - k0);
+        const bool last = k0 + kb == g.k();
+        for (int64_t jr = 0; jr < len; jr += NR)
+          for (int64_t ir = 0; ir < g.o; ir += MR)
+            kernel::micro_kernel<MR, NV>(kb, w_packed + ir * g.k() + k0 * MR, 1, MR, col + k0 * len + jr,
+                                         len, y_wide + ir * len + jr, len,
+                                         static_cast<int>(std::min<int64_t>(MR, g.o - ir)),
+                                         static_cast<int>(std::min<int64_t>(NR, len - jr)), 1.0f, false,
+                                         last && bias ? bias + ir : nullptr, nullptr, k0 > 0);
+      }
+      for (int64_t i = 0; i < count; ++i)
+        for (int64_t o = 0; o < g.o; ++o) {
+          float* out = y + (n0 + i) * g.image_out() + o * g.p();
+          const float* in = y_wide + o * len + i * g.p();
+          if (!accumulate) {
+            copy_floats(out, in, g.p());
+            continue;
+          }
+#pragma omp simd
+          for (int64_t j = 0; j < g.p(); ++j) out[j] += in[j];
+        }
+    }
+  }
+}
+
 // y = conv(x, w) + bias for the whole batch; w_packed is pack_a of w viewed as [O x K].
 // With `accumulate`, y += conv(x, w) + bias instead: each result is added to y as it is stored,
 // exactly as add_into would add it afterwards.
 void forward_images(const ConvGeometry& g, const float* x, const float* w_packed, const float* bias,
                     float* y, bool accumulate = false) {
   const bool direct = g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0;  // col_n is x_n
+  // Below 256 columns, where the partial last tile wastes over 1/16 of the work, group the
+  // images (ImageNet's 7x7 and 14x14 maps; none of CIFAR ResNet-20's, whose 64 and 256 fill
+  // their tiles).
+  // A 1x1 layer reads x_n in place, where grouping copies it: there only a quarter of the work
+  // wasted pays for the copy (measured: faster at 7x7, slower at 14x14).
+  const int64_t padded_columns = (g.p() + NR - 1) / NR * NR;
+  const bool poorly_tiled = direct ? 4 * padded_columns > 5 * g.p() : 16 * padded_columns > 17 * g.p();
+  if (g.n > 1 && g.p() < 256 && poorly_tiled) {
+    forward_grouped(g, x, w_packed, bias, y, accumulate);
+    return;
+  }
   // Implicit im2col pays for Wp - Wo junk columns per output row: worth it while that is at most
   // an eighth of the row (measured: faster at 32x32 and 16x16, slower at 8x8).
   if (g.stride == 1 && !direct && 8 * 2 * g.pad <= g.wo) {
@@ -212,6 +304,37 @@ void weight_gradient_tiles(const ConvGeometry& g, const float* col, const float*
                                    static_cast<int>(std::min<int64_t>(TM, g.k() - ir)),
                                    static_cast<int>(std::min<int64_t>(TN, g.o - jr)), 1.0f, true,
                                    nullptr);
+}
+
+// Output columns per panel of weight_gradient_grouped.
+constexpr int64_t kGradientPanel = 4 * NR;
+
+// Where dy^T(row, o) lives in the panel-major layout that weight_gradient_grouped reads: panels of
+// kGradientPanel output channels, each a [len x width] row-major block, so that the kernel's rows
+// of dy^T are contiguous (a plain [len x O] layout puts them O floats apart, which at 512 channels
+// and up maps them onto a few cache sets).
+inline int64_t panel_index(int64_t row, int64_t o, int64_t len, int64_t channels) {
+  const int64_t j0 = o / kGradientPanel * kGradientPanel;
+  return j0 * len + row * std::min(kGradientPanel, channels - j0) + (o - j0);
+}
+
+// partial dw^T[K x O] += col[K x len] * dyt[len x O] (= without `accumulate`) for a group of
+// images laid side by side (len = images * P), dyt in panels (panel_index). A panel of dyt (len x 128, at most len * 512
+// bytes) stays in L2 while the rows of col go by in tiles of MR, each read once per panel from
+// memory and reused from L1 across the panel.
+void weight_gradient_grouped(int64_t k, int64_t o, int64_t len, const float* col, const float* dyt,
+                             float* partial, bool accumulate) {
+  for (int64_t j0 = 0; j0 < o; j0 += kGradientPanel) {
+    const int64_t width = std::min(kGradientPanel, o - j0);
+    const float* panel = dyt + j0 * len;
+    for (int64_t ir = 0; ir < k; ir += MR)
+      for (int64_t jr = 0; jr < width; jr += NR)
+        kernel::micro_kernel<MR, NV>(len, col + ir * len, len, 1, panel + jr, width,
+                                     partial + ir * o + j0 + jr, o,
+                                     static_cast<int>(std::min<int64_t>(MR, k - ir)),
+                                     static_cast<int>(std::min<int64_t>(NR, width - jr)), 1.0f,
+                                     accumulate, nullptr);
+  }
 }
 
 // partial dw[O x K] += sum over images [begin, end) of dy_n[O x P] * col_n^T[P x K], with col_n
@@ -281,8 +404,8 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Conv
             " output channels");
   QNN_ON_CUDA(x, cuda::conv2d_forward(x, w, bias, p));
   Tensor y({g.n, g.o, g.ho, g.wo});
-  const std::vector<float> w_packed = pack_a(w.data(), g.k(), 1, g.o, g.k());
-  forward_images(g, x.data(), w_packed.data(), bias.defined() ? bias.data() : nullptr, y.data());
+  const float* w_packed = pack_a(w.data(), g.k(), 1, g.o, g.k());
+  forward_images(g, x.data(), w_packed, bias.defined() ? bias.data() : nullptr, y.data());
   return y;
 }
 
@@ -297,28 +420,29 @@ bool backward_data(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Ten
     const ConvGeometry t = conv_geometry({g.n, g.o, g.ho, g.wo}, {g.c, g.o, g.kh, g.kw},
                                          ConvParams{1, static_cast<int>(g.kh - 1 - g.pad)});
     // A(c, (o*KH + u)*KW + v) = w[o][c][KH-1-u][KW-1-v], packed directly.
-    std::vector<float> flipped(static_cast<size_t>(g.c * t.k()));
+    float* flipped = scratch_data(kFlippedSlot, g.c * t.k());
     const float* wp = w.data();
+#pragma omp parallel for schedule(static) if (g.c * t.k() >= kParallelPack && !omp_in_parallel())
     for (int64_t c = 0; c < g.c; ++c)
       for (int64_t o = 0; o < g.o; ++o)
         for (int64_t u = 0; u < g.kh; ++u)
           for (int64_t v = 0; v < g.kw; ++v)
             flipped[c * t.k() + (o * g.kh + u) * g.kw + v] =
                 wp[((o * g.c + c) * g.kh + (g.kh - 1 - u)) * g.kw + (g.kw - 1 - v)];
-    const std::vector<float> a = pack_a(flipped.data(), t.k(), 1, g.c, t.k());
-    forward_images(t, dy.data(), a.data(), nullptr, dx.data(), accumulate);
+    const float* a = pack_a(flipped, t.k(), 1, g.c, t.k());
+    forward_images(t, dy.data(), a, nullptr, dx.data(), accumulate);
     return true;
   }
   if (accumulate) return false;
   // General case: col = w^T dy_n (A(kk, o) = w[o*K + kk]), then col2im.
-  const std::vector<float> a = pack_a(w.data(), 1, g.k(), g.k(), g.o);
+  const float* a = pack_a(w.data(), 1, g.k(), g.k(), g.o);
 #pragma omp parallel
   {
     int64_t begin, end;
     thread_range(g.n, omp_get_thread_num(), omp_get_num_threads(), begin, end);
     float* col = scratch_data(0, g.k() * g.p());
     for (int64_t n = begin; n < end; ++n) {
-      multiply_packed(a.data(), g.k(), g.o, dy.data() + n * g.image_out(), g.p(), g.p(), col, g.p(),
+      multiply_packed(a, g.k(), g.o, dy.data() + n * g.image_out(), g.p(), g.p(), col, g.p(),
                       nullptr);
       col2im(g, col, dx.data() + n * g.image_in());
     }
@@ -363,12 +487,69 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
   // partial[t] holds thread t's dw^T [K x O] (gemm tiles) or dw [O x K] (shifted planes), then its
   // bias sums [O].
   const int64_t part = g.k() * g.o + g.o;
-  std::vector<float> partial(static_cast<size_t>(threads * part), 0.0f);
+  // Not initialised here: each thread zeroes its own part (in parallel, and without a serial
+  // memset of what is 19 MB for a 512-channel 3x3 layer on two threads).
+  std::unique_ptr<float[]> partial(new float[static_cast<size_t>(threads * part)]);
+  auto zero_parts = [&](int t, int team) {
+    for (int u = t; u < threads; u += team) std::fill(partial.get() + u * part, partial.get() + (u + 1) * part, 0.0f);
+  };
   const bool direct = g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0;
   // Shifted planes need enough pixels per image to amortise the lane sums (measured: faster
-  // from 16x16 outputs up, slower at 8x8, where im2col and the gemm tiles win).
-  const bool shifted = !direct && g.p() >= 256;
-  if (!shifted) {
+  // from 16x16 outputs up, slower at 8x8, where im2col and the gemm tiles win; 1x1 stride-1
+  // layers give the tiles x_n itself). 1x1 layers that widen (ImageNet bottlenecks' expansions and shortcuts): the gemm tiles
+  // would read dy transposed with a stride of O floats, which at 256 to 2048 channels thrashes
+  // the caches (measured 3-4x slower than dot products over x's own rows); those that narrow
+  // keep the tiles where they measured faster, and so do 7x7 maps, where 49 pixels fill the dot
+  // products' vectors poorly and the grouped tiles below measured faster. Only ImageNet widths
+  // (128 output channels and up) switch: CIFAR-width 1x1 layers (at most 64, as in option-B
+  // shortcuts) keep their path, bit for bit.
+  const bool pointwise_wide = g.kh == 1 && g.kw == 1 && g.p() >= 64 && g.o >= 128 &&
+                              (g.o >= g.k() || (2 * g.o >= g.k() && g.p() >= 256));
+  const bool shifted = (!direct && g.p() >= 256) || pointwise_wide;
+  // Wide layers on small maps (ImageNet's 7x7 and 14x14 stages, the strided 1x1 shortcuts): per
+  // image, each tile of the K x O partial would be loaded and stored after only P FMAs per
+  // element, and the partial (9 MB for 512 x 4608) streamed from memory once per image. Images
+  // are then grouped side by side into one product of reduction length ~512 or more. This sums
+  // each group in one FMA chain before adding it to the partial, where the per-image path adds
+  // image by image: rounding differs, so it is kept to partials of at least kGroupedPartial
+  // floats, which no CIFAR ResNet-20 layer reaches (its largest is 64 x 576).
+  const bool grouped = !shifted && (direct ? g.p() < 512 : true) && g.k() * g.o >= kGroupedPartial;
+  if (grouped) {
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = omp_get_thread_num(), team = omp_get_num_threads();
+      int64_t begin, end;
+      thread_range(g.n, t, team, begin, end);
+      // The first group stores its product rather than adding it, so the gradient part needs
+      // zeros only where no group will store (a thread without images, or one past the team).
+      for (int u = t; u < threads; u += team) {
+        float* part_u = partial.get() + u * part;
+        std::fill(u == t && begin < end ? part_u + g.k() * g.o : part_u, part_u + part, 0.0f);
+      }
+      const int64_t group = std::max<int64_t>(
+          1, std::min<int64_t>((512 + g.p() - 1) / g.p(), (int64_t{1} << 21) / (g.k() * g.p())));
+      float* col = scratch_data(0, group * g.k() * g.p());
+      float* dyt = scratch_data(1, group * g.p() * g.o);
+      float* planes = direct ? nullptr : scratch_data(2, shifted_planes_size(g));
+      std::vector<int64_t> rows(static_cast<size_t>(g.k()));
+      if (!direct) shifted_row_offsets(g, rows.data());
+      float* mine = partial.get() + t * part;
+      for (int64_t n0 = begin; n0 < end; n0 += group) {
+        const int64_t count = std::min(group, end - n0), len = count * g.p();
+        for (int64_t i = 0; i < count; ++i) {
+          // Row kk of col: image i's row kk of im2col at columns [i*P, (i+1)*P).
+          const float* xn = x.data() + (n0 + i) * g.image_in();
+          if (!direct) shifted_planes(g, xn, planes);
+          for (int64_t kk = 0; kk < g.k(); ++kk)
+            copy_floats(col + kk * len + i * g.p(), direct ? xn + kk * g.p() : planes + rows[kk], g.p());
+          const float* dyn = dy.data() + (n0 + i) * g.image_out();
+          for (int64_t o = 0; o < g.o; ++o)
+            for (int64_t q = 0; q < g.p(); ++q) dyt[panel_index(i * g.p() + q, o, len, g.o)] = dyn[o * g.p() + q];
+        }
+        weight_gradient_grouped(g.k(), g.o, len, col, dyt, mine, n0 > begin);
+      }
+    }
+  } else if (!shifted) {
     // dw^T[K x O] += col_n[K x P] * dy_n^T[P x O] on the gemm tiles; col_n is x_n when direct.
 #pragma omp parallel num_threads(threads)
     {
@@ -377,7 +558,8 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
       thread_range(g.n, t, omp_get_num_threads(), begin, end);
       float* col = direct ? nullptr : scratch_data(0, g.k() * g.p());
       float* dyt = scratch_data(1, g.p() * g.o);
-      float* mine = partial.data() + t * part;
+      float* mine = partial.get() + t * part;
+      zero_parts(t, omp_get_num_threads());
       for (int64_t n = begin; n < end; ++n) {
         const float* xn = x.data() + n * g.image_in();
         if (!direct) im2col(g, xn, col);
@@ -395,8 +577,10 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
     {
       const int t = omp_get_thread_num();
       int64_t begin, end;
+      zero_parts(t, omp_get_num_threads());
+#pragma omp barrier
       thread_range(g.n, t, omp_get_num_threads(), begin, end);
-      weight_gradient_shifted(g, x.data(), dy.data(), begin, end, partial.data() + t * part);
+      weight_gradient_shifted(g, x.data(), dy.data(), begin, end, partial.get() + t * part);
     }
   }
   // Bias sums, per thread over its images (as a fixed split of the batch).
@@ -406,7 +590,7 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
       const int t = omp_get_thread_num();
       int64_t begin, end;
       thread_range(g.n, t, omp_get_num_threads(), begin, end);
-      float* bias_sum = partial.data() + t * part + g.k() * g.o;
+      float* bias_sum = partial.get() + t * part + g.k() * g.o;
       for (int64_t n = begin; n < end; ++n)
         for (int64_t o = 0; o < g.o; ++o) {
           const float* row = dy.data() + n * g.image_out() + o * g.p();
@@ -416,18 +600,33 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
         }
     }
   }
-  // Fixed summation order over threads: the result does not depend on scheduling.
+  // Fixed summation order over threads: the result does not depend on scheduling. Every element
+  // adds the threads' partials in thread order, whichever thread does the adding, so large
+  // gradients are summed by all threads, a range of output channels each.
   float* dwp = dw.data();
-  for (int t = 0; t < threads; ++t) {
-    const float* mine = partial.data() + t * part;
-    if (!shifted)
-      for (int64_t o = 0; o < g.o; ++o)
-        for (int64_t kk = 0; kk < g.k(); ++kk) dwp[o * g.k() + kk] += mine[kk * g.o + o];
-    else
-      for (int64_t i = 0; i < g.o * g.k(); ++i) dwp[i] += mine[i];
-    if (db.defined())
-      for (int64_t o = 0; o < g.o; ++o) db.data()[o] += mine[g.k() * g.o + o];
+  // The transposed partials (gemm tiles) are read in blocks of 16 channels by 256 taps: the 256
+  // cache lines of a block stay in L1 while its 16 rows of dw are written.
+  constexpr int64_t OB = 16, KB = 256;
+#pragma omp parallel for schedule(static) num_threads(threads) if (g.o * g.k() >= kParallelPack)
+  for (int64_t ob = 0; ob < g.o; ob += OB) {
+    const int64_t oe = std::min(g.o, ob + OB);
+    for (int64_t kb = 0; kb < g.k(); kb += KB) {
+      const int64_t ke = std::min(g.k(), kb + KB);
+      for (int t = 0; t < threads; ++t) {
+        const float* mine = partial.get() + t * part;
+        for (int64_t o = ob; o < oe; ++o) {
+          float* row = dwp + o * g.k();
+          if (!shifted)
+            for (int64_t kk = kb; kk < ke; ++kk) row[kk] += mine[kk * g.o + o];
+          else
+            for (int64_t kk = kb; kk < ke; ++kk) row[kk] += mine[o * g.k() + kk];
+        }
+      }
+    }
   }
+  if (db.defined())
+    for (int t = 0; t < threads; ++t)
+      for (int64_t o = 0; o < g.o; ++o) db.data()[o] += partial[t * part + g.k() * g.o + o];
 }
 
 }  // namespace qnn

@@ -12,6 +12,12 @@
 // MR scalars of A and issues MR*NV fused multiply-adds. With AVX-512 (32 zmm registers) tiles of
 // 8x32 or 12x32 keep 16-24 accumulators and stay FMA-bound on Zen 4 (one 512-bit FMA per cycle).
 //
+// With `resume`, the accumulators start from C's tile instead of zero (alpha must be 1): a product
+// split along k into consecutive calls, each resuming where the last stored, then performs exactly
+// the FMA chain of one call over the whole k (storing and reloading a float accumulator is exact),
+// so k can be blocked for the caches without changing a bit. Pass row_init only on the last call,
+// and never `accumulate` together with `resume`.
+//
 // Partial tiles: only mr <= MR rows and nr <= NR columns are read from B and written to C (masked
 // loads and stores), so callers never pad their matrices. Each element of C is always produced by
 // the same sequence of FMAs in p order, whatever tile or thread computes it: results are
@@ -40,15 +46,17 @@ inline __mmask16 lane_mask(int nr, int v) {
 template <int MR, int NV>
 inline void micro_kernel(int64_t k, const float* a, int64_t rs_a, int64_t cs_a, const float* b,
                          int64_t ldb, float* c, int64_t ldc, int mr, int nr, float alpha,
-                         bool accumulate, const float* row_init, const int64_t* b_rows = nullptr) {
+                         bool accumulate, const float* row_init, const int64_t* b_rows = nullptr,
+                         bool resume = false) {
+  __mmask16 mask[NV];
+  for (int v = 0; v < NV; ++v) mask[v] = lane_mask(nr, v);
   // Accumulators; every loop over them is fully unrolled so they stay in registers.
   __m512 acc[MR][NV];
 #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
-  __mmask16 mask[NV];
-  for (int v = 0; v < NV; ++v) mask[v] = lane_mask(nr, v);
+    for (int v = 0; v < NV; ++v)
+      acc[r][v] = resume && r < mr ? _mm512_maskz_loadu_ps(mask[v], c + r * ldc + 16 * v) : _mm512_setzero_ps();
   // Rows past mr re-read the last valid row: their results are computed and then dropped.
   int64_t row_offset[MR];
   for (int r = 0; r < MR; ++r) row_offset[r] = (r < mr ? r : mr - 1) * rs_a;
@@ -138,9 +146,13 @@ inline void dot_tile(int64_t len, int groups, const float* a, int64_t lda, int64
 template <int MR, int NV>
 inline void micro_kernel(int64_t k, const float* a, int64_t rs_a, int64_t cs_a, const float* b,
                          int64_t ldb, float* c, int64_t ldc, int mr, int nr, float alpha,
-                         bool accumulate, const float* row_init, const int64_t* b_rows = nullptr) {
+                         bool accumulate, const float* row_init, const int64_t* b_rows = nullptr,
+                         bool resume = false) {
   constexpr int NR = 16 * NV;
   float acc[MR][NR] = {};
+  if (resume)
+    for (int r = 0; r < mr; ++r)
+      for (int j = 0; j < nr; ++j) acc[r][j] = c[r * ldc + j];
   for (int64_t p = 0; p < k; ++p) {
     const float* bp = b_rows ? b + b_rows[p] : b + p * ldb;
     float bv[NR] = {};

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <vector>
 
 namespace qnn {
 
@@ -65,14 +66,26 @@ Tensor max_pool2d_backward(const Tensor& dy, const Tensor& x, PoolParams p) {
   QNN_CHECK(dy.device() == x.device(), "output gradient on ", device_name(dy.device()), ", x on ",
             device_name(x.device()));
   QNN_ON_CUDA(x, cuda::max_pool2d_backward(dy, x, p));
-  Tensor dx = Tensor::zeros(x.shape(), x.device());
-#pragma omp parallel for schedule(static)
-  for (int64_t q = 0; q < g.planes; ++q) {
-    const float* plane = x.data() + q * g.h * g.w;
-    const float* gout = dy.data() + q * g.ho * g.wo;
-    float* gin = dx.data() + q * g.h * g.w;
-    for (int64_t i = 0; i < g.ho; ++i)
-      for (int64_t j = 0; j < g.wo; ++j) gin[window_argmax(plane, g, p, i, j)] += gout[i * g.wo + j];
+  // Each thread zeroes the planes it scatters into (no serial pass over the whole tensor). The
+  // maxima of an output row are found first and then scattered: interleaving the two, every
+  // store into dx (which the compiler must assume may alias x) would force the window's values
+  // to be reloaded, and overlapping windows would chain on store-to-load forwarding (measured
+  // 1.6x slower for ResNet's 3x3 stride-2 stem pool).
+  Tensor dx(x.shape(), x.device());
+#pragma omp parallel
+  {
+    std::vector<int64_t> at(static_cast<size_t>(g.wo));
+#pragma omp for schedule(static)
+    for (int64_t q = 0; q < g.planes; ++q) {
+      const float* plane = x.data() + q * g.h * g.w;
+      const float* gout = dy.data() + q * g.ho * g.wo;
+      float* gin = dx.data() + q * g.h * g.w;
+      std::fill(gin, gin + g.h * g.w, 0.0f);
+      for (int64_t i = 0; i < g.ho; ++i) {
+        for (int64_t j = 0; j < g.wo; ++j) at[j] = window_argmax(plane, g, p, i, j);
+        for (int64_t j = 0; j < g.wo; ++j) gin[at[j]] += gout[i * g.wo + j];
+      }
+    }
   }
   return dx;
 }

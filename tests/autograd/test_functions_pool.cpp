@@ -1,5 +1,6 @@
 // max_pool2d, global_avg_pool and shortcut_pad: values (PyTorch 1.13 where noted) and gradients.
 #include "tests/autograd/helpers.h"
+#include "tensor/pool.h"
 
 using namespace qnn;
 using namespace qnn::testing;
@@ -72,4 +73,39 @@ TEST_CASE("functions: shortcut_pad matches PyTorch's option-A shortcut") {
   CHECK_THROWS_WITH_AS(shortcut_pad(Variable(Tensor::zeros({1, 4, 2, 2})), 2, 2),
                        "[shortcut_pad] out_channels 2 is fewer than the input's 4 channels (x [1, 4, 2, 2])",
                        Error);
+}
+
+TEST_CASE("functions: 3x3 max pooling with ties sends each gradient to the window's first maximum") {
+  // Values from only four levels, so most windows hold ties: every window, inside the image and
+  // on its border, must pick the first maximum in row-major order (PyTorch's choice), as the
+  // reference loop written out here does, and backward must add overlapping windows' gradients.
+  const int64_t n = 2, c = 3, h = 11, w = 13;
+  Tensor x({n, c, h, w});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>((i * 7919) % 4);
+  for (int stride : {1, 2})
+    for (int pad : {0, 1}) {
+      INFO("stride ", stride, " padding ", pad);
+      const PoolParams p{3, stride, pad};
+      const int64_t ho = (h + 2 * pad - 3) / stride + 1, wo = (w + 2 * pad - 3) / stride + 1;
+      Tensor dy({n, c, ho, wo});
+      for (int64_t i = 0; i < dy.numel(); ++i) dy.data()[i] = static_cast<float>(i % 5 + 1);
+      std::vector<float> y(dy.numel()), dx(x.numel(), 0.0f);
+      for (int64_t q = 0; q < n * c; ++q)
+        for (int64_t i = 0; i < ho; ++i)
+          for (int64_t j = 0; j < wo; ++j) {
+            int64_t best = -1;
+            for (int64_t u = 0; u < 3; ++u)
+              for (int64_t v = 0; v < 3; ++v) {
+                const int64_t r = i * stride + u - pad, s = j * stride + v - pad;
+                if (r < 0 || r >= h || s < 0 || s >= w) continue;
+                const int64_t at = (q * h + r) * w + s;
+                if (best < 0 || x.data()[at] > x.data()[best]) best = at;
+              }
+            const int64_t out = (q * ho + i) * wo + j;
+            y[out] = x.data()[best];
+            dx[best] += dy.data()[out];
+          }
+      CHECK(max_pool2d_forward(x, p).to_vector() == y);
+      CHECK(max_pool2d_backward(dy, x, p).to_vector() == dx);
+    }
 }

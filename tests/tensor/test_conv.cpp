@@ -94,6 +94,20 @@ TEST_CASE("conv2d matches the direct convolution at tile-sized and larger shapes
   check_against_naive(1, 3, 18, 20, 5, 3, 1, 0, true);     // shifted planes, no padding
 }
 
+TEST_CASE("conv2d matches the direct convolution for wide layers on small maps") {
+  // Weight gradients of at least 64 x 1024 floats sum groups of images per product
+  // (ImageNet's 7x7 and 14x14 stages): 3x3, strided 1x1 and plain 1x1 layers, one group per
+  // thread and (13 images of 121 outputs, groups of 5) several.
+  check_against_naive(3, 64, 7, 7, 128, 3, 1, 1, true);
+  check_against_naive(3, 256, 9, 9, 256, 1, 2, 0, false);
+  check_against_naive(2, 256, 7, 7, 256, 1, 1, 0, true);
+  check_against_naive(13, 64, 11, 11, 128, 3, 1, 1, false);
+  // Widening 1x1 layers of 128 channels and up take dot products over x's rows for the weight
+  // gradient: stride 1 (x read in place) and stride 2 (shifted planes).
+  check_against_naive(2, 64, 16, 16, 128, 1, 1, 0, true);
+  check_against_naive(2, 64, 20, 20, 128, 1, 2, 0, false);
+}
+
 TEST_CASE("conv2d: known answer for a 3x3 image and a 2x2 kernel") {
   // x = [1 2 3; 4 5 6; 7 8 9], w = [1 0; 0 -1], no padding: y = x[i][j] - x[i+1][j+1] = -4 everywhere.
   const Tensor x = Tensor::from_vector({1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 1, 3, 3});
