@@ -1,0 +1,78 @@
+// What the CPU convolution's two files (tensor/conv.cpp: forward and backward data;
+// tensor/conv_weight.cpp: backward weight) share: the micro-kernel's tile, per-thread scratch
+// buffers that survive between calls, packing of the weights into the kernel's panels, and the
+// split of the batch over threads. Internal to those files.
+#pragma once
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "tensor/gemm_kernel.h"
+
+namespace qnn {
+namespace conv_lowering {
+
+constexpr int MR = 8;
+constexpr int NV = 2;
+constexpr int NR = 16 * NV;
+
+// Weights of at least this many floats are packed (and flipped, and their partial gradients summed)
+// by all threads; below it the threads would cost more than they save.
+constexpr int64_t kParallelPack = 1 << 16;
+
+// Per-thread scratch that survives between calls, so the steady state allocates nothing.
+// Slots 0-2 are the parallel regions' per-thread buffers; the calling thread keeps packed weights
+// in kPackedSlot (and the flipped weights of backward-data in kFlippedSlot) while it takes part
+// in those regions.
+constexpr int kPackedSlot = 3, kFlippedSlot = 4;
+inline std::vector<float>& scratch(int which) {
+  thread_local std::vector<float> buffers[5];
+  return buffers[which];
+}
+
+inline float* scratch_data(int which, int64_t size) {
+  std::vector<float>& b = scratch(which);
+  if (static_cast<int64_t>(b.size()) < size) b.resize(static_cast<size_t>(size));
+  return b.data();
+}
+
+// Copies A (m x k, A(i, p) = a[i*rs + p*cs]) into panels of MR rows: panel q holds
+// packed[(q*k + p)*MR + r] = A(q*MR + r, p), zero for rows past m. The kernel then reads each
+// panel with unit stride (rs_a = 1, cs_a = MR). The panels live in the calling thread's scratch
+// `slot` (kPackedSlot unless that holds an input), so the steady state neither allocates nor
+// page-faults 9 MB per call at 512 channels. Large weights are packed by all threads, one range of
+// panels each; a copy, so the result is the same either way.
+inline const float* pack_a(const float* a, int64_t rs, int64_t cs, int64_t m, int64_t k,
+                           int slot = kPackedSlot) {
+  const int64_t panels = (m + MR - 1) / MR;
+  float* packed = scratch_data(slot, panels * k * MR);
+#pragma omp parallel for schedule(static) if (m * k >= kParallelPack && !omp_in_parallel())
+  for (int64_t q = 0; q < panels; ++q)
+    for (int64_t p = 0; p < k; ++p)
+      for (int64_t r = 0; r < MR; ++r)
+        packed[(q * k + p) * MR + r] = q * MR + r < m ? a[(q * MR + r) * rs + p * cs] : 0.0f;
+  return packed;
+}
+
+// The contiguous range of [0, total) that thread t of `threads` owns.
+inline void thread_range(int64_t total, int t, int threads, int64_t& begin, int64_t& end) {
+  begin = total * t / threads;
+  end = total * (t + 1) / threads;
+}
+
+// C[m x n] = A_packed[m x k] * B[k x n] (+ row_init per row), B rows of stride ldb.
+inline void multiply_packed(const float* a_packed, int64_t m, int64_t k, const float* b, int64_t n,
+                            int64_t ldb, float* c, int64_t ldc, const float* row_init,
+                            bool accumulate = false) {
+  for (int64_t jr = 0; jr < n; jr += NR)
+    for (int64_t ir = 0; ir < m; ir += MR)
+      kernel::micro_kernel<MR, NV>(k, a_packed + ir * k, 1, MR, b + jr, ldb, c + ir * ldc + jr, ldc,
+                                   static_cast<int>(std::min<int64_t>(MR, m - ir)),
+                                   static_cast<int>(std::min<int64_t>(NR, n - jr)), 1.0f, accumulate,
+                                   row_init ? row_init + ir : nullptr);
+}
+
+}  // namespace conv_lowering
+}  // namespace qnn
