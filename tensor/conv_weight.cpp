@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "tensor/conv.h"
@@ -55,9 +56,9 @@ inline int64_t panel_index(int64_t row, int64_t o, int64_t len, int64_t channels
 }
 
 // partial dw^T[K x O] += col[K x len] * dyt[len x O] (= without `accumulate`) for a group of
-// images laid side by side (len = images * P), dyt in panels (panel_index). A panel of dyt (len x 128, at most len * 512
-// bytes) stays in L2 while the rows of col go by in tiles of MR, each read once per panel from
-// memory and reused from L1 across the panel.
+// images laid side by side (len = images * P), dyt in panels (panel_index). A panel of dyt
+// (len x 128, at most len * 512 bytes) stays in L2 while the rows of col go by in tiles of MR,
+// each read once per panel from memory and reused from L1 across the panel.
 void weight_gradient_grouped(int64_t k, int64_t o, int64_t len, const float* col, const float* dyt,
                              float* partial, bool accumulate) {
   for (int64_t j0 = 0; j0 < o; j0 += kGradientPanel) {
@@ -149,14 +150,16 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
   // memset of what is 19 MB for a 512-channel 3x3 layer on two threads).
   std::unique_ptr<float[]> partial(new float[static_cast<size_t>(threads * part)]);
   auto zero_parts = [&](int t, int team) {
-    for (int u = t; u < threads; u += team) std::fill(partial.get() + u * part, partial.get() + (u + 1) * part, 0.0f);
+    for (int u = t; u < threads; u += team)
+      std::fill(partial.get() + u * part, partial.get() + (u + 1) * part, 0.0f);
   };
   const bool direct = g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0;
   // Shifted planes need enough pixels per image to amortise the lane sums (measured: faster
   // from 16x16 outputs up, slower at 8x8, where im2col and the gemm tiles win; 1x1 stride-1
-  // layers give the tiles x_n itself). 1x1 layers that widen (ImageNet bottlenecks' expansions and shortcuts): the gemm tiles
-  // would read dy transposed with a stride of O floats, which at 256 to 2048 channels thrashes
-  // the caches (measured 3-4x slower than dot products over x's own rows); those that narrow
+  // layers give the tiles x_n itself). 1x1 layers that widen (ImageNet bottlenecks' expansions
+  // and shortcuts) take the dot products too: the gemm tiles would read dy transposed with a
+  // stride of O floats, which at 256 to 2048 channels thrashes the caches (measured 3-4x slower
+  // than dot products over x's own rows); those that narrow
   // keep the tiles where they measured faster, and so do 7x7 maps, where 49 pixels fill the dot
   // products' vectors poorly and the grouped tiles below measured faster. Only ImageNet widths
   // (128 output channels and up) switch: CIFAR-width 1x1 layers (at most 64, as in option-B
@@ -202,7 +205,8 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
             copy_floats(col + kk * len + i * g.p(), direct ? xn + kk * g.p() : planes + rows[kk], g.p());
           const float* dyn = dy.data() + (n0 + i) * g.image_out();
           for (int64_t o = 0; o < g.o; ++o)
-            for (int64_t q = 0; q < g.p(); ++q) dyt[panel_index(i * g.p() + q, o, len, g.o)] = dyn[o * g.p() + q];
+            for (int64_t q = 0; q < g.p(); ++q)
+              dyt[panel_index(i * g.p() + q, o, len, g.o)] = dyn[o * g.p() + q];
         }
         weight_gradient_grouped(g.k(), g.o, len, col, dyt, mine, n0 > begin);
       }
