@@ -167,7 +167,74 @@ void im2col(const ConvGeometry& g, const float* x, float* col) {
   for (int64_t kk = 0; kk < g.k(); ++kk) copy_floats(col + kk * g.p(), planes.data() + rows[kk], g.p());
 }
 
+namespace {
+
+#if defined(__AVX512F__)
+// col2im at strides 1 and 2 with AVX-512, one run of 16 pixels of an image row at a time, summed
+// in a register and stored once: pixel (y, x) receives col row (c, u, v) at output (i, j) with
+// i*s + u - pad = y and j*s + v - pad = x, so for each (u, v) in the scalar loop's order the run
+// takes col's row i at columns j = (x - v + pad) / s: one masked load (stride 2: the loaded
+// columns spread onto every other pixel by one permute) and one masked add. Each pixel thus
+// receives the same additions in the same order as the scalar loop, starting from +0.0f as after
+// its memset (lanes a (u, v) does not reach are left as they are), so x is unchanged bit for bit,
+// and is written once instead of read and written once per (u, v).
+template <int64_t s>  // the stride, a constant so that the divisions below are shifts
+void col2im_avx512(const ConvGeometry& g, const float* col, float* x) {
+  // Per run of 16 pixels and kernel column v: where col's row is read from (column first_j),
+  // which of the loaded lanes are columns [0, Wo), and which pixels receive a value.
+  struct Tap {
+    int64_t first_j;
+    __mmask16 load, add;
+    __m512i spread;
+  };
+  const int64_t runs = (g.w + 15) / 16;
+  std::vector<Tap> taps(static_cast<size_t>(runs * g.kw));
+  for (int64_t run = 0; run < runs; ++run)
+    for (int64_t v = 0; v < g.kw; ++v) {
+      const int64_t d = run * 16 - v + g.pad;  // s*j for the run's first pixel
+      const int64_t first_j = d >= 0 ? d / s : -((-d + s - 1) / s);
+      const int64_t phase = d - first_j * s;  // 0, or 1 at stride 2
+      alignas(64) int32_t index[16];
+      __mmask16 add = 0;
+      for (int l = 0; l < 16; ++l) {
+        index[l] = static_cast<int32_t>((phase + l) / s);
+        const int64_t j = first_j + index[l];
+        if ((phase + l) % s == 0 && run * 16 + l < g.w && j >= 0 && j < g.wo)
+          add = static_cast<__mmask16>(add | 1u << l);
+      }
+      taps[run * g.kw + v] = {first_j, inside_row(first_j, g.wo), add,
+                              _mm512_load_si512(reinterpret_cast<const void*>(index))};
+    }
+  for (int64_t c = 0; c < g.c; ++c)
+    for (int64_t y = 0; y < g.h; ++y)
+      for (int64_t run = 0; run < runs; ++run) {
+        __m512 sum = _mm512_setzero_ps();
+        for (int64_t u = 0; u < g.kh; ++u) {
+          const int64_t t = y + g.pad - u;  // i*s
+          if (t < 0 || t % s != 0 || t / s >= g.ho) continue;
+          const float* rows = col + (c * g.kh + u) * g.kw * g.p() + (t / s) * g.wo;
+          for (int64_t v = 0; v < g.kw; ++v) {
+            const Tap& tap = taps[run * g.kw + v];
+            // Masked-off lanes are not accessed: the address may lie outside the row.
+            __m512 in = _mm512_maskz_loadu_ps(tap.load, rows + v * g.p() + tap.first_j);
+            if (s == 2) in = _mm512_maskz_permutexvar_ps(tap.add, tap.spread, in);
+            sum = _mm512_mask_add_ps(sum, tap.add, sum, in);
+          }
+        }
+        _mm512_mask_storeu_ps(x + (c * g.h + y) * g.w + run * 16, lanes_below(g.w - run * 16), sum);
+      }
+}
+#endif
+
+}  // namespace
+
 void col2im(const ConvGeometry& g, const float* col, float* x) {
+#if defined(__AVX512F__)
+  if (g.stride == 1 || g.stride == 2) {
+    g.stride == 1 ? col2im_avx512<1>(g, col, x) : col2im_avx512<2>(g, col, x);
+    return;
+  }
+#endif
   std::memset(x, 0, g.image_in() * sizeof(float));
   for (int64_t c = 0; c < g.c; ++c)
     for (int64_t u = 0; u < g.kh; ++u)

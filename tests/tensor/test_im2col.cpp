@@ -1,8 +1,10 @@
 // The shifted planes of tensor/im2col.h against their definition, written out here element by
-// element, and im2col against the im2col formula, over strides 1 to 3 (1 and 2 take the AVX-512
+// element, im2col against the im2col formula and col2im against its sums in the definition's
+// order (bit for bit), over strides 1 to 3 (1 and 2 take the AVX-512
 // path, 3 the portable one), padding 0 to 2, kernels 1 to 5 and widths from 1 to past two
 // 16-float runs. The image sits inside a larger buffer of NaNs, so any read outside it (or a
-// padding element not written as zero) shows up as a NaN in the result.
+// padding element not written as zero) shows up as a NaN in the result; col2im must leave the
+// NaNs around the image untouched.
 #include <doctest.h>
 
 #include <cmath>
@@ -60,6 +62,23 @@ TEST_CASE("im2col: shifted planes and im2col follow their definitions at every s
                         const float got = col[((ch * k + u) * k + v) * g.p() + i * g.wo + j];
                         wrong += !(got == pixel(g, x, ch, i * s + u - pad, j * s + v - pad));
                       }
+              // col2im of a column matrix of distinct values, against its sums taken in the
+              // order of the definition (rows (c, u, v), then output pixels): exactly equal.
+              for (int64_t i = 0; i < g.k() * g.p(); ++i) col[i] = static_cast<float>(i % 83) * 0.37f - 11.0f;
+              std::vector<float> sums(static_cast<size_t>(g.image_in()), 0.0f);
+              for (int64_t ch = 0; ch < c; ++ch)
+                for (int64_t u = 0; u < k; ++u)
+                  for (int64_t v = 0; v < k; ++v)
+                    for (int64_t i = 0; i < g.ho; ++i)
+                      for (int64_t j = 0; j < g.wo; ++j) {
+                        const int64_t y = i * s + u - pad, xx = j * s + v - pad;
+                        if (y >= 0 && y < h && xx >= 0 && xx < w)
+                          sums[(ch * h + y) * w + xx] += col[((ch * k + u) * k + v) * g.p() + i * g.wo + j];
+                      }
+              for (int64_t i = 0; i < g.image_in(); ++i) x[i] = std::nanf("");
+              col2im(g, col.data(), x);
+              for (int64_t i = 0; i < g.image_in(); ++i) wrong += !(x[i] == sums[i]);
+              for (int64_t i = -64; i < 0; ++i) wrong += !std::isnan(x[i]) + !std::isnan(x[g.image_in() - 1 - i]);
               INFO("c ", c, " ", h, "x", w, " kernel ", k, " stride ", s, " pad ", pad);
               CHECK(wrong == 0);
               ++checked;
