@@ -6,9 +6,10 @@
 // so that y[O x P] = w[O x K] * col (Chellapilla et al., "High performance convolutional neural
 // networks for document processing", 2006). col2im adds every entry back to the pixel it came
 // from, which is the transpose of im2col and what the gradient with respect to x needs.
-// im2col is built from the shifted planes below (one contiguous run per row of col); col2im
-// works a row of `col` at a time: the columns j that fall inside the image form one contiguous
-// range, so each row adds back one (strided) run.
+// im2col is built from the shifted planes below (one contiguous run per row of col). col2im at
+// strides 1 and 2 sums each run of 16 pixels of x in a register over the rows of col that reach
+// it, in the order of the rows; at other strides it adds back a row of `col` at a time (the
+// columns j that fall inside the image form one contiguous range, so each row is one strided run).
 #pragma once
 #include <cstdint>
 
