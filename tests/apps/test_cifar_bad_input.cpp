@@ -17,16 +17,6 @@ using qnn::testing::TempDir;
 
 namespace {
 
-// The six CIFAR-10 batch files, synthetic records of the real size, in dir/cifar-10-batches-bin.
-std::string write_data(const TempDir& dir) {
-  const std::string data = dir.file("cifar-10-batches-bin");
-  std::filesystem::create_directories(data);
-  for (int f = 1; f <= 5; ++f)
-    testing::write_cifar10_file(data + "/data_batch_" + std::to_string(f) + ".bin", (f - 1) * 10000);
-  testing::write_cifar10_file(data + "/test_batch.bin", 50000);
-  return data;
-}
-
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream s;
@@ -77,7 +67,7 @@ TEST_CASE("cifar bad input: flag values are refused whole, with the flag named, 
 
 TEST_CASE("cifar bad input: output paths are checked before training") {
   TempDir dir;
-  const std::string data = write_data(dir);
+  const std::string data = testing::write_cifar10_folder(dir.file("cifar-10-batches-bin"));
   std::ofstream(dir.file("a_file")) << "x";
   struct Case {
     std::string args, message;
@@ -95,7 +85,7 @@ TEST_CASE("cifar bad input: output paths are checked before training") {
 
 TEST_CASE("cifar bad input: a diverging run stops at the step, and the last checkpoint is kept") {
   TempDir dir;
-  const std::string data = write_data(dir);
+  const std::string data = testing::write_cifar10_folder(dir.file("cifar-10-batches-bin"));
   const std::string common = "./apps/cifar --data " + data + " --limit-train 128 --limit-test 50 --batch-size 32";
   CommandResult good = run_command(common + " --epochs 1 --checkpoint " + dir.file("ck"));
   REQUIRE_MESSAGE(good.exit_code == 0, good.output);
@@ -111,7 +101,7 @@ TEST_CASE("cifar bad input: a diverging run stops at the step, and the last chec
 
 TEST_CASE("cifar bad input: damaged checkpoints are refused by name") {
   TempDir dir;
-  const std::string data = write_data(dir);
+  const std::string data = testing::write_cifar10_folder(dir.file("cifar-10-batches-bin"));
   const std::string common = "./apps/cifar --data " + data + " --limit-train 64 --limit-test 50 --batch-size 32";
   CommandResult good = run_command(common + " --epochs 1 --quant standard --checkpoint " + dir.file("ck"));
   REQUIRE_MESSAGE(good.exit_code == 0, good.output);
@@ -148,7 +138,7 @@ TEST_CASE("cifar bad input: damaged checkpoints are refused by name") {
 
 TEST_CASE("cifar resume: settings come from the checkpoint; changes are announced or refused") {
   TempDir dir;
-  const std::string data = write_data(dir);
+  const std::string data = testing::write_cifar10_folder(dir.file("cifar-10-batches-bin"));
   const std::string common = "./apps/cifar --data " + data + " --limit-test 50";
   CommandResult first = run_command(common + " --limit-train 96 --batch-size 32 --epochs 1 --schedule cosine --lr 0.05"
                                              " --shortcut B --quant exponential --bucket-size 4096 --log " +
@@ -196,7 +186,7 @@ TEST_CASE("cifar resume: settings come from the checkpoint; changes are announce
 
 TEST_CASE("cifar: a bucket larger than the gradient is padded by what it holds, not by its size") {
   TempDir dir;
-  const std::string data = write_data(dir);
+  const std::string data = testing::write_cifar10_folder(dir.file("cifar-10-batches-bin"));
   CommandResult r = run_command("./apps/cifar --data " + data +
                                 " --limit-train 32 --limit-test 20 --batch-size 32 --epochs 1 --quant hadamard"
                                 " --bucket-size 99999999999");

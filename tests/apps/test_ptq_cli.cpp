@@ -16,19 +16,6 @@
 using namespace qnn;
 using qnn::testing::TempDir;
 
-namespace {
-
-std::string write_data(const TempDir& dir) {
-  const std::string data = dir.file("cifar-10-batches-bin");
-  std::filesystem::create_directories(data);
-  for (int f = 1; f <= 5; ++f)
-    testing::write_cifar10_file(data + "/data_batch_" + std::to_string(f) + ".bin", (f - 1) * 10000);
-  testing::write_cifar10_file(data + "/test_batch.bin", 50000);
-  return data;
-}
-
-}  // namespace
-
 TEST_CASE("ptq cli: --help lists every flag") {
   CommandResult r = run_command("./apps/ptq --help");
   CHECK(r.exit_code == 0);
@@ -41,7 +28,7 @@ TEST_CASE("ptq cli: --help lists every flag") {
 
 TEST_CASE("ptq cli: a brief float run quantizes to W4A4 with a table row and an export") {
   TempDir dir;
-  const std::string data = write_data(dir);
+  const std::string data = testing::write_cifar10_folder(dir.file("cifar-10-batches-bin"));
   CommandResult train = run_command("./apps/cifar --device cpu --data " + data + " --epochs 1 --limit-train 128 "
                                     "--limit-test 50 --batch-size 64 --log " + dir.file("log.csv") +
                                     " --checkpoint " + dir.file("ck"));

@@ -65,6 +65,16 @@ inline void write_cifar10_file(const std::string& path, int64_t first, int64_t r
                 [](int64_t r) { return std::vector<uint8_t>{static_cast<uint8_t>(r % 10)}; });
 }
 
+// The six CIFAR-10 batch files (data_batch_1..5, test_batch) in `folder`, created if missing,
+// numbered across the splits as one run: training records 0..49999, test 50000..59999.
+inline std::string write_cifar10_folder(const std::string& folder) {
+  std::filesystem::create_directories(folder);
+  for (int f = 1; f <= 5; ++f)
+    write_cifar10_file(folder + "/data_batch_" + std::to_string(f) + ".bin", (f - 1) * 10000);
+  write_cifar10_file(folder + "/test_batch.bin", 50000);
+  return folder;
+}
+
 // A file of `bytes` zero bytes, made sparse and instantly: every record in it is a black image
 // with label 0, a valid CIFAR record.
 inline void write_zero_file(const std::string& path, int64_t bytes) {

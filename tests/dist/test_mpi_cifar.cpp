@@ -28,13 +28,6 @@ bool mpi_usable() {
   return true;
 }
 
-std::string synthetic_cifar(const TempDir& dir) {
-  const char* names[] = {"data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5"};
-  for (int f = 0; f < 5; ++f) write_cifar10_file(dir.file(std::string(names[f]) + ".bin"), 10000 * f);
-  write_cifar10_file(dir.file("test_batch.bin"), 50000);
-  return dir.path;
-}
-
 std::string mpirun(int ranks) {
   return "OMP_NUM_THREADS=1 timeout 120 mpirun --allow-run-as-root --oversubscribe --mca btl self,vader -np " +
          std::to_string(ranks) + " ";
@@ -64,7 +57,7 @@ double parameter_distance(const std::string& a, const std::string& b) {
 TEST_CASE("mpi cifar: -np 2 trains --workers 2's model, every rank the same after every step") {
   if (!mpi_usable()) return;
   TempDir dir;
-  const std::string data = synthetic_cifar(dir);
+  const std::string data = write_cifar10_folder(dir.path);
   const std::string common = "./apps/cifar --device cpu --data " + data + " --epochs 1 --limit-train 320 --limit-test 64 --batch-size 64";
   CommandResult one = run_command("OMP_NUM_THREADS=1 " + common + " --workers 2 --checkpoint " + dir.file("one"));
   REQUIRE_MESSAGE(one.exit_code == 0, one.output);
@@ -97,7 +90,7 @@ TEST_CASE("mpi cifar: -np 2 trains --workers 2's model, every rank the same afte
 TEST_CASE("mpi cifar: a quantized step of -np 2 differs from the fp32 step by the variance the quantizer states") {
   if (!mpi_usable()) return;
   TempDir dir;
-  const std::string data = synthetic_cifar(dir);
+  const std::string data = write_cifar10_folder(dir.path);
   // One step: 2 batches of 64 on 2 ranks. SGD's first step moves the parameters by lr (g + wd p)
   // (the momentum buffer starts as that), so the quantized and the fp32 runs differ by
   // lr (q(g) - g), whose expected squared norm is lr^2 times the variance of the mean.

@@ -10,24 +10,12 @@
 #include "qinfer/conv_direct.h"
 #include "qinfer/gemm.h"
 #include "tensor/tensor.h"
+#include "tests/qinfer/gemm_paths.h"
 
 using namespace qnn::qinfer;
+using namespace qnn::qinfer::testing;
 
 namespace {
-
-struct PathGuard {
-  ~PathGuard() {
-    set_gemm_path(GemmPath::Auto);
-    set_conv_algorithm(ConvAlgorithm::Auto);
-  }
-};
-
-std::vector<GemmPath> paths() {
-  std::vector<GemmPath> p = {GemmPath::Scalar};
-  if (vnni_supported()) p.push_back(GemmPath::Vnni);
-  else MESSAGE("this CPU has no AVX-512 VNNI: only the scalar path is checked");
-  return p;
-}
 
 // Weights alpha * code + beta[c] with random codes in [0, 15]: what an export's 4-bit codes give
 // (q - z, or 2q - 2z for DoReFa's half-integer zero point).

@@ -12,22 +12,12 @@
 #include "qinfer/conv_direct.h"
 #include "qinfer/gemm.h"
 #include "tensor/tensor.h"
+#include "tests/qinfer/gemm_paths.h"
 
 using namespace qnn::qinfer;
+using namespace qnn::qinfer::testing;
 
 namespace {
-
-// Restores the automatic path choice when a test ends.
-struct PathGuard {
-  ~PathGuard() { set_gemm_path(GemmPath::Auto); }
-};
-
-std::vector<GemmPath> paths() {
-  std::vector<GemmPath> p = {GemmPath::Scalar};
-  if (vnni_supported()) p.push_back(GemmPath::Vnni);
-  else MESSAGE("this CPU has no AVX-512 VNNI: only the scalar path is checked");
-  return p;
-}
 
 template <typename T>
 std::vector<T> random_values(size_t n, int lo, int hi, std::mt19937& rng) {

@@ -7,20 +7,17 @@
 
 #include "qinfer/gemm.h"
 #include "qinfer/stem.h"
+#include "tests/qinfer/gemm_paths.h"
 
 using namespace qnn::qinfer;
 
 TEST_CASE("qinfer stem: requantizing a row of positions gives the per-position scalar bytes") {
-  struct PathGuard {
-    ~PathGuard() { set_gemm_path(GemmPath::Auto); }
-  } guard;
+  testing::PathGuard guard;
   std::mt19937 rng(3);
   std::uniform_int_distribution<int32_t> acc_value(-60000, 60000);
   std::uniform_real_distribution<float> scale(0.002f, 0.02f), multiplier(0.5f, 4.0f), shift(-30.0f, 30.0f);
-  std::vector<GemmPath> paths = {GemmPath::Scalar};
-  if (vnni_supported()) paths.push_back(GemmPath::Vnni);
   for (auto [ci, co] : {std::pair<int64_t, int64_t>{3, 16}, {3, 20}, {1, 16}, {5, 32}})
-    for (GemmPath path : paths) {
+    for (GemmPath path : testing::paths()) {
       CAPTURE(ci);
       CAPTURE(co);
       CAPTURE(gemm_path_name(path));
