@@ -7,7 +7,9 @@
 //   --net resnet50  torchvision ResNet-50 (stride in the 3x3, "v1.5") at 224x224, batch 16
 // bench/conv_layers_torch.py runs the same shapes with PyTorch for comparison, and prints the
 // per-pass ratios against the figures of this program when given its output.
+//   --precision bf16  the convolutions on bf16 operands (tensor/bf16.h)
 // Usage: build/bench/conv_layers [--net resnet20|resnet18|resnet50] [--repeats N] [--only LABEL]
+//                                [--precision fp32|bf16]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -18,6 +20,7 @@
 
 #include "bench/conv_shapes.h"
 #include "tensor/conv.h"
+#include "tensor/device.h"
 
 using namespace qnn;
 
@@ -48,12 +51,19 @@ int main(int argc, char** argv) {
       net = argv[++i];
     } else if (a == "--only" && i + 1 < argc) {
       only = argv[++i];
+    } else if (a == "--precision" && i + 1 < argc) {
+      const std::string precision = argv[++i];
+      if (precision != "fp32" && precision != "bf16") {
+        std::fprintf(stderr, "conv_layers: bad --precision '%s' (expected fp32 or bf16)\n", precision.c_str());
+        return 2;
+      }
+      backend_options().bf16 = precision == "bf16";
     } else if (a == "--repeats" && i + 1 < argc) {
       repeats = std::atoi(argv[++i]);
     } else if (i == 1 && std::atoi(argv[i]) > 0) {
       repeats = std::atoi(argv[i]);  // the older positional form
     } else {
-      std::fprintf(stderr, "conv_layers: unknown argument '%s' (expected --net NAME, --repeats N, --only LABEL)\n",
+      std::fprintf(stderr, "conv_layers: unknown argument '%s' (expected --net NAME, --repeats N, --only LABEL, --precision P)\n",
                    argv[i]);
       return 2;
     }

@@ -94,6 +94,7 @@ int main(int argc, char** argv) {
   auto& warmup = flags.add_int("--warmup", 3, "untimed steps first (the GPU captures its graph in these)");
   auto& no_graph = flags.add_bool("--no-graph", "GPU: run each step eagerly");
   auto& no_cudnn = flags.add_bool("--no-cudnn", "GPU: convolution through im2col + cuBLAS");
+  auto& precision = flags.add_string("--precision", "fp32", "fp32|bf16: CPU convolutions on bf16 operands");
   auto& quant = flags.add_string("--quant", "", "comma-separated schemes whose hook is timed inside the step, e.g. standard,smart");
   auto& bucket_size = flags.add_int("--bucket-size", 512, "--quant: bucket size (coordinates)");
   auto& quant_levels = flags.add_int("--quant-levels", 16, "--quant: levels");
@@ -140,6 +141,9 @@ int main(int argc, char** argv) {
     std::printf("train_step: skipped --device cuda: %s\n", describe_cuda(cuda_status()).c_str());
     return 0;
   }
+  if (precision != "fp32" && precision != "bf16") flags.fail("bad --precision '" + precision + "'; valid: fp32, bf16");
+  if (precision == "bf16" && device == "cuda") flags.fail("--precision bf16 is implemented for the CPU convolutions");
+  backend_options().bf16 = precision == "bf16";
   backend_options().cudnn = !no_cudnn;
 
   try {
@@ -198,8 +202,8 @@ int main(int argc, char** argv) {
     const double rate = batch * 1000.0 / base_ms;
     const EpochResult& base = runs[0].back().result;
     if (spec.method != QatMethod::None) std::printf("qat %s: ", spec.describe().c_str());
-    std::printf("qnn %s %s batch %lld %s: %.1f images/s (%.3f ms/step, %.2f s per 50k-image epoch, mean loss %.4f",
-                arch.c_str(), device.c_str(), (long long)batch,
+    std::printf("qnn %s %s%s batch %lld %s: %.1f images/s (%.3f ms/step, %.2f s per 50k-image epoch, mean loss %.4f",
+                arch.c_str(), device.c_str(), precision == "bf16" ? " bf16" : "", (long long)batch,
                 dev == Device::CUDA ? (no_graph ? "eager" : "graph") : ("threads " + std::to_string(omp_get_max_threads())).c_str(),
                 rate, base_ms, 50000 / rate, base.loss);
     if (dev == Device::CUDA) {

@@ -19,6 +19,8 @@
 #include <cstring>
 #include <vector>
 
+#include "tensor/bf16.h"
+#include "tensor/conv_bf16.h"
 #include "tensor/conv_lowering.h"
 #include "tensor/device.h"
 #include "tensor/elementwise.h"
@@ -45,9 +47,7 @@ void forward_implicit(const ConvGeometry& g, const float* x, const float* w_pack
                       const float* bias, float* y, bool accumulate) {
   const int64_t hp = g.h + 2 * g.pad, wp = g.w + 2 * g.pad, plane = hp * wp, wide = g.ho * wp;
   std::vector<int64_t> rows(static_cast<size_t>(g.k()));
-  for (int64_t c = 0; c < g.c; ++c)
-    for (int64_t u = 0; u < g.kh; ++u)
-      for (int64_t v = 0; v < g.kw; ++v) rows[(c * g.kh + u) * g.kw + v] = c * plane + u * wp + v;
+  padded_row_offsets(g, g.c, rows.data());
   // Rows a whole number of tiles wide (32x32 and 64x64 outputs) are computed one output row at a
   // time instead of on the wide grid.
   const bool rows_direct = g.wo % NR == 0;
@@ -238,17 +238,23 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Conv
             " output channels");
   QNN_ON_CUDA(x, cuda::conv2d_forward(x, w, bias, p));
   Tensor y({g.n, g.o, g.ho, g.wo});
-  const float* w_packed = pack_a(w.data(), g.k(), 1, g.o, g.k());
-  forward_images(g, x.data(), w_packed, bias.defined() ? bias.data() : nullptr, y.data());
+  const float* b = bias.defined() ? bias.data() : nullptr;
+  if (backend_options().bf16 && conv_bf16::covers(g)) {
+    conv_bf16::forward(g, x.data(), w.data(), b, y.data());
+  } else if (backend_options().bf16) {
+    forward_images(g, round_to_bf16(x).data(), pack_a(round_to_bf16(w).data(), g.k(), 1, g.o, g.k()), b, y.data());
+  } else {
+    forward_images(g, x.data(), pack_a(w.data(), g.k(), 1, g.o, g.k()), b, y.data());
+  }
   return y;
 }
 
 namespace {
 
-// dx = conv2d_backward_data(dy, w), or dx += it with `accumulate` (stride-1 path only).
+// dx = conv2d_backward_data(dy, w), or dx += it with `accumulate` (stride-1 path only), in float.
 // Returns false, leaving dx alone, when accumulate is asked on the col2im path.
-bool backward_data(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx,
-                   bool accumulate) {
+bool backward_data_float(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx,
+                         bool accumulate) {
   if (g.stride == 1 && g.kh == g.kw && g.pad <= g.kh - 1) {
     // dx[c, y, x] = sum_{o,u,v} w[o, c, KH-1-u, KW-1-v] * dy[o, y + u - (KH-1-pad), x + v - (KW-1-pad)]
     const ConvGeometry t = conv_geometry({g.n, g.o, g.ho, g.wo}, {g.c, g.o, g.kh, g.kw},
@@ -282,6 +288,13 @@ bool backward_data(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Ten
     }
   }
   return true;
+}
+
+// backward_data_float, or with `--precision bf16` its bf16 twin (tensor/conv_bf16.h).
+bool backward_data(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx, bool accumulate) {
+  if (!backend_options().bf16) return backward_data_float(g, dy, w, dx, accumulate);
+  if (conv_bf16::covers(g)) return conv_bf16::backward_data(g, dy.data(), w.data(), dx.data(), accumulate);
+  return backward_data_float(g, round_to_bf16(dy), round_to_bf16(w), dx, accumulate);
 }
 
 ConvGeometry backward_data_geometry(const Tensor& dy, const Tensor& w, const Shape& x_shape,

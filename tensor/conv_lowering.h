@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tensor/gemm_kernel.h"
+#include "tensor/im2col.h"
 
 namespace qnn {
 namespace conv_lowering {
@@ -72,6 +73,19 @@ inline void multiply_packed(const float* a_packed, int64_t m, int64_t k, const f
                                    static_cast<int>(std::min<int64_t>(MR, m - ir)),
                                    static_cast<int>(std::min<int64_t>(NR, n - jr)), 1.0f, accumulate,
                                    row_init ? row_init + ir : nullptr);
+}
+
+// bias_sum[o] += the sum of dy_n[o] over images [begin, end) and their pixels (the bias gradient
+// of one thread's share of the batch).
+inline void add_bias_sums(const ConvGeometry& g, const float* dy, int64_t begin, int64_t end,
+                          float* bias_sum) {
+  for (int64_t n = begin; n < end; ++n)
+    for (int64_t o = 0; o < g.o; ++o) {
+      const float* row = dy + n * g.image_out() + o * g.p();
+      float s = 0.0f;
+      for (int64_t q = 0; q < g.p(); ++q) s += row[q];
+      bias_sum[o] += s;
+    }
 }
 
 }  // namespace conv_lowering

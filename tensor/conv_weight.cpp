@@ -14,7 +14,9 @@
 #include <memory>
 #include <vector>
 
+#include "tensor/bf16.h"
 #include "tensor/conv.h"
+#include "tensor/conv_bf16.h"
 #include "tensor/conv_lowering.h"
 #include "tensor/device.h"
 #include "tensor/gemm_kernel.h"
@@ -93,13 +95,10 @@ void weight_gradient_shifted(const ConvGeometry& g, const float* x, const float*
   const int64_t group = std::max<int64_t>(1, std::min<int64_t>((1024 + len - 1) / len,
                                                                 (1 << 18) / size));
   std::vector<int64_t> rows(static_cast<size_t>(g.k()));
-  if (padded) {
-    for (int64_t c = 0; c < g.c; ++c)
-      for (int64_t u = 0; u < g.kh; ++u)
-        for (int64_t v = 0; v < g.kw; ++v) rows[(c * g.kh + u) * g.kw + v] = c * hp * wp + u * wp + v;
-  } else {
+  if (padded)
+    padded_row_offsets(g, g.c, rows.data());
+  else
     shifted_row_offsets(g, rows.data());
-  }
   float* planes = scratch_data(0, group * size);
   float* dy_wide = padded ? scratch_data(1, group * g.o * len) : nullptr;
   if (padded) {  // the padding and junk columns are written once and stay zero
@@ -133,15 +132,8 @@ void weight_gradient_shifted(const ConvGeometry& g, const float* x, const float*
   }
 }
 
-}  // namespace
-
-void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor& db, ConvParams p) {
-  const ConvGeometry g = conv_geometry(x.shape(), dw.shape(), p);
-  QNN_CHECK(dy.shape() == Shape({g.n, g.o, g.ho, g.wo}), "output gradient ", shape_str(dy.shape()),
-            " expected ", shape_str({g.n, g.o, g.ho, g.wo}));
-  QNN_CHECK(!db.defined() || db.numel() == g.o, "bias gradient ", shape_str(db.shape()), " for ", g.o,
-            " output channels");
-  QNN_ON_CUDA(x, cuda::conv2d_backward_weight(x, dy, dw, db, p));
+// dw += dL/dw, db += dL/dbias in float (see conv2d_backward_weight).
+void backward_weight(const ConvGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dw, Tensor& db) {
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   // partial[t] holds thread t's dw^T [K x O] (gemm tiles) or dw [O x K] (shifted planes), then its
   // bias sums [O].
@@ -252,14 +244,7 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
       const int t = omp_get_thread_num();
       int64_t begin, end;
       thread_range(g.n, t, omp_get_num_threads(), begin, end);
-      float* bias_sum = partial.get() + t * part + g.k() * g.o;
-      for (int64_t n = begin; n < end; ++n)
-        for (int64_t o = 0; o < g.o; ++o) {
-          const float* row = dy.data() + n * g.image_out() + o * g.p();
-          float s = 0.0f;
-          for (int64_t q = 0; q < g.p(); ++q) s += row[q];
-          bias_sum[o] += s;
-        }
+      add_bias_sums(g, dy.data(), begin, end, partial.get() + t * part + g.k() * g.o);
     }
   }
   // Fixed summation order over threads: the result does not depend on scheduling. Every element
@@ -289,6 +274,25 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
   if (db.defined())
     for (int t = 0; t < threads; ++t)
       for (int64_t o = 0; o < g.o; ++o) db.data()[o] += partial[t * part + g.k() * g.o + o];
+}
+
+}  // namespace
+
+void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor& db, ConvParams p) {
+  const ConvGeometry g = conv_geometry(x.shape(), dw.shape(), p);
+  QNN_CHECK(dy.shape() == Shape({g.n, g.o, g.ho, g.wo}), "output gradient ", shape_str(dy.shape()),
+            " expected ", shape_str({g.n, g.o, g.ho, g.wo}));
+  QNN_CHECK(!db.defined() || db.numel() == g.o, "bias gradient ", shape_str(db.shape()), " for ", g.o,
+            " output channels");
+  QNN_ON_CUDA(x, cuda::conv2d_backward_weight(x, dy, dw, db, p));
+  if (!backend_options().bf16) return backward_weight(g, x, dy, dw, db);
+  if (conv_bf16::covers(g))
+    return conv_bf16::backward_weight(g, x.data(), dy.data(), dw.data(), db.defined() ? db.data() : nullptr);
+  // The weights' gradient from the rounded operands; the bias gradient sums dy in float, as the
+  // bf16 kernels do.
+  Tensor no_bias;
+  backward_weight(g, round_to_bf16(x), round_to_bf16(dy), dw, no_bias);
+  if (db.defined()) add_bias_sums(g, dy.data(), 0, g.n, db.data());
 }
 
 }  // namespace qnn

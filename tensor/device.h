@@ -44,6 +44,7 @@ struct BackendOptions {
   bool cudnn = true;           // false: convolution through our im2col + cuBLAS kernels (--no-cudnn)
   bool deterministic = false;  // only deterministic cuDNN algorithms (--deterministic)
   bool tf32 = true;            // TF32 tensor cores in convolutions and matmuls (PyTorch's default)
+  bool bf16 = false;           // CPU convolutions with bf16 operands, float sums (--precision bf16; tensor/bf16.h)
 };
 BackendOptions& backend_options();
 

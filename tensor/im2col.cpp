@@ -56,16 +56,6 @@ void shifted_row_offsets(const ConvGeometry& g, int64_t* offsets) {
 namespace {
 
 #if defined(__AVX512F__)
-// Lanes [0, n) of a 16-lane mask, n clamped to [0, 16].
-inline __mmask16 lanes_below(int64_t n) {
-  return n <= 0 ? 0 : n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1u);
-}
-
-// The lanes t of a run of 16 source columns [first, first + 16) that lie inside [0, w).
-inline __mmask16 inside_row(int64_t first, int64_t w) {
-  return static_cast<__mmask16>(lanes_below(w - first) & ~lanes_below(-first));
-}
-
 // Strides 1 and 2 with AVX-512. Plane row i of (c, v, ph) is source row i*s + ph - pad, read at
 // columns j*s + v - pad, zero outside the image. Each run of 16 output columns is built in
 // registers from one (stride 1) or two (stride 2) masked loads straight from x, the two split
@@ -74,37 +64,12 @@ inline __mmask16 inside_row(int64_t first, int64_t w) {
 // at offsets v would straddle its own recent stores, which store-to-load forwarding cannot
 // serve, and the copies were one short store each). Measured on one core, per image: 8x8 with
 // 64 channels 4.8 -> 2.0 us, 16x16 stride 1 4.2 -> 1.7 us, 32x32 stride 2 7.9 -> 2.0 us.
-// The load address may lie before or past the row (and the image) where lanes are masked off:
-// masked-off lanes of an AVX-512 load are not accessed and cannot fault.
+// The runs are source_run, walked by for_each_plane_run (tensor/im2col.h).
 void shifted_planes_avx512(const ConvGeometry& g, const float* x, float* planes) {
-  const int64_t s = g.stride;
-  const int64_t rows = g.ho + (g.kh - 1) / s;
-  const __m512 zero = _mm512_setzero_ps();
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  for (int64_t c = 0; c < g.c; ++c) {
-    const float* image = x + c * g.h * g.w;
-    for (int64_t v = 0; v < g.kw; ++v)
-      for (int64_t ph = 0; ph < s; ++ph) {
-        float* plane = planes + ((c * g.kw + v) * s + ph) * rows * g.wo;
-        for (int64_t j = 0; j < g.wo; j += 16) {
-          const int64_t first = j * s + v - g.pad;  // source column of output column j
-          const __mmask16 low = inside_row(first, g.w), high = inside_row(first + 16, g.w);
-          const __mmask16 store = lanes_below(g.wo - j);
-          float* out = plane + j;
-          for (int64_t i = 0; i < rows; ++i, out += g.wo) {
-            const int64_t y = i * s + ph - g.pad;
-            __m512 run = zero;
-            if (y >= 0 && y < g.h) {
-              const float* in = image + y * g.w + first;  // lanes outside the row are masked off
-              run = _mm512_maskz_loadu_ps(low, in);
-              if (s == 2)
-                run = _mm512_permutex2var_ps(run, even, _mm512_maskz_loadu_ps(high, in + 16));
-            }
-            _mm512_mask_storeu_ps(out, store, run);
-          }
-        }
-      }
-  }
+  for_each_plane_run(g, g.c, [&](int64_t c, int64_t y, int64_t first, __mmask16 low, __mmask16 high,
+                                 __mmask16 mask, int64_t at) {
+    _mm512_mask_storeu_ps(planes + at, mask, source_run(g, x + c * g.h * g.w, y, first, low, high));
+  });
 }
 #endif
 

@@ -46,6 +46,65 @@ inline void copy_floats(float* dst, const float* src, int64_t n) {
 #endif
 }
 
+#if defined(__AVX512F__)
+// Lanes [0, n) of a 16-lane mask, n clamped to [0, 16].
+inline __mmask16 lanes_below(int64_t n) {
+  return n <= 0 ? 0 : n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1u);
+}
+
+// The lanes t of a run of 16 source columns [first, first + 16) that lie inside [0, w).
+inline __mmask16 inside_row(int64_t first, int64_t w) {
+  return static_cast<__mmask16>(lanes_below(w - first) & ~lanes_below(-first));
+}
+
+// One run of a shifted plane row (stride 1 or 2): lane t is image[y][first + t*stride] for one
+// channel's image, zero outside it, where low = inside_row(first, W) and high =
+// inside_row(first + 16, W). One masked load at stride 1; at stride 2 two, whose even lanes one
+// permute picks. The load address may lie before or past the row (and the image) where lanes are
+// masked off: masked-off lanes of an AVX-512 load are not accessed and cannot fault.
+inline __m512 source_run(const ConvGeometry& g, const float* image, int64_t y, int64_t first,
+                         __mmask16 low, __mmask16 high) {
+  if (y < 0 || y >= g.h) return _mm512_setzero_ps();
+  const float* in = image + y * g.w + first;
+  const __m512 run = _mm512_maskz_loadu_ps(low, in);
+  if (g.stride == 1) return run;
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  return _mm512_permutex2var_ps(run, even, _mm512_maskz_loadu_ps(high, in + 16));
+}
+
+// Walks the shifted planes (below) of `channels` channels (or groups of channels) in runs of 16
+// plane columns: for each, calls
+//   store(c, y, first, low, high, mask, at)
+// where the run is plane row i of (c, v, ph), holding source row y = i*s + ph - pad at columns
+// first + t*s (source_run's arguments low and high), mask selects its valid lanes and `at` is
+// its offset in the planes. The builders of float, bf16 and paired planes differ only in store.
+template <class Store>
+inline void for_each_plane_run(const ConvGeometry& g, int64_t channels, Store store) {
+  const int64_t s = g.stride, rows = g.ho + (g.kh - 1) / s;
+  for (int64_t c = 0; c < channels; ++c)
+    for (int64_t v = 0; v < g.kw; ++v)
+      for (int64_t ph = 0; ph < s; ++ph) {
+        const int64_t plane = ((c * g.kw + v) * s + ph) * rows * g.wo;
+        for (int64_t j = 0; j < g.wo; j += 16) {
+          const int64_t first = j * s + v - g.pad;  // source column of output column j
+          const __mmask16 low = inside_row(first, g.w), high = inside_row(first + 16, g.w);
+          const __mmask16 mask = lanes_below(g.wo - j);
+          for (int64_t i = 0; i < rows; ++i) store(c, i * s + ph - g.pad, first, low, high, mask, plane + i * g.wo + j);
+        }
+      }
+}
+#endif
+
+// Row offsets of the implicit im2col over a zero-padded image of `channels` planes, each
+// (H + 2 pad) x (W + 2 pad): offsets[(c*KH + u)*KW + v] = c*Hp*Wp + u*Wp + v, so that row
+// (c, u, v) of col, computed on an output grid Wp wide, starts there.
+inline void padded_row_offsets(const ConvGeometry& g, int64_t channels, int64_t* offsets) {
+  const int64_t hp = g.h + 2 * g.pad, wp = g.w + 2 * g.pad;
+  for (int64_t c = 0; c < channels; ++c)
+    for (int64_t u = 0; u < g.kh; ++u)
+      for (int64_t v = 0; v < g.kw; ++v) offsets[(c * g.kh + u) * g.kw + v] = c * hp * wp + u * wp + v;
+}
+
 // Validates x [N, C, H, W] against w [O, C, KH, KW] and the parameters.
 ConvGeometry conv_geometry(const Shape& x, const Shape& w, ConvParams p);
 

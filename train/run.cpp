@@ -41,7 +41,7 @@ const std::vector<std::string> kScheduleSettings = {"--epochs", "--schedule", "-
 const std::vector<std::string> kQuantSettings = {"--quant", "--bucket-size", "--quant-levels", "--quant-bits",
                                                  "--quant-sample", "--quant-per-layer"};
 const std::vector<std::string> kOtherSettings = {"--momentum", "--wd", "--nesterov", "--seed", "--limit-test",
-                                                 "--checkpoint", "--log"};
+                                                 "--checkpoint", "--log", "--precision"};
 
 bool in(const std::vector<std::string>& names, const std::string& name) {
   return std::find(names.begin(), names.end(), name) != names.end();
@@ -125,6 +125,7 @@ int run_training(const std::string& app, const std::string& description, Trainin
   auto& seed = flags.add_int("--seed", 0, "seed for initialisation, shuffling and augmentation", 0);
   auto& device = flags.add_string("--device", "auto", "auto (the GPU when one is usable, else the CPU)|cpu|cuda");
   auto& loader_threads = flags.add_int("--loader-threads", defaults.loader_threads, "threads preparing the next batches on the CPU", 1, 256);
+  auto& precision = flags.add_string("--precision", "fp32", "fp32|bf16: CPU convolutions on bf16 operands (AVX-512 BF16), float sums, weights, batch norm and SGD");
   auto& no_graph = flags.add_bool("--no-graph", "GPU: run every step eagerly instead of replaying a captured CUDA graph");
   auto& no_cudnn = flags.add_bool("--no-cudnn", "GPU: convolution through qnn's im2col + cuBLAS kernels instead of cuDNN");
   auto& deterministic = flags.add_bool("--deterministic", "GPU: deterministic cuDNN algorithms chosen by heuristics, not timing, so a resumed run repeats the results bit for bit (the CPU always does)");
@@ -254,6 +255,10 @@ int run_training(const std::string& app, const std::string& description, Trainin
     return 1;
   }
   const Device dev = (device == "cuda" || (device == "auto" && cuda.usable)) ? Device::CUDA : Device::CPU;
+  if (precision != "fp32" && precision != "bf16") flags.fail("bad --precision '" + precision + "'; valid: fp32, bf16");
+  if (precision == "bf16" && dev == Device::CUDA)
+    flags.fail("--precision bf16 is implemented for the CPU convolutions; on the GPU use fp32 (TF32 convolutions), or --device cpu");
+  backend_options().bf16 = precision == "bf16";
   backend_options().cudnn = !no_cudnn;
   backend_options().deterministic = deterministic;
   if (dev == Device::CUDA)
@@ -261,8 +266,8 @@ int run_training(const std::string& app, const std::string& description, Trainin
                 describe_cuda(cuda).c_str(), no_graph ? ", no graph" : ", CUDA graph", no_cudnn ? ", no cuDNN" : "",
                 deterministic ? ", deterministic" : "");
   else
-    std::printf("qnn %s: build %s, device cpu, threads %d\n", app.c_str(), cuda.built ? "cuda" : "cpu-only",
-                omp_get_max_threads());
+    std::printf("qnn %s: build %s, device cpu, threads %d%s\n", app.c_str(), cuda.built ? "cuda" : "cpu-only",
+                omp_get_max_threads(), precision == "bf16" ? ", bf16 convolutions" : "");
   if (device == "auto" && dev == Device::CPU) std::printf("note: %s; training on the CPU\n", describe_cuda(cuda).c_str());
 
   task.load_data(limit_train, limit_test);

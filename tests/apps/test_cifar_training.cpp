@@ -81,7 +81,8 @@ TEST_CASE("cifar: resume continues bit-identically") {
   // Multistep's learning rate depends on the epoch only, so a 1-epoch run is the first epoch of
   // the 3-epoch run, and resuming it must reproduce epochs 2 and 3 exactly. amq fits its levels
   // at step 0: the checkpoint must carry them (and its multiplier) for the resumed run to match.
-  for (const char* quant : {"standard --bucket-size 4096", "amq"}) {
+  // A bf16 run's resume takes --precision bf16 back from the checkpoint.
+  for (const char* quant : {"standard --bucket-size 4096", "amq", "none --precision bf16"}) {
     CAPTURE(quant);
     // On the CPU, whose arithmetic is the same in every process (the GPU's bit-identical resume
     // needs --deterministic: the next test).
@@ -90,6 +91,8 @@ TEST_CASE("cifar: resume continues bit-identically") {
                                " --milestones 2 --nesterov --seed 5 --quant " + quant;
     const ResumeRuns runs = straight_and_resumed(data, common);
     CHECK(runs.rest.output.find("resumed") != std::string::npos);
+    if (std::string(quant).find("bf16") != std::string::npos)
+      CHECK_MESSAGE(runs.rest.output.find("bf16 convolutions") != std::string::npos, runs.rest.output);
   }
   // --evaluate reports the checkpoint's test accuracy.
   CommandResult eval = run_command("./apps/cifar --data " + data + " --limit-test 128 --evaluate --resume " + data +

@@ -1,0 +1,46 @@
+// bfloat16: the upper half of an IEEE float (sign, 8 exponent bits, 7 mantissa bits), so a float
+// becomes a bf16 by rounding away its low 16 bits. `--precision bf16` (backend_options().bf16)
+// rounds the two operands of every CPU convolution to bf16 and multiplies them with AVX-512 BF16's
+// VDPBF16PS, which takes pairs of bf16 per 32-bit lane and adds both products to a float
+// accumulator; on a core that has it the instruction does twice the multiply-adds of a float FMA.
+// Products of two bf16 are exact in float, so what bf16 changes is only the operands' rounding
+// (relative error at most 2^-8): sums, batch norm, the loss and SGD stay in float
+// (Kalamkar et al., "A study of BFLOAT16 for deep learning training", 2019).
+//
+// The rounding is the one the hardware conversion VCVTNEPS2BF16 performs, emulated exactly here
+// for the scalar paths: round to nearest, ties to even; subnormal inputs become a signed zero
+// (the instruction treats them as zero); NaN stays a quiet NaN.
+// VDPBF16PS itself, per lane i, adds the odd pair's product first, each addition rounded once:
+//   acc = fma(a[2i+1], b[2i+1], acc); acc = fma(a[2i], b[2i], acc)
+// (Intel's instruction set reference; tests/tensor/test_bf16.cpp checks this CPU against it).
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#include "tensor/tensor.h"
+
+namespace qnn {
+
+// The bf16 nearest to f (VCVTNEPS2BF16's rounding, see above), as its 16 bits.
+inline uint16_t bf16_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  if ((u & 0x7F800000u) == 0) return static_cast<uint16_t>((u >> 16) & 0x8000u);  // zero, subnormal
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // NaN
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+inline float bf16_to_float(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+inline float round_to_bf16(float f) { return bf16_to_float(bf16_bits(f)); }
+
+// A float tensor holding round_to_bf16 of every element of a CPU tensor.
+Tensor round_to_bf16(const Tensor& a);
+
+}  // namespace qnn
