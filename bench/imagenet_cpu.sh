@@ -13,11 +13,17 @@
 #   TRAIN_BATCH [16]  TRAIN_STEPS [5]  TRAIN_WARMUP [2]
 #   INFER_BATCH [32]  INFER_STEPS [10]  INFER_WARMUP [2]
 #   THREADS [every core]  ROUNDS [1]: runs of the three, in turn; each one's best run is shown
+#   PRECISION [fp32]: bf16 runs qnn with --precision bf16 and PyTorch under bf16 autocast
 # e.g. ARCHS=resnet18 MODES=train TRAIN_STEPS=20 bench/imagenet_cpu.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 archs=${ARCHS:-resnet18 resnet50}; modes=${MODES:-train infer}; image=${IMAGE:-224}
-threads=${THREADS:-$(nproc)}; rounds=${ROUNDS:-1}
+threads=${THREADS:-$(nproc)}; rounds=${ROUNDS:-1}; precision=${PRECISION:-fp32}
+case "$precision" in
+  fp32) qnn_precision=(); torch_precision=() ;;
+  bf16) qnn_precision=(--precision bf16); torch_precision=(--bf16) ;;
+  *) echo "imagenet_cpu.sh: PRECISION must be fp32 or bf16, got '$precision'" >&2; exit 2 ;;
+esac
 [ -x build/bench/imagenet_step ] || { echo "imagenet_cpu.sh: build/bench/imagenet_step is missing; run make first" >&2; exit 1; }
 
 run() {  # prints "<images/s> <max RSS MiB> <line>"
@@ -43,11 +49,11 @@ for arch in $archs; do
     args=(--arch "$arch" --mode "$mode" --batch-size "$batch" --image-size "$image" --steps "$steps" --warmup "$warmup")
     q=; t1=; t2=
     for ((round = 1; round <= rounds; ++round)); do  # each peer's run with the most images/s is kept
-      q=$(faster "$q" "$(OMP_NUM_THREADS=$threads OMP_PROC_BIND=true run ./build/bench/imagenet_step "${args[@]}")")
-      t1=$(faster "$t1" "$(OMP_NUM_THREADS=$threads run /usr/bin/python3 bench/imagenet_step_torch.py "${args[@]}")")
-      t2=$(faster "$t2" "$(OMP_NUM_THREADS=$threads run /usr/bin/python3 bench/imagenet_step_torch.py "${args[@]}" --channels-last)")
+      q=$(faster "$q" "$(OMP_NUM_THREADS=$threads OMP_PROC_BIND=true run ./build/bench/imagenet_step "${args[@]}" ${qnn_precision[@]+"${qnn_precision[@]}"})")
+      t1=$(faster "$t1" "$(OMP_NUM_THREADS=$threads run /usr/bin/python3 bench/imagenet_step_torch.py "${args[@]}" ${torch_precision[@]+"${torch_precision[@]}"})")
+      t2=$(faster "$t2" "$(OMP_NUM_THREADS=$threads run /usr/bin/python3 bench/imagenet_step_torch.py "${args[@]}" --channels-last ${torch_precision[@]+"${torch_precision[@]}"})")
     done
-    echo "== $arch $mode, batch $batch, ${image}x${image}, $steps steps after $warmup warm-up, best of $rounds round(s)"
+    echo "== $arch $mode $precision, batch $batch, ${image}x${image}, $steps steps after $warmup warm-up, best of $rounds round(s)"
     for r in "$q" "$t1" "$t2"; do set -- $r; printf '%8s img/s  %6s MiB max RSS  | %s\n' "$1" "$2" "${*:3}"; done
     best=$(printf '%s\n%s\n' "${t1%% *}" "${t2%% *}" | sort -g | tail -1)
     fast=$(printf '%s\n%s\n' "$(fastest "$t1")" "$(fastest "$t2")" | sort -g | head -1)

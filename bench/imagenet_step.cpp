@@ -69,9 +69,13 @@ int main(int argc, char** argv) {
   auto& warmup = flags.add_int("--warmup", 3, "untimed steps first (the GPU captures its graph in the third)", 0);
   auto& lr = flags.add_float("--lr", 0, "train: learning rate; 0: 0.1 * batch / 256", 0);
   auto& no_graph = flags.add_bool("--no-graph", "GPU, train: run each step eagerly");
+  auto& precision = flags.add_string("--precision", "fp32", "fp32|bf16: CPU convolutions on bf16 operands (tensor/bf16.h)");
   flags.parse(argc, argv);
   if (device != "cpu" && device != "cuda") flags.fail("bad --device '" + device + "'; valid: cpu, cuda");
   if (mode != "train" && mode != "infer") flags.fail("bad --mode '" + mode + "'; valid: train, infer");
+  if (precision != "fp32" && precision != "bf16") flags.fail("bad --precision '" + precision + "'; valid: fp32, bf16");
+  if (precision == "bf16" && device == "cuda") flags.fail("--precision bf16 is implemented for the CPU convolutions");
+  backend_options().bf16 = precision == "bf16";
   const Device dev = device == "cuda" ? Device::CUDA : Device::CPU;
   if (dev == Device::CUDA && !cuda_status().usable) {
     std::printf("imagenet_step: skipped --device cuda: %s\n", describe_cuda(cuda_status()).c_str());
@@ -117,9 +121,9 @@ int main(int argc, char** argv) {
     const double mean_ms = total / double(ms.size());
     const double best_ms = *std::min_element(ms.begin(), ms.end());
     const AllocatorStats memory = dev == Device::CUDA ? cuda_allocator_stats() : cpu_allocator_stats();
-    std::printf("qnn %s %s %s batch %lld image %lld %s: %.2f images/s (%.1f ms/step, fastest %.1f ms, "
+    std::printf("qnn %s %s%s %s batch %lld image %lld %s: %.2f images/s (%.1f ms/step, fastest %.1f ms, "
                 "peak %s memory %.1f MiB allocated",
-                arch.c_str(), device.c_str(), mode.c_str(), (long long)batch, (long long)image_size,
+                arch.c_str(), device.c_str(), precision == "bf16" ? " bf16" : "", mode.c_str(), (long long)batch, (long long)image_size,
                 dev == Device::CUDA ? (no_graph || mode == "infer" ? "eager" : "graph")
                                     : ("threads " + std::to_string(omp_get_max_threads())).c_str(),
                 batch * 1000.0 / mean_ms, mean_ms, best_ms, dev == Device::CUDA ? "GPU" : "CPU",

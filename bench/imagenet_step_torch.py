@@ -24,6 +24,7 @@ p.add_argument('--warmup', type=int, default=3)
 p.add_argument('--lr', type=float, default=0, help='train: learning rate; 0: 0.1 * batch / 256')
 p.add_argument('--channels-last', action='store_true')
 p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+p.add_argument('--bf16', action='store_true', help='mixed precision: the forward under torch.autocast with bfloat16')
 a = p.parse_args()
 torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS') or os.cpu_count()))
 torch.manual_seed(0)
@@ -40,13 +41,14 @@ def sync():
 if a.mode == 'train':
     opt = torch.optim.SGD(model.parameters(), lr=a.lr or 0.1 * a.batch_size / 256, momentum=0.9, weight_decay=1e-4)
     def step():
-        loss = F.cross_entropy(model(x), y)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.bf16):
+            loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
         return loss.item()  # as qnn's CPU step reads its loss
 else:
     model.eval()
     def step():
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.bf16):
             model(x)
         sync()
         return None
@@ -61,7 +63,7 @@ for _ in range(a.steps):
     ms.append(1000 * (time.perf_counter() - t))
 rss_growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
 mean = sum(ms) / len(ms)
-layout = 'channels-last' if a.channels_last else 'NCHW'
+layout = ('channels-last' if a.channels_last else 'NCHW') + (' bf16 autocast' if a.bf16 else '')
 where = 'cuda' if a.device == 'cuda' else f'threads {torch.get_num_threads()}'
 extra = f', last loss {last:.4f}' if a.mode == 'train' else ''
 if a.device == 'cuda':
