@@ -14,4 +14,12 @@ Tensor round_to_bf16(const Tensor& a) {
   return out;
 }
 
+bool bf16_instructions_built() {
+#if defined(__AVX512BF16__)
+  return true;
+#else
+  return false;
+#endif
+}
+
 }  // namespace qnn

@@ -43,4 +43,8 @@ inline float round_to_bf16(float f) { return bf16_to_float(bf16_bits(f)); }
 // A float tensor holding round_to_bf16 of every element of a CPU tensor.
 Tensor round_to_bf16(const Tensor& a);
 
+// Whether this build's bf16 convolutions multiply with VDPBF16PS (compiled for a CPU with AVX-512
+// BF16); otherwise they round their operands and multiply in float, slower than float itself.
+bool bf16_instructions_built();
+
 }  // namespace qnn

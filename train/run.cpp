@@ -12,6 +12,7 @@
 #include "dist/nccl_communicator.h"
 #include "nn/init.h"
 #include "quant/variance_recorder.h"
+#include "tensor/bf16.h"
 #include "tensor/device.h"
 #include "train/checkpoint.h"
 #include "train/output_paths.h"
@@ -267,7 +268,10 @@ int run_training(const std::string& app, const std::string& description, Trainin
                 deterministic ? ", deterministic" : "");
   else
     std::printf("qnn %s: build %s, device cpu, threads %d%s\n", app.c_str(), cuda.built ? "cuda" : "cpu-only",
-                omp_get_max_threads(), precision == "bf16" ? ", bf16 convolutions" : "");
+                omp_get_max_threads(),
+                precision != "bf16"          ? ""
+                : bf16_instructions_built() ? ", bf16 convolutions"
+                                            : ", bf16 convolutions (operands rounded, float arithmetic: built without AVX-512 BF16)");
   if (device == "auto" && dev == Device::CPU) std::printf("note: %s; training on the CPU\n", describe_cuda(cuda).c_str());
 
   task.load_data(limit_train, limit_test);
