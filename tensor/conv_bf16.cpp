@@ -15,8 +15,8 @@
 //                    themselves: adjacent pixels of a row of dy_n and of a row of col_n (bf16,
 //                    from shifted planes, or at stride 1 from the zero-padded image) are
 //                    adjacent in memory, so both are read as they lie.
-// Every operand is rounded to bf16 by VCVTNEPS2BF16 as it is lowered (weights by its scalar
-// emulation in tensor/bf16.h, which gives the same bits); each output is a fixed chain of
+// Every operand is rounded to bf16 by VCVTNEPS2BF16 as it is lowered (the weights once per call,
+// then packed); each output is a fixed chain of
 // operations, and images are split over threads as in the float lowerings, so results do not
 // depend on timing.
 #include "tensor/conv_bf16.h"
@@ -63,15 +63,28 @@ T* scratch(int which, int64_t size) {
   return b.data();
 }
 
-// One 32-bit word of VDPBF16PS: the first element of the pair in the low half.
-inline uint32_t pair_word(float first, float second) {
-  return bf16_bits(first) | static_cast<uint32_t>(bf16_bits(second)) << 16;
+// dst[0, n) = the bf16 of src[0, n).
+void to_bf16(const float* src, uint16_t* dst, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = lanes_below(n - i);
+    _mm256_mask_storeu_epi16(dst + i, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src + i)));
+  }
 }
 
-// A (m rows; the reduction is `channels` x `taps`, with A(i, c, tap) = element(i, c, tap)) packed
-// into panels of MR rows for micro_kernel_bf16, paired along the channels: pair p = c2*taps + tap
-// is (A(i, 2 c2, tap), A(i, 2 c2 + 1, tap)), zero past the channels and the rows. Large weights
-// are packed by all threads.
+// The weights w[0, count) rounded to bf16, in the calling thread's scratch (by all threads when
+// large; a conversion, so the result is the same either way).
+const uint16_t* rounded_weights(const float* w, int64_t count) {
+  constexpr int64_t kChunk = 4096;
+  uint16_t* out = scratch<uint16_t>(kPackedSlot, count);
+#pragma omp parallel for schedule(static) if (count >= kParallelPack && !omp_in_parallel())
+  for (int64_t i = 0; i < count; i += kChunk) to_bf16(w + i, out + i, std::min(kChunk, count - i));
+  return out;
+}
+
+// A (m rows; the reduction is `channels` x `taps`, with A(i, c, tap) = element(i, c, tap), the
+// bits of a bf16) packed into panels of MR rows for micro_kernel_bf16, paired along the channels:
+// pair p = c2*taps + tap is the word (A(i, 2 c2, tap), A(i, 2 c2 + 1, tap)), the first element in
+// the low half, zero past the channels and the rows. Large weights are packed by all threads.
 template <typename Element>
 const uint32_t* pack_pairs(int64_t m, int64_t channels, int64_t taps, Element element) {
   const int64_t k2 = (channels + 1) / 2 * taps, panels = (m + MR - 1) / MR;
@@ -82,9 +95,9 @@ const uint32_t* pack_pairs(int64_t m, int64_t channels, int64_t taps, Element el
       const int64_t c = p / taps * 2, tap = p % taps;
       for (int64_t r = 0; r < MR; ++r) {
         const int64_t i = q * MR + r;
-        const float first = i < m ? element(i, c, tap) : 0.0f;
-        const float second = i < m && c + 1 < channels ? element(i, c + 1, tap) : 0.0f;
-        packed[(q * k2 + p) * MR + r] = pair_word(first, second);
+        const uint32_t first = i < m ? element(i, c, tap) : 0;
+        const uint32_t second = i < m && c + 1 < channels ? element(i, c + 1, tap) : 0;
+        packed[(q * k2 + p) * MR + r] = first | second << 16;
       }
     }
   return packed;
@@ -156,14 +169,6 @@ void bf16_planes(const ConvGeometry& g, const float* x, uint16_t* planes) {
   });
 }
 
-// dst[0, n) = the bf16 of src[0, n).
-void to_bf16(const float* src, uint16_t* dst, int64_t n) {
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 m = lanes_below(n - i);
-    _mm256_mask_storeu_epi16(dst + i, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src + i)));
-  }
-}
-
 // forward_pairs at stride 1 when the output rows are whole tiles (32x32 maps): row (c2, u, v) of
 // the paired col_n, read along output row i, is the run of the zero-padded image of pairs
 // (Hp x Wp words per pair) starting at (i + u) * Wp + v, so the kernel reads it through a table of
@@ -232,8 +237,9 @@ void forward_pairs(const ConvGeometry& g, const float* x, const uint32_t* w_pack
 
 void forward(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y) {
   const int64_t taps = g.kh * g.kw;
+  const uint16_t* w16 = rounded_weights(w, g.o * g.k());
   const uint32_t* a = pack_pairs(g.o, g.c, taps, [&](int64_t o, int64_t c, int64_t tap) {
-    return w[(o * g.c + c) * taps + tap];
+    return w16[(o * g.c + c) * taps + tap];
   });
   forward_pairs(g, x, a, bias, y, false);
 }
@@ -244,8 +250,9 @@ bool backward_data(const ConvGeometry& g, const float* dy, const float* w, float
     // dx[c, y, x] = sum_{o,u,v} w[o, c, KH-1-u, KW-1-v] * dy[o, y + u - (KH-1-pad), x + v - (KW-1-pad)]
     const ConvGeometry t = conv_geometry({g.n, g.o, g.ho, g.wo}, {g.c, g.o, g.kh, g.kw},
                                          ConvParams{1, static_cast<int>(g.kh - 1 - g.pad)});
+    const uint16_t* w16 = rounded_weights(w, g.o * g.k());
     const uint32_t* a = pack_pairs(g.c, g.o, taps, [&](int64_t c, int64_t o, int64_t tap) {
-      return w[(o * g.c + c) * taps + taps - 1 - tap];  // tap (u, v) reads (KH-1-u, KW-1-v)
+      return w16[(o * g.c + c) * taps + taps - 1 - tap];  // tap (u, v) reads (KH-1-u, KW-1-v)
     });
     forward_pairs(t, dy, a, nullptr, dx, accumulate);
     return true;
@@ -254,7 +261,8 @@ bool backward_data(const ConvGeometry& g, const float* dy, const float* w, float
   // col[K x P] = w^T dy_n, paired along the output channels: A(kk, o) = w[o][kk], and the pairs of
   // dy_n are the pair planes of a 1x1 convolution over dy (row o2 = the words of channels 2 o2,
   // 2 o2 + 1 at every pixel).
-  const uint32_t* a = pack_pairs(g.k(), g.o, 1, [&](int64_t kk, int64_t o, int64_t) { return w[o * g.k() + kk]; });
+  const uint16_t* w16 = rounded_weights(w, g.o * g.k());
+  const uint32_t* a = pack_pairs(g.k(), g.o, 1, [&](int64_t kk, int64_t o, int64_t) { return w16[o * g.k() + kk]; });
   const ConvGeometry d{g.n, g.o, g.ho, g.wo, g.k(), 1, 1, g.ho, g.wo, 1, 0};
   const int64_t o2 = (g.o + 1) / 2;
 #pragma omp parallel
