@@ -16,9 +16,8 @@
 //                    from shifted planes, or at stride 1 from the zero-padded image) are
 //                    adjacent in memory, so both are read as they lie.
 // Every operand is rounded to bf16 by VCVTNEPS2BF16 as it is lowered (the weights once per call,
-// then packed); each output is a fixed chain of
-// operations, and images are split over threads as in the float lowerings, so results do not
-// depend on timing.
+// then packed); each output is a fixed chain of operations, and images are split over threads as
+// in the float lowerings, so results do not depend on timing.
 #include "tensor/conv_bf16.h"
 
 #include <omp.h>
@@ -52,8 +51,8 @@ using conv_lowering::thread_range;
 constexpr int kPaddedWeightGradient = 8;
 
 // Per-thread scratch of bf16 pairs (uint32_t) or bf16 (uint16_t) that survives between calls.
-// Slots 0 and 1 are the parallel regions' buffers; slot 2 holds the calling thread's packed
-// weights while it takes part in those regions.
+// Slots 0 and 1 are the parallel regions' buffers; slot 2 holds the calling thread's rounded
+// (uint16_t) and packed (uint32_t) weights while it takes part in those regions.
 constexpr int kPackedSlot = 2;
 template <typename T>
 T* scratch(int which, int64_t size) {
