@@ -28,6 +28,7 @@
 #include "tensor/allocator.h"
 #include "tensor/device.h"
 #include "train/flags.h"
+#include "train/precision.h"
 #include "train/trainer.h"
 
 using namespace qnn;
@@ -69,13 +70,11 @@ int main(int argc, char** argv) {
   auto& warmup = flags.add_int("--warmup", 3, "untimed steps first (the GPU captures its graph in the third)", 0);
   auto& lr = flags.add_float("--lr", 0, "train: learning rate; 0: 0.1 * batch / 256", 0);
   auto& no_graph = flags.add_bool("--no-graph", "GPU, train: run each step eagerly");
-  auto& precision = flags.add_string("--precision", "fp32", "fp32|bf16: CPU convolutions on bf16 operands (tensor/bf16.h)");
+  auto& precision = add_precision_flag(flags);
   flags.parse(argc, argv);
   if (device != "cpu" && device != "cuda") flags.fail("bad --device '" + device + "'; valid: cpu, cuda");
   if (mode != "train" && mode != "infer") flags.fail("bad --mode '" + mode + "'; valid: train, infer");
-  if (precision != "fp32" && precision != "bf16") flags.fail("bad --precision '" + precision + "'; valid: fp32, bf16");
-  if (precision == "bf16" && device == "cuda") flags.fail("--precision bf16 is implemented for the CPU convolutions");
-  backend_options().bf16 = precision == "bf16";
+  apply_precision_flag(flags, precision, device == "cuda");
   const Device dev = device == "cuda" ? Device::CUDA : Device::CPU;
   if (dev == Device::CUDA && !cuda_status().usable) {
     std::printf("imagenet_step: skipped --device cuda: %s\n", describe_cuda(cuda_status()).c_str());

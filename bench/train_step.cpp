@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "train/flags.h"
+#include "train/precision.h"
 #include "train/trainer.h"
 #include "nn/init.h"
 #include "nn/qat_resnet.h"
@@ -94,7 +95,7 @@ int main(int argc, char** argv) {
   auto& warmup = flags.add_int("--warmup", 3, "untimed steps first (the GPU captures its graph in these)");
   auto& no_graph = flags.add_bool("--no-graph", "GPU: run each step eagerly");
   auto& no_cudnn = flags.add_bool("--no-cudnn", "GPU: convolution through im2col + cuBLAS");
-  auto& precision = flags.add_string("--precision", "fp32", "fp32|bf16: CPU convolutions on bf16 operands");
+  auto& precision = add_precision_flag(flags);
   auto& quant = flags.add_string("--quant", "", "comma-separated schemes whose hook is timed inside the step, e.g. standard,smart");
   auto& bucket_size = flags.add_int("--bucket-size", 512, "--quant: bucket size (coordinates)");
   auto& quant_levels = flags.add_int("--quant-levels", 16, "--quant: levels");
@@ -141,9 +142,7 @@ int main(int argc, char** argv) {
     std::printf("train_step: skipped --device cuda: %s\n", describe_cuda(cuda_status()).c_str());
     return 0;
   }
-  if (precision != "fp32" && precision != "bf16") flags.fail("bad --precision '" + precision + "'; valid: fp32, bf16");
-  if (precision == "bf16" && device == "cuda") flags.fail("--precision bf16 is implemented for the CPU convolutions");
-  backend_options().bf16 = precision == "bf16";
+  apply_precision_flag(flags, precision, device == "cuda");
   backend_options().cudnn = !no_cudnn;
 
   try {

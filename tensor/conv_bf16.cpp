@@ -348,16 +348,7 @@ void backward_weight(const ConvGeometry& g, const float* x, const float* dy, flo
     }
     if (db) conv_lowering::add_bias_sums(g, dy, begin, end, mine + g.k() * g.o);
   }
-  // The threads' partials added in thread order, a range of output channels per thread.
-#pragma omp parallel for schedule(static) num_threads(threads) if (g.o * g.k() >= kParallelPack)
-  for (int64_t o = 0; o < g.o; ++o)
-    for (int t = 0; t < threads; ++t) {
-      const float* row = partial.get() + t * part + o * g.k();
-      for (int64_t kk = 0; kk < g.k(); ++kk) dw[o * g.k() + kk] += row[kk];
-    }
-  if (db)
-    for (int t = 0; t < threads; ++t)
-      for (int64_t o = 0; o < g.o; ++o) db[o] += partial[t * part + g.k() * g.o + o];
+  conv_lowering::add_thread_partials(g, partial.get(), part, threads, false, dw, db);
 }
 
 #else  // no AVX-512 BF16 in this build: tensor/conv.cpp rounds the operands and runs float

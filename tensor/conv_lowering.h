@@ -88,5 +88,37 @@ inline void add_bias_sums(const ConvGeometry& g, const float* dy, int64_t begin,
     }
 }
 
+// dw [O x K] += the weight-gradient partials of `threads` threads, partial + t*part holding thread
+// t's dw [O x K] (or its transpose dw^T [K x O] when `transposed`), followed by its bias sums [O],
+// added into db when db is not null. Every element adds the threads' partials in thread order,
+// whichever thread does the adding, so the result does not depend on scheduling, and large
+// gradients are summed by all threads, a range of output channels each. The partials are read in
+// blocks of 16 channels by 256 taps: the 256 cache lines of a transposed block stay in L1 while
+// its 16 rows of dw are written.
+inline void add_thread_partials(const ConvGeometry& g, const float* partial, int64_t part, int threads,
+                                bool transposed, float* dw, float* db) {
+  constexpr int64_t OB = 16, KB = 256;
+#pragma omp parallel for schedule(static) num_threads(threads) if (g.o * g.k() >= kParallelPack)
+  for (int64_t ob = 0; ob < g.o; ob += OB) {
+    const int64_t oe = std::min(g.o, ob + OB);
+    for (int64_t kb = 0; kb < g.k(); kb += KB) {
+      const int64_t ke = std::min(g.k(), kb + KB);
+      for (int t = 0; t < threads; ++t) {
+        const float* mine = partial + t * part;
+        for (int64_t o = ob; o < oe; ++o) {
+          float* row = dw + o * g.k();
+          if (transposed)
+            for (int64_t kk = kb; kk < ke; ++kk) row[kk] += mine[kk * g.o + o];
+          else
+            for (int64_t kk = kb; kk < ke; ++kk) row[kk] += mine[o * g.k() + kk];
+        }
+      }
+    }
+  }
+  if (db)
+    for (int t = 0; t < threads; ++t)
+      for (int64_t o = 0; o < g.o; ++o) db[o] += partial[t * part + g.k() * g.o + o];
+}
+
 }  // namespace conv_lowering
 }  // namespace qnn

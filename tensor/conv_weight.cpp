@@ -247,33 +247,7 @@ void backward_weight(const ConvGeometry& g, const Tensor& x, const Tensor& dy, T
       add_bias_sums(g, dy.data(), begin, end, partial.get() + t * part + g.k() * g.o);
     }
   }
-  // Fixed summation order over threads: the result does not depend on scheduling. Every element
-  // adds the threads' partials in thread order, whichever thread does the adding, so large
-  // gradients are summed by all threads, a range of output channels each.
-  float* dwp = dw.data();
-  // The transposed partials (gemm tiles) are read in blocks of 16 channels by 256 taps: the 256
-  // cache lines of a block stay in L1 while its 16 rows of dw are written.
-  constexpr int64_t OB = 16, KB = 256;
-#pragma omp parallel for schedule(static) num_threads(threads) if (g.o * g.k() >= kParallelPack)
-  for (int64_t ob = 0; ob < g.o; ob += OB) {
-    const int64_t oe = std::min(g.o, ob + OB);
-    for (int64_t kb = 0; kb < g.k(); kb += KB) {
-      const int64_t ke = std::min(g.k(), kb + KB);
-      for (int t = 0; t < threads; ++t) {
-        const float* mine = partial.get() + t * part;
-        for (int64_t o = ob; o < oe; ++o) {
-          float* row = dwp + o * g.k();
-          if (!shifted)
-            for (int64_t kk = kb; kk < ke; ++kk) row[kk] += mine[kk * g.o + o];
-          else
-            for (int64_t kk = kb; kk < ke; ++kk) row[kk] += mine[o * g.k() + kk];
-        }
-      }
-    }
-  }
-  if (db.defined())
-    for (int t = 0; t < threads; ++t)
-      for (int64_t o = 0; o < g.o; ++o) db.data()[o] += partial[t * part + g.k() * g.o + o];
+  add_thread_partials(g, partial.get(), part, threads, !shifted, dw.data(), db.defined() ? db.data() : nullptr);
 }
 
 }  // namespace

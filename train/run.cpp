@@ -17,6 +17,7 @@
 #include "train/checkpoint.h"
 #include "train/output_paths.h"
 #include "train/plot.h"
+#include "train/precision.h"
 #include "train/qat_setup.h"
 #include "train/run_settings.h"
 #include "train/trainer.h"
@@ -126,7 +127,7 @@ int run_training(const std::string& app, const std::string& description, Trainin
   auto& seed = flags.add_int("--seed", 0, "seed for initialisation, shuffling and augmentation", 0);
   auto& device = flags.add_string("--device", "auto", "auto (the GPU when one is usable, else the CPU)|cpu|cuda");
   auto& loader_threads = flags.add_int("--loader-threads", defaults.loader_threads, "threads preparing the next batches on the CPU", 1, 256);
-  auto& precision = flags.add_string("--precision", "fp32", "fp32|bf16: CPU convolutions on bf16 operands (AVX-512 BF16), float sums, weights, batch norm and SGD");
+  auto& precision = add_precision_flag(flags);
   auto& no_graph = flags.add_bool("--no-graph", "GPU: run every step eagerly instead of replaying a captured CUDA graph");
   auto& no_cudnn = flags.add_bool("--no-cudnn", "GPU: convolution through qnn's im2col + cuBLAS kernels instead of cuDNN");
   auto& deterministic = flags.add_bool("--deterministic", "GPU: deterministic cuDNN algorithms chosen by heuristics, not timing, so a resumed run repeats the results bit for bit (the CPU always does)");
@@ -256,10 +257,7 @@ int run_training(const std::string& app, const std::string& description, Trainin
     return 1;
   }
   const Device dev = (device == "cuda" || (device == "auto" && cuda.usable)) ? Device::CUDA : Device::CPU;
-  if (precision != "fp32" && precision != "bf16") flags.fail("bad --precision '" + precision + "'; valid: fp32, bf16");
-  if (precision == "bf16" && dev == Device::CUDA)
-    flags.fail("--precision bf16 is implemented for the CPU convolutions; on the GPU use fp32 (TF32 convolutions), or --device cpu");
-  backend_options().bf16 = precision == "bf16";
+  apply_precision_flag(flags, precision, dev == Device::CUDA);
   backend_options().cudnn = !no_cudnn;
   backend_options().deterministic = deterministic;
   if (dev == Device::CUDA)
