@@ -11,6 +11,8 @@
 //                    forward path with no col2im;  otherwise col = w^T * dy_n, then col2im
 // Images are split into one contiguous range per thread (static) and buffers are thread_local
 // and reused across calls, so results do not depend on timing.
+// 3x3 layers at stride 1 and padding 1 that keep their width of 16 to 512 channels (most of a
+// ResNet's) do not come here in float: they run as Winograd F(4x4, 3x3), tensor/winograd.h.
 #include "tensor/conv.h"
 
 #include <omp.h>
@@ -26,6 +28,7 @@
 #include "tensor/elementwise.h"
 #include "tensor/gemm_kernel.h"
 #include "tensor/im2col.h"
+#include "tensor/winograd.h"
 
 namespace qnn {
 
@@ -243,6 +246,8 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Conv
     conv_bf16::forward(g, x.data(), w.data(), b, y.data());
   } else if (backend_options().bf16) {
     forward_images(g, round_to_bf16(x).data(), pack_a(round_to_bf16(w).data(), g.k(), 1, g.o, g.k()), b, y.data());
+  } else if (winograd::covers(g)) {
+    winograd::forward(g, x.data(), w.data(), false, b, y.data(), false);
   } else {
     forward_images(g, x.data(), pack_a(w.data(), g.k(), 1, g.o, g.k()), b, y.data());
   }
@@ -259,6 +264,10 @@ bool backward_data_float(const ConvGeometry& g, const Tensor& dy, const Tensor& 
     // dx[c, y, x] = sum_{o,u,v} w[o, c, KH-1-u, KW-1-v] * dy[o, y + u - (KH-1-pad), x + v - (KW-1-pad)]
     const ConvGeometry t = conv_geometry({g.n, g.o, g.ho, g.wo}, {g.c, g.o, g.kh, g.kw},
                                          ConvParams{1, static_cast<int>(g.kh - 1 - g.pad)});
+    if (winograd::covers(t)) {
+      winograd::forward(t, dy.data(), w.data(), true, nullptr, dx.data(), accumulate);
+      return true;
+    }
     // A(c, (o*KH + u)*KW + v) = w[o][c][KH-1-u][KW-1-v], packed directly.
     float* flipped = scratch_data(kFlippedSlot, g.c * t.k());
     const float* wp = w.data();

@@ -7,6 +7,8 @@
 //   layers on small maps take a group of images per product (see conv2d_backward_weight).
 // Images are split into one contiguous range per thread (static), and the per-thread partial
 // weight gradients are added in thread order, so results do not depend on timing.
+// The 3x3, stride-1, same-width layers that tensor/winograd.h covers take its weight gradient
+// instead.
 #include <omp.h>
 
 #include <algorithm>
@@ -21,6 +23,7 @@
 #include "tensor/device.h"
 #include "tensor/gemm_kernel.h"
 #include "tensor/im2col.h"
+#include "tensor/winograd.h"
 
 namespace qnn {
 
@@ -259,6 +262,8 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
   QNN_CHECK(!db.defined() || db.numel() == g.o, "bias gradient ", shape_str(db.shape()), " for ", g.o,
             " output channels");
   QNN_ON_CUDA(x, cuda::conv2d_backward_weight(x, dy, dw, db, p));
+  if (!backend_options().bf16 && winograd::covers_weight_gradient(g))
+    return winograd::weight_gradient(g, x.data(), dy.data(), dw.data(), db.defined() ? db.data() : nullptr);
   if (!backend_options().bf16) return backward_weight(g, x, dy, dw, db);
   if (conv_bf16::covers(g))
     return conv_bf16::backward_weight(g, x.data(), dy.data(), dw.data(), db.defined() ? db.data() : nullptr);
