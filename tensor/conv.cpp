@@ -242,12 +242,12 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Conv
   QNN_ON_CUDA(x, cuda::conv2d_forward(x, w, bias, p));
   Tensor y({g.n, g.o, g.ho, g.wo});
   const float* b = bias.defined() ? bias.data() : nullptr;
-  if (backend_options().bf16 && conv_bf16::covers(g)) {
+  if (winograd::covers(g, backend_options().bf16)) {
+    winograd::forward(g, x.data(), w.data(), false, b, y.data(), false, backend_options().bf16);
+  } else if (backend_options().bf16 && conv_bf16::covers(g)) {
     conv_bf16::forward(g, x.data(), w.data(), b, y.data());
   } else if (backend_options().bf16) {
     forward_images(g, round_to_bf16(x).data(), pack_a(round_to_bf16(w).data(), g.k(), 1, g.o, g.k()), b, y.data());
-  } else if (winograd::covers(g)) {
-    winograd::forward(g, x.data(), w.data(), false, b, y.data(), false);
   } else {
     forward_images(g, x.data(), pack_a(w.data(), g.k(), 1, g.o, g.k()), b, y.data());
   }
@@ -302,6 +302,10 @@ bool backward_data_float(const ConvGeometry& g, const Tensor& dy, const Tensor& 
 // backward_data_float, or with `--precision bf16` its bf16 twin (tensor/conv_bf16.h).
 bool backward_data(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx, bool accumulate) {
   if (!backend_options().bf16) return backward_data_float(g, dy, w, dx, accumulate);
+  if (winograd::covers(g, true)) {  // the transposed geometry is g's with C and O swapped: C = O here
+    winograd::forward(g, dy.data(), w.data(), true, nullptr, dx.data(), accumulate, true);
+    return true;
+  }
   if (conv_bf16::covers(g)) return conv_bf16::backward_data(g, dy.data(), w.data(), dx.data(), accumulate);
   return backward_data_float(g, round_to_bf16(dy), round_to_bf16(w), dx, accumulate);
 }

@@ -24,26 +24,34 @@
 namespace qnn {
 namespace winograd {
 
-// Whether this build and shape take the Winograd path: float, 3x3, stride 1, padding 1, input
-// and output channels multiples of 16 (the vector width the transforms run over), AVX-512.
-bool covers(const ConvGeometry& g);
+// Whether this build and shape take the Winograd path: float, 3x3, stride 1, padding 1, the same
+// number of input and output channels, 16 to 512 (the transforms run over 16 channels per vector,
+// and the channel count is a template argument), AVX-512; with `bf16`, AVX-512 BF16 as well.
+bool covers(const ConvGeometry& g, bool bf16 = false);
 
 // y = conv(x, w) + bias (bias may be null), or y += it with `accumulate`, x [N][C][H][W],
 // y [N][O][H][W]. `flipped`: w is the weight of the transposed convolution, [C][O][3][3], and
 // the filter used is w rotated by 180 degrees and transposed in channels: then this computes the
 // input gradient of that convolution from its output gradient x.
+// `bf16` (`--precision bf16`): x and w are rounded to bf16 as they are read, and the rest runs in
+// float, so that the result is the convolution of bf16 operands that the bf16 lowerings compute
+// (tensor/conv_bf16.h), within this algorithm's float error. VDPBF16PS is not used: it would take
+// the *transformed* values in bf16, about ten times the error (docs/winograd.md).
 void forward(const ConvGeometry& g, const float* x, const float* w, bool flipped, const float* bias,
-             float* y, bool accumulate);
+             float* y, bool accumulate, bool bf16 = false);
 
-// Whether the weight gradient takes the Winograd path: covers(g), and at most 256 channels (each
-// thread sums its own 36 C^2 transformed gradient: 9.4 MB at 256 channels, 38 MB at 512).
-bool covers_weight_gradient(const ConvGeometry& g);
+// Whether the weight gradient takes the Winograd path: covers(g, bf16), and at most 256 channels
+// (each thread sums its own 36 C^2 transformed gradient: 9.4 MB at 256 channels, 38 MB at 512).
+bool covers_weight_gradient(const ConvGeometry& g, bool bf16 = false);
 
 // dw += the weight gradient of y = conv(x, w), w [O][C][3][3], from dy = dL/dy [N][O][H][W]
 // (and db += the bias gradient when db is not null):
 //     dU[xi] = sum over tiles of V[xi]^T (A dY A^T)[xi],   dw = G^T dU G
 // the transposes of the forward transforms, with the tiles' sum as one matrix product per xi.
-void weight_gradient(const ConvGeometry& g, const float* x, const float* dy, float* dw, float* db);
+// `bf16`: x and dy are rounded to bf16 as they are read (the operands of `--precision bf16`); the
+// rest runs in float.
+void weight_gradient(const ConvGeometry& g, const float* x, const float* dy, float* dw, float* db,
+                     bool bf16 = false);
 
 }  // namespace winograd
 }  // namespace qnn

@@ -145,10 +145,18 @@ TEST_CASE("bf16 conv2d: forward, backward data and weight against the direct con
       }
   check_bf16_convolution(2, 3, 32, 32, 16, 3, 1, 1, false);   // the ResNet stem: 3 channels
   check_bf16_convolution(3, 16, 32, 32, 32, 3, 2, 1, false);  // a ResNet downsampling layer
-  check_bf16_convolution(5, 32, 8, 8, 32, 3, 1, 1, false);    // groups of images in the weight gradient
+  check_bf16_convolution(5, 32, 8, 8, 48, 3, 1, 1, false);    // groups of images in the weight gradient
   check_bf16_convolution(5, 8, 16, 16, 8, 3, 1, 1, false);    // groups of padded images, a partial one
   check_bf16_convolution(2, 5, 32, 32, 12, 3, 1, 1, true);    // padded pairs: odd channels, partial panel
   check_bf16_convolution(2, 4, 12, 10, 6, 5, 1, 2, true);     // 5x5
   check_bf16_convolution(2, 4, 12, 10, 6, 3, 3, 1, true);     // stride 3: rounded operands, float lowerings
   check_bf16_convolution(1, 1, 6, 40, 3, 3, 2, 2, false);     // one channel, one image, wide rows
 }
+
+TEST_CASE("bf16 conv2d: the Winograd layers compute the convolution of bf16 operands too") {
+  // 3x3 same-width layers at stride 1 take tensor/winograd.h with x, w and dy rounded to bf16 as
+  // they are read: the same reference and bounds as every other bf16 lowering.
+  check_bf16_convolution(3, 16, 8, 8, 16, 3, 1, 1, true);
+  check_bf16_convolution(2, 32, 13, 6, 32, 3, 1, 1, false);
+}
+

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <vector>
 
+#include "tensor/bf16.h"
 #include "tensor/conv.h"
 #include "tensor/winograd.h"
 #include "tests/tensor/conv_reference.h"
@@ -72,6 +73,9 @@ TEST_CASE("winograd: the ResNet shapes it takes, and the ones it leaves to the d
   CHECK_FALSE(winograd::covers(conv_geometry({8, 3, 32, 32}, {16, 3, 3, 3}, same)));   // RGB stem
   CHECK_FALSE(winograd::covers(conv_geometry({8, 64, 8, 8}, {64, 64, 1, 1}, ConvParams{1, 0})));  // 1x1
   CHECK_FALSE(winograd::covers(conv_geometry({8, 48, 8, 8}, {48, 48, 3, 3}, same)));  // 48 channels
+  // With --precision bf16 (x, w and dy rounded to bf16 as they are read; tests/tensor/test_conv_bf16.cpp)
+  // where the build has AVX-512 BF16.
+  CHECK(winograd::covers(conv_geometry({8, 64, 8, 8}, {64, 64, 3, 3}, same), true) == bf16_instructions_built());
 }
 
 TEST_CASE("winograd: every pass matches the direct convolution at the CIFAR ResNet shapes") {
