@@ -47,6 +47,8 @@ namespace winograd {
 
 #if defined(__AVX512F__)
 
+bool built() { return true; }
+
 bool covers(const ConvGeometry& g, bool bf16) {
 #if !defined(__AVX512BF16__)
   if (bf16) return false;
@@ -564,6 +566,8 @@ void weight_gradient(const ConvGeometry& g, const float* x, const float* dy, flo
 }
 
 #else  // no AVX-512: the lowerings of tensor/conv.cpp take every shape.
+
+bool built() { return false; }
 
 bool covers(const ConvGeometry&, bool) { return false; }
 

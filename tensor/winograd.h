@@ -24,6 +24,10 @@
 namespace qnn {
 namespace winograd {
 
+// Whether this build has the Winograd path at all (it needs AVX-512); without it covers() is
+// false for every shape and the direct lowerings take them all.
+bool built();
+
 // Whether this build and shape take the Winograd path: float, 3x3, stride 1, padding 1, the same
 // number of input and output channels, 16 to 512 (the transforms run over 16 channels per vector,
 // and the channel count is a template argument), AVX-512; with `bf16`, AVX-512 BF16 as well.
