@@ -298,6 +298,32 @@ inline void store_row(float* at, __m128 row, __mmask8 columns, bool accumulate) 
   }
 }
 
+// out[a * 4 + b] = (A^T M A)[a][b] (+ bias) for output channels [ob, ob + 16) of one tile, from
+// its products m[xi * S + o]: the tile's 16 output pixels, 16 channels each.
+template <int64_t S>
+inline void output_pixels(const float* m, int ob, const float* bias, __m512 out[16]) {
+  __m512 columns[kIn][kOut];  // columns[j] = A^T M[.][j]
+#pragma GCC unroll 6
+  for (int j = 0; j < kIn; ++j) {
+    __m512 mj[kIn];
+#pragma GCC unroll 6
+    for (int i = 0; i < kIn; ++i) mj[i] = _mm512_loadu_ps(m + (i * kIn + j) * S + ob);
+    output_1d(mj, columns[j]);
+  }
+#pragma GCC unroll 4
+  for (int a = 0; a < kOut; ++a) {
+    __m512 row[kIn];
+#pragma GCC unroll 6
+    for (int j = 0; j < kIn; ++j) row[j] = columns[j][a];
+    output_1d(row, out + a * kOut);
+  }
+  if (bias) {
+    const __m512 b = _mm512_loadu_ps(bias + ob);
+#pragma GCC unroll 16
+    for (int q = 0; q < 16; ++q) out[q] = _mm512_add_ps(out[q], b);
+  }
+}
+
 // The 4x4 outputs of one tile from its products m[xi * S + o] (C channels): y_n[o][y0 + a][x0 + b]
 // = (A^T M A)[a][b] (+ bias[o]), or added to y_n with `accumulate`; rows and columns past the
 // image are dropped.
@@ -308,27 +334,8 @@ void transform_output_tile(const ConvGeometry& g, const float* m, const float* b
   const int rows = static_cast<int>(std::min<int64_t>(kOut, g.h - y0));
   const __mmask8 columns_valid = static_cast<__mmask8>(lanes_below(std::min<int64_t>(kOut, g.w - x0)));
   for (int ob = 0; ob < C; ob += 16) {
-    __m512 columns[kIn][kOut];  // columns[j] = A^T M[.][j]
-#pragma GCC unroll 6
-    for (int j = 0; j < kIn; ++j) {
-      __m512 mj[kIn];
-#pragma GCC unroll 6
-      for (int i = 0; i < kIn; ++i) mj[i] = _mm512_loadu_ps(m + (i * kIn + j) * S + ob);
-      output_1d(mj, columns[j]);
-    }
-    __m512 out[16];  // out[a * 4 + b]: output pixel (a, b), 16 channels
-#pragma GCC unroll 4
-    for (int a = 0; a < kOut; ++a) {
-      __m512 row[kIn];
-#pragma GCC unroll 6
-      for (int j = 0; j < kIn; ++j) row[j] = columns[j][a];
-      output_1d(row, out + a * kOut);
-    }
-    if (bias) {
-      const __m512 b = _mm512_loadu_ps(bias + ob);
-#pragma GCC unroll 16
-      for (int q = 0; q < 16; ++q) out[q] = _mm512_add_ps(out[q], b);
-    }
+    __m512 out[16];
+    output_pixels<S>(m, ob, bias, out);
     transpose16(out);  // out[l]: channel ob + l, lane a * 4 + b
 #pragma GCC unroll 16
     for (int l = 0; l < 16; ++l) {
@@ -336,6 +343,33 @@ void transform_output_tile(const ConvGeometry& g, const float* m, const float* b
 #pragma GCC unroll 4
       for (int a = 0; a < kOut; ++a)
         if (a < rows) store_row(yo + a * g.w, quarter(out[l], a), columns_valid, accumulate);
+    }
+  }
+}
+
+// The same for four tiles side by side in one row of the image (products m + k * C for tile k,
+// top-left outputs (y0, x0 + 4k), x0 + 16 <= W): each output row of the four is 16 columns, one
+// transpose puts 16 channels of it into 16 vectors, and each is one full store instead of four
+// stores of four floats.
+template <int C, int64_t S>
+void transform_output_row(const ConvGeometry& g, const float* m, const float* bias, float* yn, int64_t y0,
+                          int64_t x0, bool accumulate) {
+  const int64_t plane = g.h * g.w;
+  const int rows = static_cast<int>(std::min<int64_t>(kOut, g.h - y0));
+  for (int ob = 0; ob < C; ob += 16) {
+    __m512 out[4][16];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) output_pixels<S>(m + k * C, ob, bias, out[k]);
+    for (int a = 0; a < rows; ++a) {
+      __m512 r[16];  // r[4k + b]: column x0 + 4k + b of row y0 + a
+#pragma GCC unroll 16
+      for (int q = 0; q < 16; ++q) r[q] = out[q / 4][a * kOut + q % 4];
+      transpose16(r);  // r[l]: channel ob + l, lane = column
+#pragma GCC unroll 16
+      for (int l = 0; l < 16; ++l) {
+        float* at = yn + (ob + l) * plane + (y0 + a) * g.w + x0;
+        _mm512_storeu_ps(at, accumulate ? _mm512_add_ps(r[l], _mm512_loadu_ps(at)) : r[l]);
+      }
     }
   }
 }
@@ -393,6 +427,15 @@ struct Tile {
   int64_t n, y0, x0;
 };
 
+// Whether tiles[0..3] (of `left` in the block) are four neighbours in one row of one image, all
+// of whose 16 columns lie inside the image (width w).
+inline bool four_in_a_row(const Tile* tiles, int64_t left, int64_t w) {
+  if (left < 4 || tiles[0].x0 + 4 * kOut > w) return false;
+  for (int k = 1; k < 4; ++k)
+    if (tiles[k].n != tiles[0].n || tiles[k].y0 != tiles[0].y0 || tiles[k].x0 != tiles[0].x0 + k * kOut) return false;
+  return true;
+}
+
 // The convolution with C input and C output channels; register tiles of MR tiles by 16 NV
 // channels.
 template <int C, int MR, int NV, bool Round>
@@ -413,9 +456,17 @@ void forward_blocked(const ConvGeometry& g, const float* x, const float* u, cons
     int64_t filled = 0;
     auto flush = [&] {
       multiply_positions<C, MR, NV>(v, u, m, filled);
-      for (int64_t t = 0; t < filled; ++t)
-        transform_output_tile<C, S>(g, m + t * C, bias, y + block[t].n * g.image_out(), block[t].y0,
-                                 block[t].x0, accumulate);
+      for (int64_t t = 0; t < filled;) {
+        const Tile& first = block[t];
+        float* yn = y + first.n * g.image_out();
+        if (four_in_a_row(block.data() + t, filled - t, g.w)) {
+          transform_output_row<C, S>(g, m + t * C, bias, yn, first.y0, first.x0, accumulate);
+          t += 4;
+        } else {
+          transform_output_tile<C, S>(g, m + t * C, bias, yn, first.y0, first.x0, accumulate);
+          t += 1;
+        }
+      }
       filled = 0;
     };
     for (int64_t n = begin; n < end; ++n) {
