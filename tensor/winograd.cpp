@@ -532,13 +532,18 @@ void weight_gradient_blocked(const ConvGeometry& g, const float* x, const float*
   // and 128 measured no faster).
   constexpr int64_t capacity = std::max<int64_t>(kCapacity<C, 1>, C >= 128 ? 64 : 0), S = capacity * C;
   constexpr int64_t part = kPositions * C * C + C;  // one thread's dU and bias sums
-  const int threads = omp_get_max_threads();
+  // One partial per thread of the team that actually runs (one when called inside a parallel
+  // region), summed in thread order afterwards.
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   float* partial = scratch_data(conv_lowering::kFlippedSlot, threads * part);
+  int team = 1;
 #pragma omp parallel num_threads(threads)
   {
     const int t = omp_get_thread_num();
+#pragma omp single
+    team = omp_get_num_threads();
     int64_t begin, end;
-    thread_range(g.n, t, threads, begin, end);
+    thread_range(g.n, t, team, begin, end);
     float* du = partial + t * part;
     std::fill(du, du + part, 0.0f);
     float* p = scratch_data(0, hp * wp * C + hq * wq * C);
@@ -567,7 +572,7 @@ void weight_gradient_blocked(const ConvGeometry& g, const float* x, const float*
     if (filled > 0) flush();
     if (db) conv_lowering::add_bias_sums(g, dy, begin, end, du + kPositions * C * C);
   }
-  for (int t = 1; t < threads; ++t)
+  for (int t = 1; t < team; ++t)
     for (int64_t i = 0; i < part; ++i) partial[i] += partial[t * part + i];
   add_weight_gradient<C>(partial, dw);
   if (db)

@@ -98,3 +98,19 @@ TEST_CASE("winograd: every pass matches the direct convolution where tiles overh
   check_passes(3, 128, 6, 6, true);   // 128 channels: weight-gradient blocks of 64 tiles
   check_passes(1, 512, 4, 4, false);  // 512: the weight gradient takes the direct path
 }
+
+TEST_CASE("winograd: the weight gradient called from inside a parallel region sums one thread's tiles") {
+  // Nested regions run on one thread: the gradient must still cover every image.
+  const ConvParams p{1, 1};
+  const Tensor x = Tensor::uniform({4, 16, 8, 8}, -1, 1, 31);
+  const Tensor wt = Tensor::normal({16, 16, 3, 3}, 0, 0.1f, 32);
+  const Tensor dy = Tensor::uniform({4, 16, 8, 8}, -1, 1, 33);
+  const test::Reference r = test::direct(x, wt, Tensor(), dy, 1, 1);
+  Tensor dw = Tensor::zeros(wt.shape()), no_bias;
+#pragma omp parallel num_threads(2)
+  {
+#pragma omp single
+    conv2d_backward_weight(x, dy, dw, no_bias, p);
+  }
+  CHECK(relative_error(dw, r.dw, r.dw_abs) < kBound);
+}
