@@ -5,7 +5,7 @@
 // outputs of a 3x3 filter g over a 6x6 block of input d is
 //     Y = A^T [ (G g G^T) . (B^T d B) ] A          (. = element-wise product)
 // with the 6x6, 6x3 and 4x6 matrices B^T, G, A^T of the interpolation points 0, 1, -1, 2, -2 and
-// infinity (tensor/winograd.cpp writes them out). Summed over input channels, the element-wise
+// infinity (tensor/winograd_tiles.h writes them out). Summed over input channels, the element-wise
 // products become 36 independent matrix products, one per position xi of the 6x6 block:
 //     M[xi] (tiles x O) = V[xi] (tiles x C) * U[xi] (C x O)
 // with U = G g G^T the transformed weights and V = B^T d B the transformed input tiles. They take
