@@ -92,8 +92,8 @@ inline void micro_kernel(int64_t k, const float* a, int64_t rs_a, int64_t cs_a, 
 
 // The weight-gradient kernel: MO x NK dot products over `groups` blocks of length len,
 //   out[r*ldo + t] += sum_{g < groups} sum_{q < len} a[g*a_step + r*lda + q] * b[g*b_step + b_rows[t] + q]
-// vectorised along q (16 lanes a step, the tail masked), one accumulator per product, the lanes
-// summed once at the end. Rows past mo and columns past nk repeat the last valid ones and are
+// vectorised along q (16 floats a step, or 32 bf16 for the bf16 twin; the tail masked), one
+// accumulator per product, the lanes summed once at the end. Rows past mo and columns past nk repeat the last valid ones and are
 // dropped. The order of operations depends only on the sizes, never on the caller's threads.
 // Sum of the 16 lanes, in a fixed order (the masked forms name every source, so no
 // undefined vectors are involved).
@@ -105,10 +105,23 @@ inline float lane_sum(__m512 v) {
   return _mm512_cvtss_f32(v);
 }
 
-template <int MO, int NK>
-inline void dot_tile(int64_t len, int groups, const float* a, int64_t lda, int64_t a_step,
-                     const float* b, const int64_t* b_rows, int64_t b_step, float* out, int64_t ldo,
-                     int mo, int nk) {
+// The float lanes of dot_tile: 16 floats a step, multiplied and added with FMA. (The bf16 twin,
+// 32 bf16 a step with VDPBF16PS, is kernel::Bf16Lanes in tensor/gemm_kernel_bf16.h.)
+struct FloatLanes {
+  using Element = float;
+  using Vector = __m512;
+  static constexpr int kStep = 16;
+  using Mask = __mmask16;
+  static Mask mask(int64_t n) { return lane_mask(static_cast<int>(std::min<int64_t>(16, n)), 0); }
+  static Vector load(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+  static __m512 multiply_add(__m512 acc, Vector a, Vector b) { return _mm512_fmadd_ps(a, b, acc); }
+};
+
+// dot_tile over the lanes of `Lanes` (FloatLanes, or kernel::Bf16Lanes).
+template <typename Lanes, int MO, int NK>
+inline void dot_tile_lanes(int64_t len, int groups, const typename Lanes::Element* a, int64_t lda, int64_t a_step,
+                           const typename Lanes::Element* b, const int64_t* b_rows, int64_t b_step, float* out,
+                           int64_t ldo, int mo, int nk) {
   __m512 acc[MO][NK];
 #pragma GCC unroll 32
   for (int r = 0; r < MO; ++r)
@@ -118,18 +131,18 @@ inline void dot_tile(int64_t len, int groups, const float* a, int64_t lda, int64
   for (int r = 0; r < MO; ++r) a_off[r] = (r < mo ? r : mo - 1) * lda;
   for (int t = 0; t < NK; ++t) b_off[t] = b_rows[t < nk ? t : nk - 1];
   for (int g = 0; g < groups; ++g) {
-    const float* ag = a + g * a_step;
-    const float* bg = b + g * b_step;
-    for (int64_t q = 0; q < len; q += 16) {
-      const __mmask16 m = lane_mask(static_cast<int>(std::min<int64_t>(16, len - q)), 0);
-      __m512 av[MO];
+    const typename Lanes::Element* ag = a + g * a_step;
+    const typename Lanes::Element* bg = b + g * b_step;
+    for (int64_t q = 0; q < len; q += Lanes::kStep) {
+      const typename Lanes::Mask m = Lanes::mask(len - q);
+      typename Lanes::Vector av[MO];
 #pragma GCC unroll 32
-      for (int r = 0; r < MO; ++r) av[r] = _mm512_maskz_loadu_ps(m, ag + a_off[r] + q);
+      for (int r = 0; r < MO; ++r) av[r] = Lanes::load(m, ag + a_off[r] + q);
 #pragma GCC unroll 32
       for (int t = 0; t < NK; ++t) {
-        const __m512 bv = _mm512_maskz_loadu_ps(m, bg + b_off[t] + q);
+        const typename Lanes::Vector bv = Lanes::load(m, bg + b_off[t] + q);
 #pragma GCC unroll 32
-        for (int r = 0; r < MO; ++r) acc[r][t] = _mm512_fmadd_ps(av[r], bv, acc[r][t]);
+        for (int r = 0; r < MO; ++r) acc[r][t] = Lanes::multiply_add(acc[r][t], av[r], bv);
       }
     }
   }
@@ -139,6 +152,13 @@ inline void dot_tile(int64_t len, int groups, const float* a, int64_t lda, int64
 #pragma GCC unroll 32
     for (int t = 0; t < NK; ++t)
       if (r < mo && t < nk) out[r * ldo + t] += lane_sum(acc[r][t]);
+}
+
+template <int MO, int NK>
+inline void dot_tile(int64_t len, int groups, const float* a, int64_t lda, int64_t a_step,
+                     const float* b, const int64_t* b_rows, int64_t b_step, float* out, int64_t ldo,
+                     int mo, int nk) {
+  dot_tile_lanes<FloatLanes, MO, NK>(len, groups, a, lda, a_step, b, b_rows, b_step, out, ldo, mo, nk);
 }
 
 #else  // portable fallback: the same tile loop in plain C++ (the compiler may vectorise it)

@@ -11,7 +11,8 @@
 //   `accumulate`, + row_init[r] when given; only mr rows and nr columns are written.
 // dot_tile_bf16: MO x NK dot products of bf16 rows along their length, 32 elements (16 pairs)
 //   a step, out[r*ldo + t] += sum_g sum_q a[g*a_step + r*lda + q] * b[g*b_step + b_rows[t] + q],
-//   the lanes summed once at the end (kernel::lane_sum), as kernel::dot_tile does.
+//   the lanes summed once at the end (kernel::lane_sum): kernel::dot_tile's loop
+//   (kernel::dot_tile_lanes) over Bf16Lanes.
 // In both, every output is one fixed sequence of operations that depends only on the sizes, so
 // results do not depend on threads or tiling.
 #pragma once
@@ -69,39 +70,23 @@ inline __mmask32 lanes_below_32(int64_t n) {
   return n <= 0 ? 0 : n >= 32 ? 0xFFFFFFFFu : static_cast<__mmask32>((1u << n) - 1u);
 }
 
+// The bf16 lanes of kernel::dot_tile_lanes: 32 bf16 a step, 16 pairs multiplied and added with
+// VDPBF16PS.
+struct Bf16Lanes {
+  using Element = uint16_t;
+  using Vector = __m512bh;
+  static constexpr int kStep = 32;
+  using Mask = __mmask32;
+  static Mask mask(int64_t n) { return lanes_below_32(n); }
+  static Vector load(Mask m, const uint16_t* p) { return (__m512bh)_mm512_maskz_loadu_epi16(m, p); }
+  static __m512 multiply_add(__m512 acc, Vector a, Vector b) { return _mm512_dpbf16_ps(acc, a, b); }
+};
+
 template <int MO, int NK>
 inline void dot_tile_bf16(int64_t len, int groups, const uint16_t* a, int64_t lda, int64_t a_step,
                           const uint16_t* b, const int64_t* b_rows, int64_t b_step, float* out,
                           int64_t ldo, int mo, int nk) {
-  __m512 acc[MO][NK];
-#pragma GCC unroll 32
-  for (int r = 0; r < MO; ++r)
-#pragma GCC unroll 32
-    for (int t = 0; t < NK; ++t) acc[r][t] = _mm512_setzero_ps();
-  int64_t a_off[MO], b_off[NK];
-  for (int r = 0; r < MO; ++r) a_off[r] = (r < mo ? r : mo - 1) * lda;
-  for (int t = 0; t < NK; ++t) b_off[t] = b_rows[t < nk ? t : nk - 1];
-  for (int g = 0; g < groups; ++g) {
-    const uint16_t* ag = a + g * a_step;
-    const uint16_t* bg = b + g * b_step;
-    for (int64_t q = 0; q < len; q += 32) {
-      const __mmask32 m = lanes_below_32(len - q);
-      __m512bh av[MO];
-#pragma GCC unroll 32
-      for (int r = 0; r < MO; ++r) av[r] = (__m512bh)_mm512_maskz_loadu_epi16(m, ag + a_off[r] + q);
-#pragma GCC unroll 32
-      for (int t = 0; t < NK; ++t) {
-        const __m512bh bv = (__m512bh)_mm512_maskz_loadu_epi16(m, bg + b_off[t] + q);
-#pragma GCC unroll 32
-        for (int r = 0; r < MO; ++r) acc[r][t] = _mm512_dpbf16_ps(acc[r][t], av[r], bv);
-      }
-    }
-  }
-#pragma GCC unroll 32
-  for (int r = 0; r < MO; ++r)
-#pragma GCC unroll 32
-    for (int t = 0; t < NK; ++t)
-      if (r < mo && t < nk) out[r * ldo + t] += lane_sum(acc[r][t]);
+  dot_tile_lanes<Bf16Lanes, MO, NK>(len, groups, a, lda, a_step, b, b_rows, b_step, out, ldo, mo, nk);
 }
 
 }  // namespace kernel
