@@ -264,10 +264,6 @@ bool backward_data_float(const ConvGeometry& g, const Tensor& dy, const Tensor& 
     // dx[c, y, x] = sum_{o,u,v} w[o, c, KH-1-u, KW-1-v] * dy[o, y + u - (KH-1-pad), x + v - (KW-1-pad)]
     const ConvGeometry t = conv_geometry({g.n, g.o, g.ho, g.wo}, {g.c, g.o, g.kh, g.kw},
                                          ConvParams{1, static_cast<int>(g.kh - 1 - g.pad)});
-    if (winograd::covers(t)) {
-      winograd::forward(t, dy.data(), w.data(), true, nullptr, dx.data(), accumulate);
-      return true;
-    }
     // A(c, (o*KH + u)*KW + v) = w[o][c][KH-1-u][KW-1-v], packed directly.
     float* flipped = scratch_data(kFlippedSlot, g.c * t.k());
     const float* wp = w.data();
@@ -299,13 +295,15 @@ bool backward_data_float(const ConvGeometry& g, const Tensor& dy, const Tensor& 
   return true;
 }
 
-// backward_data_float, or with `--precision bf16` its bf16 twin (tensor/conv_bf16.h).
+// The Winograd layers (in both precisions), else backward_data_float, or with `--precision bf16`
+// its bf16 twin (tensor/conv_bf16.h).
 bool backward_data(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx, bool accumulate) {
-  if (!backend_options().bf16) return backward_data_float(g, dy, w, dx, accumulate);
-  if (winograd::covers(g, true)) {  // the transposed geometry is g's with C and O swapped: C = O here
-    winograd::forward(g, dy.data(), w.data(), true, nullptr, dx.data(), accumulate, true);
+  const bool bf16 = backend_options().bf16;
+  if (winograd::covers(g, bf16)) {  // stride 1, padding 1, C = O: g is its own transposed geometry
+    winograd::forward(g, dy.data(), w.data(), true, nullptr, dx.data(), accumulate, bf16);
     return true;
   }
+  if (!bf16) return backward_data_float(g, dy, w, dx, accumulate);
   if (conv_bf16::covers(g)) return conv_bf16::backward_data(g, dy.data(), w.data(), dx.data(), accumulate);
   return backward_data_float(g, round_to_bf16(dy), round_to_bf16(w), dx, accumulate);
 }
