@@ -23,12 +23,13 @@ INSTALL_LIBDIR := $(DESTDIR)$(INSTALL_PREFIX)/lib
 INSTALL_INCLUDEDIR := $(DESTDIR)$(INSTALL_PREFIX)/include/qnn
 
 # Implementation detail, left out of the installed headers: what only the CUDA sources include
-# (it pulls in the CUDA toolkit's headers), the register kernel under sgemm, the autograd
-# functions' private helpers, the safetensors JSON parser, the subprocess runner of the
-# download, the arithmetic that a .cpp file and its CUDA twin share, and the training tools' PNG
-# plots (their header includes stb_easy_font.h, which users need not have).
+# (it pulls in the CUDA toolkit's headers), the register kernels under sgemm and the Winograd
+# convolution, the autograd functions' private helpers, the safetensors JSON parser, the
+# subprocess runner of the download, the arithmetic that a .cpp file and its CUDA twin share,
+# and the training tools' PNG plots (their header includes stb_easy_font.h, which users need
+# not have).
 PRIVATE_HEADERS := train/plot.h tensor/cuda_runtime.h tensor/conv_bf16.h tensor/conv_gemm.h tensor/conv_lowering.h \
-  tensor/gemm_kernel.h tensor/gemm_kernel_bf16.h tensor/safetensors_header.h \
+  tensor/gemm_kernel.h tensor/gemm_kernel_bf16.h tensor/safetensors_header.h tensor/winograd_tiles.h \
   autograd/functions_internal.h data/subprocess.h qat/channel_reduce.h qat/channel_reduce_cuda.h \
   qat/observer_math.h quant/bucket_loop.h quant/bucket_math.h quant/float_sort.h quant/level_dp_scan.h \
   quant/level_lookup.h quant/pack_parallel.h
