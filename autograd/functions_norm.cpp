@@ -5,9 +5,10 @@
 //
 // batch_norm_relu is relu(batch_norm(x)) or relu(batch_norm(x) + residual) as one node: its
 // value is the ReLU'd output and it keeps x, so the pre-ReLU tensor is never stored. Backward
-// applies the ReLU mask (y > 0) inside batch_norm_relu_backward; with a residual, the masked
-// gradient g' = relu_backward(g, y) is written out by the same pass and handed to the residual as
-// its gradient (no copy: nothing else holds it).
+// applies the ReLU mask (y > 0) inside batch_norm_relu_backward; without a residual the mask is
+// recomputed from x and the per-channel map forward applied (2C floats kept), so y is not read.
+// With a residual, the masked gradient g' = relu_backward(g, y) is written out by the same pass
+// and handed to the residual as its gradient (no copy: nothing else holds it).
 #include "autograd/functions.h"
 #include "autograd/functions_internal.h"
 #include "tensor/batchnorm.h"
@@ -58,13 +59,15 @@ Variable batch_norm_relu(const Variable& x, const Variable& gamma, const Variabl
                          float eps, const Variable& residual) {
   check_batch_norm_args("batch_norm_relu", x, gamma, beta, momentum, eps);
   const Tensor r = residual.defined() ? residual.value() : Tensor();
-  Tensor y, mean, invstd;
+  // Without a residual, backward recomputes the ReLU's mask from x and the map applied.
+  Tensor y, mean, invstd, affine;
+  Tensor* save_affine = residual.defined() ? nullptr : &affine;
   if (training) {
     y = batch_norm_relu_forward_training(x.value(), r, gamma.value(), beta.value(), running_mean,
-                                         running_var, momentum, eps, mean, invstd);
+                                         running_var, momentum, eps, mean, invstd, save_affine);
   } else {
     y = batch_norm_relu_forward_eval(x.value(), r, gamma.value(), beta.value(), running_mean,
-                                     running_var, eps);
+                                     running_var, eps, save_affine);
     if (grad_enabled()) {  // as in batch_norm
       mean = running_mean.clone();
       invstd = inverse_std(running_var, eps);
@@ -73,14 +76,14 @@ Variable batch_norm_relu(const Variable& x, const Variable& gamma, const Variabl
   std::vector<Variable> inputs{x, gamma, beta};
   if (residual.defined()) inputs.push_back(residual);
   const bool has_residual = residual.defined();
-  return make_op_result("batch_norm_relu", y, inputs, [mean, invstd, training, has_residual](Node& self) {
+  return make_op_result("batch_norm_relu", y, inputs, [mean, invstd, affine, training, has_residual](Node& self) {
     Node& nx = *self.inputs[0];
     Node& ng = *self.inputs[1];
     Node& nb = *self.inputs[2];
     // The masked gradient g' is kept for a residual that needs it.
     const bool keep = has_residual && self.inputs[3]->requires_grad;
     BatchNormGrads g = batch_norm_relu_backward(self.grad, self.value, nx.value, ng.value, mean,
-                                                invstd, training, nx.requires_grad, keep);
+                                                invstd, training, nx.requires_grad, keep, affine);
     if (nx.requires_grad) accumulate_grad(nx, g.dx);
     if (ng.requires_grad) accumulate_grad(ng, g.dgamma);
     if (nb.requires_grad) accumulate_grad(nb, g.dbeta);

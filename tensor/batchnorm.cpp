@@ -44,6 +44,24 @@ void check_stats(const char* op, const Layout& l, const Tensor& mean, const Tens
 // residual then a ReLU (the ends of a ResNet block's two convolutions).
 enum class Epilogue { none, relu, add_relu };
 
+// Batch norm's per-channel affine map, x * a + b, as one expression wherever it is evaluated:
+// backward recomputes the ReLU's mask from it and must get the very floats forward compared
+// (the compiler contracts it into the same fused multiply-add in both places).
+inline float affine(float x, float a, float b) { return x * a + b; }
+
+// A channel's planes lie C planes apart, so each pass over a channel is a run of short reads and
+// writes in different pages, where the hardware prefetcher (which stays within a 4 KB page) starts
+// cold on every plane. Each loop over the images asks for the next image's plane of every tensor
+// it reads (Write = 0) or writes (Write = 1, so that the line arrives ready to be written) while
+// it works on the current one (reads and writes each took a few percent off the ResNet-20
+// training step: docs/cpu-training-step.md).
+template <int Write = 0>
+inline void prefetch_plane(const Layout& l, const float* base, int64_t img, int64_t c) {
+  if (!base || img + 1 >= l.n) return;
+  const float* p = base + l.at(img + 1, c);
+  for (int64_t i = 0; i < l.inner; i += 16) __builtin_prefetch(p + i, Write);
+}
+
 // ReLU that keeps NaN, as tensor/elementwise.h's relu does.
 inline float relu_keep_nan(float v) { return v > 0.0f || v != v ? v : 0.0f; }
 
@@ -62,19 +80,22 @@ template <Epilogue E>
 void affine_channel(const Layout& l, const float* x, const float* residual, float* y, int64_t c,
                     float a, float b) {
   for (int64_t img = 0; img < l.n; ++img) {
+    prefetch_plane(l, x, img, c);
+    prefetch_plane(l, residual, img, c);
+    prefetch_plane<1>(l, y, img, c);
     const float* xp = x + l.at(img, c);
     float* yp = y + l.at(img, c);
     if constexpr (E == Epilogue::none) {
 #pragma omp simd
-      for (int64_t i = 0; i < l.inner; ++i) yp[i] = xp[i] * a + b;
+      for (int64_t i = 0; i < l.inner; ++i) yp[i] = affine(xp[i], a, b);
     } else if constexpr (E == Epilogue::relu) {
 #pragma omp simd
-      for (int64_t i = 0; i < l.inner; ++i) yp[i] = relu_keep_nan(xp[i] * a + b);
+      for (int64_t i = 0; i < l.inner; ++i) yp[i] = relu_keep_nan(affine(xp[i], a, b));
     } else {
       const float* rp = residual + l.at(img, c);
 #pragma omp simd
       for (int64_t i = 0; i < l.inner; ++i) {
-        const float v = xp[i] * a + b;  // rounded as batch_norm's output, then added
+        const float v = affine(xp[i], a, b);  // rounded as batch_norm's output, then added
         yp[i] = relu_keep_nan(v + rp[i]);
       }
     }
@@ -85,12 +106,20 @@ void affine_channel(const Layout& l, const float* x, const float* residual, floa
 
 namespace {
 
+// save_affine, where given, receives the per-channel map that was applied: [2, C], the scales a
+// then the shifts b of y = affine(x, a, b).
+Tensor affine_for(const Layout& l, Tensor* save_affine) {
+  if (save_affine) *save_affine = Tensor({2, l.c});
+  return save_affine ? *save_affine : Tensor();
+}
+
 // The CPU forward in training mode: statistics, running-statistics update, then y with the
 // epilogue E applied as it is written (residual: x's shape, read only by add_relu).
 template <Epilogue E>
 Tensor forward_training(const Layout& l, const Tensor& x, const Tensor& residual, const Tensor& gamma,
                         const Tensor& beta, Tensor& running_mean, Tensor& running_var,
-                        float momentum, float eps, Tensor& save_mean, Tensor& save_invstd) {
+                        float momentum, float eps, Tensor& save_mean, Tensor& save_invstd,
+                        Tensor* save_affine) {
   const int64_t m = l.count();
   Tensor y(x.shape(), x.device());
   save_mean = Tensor({l.c}, x.device());
@@ -98,12 +127,15 @@ Tensor forward_training(const Layout& l, const Tensor& x, const Tensor& residual
   const float* px = x.data();
   const float* pr = residual.defined() ? residual.data() : nullptr;
   float* py = y.data();
+  Tensor applied = affine_for(l, save_affine);
+  float* pa = applied.defined() ? applied.data() : nullptr;
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < l.c; ++c) {
     // One pass: sums of (x - shift) and its square, shift = a value of this channel.
     const double shift = px[l.at(0, c)];
     double s = 0.0, ss = 0.0;
     for (int64_t img = 0; img < l.n; ++img) {
+      prefetch_plane(l, px, img, c);
       const float* xp = px + l.at(img, c);
 #pragma omp simd reduction(+ : s, ss)
       for (int64_t i = 0; i < l.inner; ++i) {
@@ -123,8 +155,9 @@ Tensor forward_training(const Layout& l, const Tensor& x, const Tensor& residual
     rm = static_cast<float>((1.0 - momentum) * rm + momentum * mean);
     rv = static_cast<float>((1.0 - momentum) * rv + momentum * var * m / (m - 1));
     const double a = gamma.data()[c] * invstd;
-    affine_channel<E>(l, px, pr, py, c, static_cast<float>(a),
-                      static_cast<float>(beta.data()[c] - mean * a));
+    const float af = static_cast<float>(a), bf = static_cast<float>(beta.data()[c] - mean * a);
+    if (pa) pa[c] = af, pa[l.c + c] = bf;
+    affine_channel<E>(l, px, pr, py, c, af, bf);
   }
   return y;
 }
@@ -132,15 +165,19 @@ Tensor forward_training(const Layout& l, const Tensor& x, const Tensor& residual
 template <Epilogue E>
 Tensor forward_eval(const Layout& l, const Tensor& x, const Tensor& residual, const Tensor& gamma,
                     const Tensor& beta, const Tensor& running_mean, const Tensor& running_var,
-                    float eps) {
+                    float eps, Tensor* save_affine) {
   Tensor y(x.shape(), x.device());
   const float* pr = residual.defined() ? residual.data() : nullptr;
+  Tensor applied = affine_for(l, save_affine);
+  float* pa = applied.defined() ? applied.data() : nullptr;
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < l.c; ++c) {
     const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var.data()[c]) + eps);
     const double a = gamma.data()[c] * invstd;
     const double b = beta.data()[c] - running_mean.data()[c] * a;
-    affine_channel<E>(l, x.data(), pr, y.data(), c, static_cast<float>(a), static_cast<float>(b));
+    const float af = static_cast<float>(a), bf = static_cast<float>(b);
+    if (pa) pa[c] = af, pa[l.c + c] = bf;
+    affine_channel<E>(l, x.data(), pr, y.data(), c, af, bf);
   }
   return y;
 }
@@ -173,25 +210,26 @@ Tensor batch_norm_forward_training(const Tensor& x, const Tensor& gamma, const T
   QNN_ON_CUDA(x, cuda::batch_norm_forward_training(x, gamma, beta, running_mean, running_var, momentum,
                                                    eps, save_mean, save_invstd));
   return forward_training<Epilogue::none>(l, x, Tensor(), gamma, beta, running_mean, running_var,
-                                          momentum, eps, save_mean, save_invstd);
+                                          momentum, eps, save_mean, save_invstd, nullptr);
 }
 
 Tensor batch_norm_relu_forward_training(const Tensor& x, const Tensor& residual, const Tensor& gamma,
                                         const Tensor& beta, Tensor& running_mean,
                                         Tensor& running_var, float momentum, float eps,
-                                        Tensor& save_mean, Tensor& save_invstd) {
+                                        Tensor& save_mean, Tensor& save_invstd, Tensor* save_affine) {
   const Layout l = layout("batch_norm_relu", x, gamma, beta);
   check_stats("batch_norm_relu", l, running_mean, running_var);
   QNN_CHECK(l.count() > 1, "training needs more than one value per channel, x is ", shape_str(x.shape()));
   const Epilogue e = relu_epilogue("batch_norm_relu", x, residual);
+  if (save_affine) *save_affine = Tensor();
   QNN_ON_CUDA(x, relu_after(cuda::batch_norm_forward_training(x, gamma, beta, running_mean, running_var,
                                                               momentum, eps, save_mean, save_invstd),
                             residual));
   if (e == Epilogue::relu)
     return forward_training<Epilogue::relu>(l, x, residual, gamma, beta, running_mean, running_var,
-                                            momentum, eps, save_mean, save_invstd);
+                                            momentum, eps, save_mean, save_invstd, save_affine);
   return forward_training<Epilogue::add_relu>(l, x, residual, gamma, beta, running_mean, running_var,
-                                              momentum, eps, save_mean, save_invstd);
+                                              momentum, eps, save_mean, save_invstd, save_affine);
 }
 
 Tensor batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
@@ -199,33 +237,39 @@ Tensor batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tenso
   const Layout l = layout("batch_norm", x, gamma, beta);
   check_stats("batch_norm", l, running_mean, running_var);
   QNN_ON_CUDA(x, cuda::batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, eps));
-  return forward_eval<Epilogue::none>(l, x, Tensor(), gamma, beta, running_mean, running_var, eps);
+  return forward_eval<Epilogue::none>(l, x, Tensor(), gamma, beta, running_mean, running_var, eps, nullptr);
 }
 
 Tensor batch_norm_relu_forward_eval(const Tensor& x, const Tensor& residual, const Tensor& gamma,
                                     const Tensor& beta, const Tensor& running_mean,
-                                    const Tensor& running_var, float eps) {
+                                    const Tensor& running_var, float eps, Tensor* save_affine) {
   const Layout l = layout("batch_norm_relu", x, gamma, beta);
   check_stats("batch_norm_relu", l, running_mean, running_var);
   const Epilogue e = relu_epilogue("batch_norm_relu", x, residual);
+  if (save_affine) *save_affine = Tensor();
   QNN_ON_CUDA(x, relu_after(cuda::batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, eps),
                             residual));
   if (e == Epilogue::relu)
-    return forward_eval<Epilogue::relu>(l, x, residual, gamma, beta, running_mean, running_var, eps);
-  return forward_eval<Epilogue::add_relu>(l, x, residual, gamma, beta, running_mean, running_var, eps);
+    return forward_eval<Epilogue::relu>(l, x, residual, gamma, beta, running_mean, running_var, eps,
+                                        save_affine);
+  return forward_eval<Epilogue::add_relu>(l, x, residual, gamma, beta, running_mean, running_var, eps,
+                                          save_affine);
 }
 
 namespace {
 
 // How the CPU backward reads dy: as it is; masked by the ReLU output y (relu_backward's rule)
-// as it is read; or masked, with the masked gradient also written out in pass 1 (for a residual
-// that needs it) and read back from there in pass 2.
-enum class Mask { none, relu, relu_keep };
+// as it is read; masked by the ReLU's input recomputed from x, affine(x, a, b), which is y
+// before the ReLU (relu(bn(x)) without a residual), so that y is never read; or masked by y, with
+// the masked gradient also written out in pass 1 (for a residual that needs it) and read back
+// from there in pass 2.
+enum class Mask { none, relu, relu_of_x, relu_keep };
 
 template <Mask M>
 BatchNormGrads backward(const Layout& l, const Tensor& dy, const Tensor& y, const Tensor& x,
-                        const Tensor& gamma, const Tensor& mean, const Tensor& invstd, bool training,
-                        bool need_dx) {
+                        const Tensor& gamma, const Tensor& mean, const Tensor& invstd,
+                        const Tensor& applied, bool training, bool need_dx) {
+  constexpr bool reads_y = M == Mask::relu || M == Mask::relu_keep;
   const int64_t m = l.count();
   BatchNormGrads g;
   g.dgamma = Tensor({l.c}, x.device());
@@ -234,22 +278,30 @@ BatchNormGrads backward(const Layout& l, const Tensor& dy, const Tensor& y, cons
   if (M == Mask::relu_keep) g.dy_masked = Tensor(x.shape(), x.device());
   const float* px = x.data();
   const float* pdy = dy.data();
-  const float* py = M != Mask::none ? y.data() : nullptr;
+  const float* py = reads_y ? y.data() : nullptr;
   float* pkeep = M == Mask::relu_keep ? g.dy_masked.data() : nullptr;
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < l.c; ++c) {
     const float mu = mean.data()[c];
     const float is = invstd.data()[c];
+    const float a = M == Mask::relu_of_x ? applied.data()[c] : 0.0f;
+    const float b = M == Mask::relu_of_x ? applied.data()[l.c + c] : 0.0f;
     // Pass 1: sum dy and sum dy * (x - mean).
     double s_dy = 0.0, s_dyx = 0.0;
     for (int64_t img = 0; img < l.n; ++img) {
+      prefetch_plane(l, px, img, c);
+      prefetch_plane(l, pdy, img, c);
+      prefetch_plane(l, py, img, c);
+      prefetch_plane<1>(l, pkeep, img, c);
       const float* xp = px + l.at(img, c);
       const float* gp = pdy + l.at(img, c);
-      const float* yp = M != Mask::none ? py + l.at(img, c) : nullptr;
+      const float* yp = reads_y ? py + l.at(img, c) : nullptr;
       float* kp = M == Mask::relu_keep ? pkeep + l.at(img, c) : nullptr;
 #pragma omp simd reduction(+ : s_dy, s_dyx)
       for (int64_t i = 0; i < l.inner; ++i) {
-        const float gi = M != Mask::none ? relu_mask(gp[i], yp[i]) : gp[i];
+        const float gi = M == Mask::none        ? gp[i]
+                         : M == Mask::relu_of_x ? relu_mask(gp[i], affine(xp[i], a, b))
+                                                : relu_mask(gp[i], yp[i]);
         if constexpr (M == Mask::relu_keep) kp[i] = gi;
         s_dy += gi;
         s_dyx += static_cast<double>(gi) * (xp[i] - mu);
@@ -264,14 +316,21 @@ BatchNormGrads backward(const Layout& l, const Tensor& dy, const Tensor& y, cons
     const float c1 = training ? static_cast<float>(dbeta / m) : 0.0f;
     const float c2 = training ? static_cast<float>(dgamma * is / m) : 0.0f;
     for (int64_t img = 0; img < l.n; ++img) {
+      prefetch_plane(l, px, img, c);
+      prefetch_plane(l, M == Mask::relu_keep ? pkeep : pdy, img, c);
+      prefetch_plane(l, M == Mask::relu ? py : nullptr, img, c);
+      prefetch_plane<1>(l, g.dx.data(), img, c);
       const float* xp = px + l.at(img, c);
-      // The masked gradient where pass 1 kept it, else dy (masked below when M is relu).
+      // The masked gradient where pass 1 kept it, else dy (masked below when M is relu or
+      // relu_of_x).
       const float* gp = (M == Mask::relu_keep ? pkeep : pdy) + l.at(img, c);
       const float* yp = M == Mask::relu ? py + l.at(img, c) : nullptr;
       float* dxp = g.dx.data() + l.at(img, c);
 #pragma omp simd
       for (int64_t i = 0; i < l.inner; ++i) {
-        const float gi = M == Mask::relu ? relu_mask(gp[i], yp[i]) : gp[i];
+        const float gi = M == Mask::relu        ? relu_mask(gp[i], yp[i])
+                         : M == Mask::relu_of_x ? relu_mask(gp[i], affine(xp[i], a, b))
+                                                : gp[i];
         dxp[i] = k * (gi - c1 - (xp[i] - mu) * c2);
       }
     }
@@ -289,7 +348,7 @@ BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tens
   QNN_CHECK(dy.shape() == x.shape(), "output gradient ", shape_str(dy.shape()), " for x ",
             shape_str(x.shape()));
   QNN_ON_CUDA(x, cuda::batch_norm_backward(dy, x, gamma, mean, invstd, training, need_dx));
-  return backward<Mask::none>(l, dy, Tensor(), x, gamma, mean, invstd, training, need_dx);
+  return backward<Mask::none>(l, dy, Tensor(), x, gamma, mean, invstd, Tensor(), training, need_dx);
 }
 
 #ifdef QNN_CUDA
@@ -309,15 +368,21 @@ BatchNormGrads masked_backward_cuda(const Tensor& dy, const Tensor& y, const Ten
 BatchNormGrads batch_norm_relu_backward(const Tensor& dy, const Tensor& y, const Tensor& x,
                                         const Tensor& gamma, const Tensor& mean,
                                         const Tensor& invstd, bool training, bool need_dx,
-                                        bool keep_masked) {
+                                        bool keep_masked, const Tensor& affine) {
   const Layout l = layout("batch_norm_relu_backward", x, gamma, gamma);
   check_stats("batch_norm_relu_backward", l, mean, invstd);
   QNN_CHECK(dy.shape() == x.shape() && y.shape() == x.shape(), "output gradient ",
             shape_str(dy.shape()), " and output ", shape_str(y.shape()), " for x ", shape_str(x.shape()));
   QNN_ON_CUDA(x, masked_backward_cuda(dy, y, x, gamma, mean, invstd, training, need_dx, keep_masked));
   if (keep_masked)
-    return backward<Mask::relu_keep>(l, dy, y, x, gamma, mean, invstd, training, need_dx);
-  return backward<Mask::relu>(l, dy, y, x, gamma, mean, invstd, training, need_dx);
+    return backward<Mask::relu_keep>(l, dy, y, x, gamma, mean, invstd, Tensor(), training, need_dx);
+  if (affine.defined()) {
+    QNN_CHECK(affine.shape() == Shape({2, l.c}) && affine.device() == x.device(),
+              "the applied affine map must be [2, ", l.c, "] on ", device_name(x.device()), ", got ",
+              shape_str(affine.shape()), " on ", device_name(affine.device()));
+    return backward<Mask::relu_of_x>(l, dy, y, x, gamma, mean, invstd, affine, training, need_dx);
+  }
+  return backward<Mask::relu>(l, dy, y, x, gamma, mean, invstd, Tensor(), training, need_dx);
 }
 
 }  // namespace qnn

@@ -19,7 +19,9 @@
 // written in the same pass as bn's output would be, so the pre-ReLU tensor never exists; each
 // value is rounded exactly as batch_norm, add_relu and relu would round it one after another, so
 // the results are bit-identical to the unfused ops. Backward through relu(bn(x)) reads dy where
-// y > 0 and zero elsewhere (relu_backward's rule) inside both passes, instead of from a masked copy.
+// y > 0 and zero elsewhere (relu_backward's rule) inside both passes, instead of from a masked copy;
+// without a residual it tests x * a_c + b_c > 0, the value forward passed to the ReLU, instead of
+// reading y.
 #pragma once
 #include "tensor/tensor.h"
 
@@ -35,14 +37,19 @@ Tensor batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tenso
                                const Tensor& running_mean, const Tensor& running_var, float eps);
 
 // relu(bn(x)) when residual is undefined, relu(bn(x) + residual) otherwise (residual of x's shape);
-// statistics as above. On CUDA they run the unfused kernels one after another.
+// statistics as above. On CUDA they run the unfused kernels one after another. save_affine,
+// where given, receives on the CPU the per-channel map bn applied, y = x * a_c + b_c, as the
+// floats it used: [2, C], the scales a then the shifts b (undefined on CUDA); backward can
+// recompute the ReLU's mask from x with it instead of reading y.
 Tensor batch_norm_relu_forward_training(const Tensor& x, const Tensor& residual, const Tensor& gamma,
                                         const Tensor& beta, Tensor& running_mean,
                                         Tensor& running_var, float momentum, float eps,
-                                        Tensor& save_mean, Tensor& save_invstd);
+                                        Tensor& save_mean, Tensor& save_invstd,
+                                        Tensor* save_affine = nullptr);
 Tensor batch_norm_relu_forward_eval(const Tensor& x, const Tensor& residual, const Tensor& gamma,
                                     const Tensor& beta, const Tensor& running_mean,
-                                    const Tensor& running_var, float eps);
+                                    const Tensor& running_var, float eps,
+                                    Tensor* save_affine = nullptr);
 
 struct BatchNormGrads {
   Tensor dx;  // undefined unless asked for
@@ -58,11 +65,13 @@ BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tens
 // The same for y = relu(bn(x)) or relu(bn(x) + residual): dy is the gradient of y and counts only
 // where y > 0; the result equals batch_norm_backward(relu_backward(dy, y), ...) bit for bit.
 // keep_masked also returns relu_backward(dy, y) itself (the residual's gradient) in dy_masked,
-// written as the first pass reads it.
+// written as the first pass reads it. affine, for relu(bn(x)) without a residual, is the map the
+// forward reported in save_affine: the mask is then x * a_c + b_c > 0, the same floats that
+// forward compared, and y is not read (one tensor less to stream, twice); not with keep_masked.
 BatchNormGrads batch_norm_relu_backward(const Tensor& dy, const Tensor& y, const Tensor& x,
                                         const Tensor& gamma, const Tensor& mean,
                                         const Tensor& invstd, bool training, bool need_dx,
-                                        bool keep_masked = false);
+                                        bool keep_masked = false, const Tensor& affine = Tensor());
 
 // The CUDA twins (tensor/batchnorm.cu), called by the functions above for CUDA tensors after the
 // shapes are checked; same formulas, per-channel sums split over many blocks.

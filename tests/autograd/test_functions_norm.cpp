@@ -184,6 +184,59 @@ TEST_CASE("functions: batch_norm_relu is bit-identical to relu(batch_norm) and a
   }
 }
 
+// Without a residual, backward recomputes the ReLU's mask from x and the map forward applied,
+// instead of reading y. Where bn(x) is about zero, whether it is +0, a tiny positive or a tiny
+// negative float depends on exactly how x * a + b was evaluated (one rounding or two): x sits at
+// its channel's mean (batch or running) and beta is 0, so bn(x) is the rounding error of
+// mean * a. The recomputed mask must still be the forward's, bit for bit.
+TEST_CASE("functions: batch_norm_relu's recomputed mask is the forward's where bn(x) is about zero") {
+  const int64_t n = 4, c = 16, hw = 9;
+  Tensor x({n, c, 3, 3});
+  Tensor gamma({c}), beta = Tensor::zeros({c}), means({c});
+  for (int64_t ch = 0; ch < c; ++ch) {
+    // Exactly representable mean, reached exactly by the batch statistics: pairs mean -+ d.
+    const float mu = 0.1f * static_cast<float>(ch + 1) + 0.0371f;
+    means.data()[ch] = mu;
+    gamma.data()[ch] = 0.37f + 0.113f * static_cast<float>(ch);
+    for (int64_t img = 0; img < n; ++img)
+      for (int64_t i = 0; i < hw; ++i) {
+        const float d = static_cast<float>((img * hw + i) % 3) - 1.0f;  // -1, 0, +1
+        x.data()[(img * c + ch) * hw + i] = d == 0.0f ? mu : mu + d * 0.5f;
+      }
+  }
+  const Tensor dy = Tensor::uniform(x.shape(), -1, 1, 57);
+  for (bool training : {true, false}) {
+    INFO("training ", training);
+    auto run = [&](bool fused, Tensor* y_out) {
+      Variable vx(x.clone(), true), vg(gamma.clone(), true), vb(beta.clone(), true);
+      Tensor rm = means.clone(), rv = Tensor::full({c}, 0.5f);
+      const Variable y = fused ? batch_norm_relu(vx, vg, vb, rm, rv, training, 0.1f, 1e-5f)
+                               : relu(batch_norm(vx, vg, vb, rm, rv, training, 0.1f, 1e-5f));
+      y.backward(dy);
+      if (y_out) *y_out = y.value();
+      return std::vector<Tensor>{vx.grad(), vg.grad(), vb.grad()};
+    };
+    Tensor y;
+    const std::vector<Tensor> fused = run(true, &y), reference = run(false, nullptr);
+    // The test can fail: among the values at the mean, some came out positive and some not.
+    int64_t positive = 0, zero = 0;
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const int64_t ch = (i / hw) % c;
+      if (x.data()[i] != means.data()[ch]) continue;
+      if (y.data()[i] > 0.0f) {
+        ++positive;
+        CHECK(y.data()[i] < 1e-6f);
+      } else {
+        ++zero;
+      }
+    }
+    INFO("values at the mean: ", positive, " positive, ", zero, " zero");
+    REQUIRE(positive > 0);
+    REQUIRE(zero > 0);
+    for (size_t k = 0; k < fused.size(); ++k) check_identical(fused[k], reference[k]);
+  }
+}
+
 TEST_CASE("functions: batch_norm_relu keeps NaN and rejects a residual of another shape") {
   Tensor x = Tensor::normal({2, 1, 2, 2}, 0.0f, 1.0f, 54);
   x.data()[3] = std::nanf("");  // the channel's statistics, hence every output, become NaN
