@@ -7,7 +7,9 @@
 // freed blocks are kept in a free list per size and reused by the next request of that size,
 // so a steady-state step performs no system allocation at all. Sizes are rounded up to 64
 // bytes (one cache line, one AVX-512 vector: every block is 64-byte aligned) and, above 1 MiB,
-// to 64 KiB, so near-equal sizes share blocks. Thread-safe (loader threads allocate too).
+// to 64 KiB, so near-equal sizes share blocks. Blocks of 2 MiB and more are 2 MiB aligned and
+// backed by transparent huge pages where the system allows (tensor/allocator.cpp). Thread-safe
+// (loader threads allocate too).
 //
 // The CUDA backend's allocator (tensor/allocator.cu) follows the same idea for device memory,
 // with one more reason: cudaMalloc and cudaFree synchronise the whole device, and a CUDA graph
