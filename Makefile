@@ -147,8 +147,11 @@ endif
 packages:
 	@$(PACKAGES) $(NEEDED)
 
+# Written afresh: `ar r` into an existing archive would keep members that this configuration no
+# longer builds (the CUDA objects after CUDA=0), and the link would then fail on them.
 $(BUILD)/libqnn.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
+	rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/%.o: %.cpp $(BUILD)/config
