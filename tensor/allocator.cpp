@@ -39,8 +39,8 @@ size_t rounded(size_t bytes) {
 constexpr size_t kHugePage = size_t(2) << 20;
 
 void* system_allocate(size_t size) {
-  void* block = nullptr;
   if (size < kHugePage) return std::aligned_alloc(64, size);
+  void* block = nullptr;
   if (posix_memalign(&block, kHugePage, size) != 0) return nullptr;
 #if defined(MADV_HUGEPAGE)
   madvise(block, size / kHugePage * kHugePage, MADV_HUGEPAGE);  // advice only: failure is harmless

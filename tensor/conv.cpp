@@ -12,7 +12,8 @@
 // Images are split into one contiguous range per thread (static) and buffers are thread_local
 // and reused across calls, so results do not depend on timing.
 // 3x3 layers at stride 1 and padding 1 that keep their width of 16 to 512 channels (most of a
-// ResNet's) do not come here in float: they run as Winograd F(4x4, 3x3), tensor/winograd.h.
+// ResNet's) do not come here, in either precision: they run as Winograd F(4x4, 3x3),
+// tensor/winograd.h.
 #include "tensor/conv.h"
 
 #include <omp.h>

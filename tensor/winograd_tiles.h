@@ -213,9 +213,8 @@ void transform_input_tile(const float* p, int64_t wp, int64_t y0, int64_t x0, fl
 }
 
 // Tiles per block: V[xi][t][c] and M[xi][t][o] for C = O channels together take about
-// kBlockBytes, in whole register tiles of MR rows. A compile-time constant, as are all the strides
-// below, so that the transforms' 36 positions and the product's MR rows are constant offsets
-// from one pointer (runtime strides would need a register each, more than x86-64 has).
+// kBlockBytes, in whole register tiles of MR rows. A compile-time constant, like the product's
+// strides (outer_product_tile), so that the 36 positions are constant offsets from one pointer.
 template <int C, int MR>
 constexpr int64_t kCapacity = std::max<int64_t>(MR, kBlockBytes / (2 * 4 * kPositions * C) / MR * MR);
 

@@ -64,6 +64,8 @@ void weight_gradient_blocked(const ConvGeometry& g, const float* x, const float*
   constexpr int64_t part = kPositions * C * C + C;  // one thread's dU and bias sums
   // One partial per thread of the team that actually runs (one when called inside a parallel
   // region), summed in thread order afterwards.
+  // They live in the calling thread's kFlippedSlot, which otherwise holds only backward-data's
+  // flipped weights, never needed during a weight gradient.
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   float* partial = scratch_data(conv_lowering::kFlippedSlot, threads * part);
   int team = 1;
