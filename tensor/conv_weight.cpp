@@ -83,26 +83,30 @@ void weight_gradient_grouped(int64_t k, int64_t o, int64_t len, const float* col
 // read as shifted planes (tensor/im2col.h): every entry is a dot product of a row of dy_n with a
 // contiguous run of the planes, which kernel::dot_tile computes 4 x 6 at a time, vectorised
 // along the pixels. Images are taken in groups so that each dot product runs at least ~1024
-// pixels between the lane sums; the planes of a group stay in L2.
+// pixels between the lane sums; the planes of a group stay in L2. A 1x1 layer at stride 1
+// without padding reads x_n itself as its planes.
 void weight_gradient_shifted(const ConvGeometry& g, const float* x, const float* dy, int64_t begin,
                              int64_t end, float* partial) {
   constexpr int MO = 4, NK = 6;
+  const bool direct = g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0;
   // Stride 1, wide images: the zero-padded image (as in forward_implicit) is one copy where the
   // shifted planes are three; the output grid is then Wp wide, so dy is copied onto that grid
   // with zeros in the Wp - Wo junk columns, which makes their products vanish. Worth it while
   // the junk is at most 1/16 of a row (measured: faster at 32x32, slower at 16x16).
-  const bool padded = g.stride == 1 && 16 * 2 * g.pad <= g.wo;
+  const bool padded = !direct && g.stride == 1 && 16 * 2 * g.pad <= g.wo;
   const int64_t hp = g.h + 2 * g.pad, wp = g.w + 2 * g.pad;
-  const int64_t size = padded ? g.c * hp * wp + g.kw : shifted_planes_size(g);
+  const int64_t size = direct ? g.image_in() : padded ? g.c * hp * wp + g.kw : shifted_planes_size(g);
   const int64_t len = padded ? g.ho * wp : g.p();  // pixels per dot product and image
   const int64_t group = std::max<int64_t>(1, std::min<int64_t>((1024 + len - 1) / len,
                                                                 (1 << 18) / size));
   std::vector<int64_t> rows(static_cast<size_t>(g.k()));
-  if (padded)
+  if (direct)
+    for (int64_t kk = 0; kk < g.k(); ++kk) rows[kk] = kk * g.p();
+  else if (padded)
     padded_row_offsets(g, g.c, rows.data());
   else
     shifted_row_offsets(g, rows.data());
-  float* planes = scratch_data(0, group * size);
+  float* planes = direct ? nullptr : scratch_data(0, group * size);
   float* dy_wide = padded ? scratch_data(1, group * g.o * len) : nullptr;
   if (padded) {  // the padding and junk columns are written once and stay zero
     std::memset(planes, 0, group * size * sizeof(float));
@@ -110,7 +114,7 @@ void weight_gradient_shifted(const ConvGeometry& g, const float* x, const float*
   }
   for (int64_t n0 = begin; n0 < end; n0 += group) {
     const int count = static_cast<int>(std::min(group, end - n0));
-    for (int i = 0; i < count; ++i) {
+    for (int i = 0; i < count && !direct; ++i) {
       const float* xn = x + (n0 + i) * g.image_in();
       if (!padded) {
         shifted_planes(g, xn, planes + i * size);
@@ -126,9 +130,10 @@ void weight_gradient_shifted(const ConvGeometry& g, const float* x, const float*
     }
     const float* a = padded ? dy_wide : dy + n0 * g.image_out();
     const int64_t a_step = padded ? g.o * len : g.image_out();
+    const float* b = direct ? x + n0 * g.image_in() : planes;
     for (int64_t o = 0; o < g.o; o += MO)
       for (int64_t kk = 0; kk < g.k(); kk += NK)
-        kernel::dot_tile<MO, NK>(len, count, a + o * len, len, a_step, planes, rows.data() + kk, size,
+        kernel::dot_tile<MO, NK>(len, count, a + o * len, len, a_step, b, rows.data() + kk, size,
                                  partial + o * g.k() + kk, g.k(),
                                  static_cast<int>(std::min<int64_t>(MO, g.o - o)),
                                  static_cast<int>(std::min<int64_t>(NK, g.k() - kk)));

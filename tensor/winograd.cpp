@@ -41,7 +41,7 @@ bool covers(const ConvGeometry& g, bool bf16) {
   (void)bf16;
 #endif
   const bool channels = g.c == g.o && (g.c == 16 || g.c == 32 || g.c == 64 || g.c == 128 || g.c == 256 || g.c == 512);
-  return g.kh == 3 && g.kw == 3 && g.stride == 1 && g.pad == 1 && channels && g.h >= 4 && g.w >= 4;
+  return g.kh == 3 && g.kw == 3 && g.stride == 1 && g.pad == 1 && channels && g.h >= 8 && g.w >= 8;
 }
 
 namespace {

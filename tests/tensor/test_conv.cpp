@@ -105,8 +105,10 @@ TEST_CASE("conv2d matches the direct convolution for wide layers on small maps")
   check_against_naive(2, 256, 7, 7, 256, 1, 1, 0, true);
   check_against_naive(13, 64, 11, 11, 128, 3, 1, 1, false);
   // Widening 1x1 layers of 128 channels and up take dot products over x's rows for the weight
-  // gradient: stride 1 (x read in place) and stride 2 (shifted planes).
+  // gradient: stride 1 (x read in place; 19 images of 144 outputs make groups of 8, several per
+  // thread) and stride 2 (shifted planes).
   check_against_naive(2, 64, 16, 16, 128, 1, 1, 0, true);
+  check_against_naive(19, 64, 12, 12, 128, 1, 1, 0, false);
   check_against_naive(2, 64, 20, 20, 128, 1, 2, 0, false);
 }
 

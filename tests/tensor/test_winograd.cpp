@@ -80,6 +80,7 @@ TEST_CASE("winograd: the ResNet shapes it takes, and the ones it leaves to the d
   CHECK_FALSE(winograd::covers(conv_geometry({8, 3, 32, 32}, {16, 3, 3, 3}, same)));   // RGB stem
   CHECK_FALSE(winograd::covers(conv_geometry({8, 64, 8, 8}, {64, 64, 1, 1}, ConvParams{1, 0})));  // 1x1
   CHECK_FALSE(winograd::covers(conv_geometry({8, 48, 8, 8}, {48, 48, 3, 3}, same)));  // 48 channels
+  CHECK_FALSE(winograd::covers(conv_geometry({8, 512, 7, 7}, {512, 512, 3, 3}, same)));  // 7x7 maps
   // With --precision bf16 (x, w and dy rounded to bf16 as they are read; tests/tensor/test_conv_bf16.cpp)
   // where the build has AVX-512 BF16.
   CHECK(winograd::covers(conv_geometry({8, 64, 8, 8}, {64, 64, 3, 3}, same), true) == bf16_instructions_built());
@@ -92,11 +93,11 @@ TEST_CASE("winograd: every pass matches the direct convolution at the CIFAR ResN
 }
 
 TEST_CASE("winograd: every pass matches the direct convolution where tiles overhang the image") {
-  check_passes(2, 16, 7, 7, false);   // ImageNet's 7x7: the last tile row and column half outside
-  check_passes(3, 16, 5, 9, true);    // one column of the last tile inside
-  check_passes(2, 32, 13, 6, false);  // rows and columns overhang by different amounts
-  check_passes(3, 128, 6, 6, true);   // 128 channels: weight-gradient blocks of 64 tiles
-  check_passes(1, 512, 4, 4, false);  // 512: the weight gradient takes the direct path
+  check_passes(2, 16, 10, 10, false);  // the last tile row and column half outside
+  check_passes(3, 16, 8, 9, true);     // one column of the last tile inside
+  check_passes(2, 32, 13, 10, false);  // rows and columns overhang by different amounts
+  check_passes(3, 128, 10, 10, true);  // 128 channels: weight-gradient blocks of 64 tiles
+  check_passes(1, 512, 9, 9, false);   // 512: the weight gradient takes the direct path
 }
 
 TEST_CASE("winograd: the weight gradient called from inside a parallel region sums one thread's tiles") {
