@@ -41,7 +41,7 @@ ColumnRange valid_columns(const ConvGeometry& g, int64_t v) {
 
 int64_t shifted_planes_size(const ConvGeometry& g) {
   const int64_t rows = g.ho + (g.kh - 1) / g.stride;
-  return g.c * g.kw * g.stride * rows * g.wo;
+  return g.c * g.kw * row_phases(g) * rows * g.wo;
 }
 
 void shifted_row_offsets(const ConvGeometry& g, int64_t* offsets) {
@@ -50,7 +50,7 @@ void shifted_row_offsets(const ConvGeometry& g, int64_t* offsets) {
     for (int64_t u = 0; u < g.kh; ++u)
       for (int64_t v = 0; v < g.kw; ++v)
         offsets[(c * g.kh + u) * g.kw + v] =
-            ((c * g.kw + v) * g.stride + u % g.stride) * plane + (u / g.stride) * g.wo;
+            ((c * g.kw + v) * row_phases(g) + u % g.stride) * plane + (u / g.stride) * g.wo;
 }
 
 namespace {
@@ -84,7 +84,7 @@ void shifted_planes(const ConvGeometry& g, const float* x, float* planes) {
 #endif
   // Other strides, or no AVX-512: each row is built from one zero-padded copy of the source row,
   // split into its `stride` column phases; every plane row is then a plain run of that.
-  const int64_t rows = g.ho + (g.kh - 1) / g.stride;
+  const int64_t rows = g.ho + (g.kh - 1) / g.stride, row_phase_count = row_phases(g);
   const int64_t s = g.stride;
   const int64_t padded = g.w + 2 * g.pad;
   const int64_t phase_len = (padded + g.kw + s - 1) / s + g.wo;  // room for the longest read
@@ -92,7 +92,7 @@ void shifted_planes(const ConvGeometry& g, const float* x, float* planes) {
   buffer.assign(static_cast<size_t>(s * phase_len), 0.0f);
   float* phases = buffer.data();  // phases[t*phase_len + m] = padded row[m*s + t]
   for (int64_t c = 0; c < g.c; ++c)
-    for (int64_t ph = 0; ph < s; ++ph)
+    for (int64_t ph = 0; ph < row_phase_count; ++ph)
       for (int64_t i = 0; i < rows; ++i) {
         const int64_t y = i * s + ph - g.pad;
         const bool inside = y >= 0 && y < g.h;
@@ -111,7 +111,7 @@ void shifted_planes(const ConvGeometry& g, const float* x, float* planes) {
           }
         }
         for (int64_t v = 0; v < g.kw; ++v) {
-          float* out = planes + (((c * g.kw + v) * s + ph) * rows + i) * g.wo;
+          float* out = planes + (((c * g.kw + v) * row_phase_count + ph) * rows + i) * g.wo;
           if (inside)
             copy_floats(out, phases + (v % s) * phase_len + v / s, g.wo);
           else

@@ -72,6 +72,10 @@ inline __m512 source_run(const ConvGeometry& g, const float* image, int64_t y, i
   return _mm512_permutex2var_ps(run, even, _mm512_maskz_loadu_ps(high, in + 16));
 }
 
+// The row phases of the shifted planes (below) that a kernel reads: kernel row u reads phase
+// u % stride, so min(stride, KH) of them (a 1x1 kernel at stride 2 reads the even rows only).
+inline int64_t row_phases(const ConvGeometry& g) { return g.stride < g.kh ? g.stride : g.kh; }
+
 // Walks the shifted planes (below) of `channels` channels (or groups of channels) in runs of 16
 // plane columns: for each, calls
 //   store(c, y, first, low, high, mask, at)
@@ -80,11 +84,11 @@ inline __m512 source_run(const ConvGeometry& g, const float* image, int64_t y, i
 // its offset in the planes. The builders of float, bf16 and paired planes differ only in store.
 template <class Store>
 inline void for_each_plane_run(const ConvGeometry& g, int64_t channels, Store store) {
-  const int64_t s = g.stride, rows = g.ho + (g.kh - 1) / s;
+  const int64_t s = g.stride, rows = g.ho + (g.kh - 1) / s, phases = row_phases(g);
   for (int64_t c = 0; c < channels; ++c)
     for (int64_t v = 0; v < g.kw; ++v)
-      for (int64_t ph = 0; ph < s; ++ph) {
-        const int64_t plane = ((c * g.kw + v) * s + ph) * rows * g.wo;
+      for (int64_t ph = 0; ph < phases; ++ph) {
+        const int64_t plane = ((c * g.kw + v) * phases + ph) * rows * g.wo;
         for (int64_t j = 0; j < g.wo; j += 16) {
           const int64_t first = j * s + v - g.pad;  // source column of output column j
           const __mmask16 low = inside_row(first, g.w), high = inside_row(first + 16, g.w);
@@ -114,10 +118,11 @@ void im2col(const ConvGeometry& g, const float* x, float* col);
 void col2im(const ConvGeometry& g, const float* col, float* x);
 
 // Shifted planes: the same matrix without writing it out. For each channel c, kernel column v
-// and row phase ph < stride, one plane of R = Ho + (KH-1)/stride rows by Wo columns,
-//   planes[((c*KW + v)*s + ph)*R*Wo + r*Wo + j] = x[c][r*s + ph - pad][j*s + v - pad]  (0 outside),
+// and row phase ph < S = row_phases(g) = min(stride, KH), one plane of R = Ho + (KH-1)/stride
+// rows by Wo columns,
+//   planes[((c*KW + v)*S + ph)*R*Wo + r*Wo + j] = x[c][r*s + ph - pad][j*s + v - pad]  (0 outside),
 // so that row (c, u, v) of col is the run of P contiguous floats starting at
-//   offset(c, u, v) = ((c*KW + v)*s + u%s)*R*Wo + (u/s)*Wo
+//   offset(c, u, v) = ((c*KW + v)*S + u%s)*R*Wo + (u/s)*Wo
 // (output row i reads plane row i + u/s, i.e. image row i*s + u - pad). Building them copies
 // KW*s*R/H times the image instead of the KH*KW times of im2col (about 3x less for 3x3).
 int64_t shifted_planes_size(const ConvGeometry& g);

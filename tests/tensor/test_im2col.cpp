@@ -4,9 +4,10 @@
 // path, 3 the portable one), padding 0 to 2, kernels 1 to 5 and widths from 1 to past two
 // 16-float runs. The image sits inside a larger buffer of NaNs, so any read outside it (or a
 // padding element not written as zero) shows up as a NaN in the result; col2im must leave the
-// NaNs around the image untouched.
+// NaNs around the image untouched. The planes hold min(stride, kernel) row phases.
 #include <doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -39,16 +40,17 @@ TEST_CASE("im2col: shifted planes and im2col follow their definitions at every s
               std::vector<float> buffer(static_cast<size_t>(g.image_in() + 128), std::nanf(""));
               float* x = buffer.data() + 64;
               for (int64_t i = 0; i < g.image_in(); ++i) x[i] = static_cast<float>(i % 89) - 40.0f;
-              const int64_t rows = g.ho + (g.kh - 1) / s;
+              const int64_t rows = g.ho + (g.kh - 1) / s, phases = row_phases(g);
+              REQUIRE(phases == std::min<int64_t>(s, k));
               std::vector<float> planes(static_cast<size_t>(shifted_planes_size(g)), -1.0f);
               shifted_planes(g, x, planes.data());
               int64_t wrong = 0;
               for (int64_t ch = 0; ch < c; ++ch)
                 for (int64_t v = 0; v < k; ++v)
-                  for (int64_t ph = 0; ph < s; ++ph)
+                  for (int64_t ph = 0; ph < phases; ++ph)
                     for (int64_t r = 0; r < rows; ++r)
                       for (int64_t j = 0; j < g.wo; ++j) {
-                        const float got = planes[(((ch * k + v) * s + ph) * rows + r) * g.wo + j];
+                        const float got = planes[(((ch * k + v) * phases + ph) * rows + r) * g.wo + j];
                         const float want = pixel(g, x, ch, r * s + ph - pad, j * s + v - pad);
                         wrong += !(got == want);  // a NaN counts as wrong
                       }
