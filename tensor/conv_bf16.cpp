@@ -131,6 +131,8 @@ void pair_planes(const ConvGeometry& g, const float* x, uint32_t* planes) {
   for_each_plane_run(g, (g.c + 1) / 2, [&](int64_t c2, int64_t y, int64_t first, __mmask16 low, __mmask16 high,
                                            __mmask16 mask, int64_t at) {
     const float* first_channel = x + 2 * c2 * image;
+    for (int64_t next = 2 * c2 + 2; next < std::min<int64_t>(2 * c2 + 4, g.c); ++next)
+      prefetch_source_run(g, x + next * image, y, first);
     const __m512 a = source_run(g, first_channel, y, first, low, high);
     const __m512 b = 2 * c2 + 1 < g.c ? source_run(g, first_channel + image, y, first, low, high)
                                       : _mm512_setzero_ps();
@@ -163,6 +165,7 @@ void padded_pairs(const ConvGeometry& g, const float* x, uint32_t* xp) {
 void bf16_planes(const ConvGeometry& g, const float* x, uint16_t* planes) {
   for_each_plane_run(g, g.c, [&](int64_t c, int64_t y, int64_t first, __mmask16 low, __mmask16 high,
                                  __mmask16 mask, int64_t at) {
+    if (c + 1 < g.c) prefetch_source_run(g, x + (c + 1) * g.h * g.w, y, first);
     const __m512 run = source_run(g, x + c * g.h * g.w, y, first, low, high);
     _mm256_mask_storeu_epi16(planes + at, mask, (__m256i)_mm512_cvtneps_pbh(run));
   });

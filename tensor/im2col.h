@@ -76,6 +76,20 @@ inline __m512 source_run(const ConvGeometry& g, const float* image, int64_t y, i
 // u % stride, so min(stride, KH) of them (a 1x1 kernel at stride 2 reads the even rows only).
 inline int64_t row_phases(const ConvGeometry& g) { return g.stride < g.kh ? g.stride : g.kh; }
 
+// Asks for the lines that source_run(g, image, y, first, ...) reads to be brought into L1. The
+// plane builders call it for the next channel's image while they build this one's runs: an
+// image that comes from memory then arrives one channel ahead, where the hardware prefetcher,
+// handed rows s apart, leaves each row's first read to wait for memory. (Addresses before the
+// row, where `first` is negative, are only prefetched, never read.) Always inlined: a prefetch has
+// no effect the language sees, so g++ takes a call to this function for one without side
+// effects and deletes it.
+__attribute__((always_inline)) inline void prefetch_source_run(const ConvGeometry& g, const float* image, int64_t y, int64_t first) {
+  if (y < 0 || y >= g.h) return;
+  const char* in = reinterpret_cast<const char*>(image + y * g.w + first);
+  _mm_prefetch(in, _MM_HINT_T0);
+  if (g.stride == 2) _mm_prefetch(in + 64, _MM_HINT_T0);
+}
+
 // Walks the shifted planes (below) of `channels` channels (or groups of channels) in runs of 16
 // plane columns: for each, calls
 //   store(c, y, first, low, high, mask, at)
