@@ -265,6 +265,10 @@ bool backward_data_float(const ConvGeometry& g, const Tensor& dy, const Tensor& 
     // dx[c, y, x] = sum_{o,u,v} w[o, c, KH-1-u, KW-1-v] * dy[o, y + u - (KH-1-pad), x + v - (KW-1-pad)]
     const ConvGeometry t = conv_geometry({g.n, g.o, g.ho, g.wo}, {g.c, g.o, g.kh, g.kw},
                                          ConvParams{1, static_cast<int>(g.kh - 1 - g.pad)});
+    if (g.kh == 1) {  // nothing to flip: A(c, o) = w[o][c], w^T, packed straight from w
+      forward_images(t, dy.data(), pack_a(w.data(), 1, g.c, g.c, g.o), nullptr, dx.data(), accumulate);
+      return true;
+    }
     // A(c, (o*KH + u)*KW + v) = w[o][c][KH-1-u][KW-1-v], packed directly.
     float* flipped = scratch_data(kFlippedSlot, g.c * t.k());
     const float* wp = w.data();
