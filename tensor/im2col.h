@@ -46,6 +46,10 @@ inline void copy_floats(float* dst, const float* src, int64_t n) {
 #endif
 }
 
+// The row phases of the shifted planes (below) that a kernel reads: kernel row u reads phase
+// u % stride, so min(stride, KH) of them (a 1x1 kernel at stride 2 reads the even rows only).
+inline int64_t row_phases(const ConvGeometry& g) { return g.stride < g.kh ? g.stride : g.kh; }
+
 #if defined(__AVX512F__)
 // Lanes [0, n) of a 16-lane mask, n clamped to [0, 16].
 inline __mmask16 lanes_below(int64_t n) {
@@ -71,10 +75,6 @@ inline __m512 source_run(const ConvGeometry& g, const float* image, int64_t y, i
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   return _mm512_permutex2var_ps(run, even, _mm512_maskz_loadu_ps(high, in + 16));
 }
-
-// The row phases of the shifted planes (below) that a kernel reads: kernel row u reads phase
-// u % stride, so min(stride, KH) of them (a 1x1 kernel at stride 2 reads the even rows only).
-inline int64_t row_phases(const ConvGeometry& g) { return g.stride < g.kh ? g.stride : g.kh; }
 
 // Asks for the lines that source_run(g, image, y, first, ...) reads to be brought into L1. The
 // plane builders call it for the next channel's image while they build this one's runs: an

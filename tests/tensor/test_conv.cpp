@@ -104,12 +104,16 @@ TEST_CASE("conv2d matches the direct convolution for wide layers on small maps")
   check_against_naive(3, 256, 9, 9, 256, 1, 2, 0, false);
   check_against_naive(2, 256, 7, 7, 256, 1, 1, 0, true);
   check_against_naive(13, 64, 11, 11, 128, 3, 1, 1, false);
-  // Widening 1x1 layers of 128 channels and up take dot products over x's rows for the weight
-  // gradient: stride 1 (x read in place; 19 images of 144 outputs make groups of 8, several per
-  // thread) and stride 2 (shifted planes).
+  // 1x1 layers of 64 channels and up take the gemm tiles on x transposed for the weight
+  // gradient: stride 1 and 2 (shifted planes), channels a multiple of 16 (register transposes)
+  // or not, maps of 256 pixels and more (blocks of the reduction resumed) or fewer; a partial
+  // above 4 MB on a small map takes the grouped tiles instead.
   check_against_naive(2, 64, 16, 16, 128, 1, 1, 0, true);
-  check_against_naive(19, 64, 12, 12, 128, 1, 1, 0, false);
+  check_against_naive(5, 72, 9, 11, 80, 1, 1, 0, false);
+  check_against_naive(3, 64, 23, 17, 64, 1, 1, 0, true);
   check_against_naive(2, 64, 20, 20, 128, 1, 2, 0, false);
+  check_against_naive(3, 68, 15, 13, 64, 1, 2, 0, true);
+  check_against_naive(2, 1024, 7, 7, 1032, 1, 1, 0, false);
 }
 
 TEST_CASE("conv2d: known answer for a 3x3 image and a 2x2 kernel") {
