@@ -113,7 +113,8 @@ inline void micro_kernel(int64_t k, const float* a, int64_t rs_a, int64_t cs_a, 
 //   out[r*ldo + t] += sum_{g < groups} sum_{q < len} a[g*a_step + r*lda + q] * b[g*b_step + b_rows[t] + q]
 // vectorised along q (16 floats a step, or 32 bf16 for the bf16 twin; the tail masked), one
 // accumulator per product, the lanes summed once at the end. Rows past mo and columns past nk
-// repeat the last valid ones and are dropped. The order of operations depends only on the sizes, never on the caller's threads.
+// repeat the last valid ones and are dropped. The order of operations depends only on the
+// sizes, never on the caller's threads.
 // Sum of the 16 lanes, in a fixed order (the masked forms name every source, so no
 // undefined vectors are involved).
 inline float lane_sum(__m512 v) {

@@ -83,7 +83,8 @@ inline __m512 source_run(const ConvGeometry& g, const float* image, int64_t y, i
 // row, where `first` is negative, are only prefetched, never read.) Always inlined: a prefetch has
 // no effect the language sees, so g++ takes a call to this function for one without side
 // effects and deletes it.
-__attribute__((always_inline)) inline void prefetch_source_run(const ConvGeometry& g, const float* image, int64_t y, int64_t first) {
+__attribute__((always_inline)) inline void prefetch_source_run(const ConvGeometry& g, const float* image,
+                                                               int64_t y, int64_t first) {
   if (y < 0 || y >= g.h) return;
   const char* in = reinterpret_cast<const char*>(image + y * g.w + first);
   _mm_prefetch(in, _MM_HINT_T0);
