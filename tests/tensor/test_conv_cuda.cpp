@@ -114,7 +114,7 @@ GPU_TEST_CASE("conv cuda: cuDNN with deterministic algorithms matches the CPU an
     check_parity(k, seed++);
   }
   // Same inputs twice: identical weight gradients.
-  const ConvCase& k = cases()[0];
+  const ConvCase k = cases()[0];  // a copy: cases() returns a temporary
   const Tensor x = Tensor::uniform(k.x, -1, 1, 7).to(Device::CUDA);
   const Tensor dy = Tensor::uniform({4, 16, 32, 32}, -1, 1, 8).to(Device::CUDA);
   Tensor db;
