@@ -20,6 +20,9 @@
 #   OPENMP=0          no OpenMP: one thread, no libgomp (capi/serial_openmp/omp.h stands in)
 #   PIC=1             position-independent objects (what `make install` builds the shared library from)
 #   SANITIZE=1        -O1 -g with ASan and UBSan (what `make sanitize` sets, with CUDA=0)
+#   EMU=1             the CUDA backend compiled by g++ and run on the CPU by the CUDA emulator
+#                     (emu/, docs/cuda-emulator.md; what `make emulate` sets): needs the CUDA and
+#                     cuDNN headers, no GPU, no nvcc
 # Binaries find cudart, cuBLAS and cuDNN through an rpath, so they start without
 # LD_LIBRARY_PATH; on a machine with no GPU or no driver they run on the CPU.
 
@@ -91,7 +94,25 @@ ifeq ($(MPI)$(CUDA)$(if $(and $(NCCL_H),$(NCCL_LIB)),1,0),111)
 endif
 LIB_OBJ := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
 
-ifeq ($(CUDA),1)
+EMU ?= 0
+ifeq ($(EMU),1)
+  ifeq ($(wildcard $(CUDA_HOME)/include/cuda_runtime.h),)
+    $(error EMU=1 (make emulate) needs the CUDA toolkit's headers: no $(CUDA_HOME)/include/cuda_runtime.h (set CUDA_HOME))
+  endif
+  ifeq ($(wildcard $(CUDNN_INCLUDE)/cudnn.h),)
+    $(error EMU=1 (make emulate) needs cuDNN's headers: no cudnn.h in $(CUDA_HOME)/include or /usr/include (set CUDNN_INCLUDE))
+  endif
+  # The .cu files as C++ (emu/launch.sed rewrites the launch syntax, emu/cuda_emu.h defines the
+  # rest), linked with the emulated runtime, cuBLAS and cuDNN instead of NVIDIA's libraries.
+  CUDA_SRC := $(wildcard tensor/*.cu autograd/*.cu nn/*.cu optim/*.cu data/*.cu quant/*.cu qat/*.cu qinfer/*.cu)
+  LIB_OBJ += $(CUDA_SRC:%.cu=$(BUILD)/%.cu.o) $(patsubst %.cpp,$(BUILD)/%.o,$(wildcard emu/*.cpp))
+  CXXFLAGS += -DQNN_CUDA -isystem $(CUDA_HOME)/include $(if $(filter-out /usr/include,$(CUDNN_INCLUDE)),-isystem $(CUDNN_INCLUDE))
+  # Headers that launch kernels are rewritten too, into a folder searched before the sources.
+  EMU_HEADERS := $(patsubst %,$(BUILD)/emu-include/%,$(shell grep -l '<<<' $(wildcard $(addsuffix *.h,$(sort $(dir $(CUDA_SRC)))))))
+  EMU_CUFLAGS := -ffp-contract=off -Wno-deprecated-declarations -Wno-unused-parameter -Wno-sign-compare -iquote $(BUILD)/emu-include \
+    -include emu/cuda_emu.h -x c++
+  CUDA_LINE := CUDA backend: run on the CPU by the CUDA emulator (emu/)
+else ifeq ($(CUDA),1)
   # The visible GPU's architecture; on a machine without one (or without nvidia-smi) sm_90.
   ifeq ($(origin CUDA_ARCH),undefined)
     CUDA_ARCH := $(or $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d . | grep -E '^[0-9]+$$'),90)
@@ -111,7 +132,7 @@ endif
 
 # What was found, once per build (`make sanitize` says it from the make it starts).
 comma := ,
-ifneq ($(MAKECMDGOALS),sanitize)
+ifeq ($(filter sanitize emulate,$(MAKECMDGOALS)),)
   $(info qnn build: $(CXX) $(shell $(CXX) -dumpfullversion 2>/dev/null), OpenMP $(if $(OPENMP_FLAG),yes,no), \
     $(if $(ARCHFLAGS),-march=native,portable)$(comma)$(if $(SANITIZERS), ASan + UBSan -O1 in $(BUILD)$(comma)) \
     JPEG $(if $(TURBOJPEG),libjpeg-turbo + stb_image,stb_image)$(MPI_LINE)$(comma) $(CUDA_LINE))
@@ -124,6 +145,9 @@ $(shell mkdir -p $(BUILD); echo '$(CONFIG)' | cmp -s - $(BUILD)/config || echo '
 $(shell echo '$(CONFIG)' | cmp -s - apps/.config || echo '$(CONFIG)' > apps/.config)
 TEST_SRC := $(shell find tests -name '*.cpp' 2>/dev/null)
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
+ifeq ($(EMU),1)
+  TEST_OBJ += $(patsubst %.cu,$(BUILD)/%.cu.o,$(wildcard tests/emu/*.cu))  # the emulator's own tests
+endif
 APP_SRC := $(wildcard apps/*.cpp)
 APP_OBJ := $(APP_SRC:%.cpp=$(BUILD)/%.o)
 APPS := $(APP_SRC:%.cpp=%)
@@ -131,7 +155,7 @@ BENCH_SRC := $(wildcard bench/*.cpp)
 BENCH_OBJ := $(BENCH_SRC:%.cpp=$(BUILD)/%.o)
 BENCHES := $(BENCH_SRC:%.cpp=$(BUILD)/%)
 
-.PHONY: all test sanitize clean cifar10 packages
+.PHONY: all test sanitize emulate clean cifar10 packages
 all: $(APPS) $(BENCHES)
 
 # Missing headers: their Debian packages are installed (or make stops with the command to run)
@@ -139,7 +163,7 @@ all: $(APPS) $(BENCHES)
 # the goals build tests. With every header in place nothing depends on `packages`, so a build
 # with nothing to do runs nothing.
 PACKAGES := STB_INCLUDE=$(STB_INCLUDE) DOCTEST_INCLUDE=$(DOCTEST_INCLUDE) sh scripts/ensure_packages.sh
-TEST_GOALS := $(filter test sanitize $(BUILD)/qnn_tests $(BUILD)/tests/%,$(MAKECMDGOALS))
+TEST_GOALS := $(filter test sanitize emulate $(BUILD)/qnn_tests $(BUILD)/tests/%,$(MAKECMDGOALS))
 NEEDED := $(filter build $(if $(TEST_GOALS),test),$(shell $(PACKAGES) --missing build test))
 ifneq ($(NEEDED),)
   $(LIB_OBJ) $(APP_OBJ) $(BENCH_OBJ) $(TEST_OBJ): | packages
@@ -158,9 +182,19 @@ $(BUILD)/%.o: %.cpp $(BUILD)/config
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
+ifeq ($(EMU),1)
+$(BUILD)/emu-include/%.h: %.h emu/launch.sed
+	@mkdir -p $(@D)
+	{ echo '#line 1 "$<"'; sed -E -f emu/launch.sed $<; } > $@
+$(BUILD)/%.cu.o: %.cu emu/launch.sed $(BUILD)/config $(EMU_HEADERS)
+	@mkdir -p $(@D)
+	{ echo '#line 1 "$<"'; sed -E -f emu/launch.sed $<; } > $(BUILD)/$*.emu.cpp
+	$(CXX) $(CXXFLAGS) $(EMU_CUFLAGS) -MT $@ -MF $(BUILD)/$*.cu.d -c $(BUILD)/$*.emu.cpp -o $@
+else
 $(BUILD)/%.cu.o: %.cu $(BUILD)/config
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+endif
 
 # Static pattern rules name each object explicitly, so make keeps them (an object reached only
 # through a pattern rule is intermediate and deleted, and the next make would compile it again).
@@ -174,8 +208,8 @@ $(BUILD)/qnn_tests: $(TEST_OBJ) $(BUILD)/libqnn.a
 	$(CXX) $^ -o $@ $(LDFLAGS)
 
 # Runs every test; the last line sums them up as "tests: N passed, N failed, N skipped".
-# The tests run the apps; a sanitizer build leaves the benchmarks out.
-test: $(if $(filter 1,$(SANITIZE)),$(APPS),all) $(BUILD)/qnn_tests
+# The tests run the apps; a sanitizer or emulator build leaves the benchmarks out.
+test: $(if $(filter 1,$(SANITIZE) $(EMU)),$(APPS),all) $(BUILD)/qnn_tests
 	@set -o pipefail; $(TEST_ENV) ./$(BUILD)/qnn_tests $(TEST_ARGS) 2>&1 | tee $(BUILD)/test.log; rc=$$?; \
 	  awk '/test cases:/ {gsub(/\|/," "); print "tests: " $$5 " passed, " $$7 " failed, " $$9 " skipped"}' $(BUILD)/test.log; exit $$rc
 
@@ -199,12 +233,20 @@ sanitize:
 	@$(MAKE) --no-print-directory CUDA=0 MPI=0 SANITIZE=1 BUILD=$(SANITIZE_BUILD) \
 	  TEST_ENV='$(SANITIZE_ENV)' TEST_ARGS='$(SANITIZE_TEST_ARGS)' test
 
+# The CUDA backend's tests (the "gpu" suite: every CUDA op against its CPU twin, the training
+# steps, graph capture, the quantizers) on the CUDA emulator, in a folder of its own: no GPU
+# needed. The apps the tests run are linked with the emulator too (./apps/* are relinked by the
+# next plain make). docs/cuda-emulator.md says what it checks and what it cannot.
+EMULATE_BUILD ?= build-emulate
+emulate:
+	@$(MAKE) --no-print-directory EMU=1 CUDA=0 MPI=0 BUILD=$(EMULATE_BUILD) TEST_ARGS='-ts=gpu,emulator $(EMULATE_ARGS)' test
+
 # Downloads the official CIFAR-10 binary archive, checks its md5 and unpacks it into data/.
 cifar10:
 	sh scripts/fetch_cifar10.sh data
 
 clean:
-	rm -rf $(BUILD) $(SANITIZE_BUILD) $(APPS)
+	rm -rf $(BUILD) $(SANITIZE_BUILD) $(EMULATE_BUILD) $(APPS)
 
 include fuzz/fuzz.mk
 include capi/install.mk

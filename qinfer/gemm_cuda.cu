@@ -13,9 +13,14 @@ namespace qnn::qinfer {
 namespace {
 
 __device__ __forceinline__ int dp4a_u8s8(unsigned a, int b, int c) {
+#if defined(__CUDA_ARCH__)
   int d;
   asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
   return d;
+#else  // the same sum where there is no PTX (the CUDA emulator, docs/cuda-emulator.md)
+  for (int i = 0; i < 4; ++i) c += int((a >> (8 * i)) & 0xffu) * int(int8_t(unsigned(b) >> (8 * i)));
+  return c;
+#endif
 }
 
 struct DeviceRequant {

@@ -37,4 +37,4 @@ struct NoTF32 {
 
 }  // namespace qnn::testing
 
-#define GPU_TEST_CASE(name) TEST_CASE(name * doctest::skip(!::qnn::testing::gpu_usable()))
+#define GPU_TEST_CASE(name) TEST_CASE(name * doctest::test_suite("gpu") * doctest::skip(!::qnn::testing::gpu_usable()))

@@ -1,0 +1,334 @@
+// The cuDNN calls qnn makes, on the CPU, for the emulated build (docs/cuda-emulator.md): 2-D
+// convolution of NCHW float tensors, forward and both backward directions, with its descriptors
+// and algorithm choice.
+//
+// Every direction offers two candidate algorithms that compute the same sums (each output a sum
+// in double, rounded once, times alpha, plus beta times the old output, which is not read when
+// beta is 0). They differ in what qnn's choice must respect: the faster-ranked one needs a
+// workspace and is marked non-deterministic, the other needs none and is deterministic, so
+// --deterministic and the workspace sizes are exercised. Timing (cudnnFind*Ex) refuses to run
+// while the stream captures a graph, as timing on a GPU breaks the capture, and leaves NaN in
+// the output buffer it was given, as the trials of a GPU leave whatever the last one wrote.
+// A call with a workspace smaller than its algorithm needs, shapes that disagree, or buffers
+// outside device memory is refused with CUDNN_STATUS_BAD_PARAM.
+#include <cudnn.h>
+
+#include <cstdio>
+#include <limits>
+#include <vector>
+
+#include "emu/convolution.h"
+#include "emu/runtime.h"
+
+struct cudnnContext {
+  cudaStream_t stream = nullptr;
+};
+struct cudnnTensorStruct {
+  int n = 0, c = 0, h = 0, w = 0;
+};
+struct cudnnFilterStruct {
+  int k = 0, c = 0, h = 0, w = 0;
+};
+struct cudnnConvolutionStruct {
+  qnn_emu::ConvolutionParams params;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+};
+
+using qnn_emu::Shapes;
+
+namespace {
+
+constexpr size_t kWorkspaceOfFirst = 4096;  // bytes the first-ranked candidate asks for
+
+int output_size(int in, int pad, int filter, int dilation, int stride) {
+  return (in + 2 * pad - ((filter - 1) * dilation + 1)) / stride + 1;
+}
+
+bool shapes(const cudnnTensorStruct* x, const cudnnFilterStruct* f, const cudnnConvolutionStruct* conv,
+            const cudnnTensorStruct* y, Shapes& out) {
+  if (!x || !f || !conv || !y || x->c != f->c || y->n != x->n || y->c != f->k) return false;
+  const qnn_emu::ConvolutionParams& p = conv->params;
+  out = Shapes{x->n, x->c, x->h, x->w, f->k, f->h, f->w, y->h, y->w, &p};
+  return y->h == output_size(x->h, p.pad_h, f->h, p.dilation_h, p.stride_h) &&
+         y->w == output_size(x->w, p.pad_w, f->w, p.dilation_w, p.stride_w) && y->h > 0 && y->w > 0;
+}
+
+size_t bytes_of(int a, int b, int c, int d) { return size_t(a) * b * c * d * sizeof(float); }
+
+bool on_device(const char* what, const void* p, size_t bytes) {
+  if (bytes == 0 || qnn_emu::is_device_memory(p, bytes)) return true;
+  std::fprintf(stderr, "CUDA emulator: cuDNN convolution: %s (%zu bytes at %p) is not device memory\n", what, bytes, p);
+  return false;
+}
+
+size_t workspace_of(int algo) { return algo == 1 ? kWorkspaceOfFirst : 0; }
+
+// Checks what every convolution call shares and queues `work` on the handle's stream.
+template <class Work>
+cudnnStatus_t run(cudnnHandle_t h, const Shapes& g, int algo, const void* workspace, size_t workspace_bytes,
+                  const float* x, const float* w, const float* y, Work work) {
+  if (algo != 0 && algo != 1) return CUDNN_STATUS_BAD_PARAM;
+  if (workspace_bytes < workspace_of(algo) || !on_device("workspace", workspace, workspace_of(algo))) {
+    std::fprintf(stderr, "CUDA emulator: cuDNN convolution: algorithm %d needs %zu bytes of workspace, was given %zu\n",
+                 algo, workspace_of(algo), workspace_bytes);
+    return CUDNN_STATUS_BAD_PARAM;
+  }
+  if (!on_device("x", x, bytes_of(g.n, g.c, g.h, g.w)) || !on_device("w", w, bytes_of(g.k, g.c, g.r, g.s)) ||
+      !on_device("y", y, bytes_of(g.n, g.k, g.ho, g.wo)))
+    return CUDNN_STATUS_BAD_PARAM;
+  qnn_emu::enqueue(h->stream, work);
+  return CUDNN_STATUS_SUCCESS;
+}
+
+// The two candidates, best first (see the file's comment).
+template <class Perf, class Algo>
+void candidates(const cudnnConvolutionStruct* conv, int requested, int* returned, Perf* perf) {
+  const int count = requested < 2 ? requested : 2;
+  for (int i = 0; i < count; ++i) {
+    perf[i] = Perf{};
+    perf[i].algo = Algo(1 - i);
+    perf[i].status = CUDNN_STATUS_SUCCESS;
+    perf[i].time = float(i + 1);
+    perf[i].memory = workspace_of(1 - i);
+    perf[i].determinism = i == 0 ? CUDNN_NON_DETERMINISTIC : CUDNN_DETERMINISTIC;
+    perf[i].mathType = conv->math;
+  }
+  *returned = count;
+}
+
+// cudnnFind*Ex: refused while the stream captures; the output buffer (`bytes` at `out`) is left
+// holding NaN; the candidates are those of the heuristics.
+template <class Perf, class Algo>
+cudnnStatus_t find(cudnnHandle_t h, const char* what, void* out, size_t bytes, const cudnnConvolutionStruct* conv,
+                   int requested, int* returned, Perf* perf) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  cudaStreamIsCapturing(h->stream, &status);
+  if (status != cudaStreamCaptureStatusNone) {
+    std::fprintf(stderr, "CUDA emulator: cudnnFind*AlgorithmEx while the stream captures a graph\n");
+    return CUDNN_STATUS_NOT_SUPPORTED;
+  }
+  if (!on_device(what, out, bytes)) return CUDNN_STATUS_BAD_PARAM;
+  qnn_emu::enqueue(h->stream, [out, bytes] {
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    for (size_t i = 0; i < bytes / sizeof(float); ++i) static_cast<float*>(out)[i] = nan;
+  });
+  candidates<Perf, Algo>(conv, requested, returned, perf);
+  return CUDNN_STATUS_SUCCESS;
+}
+
+}  // namespace
+
+size_t cudnnGetVersion() { return CUDNN_VERSION; }
+const char* cudnnGetErrorString(cudnnStatus_t status) {
+  switch (status) {
+    case CUDNN_STATUS_SUCCESS: return "CUDNN_STATUS_SUCCESS";
+    case CUDNN_STATUS_BAD_PARAM: return "CUDNN_STATUS_BAD_PARAM (CUDA emulator)";
+    case CUDNN_STATUS_NOT_SUPPORTED: return "CUDNN_STATUS_NOT_SUPPORTED (CUDA emulator)";
+    default: return "a cuDNN error (CUDA emulator)";
+  }
+}
+cudnnStatus_t cudnnCreate(cudnnHandle_t* h) {
+  *h = new cudnnContext;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnDestroy(cudnnHandle_t h) {
+  delete h;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetStream(cudnnHandle_t h, cudaStream_t s) {
+  h->stream = s;
+  return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t* d) {
+  *d = new cudnnTensorStruct;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d) {
+  delete d;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorFormat_t format, cudnnDataType_t type,
+                                         int n, int c, int h, int w) {
+  if (format != CUDNN_TENSOR_NCHW || type != CUDNN_DATA_FLOAT) return CUDNN_STATUS_NOT_SUPPORTED;
+  if (n <= 0 || c <= 0 || h <= 0 || w <= 0) return CUDNN_STATUS_BAD_PARAM;
+  *d = cudnnTensorStruct{n, c, h, w};
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t* d) {
+  *d = new cudnnFilterStruct;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t d) {
+  delete d;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t d, cudnnDataType_t type, cudnnTensorFormat_t format,
+                                         int k, int c, int h, int w) {
+  if (format != CUDNN_TENSOR_NCHW || type != CUDNN_DATA_FLOAT) return CUDNN_STATUS_NOT_SUPPORTED;
+  if (k <= 0 || c <= 0 || h <= 0 || w <= 0) return CUDNN_STATUS_BAD_PARAM;
+  *d = cudnnFilterStruct{k, c, h, w};
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t* d) {
+  *d = new cudnnConvolutionStruct;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t d) {
+  delete d;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetConvolution2dDescriptor(cudnnConvolutionDescriptor_t d, int pad_h, int pad_w, int u, int v,
+                                              int dilation_h, int dilation_w, cudnnConvolutionMode_t mode,
+                                              cudnnDataType_t type) {
+  if (type != CUDNN_DATA_FLOAT) return CUDNN_STATUS_NOT_SUPPORTED;
+  if (pad_h < 0 || pad_w < 0 || u <= 0 || v <= 0 || dilation_h <= 0 || dilation_w <= 0) return CUDNN_STATUS_BAD_PARAM;
+  d->params = qnn_emu::ConvolutionParams{pad_h, pad_w, u, v, dilation_h, dilation_w, mode == CUDNN_CONVOLUTION};
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t d, cudnnMathType_t math) {
+  d->math = math;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnGetConvolution2dForwardOutputDim(const cudnnConvolutionDescriptor_t conv,
+                                                    const cudnnTensorDescriptor_t x, const cudnnFilterDescriptor_t f,
+                                                    int* n, int* c, int* h, int* w) {
+  if (x->c != f->c) return CUDNN_STATUS_BAD_PARAM;
+  *n = x->n;
+  *c = f->k;
+  const qnn_emu::ConvolutionParams& p = conv->params;
+  *h = output_size(x->h, p.pad_h, f->h, p.dilation_h, p.stride_h);
+  *w = output_size(x->w, p.pad_w, f->w, p.dilation_w, p.stride_w);
+  return *h > 0 && *w > 0 ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_BAD_PARAM;
+}
+
+// Forward.
+cudnnStatus_t cudnnGetConvolutionForwardAlgorithmMaxCount(cudnnHandle_t, int* count) {
+  *count = 2;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t,
+                                                     const cudnnFilterDescriptor_t,
+                                                     const cudnnConvolutionDescriptor_t conv,
+                                                     const cudnnTensorDescriptor_t, const int requested, int* returned,
+                                                     cudnnConvolutionFwdAlgoPerf_t* perf) {
+  candidates<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(conv, requested, returned, perf);
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(cudnnHandle_t h, const cudnnTensorDescriptor_t, const void*,
+                                                     const cudnnFilterDescriptor_t, const void*,
+                                                     const cudnnConvolutionDescriptor_t conv,
+                                                     const cudnnTensorDescriptor_t yd, void* y, const int requested,
+                                                     int* returned, cudnnConvolutionFwdAlgoPerf_t* perf, void*, size_t) {
+  return find<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(
+      h, "y", y, bytes_of(yd->n, yd->c, yd->h, yd->w), conv, requested, returned, perf);
+}
+cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t,
+                                                      const cudnnFilterDescriptor_t, const cudnnConvolutionDescriptor_t,
+                                                      const cudnnTensorDescriptor_t, cudnnConvolutionFwdAlgo_t algo,
+                                                      size_t* bytes) {
+  *bytes = workspace_of(int(algo));
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void* alpha, const cudnnTensorDescriptor_t xd,
+                                      const void* x, const cudnnFilterDescriptor_t wd, const void* w,
+                                      const cudnnConvolutionDescriptor_t conv, cudnnConvolutionFwdAlgo_t algo,
+                                      void* workspace, size_t workspace_bytes, const void* beta,
+                                      const cudnnTensorDescriptor_t yd, void* y) {
+  Shapes g;
+  if (!shapes(xd, wd, conv, yd, g)) return CUDNN_STATUS_BAD_PARAM;
+  const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
+  auto* xp = static_cast<const float*>(x);
+  auto* wp = static_cast<const float*>(w);
+  auto* yp = static_cast<float*>(y);
+  return run(h, g, int(algo), workspace, workspace_bytes, xp, wp, yp, [=] { qnn_emu::convolution_forward(g, a, xp, wp, b, yp); });
+}
+
+// Backward data.
+cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithmMaxCount(cudnnHandle_t, int* count) {
+  *count = 2;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t, const cudnnFilterDescriptor_t,
+                                                          const cudnnTensorDescriptor_t,
+                                                          const cudnnConvolutionDescriptor_t conv,
+                                                          const cudnnTensorDescriptor_t, const int requested,
+                                                          int* returned, cudnnConvolutionBwdDataAlgoPerf_t* perf) {
+  candidates<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(conv, requested, returned, perf);
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(cudnnHandle_t h, const cudnnFilterDescriptor_t, const void*,
+                                                          const cudnnTensorDescriptor_t, const void*,
+                                                          const cudnnConvolutionDescriptor_t conv,
+                                                          const cudnnTensorDescriptor_t dxd, void* dx,
+                                                          const int requested, int* returned,
+                                                          cudnnConvolutionBwdDataAlgoPerf_t* perf, void*, size_t) {
+  return find<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(
+      h, "dx", dx, bytes_of(dxd->n, dxd->c, dxd->h, dxd->w), conv, requested, returned, perf);
+}
+cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t, const cudnnFilterDescriptor_t,
+                                                           const cudnnTensorDescriptor_t,
+                                                           const cudnnConvolutionDescriptor_t,
+                                                           const cudnnTensorDescriptor_t,
+                                                           cudnnConvolutionBwdDataAlgo_t algo, size_t* bytes) {
+  *bytes = workspace_of(int(algo));
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void* alpha, const cudnnFilterDescriptor_t wd,
+                                           const void* w, const cudnnTensorDescriptor_t dyd, const void* dy,
+                                           const cudnnConvolutionDescriptor_t conv, cudnnConvolutionBwdDataAlgo_t algo,
+                                           void* workspace, size_t workspace_bytes, const void* beta,
+                                           const cudnnTensorDescriptor_t dxd, void* dx) {
+  Shapes g;
+  if (!shapes(dxd, wd, conv, dyd, g)) return CUDNN_STATUS_BAD_PARAM;
+  const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
+  auto* wp = static_cast<const float*>(w);
+  auto* dyp = static_cast<const float*>(dy);
+  auto* dxp = static_cast<float*>(dx);
+  return run(h, g, int(algo), workspace, workspace_bytes, dxp, wp, dyp, [=] { qnn_emu::convolution_backward_data(g, a, wp, dyp, b, dxp); });
+}
+
+// Backward filter.
+cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(cudnnHandle_t, int* count) {
+  *count = 2;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t,
+                                                            const cudnnTensorDescriptor_t,
+                                                            const cudnnConvolutionDescriptor_t conv,
+                                                            const cudnnFilterDescriptor_t, const int requested,
+                                                            int* returned, cudnnConvolutionBwdFilterAlgoPerf_t* perf) {
+  candidates<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(conv, requested, returned, perf);
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(cudnnHandle_t h, const cudnnTensorDescriptor_t,
+                                                            const void*, const cudnnTensorDescriptor_t, const void*,
+                                                            const cudnnConvolutionDescriptor_t conv,
+                                                            const cudnnFilterDescriptor_t dwd, void* dw,
+                                                            const int requested, int* returned,
+                                                            cudnnConvolutionBwdFilterAlgoPerf_t* perf, void*, size_t) {
+  return find<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(
+      h, "dw", dw, bytes_of(dwd->k, dwd->c, dwd->h, dwd->w), conv, requested, returned, perf);
+}
+cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t,
+                                                             const cudnnTensorDescriptor_t,
+                                                             const cudnnConvolutionDescriptor_t,
+                                                             const cudnnFilterDescriptor_t,
+                                                             cudnnConvolutionBwdFilterAlgo_t algo, size_t* bytes) {
+  *bytes = workspace_of(int(algo));
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void* alpha, const cudnnTensorDescriptor_t xd,
+                                             const void* x, const cudnnTensorDescriptor_t dyd, const void* dy,
+                                             const cudnnConvolutionDescriptor_t conv,
+                                             cudnnConvolutionBwdFilterAlgo_t algo, void* workspace,
+                                             size_t workspace_bytes, const void* beta,
+                                             const cudnnFilterDescriptor_t dwd, void* dw) {
+  Shapes g;
+  if (!shapes(xd, dwd, conv, dyd, g)) return CUDNN_STATUS_BAD_PARAM;
+  const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
+  auto* xp = static_cast<const float*>(x);
+  auto* dyp = static_cast<const float*>(dy);
+  auto* dwp = static_cast<float*>(dw);
+  return run(h, g, int(algo), workspace, workspace_bytes, xp, dwp, dyp, [=] { qnn_emu::convolution_backward_filter(g, a, xp, dyp, b, dwp); });
+}

@@ -1,0 +1,399 @@
+// The block scheduler and the fibers it runs CUDA threads on (see emu/scheduler.h).
+//
+// A fiber switch saves the callee-saved registers on the running stack, stores the stack
+// pointer, loads the other one and restores the registers from there (qnn_emu_switch, x86-64
+// System V; the floating-point control words are left alone: nothing here changes them). A new fiber's stack is laid out as if it had been switched
+// away from at the first instruction of qnn_emu_fiber_entry, which calls fiber_main(thread).
+// A fiber goes on to the next thread when its thread finishes (fiber_main), so a kernel without
+// barriers runs every thread of a block on one stack, without a switch between them.
+#include "emu/scheduler.h"
+
+#include <sys/mman.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#if !defined(__x86_64__)
+#error "the CUDA emulator's fibers are written for x86-64"
+#endif
+
+extern "C" void qnn_emu_switch(void** save_sp, void* load_sp);
+extern "C" void qnn_emu_fiber_entry();
+asm(R"(
+  .pushsection .text
+  .p2align 4
+  .globl qnn_emu_switch
+  .type qnn_emu_switch, @function
+qnn_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size qnn_emu_switch, .-qnn_emu_switch
+
+  .p2align 4
+  .globl qnn_emu_fiber_entry
+  .type qnn_emu_fiber_entry, @function
+qnn_emu_fiber_entry:
+  movq %r12, %rdi
+  callq *%r13
+  ud2
+  .size qnn_emu_fiber_entry, .-qnn_emu_fiber_entry
+  .popsection
+)");
+
+namespace qnn_emu {
+
+namespace {
+
+constexpr size_t kStackBytes = size_t(256) << 10;  // per CUDA thread that waits at a barrier
+constexpr size_t kGuardBytes = size_t(4) << 10;    // an overflow faults instead of corrupting
+constexpr unsigned kWarp = 32;
+
+enum class Wait { running, block, warp, done };
+
+// QNN_EMU_ORDER=reverse runs blocks, and the threads of a block, from the last to the first: a
+// kernel whose result depends on the order (a race) then gives other results.
+bool reverse_order() {
+  static const bool reverse = [] {
+    const char* order = std::getenv("QNN_EMU_ORDER");
+    return order && std::string(order) == "reverse";
+  }();
+  return reverse;
+}
+// The i-th of n to run.
+size_t nth(size_t i, size_t n) { return reverse_order() ? n - 1 - i : i; }
+
+}  // namespace
+
+struct ThreadState {
+  uint3 index{};
+  unsigned linear = 0;
+  char* stack = nullptr;  // null until started and after it finished
+  void* sp = nullptr;     // saved stack pointer while suspended
+  Wait wait = Wait::running;
+  // The collective it waits at: its kind, mask, argument and contribution; then its result.
+  int op = 0;
+  unsigned mask = 0;
+  int arg = 0, width = kWarp;
+  uint64_t value = 0, result = 0;
+};
+
+thread_local ThreadState* current_thread = nullptr;
+thread_local BlockState* current_block = nullptr;
+
+namespace {
+
+struct Scheduler {
+  void* sp = nullptr;  // the scheduler's own stack pointer while a fiber runs
+  const std::function<void()>* body = nullptr;
+  std::vector<ThreadState>* threads = nullptr;  // the running block's
+  size_t started = 0;                            // how many of them have started
+  std::vector<char*> free_stacks;
+  std::string failure;
+  bool failed = false;
+};
+thread_local Scheduler scheduler;
+
+char* take_stack() {
+  if (!scheduler.free_stacks.empty()) {
+    char* s = scheduler.free_stacks.back();
+    scheduler.free_stacks.pop_back();
+    return s;
+  }
+  void* p = mmap(nullptr, kStackBytes + kGuardBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+  if (p == MAP_FAILED) throw std::runtime_error("CUDA emulator: no memory for a thread's stack");
+  mprotect(p, kGuardBytes, PROT_NONE);
+  return static_cast<char*>(p) + kGuardBytes;
+}
+
+// A fiber runs its first thread and, each time the running thread finishes, the next thread not
+// yet started, on the same stack; it returns to the scheduler when a thread waits (keeping the
+// stack) or when no thread is left to start. Threads still run in order, each until it waits or
+// finishes, and a kernel without barriers costs no switches between its threads.
+void fiber_main(ThreadState* t) {
+  for (;;) {
+    (*scheduler.body)();
+    t->wait = Wait::done;
+    std::vector<ThreadState>& threads = *scheduler.threads;
+    if (scheduler.started == threads.size()) break;
+    ThreadState* next = &threads[nth(scheduler.started++, threads.size())];
+    next->stack = t->stack;
+    t->stack = nullptr;
+    next->wait = Wait::running;
+    current_thread = t = next;
+  }
+  qnn_emu_switch(&t->sp, scheduler.sp);
+  __builtin_unreachable();
+}
+
+// Lays out a new stack so that switching to it enters fiber_main(t) (see the file's comment).
+void* initial_stack(char* stack, ThreadState* t) {
+  // Six registers and the return address are popped: the entry then calls fiber_main with
+  // rsp = frame + 56, which the ABI wants 16-byte aligned.
+  auto* frame = reinterpret_cast<uint64_t*>(stack + kStackBytes - 136);
+  frame[2] = reinterpret_cast<uint64_t>(&fiber_main);  // r13
+  frame[3] = reinterpret_cast<uint64_t>(t);            // r12
+  frame[6] = reinterpret_cast<uint64_t>(&qnn_emu_fiber_entry);
+  return frame;
+}
+
+// Runs t until a thread of its fiber waits or the fiber has nothing left to run; a finished
+// thread gives its stack back.
+void resume(ThreadState* t) {
+  current_thread = t;
+  t->wait = Wait::running;
+  qnn_emu_switch(&scheduler.sp, t->sp);
+  ThreadState* last = current_thread;  // the thread the fiber ran last
+  current_thread = nullptr;
+  if (last->wait == Wait::done) {
+    scheduler.free_stacks.push_back(last->stack);
+    last->stack = nullptr;
+  }
+}
+
+void start(ThreadState* t) {
+  t->stack = take_stack();
+  t->sp = initial_stack(t->stack, t);
+  resume(t);
+}
+
+// Releases the lanes of a warp waiting at the same collective when all of its mask has arrived;
+// returns whether it did. Lanes of the mask past the block's last thread do not exist and are
+// ignored.
+bool try_release_warp(std::vector<ThreadState>& threads, unsigned first) {
+  const unsigned end = std::min<unsigned>(first + kWarp, unsigned(threads.size()));
+  ThreadState* leader = nullptr;
+  for (unsigned i = first; i < end && !leader; ++i)
+    if (threads[i].wait == Wait::warp) leader = &threads[i];
+  if (!leader) return false;
+  const unsigned mask = leader->mask;
+  const auto refuse = [&](const std::string& why) {
+    scheduler.failed = true;
+    scheduler.failure = "warp collective: " + why;
+    return false;
+  };
+  for (unsigned i = first; i < end; ++i) {
+    if (!(mask >> (i - first) & 1u)) continue;
+    const ThreadState& t = threads[i];
+    const auto lane = [&] { return "its mask names lane " + std::to_string(i - first); };
+    if (t.wait == Wait::running) return false;  // not there yet
+    if (t.wait == Wait::done) return refuse(lane() + ", which has exited");
+    if (t.wait == Wait::block) return refuse(lane() + ", which waits at __syncthreads()");
+    if (t.mask != mask || t.op != leader->op) return refuse("lanes of one mask wait at different collectives");
+  }
+  // Every lane of the mask waits here: compute each lane's result.
+  const auto op = static_cast<WarpOp>(leader->op);
+  uint64_t ballot = 0;
+  bool any = false, all = true;
+  for (unsigned i = first; i < end; ++i)
+    if (mask >> (i - first) & 1u) {
+      const bool p = threads[i].value != 0;
+      ballot |= uint64_t(p) << (i - first);
+      any |= p;
+      all &= p;
+    }
+  for (unsigned i = first; i < end; ++i) {
+    if (!(mask >> (i - first) & 1u)) continue;
+    ThreadState& t = threads[i];
+    const unsigned lane = i - first, width = unsigned(t.width);
+    const unsigned segment = lane / width * width;
+    unsigned source = lane;
+    switch (op) {
+      case WarpOp::shfl_idx: source = segment + unsigned(t.arg) % width; break;
+      case WarpOp::shfl_up: source = lane - segment >= unsigned(t.arg) ? lane - unsigned(t.arg) : lane; break;
+      case WarpOp::shfl_down: source = lane - segment + unsigned(t.arg) < width ? lane + unsigned(t.arg) : lane; break;
+      case WarpOp::shfl_xor: {
+        const unsigned other = lane ^ unsigned(t.arg);
+        source = other / width * width == segment ? other : lane;
+        break;
+      }
+      default: break;
+    }
+    switch (op) {
+      case WarpOp::ballot: t.result = ballot; break;
+      case WarpOp::any: t.result = any; break;
+      case WarpOp::all: t.result = all; break;
+      case WarpOp::sync: t.result = 0; break;
+      default: {
+        if (first + source >= end || !(mask >> source & 1u)) {
+          scheduler.failed = true;
+          scheduler.failure = "warp shuffle: lane " + std::to_string(lane) + " reads lane " + std::to_string(source) +
+                              ", which is not in the mask";
+          return false;
+        }
+        t.result = threads[first + source].value;
+      }
+    }
+  }
+  for (unsigned k = 0; k < end - first && !scheduler.failed; ++k) {
+    const unsigned i = first + unsigned(nth(k, end - first));
+    if (mask >> (i - first) & 1u) resume(&threads[i]);
+  }
+  return true;
+}
+
+std::string describe(const std::vector<ThreadState>& threads) {
+  unsigned at_block = 0, at_warp = 0, done = 0;
+  for (const ThreadState& t : threads)
+    at_block += t.wait == Wait::block, at_warp += t.wait == Wait::warp, done += t.wait == Wait::done;
+  return std::to_string(at_block) + " threads at __syncthreads(), " + std::to_string(at_warp) +
+         " at a warp collective, " + std::to_string(done) + " exited, of " + std::to_string(threads.size());
+}
+
+// Runs one block to its end; false (and scheduler.failure) if it could not finish.
+bool run_block(std::vector<ThreadState>& threads) {
+  for (ThreadState& t : threads) t.wait = Wait::running;
+  scheduler.threads = &threads;
+  scheduler.started = 0;
+  while (scheduler.started < threads.size()) {
+    start(&threads[nth(scheduler.started++, threads.size())]);
+    if (scheduler.failed) return false;
+  }
+  for (;;) {
+    bool progress = false, live = false;
+    for (unsigned w = 0; w < threads.size(); w += kWarp) {
+      progress |= try_release_warp(threads, w);
+      if (scheduler.failed) return false;
+    }
+    if (progress) continue;
+    unsigned waiting = 0, exited = 0;
+    for (const ThreadState& t : threads) {
+      waiting += t.wait == Wait::block;
+      exited += t.wait == Wait::done;
+      live |= t.wait != Wait::done;
+    }
+    if (!live) return true;
+    if (waiting + exited == threads.size() && exited > 0) {
+      scheduler.failure = "__syncthreads() that some threads of the block never reach (" + describe(threads) + ")";
+      return false;
+    }
+    if (waiting != threads.size()) {
+      scheduler.failure = "the block cannot go on (" + describe(threads) + ")";
+      return false;
+    }
+    // The barrier opens: every thread gets the reduction of the predicates.
+    const auto op = static_cast<BlockOp>(threads.front().op);
+    int count = 0;
+    for (const ThreadState& t : threads) count += t.value != 0;
+    const int n = int(threads.size());
+    const int result = op == BlockOp::count ? count : op == BlockOp::any ? count > 0 : op == BlockOp::all ? count == n : 0;
+    for (ThreadState& t : threads) {
+      if (t.op != threads.front().op) {
+        scheduler.failure = "threads of one block wait at different kinds of __syncthreads";
+        return false;
+      }
+      t.result = uint64_t(result);
+    }
+    for (size_t k = 0; k < threads.size(); ++k) {
+      resume(&threads[nth(k, threads.size())]);
+      if (scheduler.failed) return false;
+    }
+  }
+}
+
+// Suspends the running thread until the scheduler releases it.
+uint64_t wait_for(Wait kind, int op, unsigned mask, uint64_t value, int arg, int width) {
+  ThreadState* t = current_thread;
+  t->wait = kind;
+  t->op = op;
+  t->mask = mask;
+  t->value = value;
+  t->arg = arg;
+  t->width = width;
+  qnn_emu_switch(&t->sp, scheduler.sp);
+  return t->result;
+}
+
+}  // namespace
+
+const uint3& thread_index() { return current_thread->index; }
+
+uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, int arg, int width) {
+  if (width <= 0 || width > int(kWarp) || (width & (width - 1)) != 0)
+    fail("warp shuffle width " + std::to_string(width) + " is not a power of two up to 32");
+  if (!(mask >> (current_thread->linear % kWarp) & 1u))
+    fail("warp collective called by lane " + std::to_string(current_thread->linear % kWarp) + ", which is not in its mask");
+  return wait_for(Wait::warp, int(op), mask, value, arg, width);
+}
+
+int block_barrier(BlockOp op, int predicate) {
+  return int(wait_for(Wait::block, int(op), 0, predicate != 0, 0, int(kWarp)));
+}
+
+void fail(const std::string& what) {
+  scheduler.failed = true;
+  scheduler.failure = what;
+  ThreadState* t = current_thread;
+  qnn_emu_switch(&t->sp, scheduler.sp);  // never resumed: the launch is abandoned
+  __builtin_unreachable();
+}
+
+std::string run_grid(const char* kernel, dim3 grid, dim3 block, size_t dynamic_shared_bytes,
+                     const std::function<void()>& body) {
+  const uint64_t threads_per_block = uint64_t(block.x) * block.y * block.z;
+  const auto where = [&](const std::string& what) {
+    return std::string("kernel ") + kernel + " <<<(" + std::to_string(grid.x) + "," + std::to_string(grid.y) + "," +
+           std::to_string(grid.z) + "), (" + std::to_string(block.x) + "," + std::to_string(block.y) + "," +
+           std::to_string(block.z) + ")>>>: " + what;
+  };
+  if (threads_per_block == 0 || threads_per_block > 1024 || block.z > 64)
+    return where("a block of " + std::to_string(threads_per_block) + " threads (a GPU takes 1 to 1024)");
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535)
+    return where("a grid no GPU launches");
+  if (dynamic_shared_bytes > size_t(48) << 10)
+    return where(std::to_string(dynamic_shared_bytes) + " bytes of dynamic shared memory (over 48 KiB needs an opt-in)");
+
+  std::vector<ThreadState> threads(threads_per_block);
+  for (unsigned z = 0, i = 0; z < block.z; ++z)
+    for (unsigned y = 0; y < block.y; ++y)
+      for (unsigned x = 0; x < block.x; ++x, ++i) {
+        threads[i].index = uint3{x, y, z};
+        threads[i].linear = i;
+      }
+  std::vector<unsigned char> shared(dynamic_shared_bytes + 16);
+  BlockState state;
+  state.block_dim = block;
+  state.grid_dim = grid;
+  state.dynamic_shared = shared.data();
+  BlockState* const saved = current_block;
+  current_block = &state;
+  scheduler.body = &body;
+  scheduler.failed = false;
+  std::string failure;
+  const size_t blocks = size_t(grid.x) * grid.y * grid.z;
+  for (size_t k = 0; k < blocks && failure.empty(); ++k) {
+    const size_t b = nth(k, blocks);
+    const unsigned bx = unsigned(b % grid.x), by = unsigned(b / grid.x % grid.y), bz = unsigned(b / grid.x / grid.y);
+    state.block_idx = uint3{bx, by, bz};
+    std::memset(shared.data(), 0xff, shared.size());  // NaN in every float: unwritten reads show
+    if (!run_block(threads)) {
+      failure = where("block (" + std::to_string(bx) + "," + std::to_string(by) + "," + std::to_string(bz) +
+                      "): " + scheduler.failure);
+      for (ThreadState& t : threads)  // abandoned fibers: their stacks are reused as they are
+        if (t.stack) scheduler.free_stacks.push_back(t.stack), t.stack = nullptr;
+    }
+  }
+  current_block = saved;
+  scheduler.body = nullptr;
+  return failure;
+}
+
+}  // namespace qnn_emu

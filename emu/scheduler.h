@@ -1,0 +1,54 @@
+// The CPU's stand-in for a streaming multiprocessor: runs one CUDA kernel launch thread by thread,
+// so that the CUDA backend's own kernels execute, and are compared with their CPU twins, on a
+// machine without a GPU (`make emulate`, docs/cuda-emulator.md).
+//
+// Every CUDA thread is a fiber: a stack of its own and a saved stack pointer, switched by a
+// dozen instructions (emu/scheduler.cpp). Blocks run one after another, and the threads of a
+// block run in order of their index until each either finishes or waits: at __syncthreads()
+// (the block barrier) or at a warp collective (__shfl_down_sync, __syncwarp, ...). A barrier
+// opens when every live thread of the block has reached it, a warp collective when every lane of
+// its mask has; the waiting threads then resume in order, each with the collective's result.
+// Because blocks run alone, a kernel's __shared__ arrays can be plain statics (emu/cuda_emu.h).
+//
+// What a GPU would do silently, or hang on, the scheduler reports as a failed launch (the
+// runtime's sticky error, as after a fault on a GPU, and a message on stderr naming the kernel):
+// a barrier some threads of the block never reach, a warp collective whose mask names a lane
+// that exited or waits elsewhere, and a threads-per-block or shared-memory size a GPU refuses.
+// What it cannot see: races that a different order of threads would expose, and the host
+// reading device memory before synchronising (launches run to completion when they are made).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace qnn_emu {
+
+// The launch being run: what the kernel's built-in variables read.
+struct ThreadState;
+struct BlockState {
+  uint3 block_idx;
+  dim3 block_dim, grid_dim;
+  void* dynamic_shared = nullptr;  // the launch's dynamic shared memory, poisoned with NaN bytes
+};
+extern thread_local ThreadState* current_thread;
+extern thread_local BlockState* current_block;
+const uint3& thread_index();  // threadIdx of the running thread
+
+// Runs `body` (one call per CUDA thread) over the grid. Returns an empty string, or what went
+// wrong, naming `kernel`.
+std::string run_grid(const char* kernel, dim3 grid, dim3 block, size_t dynamic_shared_bytes,
+                     const std::function<void()>& body);
+
+// Collectives. Values travel as 64-bit patterns; emu/cuda_emu.h converts the typed intrinsics.
+enum class WarpOp { sync, shfl_idx, shfl_up, shfl_down, shfl_xor, ballot, any, all };
+uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, int arg, int width);
+enum class BlockOp { sync, count, any, all };
+int block_barrier(BlockOp op, int predicate);
+
+// Records a failure of the running kernel (a device-side error) and ends its launch.
+[[noreturn]] void fail(const std::string& what);
+
+}  // namespace qnn_emu

@@ -1,0 +1,214 @@
+// Tests of the CUDA emulator itself (emu/, docs/cuda-emulator.md), built only by `make emulate`:
+// that it runs kernels as CUDA defines them (indices, shared memory and barriers, warp shuffles
+// and votes, atomics, graph capture and replay), and that it reports as failed launches and
+// errors what a GPU would hang on, fault on or answer with garbage: a barrier some threads never
+// reach, a shuffle naming lanes that exited, a copy whose pointers do not match its kind,
+// synchronising inside a capture. Dynamic shared memory and fresh allocations read as NaN.
+#include <doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "emu/runtime.h"
+
+namespace {
+
+__global__ void warp_sum_kernel(const int* in, int* out) {
+  int v = in[threadIdx.x];
+  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_down_sync(0xffffffffu, v, offset);
+  if (threadIdx.x % 32 == 0) out[threadIdx.x / 32] = v;
+}
+
+__global__ void block_sum_kernel(const int* in, int* out) {
+  __shared__ int partial[256];
+  partial[threadIdx.x] = in[blockIdx.x * 256 + threadIdx.x];
+  __syncthreads();
+  for (int half = 128; half > 0; half /= 2) {
+    if (threadIdx.x < half) partial[threadIdx.x] += partial[threadIdx.x + half];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) out[blockIdx.x] = partial[0];
+}
+
+// Every (block, thread) of a 3-D launch counts itself once at its linear position.
+__global__ void index_kernel(int* hits) {
+  const unsigned block = (blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
+  const unsigned thread = (threadIdx.z * blockDim.y + threadIdx.y) * blockDim.x + threadIdx.x;
+  atomicAdd(&hits[block * blockDim.x * blockDim.y * blockDim.z + thread], 1);
+}
+
+__global__ void vote_kernel(unsigned* ballots, int* swapped, int* any_odd) {
+  const int lane = threadIdx.x % 32;
+  const unsigned b = __ballot_sync(0xffffffffu, lane % 2);
+  const int other = __shfl_xor_sync(0xffffffffu, lane, 1);
+  const int any = __syncthreads_or(threadIdx.x == 37);
+  ballots[threadIdx.x] = b;
+  swapped[threadIdx.x] = other;
+  any_odd[threadIdx.x] = any;
+}
+
+__global__ void divergent_barrier_kernel(int* out) {
+  if (threadIdx.x < 16) __syncthreads();
+  out[threadIdx.x] = 1;
+}
+
+__global__ void exited_lane_shuffle_kernel(int* out) {
+  if (threadIdx.x >= 16) return;
+  out[threadIdx.x] = __shfl_down_sync(0xffffffffu, int(threadIdx.x), 1);
+}
+
+__global__ void read_dynamic_shared_kernel(float* out) {
+  extern __shared__ float scratch[];
+  out[threadIdx.x] = scratch[threadIdx.x];
+}
+
+__global__ void add_one_kernel(int* p) { p[threadIdx.x] += 1; }
+
+template <class T>
+T* device_array(size_t n) {
+  void* p = nullptr;
+  REQUIRE(cudaMalloc(&p, n * sizeof(T)) == cudaSuccess);
+  return static_cast<T*>(p);
+}
+
+template <class T>
+std::vector<T> to_host(const T* device, size_t n) {
+  std::vector<T> host(n);
+  REQUIRE(cudaMemcpy(host.data(), device, n * sizeof(T), cudaMemcpyDeviceToHost) == cudaSuccess);
+  return host;
+}
+
+// A launch that must fail: the error is there at the next synchronisation, then forgotten so
+// the tests after it can run (a GPU would need a new process).
+void expect_failed_launch() {
+  CHECK(cudaDeviceSynchronize() == cudaErrorLaunchFailure);
+  CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
+  qnn_emu::forget_failure();
+  CHECK(cudaDeviceSynchronize() == cudaSuccess);
+}
+
+}  // namespace
+
+TEST_CASE("emulator: warp shuffles and shared-memory reductions sum as on a GPU" * doctest::test_suite("emulator")) {
+  std::vector<int> values(1024);
+  std::iota(values.begin(), values.end(), 0);
+  int* in = device_array<int>(1024);
+  int* warps = device_array<int>(8);
+  int* blocks = device_array<int>(4);
+  REQUIRE(cudaMemcpy(in, values.data(), 1024 * sizeof(int), cudaMemcpyHostToDevice) == cudaSuccess);
+  warp_sum_kernel<<<1, 256>>>(in, warps);
+  block_sum_kernel<<<4, 256>>>(in, blocks);
+  REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+  const std::vector<int> w = to_host(warps, 8), b = to_host(blocks, 4);
+  for (int i = 0; i < 8; ++i) CHECK(w[size_t(i)] == 32 * (32 * i) + 31 * 32 / 2);
+  for (int i = 0; i < 4; ++i) CHECK(b[size_t(i)] == 256 * (256 * i) + 255 * 256 / 2);
+  cudaFree(in);
+  cudaFree(warps);
+  cudaFree(blocks);
+}
+
+TEST_CASE("emulator: a 3-D launch runs every thread of every block once" * doctest::test_suite("emulator")) {
+  const dim3 grid(3, 2, 2), block(4, 3, 2);
+  const size_t n = 3 * 2 * 2 * 4 * 3 * 2;
+  int* hits = device_array<int>(n);
+  REQUIRE(cudaMemset(hits, 0, n * sizeof(int)) == cudaSuccess);
+  index_kernel<<<grid, block>>>(hits);
+  const std::vector<int> h = to_host(hits, n);
+  CHECK(std::count(h.begin(), h.end(), 1) == long(n));
+  cudaFree(hits);
+}
+
+TEST_CASE("emulator: ballots, butterfly shuffles and __syncthreads_or" * doctest::test_suite("emulator")) {
+  unsigned* ballots = device_array<unsigned>(64);
+  int* swapped = device_array<int>(64);
+  int* any = device_array<int>(64);
+  vote_kernel<<<1, 64>>>(ballots, swapped, any);
+  const std::vector<unsigned> b = to_host(ballots, 64);
+  const std::vector<int> s = to_host(swapped, 64), a = to_host(any, 64);
+  for (int i = 0; i < 64; ++i) {
+    CHECK(b[size_t(i)] == 0xaaaaaaaau);
+    CHECK(s[size_t(i)] == ((i % 32) ^ 1));
+    CHECK(a[size_t(i)] == 1);
+  }
+  cudaFree(ballots);
+  cudaFree(swapped);
+  cudaFree(any);
+}
+
+TEST_CASE("emulator: fresh device memory and dynamic shared memory read as NaN" * doctest::test_suite("emulator")) {
+  float* fresh = device_array<float>(32);
+  float* out = device_array<float>(32);
+  read_dynamic_shared_kernel<<<1, 32, 32 * sizeof(float)>>>(out);
+  for (float v : to_host(fresh, 32)) CHECK(std::isnan(v));
+  for (float v : to_host(out, 32)) CHECK(std::isnan(v));
+  cudaFree(fresh);
+  cudaFree(out);
+}
+
+TEST_CASE("emulator: a barrier some threads skip fails the launch" * doctest::test_suite("emulator")) {
+  int* out = device_array<int>(32);
+  divergent_barrier_kernel<<<1, 32>>>(out);
+  expect_failed_launch();
+  cudaFree(out);
+}
+
+TEST_CASE("emulator: a shuffle whose mask names exited lanes fails the launch" * doctest::test_suite("emulator")) {
+  int* out = device_array<int>(32);
+  exited_lane_shuffle_kernel<<<1, 32>>>(out);
+  expect_failed_launch();
+  cudaFree(out);
+}
+
+TEST_CASE("emulator: launch configurations a GPU refuses are errors" * doctest::test_suite("emulator")) {
+  int* p = device_array<int>(32);
+  add_one_kernel<<<1, 2048>>>(p);
+  CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration);
+  add_one_kernel<<<1, 32, size_t(64) << 10>>>(p);
+  CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration);
+  CHECK(cudaGetLastError() == cudaSuccess);  // not sticky
+  cudaFree(p);
+}
+
+TEST_CASE("emulator: copies whose pointers do not match their kind are errors" * doctest::test_suite("emulator")) {
+  std::vector<int> host(8, 0), other(8, 0);
+  int* device = device_array<int>(8);
+  CHECK(cudaMemcpy(host.data(), other.data(), 8 * sizeof(int), cudaMemcpyDeviceToHost) == cudaErrorInvalidValue);
+  CHECK(cudaMemcpy(device, host.data(), 8 * sizeof(int), cudaMemcpyDeviceToHost) == cudaErrorInvalidValue);
+  CHECK(cudaMemcpy(device, host.data(), 9 * sizeof(int), cudaMemcpyHostToDevice) == cudaErrorInvalidValue);
+  CHECK(cudaMemcpy(device, host.data(), 8 * sizeof(int), cudaMemcpyHostToDevice) == cudaSuccess);
+  CHECK(cudaFree(host.data()) == cudaErrorInvalidValue);
+  cudaGetLastError();
+  cudaFree(device);
+}
+
+TEST_CASE("emulator: a captured graph runs only when launched, and every time" * doctest::test_suite("emulator")) {
+  cudaStream_t s = nullptr;
+  REQUIRE(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess);
+  int* p = device_array<int>(32);
+  REQUIRE(cudaMemset(p, 0, 32 * sizeof(int)) == cudaSuccess);
+  REQUIRE(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed) == cudaSuccess);
+  add_one_kernel<<<1, 32, 0, s>>>(p);
+  cudaGraph_t graph = nullptr;
+  REQUIRE(cudaStreamEndCapture(s, &graph) == cudaSuccess);
+  CHECK(to_host(p, 32)[0] == 0);
+  cudaGraphExec_t exec = nullptr;
+  REQUIRE(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess);
+  REQUIRE(cudaGraphLaunch(exec, s) == cudaSuccess);
+  REQUIRE(cudaGraphLaunch(exec, s) == cudaSuccess);
+  REQUIRE(cudaStreamSynchronize(s) == cudaSuccess);
+  for (int v : to_host(p, 32)) CHECK(v == 2);
+
+  // Synchronising inside a capture breaks it, as on a GPU.
+  REQUIRE(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed) == cudaSuccess);
+  CHECK(cudaStreamSynchronize(s) == cudaErrorStreamCaptureUnsupported);
+  cudaGraph_t broken = nullptr;
+  CHECK(cudaStreamEndCapture(s, &broken) == cudaErrorStreamCaptureInvalidated);
+  CHECK(broken == nullptr);
+  cudaGetLastError();
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaFree(p);
+  cudaStreamDestroy(s);
+}
