@@ -237,9 +237,12 @@ sanitize:
 # steps, graph capture, the quantizers) on the CUDA emulator, in a folder of its own: no GPU
 # needed. The apps the tests run are linked with the emulator too (./apps/* are relinked by the
 # next plain make). docs/cuda-emulator.md says what it checks and what it cannot.
+# `make emulate SANITIZE=1 EMULATE_BUILD=build-emulate-sanitize` runs them under ASan and UBSan
+# (the fibers are announced to ASan; the allocator's cache lives to the end, so no leak check).
 EMULATE_BUILD ?= build-emulate
 emulate:
-	@$(MAKE) --no-print-directory EMU=1 CUDA=0 MPI=0 BUILD=$(EMULATE_BUILD) TEST_ARGS='-ts=gpu,emulator $(EMULATE_ARGS)' test
+	@$(MAKE) --no-print-directory EMU=1 CUDA=0 MPI=0 BUILD=$(EMULATE_BUILD) TEST_ARGS='-ts=gpu,emulator $(EMULATE_ARGS)' \
+	  TEST_ENV='ASAN_OPTIONS=halt_on_error=1:detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1' test
 
 # Downloads the official CIFAR-10 binary archive, checks its md5 and unpacks it into data/.
 cifar10:

@@ -18,6 +18,11 @@
 #include <string>
 #include <vector>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 #if !defined(__x86_64__)
 #error "the CUDA emulator's fibers are written for x86-64"
 #endif
@@ -102,6 +107,8 @@ namespace {
 
 struct Scheduler {
   void* sp = nullptr;  // the scheduler's own stack pointer while a fiber runs
+  const void* stack_bottom = nullptr;  // the scheduler's stack, for AddressSanitizer
+  size_t stack_bytes = 0;
   const std::function<void()>* body = nullptr;
   std::vector<ThreadState>* threads = nullptr;  // the running block's
   size_t started = 0;                            // how many of them have started
@@ -115,6 +122,9 @@ char* take_stack() {
   if (!scheduler.free_stacks.empty()) {
     char* s = scheduler.free_stacks.back();
     scheduler.free_stacks.pop_back();
+#if defined(__SANITIZE_ADDRESS__)
+    ASAN_UNPOISON_MEMORY_REGION(s, kStackBytes);  // frames an abandoned fiber never left
+#endif
     return s;
   }
   void* p = mmap(nullptr, kStackBytes + kGuardBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
@@ -124,11 +134,34 @@ char* take_stack() {
   return static_cast<char*>(p) + kGuardBytes;
 }
 
+// Saves the running stack's pointer in *save_sp and continues on the stack [bottom, bottom +
+// bytes) at load_sp. Under AddressSanitizer it is told of each switch (its fiber interface), and
+// `for_good` says the stack left will not be resumed.
+void switch_stack(void** save_sp, void* load_sp, const void* bottom, size_t bytes, bool for_good) {
+#if defined(__SANITIZE_ADDRESS__)
+  void* fake_stack = nullptr;
+  __sanitizer_start_switch_fiber(for_good ? nullptr : &fake_stack, bottom, bytes);
+  qnn_emu_switch(save_sp, load_sp);
+  __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
+#else
+  (void)bottom, (void)bytes, (void)for_good;
+  qnn_emu_switch(save_sp, load_sp);
+#endif
+}
+
+// Back to the scheduler from the running fiber.
+void switch_to_scheduler(ThreadState* t, bool for_good) {
+  switch_stack(&t->sp, scheduler.sp, scheduler.stack_bottom, scheduler.stack_bytes, for_good);
+}
+
 // A fiber runs its first thread and, each time the running thread finishes, the next thread not
 // yet started, on the same stack; it returns to the scheduler when a thread waits (keeping the
 // stack) or when no thread is left to start. Threads still run in order, each until it waits or
 // finishes, and a kernel without barriers costs no switches between its threads.
 void fiber_main(ThreadState* t) {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_finish_switch_fiber(nullptr, &scheduler.stack_bottom, &scheduler.stack_bytes);
+#endif
   for (;;) {
     (*scheduler.body)();
     t->wait = Wait::done;
@@ -140,7 +173,7 @@ void fiber_main(ThreadState* t) {
     next->wait = Wait::running;
     current_thread = t = next;
   }
-  qnn_emu_switch(&t->sp, scheduler.sp);
+  switch_to_scheduler(t, true);
   __builtin_unreachable();
 }
 
@@ -160,7 +193,7 @@ void* initial_stack(char* stack, ThreadState* t) {
 void resume(ThreadState* t) {
   current_thread = t;
   t->wait = Wait::running;
-  qnn_emu_switch(&scheduler.sp, t->sp);
+  switch_stack(&scheduler.sp, t->sp, t->stack, kStackBytes, false);
   ThreadState* last = current_thread;  // the thread the fiber ran last
   current_thread = nullptr;
   if (last->wait == Wait::done) {
@@ -318,7 +351,7 @@ uint64_t wait_for(Wait kind, int op, unsigned mask, uint64_t value, int arg, int
   t->value = value;
   t->arg = arg;
   t->width = width;
-  qnn_emu_switch(&t->sp, scheduler.sp);
+  switch_to_scheduler(t, false);
   return t->result;
 }
 
@@ -342,7 +375,7 @@ void fail(const std::string& what) {
   scheduler.failed = true;
   scheduler.failure = what;
   ThreadState* t = current_thread;
-  qnn_emu_switch(&t->sp, scheduler.sp);  // never resumed: the launch is abandoned
+  switch_to_scheduler(t, true);  // never resumed: the launch is abandoned
   __builtin_unreachable();
 }
 
