@@ -100,10 +100,9 @@ cudaError_t check_copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
 void submit(const char* kernel, dim3 grid, dim3 block, size_t shared, cudaStream_t stream, std::function<void()> body) {
   std::lock_guard<std::recursive_mutex> lock(device_mutex);
   if (sticky_error != cudaSuccess) return;
-  const uint64_t threads = uint64_t(block.x) * block.y * block.z;
-  if (threads == 0 || threads > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535 ||
-      shared > size_t(48) << 10) {
-    std::fprintf(stderr, "CUDA emulator: kernel %s: a launch configuration no GPU takes\n", kernel);
+  const std::string refused = refused_configuration(grid, block, shared);
+  if (!refused.empty()) {
+    std::fprintf(stderr, "CUDA emulator: kernel %s: %s\n", kernel, refused.c_str());
     last_error = cudaErrorInvalidConfiguration;
     return;
   }

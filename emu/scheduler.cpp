@@ -379,6 +379,18 @@ void fail(const std::string& what) {
   __builtin_unreachable();
 }
 
+std::string refused_configuration(dim3 grid, dim3 block, size_t dynamic_shared_bytes) {
+  const uint64_t threads_per_block = uint64_t(block.x) * block.y * block.z;
+  if (threads_per_block == 0 || threads_per_block > 1024 || block.z > 64)
+    return "a block of " + std::to_string(threads_per_block) + " threads (a GPU takes 1 to 1024)";
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535)
+    return "a grid of (" + std::to_string(grid.x) + "," + std::to_string(grid.y) + "," + std::to_string(grid.z) +
+           ") blocks (a GPU takes x >= 1, and y and z from 1 to 65535)";
+  if (dynamic_shared_bytes > size_t(48) << 10)
+    return std::to_string(dynamic_shared_bytes) + " bytes of dynamic shared memory (over 48 KiB needs an opt-in)";
+  return "";
+}
+
 std::string run_grid(const char* kernel, dim3 grid, dim3 block, size_t dynamic_shared_bytes,
                      const std::function<void()>& body) {
   const uint64_t threads_per_block = uint64_t(block.x) * block.y * block.z;
@@ -387,13 +399,6 @@ std::string run_grid(const char* kernel, dim3 grid, dim3 block, size_t dynamic_s
            std::to_string(grid.z) + "), (" + std::to_string(block.x) + "," + std::to_string(block.y) + "," +
            std::to_string(block.z) + ")>>>: " + what;
   };
-  if (threads_per_block == 0 || threads_per_block > 1024 || block.z > 64)
-    return where("a block of " + std::to_string(threads_per_block) + " threads (a GPU takes 1 to 1024)");
-  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535)
-    return where("a grid no GPU launches");
-  if (dynamic_shared_bytes > size_t(48) << 10)
-    return where(std::to_string(dynamic_shared_bytes) + " bytes of dynamic shared memory (over 48 KiB needs an opt-in)");
-
   std::vector<ThreadState> threads(threads_per_block);
   for (unsigned z = 0, i = 0; z < block.z; ++z)
     for (unsigned y = 0; y < block.y; ++y)

@@ -37,8 +37,11 @@ extern thread_local ThreadState* current_thread;
 extern thread_local BlockState* current_block;
 const uint3& thread_index();  // threadIdx of the running thread
 
-// Runs `body` (one call per CUDA thread) over the grid. Returns an empty string, or what went
-// wrong, naming `kernel`.
+// Why a GPU would refuse to launch this configuration, or an empty string.
+std::string refused_configuration(dim3 grid, dim3 block, size_t dynamic_shared_bytes);
+
+// Runs `body` (one call per CUDA thread) over the grid, of a configuration not refused. Returns
+// an empty string, or what went wrong, naming `kernel`.
 std::string run_grid(const char* kernel, dim3 grid, dim3 block, size_t dynamic_shared_bytes,
                      const std::function<void()>& body);
 
