@@ -89,35 +89,23 @@ T from_bits(uint64_t bits) {
 
 // Barriers and warp collectives.
 inline void __syncthreads() { qnn_emu::block_barrier(qnn_emu::BlockOp::sync, 0); }
-inline int __syncthreads_count(int p) { return qnn_emu::block_barrier(qnn_emu::BlockOp::count, p); }
 inline int __syncthreads_or(int p) { return qnn_emu::block_barrier(qnn_emu::BlockOp::any, p); }
-inline int __syncthreads_and(int p) { return qnn_emu::block_barrier(qnn_emu::BlockOp::all, p); }
-inline void __syncwarp(unsigned mask = 0xffffffffu) { qnn_emu::warp_collective(qnn_emu::WarpOp::sync, mask, 0, 0, 32); }
 inline unsigned __ballot_sync(unsigned mask, int p) {
   return unsigned(qnn_emu::warp_collective(qnn_emu::WarpOp::ballot, mask, p != 0, 0, 32));
 }
-inline int __any_sync(unsigned mask, int p) { return int(qnn_emu::warp_collective(qnn_emu::WarpOp::any, mask, p != 0, 0, 32)); }
-inline int __all_sync(unsigned mask, int p) { return int(qnn_emu::warp_collective(qnn_emu::WarpOp::all, mask, p != 0, 0, 32)); }
 #define QNN_EMU_SHUFFLE(name, op)                                                                             \
   template <typename T>                                                                                       \
   T name(unsigned mask, T v, int arg, int width = 32) {                                                       \
     return qnn_emu::from_bits<T>(qnn_emu::warp_collective(qnn_emu::WarpOp::op, mask, qnn_emu::to_bits(v), arg, width)); \
   }
-QNN_EMU_SHUFFLE(__shfl_sync, shfl_idx)
-QNN_EMU_SHUFFLE(__shfl_up_sync, shfl_up)
 QNN_EMU_SHUFFLE(__shfl_down_sync, shfl_down)
 QNN_EMU_SHUFFLE(__shfl_xor_sync, shfl_xor)
 #undef QNN_EMU_SHUFFLE
 
 // Atomics: the old value, as on the GPU.
 template <typename T> T atomicAdd(T* p, T v) { const T old = *p; *p = old + v; return old; }
-template <typename T> T atomicSub(T* p, T v) { const T old = *p; *p = old - v; return old; }
 template <typename T> T atomicMin(T* p, T v) { const T old = *p; *p = v < old ? v : old; return old; }
 template <typename T> T atomicMax(T* p, T v) { const T old = *p; *p = v > old ? v : old; return old; }
-template <typename T> T atomicExch(T* p, T v) { const T old = *p; *p = v; return old; }
-template <typename T> T atomicOr(T* p, T v) { const T old = *p; *p = old | v; return old; }
-template <typename T> T atomicAnd(T* p, T v) { const T old = *p; *p = old & v; return old; }
-template <typename T> T atomicCAS(T* p, T compare, T v) { const T old = *p; if (old == compare) *p = v; return old; }
 
 // Arithmetic with a named rounding: every one of these rounds to nearest even, as IEEE does.
 inline float __fadd_rn(float a, float b) { return a + b; }
@@ -126,11 +114,9 @@ inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __fdiv_rn(float a, float b) { return a / b; }
 inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
 inline float __fsqrt_rn(float a) { return std::sqrt(a); }
-inline float __frcp_rn(float a) { return 1.0f / a; }
 inline double __dadd_rn(double a, double b) { return a + b; }
 inline double __dsub_rn(double a, double b) { return a - b; }
 inline double __dmul_rn(double a, double b) { return a * b; }
-inline double __ddiv_rn(double a, double b) { return a / b; }
 inline double __fma_rn(double a, double b, double c) { return std::fma(a, b, c); }
 inline double __dsqrt_rn(double a) { return std::sqrt(a); }
 inline double __drcp_rn(double a) { return 1.0 / a; }
@@ -143,37 +129,9 @@ inline int __float2int_rz(float a) {
   return int(a);
 }
 inline int __float2int_rn(float a) { return __float2int_rz(std::nearbyint(a)); }
-inline int __float2int_rd(float a) { return __float2int_rz(std::floor(a)); }
-inline int __float2int_ru(float a) { return __float2int_rz(std::ceil(a)); }
 inline float __int2float_rn(int a) { return float(a); }
 inline float __uint_as_float(unsigned a) { return qnn_emu::from_bits<float>(a); }
 inline unsigned __float_as_uint(float a) { return unsigned(qnn_emu::to_bits(a)); }
-inline float __int_as_float(int a) { return qnn_emu::from_bits<float>(uint32_t(a)); }
-inline int __float_as_int(float a) { return int(uint32_t(qnn_emu::to_bits(a))); }
-inline long long __double_as_longlong(double a) { return (long long)qnn_emu::to_bits(a); }
-inline double __longlong_as_double(long long a) { return qnn_emu::from_bits<double>(uint64_t(a)); }
-inline float __saturatef(float a) { return std::isnan(a) ? 0.0f : (a < 0.0f ? 0.0f : (a > 1.0f ? 1.0f : a)); }
-inline float rsqrtf(float a) { return 1.0f / std::sqrt(a); }
-inline double rsqrt(double a) { return 1.0 / std::sqrt(a); }
-inline float __expf(float a) { return std::exp(a); }
-inline float __logf(float a) { return std::log(a); }
-inline float __fdividef(float a, float b) { return a / b; }
-inline int __popc(unsigned a) { return __builtin_popcount(a); }
-inline int __popcll(unsigned long long a) { return __builtin_popcountll(a); }
-inline int __clz(int a) { return a == 0 ? 32 : __builtin_clz(unsigned(a)); }
-inline int __ffs(int a) { return __builtin_ffs(a); }
-inline unsigned __brev(unsigned a) {
-  unsigned r = 0;
-  for (int i = 0; i < 32; ++i) r |= (a >> i & 1u) << (31 - i);
-  return r;
-}
-// The sum of four signed byte products plus c.
-inline int __dp4a(int a, int b, int c) {
-  for (int i = 0; i < 4; ++i) c += int(int8_t(uint32_t(a) >> (8 * i))) * int(int8_t(uint32_t(b) >> (8 * i)));
-  return c;
-}
-inline unsigned __dp4a(unsigned a, unsigned b, unsigned c) { return unsigned(__dp4a(int(a), int(b), int(c))); }
-template <typename T> T __ldg(const T* p) { return *p; }
 
 // CUDA's min and max overloads for mixed integer types promote as CUDA does, to the wider type.
 template <typename A, typename B>

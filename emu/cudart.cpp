@@ -150,7 +150,6 @@ const char* cudaGetErrorString(cudaError_t e) {
     default: return "an error of the CUDA emulator";
   }
 }
-const char* cudaGetErrorName(cudaError_t e) { return cudaGetErrorString(e); }
 
 cudaError_t cudaGetLastError() {
   std::lock_guard<std::recursive_mutex> lock(device_mutex);
@@ -158,13 +157,11 @@ cudaError_t cudaGetLastError() {
   last_error = sticky_error;
   return e;
 }
-cudaError_t cudaPeekAtLastError() { return last_error; }
 
 cudaError_t cudaRuntimeGetVersion(int* v) { *v = CUDART_VERSION; return cudaSuccess; }
 cudaError_t cudaDriverGetVersion(int* v) { *v = CUDART_VERSION; return cudaSuccess; }
 cudaError_t cudaGetDeviceCount(int* count) { *count = 1; return cudaSuccess; }
 cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : fail_with(cudaErrorInvalidDevice); }
-cudaError_t cudaGetDevice(int* device) { *device = 0; return cudaSuccess; }
 
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   if (device != 0) return fail_with(cudaErrorInvalidDevice);
@@ -233,7 +230,6 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) {
   *s = new CUstream_st;
   return cudaSuccess;
 }
-cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, 0); }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
   delete s;
   return cudaSuccess;

@@ -235,46 +235,27 @@ bool try_release_warp(std::vector<ThreadState>& threads, unsigned first) {
   // Every lane of the mask waits here: compute each lane's result.
   const auto op = static_cast<WarpOp>(leader->op);
   uint64_t ballot = 0;
-  bool any = false, all = true;
   for (unsigned i = first; i < end; ++i)
-    if (mask >> (i - first) & 1u) {
-      const bool p = threads[i].value != 0;
-      ballot |= uint64_t(p) << (i - first);
-      any |= p;
-      all &= p;
-    }
+    if (mask >> (i - first) & 1u) ballot |= uint64_t(threads[i].value != 0) << (i - first);
   for (unsigned i = first; i < end; ++i) {
     if (!(mask >> (i - first) & 1u)) continue;
     ThreadState& t = threads[i];
-    const unsigned lane = i - first, width = unsigned(t.width);
-    const unsigned segment = lane / width * width;
-    unsigned source = lane;
-    switch (op) {
-      case WarpOp::shfl_idx: source = segment + unsigned(t.arg) % width; break;
-      case WarpOp::shfl_up: source = lane - segment >= unsigned(t.arg) ? lane - unsigned(t.arg) : lane; break;
-      case WarpOp::shfl_down: source = lane - segment + unsigned(t.arg) < width ? lane + unsigned(t.arg) : lane; break;
-      case WarpOp::shfl_xor: {
-        const unsigned other = lane ^ unsigned(t.arg);
-        source = other / width * width == segment ? other : lane;
-        break;
-      }
-      default: break;
+    if (op == WarpOp::ballot) {
+      t.result = ballot;
+      continue;
     }
-    switch (op) {
-      case WarpOp::ballot: t.result = ballot; break;
-      case WarpOp::any: t.result = any; break;
-      case WarpOp::all: t.result = all; break;
-      case WarpOp::sync: t.result = 0; break;
-      default: {
-        if (first + source >= end || !(mask >> source & 1u)) {
-          scheduler.failed = true;
-          scheduler.failure = "warp shuffle: lane " + std::to_string(lane) + " reads lane " + std::to_string(source) +
-                              ", which is not in the mask";
-          return false;
-        }
-        t.result = threads[first + source].value;
-      }
+    // A shuffle reads lane `source` of the lane's segment of `width` lanes, or its own value when
+    // that lies outside the segment.
+    const unsigned lane = i - first, width = unsigned(t.width), segment = lane / width * width;
+    const unsigned other = op == WarpOp::shfl_down ? lane + unsigned(t.arg) : lane ^ unsigned(t.arg);
+    const unsigned source = other / width * width == segment ? other : lane;
+    if (first + source >= end || !(mask >> source & 1u)) {
+      scheduler.failed = true;
+      scheduler.failure = "warp shuffle: lane " + std::to_string(lane) + " reads lane " + std::to_string(source) +
+                          ", which is not in the mask";
+      return false;
     }
+    t.result = threads[first + source].value;
   }
   for (unsigned k = 0; k < end - first && !scheduler.failed; ++k) {
     const unsigned i = first + unsigned(nth(k, end - first));
@@ -323,11 +304,9 @@ bool run_block(std::vector<ThreadState>& threads) {
       return false;
     }
     // The barrier opens: every thread gets the reduction of the predicates.
-    const auto op = static_cast<BlockOp>(threads.front().op);
-    int count = 0;
-    for (const ThreadState& t : threads) count += t.value != 0;
-    const int n = int(threads.size());
-    const int result = op == BlockOp::count ? count : op == BlockOp::any ? count > 0 : op == BlockOp::all ? count == n : 0;
+    bool any = false;
+    for (const ThreadState& t : threads) any |= t.value != 0;
+    const int result = static_cast<BlockOp>(threads.front().op) == BlockOp::any ? any : 0;
     for (ThreadState& t : threads) {
       if (t.op != threads.front().op) {
         scheduler.failure = "threads of one block wait at different kinds of __syncthreads";

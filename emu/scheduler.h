@@ -5,7 +5,7 @@
 // Every CUDA thread is a fiber: a stack of its own and a saved stack pointer, switched by a
 // dozen instructions (emu/scheduler.cpp). Blocks run one after another, and the threads of a
 // block run in order of their index until each either finishes or waits: at __syncthreads()
-// (the block barrier) or at a warp collective (__shfl_down_sync, __syncwarp, ...). A barrier
+// (the block barrier) or at a warp collective (__shfl_down_sync, __shfl_xor_sync, __ballot_sync). A barrier
 // opens when every live thread of the block has reached it, a warp collective when every lane of
 // its mask has; the waiting threads then resume in order, each with the collective's result.
 // Because blocks run alone, a kernel's __shared__ arrays can be plain statics (emu/cuda_emu.h).
@@ -46,9 +46,9 @@ std::string run_grid(const char* kernel, dim3 grid, dim3 block, size_t dynamic_s
                      const std::function<void()>& body);
 
 // Collectives. Values travel as 64-bit patterns; emu/cuda_emu.h converts the typed intrinsics.
-enum class WarpOp { sync, shfl_idx, shfl_up, shfl_down, shfl_xor, ballot, any, all };
+enum class WarpOp { shfl_down, shfl_xor, ballot };
 uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, int arg, int width);
-enum class BlockOp { sync, count, any, all };
+enum class BlockOp { sync, any };  // __syncthreads(), __syncthreads_or()
 int block_barrier(BlockOp op, int predicate);
 
 // Records a failure of the running kernel (a device-side error) and ends its launch.
