@@ -50,6 +50,7 @@ namespace {
 struct Timing {
   double ms_per_step = 0;
   double hook_ms_per_step = 0;  // CPU: time inside the hook's apply()
+  size_t graph_nodes = 0;       // GPU: nodes in the captured step's graph
   EpochResult result;
 };
 
@@ -66,6 +67,7 @@ Timing time_steps(Module& model, SGD& sgd, GradientQuantizationHook* hook, doubl
   t.result = trainer.train_epoch(source, 0, 1, steps);
   t.ms_per_step = 1000 * std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / steps;
   t.hook_ms_per_step = hook_ms / steps;
+  t.graph_nodes = trainer.graph_nodes();
   return t;
 }
 
@@ -210,6 +212,7 @@ int main(int argc, char** argv) {
       std::printf(", peak GPU memory %.1f MiB allocated, %.1f MiB reserved, %lld of %lld steps from the graph",
                   m.peak_live_bytes / 1048576.0, m.reserved_bytes / 1048576.0, (long long)base.captured_steps,
                   (long long)base.steps);
+      if (base.captured_steps > 0) std::printf(" of %zu nodes", runs[0].back().graph_nodes);
     }
     std::printf(")\n");
     if (!schemes.empty())

@@ -94,7 +94,7 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_
         !on_device("C", C + i * stride_c, span(m, n, ldc)))
       return CUBLAS_STATUS_INVALID_VALUE;
   const float alpha_value = *alpha, beta_value = *beta;
-  qnn_emu::enqueue(handle->stream, [=] {
+  qnn_emu::enqueue(handle->stream, "cublasSgemm", [=] {
     for (int i = 0; i < batches; ++i)
       gemm(Matrix{A + i * stride_a, a_rows, a_cols, lda, ta}, Matrix{B + i * stride_b, b_rows, b_cols, ldb, tb},
            alpha_value, beta_value, C + i * stride_c, m, n, k, ldc);

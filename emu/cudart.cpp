@@ -11,6 +11,7 @@
 // a faulting kernel leaves on a GPU: every later call returns it.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -25,16 +26,22 @@
 #include "emu/runtime.h"
 #include "emu/scheduler.h"
 
+// One node of a captured graph: its work, and what it is (a kernel's name, "memcpy", a library
+// call's name) for the node count and inventory.
+struct Recorded {
+  std::string what;
+  std::function<void()> work;
+};
 struct CUstream_st {
   bool capturing = false;
   bool capture_broken = false;
-  std::vector<std::function<void()>>* recording = nullptr;
+  std::vector<Recorded>* recording = nullptr;
 };
 struct CUgraph_st {
-  std::vector<std::function<void()>> work;
+  std::vector<Recorded> nodes;
 };
 struct CUgraphExec_st {
-  std::vector<std::function<void()>> work;
+  std::vector<Recorded> nodes;
 };
 struct CUevent_st {
   std::chrono::steady_clock::time_point at;
@@ -73,13 +80,26 @@ void report(const std::string& what) {
   last_error = sticky_error;
 }
 
-// Runs work now, or records it when the stream captures.
-void issue(cudaStream_t stream, std::function<void()> work) {
+// Runs work now, or records it as a node named `what` when the stream captures.
+void issue(cudaStream_t stream, std::string what, std::function<void()> work) {
   CUstream_st* s = resolve(stream);
   if (s->capturing)
-    s->recording->push_back(std::move(work));
+    s->recording->push_back(Recorded{std::move(what), std::move(work)});
   else
     work();
+}
+
+// With QNN_EMU_GRAPH_NODES set, each captured graph's nodes, counted by what they are, most
+// frequent first, on stderr.
+void print_inventory(const std::vector<Recorded>& nodes) {
+  if (!std::getenv("QNN_EMU_GRAPH_NODES")) return;
+  std::map<std::string, int> counts;
+  for (const Recorded& r : nodes) ++counts[r.what];
+  std::vector<std::pair<int, std::string>> sorted;
+  for (const auto& [what, n] : counts) sorted.emplace_back(-n, what);
+  std::sort(sorted.begin(), sorted.end());
+  std::fprintf(stderr, "CUDA emulator: captured a graph of %zu nodes\n", nodes.size());
+  for (const auto& [n, what] : sorted) std::fprintf(stderr, "  %5d  %s\n", -n, what.c_str());
 }
 
 cudaError_t check_copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
@@ -107,17 +127,17 @@ void submit(const char* kernel, dim3 grid, dim3 block, size_t shared, cudaStream
     return;
   }
   std::string name = kernel;
-  issue(stream, [name, grid, block, shared, body = std::move(body)] {
+  issue(stream, name, [name, grid, block, shared, body = std::move(body)] {
     if (sticky_error != cudaSuccess) return;
     const std::string failure = run_grid(name.c_str(), grid, block, shared, body);
     if (!failure.empty()) report(failure);
   });
 }
 
-void enqueue(cudaStream_t stream, std::function<void()> work) {
+void enqueue(cudaStream_t stream, const char* what, std::function<void()> work) {
   std::lock_guard<std::recursive_mutex> lock(device_mutex);
   if (sticky_error != cudaSuccess) return;
-  issue(stream, [work = std::move(work)] {
+  issue(stream, what, [work = std::move(work)] {
     if (sticky_error == cudaSuccess) work();
   });
 }
@@ -205,7 +225,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
   std::lock_guard<std::recursive_mutex> lock(device_mutex);
   if (sticky_error != cudaSuccess) return sticky_error;
   if (const cudaError_t e = check_copy(dst, src, bytes, kind)) return e;
-  issue(stream, [dst, src, bytes] { std::memmove(dst, src, bytes); });
+  issue(stream, "memcpy", [dst, src, bytes] { std::memmove(dst, src, bytes); });
   return cudaSuccess;
 }
 
@@ -220,7 +240,7 @@ cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t strea
     std::fprintf(stderr, "CUDA emulator: cudaMemsetAsync of %zu bytes at %p: not device memory\n", bytes, p);
     return fail_with(cudaErrorInvalidValue);
   }
-  issue(stream, [p, value, bytes] { std::memset(p, value, bytes); });
+  issue(stream, "memset", [p, value, bytes] { std::memset(p, value, bytes); });
   return cudaSuccess;
 }
 
@@ -252,7 +272,7 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
   if (!stream || s->capturing) return fail_with(cudaErrorIllegalState);  // the legacy stream cannot capture
   s->capturing = true;
   s->capture_broken = false;
-  s->recording = new std::vector<std::function<void()>>;
+  s->recording = new std::vector<Recorded>;
   return cudaSuccess;
 }
 
@@ -262,10 +282,11 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
   *graph = nullptr;
   if (!s->capturing) return fail_with(cudaErrorIllegalState);
   s->capturing = false;
-  std::unique_ptr<std::vector<std::function<void()>>> work(s->recording);
+  std::unique_ptr<std::vector<Recorded>> nodes(s->recording);
   s->recording = nullptr;
   if (s->capture_broken) return fail_with(cudaErrorStreamCaptureInvalidated);
-  *graph = new CUgraph_st{std::move(*work)};
+  print_inventory(*nodes);
+  *graph = new CUgraph_st{std::move(*nodes)};
   return sticky_error;
 }
 
@@ -279,16 +300,23 @@ cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* 
 
 cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
   if (!graph) return fail_with(cudaErrorInvalidValue);
-  *exec = new CUgraphExec_st{graph->work};
+  *exec = new CUgraphExec_st{graph->nodes};
   return sticky_error;
+}
+
+// Only the count: with `nodes` null, as qnn calls it.
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t* nodes, size_t* count) {
+  if (!graph || nodes || !count) return fail_with(cudaErrorInvalidValue);
+  *count = graph->nodes.size();
+  return cudaSuccess;
 }
 
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
   std::lock_guard<std::recursive_mutex> lock(device_mutex);
   if (sticky_error != cudaSuccess) return sticky_error;
-  const std::vector<std::function<void()>> work = exec->work;
-  issue(stream, [work] {
-    for (const auto& w : work) w();
+  const std::vector<Recorded> nodes = exec->nodes;
+  issue(stream, "graph", [nodes] {
+    for (const Recorded& r : nodes) r.work();
   });
   return sticky_error;
 }
@@ -312,7 +340,7 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
   std::lock_guard<std::recursive_mutex> lock(device_mutex);
-  issue(stream, [e] {
+  issue(stream, "event record", [e] {
     e->at = std::chrono::steady_clock::now();
     e->recorded = true;
   });

@@ -65,7 +65,7 @@ size_t workspace_of(int algo) { return algo == 1 ? kWorkspaceOfFirst : 0; }
 
 // Checks what every convolution call shares and queues `work` on the handle's stream.
 template <class Work>
-cudnnStatus_t run(cudnnHandle_t h, const Shapes& g, int algo, const void* workspace, size_t workspace_bytes,
+cudnnStatus_t run(cudnnHandle_t h, const char* what, const Shapes& g, int algo, const void* workspace, size_t workspace_bytes,
                   const float* x, const float* w, const float* y, Work work) {
   if (algo != 0 && algo != 1) return CUDNN_STATUS_BAD_PARAM;
   if (workspace_bytes < workspace_of(algo) || !on_device("workspace", workspace, workspace_of(algo))) {
@@ -76,7 +76,7 @@ cudnnStatus_t run(cudnnHandle_t h, const Shapes& g, int algo, const void* worksp
   if (!on_device("x", x, bytes_of(g.n, g.c, g.h, g.w)) || !on_device("w", w, bytes_of(g.k, g.c, g.r, g.s)) ||
       !on_device("y", y, bytes_of(g.n, g.k, g.ho, g.wo)))
     return CUDNN_STATUS_BAD_PARAM;
-  qnn_emu::enqueue(h->stream, work);
+  qnn_emu::enqueue(h->stream, what, work);
   return CUDNN_STATUS_SUCCESS;
 }
 
@@ -108,7 +108,7 @@ cudnnStatus_t find(cudnnHandle_t h, const char* what, void* out, size_t bytes, c
     return CUDNN_STATUS_NOT_SUPPORTED;
   }
   if (!on_device(what, out, bytes)) return CUDNN_STATUS_BAD_PARAM;
-  qnn_emu::enqueue(h->stream, [out, bytes] {
+  qnn_emu::enqueue(h->stream, "cudnnFind*AlgorithmEx", [out, bytes] {
     const float nan = std::numeric_limits<float>::quiet_NaN();
     for (size_t i = 0; i < bytes / sizeof(float); ++i) static_cast<float*>(out)[i] = nan;
   });
@@ -237,7 +237,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void* alpha, const 
   auto* xp = static_cast<const float*>(x);
   auto* wp = static_cast<const float*>(w);
   auto* yp = static_cast<float*>(y);
-  return run(h, g, int(algo), workspace, workspace_bytes, xp, wp, yp, [=] { qnn_emu::convolution_forward(g, a, xp, wp, b, yp); });
+  return run(h, "cudnnConvolutionForward", g, int(algo), workspace, workspace_bytes, xp, wp, yp, [=] { qnn_emu::convolution_forward(g, a, xp, wp, b, yp); });
 }
 
 // Backward data.
@@ -281,7 +281,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void* alpha, c
   auto* wp = static_cast<const float*>(w);
   auto* dyp = static_cast<const float*>(dy);
   auto* dxp = static_cast<float*>(dx);
-  return run(h, g, int(algo), workspace, workspace_bytes, dxp, wp, dyp, [=] { qnn_emu::convolution_backward_data(g, a, wp, dyp, b, dxp); });
+  return run(h, "cudnnConvolutionBackwardData", g, int(algo), workspace, workspace_bytes, dxp, wp, dyp, [=] { qnn_emu::convolution_backward_data(g, a, wp, dyp, b, dxp); });
 }
 
 // Backward filter.
@@ -326,5 +326,5 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void* alpha,
   auto* xp = static_cast<const float*>(x);
   auto* dyp = static_cast<const float*>(dy);
   auto* dwp = static_cast<float*>(dw);
-  return run(h, g, int(algo), workspace, workspace_bytes, xp, dwp, dyp, [=] { qnn_emu::convolution_backward_filter(g, a, xp, dyp, b, dwp); });
+  return run(h, "cudnnConvolutionBackwardFilter", g, int(algo), workspace, workspace_bytes, xp, dwp, dyp, [=] { qnn_emu::convolution_backward_filter(g, a, xp, dyp, b, dwp); });
 }

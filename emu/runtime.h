@@ -13,9 +13,9 @@ namespace qnn_emu {
 // while the stream captures a graph.
 void submit(const char* kernel, dim3 grid, dim3 block, size_t shared, cudaStream_t stream, std::function<void()> body);
 
-// Work of a library call on the stream: run now, or recorded while the stream captures. Skipped
-// after a kernel failed (the sticky error).
-void enqueue(cudaStream_t stream, std::function<void()> work);
+// Work of a library call on the stream: run now, or recorded as a node named `what` while the
+// stream captures. Skipped after a kernel failed (the sticky error).
+void enqueue(cudaStream_t stream, const char* what, std::function<void()> work);
 
 // Whether [p, p + bytes) lies inside one live device allocation.
 bool is_device_memory(const void* p, size_t bytes);

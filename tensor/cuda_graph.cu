@@ -38,6 +38,13 @@ void CudaGraph::capture(const std::function<void()>& work) {
   exec_ = exec;
 }
 
+size_t CudaGraph::node_count() const {
+  if (!graph_) return 0;
+  size_t count = 0;
+  QNN_CUDA_CHECK(cudaGraphGetNodes(static_cast<cudaGraph_t>(graph_), nullptr, &count), "counting the graph's nodes");
+  return count;
+}
+
 void CudaGraph::replay() {
   QNN_CHECK(exec_ != nullptr, "replay() before capture()");
   QNN_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec_), cuda::stream()), "launching the captured graph");

@@ -14,6 +14,7 @@
 //   - library setup (cuDNN algorithm search, cuBLAS workspaces) done in eager warm-up steps.
 // A CPU-only build throws from capture(); the trainer only captures on a usable GPU.
 #pragma once
+#include <cstddef>
 #include <functional>
 
 namespace qnn {
@@ -30,6 +31,9 @@ class CudaGraph {
   void capture(const std::function<void()>& work);
   void replay();  // enqueues the recorded work on qnn's stream
   bool captured() const { return exec_ != nullptr; }
+  // Nodes of the captured graph (kernels, copies, fills, and whatever cuBLAS and cuDNN recorded
+  // for each of their calls); 0 before capture.
+  size_t node_count() const;
   void reset();   // forgets the graph
 
  private:

@@ -48,6 +48,7 @@ void CudaGraph::reset() {}
 void CudaGraph::capture(const std::function<void()>&) { throw Error(str("[CudaGraph::capture] ", kNoCuda)); }
 double stream_time_ms(const std::function<void()>&, int, int) { throw Error(str("[stream_time_ms] ", kNoCuda)); }
 
+size_t CudaGraph::node_count() const { return 0; }
 void CudaGraph::replay() { throw Error(str("[CudaGraph::replay] ", kNoCuda)); }
 
 }  // namespace qnn

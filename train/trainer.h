@@ -127,6 +127,9 @@ class Trainer {
     check_replicas_ = check_replicas;
   }
 
+  // Nodes in the captured step's CUDA graph (0 when no step has been captured).
+  size_t graph_nodes() const { return graph_.node_count(); }
+
   // Optimizer steps per epoch: ceil(batches / workers).
   static int64_t steps_per_epoch(int64_t batches, int workers) { return (batches + workers - 1) / workers; }
 
