@@ -41,16 +41,19 @@ Variable conv2d(const Variable& x, const Variable& w, const Variable& b, ConvPar
 // statistics in place: running = (1 - momentum) * running + momentum * batch statistic, with the
 // unbiased variance (n / (n - 1)). Evaluation: normalises with the running statistics.
 // gamma, beta: [C] parameters; running_mean, running_var: [C] buffers (not differentiated).
+// batches_tracked, where given (the layer's one-element count), is incremented in training.
+// Backward adds dgamma and dbeta straight into gamma's and beta's gradients when they exist.
 Variable batch_norm(const Variable& x, const Variable& gamma, const Variable& beta,
                     Tensor& running_mean, Tensor& running_var, bool training, float momentum,
-                    float eps);
+                    float eps, Tensor* batches_tracked = nullptr);
 
 // relu(batch_norm(...)), or relu(batch_norm(...) + residual) when residual is defined (x's shape):
 // the two ends of a ResNet block's convolutions as one node and one pass over the output, with
 // results bit-identical to the separate ops; the pre-ReLU tensor is never kept.
 Variable batch_norm_relu(const Variable& x, const Variable& gamma, const Variable& beta,
                          Tensor& running_mean, Tensor& running_var, bool training, float momentum,
-                         float eps, const Variable& residual = Variable());
+                         float eps, const Variable& residual = Variable(),
+                         Tensor* batches_tracked = nullptr);
 
 // Max pooling over kernel x kernel windows (zero-padding never wins: padded cells are -inf).
 Variable max_pool2d(const Variable& x, int kernel, int stride, int padding);

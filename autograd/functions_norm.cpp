@@ -17,6 +17,21 @@
 namespace qnn {
 
 namespace {
+// gamma's and beta's gradients where they exist already (a parameter's is a view into the flat
+// gradient buffer): backward adds into them, with no separate addition.
+BatchNormGradTargets grad_targets(const Node& gamma, const Node& beta) {
+  BatchNormGradTargets into;
+  if (gamma.requires_grad) into.dgamma = gamma.grad;
+  if (beta.requires_grad) into.dbeta = beta.grad;
+  return into;
+}
+
+// Hands dgamma and dbeta to gamma and beta where backward did not add them in already.
+void keep_affine_grads(Node& gamma, Node& beta, const BatchNormGrads& g) {
+  if (gamma.requires_grad && !gamma.grad.defined()) accumulate_grad(gamma, g.dgamma);
+  if (beta.requires_grad && !beta.grad.defined()) accumulate_grad(beta, g.dbeta);
+}
+
 void check_batch_norm_args(const char* op, const Variable& x, const Variable& gamma,
                            const Variable& beta, float momentum, float eps) {
   check_defined(op, x, "x");
@@ -29,12 +44,12 @@ void check_batch_norm_args(const char* op, const Variable& x, const Variable& ga
 
 Variable batch_norm(const Variable& x, const Variable& gamma, const Variable& beta,
                     Tensor& running_mean, Tensor& running_var, bool training, float momentum,
-                    float eps) {
+                    float eps, Tensor* batches_tracked) {
   check_batch_norm_args("batch_norm", x, gamma, beta, momentum, eps);
   Tensor y, mean, invstd;
   if (training) {
     y = batch_norm_forward_training(x.value(), gamma.value(), beta.value(), running_mean,
-                                    running_var, momentum, eps, mean, invstd);
+                                    running_var, momentum, eps, mean, invstd, batches_tracked);
   } else {
     y = batch_norm_forward_eval(x.value(), gamma.value(), beta.value(), running_mean, running_var, eps);
     if (grad_enabled()) {  // the statistics as they were, should the buffers change before backward
@@ -47,16 +62,15 @@ Variable batch_norm(const Variable& x, const Variable& gamma, const Variable& be
     Node& ng = *self.inputs[1];
     Node& nb = *self.inputs[2];
     BatchNormGrads g = batch_norm_backward(self.grad, nx.value, ng.value, mean, invstd, training,
-                                           nx.requires_grad);
+                                           nx.requires_grad, grad_targets(ng, nb));
     if (nx.requires_grad) accumulate_grad(nx, g.dx);
-    if (ng.requires_grad) accumulate_grad(ng, g.dgamma);
-    if (nb.requires_grad) accumulate_grad(nb, g.dbeta);
+    keep_affine_grads(ng, nb, g);
   });
 }
 
 Variable batch_norm_relu(const Variable& x, const Variable& gamma, const Variable& beta,
                          Tensor& running_mean, Tensor& running_var, bool training, float momentum,
-                         float eps, const Variable& residual) {
+                         float eps, const Variable& residual, Tensor* batches_tracked) {
   check_batch_norm_args("batch_norm_relu", x, gamma, beta, momentum, eps);
   const Tensor r = residual.defined() ? residual.value() : Tensor();
   // Without a residual, backward recomputes the ReLU's mask from x and the map applied.
@@ -64,7 +78,8 @@ Variable batch_norm_relu(const Variable& x, const Variable& gamma, const Variabl
   Tensor* save_affine = residual.defined() ? nullptr : &affine;
   if (training) {
     y = batch_norm_relu_forward_training(x.value(), r, gamma.value(), beta.value(), running_mean,
-                                         running_var, momentum, eps, mean, invstd, save_affine);
+                                         running_var, momentum, eps, mean, invstd, save_affine,
+                                         batches_tracked);
   } else {
     y = batch_norm_relu_forward_eval(x.value(), r, gamma.value(), beta.value(), running_mean,
                                      running_var, eps, save_affine);
@@ -83,10 +98,10 @@ Variable batch_norm_relu(const Variable& x, const Variable& gamma, const Variabl
     // The masked gradient g' is kept for a residual that needs it.
     const bool keep = has_residual && self.inputs[3]->requires_grad;
     BatchNormGrads g = batch_norm_relu_backward(self.grad, self.value, nx.value, ng.value, mean,
-                                                invstd, training, nx.requires_grad, keep, affine);
+                                                invstd, training, nx.requires_grad, keep, affine,
+                                                grad_targets(ng, nb));
     if (nx.requires_grad) accumulate_grad(nx, g.dx);
-    if (ng.requires_grad) accumulate_grad(ng, g.dgamma);
-    if (nb.requires_grad) accumulate_grad(nb, g.dbeta);
+    keep_affine_grads(ng, nb, g);
     if (keep) accumulate_grad(*self.inputs[3], g.dy_masked);
   });
 }

@@ -102,6 +102,9 @@ QNN_EMU_SHUFFLE(__shfl_down_sync, shfl_down)
 QNN_EMU_SHUFFLE(__shfl_xor_sync, shfl_xor)
 #undef QNN_EMU_SHUFFLE
 
+// A memory fence orders nothing here: blocks run one at a time, each seeing all memory.
+inline void __threadfence() {}
+
 // Atomics: the old value, as on the GPU.
 template <typename T> T atomicAdd(T* p, T v) { const T old = *p; *p = old + v; return old; }
 template <typename T> T atomicMin(T* p, T v) { const T old = *p; *p = v < old ? v : old; return old; }

@@ -1,8 +1,6 @@
 // Layer modules (see nn/layers.h): parameters, buffers and default initialisation.
 #include "nn/layers.h"
 
-#include "tensor/elementwise.h"
-
 #include "nn/init.h"
 
 namespace qnn {
@@ -33,15 +31,14 @@ BatchNorm2d::BatchNorm2d(int64_t channels, float eps_, float momentum_) : eps(ep
 }
 
 Variable BatchNorm2d::forward(const Variable& x) {
-  const bool batch = uses_batch_statistics();
-  if (batch) add_scalar(*num_batches_tracked, 1.0f);  // on the device: a captured step counts too
-  return batch_norm(x, weight, bias, *running_mean, *running_var, batch, momentum, eps);
+  // Counted on the device, by the statistics kernel: a captured step counts too.
+  return batch_norm(x, weight, bias, *running_mean, *running_var, uses_batch_statistics(), momentum, eps,
+                    num_batches_tracked);
 }
 
 Variable BatchNorm2d::forward_relu(const Variable& x, const Variable& residual) {
-  const bool batch = uses_batch_statistics();
-  if (batch) add_scalar(*num_batches_tracked, 1.0f);
-  return batch_norm_relu(x, weight, bias, *running_mean, *running_var, batch, momentum, eps, residual);
+  return batch_norm_relu(x, weight, bias, *running_mean, *running_var, uses_batch_statistics(), momentum, eps,
+                         residual, num_batches_tracked);
 }
 
 Linear::Linear(int64_t in_features, int64_t out_features, bool has_bias) {

@@ -40,9 +40,7 @@ void check_stats(const char* op, const Layout& l, const Tensor& mean, const Tens
                     " and ", shape_str(var.shape())));
 }
 
-// What is applied after the per-channel affine map: nothing, a ReLU, or the addition of a
-// residual then a ReLU (the ends of a ResNet block's two convolutions).
-enum class Epilogue { none, relu, add_relu };
+using Epilogue = BatchNormEpilogue;
 
 // Batch norm's per-channel affine map, x * a + b, as one expression wherever it is evaluated:
 // backward recomputes the ReLU's mask from it and must get the very floats forward compared
@@ -192,23 +190,19 @@ Epilogue relu_epilogue(const char* op, const Tensor& x, const Tensor& residual) 
   return Epilogue::add_relu;
 }
 
-#ifdef QNN_CUDA
-// relu(y) or relu(y + residual) for the CUDA path, which composes the existing kernels.
-Tensor relu_after(const Tensor& y, const Tensor& residual) {
-  return residual.defined() ? add_relu(y, residual) : relu(y);
-}
-#endif
-
 }  // namespace
 
 Tensor batch_norm_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                    Tensor& running_mean, Tensor& running_var, float momentum,
-                                   float eps, Tensor& save_mean, Tensor& save_invstd) {
+                                   float eps, Tensor& save_mean, Tensor& save_invstd,
+                                   Tensor* batches_tracked) {
   const Layout l = layout("batch_norm", x, gamma, beta);
   check_stats("batch_norm", l, running_mean, running_var);
   QNN_CHECK(l.count() > 1, "training needs more than one value per channel, x is ", shape_str(x.shape()));
-  QNN_ON_CUDA(x, cuda::batch_norm_forward_training(x, gamma, beta, running_mean, running_var, momentum,
-                                                   eps, save_mean, save_invstd));
+  QNN_ON_CUDA(x, cuda::batch_norm_forward_training(x, Tensor(), Epilogue::none, gamma, beta, running_mean,
+                                                   running_var, momentum, eps, save_mean, save_invstd,
+                                                   nullptr, batches_tracked));
+  if (batches_tracked) add_scalar(*batches_tracked, 1.0f);
   return forward_training<Epilogue::none>(l, x, Tensor(), gamma, beta, running_mean, running_var,
                                           momentum, eps, save_mean, save_invstd, nullptr);
 }
@@ -216,15 +210,17 @@ Tensor batch_norm_forward_training(const Tensor& x, const Tensor& gamma, const T
 Tensor batch_norm_relu_forward_training(const Tensor& x, const Tensor& residual, const Tensor& gamma,
                                         const Tensor& beta, Tensor& running_mean,
                                         Tensor& running_var, float momentum, float eps,
-                                        Tensor& save_mean, Tensor& save_invstd, Tensor* save_affine) {
+                                        Tensor& save_mean, Tensor& save_invstd, Tensor* save_affine,
+                                        Tensor* batches_tracked) {
   const Layout l = layout("batch_norm_relu", x, gamma, beta);
   check_stats("batch_norm_relu", l, running_mean, running_var);
   QNN_CHECK(l.count() > 1, "training needs more than one value per channel, x is ", shape_str(x.shape()));
   const Epilogue e = relu_epilogue("batch_norm_relu", x, residual);
   if (save_affine) *save_affine = Tensor();
-  QNN_ON_CUDA(x, relu_after(cuda::batch_norm_forward_training(x, gamma, beta, running_mean, running_var,
-                                                              momentum, eps, save_mean, save_invstd),
-                            residual));
+  QNN_ON_CUDA(x, cuda::batch_norm_forward_training(x, residual, e, gamma, beta, running_mean, running_var,
+                                                   momentum, eps, save_mean, save_invstd, save_affine,
+                                                   batches_tracked));
+  if (batches_tracked) add_scalar(*batches_tracked, 1.0f);
   if (e == Epilogue::relu)
     return forward_training<Epilogue::relu>(l, x, residual, gamma, beta, running_mean, running_var,
                                             momentum, eps, save_mean, save_invstd, save_affine);
@@ -236,7 +232,8 @@ Tensor batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tenso
                                const Tensor& running_mean, const Tensor& running_var, float eps) {
   const Layout l = layout("batch_norm", x, gamma, beta);
   check_stats("batch_norm", l, running_mean, running_var);
-  QNN_ON_CUDA(x, cuda::batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, eps));
+  QNN_ON_CUDA(x, cuda::batch_norm_forward_eval(x, Tensor(), Epilogue::none, gamma, beta, running_mean,
+                                               running_var, eps, nullptr));
   return forward_eval<Epilogue::none>(l, x, Tensor(), gamma, beta, running_mean, running_var, eps, nullptr);
 }
 
@@ -247,8 +244,8 @@ Tensor batch_norm_relu_forward_eval(const Tensor& x, const Tensor& residual, con
   check_stats("batch_norm_relu", l, running_mean, running_var);
   const Epilogue e = relu_epilogue("batch_norm_relu", x, residual);
   if (save_affine) *save_affine = Tensor();
-  QNN_ON_CUDA(x, relu_after(cuda::batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, eps),
-                            residual));
+  QNN_ON_CUDA(x, cuda::batch_norm_forward_eval(x, residual, e, gamma, beta, running_mean, running_var, eps,
+                                               save_affine));
   if (e == Epilogue::relu)
     return forward_eval<Epilogue::relu>(l, x, residual, gamma, beta, running_mean, running_var, eps,
                                         save_affine);
@@ -258,34 +255,34 @@ Tensor batch_norm_relu_forward_eval(const Tensor& x, const Tensor& residual, con
 
 namespace {
 
-// How the CPU backward reads dy: as it is; masked by the ReLU output y (relu_backward's rule)
-// as it is read; masked by the ReLU's input recomputed from x, affine(x, a, b), which is y
-// before the ReLU (relu(bn(x)) without a residual), so that y is never read; or masked by y, with
-// the masked gradient also written out in pass 1 (for a residual that needs it) and read back
-// from there in pass 2.
-enum class Mask { none, relu, relu_of_x, relu_keep };
+// How the CPU backward reads dy (tensor/batchnorm.h): by_affine recomputes the ReLU's input
+// affine(x, a, b), which is y before the ReLU (relu(bn(x)) without a residual), so that y is never
+// read; by_output_kept writes the masked gradient out in pass 1 and reads it back in pass 2.
+using Mask = BatchNormMask;
 
 template <Mask M>
 BatchNormGrads backward(const Layout& l, const Tensor& dy, const Tensor& y, const Tensor& x,
                         const Tensor& gamma, const Tensor& mean, const Tensor& invstd,
-                        const Tensor& applied, bool training, bool need_dx) {
-  constexpr bool reads_y = M == Mask::relu || M == Mask::relu_keep;
+                        const Tensor& applied, bool training, bool need_dx,
+                        const BatchNormGradTargets& into) {
+  constexpr bool reads_y = M == Mask::by_output || M == Mask::by_output_kept;
   const int64_t m = l.count();
   BatchNormGrads g;
-  g.dgamma = Tensor({l.c}, x.device());
-  g.dbeta = Tensor({l.c}, x.device());
+  g.dgamma = into.dgamma.defined() ? into.dgamma : Tensor({l.c}, x.device());
+  g.dbeta = into.dbeta.defined() ? into.dbeta : Tensor({l.c}, x.device());
+  const bool add_dgamma = into.dgamma.defined(), add_dbeta = into.dbeta.defined();
   if (need_dx) g.dx = Tensor(x.shape(), x.device());
-  if (M == Mask::relu_keep) g.dy_masked = Tensor(x.shape(), x.device());
+  if (M == Mask::by_output_kept) g.dy_masked = Tensor(x.shape(), x.device());
   const float* px = x.data();
   const float* pdy = dy.data();
   const float* py = reads_y ? y.data() : nullptr;
-  float* pkeep = M == Mask::relu_keep ? g.dy_masked.data() : nullptr;
+  float* pkeep = M == Mask::by_output_kept ? g.dy_masked.data() : nullptr;
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < l.c; ++c) {
     const float mu = mean.data()[c];
     const float is = invstd.data()[c];
-    const float a = M == Mask::relu_of_x ? applied.data()[c] : 0.0f;
-    const float b = M == Mask::relu_of_x ? applied.data()[l.c + c] : 0.0f;
+    const float a = M == Mask::by_affine ? applied.data()[c] : 0.0f;
+    const float b = M == Mask::by_affine ? applied.data()[l.c + c] : 0.0f;
     // Pass 1: sum dy and sum dy * (x - mean).
     double s_dy = 0.0, s_dyx = 0.0;
     for (int64_t img = 0; img < l.n; ++img) {
@@ -296,20 +293,22 @@ BatchNormGrads backward(const Layout& l, const Tensor& dy, const Tensor& y, cons
       const float* xp = px + l.at(img, c);
       const float* gp = pdy + l.at(img, c);
       const float* yp = reads_y ? py + l.at(img, c) : nullptr;
-      float* kp = M == Mask::relu_keep ? pkeep + l.at(img, c) : nullptr;
+      float* kp = M == Mask::by_output_kept ? pkeep + l.at(img, c) : nullptr;
 #pragma omp simd reduction(+ : s_dy, s_dyx)
       for (int64_t i = 0; i < l.inner; ++i) {
         const float gi = M == Mask::none        ? gp[i]
-                         : M == Mask::relu_of_x ? relu_mask(gp[i], affine(xp[i], a, b))
+                         : M == Mask::by_affine ? relu_mask(gp[i], affine(xp[i], a, b))
                                                 : relu_mask(gp[i], yp[i]);
-        if constexpr (M == Mask::relu_keep) kp[i] = gi;
+        if constexpr (M == Mask::by_output_kept) kp[i] = gi;
         s_dy += gi;
         s_dyx += static_cast<double>(gi) * (xp[i] - mu);
       }
     }
     const double dbeta = s_dy, dgamma = s_dyx * is;
-    g.dbeta.data()[c] = static_cast<float>(dbeta);
-    g.dgamma.data()[c] = static_cast<float>(dgamma);
+    float& db = g.dbeta.data()[c];
+    float& dg = g.dgamma.data()[c];
+    db = add_dbeta ? db + static_cast<float>(dbeta) : static_cast<float>(dbeta);  // as add_into rounds
+    dg = add_dgamma ? dg + static_cast<float>(dgamma) : static_cast<float>(dgamma);
     if (!need_dx) continue;
     // Pass 2: dx = k * (dy - c1 - (x - mean) * c2), with the batch terms only in training.
     const float k = static_cast<float>(gamma.data()[c] * static_cast<double>(is));
@@ -317,19 +316,19 @@ BatchNormGrads backward(const Layout& l, const Tensor& dy, const Tensor& y, cons
     const float c2 = training ? static_cast<float>(dgamma * is / m) : 0.0f;
     for (int64_t img = 0; img < l.n; ++img) {
       prefetch_plane(l, px, img, c);
-      prefetch_plane(l, M == Mask::relu_keep ? pkeep : pdy, img, c);
-      prefetch_plane(l, M == Mask::relu ? py : nullptr, img, c);
+      prefetch_plane(l, M == Mask::by_output_kept ? pkeep : pdy, img, c);
+      prefetch_plane(l, M == Mask::by_output ? py : nullptr, img, c);
       prefetch_plane<1>(l, g.dx.data(), img, c);
       const float* xp = px + l.at(img, c);
-      // The masked gradient where pass 1 kept it, else dy (masked below when M is relu or
-      // relu_of_x).
-      const float* gp = (M == Mask::relu_keep ? pkeep : pdy) + l.at(img, c);
-      const float* yp = M == Mask::relu ? py + l.at(img, c) : nullptr;
+      // The masked gradient where pass 1 kept it, else dy (masked below when M is by_output or
+      // by_affine).
+      const float* gp = (M == Mask::by_output_kept ? pkeep : pdy) + l.at(img, c);
+      const float* yp = M == Mask::by_output ? py + l.at(img, c) : nullptr;
       float* dxp = g.dx.data() + l.at(img, c);
 #pragma omp simd
       for (int64_t i = 0; i < l.inner; ++i) {
-        const float gi = M == Mask::relu        ? relu_mask(gp[i], yp[i])
-                         : M == Mask::relu_of_x ? relu_mask(gp[i], affine(xp[i], a, b))
+        const float gi = M == Mask::by_output   ? relu_mask(gp[i], yp[i])
+                         : M == Mask::by_affine ? relu_mask(gp[i], affine(xp[i], a, b))
                                                 : gp[i];
         dxp[i] = k * (gi - c1 - (xp[i] - mu) * c2);
       }
@@ -338,51 +337,54 @@ BatchNormGrads backward(const Layout& l, const Tensor& dy, const Tensor& y, cons
   return g;
 }
 
+// The gradient targets must be [C] on x's device.
+void check_targets(const char* op, const Layout& l, const Tensor& x, const BatchNormGradTargets& into) {
+  for (const Tensor* t : {&into.dgamma, &into.dbeta})
+    if (t->defined() && (t->numel() != l.c || t->device() != x.device()))
+      throw Error(str("[", op, "] a gradient target must be [", l.c, "] on ", device_name(x.device()), ", got ",
+                      shape_str(t->shape()), " on ", device_name(t->device())));
+}
+
 }  // namespace
 
 BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma,
                                    const Tensor& mean, const Tensor& invstd, bool training,
-                                   bool need_dx) {
+                                   bool need_dx, const BatchNormGradTargets& into) {
   const Layout l = layout("batch_norm_backward", x, gamma, gamma);
   check_stats("batch_norm_backward", l, mean, invstd);
   QNN_CHECK(dy.shape() == x.shape(), "output gradient ", shape_str(dy.shape()), " for x ",
             shape_str(x.shape()));
-  QNN_ON_CUDA(x, cuda::batch_norm_backward(dy, x, gamma, mean, invstd, training, need_dx));
-  return backward<Mask::none>(l, dy, Tensor(), x, gamma, mean, invstd, Tensor(), training, need_dx);
+  check_targets("batch_norm_backward", l, x, into);
+  QNN_ON_CUDA(x, cuda::batch_norm_backward(dy, Tensor(), x, gamma, mean, invstd, Tensor(), Mask::none, training,
+                                           need_dx, into));
+  return backward<Mask::none>(l, dy, Tensor(), x, gamma, mean, invstd, Tensor(), training, need_dx, into);
 }
-
-#ifdef QNN_CUDA
-namespace {
-// The CUDA path of batch_norm_relu_backward: the mask as its own kernel, then the plain backward.
-BatchNormGrads masked_backward_cuda(const Tensor& dy, const Tensor& y, const Tensor& x,
-                                    const Tensor& gamma, const Tensor& mean, const Tensor& invstd,
-                                    bool training, bool need_dx, bool keep_masked) {
-  const Tensor masked = relu_backward(dy, y);
-  BatchNormGrads g = cuda::batch_norm_backward(masked, x, gamma, mean, invstd, training, need_dx);
-  if (keep_masked) g.dy_masked = masked;
-  return g;
-}
-}  // namespace
-#endif
 
 BatchNormGrads batch_norm_relu_backward(const Tensor& dy, const Tensor& y, const Tensor& x,
                                         const Tensor& gamma, const Tensor& mean,
                                         const Tensor& invstd, bool training, bool need_dx,
-                                        bool keep_masked, const Tensor& affine) {
-  const Layout l = layout("batch_norm_relu_backward", x, gamma, gamma);
-  check_stats("batch_norm_relu_backward", l, mean, invstd);
+                                        bool keep_masked, const Tensor& affine,
+                                        const BatchNormGradTargets& into) {
+  const char* op = "batch_norm_relu_backward";
+  const Layout l = layout(op, x, gamma, gamma);
+  check_stats(op, l, mean, invstd);
   QNN_CHECK(dy.shape() == x.shape() && y.shape() == x.shape(), "output gradient ",
             shape_str(dy.shape()), " and output ", shape_str(y.shape()), " for x ", shape_str(x.shape()));
-  QNN_ON_CUDA(x, masked_backward_cuda(dy, y, x, gamma, mean, invstd, training, need_dx, keep_masked));
-  if (keep_masked)
-    return backward<Mask::relu_keep>(l, dy, y, x, gamma, mean, invstd, Tensor(), training, need_dx);
-  if (affine.defined()) {
+  check_targets(op, l, x, into);
+  const Mask mask = keep_masked ? Mask::by_output_kept : affine.defined() ? Mask::by_affine : Mask::by_output;
+  if (mask == Mask::by_affine)
     QNN_CHECK(affine.shape() == Shape({2, l.c}) && affine.device() == x.device(),
               "the applied affine map must be [2, ", l.c, "] on ", device_name(x.device()), ", got ",
               shape_str(affine.shape()), " on ", device_name(affine.device()));
-    return backward<Mask::relu_of_x>(l, dy, y, x, gamma, mean, invstd, affine, training, need_dx);
+  QNN_ON_CUDA(x, cuda::batch_norm_backward(dy, y, x, gamma, mean, invstd, affine, mask, training, need_dx, into));
+  switch (mask) {
+    case Mask::by_output_kept:
+      return backward<Mask::by_output_kept>(l, dy, y, x, gamma, mean, invstd, Tensor(), training, need_dx, into);
+    case Mask::by_affine:
+      return backward<Mask::by_affine>(l, dy, y, x, gamma, mean, invstd, affine, training, need_dx, into);
+    default:
+      return backward<Mask::by_output>(l, dy, y, x, gamma, mean, invstd, Tensor(), training, need_dx, into);
   }
-  return backward<Mask::relu>(l, dy, y, x, gamma, mean, invstd, Tensor(), training, need_dx);
 }
 
 }  // namespace qnn

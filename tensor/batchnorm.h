@@ -18,7 +18,7 @@
 // Fused ReLU (the ends of a ResNet block): y = relu(bn(x)) or y = relu(bn(x) + residual) is
 // written in the same pass as bn's output would be, so the pre-ReLU tensor never exists; each
 // value is rounded exactly as batch_norm, add_relu and relu would round it one after another, so
-// the results are bit-identical to the unfused ops. Backward through relu(bn(x)) reads dy where
+// the results are bit-identical to the unfused ops on the same device. Backward through relu(bn(x)) reads dy where
 // y > 0 and zero elsewhere (relu_backward's rule) inside both passes, instead of from a masked copy;
 // without a residual it tests x * a_c + b_c > 0, the value forward passed to the ReLU, instead of
 // reading y.
@@ -27,25 +27,44 @@
 
 namespace qnn {
 
+// What follows the per-channel affine map in forward: nothing, a ReLU, or the addition of a
+// residual then a ReLU (the ends of a ResNet block's two convolutions).
+enum class BatchNormEpilogue { none, relu, add_relu };
+
+// How backward reads dy: as it is; where the ReLU's output y is positive (relu_backward's rule);
+// where the ReLU's input, recomputed from x as x * a_c + b_c with the map forward applied, is
+// positive (y is then not read); or where y is positive, also writing the masked gradient out
+// (the residual's gradient).
+enum class BatchNormMask { none, by_output, by_affine, by_output_kept };
+
+// Where backward puts dgamma and dbeta: a target left undefined gets a fresh [C] tensor; a
+// defined one ([C], on x's device: typically the parameter's gradient) has the gradient added
+// into it, rounded as add_into would, and is what BatchNormGrads holds.
+struct BatchNormGradTargets {
+  Tensor dgamma, dbeta;
+};
+
 // Returns y; writes the batch mean and invstd into save_mean and save_invstd (allocated here,
-// shape [C]) and updates running_mean and running_var in place.
+// shape [C]) and updates running_mean and running_var in place. batches_tracked, where given (a
+// one-element tensor, the layer's count of batches), is incremented by one.
 Tensor batch_norm_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                    Tensor& running_mean, Tensor& running_var, float momentum,
-                                   float eps, Tensor& save_mean, Tensor& save_invstd);
+                                   float eps, Tensor& save_mean, Tensor& save_invstd,
+                                   Tensor* batches_tracked = nullptr);
 
 Tensor batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                const Tensor& running_mean, const Tensor& running_var, float eps);
 
 // relu(bn(x)) when residual is undefined, relu(bn(x) + residual) otherwise (residual of x's shape);
-// statistics as above. On CUDA they run the unfused kernels one after another. save_affine,
-// where given, receives on the CPU the per-channel map bn applied, y = x * a_c + b_c, as the
-// floats it used: [2, C], the scales a then the shifts b (undefined on CUDA); backward can
-// recompute the ReLU's mask from x with it instead of reading y.
+// statistics and batches_tracked as above. save_affine, where given, receives the per-channel
+// map bn applied, y = x * a_c + b_c, as the floats it used: [2, C], the scales a then the shifts
+// b; backward can recompute the ReLU's mask from x with it instead of reading y.
 Tensor batch_norm_relu_forward_training(const Tensor& x, const Tensor& residual, const Tensor& gamma,
                                         const Tensor& beta, Tensor& running_mean,
                                         Tensor& running_var, float momentum, float eps,
                                         Tensor& save_mean, Tensor& save_invstd,
-                                        Tensor* save_affine = nullptr);
+                                        Tensor* save_affine = nullptr,
+                                        Tensor* batches_tracked = nullptr);
 Tensor batch_norm_relu_forward_eval(const Tensor& x, const Tensor& residual, const Tensor& gamma,
                                     const Tensor& beta, const Tensor& running_mean,
                                     const Tensor& running_var, float eps,
@@ -61,7 +80,7 @@ struct BatchNormGrads {
 // running ones: pass mean = running_mean, invstd = 1 / sqrt(running_var + eps)).
 BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma,
                                    const Tensor& mean, const Tensor& invstd, bool training,
-                                   bool need_dx);
+                                   bool need_dx, const BatchNormGradTargets& into = {});
 // The same for y = relu(bn(x)) or relu(bn(x) + residual): dy is the gradient of y and counts only
 // where y > 0; the result equals batch_norm_backward(relu_backward(dy, y), ...) bit for bit.
 // keep_masked also returns relu_backward(dy, y) itself (the residual's gradient) in dy_masked,
@@ -71,19 +90,24 @@ BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tens
 BatchNormGrads batch_norm_relu_backward(const Tensor& dy, const Tensor& y, const Tensor& x,
                                         const Tensor& gamma, const Tensor& mean,
                                         const Tensor& invstd, bool training, bool need_dx,
-                                        bool keep_masked = false, const Tensor& affine = Tensor());
+                                        bool keep_masked = false, const Tensor& affine = Tensor(),
+                                        const BatchNormGradTargets& into = {});
 
 // The CUDA twins (tensor/batchnorm.cu), called by the functions above for CUDA tensors after the
-// shapes are checked; same formulas, per-channel sums split over many blocks.
+// shapes are checked: the same formulas and fusions, per-channel sums split over many blocks.
+// residual is read only by add_relu; y only by the by_output masks, affine only by by_affine.
 namespace cuda {
-Tensor batch_norm_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                   Tensor& running_mean, Tensor& running_var, float momentum,
-                                   float eps, Tensor& save_mean, Tensor& save_invstd);
-Tensor batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                               const Tensor& running_mean, const Tensor& running_var, float eps);
-BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma,
-                                   const Tensor& mean, const Tensor& invstd, bool training,
-                                   bool need_dx);
+Tensor batch_norm_forward_training(const Tensor& x, const Tensor& residual, BatchNormEpilogue epilogue,
+                                   const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
+                                   Tensor& running_var, float momentum, float eps, Tensor& save_mean,
+                                   Tensor& save_invstd, Tensor* save_affine, Tensor* batches_tracked);
+Tensor batch_norm_forward_eval(const Tensor& x, const Tensor& residual, BatchNormEpilogue epilogue,
+                               const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                               const Tensor& running_var, float eps, Tensor* save_affine);
+BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& y, const Tensor& x, const Tensor& gamma,
+                                   const Tensor& mean, const Tensor& invstd, const Tensor& affine,
+                                   BatchNormMask mask, bool training, bool need_dx,
+                                   const BatchNormGradTargets& into);
 }  // namespace cuda
 
 }  // namespace qnn

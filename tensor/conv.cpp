@@ -335,8 +335,8 @@ void conv2d_backward_data_add(const Tensor& dy, const Tensor& w, Tensor& dx, Con
   const ConvGeometry g = backward_data_geometry(dy, w, dx.shape(), p);
   QNN_CHECK(dx.device() == dy.device(), "dx on ", device_name(dx.device()), ", dy on ",
             device_name(dy.device()));
-  if (dy.is_cuda() || !backward_data(g, dy, w, dx, true))
-    add_into(dx, conv2d_backward_data(dy, w, dx.shape(), p));
+  QNN_ON_CUDA(dy, cuda::conv2d_backward_data_add(dy, w, dx, p));
+  if (!backward_data(g, dy, w, dx, true)) add_into(dx, conv2d_backward_data(dy, w, dx.shape(), p));
 }
 
 }  // namespace qnn

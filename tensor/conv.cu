@@ -20,7 +20,8 @@
 // reported for the chosen algorithm. The workspace is a Tensor from the caching allocator,
 // allocated per call: in steady state the same block every step, and no cudaMalloc.
 //
-// Backward weight adds into dw (cuDNN's beta = 1), as the CPU version does. The bias is added
+// Backward weight adds into dw (cuDNN's beta = 1), as the CPU version does; backward data adds
+// into dx the same way for conv2d_backward_data_add. The bias is added
 // after the convolution, and its gradient summed, by the kernels of tensor/conv_gemm.cu on both
 // paths. Results match the CPU to fp32 rounding of the reduction (cuDNN sums in its own order),
 // not bit for bit; with TF32 on, to TF32's 10-bit mantissa.
@@ -35,6 +36,7 @@
 #include "tensor/conv.h"
 #include "tensor/conv_gemm.h"
 #include "tensor/cuda_runtime.h"
+#include "tensor/elementwise.h"
 
 namespace qnn::cuda {
 
@@ -215,7 +217,7 @@ const Choice& choose_forward(ConvPlan& plan, const Tensor& x, const Tensor& w, T
   return c;
 }
 
-const Choice& choose_backward_data(ConvPlan& plan, const Tensor& dy, const Tensor& w, Tensor& dx,
+const Choice& choose_backward_data(ConvPlan& plan, const Tensor& dy, const Tensor& w, const Shape& x_shape,
                                    const std::string& what) {
   Choice& c = plan.choice[kBackwardData];
   if (c.chosen) return c;
@@ -231,9 +233,10 @@ const Choice& choose_backward_data(ConvPlan& plan, const Tensor& dy, const Tenso
   if (timed_choice(what)) {
     const size_t bytes = largest_workspace(perfs, count);
     Tensor ws = workspace(bytes);
+    Tensor scratch(x_shape, Device::CUDA);  // the timing runs overwrite it; a dx being added into keeps its values
     QNN_CUDA_CHECK(cudaStreamSynchronize(stream()), op, " before timing algorithms, ", what);
     QNN_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, plan.w, w.data(), plan.y, dy.data(), conv,
-                                                                plan.x, dx.data(), max_count, &count,
+                                                                plan.x, scratch.data(), max_count, &count,
                                                                 perfs.data(), pointer(ws), bytes),
                     op, " ", what);
   }
@@ -307,6 +310,23 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Conv
   return y;
 }
 
+namespace {
+
+// dx = conv2d_backward_data(dy, w) + beta * dx through cuDNN (beta 0 or 1: cuDNN's output blending).
+void backward_data_cudnn(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx, float beta) {
+  const std::string what = describe(g);
+  ConvPlan& plan = plan_for("conv2d_backward_data", g, what);
+  const Choice& c = choose_backward_data(plan, dy, w, dx.shape(), what);
+  Tensor ws = workspace(c.workspace);
+  const float one = 1.0f;
+  QNN_CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), &one, plan.w, w.data(), plan.y, dy.data(),
+                                               plan.conv[kBackwardData], cudnnConvolutionBwdDataAlgo_t(c.algo),
+                                               pointer(ws), c.workspace, &beta, plan.x, dx.data()),
+                  what);
+}
+
+}  // namespace
+
 Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_shape, ConvParams p) {
   const ConvGeometry g = conv_geometry(x_shape, w.shape(), p);
   check_on_gpu("conv2d_backward_data", "weight", w, g);
@@ -316,16 +336,18 @@ Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_sh
     dx.zero();
     return dx;
   }
-  const std::string what = describe(g);
-  ConvPlan& plan = plan_for("conv2d_backward_data", g, what);
-  const Choice& c = choose_backward_data(plan, dy, w, dx, what);
-  Tensor ws = workspace(c.workspace);
-  const float one = 1.0f, zero = 0.0f;
-  QNN_CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), &one, plan.w, w.data(), plan.y, dy.data(),
-                                               plan.conv[kBackwardData], cudnnConvolutionBwdDataAlgo_t(c.algo),
-                                               pointer(ws), c.workspace, &zero, plan.x, dx.data()),
-                  what);
+  backward_data_cudnn(g, dy, w, dx, 0.0f);
   return dx;
+}
+
+void conv2d_backward_data_add(const Tensor& dy, const Tensor& w, Tensor& dx, ConvParams p) {
+  const ConvGeometry g = conv_geometry(dx.shape(), w.shape(), p);
+  check_on_gpu("conv2d_backward_data", "weight", w, g);
+  if (!backend_options().cudnn) {
+    qnn::add_into(dx, conv2d_backward_data_gemm(g, dy, w));
+  } else if (dx.numel() > 0 && dy.numel() > 0) {
+    backward_data_cudnn(g, dy, w, dx, 1.0f);
+  }
 }
 
 void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor& db, ConvParams p) {

@@ -22,9 +22,10 @@ inline int64_t conv_out_size(int64_t in, int64_t k, ConvParams p) {
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, ConvParams p);
 // dy [N, O, Ho, Wo], w -> dx of shape x_shape.
 Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_shape, ConvParams p);
-// dx += conv2d_backward_data(dy, w, dx.shape(), p), bit for bit the same as add_into(dx, ...):
-// on the CPU's stride-1 lowerings each value is added to dx as the kernel stores it, which saves
-// the temporary and the pass over it (a ResNet block input's gradient gets the shortcut's first).
+// dx += conv2d_backward_data(dy, w, dx.shape(), p), bit for bit the same as add_into(dx, ...) on
+// the CPU: on its stride-1 lowerings each value is added to dx as the kernel stores it, which saves
+// the temporary and the pass over it (a ResNet block input's gradient gets the shortcut's first);
+// on the GPU cuDNN adds it as it writes dx (its output blending, beta = 1).
 void conv2d_backward_data_add(const Tensor& dy, const Tensor& w, Tensor& dx, ConvParams p);
 // Adds dL/dw into dw [O, C, KH, KW] and, when db is defined, dL/dbias into db [O].
 void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor& db, ConvParams p);
@@ -35,6 +36,7 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
 namespace cuda {
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, ConvParams p);
 Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_shape, ConvParams p);
+void conv2d_backward_data_add(const Tensor& dy, const Tensor& w, Tensor& dx, ConvParams p);
 void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor& db, ConvParams p);
 }  // namespace cuda
 

@@ -2,6 +2,8 @@
 // statistics update, evaluation mode, and gradients for x, gamma and beta in both modes; on a
 // GPU, evaluation mode with gradients against the CPU; the fused batch_norm_relu against the separate
 // ops (bit for bit), finite differences and, on a GPU, the CPU.
+#include "tensor/batchnorm.h"
+#include "tensor/elementwise.h"
 #include "tests/autograd/helpers.h"
 #include "tests/gpu.h"
 
@@ -314,4 +316,28 @@ GPU_TEST_CASE("functions: batch_norm_relu on the GPU matches the CPU, with and w
     CHECK(closeness(gpu.rv, cpu.rv, 1e-5, 1e-5) <= 1);
     if (residual) CHECK(closeness(gpu.dr, cpu.dr, 1e-5, 1e-5) <= 1);
   }
+}
+
+TEST_CASE("functions: batch norm backward adds dgamma and dbeta into given gradients as add_into would") {
+  const Tensor x = Tensor::normal({4, 3, 5, 5}, 0.5f, 2.0f, 70, 0), dy = Tensor::uniform({4, 3, 5, 5}, -1, 1, 70, 1);
+  const Tensor gamma = Tensor::uniform({3}, 0.5f, 1.5f, 70, 2), beta = Tensor::uniform({3}, -0.5f, 0.5f, 70, 3);
+  const Tensor start = Tensor::uniform({3}, -1, 1, 70, 4);
+  Tensor rm = Tensor::zeros({3}), rv = Tensor::full({3}, 1.0f), mean, invstd, affine;
+  const Tensor y = batch_norm_relu_forward_training(x, Tensor(), gamma, beta, rm, rv, 0.1f, 1e-5f, mean, invstd, &affine);
+  for (const Tensor& applied : {Tensor(), affine}) {
+    const BatchNormGrads fresh = batch_norm_relu_backward(dy, y, x, gamma, mean, invstd, true, true, false, applied);
+    BatchNormGradTargets into{start.clone(), start.clone()};
+    const BatchNormGrads added =
+        batch_norm_relu_backward(dy, y, x, gamma, mean, invstd, true, true, false, applied, into);
+    CHECK(added.dgamma.data() == into.dgamma.data());
+    CHECK(added.dx.to_vector() == fresh.dx.to_vector());
+    Tensor expect_dg = start.clone(), expect_db = start.clone();
+    add_into(expect_dg, fresh.dgamma);
+    add_into(expect_db, fresh.dbeta);
+    CHECK(into.dgamma.to_vector() == expect_dg.to_vector());
+    CHECK(into.dbeta.to_vector() == expect_db.to_vector());
+  }
+  BatchNormGradTargets wrong{Tensor::zeros({4}), Tensor()};
+  CHECK_THROWS_WITH_AS(batch_norm_backward(dy, x, gamma, mean, invstd, true, true, wrong),
+                       doctest::Contains("a gradient target must be [3]"), Error);
 }

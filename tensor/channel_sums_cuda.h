@@ -1,0 +1,141 @@
+// Per-channel sums of a [N, C, inner] tensor on the GPU, split over many blocks and finished in
+// the same kernel (batch norm's statistics and gradient sums, tensor/batchnorm.cu). Only .cu files
+// include this.
+//
+// A channel has many values and there are few channels (ResNet-20 at batch 128: 16 channels of
+// N*H*W = 131072 values, on a GPU of 132 SMs), so a kernel launched on grid (splits, C) lets
+// block (s, c) sum a fixed contiguous range of channel c in double (a fixed split over its
+// threads, then a fixed tree in shared memory) and store its pair of sums. It then counts itself
+// done on a counter in device memory, after a memory fence; the block that counts last adds up
+// every channel's pairs, a warp per channel (each lane a fixed subset of the pairs, then a fixed
+// tree of shuffles), and finalizes the channel. Which block comes last varies, the order of the
+// additions does not: results repeat bit for bit. The last block resets the counter, so a
+// counter serves every launch of its kernel as long as those run one after another (qnn's one
+// stream, tensor/cuda_runtime.h).
+//
+// Values are read as vectors of V floats (V = 4 where a plane's length is a multiple of 4 and the
+// tensors are 16-byte aligned, else 1), indexed with 32-bit integers (tensors below 2^31 values).
+#pragma once
+#include <cstdint>
+
+#include "tensor/cuda_runtime.h"
+
+namespace qnn::cuda {
+
+// x viewed as [N, C, inner] in vectors of V floats (inner = H*W, 1 for [N, C]).
+struct ChannelLayout {
+  uint32_t c = 0;        // channels
+  uint32_t inner_v = 0;  // vectors per plane: inner / V
+  uint32_t count_v = 0;  // vectors per channel: N * inner / V
+  uint32_t total_v = 0;  // vectors in x
+  int64_t count = 0;     // M, values per channel
+};
+
+// Blocks per channel: about 4096 values each (16 per thread), at most 1024.
+inline int channel_splits(const ChannelLayout& l) {
+  const int64_t s = (l.count + 4095) / 4096;
+  return static_cast<int>(s < 1 ? 1 : (s > 1024 ? 1024 : s));
+}
+
+template <int V>
+struct Vec {
+  float v[V];
+};
+
+template <int V>
+__device__ __forceinline__ Vec<V> load(const float* p, uint32_t i) {
+  Vec<V> r;
+  if constexpr (V == 4) {
+    const float4 q = reinterpret_cast<const float4*>(p)[i];
+    r.v[0] = q.x, r.v[1] = q.y, r.v[2] = q.z, r.v[3] = q.w;
+  } else {
+    r.v[0] = p[i];
+  }
+  return r;
+}
+
+template <int V>
+__device__ __forceinline__ void store(float* p, uint32_t i, const Vec<V>& r) {
+  if constexpr (V == 4)
+    reinterpret_cast<float4*>(p)[i] = make_float4(r.v[0], r.v[1], r.v[2], r.v[3]);
+  else
+    p[i] = r.v[0];
+}
+
+// The vector index of channel c's k-th vector (in image-major order).
+__device__ __forceinline__ uint32_t channel_vector(uint32_t k, uint32_t c, const ChannelLayout& l) {
+  return ((k / l.inner_v) * l.c + c) * l.inner_v + k % l.inner_v;
+}
+
+// The range of channel vectors that block s of `splits` sums.
+__device__ __forceinline__ void split_range(const ChannelLayout& l, int splits, int s, uint32_t& begin, uint32_t& end) {
+  begin = static_cast<uint32_t>(uint64_t(l.count_v) * s / splits);
+  end = static_cast<uint32_t>(uint64_t(l.count_v) * (s + 1) / splits);
+}
+
+// Block-wide sums of (a, b) in a fixed tree; thread 0 gets the totals.
+__device__ inline void block_sum2(double& a, double& b) {
+  __shared__ double sa[kThreads], sb[kThreads];
+  sa[threadIdx.x] = a;
+  sb[threadIdx.x] = b;
+  __syncthreads();
+  for (int half = blockDim.x / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) {
+      sa[threadIdx.x] += sa[threadIdx.x + half];
+      sb[threadIdx.x] += sb[threadIdx.x + half];
+    }
+    __syncthreads();
+  }
+  a = sa[0];
+  b = sb[0];
+}
+
+// Thread 0 stores the block's pair of sums, then counts the block done; true in every thread
+// of the grid's last block, which then reads every block's pair.
+__device__ inline bool store_and_count(double a, double b, double* pair, unsigned int* done) {
+  __shared__ bool last;
+  if (threadIdx.x == 0) {
+    pair[0] = a;
+    pair[1] = b;
+    __threadfence();  // the pair is visible to every block before the count says so
+    last = atomicAdd(done, 1u) == gridDim.x * gridDim.y - 1;
+    if (last) *done = 0;  // every block has counted: ready for the next launch
+  }
+  __syncthreads();
+  return last;
+}
+
+// Channel c's pairs summed in a fixed order by a whole warp: lane l adds pairs l, l + 32, ...,
+// then a fixed tree of shuffles; lane 0 gets the totals. Read through volatile: other blocks
+// wrote them, so they must come from L2, not from a stale L1 line.
+__device__ inline void channel_totals(const double* partial, int splits, uint32_t c, double& a, double& b) {
+  const volatile double* p = partial + 2 * int64_t(c) * splits;
+  const unsigned lane = threadIdx.x % 32;
+  a = 0.0, b = 0.0;
+  for (int k = lane; k < splits; k += 32) {
+    a += p[2 * k];
+    b += p[2 * k + 1];
+  }
+  for (int offset = 16; offset > 0; offset /= 2) {
+    a += __shfl_down_sync(0xffffffffu, a, offset);
+    b += __shfl_down_sync(0xffffffffu, b, offset);
+  }
+}
+
+// The end of both sums kernels: the block's pair of sums is stored and counted; in the grid's
+// last block, lane 0 of a warp per channel then gets finalize(channel, total a, total b).
+// Returns whether this block was the last.
+template <class Finalize>
+__device__ bool sum_then_finalize(double a, double b, double* partial, int splits, const ChannelLayout& l,
+                                  unsigned int* done, Finalize finalize) {
+  block_sum2(a, b);
+  if (!store_and_count(a, b, partial + 2 * (int64_t(blockIdx.y) * splits + blockIdx.x), done)) return false;
+  for (uint32_t ch = threadIdx.x / 32; ch < l.c; ch += blockDim.x / 32) {
+    double total_a, total_b;
+    channel_totals(partial, splits, ch, total_a, total_b);
+    if (threadIdx.x % 32 == 0) finalize(ch, total_a, total_b);
+  }
+  return true;
+}
+
+}  // namespace qnn::cuda
