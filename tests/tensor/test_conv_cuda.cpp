@@ -2,7 +2,8 @@
 // same random inputs through both, for ResNet-20's shapes (3x3 stride 1 and 2 with padding 1,
 // the 1x1 stride-2 projection), odd sizes and a non-square kernel, with and without bias, each
 // through cuDNN (default and deterministic algorithms) and through our im2col + cuBLAS path
-// (backend_options().cudnn = false); backward weight adds into a non-zero dw and db.
+// (backend_options().cudnn = false); backward weight adds into a non-zero dw and db, and
+// conv2d_backward_data_add into a non-zero dx.
 //
 // Tolerance: both sides compute in fp32 (TF32 off) but sum in different orders, and cuDNN may
 // pick Winograd or FFT algorithms whose transforms add a little rounding of their own. A sum of
@@ -60,6 +61,14 @@ void check_parity(const ConvCase& k, uint64_t seed) {
   REQUIRE(yg.is_cuda());
   REQUIRE(yg.shape() == y.shape());
   CHECK(closeness(yg, y, atol_for(c * kh * kw), kRtol) <= 1);
+
+  // Added into a non-zero dx, before any other backward data call of the shape: the algorithm
+  // search (which writes into the buffer it times on) runs here and must leave dx alone.
+  const Tensor dx0 = Tensor::uniform(k.x, -1, 1, seed, 6);
+  Tensor dx_sum = dx0.clone(), dx_sumg = dx0.to(Device::CUDA);
+  conv2d_backward_data_add(dy, w, dx_sum, k.p);
+  conv2d_backward_data_add(dyg, wg, dx_sumg, k.p);
+  CHECK(closeness(dx_sumg, dx_sum, atol_for(o * kh * kw), kRtol) <= 1);
 
   const Tensor dx = conv2d_backward_data(dy, w, k.x, k.p);
   const Tensor dxg = conv2d_backward_data(dyg, wg, k.x, k.p);
