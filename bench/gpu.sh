@@ -4,7 +4,10 @@
 # inputs resident on the GPU. For each batch size: qnn with its CUDA graph and eagerly, PyTorch
 # eager (NCHW), whole-step CUDA graph (NCHW and channels-last); then images/s, seconds per
 # 50k-image epoch, peak GPU memory and qnn's ratio to PyTorch's best. With PROFILE=1 it also
-# runs ncu over a few replayed qnn steps and prints the time per kernel.
+# runs ncu over a few replayed qnn steps and prints the time per kernel. Everything it prints is
+# also appended to the results log, bench/results-gpu.md, under the date, commit and GPU, so that
+# each GPU run starts from what the last one saw (RESULTS_LOG=file writes elsewhere,
+# RESULTS_LOG= writes none).
 #   bench/gpu.sh [steps] [batch sizes...]     (after `make -j16` on a machine with a GPU)
 #   PYTHON=/opt/torch/.venv/bin/python3 (default: python3)
 set -euo pipefail
@@ -19,27 +22,48 @@ case "$probe" in
   *images/s*) ;;
   *) echo "bench/gpu.sh: the probe step failed: $probe"; exit 1 ;;
 esac
-for b in $batches; do
-  echo "== ResNet-20, batch $b, $steps timed steps"
-  q=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5)
-  qe=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5 --no-graph)
-  te=$($py bench/train_step_torch.py --device cuda --batch-size "$b" --steps "$steps" --warmup 10)
-  tg=$($py bench/train_step_torch.py --device cuda --batch-size "$b" --steps "$steps" --warmup 10 --graph)
-  tc=$($py bench/train_step_torch.py --device cuda --batch-size "$b" --steps "$steps" --warmup 10 --graph --channels-last)
-  printf '%s\n' "$q" "$qe" "$te" "$tg" "$tc"
-  best=$(printf '%s\n' "$te" "$tg" "$tc" | rate | sort -g | tail -1)
-  awk -v q="$(echo "$q" | rate)" -v b="$best" 'BEGIN { printf "ratio qnn graph / best PyTorch: %.2fx\n", q / b }'
-done
-if [ "${PROFILE:-0}" = 1 ]; then
-  # Pass 1 counts the kernels of start-up and warm-up (cuDNN's algorithm search included);
-  # pass 2 skips them and times each kernel of 20 replayed graph steps.
-  n=20
-  prof() { ncu --clock-control none --metrics gpu__time_duration.sum --csv --print-units base "$@" 2>/dev/null | grep gpu__time_duration; }
-  skip=$(prof ./build/bench/train_step --device cuda --batch-size 128 --steps 1 --warmup 5 | wc -l)
-  echo "== where qnn's step goes (ncu, batch 128, mean over $n graph replays after $skip warm-up kernels)"
-  prof --launch-skip "$skip" ./build/bench/train_step --device cuda --batch-size 128 --steps "$n" --warmup 5 \
-    | awk -F'","' -v n="$n" '{ v = $NF; gsub(/"/, "", v); t[$5] += v; c[$5]++; total += v }
-        END { for (k in t) printf "%9.1f us %5.1f%% %4d/step  %s\n", t[k] / 1000 / n, 100 * t[k] / total, c[k] / n, substr(k, 1, 100);
-              printf "%9.1f us per step inside kernels (floor: about 12 TFLOP and 0.4 TB of activations per epoch)\n", total / 1000 / n }' \
-    | sort -rn
+# The figures, printed.
+measure() {
+  for b in $batches; do
+    echo "== ResNet-20, batch $b, $steps timed steps"
+    q=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5)
+    qe=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5 --no-graph)
+    te=$($py bench/train_step_torch.py --device cuda --batch-size "$b" --steps "$steps" --warmup 10)
+    tg=$($py bench/train_step_torch.py --device cuda --batch-size "$b" --steps "$steps" --warmup 10 --graph)
+    tc=$($py bench/train_step_torch.py --device cuda --batch-size "$b" --steps "$steps" --warmup 10 --graph --channels-last)
+    printf '%s\n' "$q" "$qe" "$te" "$tg" "$tc"
+    best=$(printf '%s\n' "$te" "$tg" "$tc" | rate | sort -g | tail -1)
+    awk -v q="$(echo "$q" | rate)" -v b="$best" 'BEGIN { printf "ratio qnn graph / best PyTorch: %.2fx\n", q / b }'
+  done
+  if [ "${PROFILE:-0}" = 1 ]; then
+    # Pass 1 counts the kernels of start-up and warm-up (cuDNN's algorithm search included);
+    # pass 2 skips them and times each kernel of 20 replayed graph steps.
+    n=20
+    prof() { ncu --clock-control none --metrics gpu__time_duration.sum --csv --print-units base "$@" 2>/dev/null | grep gpu__time_duration; }
+    skip=$(prof ./build/bench/train_step --device cuda --batch-size 128 --steps 1 --warmup 5 | wc -l)
+    echo "== where qnn's step goes (ncu, batch 128, mean over $n graph replays after $skip warm-up kernels)"
+    prof --launch-skip "$skip" ./build/bench/train_step --device cuda --batch-size 128 --steps "$n" --warmup 5 \
+      | awk -F'","' -v n="$n" '{ v = $NF; gsub(/"/, "", v); t[$5] += v; c[$5]++; total += v }
+          END { for (k in t) printf "%9.1f us %5.1f%% %4d/step  %s\n", t[k] / 1000 / n, 100 * t[k] / total, c[k] / n, substr(k, 1, 100);
+                printf "%9.1f us per step inside kernels (floor: about 12 TFLOP and 0.4 TB of activations per epoch)\n", total / 1000 / n }' \
+      | sort -rn
+  fi
+}
+
+report=$(mktemp)
+trap 'rm -f "$report"' EXIT
+measure | tee "$report"
+log=${RESULTS_LOG-bench/results-gpu.md}
+if [ -n "$log" ]; then
+  gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1 || true)
+  if commit=$(git rev-parse --short HEAD 2>/dev/null); then
+    git diff --quiet HEAD || commit="$commit, with uncommitted changes"
+  else
+    commit="unknown (no git)"
+  fi
+  { printf '\n## %s, commit %s\n\n%s; `bench/gpu.sh %s %s`%s\n\n```\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$commit" \
+      "${gpu:-GPU unknown (no nvidia-smi)}" "$steps" "$batches" "$([ "${PROFILE:-0}" = 1 ] && echo ' with PROFILE=1')"
+    cat "$report"
+    printf '```\n'; } >> "$log"
+  echo "bench/gpu.sh: appended to $log"
 fi
