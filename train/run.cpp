@@ -272,6 +272,22 @@ int run_training(const std::string& app, const std::string& description, Trainin
                                             : ", bf16 convolutions (operands rounded, float arithmetic: built without AVX-512 BF16)");
   if (device == "auto" && dev == Device::CPU) std::printf("note: %s; training on the CPU\n", describe_cuda(cuda).c_str());
 
+  // --export-qat writes the checkpoint's QAT model: no data, optimizer step or training needed.
+  if (!qat.export_path.empty()) {
+    QNN_CHECK(qat_spec_.method != QatMethod::None, "--export-qat needs a QAT checkpoint; ", resume,
+              " was trained with --qat none");
+    manual_seed(static_cast<uint64_t>(seed));
+    const std::shared_ptr<Module> built = task.build_model(qat_spec_);
+    built->to(dev);
+    SGD sgd(built->flatten(), {float(lr), float(momentum), 0.0f, float(wd), nesterov});
+    restore_checkpoint(checkpoint, *built, sgd);
+    qat_after_load(*built);
+    std::printf("model: %s, %lld parameters, qat %s\n", task.describe_model().c_str(),
+                (long long)built->num_parameters(), qat_label(qat_spec_).c_str());
+    export_qat(*built, qat.export_path, task.arch(), task.export_metadata());
+    return 0;
+  }
+
   task.load_data(limit_train, limit_test);
 
   manual_seed(static_cast<uint64_t>(seed));
@@ -368,10 +384,6 @@ int run_training(const std::string& app, const std::string& description, Trainin
   std::printf("model: %s, %lld parameters, qat %s\n", task.describe_model().c_str(), (long long)model.num_parameters(),
               qat_label(qat_spec_).c_str());
 
-  if (!qat.export_path.empty()) {
-    export_qat(model, qat.export_path, task.arch(), task.export_metadata());
-    return 0;
-  }
   const bool top5 = task.reports_top5();
   if (evaluate_only) {
     EpochResult test = evaluate(model, *test_source, start_epoch);

@@ -140,11 +140,13 @@ TEST_CASE("cifar: QAT runs resume bit-identically; --init-weights fine-tunes a f
     CHECK(other.exit_code == 1);
     CHECK(other.output.find("--act-bits") != std::string::npos);
   }
-  // The last run's checkpoint (lsq W3A2) exports to packed integers, which numpy reads back.
-  CommandResult exported = run_command("./apps/cifar --data " + data + " --export-qat " + data +
+  // The last run's checkpoint (lsq W3A2) exports to packed integers, which numpy reads back. The
+  // export reads no data: --data names a folder that does not exist.
+  CommandResult exported = run_command("./apps/cifar --data " + data + "/absent --export-qat " + data +
                                        "/lsq.safetensors --resume " + data + "/ck/last.safetensors");
   REQUIRE_MESSAGE(exported.exit_code == 0, exported.output);
   CHECK(exported.output.find("exported resnet20 (lsq W3A2)") != std::string::npos);
+  CHECK(exported.output.find("data: ") == std::string::npos);
   // --evaluate runs the export with the integer engine (qinfer/), printing the accuracy as for a checkpoint.
   CommandResult integer = run_command("./apps/cifar --data " + data + " --limit-test 64 --evaluate --resume " + data +
                                       "/lsq.safetensors");
