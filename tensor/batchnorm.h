@@ -12,16 +12,18 @@
 //   training: dx = gamma_c invstd_c (dy - dbeta_c / M - xhat dgamma_c / M)
 //   evaluation (statistics are constants): dx = gamma_c invstd_c dy
 // Backward needs only x (which the graph keeps anyway) and mean/invstd per channel (2C floats).
-// Each channel is handled by one thread in a fixed order, so results are deterministic; the
-// batch statistics take one pass, shifted by the channel's first value to avoid cancellation.
+// The sums over a channel run in an order fixed by the shape alone (on the CPU one thread per
+// channel, on the GPU fixed ranges per block: tensor/channel_sums_cuda.h), so results are
+// deterministic; the batch statistics take one pass, shifted by the channel's first value to
+// avoid cancellation.
 //
 // Fused ReLU (the ends of a ResNet block): y = relu(bn(x)) or y = relu(bn(x) + residual) is
 // written in the same pass as bn's output would be, so the pre-ReLU tensor never exists; each
 // value is rounded exactly as batch_norm, add_relu and relu would round it one after another, so
-// the results are bit-identical to the unfused ops on the same device. Backward through relu(bn(x)) reads dy where
-// y > 0 and zero elsewhere (relu_backward's rule) inside both passes, instead of from a masked copy;
-// without a residual it tests x * a_c + b_c > 0, the value forward passed to the ReLU, instead of
-// reading y.
+// the results are bit-identical to the unfused ops on the same device. Backward through
+// relu(bn(x)) reads dy where y > 0 and zero elsewhere (relu_backward's rule) inside both passes,
+// instead of from a masked copy; without a residual it tests x * a_c + b_c > 0, the value forward
+// passed to the ReLU, instead of reading y.
 #pragma once
 #include "tensor/tensor.h"
 
