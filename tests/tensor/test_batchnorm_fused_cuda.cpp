@@ -14,6 +14,7 @@
 #include <string>
 
 #include "tensor/batchnorm.h"
+#include "tensor/cuda_graph.h"
 #include "tests/gpu.h"
 
 using namespace qnn;
@@ -197,4 +198,26 @@ GPU_TEST_CASE("batch norm cuda: several blocks per channel repeat bit for bit") 
   const BatchNormGrads g2 = batch_norm_relu_backward(dy, b.y, x, gamma, b.mean, b.invstd, true, true, true);
   CHECK(g1.dx.to_vector() == g2.dx.to_vector());
   CHECK(g1.dgamma.to_vector() == g2.dgamma.to_vector());
+}
+
+// The fusions, counted: a training step's batch norm with its ReLU and residual join, forward and
+// backward with the gradients added into gamma's and beta's, is four kernels (statistics, apply,
+// sums, dx), with nothing else recorded in the graph (no separate ReLU, mask, counter or
+// gradient addition).
+GPU_TEST_CASE("batch norm cuda: forward and backward with ReLU and residual are four graph nodes") {
+  const Inputs in = inputs({16, 8, 8, 8}, 95);
+  const Tensor x = gpu(in.x), r = gpu(in.residual), dy = gpu(in.dy), gamma = gpu(in.gamma), beta = gpu(in.beta);
+  Tensor rm = gpu(in.running_mean), rv = gpu(in.running_var), batches = gpu(Tensor::full({}, 0.0f));
+  BatchNormGradTargets into{gpu(Tensor::zeros({8})), gpu(Tensor::zeros({8}))};
+  CudaGraph graph;
+  graph.capture([&] {
+    Tensor mean, invstd;
+    const Tensor y = batch_norm_relu_forward_training(x, r, gamma, beta, rm, rv, 0.1f, 1e-5f, mean, invstd, nullptr,
+                                                      &batches);
+    batch_norm_relu_backward(dy, y, x, gamma, mean, invstd, true, true, true, Tensor(), into);
+  });
+  CHECK(graph.node_count() == 4);
+  graph.replay();
+  graph.replay();
+  CHECK(batches.to_vector() == std::vector<float>{2.0f});  // counted by the replays, not the capture
 }
