@@ -21,9 +21,8 @@
 // allocated per call: in steady state the same block every step, and no cudaMalloc.
 //
 // Backward weight adds into dw (cuDNN's beta = 1), as the CPU version does; backward data adds
-// into dx the same way for conv2d_backward_data_add. The bias is added
-// after the convolution, and its gradient summed, by the kernels of tensor/conv_gemm.cu on both
-// paths. Results match the CPU to fp32 rounding of the reduction (cuDNN sums in its own order),
+// into dx the same way for conv2d_backward_data_add. The bias is added after the convolution,
+// and its gradient summed, by the kernels of tensor/conv_gemm.cu on both paths. Results match the CPU to fp32 rounding of the reduction (cuDNN sums in its own order),
 // not bit for bit; with TF32 on, to TF32's 10-bit mantissa.
 #include <algorithm>
 #include <array>

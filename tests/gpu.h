@@ -15,6 +15,9 @@ namespace qnn::testing {
 
 inline bool gpu_usable() { return cuda_status().usable; }
 
+// A copy of t on the GPU (an undefined tensor stays undefined).
+inline Tensor gpu(const Tensor& t) { return t.defined() ? t.to(Device::CUDA) : Tensor(); }
+
 // Largest |a - b| / (atol + rtol |b|) over the elements; <= 1 means every element is close.
 inline double closeness(const Tensor& a, const Tensor& b, double atol, double rtol) {
   REQUIRE(a.numel() == b.numel());

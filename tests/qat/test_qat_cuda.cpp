@@ -26,8 +26,6 @@ using namespace qnn::testing;
 
 namespace {
 
-Tensor gpu(const Tensor& t) { return t.to(Device::CUDA); }
-
 void check_identical(const Tensor& on_gpu, const Tensor& on_cpu, const char* what) {
   REQUIRE(on_gpu.is_cuda());
   CHECK(on_gpu.shape() == on_cpu.shape());

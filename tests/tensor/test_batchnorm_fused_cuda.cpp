@@ -19,10 +19,9 @@
 
 using namespace qnn;
 using qnn::testing::closeness;
+using qnn::testing::gpu;
 
 namespace {
-
-Tensor gpu(const Tensor& t) { return t.defined() ? t.to(Device::CUDA) : Tensor(); }
 
 // A copy of t on the GPU that starts one float into its buffer (not 16-byte aligned).
 Tensor gpu_unaligned(const Tensor& t) {

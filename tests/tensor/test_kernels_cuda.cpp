@@ -17,10 +17,9 @@
 
 using namespace qnn;
 using qnn::testing::closeness;
+using qnn::testing::gpu;
 
 namespace {
-
-Tensor gpu(const Tensor& t) { return t.to(Device::CUDA); }
 
 // Exact equality of a GPU result with the CPU's, shape included.
 void check_identical(const Tensor& on_gpu, const Tensor& on_cpu) {

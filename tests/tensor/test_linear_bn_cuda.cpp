@@ -20,10 +20,9 @@
 
 using namespace qnn;
 using qnn::testing::closeness;
+using qnn::testing::gpu;
 
 namespace {
-
-Tensor gpu(const Tensor& t) { return t.defined() ? t.to(Device::CUDA) : Tensor(); }
 
 double linear_atol(int64_t reduction) { return 1e-5 + 2e-6 * double(reduction); }
 
