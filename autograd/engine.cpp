@@ -59,15 +59,20 @@ Variable make_op_result(const char* op, Tensor value, const std::vector<Variable
 }
 
 Tensor& grad_slot(Node& input) {
-  if (!input.grad.defined()) input.grad = Tensor::zeros(input.value.shape(), input.value.device());
+  if (!input.grad.defined()) {
+    input.grad = Tensor::empty_like(input.value);
+    input.grad.zero();
+  }
   return input.grad;
 }
 
 void accumulate_grad(Node& input, Tensor g) {
   QNN_CHECK(g.numel() == input.value.numel(), "gradient of ", shape_str(g.shape()), " for a value of ",
             shape_str(input.value.shape()), " (op ", input.op, ")");
+  if (g.format() != input.value.format())  // a gradient takes its value's memory format
+    g = input.value.is_channels_last() ? g.view(input.value.shape()).channels_last() : g.contiguous();
   if (!input.grad.defined()) {
-    input.grad = g.view(input.value.shape());
+    input.grad = g.shape() == input.value.shape() ? g : g.view(input.value.shape());
     return;
   }
   add_into(input.grad, g);

@@ -24,6 +24,9 @@ Variable sum(const Variable& a);
 Variable mean(const Variable& a);
 
 Variable reshape(const Variable& a, Shape shape);
+// The same values stored channels-last (an image batch on the GPU, tensor/tensor.h); the
+// gradient goes back in x's format.
+Variable to_channels_last(const Variable& x);
 
 // Per-channel scaling by s [C], C = x.size(axis): y = x * s[c] or y = x / s[c] (batch-norm
 // folding, nn/conv_bn.h; kernels in tensor/channel_scale.h).

@@ -3,6 +3,7 @@
 //   add: da = g, db = g          sub: da = g, db = -g          mul: da = g * b, db = g * a
 //   scale: da = s g              relu: da = g where y > 0      add_relu: da = db = g where y > 0
 //   sum: da_i = g                mean: da_i = g / n            reshape: da = g in a's shape
+//   to_channels_last: da = g in a's memory format
 // relu and add_relu test their output y (kept by the node) rather than saving their input.
 #include "autograd/functions.h"
 #include "autograd/functions_internal.h"
@@ -89,6 +90,13 @@ Variable reshape(const Variable& a, Shape shape) {
   // The output shares the input's storage; its gradient is the incoming one, viewed.
   return make_op_result("reshape", a.value().view(std::move(shape)), {a},
                         [](Node& self) { send_grad(self, {0}, self.grad); });
+}
+
+Variable to_channels_last(const Variable& x) {
+  check_defined("to_channels_last", x, "x");
+  if (x.value().is_channels_last()) return x;
+  return make_op_result("to_channels_last", x.value().channels_last(), {x},
+                        [](Node& self) { send_grad(self, {0}, self.grad.contiguous()); });
 }
 
 }  // namespace qnn

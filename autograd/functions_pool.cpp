@@ -20,7 +20,8 @@ Variable max_pool2d(const Variable& x, int kernel, int stride, int padding) {
 Variable global_avg_pool(const Variable& x) {
   check_defined("global_avg_pool", x, "x");
   return make_op_result("global_avg_pool", global_avg_pool_forward(x.value()), {x}, [](Node& self) {
-    send_grad(self, {0}, global_avg_pool_backward(self.grad, self.inputs[0]->value.shape()));
+    const Tensor& x = self.inputs[0]->value;
+    send_grad(self, {0}, global_avg_pool_backward(self.grad, x.shape(), x.format()));
   });
 }
 

@@ -7,6 +7,7 @@
 //     equals the CPU Loader's bit for bit. Pixel (y, x) of an augmented image shows source pixel
 //     (y + crop_y - padding, x' + crop_x - padding) with x' = W - 1 - x when flipped, else x;
 //     outside the image it is byte 0's value, exactly as augment_image() fills its padding.
+//     A channels-last batch (tensor/tensor.h) gets the same values, written in NHWC order.
 //   metrics: one block; each thread counts the correct rows i, i + 256, ..., the counts are
 //     summed as integers (exact in any order) and thread 0 updates the three figures with the CPU
 //     twin's float operations.
@@ -20,7 +21,7 @@ namespace {
 struct GatherShape {
   int64_t rows, count, order_size, batch_size;
   int channels, height, width, padding;
-  bool augment;
+  bool augment, channels_last;
   uint64_t seed;
 };
 
@@ -32,8 +33,9 @@ __global__ void gather_kernel(const uint8_t* pixels, const float* dataset_labels
   const int64_t number = int64_t(clock[0]), epoch = int64_t(clock[1]);
   for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < total; t += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = t / image, within = t % image;
-    const int c = int(within / plane);
-    const int y = int((within % plane) / s.width), x = int(within % s.width);
+    const int64_t pixel = s.channels_last ? within / s.channels : within % plane;
+    const int c = int(s.channels_last ? within % s.channels : within / plane);
+    const int y = int(pixel / s.width), x = int(pixel % s.width);
     const int64_t position = number * s.batch_size + r;
     int64_t index = -1;
     if (position >= 0 && position < s.order_size) {
@@ -98,7 +100,7 @@ void gather_batch(const DeviceDataset& data, const Tensor& order, const Tensor& 
                   int64_t batch_size, bool augment, uint64_t seed, int padding,
                   const Normalization& norm, Tensor& images, Tensor& labels) {
   const GatherShape s{images.size(0), data.count(), order.numel(), batch_size, data.channels(), data.height(),
-                      data.width(), padding, augment, seed};
+                      data.width(), padding, augment, images.is_channels_last(), seed};
   const int64_t total = images.numel();
   if (total == 0) return;
   const Tensor& table = data.normalization_table(norm);

@@ -12,12 +12,42 @@ float blend(double sum, float alpha, float beta, float old) {
   return beta == 0.0f ? float(alpha * sum) : float(alpha * sum + double(beta) * old);
 }
 
+// [n, c, hw] <-> [n, hw, c].
+std::vector<float> nhwc_to_nchw(const float* src, int n, int c, int hw) {
+  std::vector<float> out(size_t(n) * c * hw);
+  for (int i = 0; i < n; ++i)
+    for (int p = 0; p < hw; ++p)
+      for (int k = 0; k < c; ++k) out[(size_t(i) * c + k) * hw + p] = src[(size_t(i) * hw + p) * c + k];
+  return out;
+}
+void nchw_to_nhwc(const std::vector<float>& src, float* dst, int n, int c, int hw) {
+  for (int i = 0; i < n; ++i)
+    for (int p = 0; p < hw; ++p)
+      for (int k = 0; k < c; ++k) dst[(size_t(i) * hw + p) * c + k] = src[(size_t(i) * c + k) * hw + p];
+}
+
+// Runs `nchw(g, in, out)` on NCHW copies of an NHWC input (in_c channels of in_hw pixels) and
+// output (out_c of out_hw), the output's old values included for blending.
+template <class F>
+void through_nchw(const Shapes& g, const float* in, int in_c, int in_hw, float* out, int out_c, int out_hw, F nchw) {
+  Shapes plain = g;
+  plain.nhwc = false;
+  const std::vector<float> a = nhwc_to_nchw(in, g.n, in_c, in_hw);
+  std::vector<float> b = nhwc_to_nchw(out, g.n, out_c, out_hw);
+  nchw(plain, a.data(), b.data());
+  nchw_to_nhwc(b, out, g.n, out_c, out_hw);
+}
+
 }  // namespace
 
 // The three directions below visit every (output pixel, filter tap) pair that reads an input
 // pixel, with the inner loop along an output row; each output's terms are summed in double, in a
 // fixed order, so results do not depend on the number of threads.
 void convolution_forward(const Shapes& g, float alpha, const float* x, const float* w, float beta, float* y) {
+  if (g.nhwc)
+    return through_nchw(g, x, g.c, g.h * g.w, y, g.k, g.ho * g.wo, [&](const Shapes& p, const float* a, float* b) {
+      convolution_forward(p, alpha, a, w, beta, b);
+    });
 #pragma omp parallel for collapse(2)
   for (int n = 0; n < g.n; ++n)
     for (int k = 0; k < g.k; ++k) {
@@ -47,6 +77,10 @@ void convolution_forward(const Shapes& g, float alpha, const float* x, const flo
 }
 
 void convolution_backward_data(const Shapes& g, float alpha, const float* w, const float* dy, float beta, float* dx) {
+  if (g.nhwc)
+    return through_nchw(g, dy, g.k, g.ho * g.wo, dx, g.c, g.h * g.w, [&](const Shapes& p, const float* a, float* b) {
+      convolution_backward_data(p, alpha, w, a, beta, b);
+    });
 #pragma omp parallel for collapse(2)
   for (int n = 0; n < g.n; ++n)
     for (int c = 0; c < g.c; ++c) {
@@ -76,6 +110,12 @@ void convolution_backward_data(const Shapes& g, float alpha, const float* w, con
 }
 
 void convolution_backward_filter(const Shapes& g, float alpha, const float* x, const float* dy, float beta, float* dw) {
+  if (g.nhwc) {
+    Shapes plain = g;
+    plain.nhwc = false;
+    const std::vector<float> a = nhwc_to_nchw(x, g.n, g.c, g.h * g.w), b = nhwc_to_nchw(dy, g.n, g.k, g.ho * g.wo);
+    return convolution_backward_filter(plain, alpha, a.data(), b.data(), beta, dw);
+  }
 #pragma omp parallel for collapse(2)
   for (int k = 0; k < g.k; ++k)
     for (int c = 0; c < g.c; ++c)

@@ -1,6 +1,6 @@
 // The cuDNN calls qnn makes, on the CPU, for the emulated build (docs/cuda-emulator.md): 2-D
-// convolution of NCHW float tensors, forward and both backward directions, with its descriptors
-// and algorithm choice.
+// convolution of float tensors, NCHW or NHWC, with KCRS filters, forward and both backward
+// directions, with its descriptors and algorithm choice.
 //
 // Every direction offers two candidate algorithms that compute the same sums (each output a sum
 // in double, rounded once, times alpha, plus beta times the old output, which is not read when
@@ -25,6 +25,7 @@ struct cudnnContext {
 };
 struct cudnnTensorStruct {
   int n = 0, c = 0, h = 0, w = 0;
+  bool nhwc = false;
 };
 struct cudnnFilterStruct {
   int k = 0, c = 0, h = 0, w = 0;
@@ -46,9 +47,9 @@ int output_size(int in, int pad, int filter, int dilation, int stride) {
 
 bool shapes(const cudnnTensorStruct* x, const cudnnFilterStruct* f, const cudnnConvolutionStruct* conv,
             const cudnnTensorStruct* y, Shapes& out) {
-  if (!x || !f || !conv || !y || x->c != f->c || y->n != x->n || y->c != f->k) return false;
+  if (!x || !f || !conv || !y || x->c != f->c || y->n != x->n || y->c != f->k || x->nhwc != y->nhwc) return false;
   const qnn_emu::ConvolutionParams& p = conv->params;
-  out = Shapes{x->n, x->c, x->h, x->w, f->k, f->h, f->w, y->h, y->w, &p};
+  out = Shapes{x->n, x->c, x->h, x->w, f->k, f->h, f->w, y->h, y->w, &p, x->nhwc};
   return y->h == output_size(x->h, p.pad_h, f->h, p.dilation_h, p.stride_h) &&
          y->w == output_size(x->w, p.pad_w, f->w, p.dilation_w, p.stride_w) && y->h > 0 && y->w > 0;
 }
@@ -146,9 +147,10 @@ cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d) {
 }
 cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorFormat_t format, cudnnDataType_t type,
                                          int n, int c, int h, int w) {
-  if (format != CUDNN_TENSOR_NCHW || type != CUDNN_DATA_FLOAT) return CUDNN_STATUS_NOT_SUPPORTED;
+  if ((format != CUDNN_TENSOR_NCHW && format != CUDNN_TENSOR_NHWC) || type != CUDNN_DATA_FLOAT)
+    return CUDNN_STATUS_NOT_SUPPORTED;
   if (n <= 0 || c <= 0 || h <= 0 || w <= 0) return CUDNN_STATUS_BAD_PARAM;
-  *d = cudnnTensorStruct{n, c, h, w};
+  *d = cudnnTensorStruct{n, c, h, w, format == CUDNN_TENSOR_NHWC};
   return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t* d) {

@@ -2,8 +2,13 @@
 #include "nn/layers.h"
 
 #include "nn/init.h"
+#include "tensor/device.h"
 
 namespace qnn {
+
+Variable image_input(const Variable& x) {
+  return x.value().is_cuda() && backend_options().channels_last ? to_channels_last(x) : x;
+}
 
 Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int kernel, int stride, int padding, bool has_bias)
     : params{stride, padding} {

@@ -9,6 +9,10 @@
 
 namespace qnn {
 
+// The images a model's first layer reads: x itself, or x stored channels-last where it is on the
+// GPU and backend_options().channels_last is set (docs/channels-last.md).
+Variable image_input(const Variable& x);
+
 // y = conv(x, weight) + bias; weight [out, in, k, k], default init U(+-1/sqrt(in*k*k)).
 class Conv2d : public Module {
  public:

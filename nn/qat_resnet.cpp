@@ -82,7 +82,7 @@ QatBasicBlock::QatBasicBlock(int64_t in_channels, int64_t out_channels, int stri
 }
 
 Variable QatBasicBlock::forward(const Variable& x) {
-  Variable h = act1_->forward(conv_bn_relu(*conv1_, *bn1_, x));
+  Variable h = act1_->forward(conv_bn_relu(*conv1_, *bn1_, image_input(x)));
   Variable identity = x;
   if (pad_shortcut_) identity = shortcut_pad(x, out_channels_, stride_);
   if (projection_conv_) identity = conv_bn(*projection_conv_, *projection_bn_, x);
@@ -125,7 +125,7 @@ QatCifarResNet::QatCifarResNet(int depth, QatSpec spec, int64_t num_classes, Sho
 
 Variable QatCifarResNet::forward(const Variable& x) {
   QNN_CHECK(x.dim() == 4 && x.size(1) == 3, "expects images [N, 3, H, W], got ", shape_str(x.shape()));
-  Variable h = act1_->forward(conv_bn_relu(*conv1_, *bn1_, x));
+  Variable h = act1_->forward(conv_bn_relu(*conv1_, *bn1_, image_input(x)));
   for (auto& stage : layers_) h = stage->forward(h);
   return fc_->forward(fc_input_->forward(global_avg_pool(h)));
 }

@@ -50,7 +50,7 @@ CifarResNet::CifarResNet(int depth, int64_t num_classes, Shortcut shortcut) : de
 
 Variable CifarResNet::forward(const Variable& x) {
   QNN_CHECK(x.dim() == 4 && x.size(1) == 3, "expects images [N, 3, H, W], got ", shape_str(x.shape()));
-  Variable h = bn1_->forward_relu(conv1_->forward(x));
+  Variable h = bn1_->forward_relu(conv1_->forward(image_input(x)));
   for (auto& stage : layers_) h = stage->forward(h);
   return fc_->forward(global_avg_pool(h));
 }

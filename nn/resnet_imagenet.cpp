@@ -90,7 +90,7 @@ ImageNetResNet::ImageNetResNet(ResidualBlockKind kind, std::array<int, 4> blocks
 
 Variable ImageNetResNet::forward(const Variable& x) {
   QNN_CHECK(x.dim() == 4 && x.size(1) == 3, "expects images [N, 3, H, W], got ", shape_str(x.shape()));
-  Variable h = bn1_->forward_relu(conv1_->forward(x));
+  Variable h = bn1_->forward_relu(conv1_->forward(image_input(x)));
   h = max_pool2d(h, 3, 2, 1);
   for (auto& stage : layers_) h = stage->forward(h);
   return fc_->forward(global_avg_pool(h));

@@ -67,7 +67,7 @@ struct StoreSum2 {
 }  // namespace
 
 Tensor fake_quantize_forward(const Tensor& x, const Tensor& scale, const Tensor& zero_point, QuantRange range) {
-  Tensor y(x.shape(), Device::CUDA);
+  Tensor y = Tensor::empty_like(x);
   const int64_t n = x.numel();
   if (n == 0) return y;
   fake_quantize_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(x.data(), scale.data(), zero_point.data(), y.data(),
@@ -79,7 +79,7 @@ Tensor fake_quantize_forward(const Tensor& x, const Tensor& scale, const Tensor&
 
 Tensor fake_quantize_backward(const Tensor& dy, const Tensor& x, const Tensor& scale, const Tensor& zero_point,
                               QuantRange range) {
-  Tensor dx(x.shape(), Device::CUDA);
+  Tensor dx = Tensor::empty_like(x);
   const int64_t n = x.numel();
   if (n == 0) return dx;
   fake_quantize_backward_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(
@@ -92,7 +92,7 @@ Tensor fake_quantize_backward(const Tensor& dy, const Tensor& x, const Tensor& s
 LearnableGradients fake_quantize_learnable_backward(const Tensor& dy, const Tensor& x, const Tensor& scale,
                                                     const Tensor& zero_point, QuantRange range,
                                                     Granularity granularity, float grad_factor) {
-  LearnableGradients g{Tensor(x.shape(), Device::CUDA), Tensor::zeros(scale.shape(), Device::CUDA),
+  LearnableGradients g{Tensor::empty_like(x), Tensor::zeros(scale.shape(), Device::CUDA),
                        Tensor::zeros(zero_point.shape(), Device::CUDA)};
   const int64_t channels = scale.numel();
   const LearnableLoad load{dy.data(), x.data(), scale.data(), zero_point.data(), g.dx.data(), float(range.qmin),

@@ -40,7 +40,7 @@ struct StoreSum1 {
 }  // namespace
 
 Tensor pact_forward(const Tensor& x, const Tensor& alpha, float steps, float alpha_min) {
-  Tensor y(x.shape(), Device::CUDA);
+  Tensor y = Tensor::empty_like(x);
   const int64_t n = x.numel();
   if (n == 0) return y;
   pact_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(x.data(), alpha.data(), y.data(), n, steps, alpha_min);
@@ -49,7 +49,7 @@ Tensor pact_forward(const Tensor& x, const Tensor& alpha, float steps, float alp
 }
 
 PactGradients pact_backward(const Tensor& dy, const Tensor& x, const Tensor& alpha, float alpha_min) {
-  PactGradients g{Tensor(x.shape(), Device::CUDA), Tensor::zeros({1}, Device::CUDA)};
+  PactGradients g{Tensor::empty_like(x), Tensor::zeros({1}, Device::CUDA)};
   reduce_channels("pact_backward", 1, x.numel(), Sum1{0.0},
                   PactLoad{dy.data(), x.data(), alpha.data(), g.dx.data(), alpha_min}, AddSum1{},
                   StoreSum1{g.dalpha.data()});

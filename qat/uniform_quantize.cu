@@ -23,7 +23,7 @@ __global__ void clamp_quantize_backward_kernel(const float* dy, const float* x, 
 }  // namespace
 
 Tensor clamp_quantize_forward(const Tensor& x, float lo, float hi, float steps) {
-  Tensor y(x.shape(), Device::CUDA);
+  Tensor y = Tensor::empty_like(x);
   const int64_t n = x.numel();
   if (n == 0) return y;
   clamp_quantize_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(x.data(), y.data(), n, lo, hi, steps);
@@ -32,7 +32,7 @@ Tensor clamp_quantize_forward(const Tensor& x, float lo, float hi, float steps) 
 }
 
 Tensor clamp_quantize_backward(const Tensor& dy, const Tensor& x, float lo, float hi) {
-  Tensor dx(x.shape(), Device::CUDA);
+  Tensor dx = Tensor::empty_like(x);
   const int64_t n = x.numel();
   if (n == 0) return dx;
   clamp_quantize_backward_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(dy.data(), x.data(), dx.data(), n, lo,

@@ -21,6 +21,11 @@
 // Nothing leaves the device and all scratch comes from the caching allocator, so the passes can
 // be captured in a CUDA graph.
 //
+// Channels-last x (NHWC, tensor/tensor.h) takes the same four kernels with another walk: the sums
+// kernels give each block a range of rows and a slice of channels (tensor/channel_sums_cuda.h),
+// the element passes find a value's channel as its index modulo C, and vectors of 4 hold 4
+// channels of one pixel. Same formulas, same shift; the sums run in another order.
+//
 // Against the CPU: the same expressions in the same precision, the affine map as one fused
 // multiply-add (as g++ -march=native contracts it), but not guaranteed bit for bit: the double
 // sums run in another order (which moves the float statistics by at most an ulp, rarely at all)
@@ -29,6 +34,7 @@
 #include <initializer_list>
 
 #include "tensor/batchnorm.h"
+#include "tensor/batchnorm_math_cuda.h"
 #include "tensor/channel_sums_cuda.h"
 #include "tensor/cuda_runtime.h"
 #include "tensor/exact_math.h"
@@ -41,22 +47,13 @@ namespace {
 __device__ unsigned int stats_blocks_done = 0;
 __device__ unsigned int grad_blocks_done = 0;
 
-struct StatsOut {
-  const float* gamma;
-  const float* beta;
-  float momentum, eps;
-  float *running_mean, *running_var, *save_mean, *save_invstd;
-  float* coef;             // [2, C]: a then b
-  float* batches_tracked;  // may be null
-};
-
-// Forward 1: pairs of sums of d and d^2, d = x - x[0, c, 0] (the CPU's shift); the last block
-// computes every channel's statistics and map.
+// Forward 1: pairs of sums of d and d^2; the last block computes every channel's statistics and
+// map, and counts the batch.
 template <int V>
 __global__ void stats_kernel(const float* x, ChannelLayout l, int splits, double* partial, StatsOut out) {
   const int s = blockIdx.x;
   const uint32_t c = blockIdx.y;
-  const double shift = x[uint64_t(c) * l.inner_v * V];
+  const double shift = x[channel_start(c, l, V)];
   uint32_t begin, end;
   split_range(l, splits, s, begin, end);
   double sum = 0.0, sq = 0.0;
@@ -68,24 +65,31 @@ __global__ void stats_kernel(const float* x, ChannelLayout l, int splits, double
       sq += d * d;
     }
   }
-  const double m = static_cast<double>(l.count);
-  const bool last = sum_then_finalize(sum, sq, partial, splits, l, &stats_blocks_done, [&](uint32_t ch, double s_total,
-                                                                                          double ss_total) {
-    const double first = x[uint64_t(ch) * l.inner_v * V];
-    const double mean_shifted = s_total / m;
-    const double var = fmax(ss_total / m - mean_shifted * mean_shifted, 0.0);
-    const double mean = first + mean_shifted;
-    const double invstd = 1.0 / sqrt(var + out.eps);
-    out.save_mean[ch] = static_cast<float>(mean);
-    out.save_invstd[ch] = static_cast<float>(invstd);
-    out.running_mean[ch] = static_cast<float>((1.0 - out.momentum) * out.running_mean[ch] + out.momentum * mean);
-    out.running_var[ch] =
-        static_cast<float>((1.0 - out.momentum) * out.running_var[ch] + out.momentum * var * m / (m - 1));
-    const double a = out.gamma[ch] * invstd;
-    out.coef[ch] = static_cast<float>(a);
-    out.coef[l.c + ch] = static_cast<float>(out.beta[ch] - mean * a);
-  });
+  const bool last = sum_then_finalize(sum, sq, partial, splits, l, &stats_blocks_done,
+                                      [&](uint32_t ch, double a, double b) { finalize_stats(ch, a, b, x, l, V, out); });
   if (last && threadIdx.x == 0 && out.batches_tracked) *out.batches_tracked += 1.0f;
+}
+
+// Forward 1 on channels-last x: the same sums, each block a range of rows of a slice of channels.
+template <int V>
+__global__ void stats_kernel_cl(const float* x, ChannelLayout l, int splits, double* partial, StatsOut out) {
+  const SliceThread t = slice_thread(l, splits);
+  double sum[V] = {}, sq[V] = {};
+  if (t.active) {
+    double shift[V];
+    for (int j = 0; j < V; ++j) shift[j] = x[t.group * V + j];
+    for (uint32_t row = t.row0; row < t.end; row += t.row_step) {
+      const Vec<V> v = load<V>(x, row * l.groups + t.group);
+      for (int j = 0; j < V; ++j) {
+        const double d = v.v[j] - shift[j];
+        sum[j] += d;
+        sq[j] += d * d;
+      }
+    }
+  }
+  if (!slice_sums_and_count<V>(sum, sq, t, partial, splits, &stats_blocks_done)) return;
+  finalize_channels(partial, splits, l, [&](uint32_t ch, double a, double b) { finalize_stats(ch, a, b, x, l, V, out); });
+  if (threadIdx.x == 0 && out.batches_tracked) *out.batches_tracked += 1.0f;
 }
 
 // Evaluation: coef = (a, b) from the running statistics.
@@ -99,23 +103,18 @@ __global__ void eval_coef_kernel(const float* gamma, const float* beta, const fl
   coef[channels + c] = static_cast<float>(beta[c] - running_mean[c] * a);
 }
 
-// The map x a + b as one rounding, here and wherever backward recomputes it.
-__device__ __forceinline__ float affine(float x, float a, float b) { return fma_rn(x, a, b); }
-
-// ReLU that keeps NaN, as tensor/elementwise.h's relu does.
-__device__ __forceinline__ float relu_keep_nan(float v) { return v > 0.0f || v != v ? v : 0.0f; }
-
+// Forward 2: y = epilogue(x a_c + b_c [+ residual]).
 // Forward 2: y = epilogue(x a_c + b_c [+ residual]).
 template <BatchNormEpilogue E, int V>
 __global__ void apply_kernel(const float* x, const float* residual, const float* coef, ChannelLayout l, float* y) {
   for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < l.total_v; i += gridDim.x * blockDim.x) {
-    const uint32_t c = (i / l.inner_v) % l.c;
-    const float a = coef[c], b = coef[l.c + c];
+    const uint32_t c0 = first_channel(i, l, V);
     Vec<V> v = load<V>(x, i);
     Vec<V> r{};  // read only by add_relu
     if constexpr (E == BatchNormEpilogue::add_relu) r = load<V>(residual, i);
     for (int j = 0; j < V; ++j) {
-      v.v[j] = affine(v.v[j], a, b);  // rounded as batch_norm's output
+      const uint32_t c = lane_channel(c0, j, l);
+      v.v[j] = affine(v.v[j], coef[c], coef[l.c + c]);  // rounded as batch_norm's output
       if constexpr (E == BatchNormEpilogue::add_relu) v.v[j] = relu_keep_nan(v.v[j] + r.v[j]);
       if constexpr (E == BatchNormEpilogue::relu) v.v[j] = relu_keep_nan(v.v[j]);
     }
@@ -123,65 +122,37 @@ __global__ void apply_kernel(const float* x, const float* residual, const float*
   }
 }
 
-// The gradient backward reads at one value: dy itself, or dy where the ReLU passed (y > 0, or
-// the recomputed ReLU input x a + b > 0), +0 elsewhere.
-template <BatchNormMask M>
-__device__ __forceinline__ float masked(float dy, float y, float x, float a, float b) {
-  if constexpr (M == BatchNormMask::none) return dy;
-  if constexpr (M == BatchNormMask::by_affine) return affine(x, a, b) > 0.0f ? dy : 0.0f;
-  return y > 0.0f ? dy : 0.0f;
-}
-
-struct GradIn {
-  const float *dy, *y, *x, *mean, *affine;  // y and affine as the mask needs
-};
-
-struct GradOut {
-  const float* gamma;
-  const float* invstd;
-  bool training;
-  float *dgamma, *dbeta;
-  bool add_dgamma, add_dbeta;  // add into dgamma / dbeta rather than overwrite
-  float* coef;                 // [3, C]: k, c1, c2
-  float* kept;                 // by_output_kept: the masked gradient, x's shape
-};
-
 // Backward 1: pairs of sums of g and g (x - mean_c) (the difference in float); the last block
 // finalizes every channel.
 template <BatchNormMask M, int V>
 __global__ void grad_sums_kernel(GradIn in, ChannelLayout l, int splits, double* partial, GradOut out) {
-  const int s = blockIdx.x;
   const uint32_t c = blockIdx.y;
-  const float mu = in.mean[c];
-  const float a = M == BatchNormMask::by_affine ? in.affine[c] : 0.0f;
-  const float b = M == BatchNormMask::by_affine ? in.affine[l.c + c] : 0.0f;
+  float mu[V], a[V], b[V];
+  grad_channel<M>(in, c, l.c, mu[0], a[0], b[0]);
+  for (int j = 1; j < V; ++j) mu[j] = mu[0], a[j] = a[0], b[j] = b[0];
   uint32_t begin, end;
-  split_range(l, splits, s, begin, end);
-  double sum = 0.0, sum_x = 0.0;
-  for (uint32_t k = begin + threadIdx.x; k < end; k += blockDim.x) {
-    const uint32_t at = channel_vector(k, c, l);
-    Vec<V> g = load<V>(in.dy, at);
-    const Vec<V> x = load<V>(in.x, at);
-    Vec<V> y{};  // read only where the mask needs it
-    if constexpr (M == BatchNormMask::by_output || M == BatchNormMask::by_output_kept) y = load<V>(in.y, at);
-    for (int j = 0; j < V; ++j) {
-      g.v[j] = masked<M>(g.v[j], y.v[j], x.v[j], a, b);
-      sum += g.v[j];
-      sum_x += static_cast<double>(g.v[j]) * (x.v[j] - mu);
-    }
-    if constexpr (M == BatchNormMask::by_output_kept) store<V>(out.kept, at, g);
+  split_range(l, splits, blockIdx.x, begin, end);
+  double sum[1] = {0.0}, sum_x[1] = {0.0};
+  for (uint32_t k = begin + threadIdx.x; k < end; k += blockDim.x)
+    add_grad_terms<M, V, 1>(in, channel_vector(k, c, l), mu, a, b, out.kept, sum, sum_x);
+  sum_then_finalize(sum[0], sum_x[0], partial, splits, l, &grad_blocks_done,
+                    [&](uint32_t ch, double s_dy, double s_dyx) { finalize_grad(ch, s_dy, s_dyx, l, out); });
+}
+
+// Backward 1 on channels-last x: the same sums, each block a range of rows of a slice of channels.
+template <BatchNormMask M, int V>
+__global__ void grad_sums_kernel_cl(GradIn in, ChannelLayout l, int splits, double* partial, GradOut out) {
+  const SliceThread t = slice_thread(l, splits);
+  double sum[V] = {}, sum_x[V] = {};
+  if (t.active) {
+    float mu[V], a[V], b[V];
+    for (int j = 0; j < V; ++j) grad_channel<M>(in, t.group * V + j, l.c, mu[j], a[j], b[j]);
+    for (uint32_t row = t.row0; row < t.end; row += t.row_step)
+      add_grad_terms<M, V, V>(in, row * l.groups + t.group, mu, a, b, out.kept, sum, sum_x);
   }
-  const double m = static_cast<double>(l.count);
-  sum_then_finalize(sum, sum_x, partial, splits, l, &grad_blocks_done, [&](uint32_t ch, double s_dy, double s_dyx) {
-    const float is = out.invstd[ch];
-    const double db = s_dy, dg = s_dyx * is;
-    const float dbf = static_cast<float>(db), dgf = static_cast<float>(dg);
-    out.dbeta[ch] = out.add_dbeta ? out.dbeta[ch] + dbf : dbf;
-    out.dgamma[ch] = out.add_dgamma ? out.dgamma[ch] + dgf : dgf;
-    out.coef[ch] = static_cast<float>(out.gamma[ch] * static_cast<double>(is));
-    out.coef[l.c + ch] = out.training ? static_cast<float>(db / m) : 0.0f;
-    out.coef[2 * l.c + ch] = out.training ? static_cast<float>(dg * is / m) : 0.0f;
-  });
+  if (!slice_sums_and_count<V>(sum, sum_x, t, partial, splits, &grad_blocks_done)) return;
+  finalize_channels(partial, splits, l,
+                    [&](uint32_t ch, double s_dy, double s_dyx) { finalize_grad(ch, s_dy, s_dyx, l, out); });
 }
 
 // Backward 2: dx = k * (g - c1 - (x - mean) * c2), g masked as in the sums (read back from the
@@ -189,17 +160,17 @@ __global__ void grad_sums_kernel(GradIn in, ChannelLayout l, int splits, double*
 template <BatchNormMask M, int V>
 __global__ void grad_input_kernel(GradIn in, const float* kept, const float* coef, ChannelLayout l, float* dx) {
   for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < l.total_v; i += gridDim.x * blockDim.x) {
-    const uint32_t c = (i / l.inner_v) % l.c;
-    const float mu = in.mean[c], k = coef[c], c1 = coef[l.c + c], c2 = coef[2 * l.c + c];
-    const float a = M == BatchNormMask::by_affine ? in.affine[c] : 0.0f;
-    const float b = M == BatchNormMask::by_affine ? in.affine[l.c + c] : 0.0f;
+    const uint32_t c0 = first_channel(i, l, V);
     Vec<V> g = load<V>(M == BatchNormMask::by_output_kept ? kept : in.dy, i);
     const Vec<V> x = load<V>(in.x, i);
     Vec<V> y{};  // read only where the mask needs it
     if constexpr (M == BatchNormMask::by_output) y = load<V>(in.y, i);
     for (int j = 0; j < V; ++j) {
+      const uint32_t c = lane_channel(c0, j, l);
+      float mu, a, b;
+      grad_channel<M>(in, c, l.c, mu, a, b);
       if constexpr (M != BatchNormMask::by_output_kept) g.v[j] = masked<M>(g.v[j], y.v[j], x.v[j], a, b);
-      g.v[j] = k * (g.v[j] - c1 - (x.v[j] - mu) * c2);
+      g.v[j] = coef[c] * (g.v[j] - coef[l.c + c] - (x.v[j] - mu) * coef[2 * l.c + c]);
     }
     store<V>(dx, i, g);
   }
@@ -212,20 +183,33 @@ void check_on_gpu(const char* op, const char* what, const Tensor& t) {
 
 bool aligned(const Tensor& t) { return !t.defined() || reinterpret_cast<uintptr_t>(t.data()) % 16 == 0; }
 
-// The layout of x, in vectors of 4 when every tensor streamed allows it (returns V).
+// The layout of x, in vectors of 4 when every tensor streamed allows it (returns V). Every
+// tensor streamed must be in x's memory format.
 int layout_of(const char* op, const Tensor& x, std::initializer_list<const Tensor*> streamed, ChannelLayout& l) {
   const int64_t n = x.size(0), c = x.size(1), inner = x.dim() == 4 ? x.size(2) * x.size(3) : 1;
   QNN_CHECK(c <= 65535, op, ": at most 65535 channels on the GPU, x is ", shape_str(x.shape()));
   QNN_CHECK(x.numel() < (int64_t(1) << 31), op, ": at most 2^31 - 1 values on the GPU, x is ", shape_str(x.shape()));
-  bool four = inner % 4 == 0;
+  for (const Tensor* t : streamed)
+    QNN_CHECK(!t->defined() || t->format() == x.format(), op, ": x is ",
+              x.is_channels_last() ? "channels-last" : "contiguous", " but another input is not (",
+              shape_str(t->shape()), ")");
+  l.channels_last = x.is_channels_last();
+  bool four = (l.channels_last ? c : inner) % 4 == 0;
   for (const Tensor* t : streamed) four = four && aligned(*t);
   const int v = four ? 4 : 1;
   l.c = static_cast<uint32_t>(c);
   l.inner_v = static_cast<uint32_t>(inner / v);
-  l.count_v = static_cast<uint32_t>(n * inner / v);
+  l.count_v = static_cast<uint32_t>(l.channels_last ? n * inner : n * inner / v);
   l.total_v = static_cast<uint32_t>(x.numel() / v);
   l.count = n * inner;
+  l.groups = static_cast<uint32_t>(c / v);
+  l.slice = l.groups < uint32_t(kThreads) ? l.groups : uint32_t(kThreads);
   return v;
+}
+
+// The grid of the sums kernels: (splits, C) blocks, channels-last (splits, slices).
+dim3 sums_grid(const ChannelLayout& l, int splits) {
+  return dim3(unsigned(splits), l.channels_last ? (l.groups + l.slice - 1) / l.slice : l.c);
 }
 
 // Scratch of `doubles` doubles from the caching allocator (two floats each).
@@ -263,7 +247,10 @@ Tensor coefficients(const ChannelLayout& l, Tensor* save_affine) {
 template <BatchNormMask M, int V>
 void launch_backward(const GradIn& in, const ChannelLayout& l, int splits, double* partial, const GradOut& out,
                      bool need_dx, float* dx) {
-  grad_sums_kernel<M, V><<<dim3(unsigned(splits), l.c), kThreads, 0, stream()>>>(in, l, splits, partial, out);
+  if (l.channels_last)
+    grad_sums_kernel_cl<M, V><<<sums_grid(l, splits), kThreads, 0, stream()>>>(in, l, splits, partial, out);
+  else
+    grad_sums_kernel<M, V><<<sums_grid(l, splits), kThreads, 0, stream()>>>(in, l, splits, partial, out);
   QNN_LAUNCH_CHECK("batch_norm_backward sums, ", l.c, " channels of ", l.count, " values");
   if (!need_dx) return;
   grad_input_kernel<M, V><<<blocks_for(l.total_v), kThreads, 0, stream()>>>(in, out.kept, out.coef, l, dx);
@@ -296,19 +283,23 @@ Tensor batch_norm_forward_training(const Tensor& x, const Tensor& residual, Batc
   if (batches_tracked) check_on_gpu(op, "num_batches_tracked", *batches_tracked);
   ChannelLayout l;
   const int v = layout_of(op, x, {&x, &residual}, l);
-  Tensor y(x.shape(), Device::CUDA);
+  Tensor y = Tensor::empty_like(x);
   save_mean = Tensor({int64_t(l.c)}, Device::CUDA);
   save_invstd = Tensor({int64_t(l.c)}, Device::CUDA);
   Tensor coef = coefficients(l, save_affine);
   if (l.c == 0) return y;
-  const int splits = channel_splits(l);
+  const int splits = channel_splits(l, v);
   Tensor partial = double_scratch(int64_t(l.c) * splits * 2);
   double* pp = reinterpret_cast<double*>(partial.data());
   const StatsOut out{gamma.data(),        beta.data(),         momentum,         eps,
                      running_mean.data(), running_var.data(),  save_mean.data(), save_invstd.data(),
                      coef.data(),         batches_tracked ? batches_tracked->data() : nullptr};
-  const dim3 grid(unsigned(splits), l.c);
-  if (v == 4)
+  const dim3 grid = sums_grid(l, splits);
+  if (l.channels_last && v == 4)
+    stats_kernel_cl<4><<<grid, kThreads, 0, stream()>>>(x.data(), l, splits, pp, out);
+  else if (l.channels_last)
+    stats_kernel_cl<1><<<grid, kThreads, 0, stream()>>>(x.data(), l, splits, pp, out);
+  else if (v == 4)
     stats_kernel<4><<<grid, kThreads, 0, stream()>>>(x.data(), l, splits, pp, out);
   else
     stats_kernel<1><<<grid, kThreads, 0, stream()>>>(x.data(), l, splits, pp, out);
@@ -325,7 +316,7 @@ Tensor batch_norm_forward_eval(const Tensor& x, const Tensor& residual, BatchNor
     check_on_gpu(op, "an input", *t);
   ChannelLayout l;
   const int v = layout_of(op, x, {&x, &residual}, l);
-  Tensor y(x.shape(), Device::CUDA);
+  Tensor y = Tensor::empty_like(x);
   Tensor coef = coefficients(l, save_affine);
   if (l.c == 0) return y;
   eval_coef_kernel<<<blocks_for(l.c), kThreads, 0, stream()>>>(gamma.data(), beta.data(), running_mean.data(),
@@ -345,13 +336,13 @@ BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& y, const Tens
   BatchNormGrads g;
   ChannelLayout l;
   const bool keep = mask == BatchNormMask::by_output_kept;
-  if (keep) g.dy_masked = Tensor(x.shape(), Device::CUDA);
-  if (need_dx) g.dx = Tensor(x.shape(), Device::CUDA);
+  if (keep) g.dy_masked = Tensor::empty_like(x);
+  if (need_dx) g.dx = Tensor::empty_like(x);
   const int v = layout_of(op, x, {&dy, &y, &x, &g.dx, &g.dy_masked}, l);
   g.dgamma = target(into.dgamma, l);
   g.dbeta = target(into.dbeta, l);
   if (l.c == 0) return g;
-  const int splits = channel_splits(l);
+  const int splits = channel_splits(l, v);
   Tensor partial = double_scratch(int64_t(l.c) * splits * 2);
   Tensor coef({3 * int64_t(l.c)}, Device::CUDA);
   const bool by_y = mask == BatchNormMask::by_output || keep;

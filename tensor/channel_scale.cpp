@@ -12,6 +12,11 @@ namespace qnn {
 ChannelView channel_view(const char* op, const Tensor& x, int axis) {
   QNN_CHECK(axis >= 0 && axis < x.dim(), "[", op, "] channel axis ", axis, " is outside x of shape ",
             shape_str(x.shape()));
+  if (x.is_channels_last() && axis != 0) {  // NHWC: the channels are the innermost axis
+    QNN_CHECK(axis == 1, "[", op, "] channels-last x ", shape_str(x.shape()), " can be scaled along axis 0 or 1, not ",
+              axis);
+    return ChannelView{x.size(0) * x.size(2) * x.size(3), x.size(1), 1};
+  }
   ChannelView v{1, x.size(axis), 1};
   for (int d = 0; d < axis; ++d) v.outer *= x.size(d);
   for (int d = axis + 1; d < x.dim(); ++d) v.inner *= x.size(d);
@@ -58,8 +63,8 @@ Tensor channel_div(const Tensor& x, const Tensor& s, int axis) {
 
 Tensor channel_dot(const Tensor& a, const Tensor& b, int axis) {
   const ChannelView v = channel_view("channel_dot", a, axis);
-  QNN_CHECK(a.shape() == b.shape() && a.device() == b.device(), "[channel_dot] a ", shape_str(a.shape()), " and b ",
-            shape_str(b.shape()), " must have one shape and one device");
+  QNN_CHECK(a.shape() == b.shape() && a.device() == b.device() && a.format() == b.format(), "[channel_dot] a ",
+            shape_str(a.shape()), " and b ", shape_str(b.shape()), " must have one shape, device and memory format");
   QNN_ON_CUDA(a, cuda::channel_dot(a, b, v));
   std::vector<float> d(v.channels);
   const float* pa = a.data();

@@ -2,7 +2,9 @@
 // tensor/channel_scale.h). The element-wise kernels use one thread per element and IEEE division
 // and square root, as the CPU does, so they agree bit for bit. channel_dot gives each channel one
 // block: its threads stride over the channel's elements in a fixed pattern, accumulating in
-// double, and a shared-memory tree combines them, so repeated runs agree exactly.
+// double, and a shared-memory tree combines them, so repeated runs agree exactly. A channels-last
+// x is viewed along axis 1 as [N*H*W, C, 1] (tensor/channel_scale.cpp): the same values, visited
+// in the same order.
 #include "tensor/cuda_runtime.h"
 #include "tensor/channel_scale.h"
 
@@ -49,7 +51,7 @@ __global__ void inverse_std_kernel(const float* v, float* y, float eps, int64_t 
 }
 
 Tensor scaled(const Tensor& x, const Tensor& s, ChannelView v, bool divide) {
-  Tensor y(x.shape(), Device::CUDA);
+  Tensor y = Tensor::empty_like(x);
   if (y.numel() == 0) return y;
   channel_mul_kernel<<<blocks_for(y.numel()), kThreads, 0, stream()>>>(x.data(), s.data(), y.data(), v, divide);
   QNN_LAUNCH_CHECK(divide ? "channel_div" : "channel_mul", " x ", shape_str(x.shape()), " s ", shape_str(s.shape()));

@@ -15,6 +15,13 @@
 //
 // Values are read as vectors of V floats (V = 4 where a plane's length is a multiple of 4 and the
 // tensors are 16-byte aligned, else 1), indexed with 32-bit integers (tensors below 2^31 values).
+//
+// Channels-last tensors ([N*H*W rows, C], tensor/tensor.h) are summed by blocks that each take a
+// range of rows and a slice of up to kThreads channel vectors (V = 4 where C is a multiple of 4):
+// thread t reads vector t % G of the slice's G in every (kThreads / G)-th row, so a warp reads
+// consecutive memory; the threads of one vector are then added in row order by one thread,
+// which stores the block's pair for each of its V channels. The partial pairs lie as in the NCHW
+// case, [C][splits], and the last block finalizes them the same way.
 #pragma once
 #include <cstdint>
 
@@ -22,19 +29,35 @@
 
 namespace qnn::cuda {
 
-// x viewed as [N, C, inner] in vectors of V floats (inner = H*W, 1 for [N, C]).
+// x viewed as [N, C, inner] in vectors of V floats (inner = H*W, 1 for [N, C]), or channels-last
+// as [rows, C] (rows = N*H*W) in vectors of V channels.
 struct ChannelLayout {
   uint32_t c = 0;        // channels
-  uint32_t inner_v = 0;  // vectors per plane: inner / V
-  uint32_t count_v = 0;  // vectors per channel: N * inner / V
+  uint32_t inner_v = 0;  // NCHW: vectors per plane, inner / V
+  uint32_t count_v = 0;  // NCHW: vectors per channel, N * inner / V; channels-last: rows
   uint32_t total_v = 0;  // vectors in x
   int64_t count = 0;     // M, values per channel
+  bool channels_last = false;
+  uint32_t groups = 0;   // channels-last: vectors per row, C / V
+  uint32_t slice = 0;    // channels-last: vectors per block's slice, min(groups, kThreads)
 };
 
-// Blocks per channel: about 4096 values each (16 per thread), at most 1024.
-inline int channel_splits(const ChannelLayout& l) {
-  const int64_t s = (l.count + 4095) / 4096;
+// Blocks per channel (NCHW) or per channel slice (channels-last): about 4096 values each (16 per
+// thread), at most 1024.
+inline int channel_splits(const ChannelLayout& l, int v) {
+  const int64_t values = l.channels_last ? l.count * l.slice * v : l.count;
+  const int64_t s = (values + 4095) / 4096;
   return static_cast<int>(s < 1 ? 1 : (s > 1024 ? 1024 : s));
+}
+
+// The channel of vector i's first value: NCHW, the one channel of all its values; channels-last,
+// the first of its V consecutive channels.
+__device__ __forceinline__ uint32_t first_channel(uint32_t i, const ChannelLayout& l, int v) {
+  return l.channels_last ? (i % l.groups) * v : (i / l.inner_v) % l.c;
+}
+// The offset of x[0, c, 0] (the first value of channel c).
+__device__ __forceinline__ uint32_t channel_start(uint32_t c, const ChannelLayout& l, int v) {
+  return l.channels_last ? c : c * l.inner_v * v;
 }
 
 template <int V>
@@ -90,19 +113,31 @@ __device__ inline void block_sum2(double& a, double& b) {
   b = sb[0];
 }
 
-// Thread 0 stores the block's pair of sums, then counts the block done; true in every thread
-// of the grid's last block, which then reads every block's pair.
-__device__ inline bool store_and_count(double a, double b, double* pair, unsigned int* done) {
+// Counts the block done once every thread's stores are fenced (each storing thread has called
+// __threadfence()); true in every thread of the grid's last block, which may then read every
+// block's pairs.
+__device__ inline bool count_block(unsigned int* done) {
   __shared__ bool last;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    last = atomicAdd(done, 1u) == gridDim.x * gridDim.y - 1;
+    if (last) {
+      *done = 0;         // every block has counted: ready for the next launch
+      __threadfence();   // and the pairs are read after the count
+    }
+  }
+  __syncthreads();
+  return last;
+}
+
+// Thread 0 stores the block's pair of sums, then the block counts itself done.
+__device__ inline bool store_and_count(double a, double b, double* pair, unsigned int* done) {
   if (threadIdx.x == 0) {
     pair[0] = a;
     pair[1] = b;
     __threadfence();  // the pair is visible to every block before the count says so
-    last = atomicAdd(done, 1u) == gridDim.x * gridDim.y - 1;
-    if (last) *done = 0;  // every block has counted: ready for the next launch
   }
-  __syncthreads();
-  return last;
+  return count_block(done);
 }
 
 // Channel c's pairs summed in a fixed order by a whole warp: lane l adds pairs l, l + 32, ...,
@@ -126,16 +161,67 @@ __device__ inline void channel_totals(const double* partial, int splits, uint32_
 // last block, lane 0 of a warp per channel then gets finalize(channel, total a, total b).
 // Returns whether this block was the last.
 template <class Finalize>
-__device__ bool sum_then_finalize(double a, double b, double* partial, int splits, const ChannelLayout& l,
-                                  unsigned int* done, Finalize finalize) {
-  block_sum2(a, b);
-  if (!store_and_count(a, b, partial + 2 * (int64_t(blockIdx.y) * splits + blockIdx.x), done)) return false;
+__device__ void finalize_channels(const double* partial, int splits, const ChannelLayout& l, Finalize finalize) {
   for (uint32_t ch = threadIdx.x / 32; ch < l.c; ch += blockDim.x / 32) {
     double total_a, total_b;
     channel_totals(partial, splits, ch, total_a, total_b);
     if (threadIdx.x % 32 == 0) finalize(ch, total_a, total_b);
   }
+}
+
+template <class Finalize>
+__device__ bool sum_then_finalize(double a, double b, double* partial, int splits, const ChannelLayout& l,
+                                  unsigned int* done, Finalize finalize) {
+  block_sum2(a, b);
+  if (!store_and_count(a, b, partial + 2 * (int64_t(blockIdx.y) * splits + blockIdx.x), done)) return false;
+  finalize_channels(partial, splits, l, finalize);
   return true;
+}
+
+// Channels-last: the block's rows and its slice of channel vectors, and this thread's place in
+// them (vector `group` of the slice, rows row0, row0 + row_step, ...; `active` false for the
+// threads left over when the slice does not divide kThreads).
+struct SliceThread {
+  uint32_t begin, end, first, group, row0, row_step, slice_groups;
+  bool active;
+};
+__device__ __forceinline__ SliceThread slice_thread(const ChannelLayout& l, int splits) {
+  SliceThread t;
+  split_range(l, splits, blockIdx.x, t.begin, t.end);
+  t.first = blockIdx.y * l.slice;
+  t.slice_groups = l.groups - t.first < l.slice ? l.groups - t.first : l.slice;
+  t.row_step = blockDim.x / t.slice_groups;
+  t.group = t.first + threadIdx.x % t.slice_groups;
+  t.row0 = t.begin + threadIdx.x / t.slice_groups;
+  t.active = threadIdx.x < t.row_step * t.slice_groups;
+  return t;
+}
+
+// Channels-last: the block's V pairs per vector of its slice, each thread holding (a[j], b[j]) for
+// the V channels of its vector, added over the threads of each vector in row order, stored as
+// block blockIdx.x's pairs of those channels; then the block counts itself done.
+template <int V>
+__device__ bool slice_sums_and_count(const double (&a)[V], const double (&b)[V], const SliceThread& t,
+                                     double* partial, int splits, unsigned int* done) {
+  __shared__ double sa[kThreads * V], sb[kThreads * V];
+  for (int j = 0; j < V; ++j) {
+    sa[threadIdx.x * V + j] = t.active ? a[j] : 0.0;
+    sb[threadIdx.x * V + j] = t.active ? b[j] : 0.0;
+  }
+  __syncthreads();
+  for (uint32_t k = threadIdx.x; k < t.slice_groups * V; k += blockDim.x) {
+    const uint32_t g = k / V, j = k % V;
+    double total_a = 0.0, total_b = 0.0;
+    for (uint32_t r = 0; r < t.row_step; ++r) {
+      total_a += sa[(r * t.slice_groups + g) * V + j];
+      total_b += sb[(r * t.slice_groups + g) * V + j];
+    }
+    double* pair = partial + 2 * (int64_t((t.first + g) * V + j) * splits + blockIdx.x);
+    pair[0] = total_a;
+    pair[1] = total_b;
+    __threadfence();  // the pair is visible to every block before the count says so
+  }
+  return count_block(done);
 }
 
 }  // namespace qnn::cuda

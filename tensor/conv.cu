@@ -1,6 +1,12 @@
-// CUDA convolution, the twin of tensor/conv.cpp (formulas in tensor/conv.h), for NCHW float32
+// CUDA convolution, the twin of tensor/conv.cpp (formulas in tensor/conv.h), for float32 images
 // through cuDNN's convolution API (cudnnConvolutionForward / BackwardData / BackwardFilter), or,
 // with backend_options().cudnn off, through im2col + cuBLAS (tensor/conv_gemm.cu).
+//
+// Images may be NCHW or channels-last (NHWC, tensor/tensor.h): cuDNN is told which
+// (CUDNN_TENSOR_NHWC), its fastest tensor-core kernels read and write NHWC, and the results come
+// in the input's format (y in x's, dx in dy's). Weights stay [O, C, KH, KW] row-major in either
+// case, so the flat parameter and gradient buffers, and the quantizers that read them, do not
+// change. The im2col path works on NCHW and converts channels-last operands on the way.
 //
 // Plans: the tensor, filter and convolution descriptors of a shape (x shape, w shape, stride,
 // padding and the backend switches) are created on first use and kept in a host-side map, with
@@ -69,7 +75,7 @@ struct ConvPlan {
   }
 };
 
-using PlanKey = std::array<int64_t, 12>;
+using PlanKey = std::array<int64_t, 13>;
 
 std::string describe(const ConvGeometry& g) {
   return str("x [", g.n, ", ", g.c, ", ", g.h, ", ", g.w, "], w [", g.o, ", ", g.c, ", ", g.kh, ", ",
@@ -83,7 +89,8 @@ void check_on_gpu(const char* op, const char* what, const Tensor& t, const ConvG
 }
 
 // Creates the descriptors of a shape; sizes were checked by conv_geometry.
-std::unique_ptr<ConvPlan> make_plan(const char* op, const ConvGeometry& g, const std::string& what) {
+std::unique_ptr<ConvPlan> make_plan(const char* op, const ConvGeometry& g, bool channels_last,
+                                    const std::string& what) {
   const int64_t limit = int64_t(1) << 31;
   for (int64_t d : {g.n, g.c, g.h, g.w, g.o, g.kh, g.kw})
     QNN_CHECK(d < limit, op, ": dimension too large for cuDNN (", what, ")");
@@ -91,10 +98,11 @@ std::unique_ptr<ConvPlan> make_plan(const char* op, const ConvGeometry& g, const
   QNN_CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->x), op, " ", what);
   QNN_CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->y), op, " ", what);
   QNN_CUDNN_CHECK(cudnnCreateFilterDescriptor(&plan->w), op, " ", what);
-  QNN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, int(g.n),
+  const cudnnTensorFormat_t images = channels_last ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+  QNN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan->x, images, CUDNN_DATA_FLOAT, int(g.n),
                                              int(g.c), int(g.h), int(g.w)),
                   op, " ", what);
-  QNN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, int(g.n),
+  QNN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan->y, images, CUDNN_DATA_FLOAT, int(g.n),
                                              int(g.o), int(g.ho), int(g.wo)),
                   op, " ", what);
   QNN_CUDNN_CHECK(cudnnSetFilter4dDescriptor(plan->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, int(g.o),
@@ -117,17 +125,33 @@ std::unique_ptr<ConvPlan> make_plan(const char* op, const ConvGeometry& g, const
   return plan;
 }
 
-// The plan of this shape under the current backend switches (created on first use).
-ConvPlan& plan_for(const char* op, const ConvGeometry& g, const std::string& what) {
+// The plan of this shape and memory format under the current backend switches (created on first use).
+ConvPlan& plan_for(const char* op, const ConvGeometry& g, bool channels_last, const std::string& what) {
   static std::mutex mutex;
   static std::map<PlanKey, std::unique_ptr<ConvPlan>> plans;
   const BackendOptions& o = backend_options();
   const PlanKey key{g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.stride, g.pad,
-                    o.deterministic, o.tf32, o.cudnn};
+                    o.deterministic, o.tf32, o.cudnn, channels_last};
   std::lock_guard<std::mutex> lock(mutex);
   std::unique_ptr<ConvPlan>& slot = plans[key];
-  if (!slot) slot = make_plan(op, g, what);
+  if (!slot) slot = make_plan(op, g, channels_last, what);
   return *slot;
+}
+
+std::string describe(const ConvGeometry& g, bool channels_last) {
+  return channels_last ? describe(g) + ", channels-last" : describe(g);
+}
+
+void check_same_format(const char* op, const char* what_a, const Tensor& a, const char* what_b, const Tensor& b,
+                       const ConvGeometry& g) {
+  if (a.format() != b.format())
+    throw Error(str("[", op, "] ", what_a, " is ", a.is_channels_last() ? "channels-last" : "contiguous", " but ",
+                    what_b, " is not (", describe(g), ")"));
+}
+
+// The result of an im2col-path call on NCHW operands, in the format the caller's images are in.
+Tensor in_format(const Tensor& nchw, MemoryFormat format) {
+  return format == MemoryFormat::channels_last ? nchw.channels_last() : nchw;
 }
 
 bool stream_capturing(const std::string& what) {
@@ -288,14 +312,14 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Conv
   check_on_gpu("conv2d_forward", "bias", bias, g);
   Tensor y;
   if (!backend_options().cudnn) {
-    y = conv2d_forward_gemm(g, x, w);
+    y = in_format(conv2d_forward_gemm(g, x.contiguous(), w), x.format());
   } else {
-    y = Tensor({g.n, g.o, g.ho, g.wo}, Device::CUDA);
+    y = Tensor({g.n, g.o, g.ho, g.wo}, Device::CUDA, x.format());
     if (g.k() == 0) {
       y.zero();  // no input channels: an empty sum
     } else if (y.numel() > 0) {
-      const std::string what = describe(g);
-      ConvPlan& plan = plan_for("conv2d_forward", g, what);
+      const std::string what = describe(g, x.is_channels_last());
+      ConvPlan& plan = plan_for("conv2d_forward", g, x.is_channels_last(), what);
       const Choice& c = choose_forward(plan, x, w, y, what);
       Tensor ws = workspace(c.workspace);
       const float one = 1.0f, zero = 0.0f;
@@ -313,8 +337,8 @@ namespace {
 
 // dx = conv2d_backward_data(dy, w) + beta * dx through cuDNN (beta 0 or 1: cuDNN's output blending).
 void backward_data_cudnn(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx, float beta) {
-  const std::string what = describe(g);
-  ConvPlan& plan = plan_for("conv2d_backward_data", g, what);
+  const std::string what = describe(g, dy.is_channels_last());
+  ConvPlan& plan = plan_for("conv2d_backward_data", g, dy.is_channels_last(), what);
   const Choice& c = choose_backward_data(plan, dy, w, dx.shape(), what);
   Tensor ws = workspace(c.workspace);
   const float one = 1.0f;
@@ -329,8 +353,8 @@ void backward_data_cudnn(const ConvGeometry& g, const Tensor& dy, const Tensor& 
 Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_shape, ConvParams p) {
   const ConvGeometry g = conv_geometry(x_shape, w.shape(), p);
   check_on_gpu("conv2d_backward_data", "weight", w, g);
-  if (!backend_options().cudnn) return conv2d_backward_data_gemm(g, dy, w);
-  Tensor dx(x_shape, Device::CUDA);
+  if (!backend_options().cudnn) return in_format(conv2d_backward_data_gemm(g, dy.contiguous(), w), dy.format());
+  Tensor dx(x_shape, Device::CUDA, dy.format());
   if (dx.numel() == 0 || dy.numel() == 0) {
     dx.zero();
     return dx;
@@ -342,8 +366,9 @@ Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_sh
 void conv2d_backward_data_add(const Tensor& dy, const Tensor& w, Tensor& dx, ConvParams p) {
   const ConvGeometry g = conv_geometry(dx.shape(), w.shape(), p);
   check_on_gpu("conv2d_backward_data", "weight", w, g);
+  check_same_format("conv2d_backward_data", "the output gradient", dy, "dx", dx, g);
   if (!backend_options().cudnn) {
-    qnn::add_into(dx, conv2d_backward_data_gemm(g, dy, w));
+    qnn::add_into(dx, in_format(conv2d_backward_data_gemm(g, dy.contiguous(), w), dy.format()));
   } else if (dx.numel() > 0 && dy.numel() > 0) {
     backward_data_cudnn(g, dy, w, dx, 1.0f);
   }
@@ -354,11 +379,12 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
   check_on_gpu("conv2d_backward_weight", "output gradient", dy, g);
   check_on_gpu("conv2d_backward_weight", "weight gradient", dw, g);
   check_on_gpu("conv2d_backward_weight", "bias gradient", db, g);
+  check_same_format("conv2d_backward_weight", "x", x, "the output gradient", dy, g);
   if (!backend_options().cudnn) {
-    conv2d_backward_weight_gemm(g, x, dy, dw);
+    conv2d_backward_weight_gemm(g, x.contiguous(), dy.contiguous(), dw);
   } else if (dy.numel() > 0 && dw.numel() > 0) {
-    const std::string what = describe(g);
-    ConvPlan& plan = plan_for("conv2d_backward_weight", g, what);
+    const std::string what = describe(g, x.is_channels_last());
+    ConvPlan& plan = plan_for("conv2d_backward_weight", g, x.is_channels_last(), what);
     const Choice& c = choose_backward_weight(plan, x, dy, dw.shape(), what);
     Tensor ws = workspace(c.workspace);
     const float one = 1.0f;  // beta = 1: add into dw

@@ -88,18 +88,21 @@ __global__ void gather_outputs_kernel(const float* dy, Dims d, int64_t n0, int64
   }
 }
 
-__global__ void add_bias_kernel(float* y, const float* bias, int64_t total, int64_t p, int64_t o) {
+// y's channel of element t is (t / P) % O in NCHW, t % O channels-last.
+__global__ void add_bias_kernel(float* y, const float* bias, int64_t total, int64_t p, int64_t o, bool channels_last) {
   for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < total; t += int64_t(gridDim.x) * blockDim.x)
-    y[t] += bias[(t / p) % o];
+    y[t] += bias[channels_last ? t % o : (t / p) % o];
 }
 
 // One block per output channel: a fixed split of its N*P values over the threads, summed in
-// double and reduced in a fixed tree, then added to db[o] (deterministic).
-__global__ void bias_grad_kernel(const float* dy, int64_t n, int64_t o, int64_t p, float* db) {
+// double and reduced in a fixed tree, then added to db[o] (deterministic; the same values in the
+// same order in either memory format).
+__global__ void bias_grad_kernel(const float* dy, int64_t n, int64_t o, int64_t p, bool channels_last, float* db) {
   __shared__ double shared[kThreads];
   const int64_t ch = blockIdx.x;
   double s = 0.0;
-  for (int64_t m = threadIdx.x; m < n * p; m += blockDim.x) s += dy[((m / p) * o + ch) * p + m % p];
+  for (int64_t m = threadIdx.x; m < n * p; m += blockDim.x)
+    s += dy[channels_last ? m * o + ch : ((m / p) * o + ch) * p + m % p];
   shared[threadIdx.x] = s;
   __syncthreads();
   for (int half = blockDim.x / 2; half > 0; half /= 2) {
@@ -204,13 +207,15 @@ void conv2d_backward_weight_gemm(const ConvGeometry& g, const Tensor& x, const T
 void conv2d_add_bias(const ConvGeometry& g, Tensor& y, const Tensor& bias) {
   const int64_t total = y.numel();
   if (total == 0) return;
-  add_bias_kernel<<<blocks_for(total), kThreads, 0, stream()>>>(y.data(), bias.data(), total, g.p(), g.o);
+  add_bias_kernel<<<blocks_for(total), kThreads, 0, stream()>>>(y.data(), bias.data(), total, g.p(), g.o,
+                                                                y.is_channels_last());
   QNN_LAUNCH_CHECK("conv2d bias, ", describe(g));
 }
 
 void conv2d_bias_grad(const ConvGeometry& g, const Tensor& dy, Tensor& db) {
   if (g.o == 0) return;
-  bias_grad_kernel<<<unsigned(g.o), kThreads, 0, stream()>>>(dy.data(), g.n, g.o, g.p(), db.data());
+  bias_grad_kernel<<<unsigned(g.o), kThreads, 0, stream()>>>(dy.data(), g.n, g.o, g.p(), dy.is_channels_last(),
+                                                             db.data());
   QNN_LAUNCH_CHECK("conv2d bias gradient, ", describe(g));
 }
 

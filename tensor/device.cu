@@ -149,7 +149,40 @@ __global__ void fill_kernel(float* dst, int64_t n, float value) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     dst[i] = value;
 }
+
+// Each image is a [rows, cols] matrix transposed to [cols, rows] ([C, HW] to [HW, C] for NHWC,
+// the reverse back), through a 32 x 32 tile in shared memory so that both the reads and the
+// writes of a warp are consecutive. Block (x, y, n) moves tile (y, x) of image n.
+__global__ void transpose_images_kernel(const float* src, float* dst, int rows, int cols) {
+  __shared__ float tile[32][33];  // 33: the column reads of the second half hit distinct banks
+  const int64_t image = int64_t(blockIdx.z) * rows * cols;
+  const int r0 = blockIdx.y * 32, c0 = blockIdx.x * 32;
+  for (int r = threadIdx.y; r < 32; r += blockDim.y)
+    if (r0 + r < rows && c0 + threadIdx.x < cols)
+      tile[r][threadIdx.x] = src[image + int64_t(r0 + r) * cols + c0 + threadIdx.x];
+  __syncthreads();
+  for (int c = threadIdx.y; c < 32; c += blockDim.y)
+    if (c0 + c < cols && r0 + threadIdx.x < rows)
+      dst[image + int64_t(c0 + c) * rows + r0 + threadIdx.x] = tile[threadIdx.x][c];
+}
+
+void transpose_images(const float* src, float* dst, int64_t n, int64_t rows, int64_t cols) {
+  if (n == 0 || rows == 0 || cols == 0) return;
+  QNN_CHECK(n <= 65535 && rows < (int64_t(1) << 31) / 32 && cols < (int64_t(1) << 31) / 32,
+            "memory format conversion: images too large (", n, " of ", rows, " x ", cols, ")");
+  const dim3 grid(unsigned((cols + 31) / 32), unsigned((rows + 31) / 32), unsigned(n));
+  transpose_images_kernel<<<grid, dim3(32, 8), 0, cuda::stream()>>>(src, dst, int(rows), int(cols));
+  QNN_LAUNCH_CHECK("memory format conversion of ", n, " images of ", rows, " x ", cols);
+}
+
 }  // namespace
+
+void device_to_channels_last(const float* nchw, float* nhwc, int64_t n, int64_t c, int64_t hw) {
+  transpose_images(nchw, nhwc, n, c, hw);
+}
+void device_to_contiguous(const float* nhwc, float* nchw, int64_t n, int64_t c, int64_t hw) {
+  transpose_images(nhwc, nchw, n, hw, c);
+}
 
 void device_fill(float* dst, int64_t count, float value) {
   if (count == 0) return;

@@ -45,6 +45,7 @@ struct BackendOptions {
   bool deterministic = false;  // only deterministic cuDNN algorithms (--deterministic)
   bool tf32 = true;            // TF32 tensor cores in convolutions and matmuls (PyTorch's default)
   bool bf16 = false;           // CPU convolutions with bf16 operands, float sums (--precision bf16; tensor/bf16.h)
+  bool channels_last = false;  // models store GPU image batches NHWC (--channels-last; docs/channels-last.md)
 };
 BackendOptions& backend_options();
 
@@ -55,6 +56,9 @@ void synchronize(Device device);
 // Copies are ordered on the backend's stream; a copy to the host waits for it.
 void device_copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
 void device_fill(float* dst, int64_t count, float value);  // dst in GPU memory
+// Reorders an [N, C, H, W] image batch in GPU memory between NCHW and NHWC (src and dst distinct).
+void device_to_channels_last(const float* nchw, float* nhwc, int64_t n, int64_t c, int64_t hw);
+void device_to_contiguous(const float* nhwc, float* nchw, int64_t n, int64_t c, int64_t hw);
 
 }  // namespace qnn
 

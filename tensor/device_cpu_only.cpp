@@ -35,6 +35,12 @@ void synchronize(Device) {}
 
 void device_copy(void*, Device, const void*, Device, size_t) { throw Error(str("[device_copy] ", kNoCuda)); }
 void device_fill(float*, int64_t, float) { throw Error(str("[device_fill] ", kNoCuda)); }
+void device_to_channels_last(const float*, float*, int64_t, int64_t, int64_t) {
+  throw Error(str("[device_to_channels_last] ", kNoCuda));
+}
+void device_to_contiguous(const float*, float*, int64_t, int64_t, int64_t) {
+  throw Error(str("[device_to_contiguous] ", kNoCuda));
+}
 
 void* cuda_allocate(size_t) { throw Error(str("[cuda_allocate] ", kNoCuda)); }
 void cuda_free(void*, size_t) {}

@@ -21,6 +21,9 @@ void check_same_shape(const char* op, const char* what_a, const Tensor& a, const
   if (a.device() != b.device())
     throw Error(str("[", op, "] ", what_a, " is on ", device_name(a.device()), " but ", what_b,
                     " on ", device_name(b.device())));
+  if (a.format() != b.format())
+    throw Error(str("[", op, "] ", what_a, " is ", a.is_channels_last() ? "channels-last" : "contiguous", " but ",
+                    what_b, " is not: convert one (Tensor::contiguous, Tensor::channels_last)"));
 }
 
 // y[i] = f(a[i], b[i]) for every i: one vectorised pass, threads over contiguous ranges.
@@ -96,6 +99,10 @@ void add_into(Tensor& dst, const Tensor& src) {
   if (dst.numel() != src.numel() || dst.device() != src.device())
     throw Error(str("[add_into] cannot add ", shape_str(src.shape()), " on ", device_name(src.device()),
                     " into ", shape_str(dst.shape()), " on ", device_name(dst.device())));
+  if (dst.format() != src.format())
+    throw Error(str("[add_into] cannot add ", src.is_channels_last() ? "channels-last " : "contiguous ",
+                    shape_str(src.shape()), " into ", dst.is_channels_last() ? "channels-last " : "contiguous ",
+                    shape_str(dst.shape()), ": the memory formats differ"));
   QNN_ON_CUDA(dst, cuda::add_into(dst, src));
   float* pd = dst.data();
   const float* ps = src.data();

@@ -22,7 +22,7 @@ __global__ void unary_kernel(const float* a, float* y, int64_t n, F f) {
 
 template <class F>
 Tensor binary(const char* op, const Tensor& a, const Tensor& b, F f) {
-  Tensor y(a.shape(), Device::CUDA);
+  Tensor y = Tensor::empty_like(a);
   const int64_t n = a.numel();
   if (n == 0) return y;
   binary_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(a.data(), b.data(), y.data(), n, f);
@@ -32,7 +32,7 @@ Tensor binary(const char* op, const Tensor& a, const Tensor& b, F f) {
 
 template <class F>
 Tensor unary(const char* op, const Tensor& a, F f) {
-  Tensor y(a.shape(), Device::CUDA);
+  Tensor y = Tensor::empty_like(a);
   const int64_t n = a.numel();
   if (n == 0) return y;
   unary_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(a.data(), y.data(), n, f);

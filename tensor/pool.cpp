@@ -103,10 +103,11 @@ Tensor global_avg_pool_forward(const Tensor& x) {
   return y;
 }
 
-Tensor global_avg_pool_backward(const Tensor& dy, const Shape& x_shape) {
+Tensor global_avg_pool_backward(const Tensor& dy, const Shape& x_shape, MemoryFormat x_format) {
   QNN_CHECK(x_shape.size() == 4 && dy.shape() == Shape({x_shape[0], x_shape[1]}), "output gradient ",
             shape_str(dy.shape()), " does not fit input ", shape_str(x_shape));
-  QNN_ON_CUDA(dy, cuda::global_avg_pool_backward(dy, x_shape));
+  QNN_ON_CUDA(dy, cuda::global_avg_pool_backward(dy, x_shape, x_format));
+  QNN_CHECK(x_format == MemoryFormat::contiguous, "global_avg_pool_backward: channels-last is a GPU format");
   const int64_t planes = x_shape[0] * x_shape[1], hw = x_shape[2] * x_shape[3];
   Tensor dx(x_shape, dy.device());
   const float* pdy = dy.data();

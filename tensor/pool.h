@@ -1,4 +1,4 @@
-// Pooling kernels on NCHW tensors.
+// Pooling kernels on NCHW tensors (on the GPU also channels-last ones, with the same results).
 // Max pooling, kernel k, stride s, padding p (padded cells never win, as if they were -inf):
 //   y[n, c, i, j] = max over 0 <= u, v < k of x[n, c, i*s + u - p, j*s + v - p]
 //   Ho = (H + 2p - k) / s + 1 (rounded down), the same for W.
@@ -23,18 +23,21 @@ struct PoolParams {
 Tensor max_pool2d_forward(const Tensor& x, PoolParams p);
 Tensor max_pool2d_backward(const Tensor& dy, const Tensor& x, PoolParams p);
 
-Tensor global_avg_pool_forward(const Tensor& x);                     // [N, C, H, W] -> [N, C]
-Tensor global_avg_pool_backward(const Tensor& dy, const Shape& x_shape);  // [N, C] -> x_shape
+Tensor global_avg_pool_forward(const Tensor& x);  // [N, C, H, W] -> [N, C]
+// [N, C] -> x_shape, in x's memory format (channels-last only on the GPU).
+Tensor global_avg_pool_backward(const Tensor& dy, const Shape& x_shape,
+                                MemoryFormat x_format = MemoryFormat::contiguous);
 
 // Sum of x[0..n) in double: lane l adds x[l], x[l + 8], ... in order, then the lanes are combined
 // as ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)). A fixed order that the CPU vectorises
 // and a GPU thread repeats exactly.
-QNN_HOST_DEVICE double plane_sum(const float* x, int64_t n) {
+// The values may lie `step` floats apart (a channels-last plane on the GPU): same order, same sum.
+QNN_HOST_DEVICE double plane_sum(const float* x, int64_t n, int64_t step = 1) {
   double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; ++l) lane[l] += x[i + l];
-  for (int l = 0; i < n; ++i, ++l) lane[l] += x[i];
+    for (int l = 0; l < 8; ++l) lane[l] += x[(i + l) * step];
+  for (int l = 0; i < n; ++i, ++l) lane[l] += x[i * step];
   return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
@@ -44,7 +47,7 @@ namespace cuda {
 Tensor max_pool2d_forward(const Tensor& x, PoolParams p);
 Tensor max_pool2d_backward(const Tensor& dy, const Tensor& x, PoolParams p);
 Tensor global_avg_pool_forward(const Tensor& x);
-Tensor global_avg_pool_backward(const Tensor& dy, const Shape& x_shape);
+Tensor global_avg_pool_backward(const Tensor& dy, const Shape& x_shape, MemoryFormat x_format);
 }  // namespace cuda
 
 }  // namespace qnn

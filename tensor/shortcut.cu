@@ -3,6 +3,7 @@
 //   forward:  y[n, k, i, j] = x[n, k - before, i*s, j*s] for before <= k < before + C, else 0
 //   backward: dx[n, c, y, x] = dy[n, before + c, y/s, x/s] where s divides y and x, else 0
 // (a gather over dx, so every element is written once and no zeroing pass is needed).
+// Channels-last tensors (tensor/tensor.h) give channels-last results: the same values, in NHWC.
 #include "tensor/cuda_runtime.h"
 #include "tensor/shortcut.h"
 
@@ -13,38 +14,49 @@ namespace {
 struct Geometry {
   int64_t n, c, h, w, out_c, ho, wo, before;
   int stride;
+  bool channels_last;
 };
 
-Geometry geometry(const Shape& x, int64_t out_channels, int stride) {  // validated by shortcut.cpp
+Geometry geometry(const Shape& x, int64_t out_channels, int stride, bool channels_last) {  // validated by shortcut.cpp
   return {x[0], x[1], x[2], x[3], out_channels, (x[2] + stride - 1) / stride,
-          (x[3] + stride - 1) / stride, (out_channels - x[1]) / 2, stride};
+          (x[3] + stride - 1) / stride, (out_channels - x[1]) / 2, stride, channels_last};
+}
+
+// Element (n, c, y, x) of a [N, channels, H, W] tensor in either format; at() is its offset.
+struct Index {
+  int64_t n, c, y, x;
+};
+__device__ Index index_of(int64_t t, int64_t channels, int64_t h, int64_t w, bool channels_last) {
+  if (channels_last) return {t / (channels * w * h), t % channels, (t / (channels * w)) % h, (t / channels) % w};
+  return {t / (w * h * channels), (t / (w * h)) % channels, (t / w) % h, t % w};
+}
+__device__ int64_t at(Index i, int64_t channels, int64_t h, int64_t w, bool channels_last) {
+  return channels_last ? ((i.n * h + i.y) * w + i.x) * channels + i.c : ((i.n * channels + i.c) * h + i.y) * w + i.x;
 }
 
 __global__ void shortcut_forward_kernel(const float* x, float* y, Geometry g) {
   const int64_t total = g.n * g.out_c * g.ho * g.wo;
   for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < total; t += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t j = t % g.wo, i = (t / g.wo) % g.ho, q = t / (g.wo * g.ho);
-    const int64_t img = q / g.out_c, c = q % g.out_c - g.before;
-    y[t] = (c < 0 || c >= g.c) ? 0.0f : x[((img * g.c + c) * g.h + i * g.stride) * g.w + j * g.stride];
+    const Index o = index_of(t, g.out_c, g.ho, g.wo, g.channels_last);
+    const Index in{o.n, o.c - g.before, o.y * g.stride, o.x * g.stride};
+    y[t] = (in.c < 0 || in.c >= g.c) ? 0.0f : x[at(in, g.c, g.h, g.w, g.channels_last)];
   }
 }
 
 __global__ void shortcut_backward_kernel(const float* dy, float* dx, Geometry g) {
   const int64_t total = g.n * g.c * g.h * g.w;
   for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < total; t += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t x = t % g.w, y = (t / g.w) % g.h, q = t / (g.w * g.h);
-    const int64_t img = q / g.c, c = q % g.c;
-    dx[t] = (y % g.stride != 0 || x % g.stride != 0)
-                ? 0.0f
-                : dy[((img * g.out_c + g.before + c) * g.ho + y / g.stride) * g.wo + x / g.stride];
+    const Index i = index_of(t, g.c, g.h, g.w, g.channels_last);
+    const Index o{i.n, g.before + i.c, i.y / g.stride, i.x / g.stride};
+    dx[t] = (i.y % g.stride != 0 || i.x % g.stride != 0) ? 0.0f : dy[at(o, g.out_c, g.ho, g.wo, g.channels_last)];
   }
 }
 
 }  // namespace
 
 Tensor shortcut_pad_forward(const Tensor& x, int64_t out_channels, int stride) {
-  const Geometry g = geometry(x.shape(), out_channels, stride);
-  Tensor y({g.n, g.out_c, g.ho, g.wo}, Device::CUDA);
+  const Geometry g = geometry(x.shape(), out_channels, stride, x.is_channels_last());
+  Tensor y({g.n, g.out_c, g.ho, g.wo}, Device::CUDA, x.format());
   if (y.numel() == 0) return y;
   shortcut_forward_kernel<<<blocks_for(y.numel()), kThreads, 0, stream()>>>(x.data(), y.data(), g);
   QNN_LAUNCH_CHECK("shortcut_pad x ", shape_str(x.shape()), " out_channels ", out_channels, " stride ", stride);
@@ -52,8 +64,8 @@ Tensor shortcut_pad_forward(const Tensor& x, int64_t out_channels, int stride) {
 }
 
 Tensor shortcut_pad_backward(const Tensor& dy, const Shape& x_shape, int stride) {
-  const Geometry g = geometry(x_shape, dy.size(1), stride);
-  Tensor dx(x_shape, Device::CUDA);
+  const Geometry g = geometry(x_shape, dy.size(1), stride, dy.is_channels_last());
+  Tensor dx(x_shape, Device::CUDA, dy.format());
   if (dx.numel() == 0) return dx;
   shortcut_backward_kernel<<<blocks_for(dx.numel()), kThreads, 0, stream()>>>(dy.data(), dx.data(), g);
   QNN_LAUNCH_CHECK("shortcut_pad_backward dy ", shape_str(dy.shape()), " x ", shape_str(x_shape), " stride ", stride);

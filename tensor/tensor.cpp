@@ -44,6 +44,15 @@ Tensor::Tensor(Shape shape, Device device)
       numel_(shape_numel(shape)),
       shape_(std::move(shape)) {}
 
+Tensor::Tensor(Shape shape, Device device, MemoryFormat format) : Tensor(std::move(shape), device) {
+  if (format == MemoryFormat::channels_last)
+    QNN_CHECK(dim() == 4 && device == Device::CUDA, "a channels-last tensor is a 4-D image batch on the GPU, not ",
+              device_name(device), " ", shape_str(shape_));
+  format_ = format;
+}
+
+Tensor Tensor::empty_like(const Tensor& t) { return Tensor(t.shape(), t.device(), t.format()); }
+
 Tensor Tensor::zeros(Shape shape, Device device) { return full(std::move(shape), 0.0f, device); }
 
 Tensor Tensor::full(Shape shape, float value, Device device) {
@@ -75,7 +84,7 @@ Tensor Tensor::normal(Shape shape, float mean, float stddev, uint64_t seed, uint
 }
 
 namespace {
-// Copies a tensor's elements to host memory, from whichever device holds them.
+// Copies a (contiguous) tensor's elements to host memory, from whichever device holds them.
 void device_copy_or_memcpy(float* host, const Tensor& t) {
   if (t.device() == Device::CPU) std::memcpy(host, t.data(), t.numel() * sizeof(float));
   else device_copy(host, Device::CPU, t.data(), t.device(), t.numel() * sizeof(float));
@@ -90,12 +99,17 @@ int64_t Tensor::size(int d) const {
 
 Tensor Tensor::view(Shape shape) const {
   QNN_CHECK(shape_numel(shape) == numel_, "cannot view ", shape_str(shape_), " as ", shape_str(shape));
+  QNN_CHECK(!is_channels_last() || shape_[1] == 1 || shape_[2] * shape_[3] == 1, "cannot view channels-last ",
+            shape_str(shape_), " as ", shape_str(shape), ": its memory is not row-major (contiguous() first)");
   Tensor t = *this;
   t.shape_ = std::move(shape);
+  t.format_ = MemoryFormat::contiguous;
   return t;
 }
 
 Tensor Tensor::slice(int64_t offset, Shape shape) const {
+  QNN_CHECK(!is_channels_last(), "cannot take a window of channels-last ", shape_str(shape_),
+            " (contiguous() first)");
   const int64_t n = shape_numel(shape);
   QNN_CHECK(offset >= 0 && offset + n <= numel_, "window of ", n, " elements at ", offset,
             " exceeds tensor of ", numel_);
@@ -109,27 +123,52 @@ Tensor Tensor::slice(int64_t offset, Shape shape) const {
 Tensor Tensor::narrow(int64_t begin, int64_t end) const {
   QNN_CHECK(dim() >= 1 && 0 <= begin && begin <= end && end <= shape_[0], "rows [", begin, ", ",
             end, ") out of range for shape ", shape_str(shape_));
-  Shape s = shape_;
-  s[0] = end - begin;
-  return slice(begin * (numel_ / std::max<int64_t>(shape_[0], 1)), s);
+  Tensor rows = *this;  // an image's values are consecutive in either format
+  rows.offset_ += begin * (numel_ / std::max<int64_t>(shape_[0], 1));
+  rows.numel_ = (end - begin) * (numel_ / std::max<int64_t>(shape_[0], 1));
+  rows.shape_[0] = end - begin;
+  return rows;
 }
 
 Tensor Tensor::clone() const {
-  Tensor t(shape_, device());
+  Tensor t = empty_like(*this);
   t.copy_from(*this);
   return t;
 }
 
 Tensor Tensor::to(Device target) const {
   if (device() == target) return *this;
+  const Tensor source = contiguous();
   Tensor t(shape_, target);
-  t.copy_from(*this);
+  t.copy_from(source);
+  return t;
+}
+
+Tensor Tensor::contiguous() const {
+  if (!is_channels_last()) return *this;
+  Tensor t(shape_, Device::CUDA);
+  device_to_contiguous(data(), t.data(), shape_[0], shape_[1], shape_[2] * shape_[3]);
+  return t;
+}
+
+Tensor Tensor::channels_last() const {
+  if (is_channels_last()) return *this;
+  QNN_CHECK(dim() == 4 && is_cuda(), "channels_last() takes a 4-D image batch on the GPU, got ",
+            device_name(device()), " ", shape_str(shape_));
+  Tensor t(shape_, Device::CUDA, MemoryFormat::channels_last);
+  device_to_channels_last(data(), t.data(), shape_[0], shape_[1], shape_[2] * shape_[3]);
   return t;
 }
 
 void Tensor::copy_from(const Tensor& source) {
   QNN_CHECK(source.numel() == numel_, "copying ", shape_str(source.shape()), " into ", shape_str(shape_));
   if (numel_ == 0 || data() == source.data()) return;
+  if (source.format() != format_) {  // the values move to their places in this tensor's format
+    QNN_CHECK(source.shape() == shape_, "copying ", shape_str(source.shape()), " into ", shape_str(shape_),
+              " across memory formats needs equal shapes");
+    const Tensor moved = is_channels_last() ? source.to(Device::CUDA).channels_last() : source.contiguous();
+    return copy_from(moved);
+  }
   if (device() == Device::CPU && source.device() == Device::CPU)
     std::memmove(data(), source.data(), numel_ * sizeof(float));
   else
@@ -144,7 +183,7 @@ void Tensor::fill(float value) {
 
 std::vector<float> Tensor::to_vector() const {
   std::vector<float> out(static_cast<size_t>(numel_));
-  if (numel_ > 0) device_copy_or_memcpy(out.data(), *this);
+  if (numel_ > 0) device_copy_or_memcpy(out.data(), contiguous());
   return out;
 }
 

@@ -6,6 +6,10 @@
 // images), which keeps every kernel a plain loop over memory. Views (`view`, `slice`) share
 // storage, which is how each model parameter becomes a window into one flat buffer.
 // Only float32 exists: it is what training runs in, and gradient checks use small inputs.
+// One exception to row-major order: on the GPU an image batch may be stored channels-last
+// (MemoryFormat::channels_last, NHWC in memory) while its shape stays [N, C, H, W], which is
+// the layout cuDNN's fastest convolutions read and write (docs/channels-last.md). Ops keep
+// their inputs' format; conversions are explicit (contiguous(), channels_last()).
 // A tensor lives on the CPU or on the GPU (Device::CUDA); data() is then a device pointer that
 // only CUDA kernels may touch, and every op sends CUDA tensors to its CUDA twin (op.cu beside
 // op.cpp). Moving data between devices is explicit: to(), copy_from(), to_vector(), item().
@@ -23,6 +27,10 @@ using Shape = std::vector<int64_t>;
 
 enum class Device { CPU, CUDA };
 const char* device_name(Device device);
+
+// How a 4-D [N, C, H, W] tensor lies in memory: row-major (NCHW), or channels-last (NHWC:
+// element (n, c, h, w) at ((n H + h) W + w) C + c), which only CUDA tensors may use.
+enum class MemoryFormat { contiguous, channels_last };
 
 int64_t shape_numel(const Shape& shape);
 std::string shape_str(const Shape& shape);  // "[128, 3, 32, 32]"
@@ -43,6 +51,8 @@ class Tensor {
  public:
   Tensor() = default;  // undefined: holds no storage
   explicit Tensor(Shape shape, Device device = Device::CPU);  // uninitialised contents
+  Tensor(Shape shape, Device device, MemoryFormat format);    // channels_last: 4-D, CUDA only
+  static Tensor empty_like(const Tensor& t);  // t's shape, device and format, uninitialised
 
   static Tensor zeros(Shape shape, Device device = Device::CPU);
   static Tensor full(Shape shape, float value, Device device = Device::CPU);
@@ -58,25 +68,34 @@ class Tensor {
   int64_t size(int d) const;  // negative d counts from the end
   int64_t numel() const { return numel_; }
   Device device() const { return storage_ ? storage_->device : Device::CPU; }
+  MemoryFormat format() const { return format_; }
+  bool is_channels_last() const { return format_ == MemoryFormat::channels_last; }
 
   float* data() { return storage_->data + offset_; }
   const float* data() const { return storage_->data + offset_; }
 
-  // Same storage, new shape (element count must match).
+  // Same storage, new shape (element count must match). A channels-last tensor can be viewed
+  // only where its memory is also row-major (C = 1 or H = W = 1), and the view is contiguous.
   Tensor view(Shape shape) const;
-  // A window of `shape` starting `offset` elements into this tensor's data.
+  // A window of `shape` starting `offset` elements into this tensor's data (contiguous only).
   Tensor slice(int64_t offset, Shape shape) const;
-  // Rows [begin, end) along the first dimension.
+  // Rows [begin, end) along the first dimension (images, in either format).
   Tensor narrow(int64_t begin, int64_t end) const;
   bool shares_storage(const Tensor& other) const { return storage_ == other.storage_; }
 
-  Tensor clone() const;                  // a copy on the same device
+  Tensor clone() const;                  // a copy on the same device, in the same format
   Tensor to(Device device) const;        // this tensor itself if already there, else a copy
-  void copy_from(const Tensor& source);  // element counts must match; any devices
+                                         // (contiguous on the CPU)
+  // This tensor if already in that format, else a converted copy (a kernel on the GPU).
+  Tensor contiguous() const;
+  Tensor channels_last() const;  // 4-D CUDA tensors only
+  // Element counts must match; any devices. Between formats the values move to their places
+  // (shapes must then match).
+  void copy_from(const Tensor& source);
   bool is_cuda() const { return device() == Device::CUDA; }
   void fill(float value);
   void zero() { fill(0.0f); }
-  std::vector<float> to_vector() const;  // on the host, from any device (waits for the GPU)
+  std::vector<float> to_vector() const;  // on the host in row-major order, from any device and format
   float item() const;  // the value of a one-element tensor (waits for the GPU)
 
  private:
@@ -84,6 +103,7 @@ class Tensor {
   int64_t offset_ = 0;
   int64_t numel_ = 0;
   Shape shape_;
+  MemoryFormat format_ = MemoryFormat::contiguous;
 };
 
 }  // namespace qnn

@@ -38,6 +38,14 @@ struct NoTF32 {
   bool saved;
 };
 
+// Models store their GPU image batches channels-last (backend_options().channels_last) for the
+// lifetime of a test.
+struct ChannelsLast {
+  ChannelsLast() : saved(backend_options().channels_last) { backend_options().channels_last = true; }
+  ~ChannelsLast() { backend_options().channels_last = saved; }
+  bool saved;
+};
+
 }  // namespace qnn::testing
 
 #define GPU_TEST_CASE(name) TEST_CASE(name * doctest::test_suite("gpu") * doctest::skip(!::qnn::testing::gpu_usable()))

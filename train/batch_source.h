@@ -24,6 +24,7 @@
 #include "data/byte_batch.h"
 #include "data/device_data.h"
 #include "data/loader.h"
+#include "tensor/device.h"
 #include "tensor/softmax_xent.h"
 
 namespace qnn {
@@ -126,7 +127,9 @@ class ResidentSource : public BatchSource {
     clock_.slice(1, {1}).fill(float(epoch_));
   }
   void produce(Tensor& images, Tensor& labels) override {
-    images = Tensor({rows_, data_.channels(), data_.height(), data_.width()}, data_.device());
+    const bool channels_last = data_.device() == Device::CUDA && backend_options().channels_last;
+    images = Tensor({rows_, data_.channels(), data_.height(), data_.width()}, data_.device(),
+                    channels_last ? MemoryFormat::channels_last : MemoryFormat::contiguous);
     labels = Tensor({rows_}, data_.device());
     gather_batch(data_, order_, clock_, config_.batch_size, config_.augment, config_.seed, config_.padding,
                  config_.normalization, images, labels);

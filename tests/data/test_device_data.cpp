@@ -174,6 +174,11 @@ GPU_TEST_CASE("device data: the CUDA gather reads the clock on the device") {
     CHECK(images.to_vector() == expected.images.to_vector());
     CHECK(labels.to_vector() == expected.labels.to_vector());
   }
+  // A channels-last batch: the same values, in NHWC order.
+  Tensor images_cl({16, 3, 32, 32}, Device::CUDA, MemoryFormat::channels_last);
+  gather_batch(gpu, order, clock, 16, true, kSeed, 4, cifar10_normalization(), images_cl, labels);
+  CHECK(images_cl.is_channels_last());
+  CHECK(images_cl.to_vector() == gather(cpu, 16, true, true, 2, 0).images.to_vector());
   // A position past the order (batch 3 of 16 in 40 images) shows up as NaN rather than garbage.
   clock.copy_from(clock_tensor(3, 2));
   gather_batch(gpu, order, clock, 16, true, kSeed, 4, cifar10_normalization(), images, labels);

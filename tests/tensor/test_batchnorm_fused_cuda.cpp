@@ -3,7 +3,9 @@
 // masks of backward, and dgamma/dbeta added into existing gradients. Shapes cover both element
 // widths of the kernels (planes a multiple of 4 floats, read 4 at a time, and not), a tensor
 // that is not 16-byte aligned (one float into its buffer: read one at a time), [N, C] inputs,
-// and channels split over several blocks (the last block's finalization and its counter).
+// and channels split over several blocks (the last block's finalization and its counter); and
+// channels-last inputs (tensor/tensor.h): channels read 4 at a time and not, several blocks of
+// rows, and more channels than a block's slice (two slices of channels).
 //
 // Tolerances as in test_linear_bn_cuda.cpp: atol = rtol = 1e-5 for values, atol 1e-5 M^0.5 for
 // the M-term sums dgamma and dbeta. ReLU masks are compared exactly (a value rounding to either
@@ -34,16 +36,30 @@ Tensor gpu_unaligned(const Tensor& t) {
 struct Case {
   Shape shape;
   bool unaligned = false;
+  bool channels_last = false;
 };
 
-std::string describe(const Case& k) { return shape_str(k.shape) + (k.unaligned ? " unaligned" : ""); }
+std::string describe(const Case& k) {
+  return shape_str(k.shape) + (k.unaligned ? " unaligned" : "") + (k.channels_last ? " channels-last" : "");
+}
 
 std::vector<Case> cases() {
-  return {{{8, 16, 12, 12}},         // planes of 144 floats: 4 at a time
-          {{8, 16, 12, 12}, true},   // the same, not aligned: 1 at a time
-          {{3, 5, 7, 9}},            // odd planes
-          {{32, 10}},                // [N, C]
-          {{64, 4, 16, 16}}};        // M = 16384: four blocks per channel
+  return {{{8, 16, 12, 12}},                // planes of 144 floats: 4 at a time
+          {{8, 16, 12, 12}, true},          // the same, not aligned: 1 at a time
+          {{3, 5, 7, 9}},                   // odd planes
+          {{32, 10}},                       // [N, C]
+          {{64, 4, 16, 16}},                // M = 16384: four blocks per channel
+          {{8, 16, 12, 12}, false, true},   // channels-last, 4 channels at a time
+          {{3, 5, 7, 9}, false, true},      // channels-last, odd channels: 1 at a time
+          {{64, 4, 16, 16}, false, true},   // channels-last, 16 blocks of rows
+          {{2, 1028, 2, 3}, false, true},   // 257 vectors of 4 channels: two slices
+          {{2, 301, 2, 2}, false, true}};   // 301 single channels: two slices
+}
+
+// Where a case's tensors go on the GPU: a plain copy, one float into a buffer, or channels-last.
+Tensor on_gpu(const Tensor& t, const Case& k) {
+  if (k.unaligned) return gpu_unaligned(t);
+  return k.channels_last && t.dim() == 4 ? gpu(t).channels_last() : gpu(t);
 }
 
 struct Inputs {
@@ -68,8 +84,8 @@ struct Forward {
   Tensor y, mean, invstd, affine, running_mean, running_var, batches;
 };
 
-Forward forward(const Inputs& in, bool residual, bool training, bool on_gpu, bool unaligned) {
-  auto put = [&](const Tensor& t) { return on_gpu ? (unaligned ? gpu_unaligned(t) : gpu(t)) : t.clone(); };
+Forward forward(const Inputs& in, bool residual, bool training, const Case* device_case) {
+  auto put = [&](const Tensor& t) { return device_case ? on_gpu(t, *device_case) : t.clone(); };
   Forward f;
   f.running_mean = put(in.running_mean);
   f.running_var = put(in.running_var);
@@ -106,9 +122,10 @@ GPU_TEST_CASE("batch norm cuda: fused ReLU and residual forward match the CPU") 
       for (bool residual : {false, true}) {
         CAPTURE(describe(k)); CAPTURE(training); CAPTURE(residual);
         const Inputs in = inputs(k.shape, ++seed);
-        const Forward cpu = forward(in, residual, training, false, false);
-        const Forward dev = forward(in, residual, training, true, k.unaligned);
+        const Forward cpu = forward(in, residual, training, nullptr);
+        const Forward dev = forward(in, residual, training, &k);
         REQUIRE(dev.y.is_cuda());
+        CHECK(dev.y.is_channels_last() == k.channels_last);
         CHECK(closeness(dev.y, cpu.y, 1e-5, 1e-5) <= 1);
         CHECK(positive(dev.y) == positive(cpu.y));
         CHECK(closeness(dev.affine, cpu.affine, 1e-5, 1e-5) <= 1);
@@ -134,8 +151,8 @@ GPU_TEST_CASE("batch norm cuda: backward through the ReLU masks, adding into gra
           const bool need_dx = !(into && mask == BatchNormMask::by_output);
           CAPTURE(describe(k)); CAPTURE(training); CAPTURE(int(mask)); CAPTURE(into); CAPTURE(need_dx);
           const Inputs in = inputs(k.shape, ++seed);
-          const Forward cpu = forward(in, residual, training, false, false);
-          const Forward dev = forward(in, residual, training, true, k.unaligned);
+          const Forward cpu = forward(in, residual, training, nullptr);
+          const Forward dev = forward(in, residual, training, &k);
           const int64_t c = k.shape[1];
           const Tensor start_dgamma = Tensor::uniform({c}, -1, 1, seed, 7);
           const Tensor start_dbeta = Tensor::uniform({c}, -1, 1, seed, 8);
@@ -147,8 +164,7 @@ GPU_TEST_CASE("batch norm cuda: backward through the ReLU masks, adding into gra
           const bool keep = mask == BatchNormMask::by_output_kept;
           const Tensor cpu_affine = mask == BatchNormMask::by_affine ? cpu.affine : Tensor();
           const Tensor dev_affine = mask == BatchNormMask::by_affine ? dev.affine : Tensor();
-          const Tensor x_dev = k.unaligned ? gpu_unaligned(in.x) : gpu(in.x);
-          const Tensor dy_dev = k.unaligned ? gpu_unaligned(in.dy) : gpu(in.dy);
+          const Tensor x_dev = on_gpu(in.x, k), dy_dev = on_gpu(in.dy, k);
           const BatchNormGrads g = batch_norm_relu_backward(in.dy, cpu.y, in.x, in.gamma, cpu.mean, cpu.invstd,
                                                             training, need_dx, keep, cpu_affine, cpu_into);
           const BatchNormGrads gg = batch_norm_relu_backward(dy_dev, dev.y, x_dev, gpu(in.gamma), dev.mean,
@@ -162,6 +178,7 @@ GPU_TEST_CASE("batch norm cuda: backward through the ReLU masks, adding into gra
           }
           REQUIRE(gg.dx.defined() == need_dx);
           if (need_dx) CHECK(closeness(gg.dx, g.dx, 1e-5, 1e-5) <= 1);
+          if (need_dx) CHECK(gg.dx.is_channels_last() == k.channels_last);
           REQUIRE(gg.dy_masked.defined() == keep);
           if (keep) CHECK(gg.dy_masked.to_vector() == g.dy_masked.to_vector());  // dy or +0: exact
         }
@@ -170,7 +187,8 @@ GPU_TEST_CASE("batch norm cuda: backward through the ReLU masks, adding into gra
 GPU_TEST_CASE("batch norm cuda: adding into gradients equals computing them and adding") {
   const Shape shape{64, 4, 16, 16};
   const Inputs in = inputs(shape, 80);
-  const Forward dev = forward(in, false, true, true, false);
+  const Case k{shape};
+  const Forward dev = forward(in, false, true, &k);
   const Tensor x = gpu(in.x), dy = gpu(in.dy), gamma = gpu(in.gamma);
   const Tensor start = Tensor::uniform({4}, -1, 1, 80, 9);
   const BatchNormGrads fresh = batch_norm_relu_backward(dy, dev.y, x, gamma, dev.mean, dev.invstd, true, false,
@@ -188,15 +206,28 @@ GPU_TEST_CASE("batch norm cuda: adding into gradients equals computing them and 
 // The finalizing block resets its counter: a second launch finalizes too.
 GPU_TEST_CASE("batch norm cuda: several blocks per channel repeat bit for bit") {
   const Inputs in = inputs({64, 4, 16, 16}, 90);
-  const Forward a = forward(in, true, true, true, false);
-  const Forward b = forward(in, true, true, true, false);
-  CHECK(a.y.to_vector() == b.y.to_vector());
-  CHECK(a.running_var.to_vector() == b.running_var.to_vector());
-  const Tensor x = gpu(in.x), dy = gpu(in.dy), gamma = gpu(in.gamma);
-  const BatchNormGrads g1 = batch_norm_relu_backward(dy, a.y, x, gamma, a.mean, a.invstd, true, true, true);
-  const BatchNormGrads g2 = batch_norm_relu_backward(dy, b.y, x, gamma, b.mean, b.invstd, true, true, true);
-  CHECK(g1.dx.to_vector() == g2.dx.to_vector());
-  CHECK(g1.dgamma.to_vector() == g2.dgamma.to_vector());
+  for (bool channels_last : {false, true}) {
+    CAPTURE(channels_last);
+    const Case k{in.x.shape(), false, channels_last};
+    const Forward a = forward(in, true, true, &k);
+    const Forward b = forward(in, true, true, &k);
+    CHECK(a.y.to_vector() == b.y.to_vector());
+    CHECK(a.running_var.to_vector() == b.running_var.to_vector());
+    const Tensor x = on_gpu(in.x, k), dy = on_gpu(in.dy, k), gamma = gpu(in.gamma);
+    const BatchNormGrads g1 = batch_norm_relu_backward(dy, a.y, x, gamma, a.mean, a.invstd, true, true, true);
+    const BatchNormGrads g2 = batch_norm_relu_backward(dy, b.y, x, gamma, b.mean, b.invstd, true, true, true);
+    CHECK(g1.dx.to_vector() == g2.dx.to_vector());
+    CHECK(g1.dgamma.to_vector() == g2.dgamma.to_vector());
+  }
+}
+
+GPU_TEST_CASE("batch norm cuda: a channels-last input and a contiguous residual are refused") {
+  const Inputs in = inputs({4, 8, 4, 4}, 92);
+  const Tensor x = gpu(in.x).channels_last(), r = gpu(in.residual);
+  Tensor rm = gpu(in.running_mean), rv = gpu(in.running_var), mean, invstd;
+  CHECK_THROWS_WITH(batch_norm_relu_forward_training(x, r, gpu(in.gamma), gpu(in.beta), rm, rv, 0.1f, 1e-5f, mean,
+                                                     invstd, nullptr, nullptr),
+                    doctest::Contains("channels-last"));
 }
 
 // The fusions, counted: a training step's batch norm with its ReLU and residual join, forward and
@@ -205,18 +236,23 @@ GPU_TEST_CASE("batch norm cuda: several blocks per channel repeat bit for bit") 
 // gradient addition).
 GPU_TEST_CASE("batch norm cuda: forward and backward with ReLU and residual are four graph nodes") {
   const Inputs in = inputs({16, 8, 8, 8}, 95);
-  const Tensor x = gpu(in.x), r = gpu(in.residual), dy = gpu(in.dy), gamma = gpu(in.gamma), beta = gpu(in.beta);
-  Tensor rm = gpu(in.running_mean), rv = gpu(in.running_var), batches = gpu(Tensor::full({}, 0.0f));
-  BatchNormGradTargets into{gpu(Tensor::zeros({8})), gpu(Tensor::zeros({8}))};
-  CudaGraph graph;
-  graph.capture([&] {
-    Tensor mean, invstd;
-    const Tensor y = batch_norm_relu_forward_training(x, r, gamma, beta, rm, rv, 0.1f, 1e-5f, mean, invstd, nullptr,
-                                                      &batches);
-    batch_norm_relu_backward(dy, y, x, gamma, mean, invstd, true, true, true, Tensor(), into);
-  });
-  CHECK(graph.node_count() == 4);
-  graph.replay();
-  graph.replay();
-  CHECK(batches.to_vector() == std::vector<float>{2.0f});  // counted by the replays, not the capture
+  for (bool channels_last : {false, true}) {
+    CAPTURE(channels_last);
+    const Case k{in.x.shape(), false, channels_last};
+    const Tensor x = on_gpu(in.x, k), r = on_gpu(in.residual, k), dy = on_gpu(in.dy, k), gamma = gpu(in.gamma),
+                 beta = gpu(in.beta);
+    Tensor rm = gpu(in.running_mean), rv = gpu(in.running_var), batches = gpu(Tensor::full({}, 0.0f));
+    BatchNormGradTargets into{gpu(Tensor::zeros({8})), gpu(Tensor::zeros({8}))};
+    CudaGraph graph;
+    graph.capture([&] {
+      Tensor mean, invstd;
+      const Tensor y = batch_norm_relu_forward_training(x, r, gamma, beta, rm, rv, 0.1f, 1e-5f, mean, invstd, nullptr,
+                                                        &batches);
+      batch_norm_relu_backward(dy, y, x, gamma, mean, invstd, true, true, true, Tensor(), into);
+    });
+    CHECK(graph.node_count() == 4);
+    graph.replay();
+    graph.replay();
+    CHECK(batches.to_vector() == std::vector<float>{2.0f});  // counted by the replays, not the capture
+  }
 }

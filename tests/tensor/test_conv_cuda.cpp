@@ -3,7 +3,8 @@
 // the 1x1 stride-2 projection), odd sizes and a non-square kernel, with and without bias, each
 // through cuDNN (default and deterministic algorithms) and through our im2col + cuBLAS path
 // (backend_options().cudnn = false); backward weight adds into a non-zero dw and db, and
-// conv2d_backward_data_add into a non-zero dx.
+// conv2d_backward_data_add into a non-zero dx. Each case runs with NCHW and with channels-last
+// GPU images (tensor/tensor.h), whose results must come back channels-last.
 //
 // Tolerance: both sides compute in fp32 (TF32 off) but sum in different orders, and cuDNN may
 // pick Winograd or FFT algorithms whose transforms add a little rounding of their own. A sum of
@@ -42,8 +43,10 @@ struct ConvCase {
 double atol_for(int64_t reduction) { return 1e-5 + 2e-6 * double(reduction); }
 constexpr double kRtol = 1e-4;
 
-// Runs forward, backward data and backward weight on both devices and compares.
-void check_parity(const ConvCase& k, uint64_t seed) {
+// Runs forward, backward data and backward weight on both devices and compares; the GPU's images
+// (x, dy, dx) are channels-last if asked.
+void check_parity(const ConvCase& k, uint64_t seed, bool channels_last = false) {
+  auto images = [&](const Tensor& t) { return channels_last ? t.to(Device::CUDA).channels_last() : t.to(Device::CUDA); };
   const int64_t n = k.x[0], c = k.x[1], o = k.w[0], kh = k.w[2], kw = k.w[3];
   const int64_t ho = conv_out_size(k.x[2], kh, k.p), wo = conv_out_size(k.x[3], kw, k.p);
   const Tensor x = Tensor::uniform(k.x, -1, 1, seed, 0);
@@ -53,19 +56,20 @@ void check_parity(const ConvCase& k, uint64_t seed) {
   const Tensor dw0 = Tensor::uniform(k.w, -1, 1, seed, 4);  // non-zero: backward weight adds
   const Tensor db0 = Tensor::uniform({o}, -1, 1, seed, 5);
 
-  const Tensor xg = x.to(Device::CUDA), wg = w.to(Device::CUDA), dyg = dy.to(Device::CUDA);
+  const Tensor xg = images(x), wg = w.to(Device::CUDA), dyg = images(dy);
   const Tensor bg = k.bias ? bias.to(Device::CUDA) : Tensor();
 
   const Tensor y = conv2d_forward(x, w, bias, k.p);
   const Tensor yg = conv2d_forward(xg, wg, bg, k.p);
   REQUIRE(yg.is_cuda());
   REQUIRE(yg.shape() == y.shape());
+  CHECK(yg.is_channels_last() == channels_last);
   CHECK(closeness(yg, y, atol_for(c * kh * kw), kRtol) <= 1);
 
   // Added into a non-zero dx, before any other backward data call of the shape: the algorithm
   // search (which writes into the buffer it times on) runs here and must leave dx alone.
   const Tensor dx0 = Tensor::uniform(k.x, -1, 1, seed, 6);
-  Tensor dx_sum = dx0.clone(), dx_sumg = dx0.to(Device::CUDA);
+  Tensor dx_sum = dx0.clone(), dx_sumg = images(dx0);
   conv2d_backward_data_add(dy, w, dx_sum, k.p);
   conv2d_backward_data_add(dyg, wg, dx_sumg, k.p);
   CHECK(closeness(dx_sumg, dx_sum, atol_for(o * kh * kw), kRtol) <= 1);
@@ -73,6 +77,7 @@ void check_parity(const ConvCase& k, uint64_t seed) {
   const Tensor dx = conv2d_backward_data(dy, w, k.x, k.p);
   const Tensor dxg = conv2d_backward_data(dyg, wg, k.x, k.p);
   REQUIRE(dxg.shape() == dx.shape());
+  CHECK(dxg.is_channels_last() == channels_last);
   CHECK(closeness(dxg, dx, atol_for(o * kh * kw), kRtol) <= 1);
 
   Tensor dw = dw0.clone(), db = db0.clone();
@@ -108,20 +113,24 @@ GPU_TEST_CASE("conv cuda: cuDNN matches the CPU, forward and both backwards") {
   qnn::testing::NoTF32 no_tf32;
   Backend backend(true, false);
   uint64_t seed = 100;
-  for (const ConvCase& k : cases()) {
-    CAPTURE(name(k));
-    check_parity(k, seed++);
-  }
+  for (const ConvCase& k : cases())
+    for (bool channels_last : {false, true}) {
+      CAPTURE(name(k));
+      CAPTURE(channels_last);
+      check_parity(k, seed++, channels_last);
+    }
 }
 
 GPU_TEST_CASE("conv cuda: cuDNN with deterministic algorithms matches the CPU and repeats bit for bit") {
   qnn::testing::NoTF32 no_tf32;
   Backend backend(true, true);
   uint64_t seed = 200;
-  for (const ConvCase& k : cases()) {
-    CAPTURE(name(k));
-    check_parity(k, seed++);
-  }
+  for (const ConvCase& k : cases())
+    for (bool channels_last : {false, true}) {
+      CAPTURE(name(k));
+      CAPTURE(channels_last);
+      check_parity(k, seed++, channels_last);
+    }
   // Same inputs twice: identical weight gradients.
   const ConvCase k = cases()[0];  // a copy: cases() returns a temporary
   const Tensor x = Tensor::uniform(k.x, -1, 1, 7).to(Device::CUDA);
@@ -137,10 +146,12 @@ GPU_TEST_CASE("conv cuda: the im2col + cuBLAS path (--no-cudnn) matches the CPU"
   qnn::testing::NoTF32 no_tf32;
   Backend backend(false, false);
   uint64_t seed = 300;
-  for (const ConvCase& k : cases()) {
-    CAPTURE(name(k));
-    check_parity(k, seed++);
-  }
+  for (const ConvCase& k : cases())
+    for (bool channels_last : {false, true}) {
+      CAPTURE(name(k));
+      CAPTURE(channels_last);
+      check_parity(k, seed++, channels_last);
+    }
 }
 
 GPU_TEST_CASE("conv cuda: a batch larger than one im2col chunk") {
@@ -160,6 +171,13 @@ GPU_TEST_CASE("conv cuda: with TF32 on, results stay within TF32's rounding") {
   const Tensor y = conv2d_forward(x, w, Tensor(), {1, 1});
   const Tensor yg = conv2d_forward(x.to(Device::CUDA), w.to(Device::CUDA), Tensor(), {1, 1});
   CHECK(closeness(yg, y, 5e-3 * 12, 1e-2) <= 1);
+}
+
+GPU_TEST_CASE("conv cuda: images in two memory formats are a clear error") {
+  const Tensor x = Tensor::uniform({2, 4, 6, 6}, -1, 1, 1).to(Device::CUDA).channels_last();
+  const Tensor dy = Tensor::uniform({2, 3, 6, 6}, -1, 1, 2).to(Device::CUDA);
+  Tensor dw = Tensor::zeros({3, 4, 3, 3}, Device::CUDA), db;
+  CHECK_THROWS_WITH_AS(conv2d_backward_weight(x, dy, dw, db, {1, 1}), doctest::Contains("channels-last"), Error);
 }
 
 GPU_TEST_CASE("conv cuda: a CPU weight with a GPU input is a clear error") {

@@ -3,7 +3,8 @@
 // (tensor/pool.cu) and the option-A shortcut (tensor/shortcut.cu). Each runs the op on the CPU
 // and on the GPU from the same seeded inputs. Where the twins perform the same float operations
 // in the same order the results must be equal bit for bit and the test checks exact equality;
-// elsewhere the tolerance is explained at the check.
+// elsewhere the tolerance is explained at the check. Pooling and the shortcut also run on
+// channels-last GPU images (tensor/tensor.h), whose results must be the same bits, channels-last.
 #include <doctest.h>
 
 #include <cmath>
@@ -32,6 +33,15 @@ void check_identical(const Tensor& on_gpu, const Tensor& on_cpu) {
   for (size_t i = 0; i < a.size(); ++i)
     if (!(a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i])))) ++differing;
   CHECK(differing == 0);
+}
+
+// t on the GPU, channels-last if asked.
+Tensor gpu_in(const Tensor& t, bool channels_last) { return channels_last ? gpu(t).channels_last() : gpu(t); }
+
+// check_identical, and the GPU result in the format asked.
+void check_identical_in(const Tensor& on_gpu, const Tensor& on_cpu, bool channels_last) {
+  CHECK(on_gpu.is_channels_last() == channels_last);
+  check_identical(on_gpu, on_cpu);
 }
 
 // Values with many exact ties (multiples of 1/2 in [-2, 2]): max pooling then has to pick the
@@ -118,9 +128,13 @@ GPU_TEST_CASE("cuda kernels: max pooling equals the CPU bit for bit, ties includ
     CAPTURE(c.p.padding);
     const Tensor x = tied_values(c.shape, 6);
     const Tensor y = max_pool2d_forward(x, c.p);
-    check_identical(max_pool2d_forward(gpu(x), c.p), y);
     const Tensor dy = Tensor::normal(y.shape(), 0.0f, 1.0f, 7);
-    check_identical(max_pool2d_backward(gpu(dy), gpu(x), c.p), max_pool2d_backward(dy, x, c.p));
+    const Tensor dx = max_pool2d_backward(dy, x, c.p);
+    for (bool cl : {false, true}) {
+      CAPTURE(cl);
+      check_identical_in(max_pool2d_forward(gpu_in(x, cl), c.p), y, cl);
+      check_identical_in(max_pool2d_backward(gpu_in(dy, cl), gpu_in(x, cl), c.p), dx, cl);
+    }
   }
 }
 
@@ -130,9 +144,13 @@ GPU_TEST_CASE("cuda kernels: global average pooling equals the CPU bit for bit")
   for (const Shape& shape : {Shape{8, 16, 8, 8}, Shape{3, 5, 7, 9}, Shape{2, 3, 1, 3}}) {
     CAPTURE(shape_str(shape));
     const Tensor x = Tensor::normal(shape, 0.2f, 1.5f, 8);
-    check_identical(global_avg_pool_forward(gpu(x)), global_avg_pool_forward(x));
     const Tensor dy = Tensor::normal({shape[0], shape[1]}, 0.0f, 1.0f, 9);
-    check_identical(global_avg_pool_backward(gpu(dy), shape), global_avg_pool_backward(dy, shape));
+    for (bool cl : {false, true}) {
+      CAPTURE(cl);
+      check_identical(global_avg_pool_forward(gpu_in(x, cl)), global_avg_pool_forward(x));
+      const MemoryFormat format = cl ? MemoryFormat::channels_last : MemoryFormat::contiguous;
+      check_identical_in(global_avg_pool_backward(gpu(dy), shape, format), global_avg_pool_backward(dy, shape), cl);
+    }
   }
 }
 
@@ -148,8 +166,12 @@ GPU_TEST_CASE("cuda kernels: option-A shortcut equals the CPU bit for bit") {
     CAPTURE(shape_str(c.shape));
     const Tensor x = Tensor::normal(c.shape, 0.0f, 1.0f, 10);
     const Tensor y = shortcut_pad_forward(x, c.out_channels, c.stride);
-    check_identical(shortcut_pad_forward(gpu(x), c.out_channels, c.stride), y);
     const Tensor dy = Tensor::normal(y.shape(), 0.0f, 1.0f, 11);
-    check_identical(shortcut_pad_backward(gpu(dy), c.shape, c.stride), shortcut_pad_backward(dy, c.shape, c.stride));
+    const Tensor dx = shortcut_pad_backward(dy, c.shape, c.stride);
+    for (bool cl : {false, true}) {
+      CAPTURE(cl);
+      check_identical_in(shortcut_pad_forward(gpu_in(x, cl), c.out_channels, c.stride), y, cl);
+      check_identical_in(shortcut_pad_backward(gpu_in(dy, cl), c.shape, c.stride), dx, cl);
+    }
   }
 }

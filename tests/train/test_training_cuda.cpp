@@ -2,7 +2,8 @@
 // backward, SGD with momentum and weight decay) from the same initial weights and batch give
 // matching losses and parameters; and the captured CUDA-graph step gives exactly the losses of
 // the eager step; a batch gather captured once keeps giving the resident source's batches in
-// later epochs. Also runs on the CPU-only path: Module::to and the device-agnostic trainer.
+// later epochs. The same with channels-last activations on the GPU (docs/channels-last.md).
+// Also runs on the CPU-only path: Module::to and the device-agnostic trainer.
 #include <doctest.h>
 
 #include "train/trainer.h"
@@ -77,17 +78,27 @@ TEST_CASE("training step: the device-agnostic trainer learns a fixed batch on th
   CHECK(quantized.variance > 0);
 }
 
-GPU_TEST_CASE("training step: three ResNet-8 steps on the GPU match the CPU") {
-  testing::NoTF32 no_tf32;
-  const Run cpu = train(Device::CPU, 3, false), gpu = train(Device::CUDA, 3, false);
-  // Sums in other orders (cuDNN, cuBLAS, reductions) differ by float rounding, which three
-  // steps of SGD amplify a little: 1e-3 relative on the losses, 1e-3 absolute on parameters of
-  // order 0.1-1.
+// Sums in other orders (cuDNN, cuBLAS, reductions) differ by float rounding, which three steps
+// of SGD amplify a little: 1e-3 relative on the losses, 1e-3 absolute on parameters of order 0.1-1.
+void check_close(const Run& gpu, const Run& cpu) {
   for (int s = 0; s < 3; ++s) CHECK(gpu.losses[s] == doctest::Approx(cpu.losses[s]).epsilon(1e-3));
   double worst = 0;
   for (size_t i = 0; i < cpu.parameters.size(); ++i)
     worst = std::max(worst, double(std::fabs(cpu.parameters[i] - gpu.parameters[i])));
   CHECK(worst < 1e-3);
+}
+
+GPU_TEST_CASE("training step: three ResNet-8 steps on the GPU match the CPU") {
+  testing::NoTF32 no_tf32;
+  check_close(train(Device::CUDA, 3, false), train(Device::CPU, 3, false));
+}
+
+GPU_TEST_CASE("training step: three channels-last ResNet-8 steps on the GPU match the CPU") {
+  testing::NoTF32 no_tf32;
+  const Run cpu = train(Device::CPU, 3, false);
+  testing::ChannelsLast channels_last;
+  check_close(train(Device::CUDA, 3, false), cpu);
+  check_close(train(Device::CUDA, 3, true), cpu);
 }
 
 GPU_TEST_CASE("training step: replaying the captured CUDA graph gives the eager losses exactly") {
@@ -98,6 +109,10 @@ GPU_TEST_CASE("training step: replaying the captured CUDA graph gives the eager 
   const Run eager = train(Device::CUDA, 6, false), graph = train(Device::CUDA, 6, true);
   CHECK(graph.losses == eager.losses);
   CHECK(graph.parameters == eager.parameters);
+  testing::ChannelsLast channels_last;
+  const Run eager_cl = train(Device::CUDA, 6, false), graph_cl = train(Device::CUDA, 6, true);
+  CHECK(graph_cl.losses == eager_cl.losses);
+  CHECK(graph_cl.parameters == eager_cl.parameters);
 }
 
 GPU_TEST_CASE("training step: a captured batch gather follows the resident source into later epochs") {
@@ -156,6 +171,9 @@ GPU_TEST_CASE("training step: a captured step with a quantization hook replays t
 GPU_TEST_CASE("training step: the steady state asks the GPU for no memory, eager or captured") {
   // After the first steps every tensor of a step comes from the caching allocator's cache (and
   // a captured graph allocates nothing at all): no cudaMalloc, so addresses stay put.
+  CHECK(train(Device::CUDA, 8, false).late_allocations == 0);
+  CHECK(train(Device::CUDA, 8, true).late_allocations == 0);
+  testing::ChannelsLast channels_last;
   CHECK(train(Device::CUDA, 8, false).late_allocations == 0);
   CHECK(train(Device::CUDA, 8, true).late_allocations == 0);
 }
