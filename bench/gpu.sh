@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # GPU training throughput, qnn against PyTorch in the same invocation: ResNet-20, fp32 (TF32
 # convolutions allowed, PyTorch's default), forward + backward + SGD with momentum, synthetic
-# inputs resident on the GPU. For each batch size: qnn with its CUDA graph and eagerly, PyTorch
-# eager (NCHW), whole-step CUDA graph (NCHW and channels-last); then images/s, seconds per
-# 50k-image epoch, peak GPU memory and qnn's ratio to PyTorch's best. With PROFILE=1 it also
-# runs ncu over a few replayed qnn steps and prints the time per kernel. Everything it prints is
+# inputs resident on the GPU. For each batch size: qnn with its CUDA graph (NCHW and
+# channels-last) and eagerly, PyTorch eager (NCHW), whole-step CUDA graph (NCHW and
+# channels-last); then images/s, seconds per 50k-image epoch, peak GPU memory and the ratio of
+# qnn's best to PyTorch's best. With PROFILE=1 it also runs ncu over a few replayed qnn steps in
+# each layout and prints the time per kernel. Everything it prints is
 # also appended to the results log, bench/results-gpu.md, under the date, commit and GPU, so that
 # each GPU run starts from what the last one saw (RESULTS_LOG=file writes elsewhere,
 # RESULTS_LOG= writes none).
@@ -27,26 +28,30 @@ measure() {
   for b in $batches; do
     echo "== ResNet-20, batch $b, $steps timed steps"
     q=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5)
+    qc=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5 --channels-last)
     qe=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5 --no-graph)
     te=$($py bench/train_step_torch.py --device cuda --batch-size "$b" --steps "$steps" --warmup 10)
     tg=$($py bench/train_step_torch.py --device cuda --batch-size "$b" --steps "$steps" --warmup 10 --graph)
     tc=$($py bench/train_step_torch.py --device cuda --batch-size "$b" --steps "$steps" --warmup 10 --graph --channels-last)
-    printf '%s\n' "$q" "$qe" "$te" "$tg" "$tc"
+    printf '%s\n' "$q" "$qc" "$qe" "$te" "$tg" "$tc"
     best=$(printf '%s\n' "$te" "$tg" "$tc" | rate | sort -g | tail -1)
-    awk -v q="$(echo "$q" | rate)" -v b="$best" 'BEGIN { printf "ratio qnn graph / best PyTorch: %.2fx\n", q / b }'
+    ours=$(printf '%s\n' "$q" "$qc" | rate | sort -g | tail -1)
+    awk -v q="$ours" -v b="$best" 'BEGIN { printf "ratio qnn best graph / best PyTorch: %.2fx\n", q / b }'
   done
   if [ "${PROFILE:-0}" = 1 ]; then
     # Pass 1 counts the kernels of start-up and warm-up (cuDNN's algorithm search included);
     # pass 2 skips them and times each kernel of 20 replayed graph steps.
     n=20
     prof() { ncu --clock-control none --metrics gpu__time_duration.sum --csv --print-units base "$@" 2>/dev/null | grep gpu__time_duration; }
-    skip=$(prof ./build/bench/train_step --device cuda --batch-size 128 --steps 1 --warmup 5 | wc -l)
-    echo "== where qnn's step goes (ncu, batch 128, mean over $n graph replays after $skip warm-up kernels)"
-    prof --launch-skip "$skip" ./build/bench/train_step --device cuda --batch-size 128 --steps "$n" --warmup 5 \
-      | awk -F'","' -v n="$n" '{ v = $NF; gsub(/"/, "", v); t[$5] += v; c[$5]++; total += v }
-          END { for (k in t) printf "%9.1f us %5.1f%% %4d/step  %s\n", t[k] / 1000 / n, 100 * t[k] / total, c[k] / n, substr(k, 1, 100);
-                printf "%9.1f us per step inside kernels (floor: about 12 TFLOP and 0.4 TB of activations per epoch)\n", total / 1000 / n }' \
-      | sort -rn
+    for layout in "" --channels-last; do
+      skip=$(prof ./build/bench/train_step --device cuda --batch-size 128 --steps 1 --warmup 5 $layout | wc -l)
+      echo "== where qnn's step goes (ncu, batch 128${layout:+, $layout}, mean over $n graph replays after $skip warm-up kernels)"
+      prof --launch-skip "$skip" ./build/bench/train_step --device cuda --batch-size 128 --steps "$n" --warmup 5 $layout \
+        | awk -F'","' -v n="$n" '{ v = $NF; gsub(/"/, "", v); t[$5] += v; c[$5]++; total += v }
+            END { for (k in t) printf "%9.1f us %5.1f%% %4d/step  %s\n", t[k] / 1000 / n, 100 * t[k] / total, c[k] / n, substr(k, 1, 100);
+                  printf "%9.1f us per step inside kernels (floor: about 12 TFLOP and 0.4 TB of activations per epoch)\n", total / 1000 / n }' \
+        | sort -rn
+    done
   fi
 }
 

@@ -21,7 +21,8 @@
 // (the QAT ResNet of nn/qat_resnet.h, run eagerly as ./apps/cifar runs it); compare its images/s
 // with a run without --qat for the cost of fake quantization.
 //   build/bench/train_step [--device cpu|cuda] [--arch resnet20] [--batch-size 128] [--steps 20]
-//                          [--warmup 3] [--no-graph] [--no-cudnn] [--qat lsq --weight-bits 4 --act-bits 4 [--fold-bn]]
+//                          [--warmup 3] [--no-graph] [--no-cudnn] [--channels-last]
+//                          [--qat lsq --weight-bits 4 --act-bits 4 [--fold-bn]]
 //                          [--quant LIST [--bucket-size 512] [--quant-levels 16] [--rounds 3]]
 #include <omp.h>
 
@@ -97,6 +98,7 @@ int main(int argc, char** argv) {
   auto& warmup = flags.add_int("--warmup", 3, "untimed steps first (the GPU captures its graph in these)");
   auto& no_graph = flags.add_bool("--no-graph", "GPU: run each step eagerly");
   auto& no_cudnn = flags.add_bool("--no-cudnn", "GPU: convolution through im2col + cuBLAS");
+  auto& channels_last = flags.add_bool("--channels-last", "GPU: activations stored channels-last (NHWC)");
   auto& precision = add_precision_flag(flags);
   auto& quant = flags.add_string("--quant", "", "comma-separated schemes whose hook is timed inside the step, e.g. standard,smart");
   auto& bucket_size = flags.add_int("--bucket-size", 512, "--quant: bucket size (coordinates)");
@@ -145,7 +147,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   apply_precision_flag(flags, precision, device == "cuda");
+  if (channels_last && dev != Device::CUDA) flags.fail("--channels-last is a layout of GPU activations; add --device cuda");
   backend_options().cudnn = !no_cudnn;
+  backend_options().channels_last = channels_last;
 
   try {
     manual_seed(0);
@@ -157,7 +161,9 @@ int main(int argc, char** argv) {
     SGD sgd(model.flatten(), {0.1f, 0.9f, 0.0f, 1e-4f, false});
     std::vector<int32_t> labels(batch);
     for (int64_t i = 0; i < batch; ++i) labels[i] = static_cast<int32_t>(i % 10);
-    FixedSource source(Tensor::normal({batch, 3, 32, 32}, 0, 1, 1).to(dev), label_tensor(labels, dev));
+    // Channels-last images come as ./apps/cifar's batch gather writes them, NHWC.
+    const Tensor images = Tensor::normal({batch, 3, 32, 32}, 0, 1, 1).to(dev);
+    FixedSource source(channels_last ? images.channels_last() : images, label_tensor(labels, dev));
 
     // Round by round: the unquantized step (configuration 0), then each scheme's.
     const size_t configurations = 1 + schemes.size();
@@ -205,7 +211,8 @@ int main(int argc, char** argv) {
     if (spec.method != QatMethod::None) std::printf("qat %s: ", spec.describe().c_str());
     std::printf("qnn %s %s%s batch %lld %s: %.1f images/s (%.3f ms/step, %.2f s per 50k-image epoch, mean loss %.4f",
                 arch.c_str(), device.c_str(), precision == "bf16" ? " bf16" : "", (long long)batch,
-                dev == Device::CUDA ? (no_graph ? "eager" : "graph") : ("threads " + std::to_string(omp_get_max_threads())).c_str(),
+                dev == Device::CUDA ? (std::string(no_graph ? "eager" : "graph") + (channels_last ? " channels-last" : "")).c_str()
+                                    : ("threads " + std::to_string(omp_get_max_threads())).c_str(),
                 rate, base_ms, 50000 / rate, base.loss);
     if (dev == Device::CUDA) {
       const AllocatorStats m = cuda_allocator_stats();

@@ -130,6 +130,7 @@ int run_training(const std::string& app, const std::string& description, Trainin
   auto& precision = add_precision_flag(flags);
   auto& no_graph = flags.add_bool("--no-graph", "GPU: run every step eagerly instead of replaying a captured CUDA graph");
   auto& no_cudnn = flags.add_bool("--no-cudnn", "GPU: convolution through qnn's im2col + cuBLAS kernels instead of cuDNN");
+  auto& channels_last = flags.add_bool("--channels-last", "GPU: activations stored channels-last (NHWC), the layout cuDNN's fastest convolutions use; same results to rounding");
   auto& deterministic = flags.add_bool("--deterministic", "GPU: deterministic cuDNN algorithms chosen by heuristics, not timing, so a resumed run repeats the results bit for bit (the CPU always does)");
   auto& checkpoint_dir = flags.add_string("--checkpoint", "", "folder for last.safetensors and best.safetensors");
   auto& resume = flags.add_string("--resume", "", "checkpoint file to continue from; the run's settings come from it unless given again");
@@ -258,12 +259,15 @@ int run_training(const std::string& app, const std::string& description, Trainin
   }
   const Device dev = (device == "cuda" || (device == "auto" && cuda.usable)) ? Device::CUDA : Device::CPU;
   apply_precision_flag(flags, precision, dev == Device::CUDA);
+  if (channels_last && dev != Device::CUDA)
+    flags.fail("--channels-last is a layout of GPU activations; this run trains on the CPU");
   backend_options().cudnn = !no_cudnn;
   backend_options().deterministic = deterministic;
+  backend_options().channels_last = channels_last;
   if (dev == Device::CUDA)
-    std::printf("qnn %s: build %s, device cuda: %s%s%s%s\n", app.c_str(), cuda.built ? "cuda" : "cpu-only",
+    std::printf("qnn %s: build %s, device cuda: %s%s%s%s%s\n", app.c_str(), cuda.built ? "cuda" : "cpu-only",
                 describe_cuda(cuda).c_str(), no_graph ? ", no graph" : ", CUDA graph", no_cudnn ? ", no cuDNN" : "",
-                deterministic ? ", deterministic" : "");
+                channels_last ? ", channels-last" : "", deterministic ? ", deterministic" : "");
   else
     std::printf("qnn %s: build %s, device cpu, threads %d%s\n", app.c_str(), cuda.built ? "cuda" : "cpu-only",
                 omp_get_max_threads(),

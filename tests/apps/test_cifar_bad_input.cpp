@@ -59,6 +59,7 @@ TEST_CASE("cifar bad input: flag values are refused whole, with the flag named, 
                  Case{"--quant-bits 64", "--quant-bits must be between 0 and 32"},
                  Case{"--seed -1", "--seed must be >= 0"},
                  Case{"--precision fp16", "bad --precision 'fp16'; valid: fp32, bf16"},
+                 Case{"--device cpu --channels-last", "--channels-last is a layout of GPU activations"},
                  Case{"--evaluate", "--evaluate evaluates a trained model: give it with --resume"}}) {
     CommandResult r = run_command(std::string("./apps/cifar --data /nonexistent ") + c.args);
     CHECK_MESSAGE(r.exit_code == 2, c.args << " -> " << r.output);
