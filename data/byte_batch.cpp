@@ -25,7 +25,8 @@ Tensor normalization_table_on(const Normalization& norm, Device device) {
 }
 
 void normalize_bytes(const uint8_t* bytes, const Tensor& table, Tensor& images) {
-  QNN_CHECK(images.dim() == 4, "normalize_bytes: images ", shape_str(images.shape()), ", expected [rows, C, H, W]");
+  QNN_CHECK(images.dim() == 4 && !images.is_channels_last(), "normalize_bytes: images ", shape_str(images.shape()),
+            images.is_channels_last() ? " channels-last" : "", ", expected [rows, C, H, W] row-major");
   const int64_t channels = images.size(1), plane = images.size(2) * images.size(3);
   QNN_CHECK(table.numel() == channels * 256, "normalize_bytes: a table of ", table.numel(), " values for ",
             channels, " channels, expected ", channels * 256);

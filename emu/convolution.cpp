@@ -27,13 +27,15 @@ void nchw_to_nhwc(const std::vector<float>& src, float* dst, int n, int c, int h
 }
 
 // Runs `nchw(g, in, out)` on NCHW copies of an NHWC input (in_c channels of in_hw pixels) and
-// output (out_c of out_hw), the output's old values included for blending.
+// output (out_c of out_hw), the output's old values included where they are blended (beta != 0).
 template <class F>
-void through_nchw(const Shapes& g, const float* in, int in_c, int in_hw, float* out, int out_c, int out_hw, F nchw) {
+void through_nchw(const Shapes& g, const float* in, int in_c, int in_hw, float* out, int out_c, int out_hw,
+                  bool blend, F nchw) {
   Shapes plain = g;
   plain.nhwc = false;
   const std::vector<float> a = nhwc_to_nchw(in, g.n, in_c, in_hw);
-  std::vector<float> b = nhwc_to_nchw(out, g.n, out_c, out_hw);
+  std::vector<float> b = blend ? nhwc_to_nchw(out, g.n, out_c, out_hw)
+                               : std::vector<float>(size_t(g.n) * out_c * out_hw);
   nchw(plain, a.data(), b.data());
   nchw_to_nhwc(b, out, g.n, out_c, out_hw);
 }
@@ -45,9 +47,10 @@ void through_nchw(const Shapes& g, const float* in, int in_c, int in_hw, float* 
 // fixed order, so results do not depend on the number of threads.
 void convolution_forward(const Shapes& g, float alpha, const float* x, const float* w, float beta, float* y) {
   if (g.nhwc)
-    return through_nchw(g, x, g.c, g.h * g.w, y, g.k, g.ho * g.wo, [&](const Shapes& p, const float* a, float* b) {
-      convolution_forward(p, alpha, a, w, beta, b);
-    });
+    return through_nchw(g, x, g.c, g.h * g.w, y, g.k, g.ho * g.wo, beta != 0.0f,
+                        [&](const Shapes& p, const float* a, float* b) {
+                          convolution_forward(p, alpha, a, w, beta, b);
+                        });
 #pragma omp parallel for collapse(2)
   for (int n = 0; n < g.n; ++n)
     for (int k = 0; k < g.k; ++k) {
@@ -78,9 +81,10 @@ void convolution_forward(const Shapes& g, float alpha, const float* x, const flo
 
 void convolution_backward_data(const Shapes& g, float alpha, const float* w, const float* dy, float beta, float* dx) {
   if (g.nhwc)
-    return through_nchw(g, dy, g.k, g.ho * g.wo, dx, g.c, g.h * g.w, [&](const Shapes& p, const float* a, float* b) {
-      convolution_backward_data(p, alpha, w, a, beta, b);
-    });
+    return through_nchw(g, dy, g.k, g.ho * g.wo, dx, g.c, g.h * g.w, beta != 0.0f,
+                        [&](const Shapes& p, const float* a, float* b) {
+                          convolution_backward_data(p, alpha, w, a, beta, b);
+                        });
 #pragma omp parallel for collapse(2)
   for (int n = 0; n < g.n; ++n)
     for (int c = 0; c < g.c; ++c) {

@@ -82,7 +82,7 @@ QatBasicBlock::QatBasicBlock(int64_t in_channels, int64_t out_channels, int stri
 }
 
 Variable QatBasicBlock::forward(const Variable& x) {
-  Variable h = act1_->forward(conv_bn_relu(*conv1_, *bn1_, image_input(x)));
+  Variable h = act1_->forward(conv_bn_relu(*conv1_, *bn1_, x));
   Variable identity = x;
   if (pad_shortcut_) identity = shortcut_pad(x, out_channels_, stride_);
   if (projection_conv_) identity = conv_bn(*projection_conv_, *projection_bn_, x);

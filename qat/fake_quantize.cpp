@@ -17,10 +17,11 @@ namespace {
 constexpr int64_t kParallelMin = 32768;
 
 void check_same_tensor_shape(const char* op, const Tensor& dy, const Tensor& x) {
-  if (dy.shape() != x.shape() || dy.device() != x.device())
+  if (dy.shape() != x.shape() || dy.device() != x.device() || dy.format() != x.format())
     throw Error(str("[", op, "] the output gradient must match the input: input ", shape_str(x.shape()), " on ",
-                    device_name(x.device()), ", gradient ", shape_str(dy.shape()), " on ",
-                    device_name(dy.device())));
+                    device_name(x.device()), x.is_channels_last() ? " (channels-last)" : "", ", gradient ",
+                    shape_str(dy.shape()), " on ", device_name(dy.device()),
+                    dy.is_channels_last() ? " (channels-last)" : ""));
 }
 
 // Per-channel constants for the CPU loops.

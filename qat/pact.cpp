@@ -46,9 +46,10 @@ Tensor pact_forward(const Tensor& x, const Tensor& alpha, int bits, float alpha_
 
 PactGradients pact_backward(const Tensor& dy, const Tensor& x, const Tensor& alpha, int bits, float alpha_min) {
   check_pact("pact_backward", x, alpha, bits, alpha_min);
-  if (dy.shape() != x.shape() || dy.device() != x.device())
+  if (dy.shape() != x.shape() || dy.device() != x.device() || dy.format() != x.format())
     throw Error(str("[pact_backward] the output gradient ", shape_str(dy.shape()), " on ", device_name(dy.device()),
-                    " must match the input ", shape_str(x.shape()), " on ", device_name(x.device())));
+                    " must match the input ", shape_str(x.shape()), " on ", device_name(x.device()),
+                    " in memory format too"));
   QNN_ON_CUDA(x, cuda::pact_backward(dy, x, alpha, alpha_min));
   const float a = pact_clip_level(alpha.data()[0], alpha_min);
   PactGradients g{Tensor(x.shape()), Tensor({1})};

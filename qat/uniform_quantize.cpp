@@ -35,10 +35,10 @@ Tensor clamp_quantize_forward(const Tensor& x, float lo, float hi, int64_t steps
 
 Tensor clamp_quantize_backward(const Tensor& dy, const Tensor& x, float lo, float hi) {
   check_bounds("clamp_quantize_backward", lo, hi);
-  if (dy.shape() != x.shape() || dy.device() != x.device())
+  if (dy.shape() != x.shape() || dy.device() != x.device() || dy.format() != x.format())
     throw Error(str("[clamp_quantize_backward] the output gradient ", shape_str(dy.shape()), " on ",
                     device_name(dy.device()), " must match the input ", shape_str(x.shape()), " on ",
-                    device_name(x.device())));
+                    device_name(x.device()), " in memory format too"));
   QNN_ON_CUDA(x, cuda::clamp_quantize_backward(dy, x, lo, hi));
   Tensor dx(x.shape());
   const float* px = x.data();

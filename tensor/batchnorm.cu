@@ -21,10 +21,11 @@
 // Nothing leaves the device and all scratch comes from the caching allocator, so the passes can
 // be captured in a CUDA graph.
 //
-// Channels-last x (NHWC, tensor/tensor.h) takes the same four kernels with another walk: the sums
-// kernels give each block a range of rows and a slice of channels (tensor/channel_sums_cuda.h),
-// the element passes find a value's channel as its index modulo C, and vectors of 4 hold 4
-// channels of one pixel. Same formulas, same shift; the sums run in another order.
+// Channels-last x (NHWC, tensor/tensor.h) is also two kernels each way: sums kernels of their own
+// (stats_kernel_cl, grad_sums_kernel_cl) give each block a range of rows and a slice of channels
+// (tensor/channel_sums_cuda.h); the element passes are the same kernels, finding a value's
+// channel as its index modulo C, with vectors of 4 holding 4 channels of one pixel. Same
+// formulas (batchnorm_math_cuda.h), same shift; the sums run in another order.
 //
 // Against the CPU: the same expressions in the same precision, the affine map as one fused
 // multiply-add (as g++ -march=native contracts it), but not guaranteed bit for bit: the double
@@ -88,7 +89,8 @@ __global__ void stats_kernel_cl(const float* x, ChannelLayout l, int splits, dou
     }
   }
   if (!slice_sums_and_count<V>(sum, sq, t, partial, splits, &stats_blocks_done)) return;
-  finalize_channels(partial, splits, l, [&](uint32_t ch, double a, double b) { finalize_stats(ch, a, b, x, l, V, out); });
+  finalize_channels(partial, splits, l,
+                    [&](uint32_t ch, double a, double b) { finalize_stats(ch, a, b, x, l, V, out); });
   if (threadIdx.x == 0 && out.batches_tracked) *out.batches_tracked += 1.0f;
 }
 
@@ -103,7 +105,6 @@ __global__ void eval_coef_kernel(const float* gamma, const float* beta, const fl
   coef[channels + c] = static_cast<float>(beta[c] - running_mean[c] * a);
 }
 
-// Forward 2: y = epilogue(x a_c + b_c [+ residual]).
 // Forward 2: y = epilogue(x a_c + b_c [+ residual]).
 template <BatchNormEpilogue E, int V>
 __global__ void apply_kernel(const float* x, const float* residual, const float* coef, ChannelLayout l, float* y) {
@@ -288,7 +289,7 @@ Tensor batch_norm_forward_training(const Tensor& x, const Tensor& residual, Batc
   save_invstd = Tensor({int64_t(l.c)}, Device::CUDA);
   Tensor coef = coefficients(l, save_affine);
   if (l.c == 0) return y;
-  const int splits = channel_splits(l, v);
+  const int splits = channel_splits(l);
   Tensor partial = double_scratch(int64_t(l.c) * splits * 2);
   double* pp = reinterpret_cast<double*>(partial.data());
   const StatsOut out{gamma.data(),        beta.data(),         momentum,         eps,
@@ -342,7 +343,7 @@ BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& y, const Tens
   g.dgamma = target(into.dgamma, l);
   g.dbeta = target(into.dbeta, l);
   if (l.c == 0) return g;
-  const int splits = channel_splits(l, v);
+  const int splits = channel_splits(l);
   Tensor partial = double_scratch(int64_t(l.c) * splits * 2);
   Tensor coef({3 * int64_t(l.c)}, Device::CUDA);
   const bool by_y = mask == BatchNormMask::by_output || keep;

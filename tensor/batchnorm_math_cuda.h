@@ -22,8 +22,8 @@ struct StatsOut {
 
 // Forward 1's end, in the grid's last block: channel ch's statistics from its sums of d and d^2,
 // d = x - x[0, ch, 0] (the CPU's shift), its running statistics and its map.
-__device__ inline void finalize_stats(uint32_t ch, double s_total, double ss_total, const float* x, const ChannelLayout& l,
-                               int v, const StatsOut& out) {
+__device__ inline void finalize_stats(uint32_t ch, double s_total, double ss_total, const float* x,
+                                      const ChannelLayout& l, int v, const StatsOut& out) {
   const double m = static_cast<double>(l.count);
   const double first = x[channel_start(ch, l, v)];
   const double mean_shifted = s_total / m;
@@ -76,7 +76,8 @@ struct GradOut {
 
 // Backward 1's end, in the grid's last block: channel ch's dbeta and dgamma (added into the
 // targets or stored) and dx's coefficients from its sums of g and g (x - mean).
-__device__ inline void finalize_grad(uint32_t ch, double s_dy, double s_dyx, const ChannelLayout& l, const GradOut& out) {
+__device__ inline void finalize_grad(uint32_t ch, double s_dy, double s_dyx, const ChannelLayout& l,
+                                     const GradOut& out) {
   const double m = static_cast<double>(l.count);
   const float is = out.invstd[ch];
   const double db = s_dy, dg = s_dyx * is;

@@ -2,9 +2,10 @@
 // tensor/channel_scale.h). The element-wise kernels use one thread per element and IEEE division
 // and square root, as the CPU does, so they agree bit for bit. channel_dot gives each channel one
 // block: its threads stride over the channel's elements in a fixed pattern, accumulating in
-// double, and a shared-memory tree combines them, so repeated runs agree exactly. A channels-last
-// x is viewed along axis 1 as [N*H*W, C, 1] (tensor/channel_scale.cpp): the same values, visited
-// in the same order.
+// double, and a shared-memory tree combines them, so repeated runs agree exactly. Along axis 1, a
+// channels-last x is viewed as [N*H*W, C, 1] (tensor/channel_scale.cpp): the same values, visited
+// in the same order as the NCHW walk. Along axis 0 its images are whole in either format, but
+// the values of an image are visited in NHWC order.
 #include "tensor/cuda_runtime.h"
 #include "tensor/channel_scale.h"
 

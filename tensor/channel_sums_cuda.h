@@ -19,10 +19,11 @@
 // Channels-last tensors ([N*H*W rows, C], tensor/tensor.h) are summed by blocks that each take a
 // range of rows and a slice of up to kThreads channel vectors (V = 4 where C is a multiple of 4):
 // thread t reads vector t % G of the slice's G in every (kThreads / G)-th row, so a warp reads
-// consecutive memory; the threads of one vector are then added in row order by one thread,
-// which stores the block's pair for each of its V channels. The partial pairs lie as in the NCHW
+// consecutive memory; the threads of one vector are then added in thread order (a fixed order)
+// by one thread, which stores the block's pair for each of its V channels. The partial pairs lie as in the NCHW
 // case, [C][splits], and the last block finalizes them the same way.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #include "tensor/cuda_runtime.h"
@@ -42,12 +43,16 @@ struct ChannelLayout {
   uint32_t slice = 0;    // channels-last: vectors per block's slice, min(groups, kThreads)
 };
 
-// Blocks per channel (NCHW) or per channel slice (channels-last): about 4096 values each (16 per
-// thread), at most 1024.
-inline int channel_splits(const ChannelLayout& l, int v) {
-  const int64_t values = l.channels_last ? l.count * l.slice * v : l.count;
-  const int64_t s = (values + 4095) / 4096;
-  return static_cast<int>(s < 1 ? 1 : (s > 1024 ? 1024 : s));
+// Blocks per channel (NCHW: about 4096 values each, 16 per thread) or per channel slice
+// (channels-last: about 8 rows per thread), at most 1024; channels-last also at most 65536 pairs
+// of partial sums in all, since the last block reads them all.
+inline int channel_splits(const ChannelLayout& l) {
+  int64_t s = (l.count + 4095) / 4096;
+  if (l.channels_last) {
+    const int64_t row_step = kThreads / l.slice;
+    s = std::min<int64_t>(l.count / (8 * row_step), 65536 / l.c);
+  }
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(s, 1024)));
 }
 
 // The channel of vector i's first value: NCHW, the one channel of all its values; channels-last,
@@ -157,9 +162,7 @@ __device__ inline void channel_totals(const double* partial, int splits, uint32_
   }
 }
 
-// The end of both sums kernels: the block's pair of sums is stored and counted; in the grid's
-// last block, lane 0 of a warp per channel then gets finalize(channel, total a, total b).
-// Returns whether this block was the last.
+// In the grid's last block: lane 0 of a warp per channel gets finalize(channel, total a, total b).
 template <class Finalize>
 __device__ void finalize_channels(const double* partial, int splits, const ChannelLayout& l, Finalize finalize) {
   for (uint32_t ch = threadIdx.x / 32; ch < l.c; ch += blockDim.x / 32) {
@@ -169,6 +172,8 @@ __device__ void finalize_channels(const double* partial, int splits, const Chann
   }
 }
 
+// The end of the NCHW sums kernels: the block's pair of sums is stored and counted; the grid's
+// last block then finalizes every channel. Returns whether this block was the last.
 template <class Finalize>
 __device__ bool sum_then_finalize(double a, double b, double* partial, int splits, const ChannelLayout& l,
                                   unsigned int* done, Finalize finalize) {
@@ -198,7 +203,7 @@ __device__ __forceinline__ SliceThread slice_thread(const ChannelLayout& l, int 
 }
 
 // Channels-last: the block's V pairs per vector of its slice, each thread holding (a[j], b[j]) for
-// the V channels of its vector, added over the threads of each vector in row order, stored as
+// the V channels of its vector, added over the threads of each vector in thread order, stored as
 // block blockIdx.x's pairs of those channels; then the block counts itself done.
 template <int V>
 __device__ bool slice_sums_and_count(const double (&a)[V], const double (&b)[V], const SliceThread& t,

@@ -88,6 +88,14 @@ void check_on_gpu(const char* op, const char* what, const Tensor& t, const ConvG
                     describe(g), ")"));
 }
 
+// A weight or its gradient: on the GPU and [O, C, KH, KW] row-major (never channels-last).
+void check_weight(const char* op, const char* what, const Tensor& w, const ConvGeometry& g) {
+  check_on_gpu(op, what, w, g);
+  if (w.is_channels_last())
+    throw Error(str("[", op, "] the ", what, " is channels-last; weights are [O, C, KH, KW] row-major (",
+                    describe(g), ")"));
+}
+
 // Creates the descriptors of a shape; sizes were checked by conv_geometry.
 std::unique_ptr<ConvPlan> make_plan(const char* op, const ConvGeometry& g, bool channels_last,
                                     const std::string& what) {
@@ -308,7 +316,7 @@ const Choice& choose_backward_weight(ConvPlan& plan, const Tensor& x, const Tens
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, ConvParams p) {
   const ConvGeometry g = conv_geometry(x.shape(), w.shape(), p);
-  check_on_gpu("conv2d_forward", "weight", w, g);
+  check_weight("conv2d_forward", "weight", w, g);
   check_on_gpu("conv2d_forward", "bias", bias, g);
   Tensor y;
   if (!backend_options().cudnn) {
@@ -352,7 +360,7 @@ void backward_data_cudnn(const ConvGeometry& g, const Tensor& dy, const Tensor& 
 
 Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_shape, ConvParams p) {
   const ConvGeometry g = conv_geometry(x_shape, w.shape(), p);
-  check_on_gpu("conv2d_backward_data", "weight", w, g);
+  check_weight("conv2d_backward_data", "weight", w, g);
   if (!backend_options().cudnn) return in_format(conv2d_backward_data_gemm(g, dy.contiguous(), w), dy.format());
   Tensor dx(x_shape, Device::CUDA, dy.format());
   if (dx.numel() == 0 || dy.numel() == 0) {
@@ -365,7 +373,7 @@ Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_sh
 
 void conv2d_backward_data_add(const Tensor& dy, const Tensor& w, Tensor& dx, ConvParams p) {
   const ConvGeometry g = conv_geometry(dx.shape(), w.shape(), p);
-  check_on_gpu("conv2d_backward_data", "weight", w, g);
+  check_weight("conv2d_backward_data", "weight", w, g);
   check_same_format("conv2d_backward_data", "the output gradient", dy, "dx", dx, g);
   if (!backend_options().cudnn) {
     qnn::add_into(dx, in_format(conv2d_backward_data_gemm(g, dy.contiguous(), w), dy.format()));
@@ -377,7 +385,7 @@ void conv2d_backward_data_add(const Tensor& dy, const Tensor& w, Tensor& dx, Con
 void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor& db, ConvParams p) {
   const ConvGeometry g = conv_geometry(x.shape(), dw.shape(), p);
   check_on_gpu("conv2d_backward_weight", "output gradient", dy, g);
-  check_on_gpu("conv2d_backward_weight", "weight gradient", dw, g);
+  check_weight("conv2d_backward_weight", "weight gradient", dw, g);
   check_on_gpu("conv2d_backward_weight", "bias gradient", db, g);
   check_same_format("conv2d_backward_weight", "x", x, "the output gradient", dy, g);
   if (!backend_options().cudnn) {

@@ -1,5 +1,6 @@
 // The CUDA device runtime (tensor/device.h, tensor/cuda_runtime.h): probing the GPU, the stream,
 // the library handles and device memory copies. Built only with the CUDA backend.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -152,26 +153,28 @@ __global__ void fill_kernel(float* dst, int64_t n, float value) {
 
 // Each image is a [rows, cols] matrix transposed to [cols, rows] ([C, HW] to [HW, C] for NHWC,
 // the reverse back), through a 32 x 32 tile in shared memory so that both the reads and the
-// writes of a warp are consecutive. Block (x, y, n) moves tile (y, x) of image n.
-__global__ void transpose_images_kernel(const float* src, float* dst, int rows, int cols) {
+// writes of a warp are consecutive. Block (x, y, n) moves tiles (y + k gridDim.y, x) of image n.
+__global__ void transpose_images_kernel(const float* src, float* dst, int64_t rows, int64_t cols) {
   __shared__ float tile[32][33];  // 33: the column reads of the second half hit distinct banks
-  const int64_t image = int64_t(blockIdx.z) * rows * cols;
-  const int r0 = blockIdx.y * 32, c0 = blockIdx.x * 32;
-  for (int r = threadIdx.y; r < 32; r += blockDim.y)
-    if (r0 + r < rows && c0 + threadIdx.x < cols)
-      tile[r][threadIdx.x] = src[image + int64_t(r0 + r) * cols + c0 + threadIdx.x];
-  __syncthreads();
-  for (int c = threadIdx.y; c < 32; c += blockDim.y)
-    if (c0 + c < cols && r0 + threadIdx.x < rows)
-      dst[image + int64_t(c0 + c) * rows + r0 + threadIdx.x] = tile[threadIdx.x][c];
+  const int64_t image = int64_t(blockIdx.z) * rows * cols, c0 = int64_t(blockIdx.x) * 32;
+  for (int64_t r0 = int64_t(blockIdx.y) * 32; r0 < rows; r0 += int64_t(gridDim.y) * 32) {
+    for (int r = threadIdx.y; r < 32; r += blockDim.y)
+      if (r0 + r < rows && c0 + threadIdx.x < cols)
+        tile[r][threadIdx.x] = src[image + (r0 + r) * cols + c0 + threadIdx.x];
+    __syncthreads();
+    for (int c = threadIdx.y; c < 32; c += blockDim.y)
+      if (c0 + c < cols && r0 + threadIdx.x < rows)
+        dst[image + (c0 + c) * rows + r0 + threadIdx.x] = tile[threadIdx.x][c];
+    __syncthreads();  // the tile is read before the next one overwrites it
+  }
 }
 
 void transpose_images(const float* src, float* dst, int64_t n, int64_t rows, int64_t cols) {
   if (n == 0 || rows == 0 || cols == 0) return;
-  QNN_CHECK(n <= 65535 && rows < (int64_t(1) << 31) / 32 && cols < (int64_t(1) << 31) / 32,
-            "memory format conversion: images too large (", n, " of ", rows, " x ", cols, ")");
-  const dim3 grid(unsigned((cols + 31) / 32), unsigned((rows + 31) / 32), unsigned(n));
-  transpose_images_kernel<<<grid, dim3(32, 8), 0, cuda::stream()>>>(src, dst, int(rows), int(cols));
+  QNN_CHECK(n <= 65535, "memory format conversion: at most 65535 images on the GPU, got ", n);
+  const int64_t row_tiles = (rows + 31) / 32;
+  const dim3 grid(unsigned((cols + 31) / 32), unsigned(std::min<int64_t>(row_tiles, 65535)), unsigned(n));
+  transpose_images_kernel<<<grid, dim3(32, 8), 0, cuda::stream()>>>(src, dst, rows, cols);
   QNN_LAUNCH_CHECK("memory format conversion of ", n, " images of ", rows, " x ", cols);
 }
 

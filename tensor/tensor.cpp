@@ -162,10 +162,10 @@ Tensor Tensor::channels_last() const {
 
 void Tensor::copy_from(const Tensor& source) {
   QNN_CHECK(source.numel() == numel_, "copying ", shape_str(source.shape()), " into ", shape_str(shape_));
+  QNN_CHECK(source.shape() == shape_ || (!is_channels_last() && !source.is_channels_last()), "copying ",
+            shape_str(source.shape()), " into ", shape_str(shape_), ": a channels-last copy needs equal shapes");
   if (numel_ == 0 || data() == source.data()) return;
   if (source.format() != format_) {  // the values move to their places in this tensor's format
-    QNN_CHECK(source.shape() == shape_, "copying ", shape_str(source.shape()), " into ", shape_str(shape_),
-              " across memory formats needs equal shapes");
     const Tensor moved = is_channels_last() ? source.to(Device::CUDA).channels_last() : source.contiguous();
     return copy_from(moved);
   }

@@ -51,7 +51,7 @@ std::vector<Case> cases() {
           {{64, 4, 16, 16}},                // M = 16384: four blocks per channel
           {{8, 16, 12, 12}, false, true},   // channels-last, 4 channels at a time
           {{3, 5, 7, 9}, false, true},      // channels-last, odd channels: 1 at a time
-          {{64, 4, 16, 16}, false, true},   // channels-last, 16 blocks of rows
+          {{64, 4, 16, 16}, false, true},   // channels-last, 8 blocks of rows
           {{2, 1028, 2, 3}, false, true},   // 257 vectors of 4 channels: two slices
           {{2, 301, 2, 2}, false, true}};   // 301 single channels: two slices
 }

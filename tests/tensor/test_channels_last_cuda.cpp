@@ -95,6 +95,8 @@ GPU_TEST_CASE("channels-last: copies between formats move the values to their pl
   CHECK(host.to_vector() == x.to_vector());
   Tensor other_shape({2, 6, 9, 1}, Device::CUDA);
   CHECK_THROWS_WITH_AS(other_shape.copy_from(cl), doctest::Contains("equal shapes"), Error);
+  Tensor other_cl({2, 3, 6, 3}, Device::CUDA, MemoryFormat::channels_last);  // same count, same format
+  CHECK_THROWS_WITH_AS(other_cl.copy_from(cl), doctest::Contains("equal shapes"), Error);
 }
 
 GPU_TEST_CASE("channels-last: only 4-D GPU tensors, and only the views that are row-major too") {
