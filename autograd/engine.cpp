@@ -69,8 +69,9 @@ Tensor& grad_slot(Node& input) {
 void accumulate_grad(Node& input, Tensor g) {
   QNN_CHECK(g.numel() == input.value.numel(), "gradient of ", shape_str(g.shape()), " for a value of ",
             shape_str(input.value.shape()), " (op ", input.op, ")");
-  if (g.format() != input.value.format())  // a gradient takes its value's memory format
-    g = input.value.is_channels_last() ? g.view(input.value.shape()).channels_last() : g.contiguous();
+  QNN_CHECK(g.format() == input.value.format(), "gradient of ", shape_str(g.shape()),
+            g.is_channels_last() ? " channels-last" : " contiguous", " for a value in the other memory format (op ",
+            input.op, ")");
   if (!input.grad.defined()) {
     input.grad = g.shape() == input.value.shape() ? g : g.view(input.value.shape());
     return;
