@@ -72,6 +72,8 @@ void accumulate_grad(Node& input, Tensor g) {
   QNN_CHECK(g.format() == input.value.format(), "gradient of ", shape_str(g.shape()),
             g.is_channels_last() ? " channels-last" : " contiguous", " for a value in the other memory format (op ",
             input.op, ")");
+  QNN_CHECK(g.dtype() == input.value.dtype(), "a ", dtype_name(g.dtype()), " gradient of ", shape_str(g.shape()),
+            " for a ", dtype_name(input.value.dtype()), " value (op ", input.op, ")");
   if (!input.grad.defined()) {
     input.grad = g.shape() == input.value.shape() ? g : g.view(input.value.shape());
     return;

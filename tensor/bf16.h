@@ -17,28 +17,56 @@
 #include <cstdint>
 #include <cstring>
 
+#include "tensor/random.h"  // QNN_HOST_DEVICE
 #include "tensor/tensor.h"
 
 namespace qnn {
 
-// The bf16 nearest to f (VCVTNEPS2BF16's rounding, see above), as its 16 bits.
-inline uint16_t bf16_bits(float f) {
+// The bits of a float and back, on the host and in CUDA kernels.
+QNN_HOST_DEVICE uint32_t float_bits(float f) {
+#ifdef __CUDA_ARCH__
+  return __float_as_uint(f);
+#else
   uint32_t u;
   std::memcpy(&u, &f, sizeof u);
+  return u;
+#endif
+}
+QNN_HOST_DEVICE float bits_float(uint32_t u) {
+#ifdef __CUDA_ARCH__
+  return __uint_as_float(u);
+#else
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+#endif
+}
+
+// The bf16 nearest to f (VCVTNEPS2BF16's rounding, see above), as its 16 bits. The GPU's bf16
+// tensors are rounded by this same function, so both devices hold the same bits.
+QNN_HOST_DEVICE uint16_t bf16_bits(float f) {
+  uint32_t u = float_bits(f);
   if ((u & 0x7F800000u) == 0) return static_cast<uint16_t>((u >> 16) & 0x8000u);  // zero, subnormal
   if ((u & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // NaN
   u += 0x7FFFu + ((u >> 16) & 1u);
   return static_cast<uint16_t>(u >> 16);
 }
 
-inline float bf16_to_float(uint16_t h) {
-  const uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
+QNN_HOST_DEVICE float bf16_to_float(uint16_t h) { return bits_float(static_cast<uint32_t>(h) << 16); }
 
-inline float round_to_bf16(float f) { return bf16_to_float(bf16_bits(f)); }
+QNN_HOST_DEVICE float round_to_bf16(float f) { return bf16_to_float(bf16_bits(f)); }
+
+// Element access for CUDA kernels templated on the stored type T: float, or uint16_t holding a
+// bf16's bits (a DType::bf16 tensor's elements). Values are read as float, computed in float,
+// and rounded once when stored.
+QNN_HOST_DEVICE float to_float(float v) { return v; }
+QNN_HOST_DEVICE float to_float(uint16_t v) { return bf16_to_float(v); }
+template <class T>
+QNN_HOST_DEVICE T from_float(float f);
+template <>
+QNN_HOST_DEVICE float from_float<float>(float f) { return f; }
+template <>
+QNN_HOST_DEVICE uint16_t from_float<uint16_t>(float f) { return bf16_bits(f); }
 
 // A float tensor holding round_to_bf16 of every element of a CPU tensor.
 Tensor round_to_bf16(const Tensor& a);

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "tensor/allocator.h"
+#include "tensor/bf16.h"
 #include "tensor/cuda_runtime.h"
 
 namespace qnn {
@@ -154,8 +155,10 @@ __global__ void fill_kernel(float* dst, int64_t n, float value) {
 // Each image is a [rows, cols] matrix transposed to [cols, rows] ([C, HW] to [HW, C] for NHWC,
 // the reverse back), through a 32 x 32 tile in shared memory so that both the reads and the
 // writes of a warp are consecutive. Block (x, y, n) moves tiles (y + k gridDim.y, x) of image n.
-__global__ void transpose_images_kernel(const float* src, float* dst, int64_t rows, int64_t cols) {
-  __shared__ float tile[32][33];  // 33: the column reads of the second half hit distinct banks
+// T: the element's bits (float32 or bf16 alike: the values are moved, not read).
+template <class T>
+__global__ void transpose_images_kernel(const T* src, T* dst, int64_t rows, int64_t cols) {
+  __shared__ T tile[32][33];  // 33: the column reads of the second half hit distinct banks
   const int64_t image = int64_t(blockIdx.z) * rows * cols, c0 = int64_t(blockIdx.x) * 32;
   for (int64_t r0 = int64_t(blockIdx.y) * 32; r0 < rows; r0 += int64_t(gridDim.y) * 32) {
     for (int r = threadIdx.y; r < 32; r += blockDim.y)
@@ -169,22 +172,67 @@ __global__ void transpose_images_kernel(const float* src, float* dst, int64_t ro
   }
 }
 
-void transpose_images(const float* src, float* dst, int64_t n, int64_t rows, int64_t cols) {
+void transpose_images(const void* src, void* dst, size_t element_bytes, int64_t n, int64_t rows, int64_t cols) {
   if (n == 0 || rows == 0 || cols == 0) return;
   QNN_CHECK(n <= 65535, "memory format conversion: at most 65535 images on the GPU, got ", n);
+  QNN_CHECK(element_bytes == 4 || element_bytes == 2, "memory format conversion of ", element_bytes,
+            "-byte elements");
   const int64_t row_tiles = (rows + 31) / 32;
   const dim3 grid(unsigned((cols + 31) / 32), unsigned(std::min<int64_t>(row_tiles, 65535)), unsigned(n));
-  transpose_images_kernel<<<grid, dim3(32, 8), 0, cuda::stream()>>>(src, dst, rows, cols);
+  if (element_bytes == 4)
+    transpose_images_kernel<<<grid, dim3(32, 8), 0, cuda::stream()>>>(static_cast<const float*>(src),
+                                                                       static_cast<float*>(dst), rows, cols);
+  else
+    transpose_images_kernel<<<grid, dim3(32, 8), 0, cuda::stream()>>>(static_cast<const uint16_t*>(src),
+                                                                       static_cast<uint16_t*>(dst), rows, cols);
   QNN_LAUNCH_CHECK("memory format conversion of ", n, " images of ", rows, " x ", cols);
+}
+
+__global__ void fill_bf16_kernel(uint16_t* dst, int64_t n, uint16_t bits) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = bits;
+}
+
+__global__ void float_to_bf16_kernel(const float* src, uint16_t* dst, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = bf16_bits(src[i]);
+}
+
+__global__ void bf16_to_float_kernel(const uint16_t* src, float* dst, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = bf16_to_float(src[i]);
 }
 
 }  // namespace
 
-void device_to_channels_last(const float* nchw, float* nhwc, int64_t n, int64_t c, int64_t hw) {
-  transpose_images(nchw, nhwc, n, c, hw);
+void device_to_channels_last(const void* nchw, void* nhwc, size_t element_bytes, int64_t n, int64_t c, int64_t hw) {
+  transpose_images(nchw, nhwc, element_bytes, n, c, hw);
 }
-void device_to_contiguous(const float* nhwc, float* nchw, int64_t n, int64_t c, int64_t hw) {
-  transpose_images(nhwc, nchw, n, hw, c);
+void device_to_contiguous(const void* nhwc, void* nchw, size_t element_bytes, int64_t n, int64_t c, int64_t hw) {
+  transpose_images(nhwc, nchw, element_bytes, n, hw, c);
+}
+
+void device_float_to_bf16(const float* src, uint16_t* dst, int64_t count) {
+  if (count == 0) return;
+  float_to_bf16_kernel<<<cuda::blocks_for(count), cuda::kThreads, 0, cuda::stream()>>>(src, dst, count);
+  QNN_LAUNCH_CHECK("conversion of ", count, " floats to bf16");
+}
+
+void device_bf16_to_float(const uint16_t* src, float* dst, int64_t count) {
+  if (count == 0) return;
+  bf16_to_float_kernel<<<cuda::blocks_for(count), cuda::kThreads, 0, cuda::stream()>>>(src, dst, count);
+  QNN_LAUNCH_CHECK("conversion of ", count, " bf16 to floats");
+}
+
+void device_fill_bf16(uint16_t* dst, int64_t count, uint16_t bits) {
+  if (count == 0) return;
+  if (bits == 0) {
+    QNN_CUDA_CHECK(cudaMemsetAsync(dst, 0, size_t(count) * sizeof(uint16_t), cuda::stream()), "zeroing ", count,
+                   " bf16");
+    return;
+  }
+  fill_bf16_kernel<<<cuda::blocks_for(count), cuda::kThreads, 0, cuda::stream()>>>(dst, count, bits);
+  QNN_LAUNCH_CHECK("fill of ", count, " bf16");
 }
 
 void device_fill(float* dst, int64_t count, float value) {

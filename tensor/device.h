@@ -44,7 +44,8 @@ struct BackendOptions {
   bool cudnn = true;           // false: convolution through our im2col + cuBLAS kernels (--no-cudnn)
   bool deterministic = false;  // only deterministic cuDNN algorithms (--deterministic)
   bool tf32 = true;            // TF32 tensor cores in convolutions and matmuls (PyTorch's default)
-  bool bf16 = false;           // CPU convolutions with bf16 operands, float sums (--precision bf16; tensor/bf16.h)
+  bool bf16 = false;           // bf16 convolutions (--precision bf16; docs/bf16.md): on the CPU bf16 operands
+                               // and float sums; on the GPU also bf16 image activations
   bool channels_last = false;  // models store GPU image batches NHWC (--channels-last; docs/channels-last.md)
 };
 BackendOptions& backend_options();
@@ -56,9 +57,14 @@ void synchronize(Device device);
 // Copies are ordered on the backend's stream; a copy to the host waits for it.
 void device_copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
 void device_fill(float* dst, int64_t count, float value);  // dst in GPU memory
-// Reorders an [N, C, H, W] image batch in GPU memory between NCHW and NHWC (src and dst distinct).
-void device_to_channels_last(const float* nchw, float* nhwc, int64_t n, int64_t c, int64_t hw);
-void device_to_contiguous(const float* nhwc, float* nchw, int64_t n, int64_t c, int64_t hw);
+void device_fill_bf16(uint16_t* dst, int64_t count, uint16_t bits);
+// Reorders an [N, C, H, W] image batch in GPU memory between NCHW and NHWC (src and dst distinct),
+// elements of 4 bytes (float32) or 2 (bf16).
+void device_to_channels_last(const void* nchw, void* nhwc, size_t element_bytes, int64_t n, int64_t c, int64_t hw);
+void device_to_contiguous(const void* nhwc, void* nchw, size_t element_bytes, int64_t n, int64_t c, int64_t hw);
+// Converts `count` elements in GPU memory between float32 and bf16 (tensor/bf16.h's rounding).
+void device_float_to_bf16(const float* src, uint16_t* dst, int64_t count);
+void device_bf16_to_float(const uint16_t* src, float* dst, int64_t count);
 
 }  // namespace qnn
 

@@ -35,12 +35,15 @@ void synchronize(Device) {}
 
 void device_copy(void*, Device, const void*, Device, size_t) { throw Error(str("[device_copy] ", kNoCuda)); }
 void device_fill(float*, int64_t, float) { throw Error(str("[device_fill] ", kNoCuda)); }
-void device_to_channels_last(const float*, float*, int64_t, int64_t, int64_t) {
+void device_fill_bf16(uint16_t*, int64_t, uint16_t) { throw Error(str("[device_fill_bf16] ", kNoCuda)); }
+void device_to_channels_last(const void*, void*, size_t, int64_t, int64_t, int64_t) {
   throw Error(str("[device_to_channels_last] ", kNoCuda));
 }
-void device_to_contiguous(const float*, float*, int64_t, int64_t, int64_t) {
+void device_to_contiguous(const void*, void*, size_t, int64_t, int64_t, int64_t) {
   throw Error(str("[device_to_contiguous] ", kNoCuda));
 }
+void device_float_to_bf16(const float*, uint16_t*, int64_t) { throw Error(str("[device_float_to_bf16] ", kNoCuda)); }
+void device_bf16_to_float(const uint16_t*, float*, int64_t) { throw Error(str("[device_bf16_to_float] ", kNoCuda)); }
 
 void* cuda_allocate(size_t) { throw Error(str("[cuda_allocate] ", kNoCuda)); }
 void cuda_free(void*, size_t) {}

@@ -6,12 +6,16 @@
 #include <cstring>
 
 #include "tensor/allocator.h"
+#include "tensor/bf16.h"
 #include "tensor/device.h"
 #include "tensor/random.h"
 
 namespace qnn {
 
 const char* device_name(Device device) { return device == Device::CPU ? "cpu" : "cuda"; }
+
+const char* dtype_name(DType dtype) { return dtype == DType::f32 ? "float32" : "bfloat16"; }
+size_t dtype_size(DType dtype) { return dtype == DType::f32 ? 4 : 2; }
 
 int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;
@@ -28,30 +32,42 @@ std::string shape_str(const Shape& shape) {
   return s + "]";
 }
 
-Storage::Storage(int64_t n, Device dev) : numel(n), device(dev) {
-  const size_t bytes = static_cast<size_t>(n) * sizeof(float);
-  data = static_cast<float*>(dev == Device::CPU ? cpu_allocate(bytes) : cuda_allocate(bytes));
+Storage::Storage(size_t n, Device dev) : bytes(n), device(dev) {
+  data = static_cast<char*>(dev == Device::CPU ? cpu_allocate(bytes) : cuda_allocate(bytes));
 }
 
 Storage::~Storage() {
-  const size_t bytes = static_cast<size_t>(numel) * sizeof(float);
   if (device == Device::CPU) cpu_free(data, bytes);
   else cuda_free(data, bytes);
 }
 
 Tensor::Tensor(Shape shape, Device device)
-    : storage_(std::make_shared<Storage>(shape_numel(shape), device)),
+    : storage_(std::make_shared<Storage>(static_cast<size_t>(shape_numel(shape)) * sizeof(float), device)),
       numel_(shape_numel(shape)),
       shape_(std::move(shape)) {}
 
-Tensor::Tensor(Shape shape, Device device, MemoryFormat format) : Tensor(std::move(shape), device) {
+Tensor::Tensor(Shape shape, Device device, MemoryFormat format)
+    : Tensor(std::move(shape), device, format, DType::f32) {}
+
+Tensor::Tensor(Shape shape, Device device, MemoryFormat format, DType dtype) {
+  QNN_CHECK(dtype == DType::f32 || device == Device::CUDA, "a bfloat16 tensor lives on the GPU, not the CPU (",
+            shape_str(shape), ")");
   if (format == MemoryFormat::channels_last)
-    QNN_CHECK(dim() == 4 && device == Device::CUDA, "a channels-last tensor is a 4-D image batch on the GPU, not ",
-              device_name(device), " ", shape_str(shape_));
+    QNN_CHECK(shape.size() == 4 && device == Device::CUDA, "a channels-last tensor is a 4-D image batch on the GPU, not ",
+              device_name(device), " ", shape_str(shape));
+  numel_ = shape_numel(shape);
+  storage_ = std::make_shared<Storage>(static_cast<size_t>(numel_) * dtype_size(dtype), device);
+  shape_ = std::move(shape);
   format_ = format;
+  dtype_ = dtype;
 }
 
-Tensor Tensor::empty_like(const Tensor& t) { return Tensor(t.shape(), t.device(), t.format()); }
+Tensor Tensor::empty_like(const Tensor& t) { return Tensor(t.shape(), t.device(), t.format(), t.dtype()); }
+
+void Tensor::refuse_float_access() const {
+  throw Error(str("a ", dtype_name(dtype_), " ", shape_str(shape_), " tensor was passed where float32 is expected ",
+                  "(this operation has no ", dtype_name(dtype_), " version; convert with to_dtype(DType::f32))"));
+}
 
 Tensor Tensor::zeros(Shape shape, Device device) { return full(std::move(shape), 0.0f, device); }
 
@@ -86,8 +102,9 @@ Tensor Tensor::normal(Shape shape, float mean, float stddev, uint64_t seed, uint
 namespace {
 // Copies a (contiguous) tensor's elements to host memory, from whichever device holds them.
 void device_copy_or_memcpy(float* host, const Tensor& t) {
-  if (t.device() == Device::CPU) std::memcpy(host, t.data(), t.numel() * sizeof(float));
-  else device_copy(host, Device::CPU, t.data(), t.device(), t.numel() * sizeof(float));
+  const Tensor f = t.to_dtype(DType::f32);
+  if (f.device() == Device::CPU) std::memcpy(host, f.data(), f.numel() * sizeof(float));
+  else device_copy(host, Device::CPU, f.data(), f.device(), f.numel() * sizeof(float));
 }
 }  // namespace
 
@@ -138,7 +155,7 @@ Tensor Tensor::clone() const {
 
 Tensor Tensor::to(Device target) const {
   if (device() == target) return *this;
-  const Tensor source = contiguous();
+  const Tensor source = contiguous().to_dtype(DType::f32);
   Tensor t(shape_, target);
   t.copy_from(source);
   return t;
@@ -146,8 +163,8 @@ Tensor Tensor::to(Device target) const {
 
 Tensor Tensor::contiguous() const {
   if (!is_channels_last()) return *this;
-  Tensor t(shape_, Device::CUDA);
-  device_to_contiguous(data(), t.data(), shape_[0], shape_[1], shape_[2] * shape_[3]);
+  Tensor t(shape_, Device::CUDA, MemoryFormat::contiguous, dtype_);
+  device_to_contiguous(raw(), t.raw(), dtype_size(dtype_), shape_[0], shape_[1], shape_[2] * shape_[3]);
   return t;
 }
 
@@ -155,8 +172,20 @@ Tensor Tensor::channels_last() const {
   if (is_channels_last()) return *this;
   QNN_CHECK(dim() == 4 && is_cuda(), "channels_last() takes a 4-D image batch on the GPU, got ",
             device_name(device()), " ", shape_str(shape_));
-  Tensor t(shape_, Device::CUDA, MemoryFormat::channels_last);
-  device_to_channels_last(data(), t.data(), shape_[0], shape_[1], shape_[2] * shape_[3]);
+  Tensor t(shape_, Device::CUDA, MemoryFormat::channels_last, dtype_);
+  device_to_channels_last(raw(), t.raw(), dtype_size(dtype_), shape_[0], shape_[1], shape_[2] * shape_[3]);
+  return t;
+}
+
+Tensor Tensor::to_dtype(DType target) const {
+  if (dtype_ == target) return *this;
+  QNN_CHECK(is_cuda(), "to_dtype: a ", dtype_name(target), " tensor lives on the GPU, this ", shape_str(shape_),
+            " tensor is on the CPU");
+  Tensor t(shape_, Device::CUDA, format_, target);
+  if (target == DType::bf16)
+    device_float_to_bf16(static_cast<const float*>(raw()), static_cast<uint16_t*>(t.raw()), numel_);
+  else
+    device_bf16_to_float(static_cast<const uint16_t*>(raw()), static_cast<float*>(t.raw()), numel_);
   return t;
 }
 
@@ -164,18 +193,21 @@ void Tensor::copy_from(const Tensor& source) {
   QNN_CHECK(source.numel() == numel_, "copying ", shape_str(source.shape()), " into ", shape_str(shape_));
   QNN_CHECK(source.shape() == shape_ || (!is_channels_last() && !source.is_channels_last()), "copying ",
             shape_str(source.shape()), " into ", shape_str(shape_), ": a channels-last copy needs equal shapes");
-  if (numel_ == 0 || data() == source.data()) return;
+  if (numel_ == 0 || raw() == source.raw()) return;
+  if (source.dtype() != dtype_)  // converted where the bf16 side is, on the GPU
+    return copy_from(source.to(Device::CUDA).to_dtype(dtype_));
   if (source.format() != format_) {  // the values move to their places in this tensor's format
     const Tensor moved = is_channels_last() ? source.to(Device::CUDA).channels_last() : source.contiguous();
     return copy_from(moved);
   }
   if (device() == Device::CPU && source.device() == Device::CPU)
-    std::memmove(data(), source.data(), numel_ * sizeof(float));
+    std::memmove(raw(), source.raw(), nbytes());
   else
-    device_copy(data(), device(), source.data(), source.device(), numel_ * sizeof(float));
+    device_copy(raw(), device(), source.raw(), source.device(), nbytes());
 }
 
 void Tensor::fill(float value) {
+  if (is_bf16()) return device_fill_bf16(static_cast<uint16_t*>(raw()), numel_, bf16_bits(value));
   if (device() == Device::CUDA) return device_fill(data(), numel_, value);
   float* p = data();
   for (int64_t i = 0; i < numel_; ++i) p[i] = value;
