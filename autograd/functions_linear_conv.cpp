@@ -4,7 +4,7 @@
 //   conv2d: dx = conv_transpose(g, w),  dw += correlate(x, g),  db += sum_{n,i,j} g
 // An undefined bias Variable means "no bias"; it is then not an input of the node. The weight
 // gradient is added straight into the weight's gradient buffer (for parameters, a view into the
-// flat gradient buffer), so no temporary is made for it.
+// flat gradient buffer), so no temporary is made for it (bf16 images excepted: see tensor/conv.cu).
 #include "autograd/functions.h"
 #include "autograd/functions_internal.h"
 #include "tensor/linear.h"
@@ -55,14 +55,16 @@ Variable conv2d(const Variable& x, const Variable& w, const Variable& b, ConvPar
   check_defined("conv2d", x, "x");
   check_defined("conv2d", w, "w");
   const bool has_bias = b.defined();
-  Tensor y = conv2d_forward(x.value(), w.value(), has_bias ? b.value() : Tensor(), p);
-  return make_op_result("conv2d", y, op_inputs(x, w, b), [has_bias, p](Node& self) {
+  // bf16 images (docs/bf16.md) multiply a bf16 copy of the float weight: made once here, and kept
+  // for the input gradient.
+  const Tensor w_used = w.value().to_dtype(x.value().dtype());
+  Tensor y = conv2d_forward(x.value(), w_used, has_bias ? b.value() : Tensor(), p);
+  return make_op_result("conv2d", y, op_inputs(x, w, b), [has_bias, p, w_used](Node& self) {
     Node& nx = *self.inputs[0];
-    Node& nw = *self.inputs[1];
     if (nx.requires_grad && nx.grad.defined())  // added into the gradient already there
-      conv2d_backward_data_add(self.grad, nw.value, nx.grad, p);
+      conv2d_backward_data_add(self.grad, w_used, nx.grad, p);
     else if (nx.requires_grad)
-      accumulate_grad(nx, conv2d_backward_data(self.grad, nw.value, nx.value.shape(), p));
+      accumulate_grad(nx, conv2d_backward_data(self.grad, w_used, nx.value.shape(), p));
     WeightGrads g = weight_grad_buffers(self, has_bias);
     if (g.dw.defined()) conv2d_backward_weight(nx.value, self.grad, g.dw, g.db, p);
   });

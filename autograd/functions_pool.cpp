@@ -1,6 +1,9 @@
 // Differentiable pooling and the option-A shortcut (see autograd/functions.h; formulas in
 // tensor/pool.h and tensor/shortcut.h). Max pooling finds its maxima again from x in backward,
 // so none of these ops saves anything beyond its input, which the graph holds anyway.
+// On bf16 activations (GPU only, docs/bf16.md) max pooling and the shortcut return bf16 values and
+// gradients; global average pooling returns float values (for the float classifier) and turns
+// their float gradient back into a gradient in x's type and format.
 #include "autograd/functions.h"
 #include "autograd/functions_internal.h"
 #include "tensor/pool.h"
@@ -21,7 +24,7 @@ Variable global_avg_pool(const Variable& x) {
   check_defined("global_avg_pool", x, "x");
   return make_op_result("global_avg_pool", global_avg_pool_forward(x.value()), {x}, [](Node& self) {
     const Tensor& x = self.inputs[0]->value;
-    send_grad(self, {0}, global_avg_pool_backward(self.grad, x.shape(), x.format()));
+    send_grad(self, {0}, global_avg_pool_backward(self.grad, x.shape(), x.format(), x.dtype()));
   });
 }
 

@@ -29,6 +29,7 @@ INSTALL_INCLUDEDIR := $(DESTDIR)$(INSTALL_PREFIX)/include/qnn
 # and the training tools' PNG plots (their header includes stb_easy_font.h, which users need
 # not have).
 PRIVATE_HEADERS := train/plot.h tensor/cuda_runtime.h tensor/channel_sums_cuda.h tensor/batchnorm_math_cuda.h \
+  tensor/batchnorm_kernels_cuda.h tensor/conv_plan_cuda.h \
   tensor/conv_bf16.h tensor/conv_gemm.h tensor/conv_lowering.h tensor/gemm_kernel.h tensor/gemm_kernel_bf16.h tensor/safetensors_header.h tensor/winograd_tiles.h \
   autograd/functions_internal.h data/subprocess.h qat/channel_reduce.h qat/channel_reduce_cuda.h \
   qat/observer_math.h quant/bucket_loop.h quant/bucket_math.h quant/float_sort.h quant/level_dp_scan.h \

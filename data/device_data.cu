@@ -7,11 +7,15 @@
 //     equals the CPU Loader's bit for bit. Pixel (y, x) of an augmented image shows source pixel
 //     (y + crop_y - padding, x' + crop_x - padding) with x' = W - 1 - x when flipped, else x;
 //     outside the image it is byte 0's value, exactly as augment_image() fills its padding.
-//     A channels-last batch (tensor/tensor.h) gets the same values, written in NHWC order.
+//     A channels-last batch (tensor/tensor.h) gets the same values, written in NHWC order. A bf16
+//     batch (DType::bf16, docs/bf16.md) gets bf16_bits of the same float values (the kernel is
+//     templated on the stored type), so it equals the float batch rounded on the GPU, bit for bit.
+//     Labels stay float.
 //   metrics: one block; each thread counts the correct rows i, i + 256, ..., the counts are
 //     summed as integers (exact in any order) and thread 0 updates the three figures with the CPU
 //     twin's float operations.
 #include "data/device_data.h"
+#include "tensor/bf16.h"
 #include "tensor/cuda_runtime.h"
 
 namespace qnn::cuda {
@@ -25,8 +29,9 @@ struct GatherShape {
   uint64_t seed;
 };
 
+template <class T>
 __global__ void gather_kernel(const uint8_t* pixels, const float* dataset_labels, const float* table,
-                              const float* order, const float* clock, GatherShape s, float* images,
+                              const float* order, const float* clock, GatherShape s, T* images,
                               float* labels) {
   const int64_t plane = int64_t(s.height) * s.width, image = s.channels * plane;
   const int64_t total = s.rows * image;
@@ -43,7 +48,7 @@ __global__ void gather_kernel(const uint8_t* pixels, const float* dataset_labels
       if (i >= 0.0f && i < float(s.count)) index = int64_t(i);
     }
     if (index < 0) {  // the caller broke its promise: make it visible instead of reading wild memory
-      images[t] = NAN;
+      images[t] = from_float<T>(NAN);
       if (within == 0) labels[r] = NAN;
       continue;
     }
@@ -59,7 +64,7 @@ __global__ void gather_kernel(const uint8_t* pixels, const float* dataset_labels
       const bool inside = sy >= 0 && sy < s.height && sx >= 0 && sx < s.width;
       value = inside ? lookup[source[int64_t(sy) * s.width + sx]] : lookup[0];
     }
-    images[t] = value;
+    images[t] = from_float<T>(value);
     if (within == 0) labels[r] = dataset_labels[index];
   }
 }
@@ -94,6 +99,14 @@ __global__ void metrics_kernel(const float* logits, const float* labels, const f
   }
 }
 
+template <class T>
+void gather(const DeviceDataset& data, const Tensor& table, const Tensor& order, const Tensor& clock,
+            const GatherShape& s, Tensor& images, Tensor& labels) {
+  gather_kernel<<<blocks_for(images.numel()), kThreads, 0, stream()>>>(
+      data.pixels(), data.labels().data(), table.data(), order.data(), clock.data(), s, static_cast<T*>(images.raw()),
+      labels.data());
+}
+
 }  // namespace
 
 void gather_batch(const DeviceDataset& data, const Tensor& order, const Tensor& clock,
@@ -104,9 +117,10 @@ void gather_batch(const DeviceDataset& data, const Tensor& order, const Tensor& 
   const int64_t total = images.numel();
   if (total == 0) return;
   const Tensor& table = data.normalization_table(norm);
-  gather_kernel<<<blocks_for(total), kThreads, 0, stream()>>>(data.pixels(), data.labels().data(), table.data(),
-                                                              order.data(), clock.data(), s, images.data(),
-                                                              labels.data());
+  if (images.is_bf16())
+    gather<uint16_t>(data, table, order, clock, s, images, labels);
+  else
+    gather<float>(data, table, order, clock, s, images, labels);
   QNN_LAUNCH_CHECK("gather_batch images ", shape_str(images.shape()), " batch size ", batch_size,
                    " from ", data.count(), " images");
 }

@@ -1,6 +1,7 @@
 // The cuDNN calls qnn makes, on the CPU, for the emulated build (docs/cuda-emulator.md): 2-D
-// convolution of float tensors, NCHW or NHWC, with KCRS filters, forward and both backward
-// directions, with its descriptors and algorithm choice.
+// convolution of float or bf16 tensors, NCHW or NHWC, with KCRS filters, forward and both backward
+// directions, with its descriptors and algorithm choice. bf16 operands are widened to float, the
+// convolution computed as for float, and each output rounded to bf16 (to nearest, ties to even).
 //
 // Every direction offers two candidate algorithms that compute the same sums (each output a sum
 // in double, rounded once, times alpha, plus beta times the old output, which is not read when
@@ -13,8 +14,9 @@
 // outside device memory is refused with CUDNN_STATUS_BAD_PARAM.
 #include <cudnn.h>
 
+#include <cstdint>
 #include <cstdio>
-#include <limits>
+#include <cstring>
 #include <vector>
 
 #include "emu/convolution.h"
@@ -26,9 +28,11 @@ struct cudnnContext {
 struct cudnnTensorStruct {
   int n = 0, c = 0, h = 0, w = 0;
   bool nhwc = false;
+  bool bf16 = false;  // CUDNN_DATA_BFLOAT16, else CUDNN_DATA_FLOAT
 };
 struct cudnnFilterStruct {
   int k = 0, c = 0, h = 0, w = 0;
+  bool bf16 = false;
 };
 struct cudnnConvolutionStruct {
   qnn_emu::ConvolutionParams params;
@@ -48,13 +52,56 @@ int output_size(int in, int pad, int filter, int dilation, int stride) {
 bool shapes(const cudnnTensorStruct* x, const cudnnFilterStruct* f, const cudnnConvolutionStruct* conv,
             const cudnnTensorStruct* y, Shapes& out) {
   if (!x || !f || !conv || !y || x->c != f->c || y->n != x->n || y->c != f->k || x->nhwc != y->nhwc) return false;
+  if (x->bf16 != y->bf16 || x->bf16 != f->bf16) return false;  // one type for x, w and y
   const qnn_emu::ConvolutionParams& p = conv->params;
   out = Shapes{x->n, x->c, x->h, x->w, f->k, f->h, f->w, y->h, y->w, &p, x->nhwc};
   return y->h == output_size(x->h, p.pad_h, f->h, p.dilation_h, p.stride_h) &&
          y->w == output_size(x->w, p.pad_w, f->w, p.dilation_w, p.stride_w) && y->h > 0 && y->w > 0;
 }
 
-size_t bytes_of(int a, int b, int c, int d) { return size_t(a) * b * c * d * sizeof(float); }
+size_t bytes_of(int a, int b, int c, int d, bool bf16) { return size_t(a) * b * c * d * (bf16 ? 2 : 4); }
+size_t bytes_of(const cudnnTensorStruct* t) { return bytes_of(t->n, t->c, t->h, t->w, t->bf16); }
+size_t bytes_of(const cudnnFilterStruct* f) { return bytes_of(f->k, f->c, f->h, f->w, f->bf16); }
+template <class Descriptor>
+size_t count_of(const Descriptor* d) {
+  return bytes_of(d) / (d->bf16 ? 2 : 4);
+}
+
+// The values of an operand as floats: a bf16 one widened into `copy`, a float one in place.
+const float* as_floats(const void* p, size_t count, bool bf16, std::vector<float>& copy) {
+  if (!bf16) return static_cast<const float*>(p);
+  copy.resize(count);
+  for (size_t i = 0; i < count; ++i) {
+    const uint32_t u = uint32_t(static_cast<const uint16_t*>(p)[i]) << 16;
+    std::memcpy(&copy[i], &u, sizeof u);
+  }
+  return copy.data();
+}
+
+// Float results stored as bf16, rounded to nearest, ties to even (NaN stays NaN).
+void store_bf16(const std::vector<float>& v, void* p) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    uint32_t u;
+    std::memcpy(&u, &v[i], sizeof u);
+    const bool nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
+    static_cast<uint16_t*>(p)[i] = uint16_t(nan ? (u >> 16) | 0x40u : (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+  }
+}
+
+// Runs `compute(in_a, in_b, out)` on float views of two inputs and an output of `out_count`
+// values (its old values read where beta blends them); bf16 operands go through float copies.
+template <class Compute>
+void on_floats(bool bf16, const void* a, size_t a_count, const void* b, size_t b_count, void* out, size_t out_count,
+               bool blend, Compute compute) {
+  if (!bf16) return compute(static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(out));
+  std::vector<float> a_copy, b_copy, out_copy;
+  const float* fa = as_floats(a, a_count, true, a_copy);
+  const float* fb = as_floats(b, b_count, true, b_copy);
+  if (blend) as_floats(out, out_count, true, out_copy);
+  out_copy.resize(out_count);
+  compute(fa, fb, out_copy.data());
+  store_bf16(out_copy, out);
+}
 
 bool on_device(const char* what, const void* p, size_t bytes) {
   if (bytes == 0 || qnn_emu::is_device_memory(p, bytes)) return true;
@@ -66,16 +113,16 @@ size_t workspace_of(int algo) { return algo == 1 ? kWorkspaceOfFirst : 0; }
 
 // Checks what every convolution call shares and queues `work` on the handle's stream.
 template <class Work>
-cudnnStatus_t run(cudnnHandle_t h, const char* what, const Shapes& g, int algo, const void* workspace, size_t workspace_bytes,
-                  const float* x, const float* w, const float* y, Work work) {
+cudnnStatus_t run(cudnnHandle_t h, const char* what, const Shapes& g, bool bf16, int algo, const void* workspace,
+                  size_t workspace_bytes, const void* x, const void* w, const void* y, Work work) {
   if (algo != 0 && algo != 1) return CUDNN_STATUS_BAD_PARAM;
   if (workspace_bytes < workspace_of(algo) || !on_device("workspace", workspace, workspace_of(algo))) {
     std::fprintf(stderr, "CUDA emulator: cuDNN convolution: algorithm %d needs %zu bytes of workspace, was given %zu\n",
                  algo, workspace_of(algo), workspace_bytes);
     return CUDNN_STATUS_BAD_PARAM;
   }
-  if (!on_device("x", x, bytes_of(g.n, g.c, g.h, g.w)) || !on_device("w", w, bytes_of(g.k, g.c, g.r, g.s)) ||
-      !on_device("y", y, bytes_of(g.n, g.k, g.ho, g.wo)))
+  if (!on_device("x", x, bytes_of(g.n, g.c, g.h, g.w, bf16)) || !on_device("w", w, bytes_of(g.k, g.c, g.r, g.s, bf16)) ||
+      !on_device("y", y, bytes_of(g.n, g.k, g.ho, g.wo, bf16)))
     return CUDNN_STATUS_BAD_PARAM;
   qnn_emu::enqueue(h->stream, what, work);
   return CUDNN_STATUS_SUCCESS;
@@ -110,8 +157,7 @@ cudnnStatus_t find(cudnnHandle_t h, const char* what, void* out, size_t bytes, c
   }
   if (!on_device(what, out, bytes)) return CUDNN_STATUS_BAD_PARAM;
   qnn_emu::enqueue(h->stream, "cudnnFind*AlgorithmEx", [out, bytes] {
-    const float nan = std::numeric_limits<float>::quiet_NaN();
-    for (size_t i = 0; i < bytes / sizeof(float); ++i) static_cast<float*>(out)[i] = nan;
+    std::memset(out, 0xff, bytes);  // NaN in float32 and in bf16 alike
   });
   candidates<Perf, Algo>(conv, requested, returned, perf);
   return CUDNN_STATUS_SUCCESS;
@@ -147,10 +193,11 @@ cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d) {
 }
 cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorFormat_t format, cudnnDataType_t type,
                                          int n, int c, int h, int w) {
-  if ((format != CUDNN_TENSOR_NCHW && format != CUDNN_TENSOR_NHWC) || type != CUDNN_DATA_FLOAT)
+  if ((format != CUDNN_TENSOR_NCHW && format != CUDNN_TENSOR_NHWC) ||
+      (type != CUDNN_DATA_FLOAT && type != CUDNN_DATA_BFLOAT16))
     return CUDNN_STATUS_NOT_SUPPORTED;
   if (n <= 0 || c <= 0 || h <= 0 || w <= 0) return CUDNN_STATUS_BAD_PARAM;
-  *d = cudnnTensorStruct{n, c, h, w, format == CUDNN_TENSOR_NHWC};
+  *d = cudnnTensorStruct{n, c, h, w, format == CUDNN_TENSOR_NHWC, type == CUDNN_DATA_BFLOAT16};
   return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t* d) {
@@ -163,9 +210,10 @@ cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t d) {
 }
 cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t d, cudnnDataType_t type, cudnnTensorFormat_t format,
                                          int k, int c, int h, int w) {
-  if (format != CUDNN_TENSOR_NCHW || type != CUDNN_DATA_FLOAT) return CUDNN_STATUS_NOT_SUPPORTED;
+  if (format != CUDNN_TENSOR_NCHW || (type != CUDNN_DATA_FLOAT && type != CUDNN_DATA_BFLOAT16))
+    return CUDNN_STATUS_NOT_SUPPORTED;
   if (k <= 0 || c <= 0 || h <= 0 || w <= 0) return CUDNN_STATUS_BAD_PARAM;
-  *d = cudnnFilterStruct{k, c, h, w};
+  *d = cudnnFilterStruct{k, c, h, w, type == CUDNN_DATA_BFLOAT16};
   return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t* d) {
@@ -179,7 +227,7 @@ cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t d) 
 cudnnStatus_t cudnnSetConvolution2dDescriptor(cudnnConvolutionDescriptor_t d, int pad_h, int pad_w, int u, int v,
                                               int dilation_h, int dilation_w, cudnnConvolutionMode_t mode,
                                               cudnnDataType_t type) {
-  if (type != CUDNN_DATA_FLOAT) return CUDNN_STATUS_NOT_SUPPORTED;
+  if (type != CUDNN_DATA_FLOAT) return CUDNN_STATUS_NOT_SUPPORTED;  // the compute type: float for bf16 data too
   if (pad_h < 0 || pad_w < 0 || u <= 0 || v <= 0 || dilation_h <= 0 || dilation_w <= 0) return CUDNN_STATUS_BAD_PARAM;
   d->params = qnn_emu::ConvolutionParams{pad_h, pad_w, u, v, dilation_h, dilation_w, mode == CUDNN_CONVOLUTION};
   return CUDNN_STATUS_SUCCESS;
@@ -219,7 +267,7 @@ cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(cudnnHandle_t h, const cudn
                                                      const cudnnTensorDescriptor_t yd, void* y, const int requested,
                                                      int* returned, cudnnConvolutionFwdAlgoPerf_t* perf, void*, size_t) {
   return find<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(
-      h, "y", y, bytes_of(yd->n, yd->c, yd->h, yd->w), conv, requested, returned, perf);
+      h, "y", y, bytes_of(yd), conv, requested, returned, perf);
 }
 cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t,
                                                       const cudnnFilterDescriptor_t, const cudnnConvolutionDescriptor_t,
@@ -236,10 +284,13 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void* alpha, const 
   Shapes g;
   if (!shapes(xd, wd, conv, yd, g)) return CUDNN_STATUS_BAD_PARAM;
   const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
-  auto* xp = static_cast<const float*>(x);
-  auto* wp = static_cast<const float*>(w);
-  auto* yp = static_cast<float*>(y);
-  return run(h, "cudnnConvolutionForward", g, int(algo), workspace, workspace_bytes, xp, wp, yp, [=] { qnn_emu::convolution_forward(g, a, xp, wp, b, yp); });
+  const bool bf16 = xd->bf16;
+  const size_t nx = count_of(xd), nw = count_of(wd), ny = count_of(yd);
+  return run(h, "cudnnConvolutionForward", g, bf16, int(algo), workspace, workspace_bytes, x, w, y, [=] {
+    on_floats(bf16, x, nx, w, nw, y, ny, b != 0.0f, [&](const float* xp, const float* wp, float* yp) {
+      qnn_emu::convolution_forward(g, a, xp, wp, b, yp);
+    });
+  });
 }
 
 // Backward data.
@@ -262,7 +313,7 @@ cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(cudnnHandle_t h, const
                                                           const int requested, int* returned,
                                                           cudnnConvolutionBwdDataAlgoPerf_t* perf, void*, size_t) {
   return find<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(
-      h, "dx", dx, bytes_of(dxd->n, dxd->c, dxd->h, dxd->w), conv, requested, returned, perf);
+      h, "dx", dx, bytes_of(dxd), conv, requested, returned, perf);
 }
 cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t, const cudnnFilterDescriptor_t,
                                                            const cudnnTensorDescriptor_t,
@@ -280,10 +331,13 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void* alpha, c
   Shapes g;
   if (!shapes(dxd, wd, conv, dyd, g)) return CUDNN_STATUS_BAD_PARAM;
   const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
-  auto* wp = static_cast<const float*>(w);
-  auto* dyp = static_cast<const float*>(dy);
-  auto* dxp = static_cast<float*>(dx);
-  return run(h, "cudnnConvolutionBackwardData", g, int(algo), workspace, workspace_bytes, dxp, wp, dyp, [=] { qnn_emu::convolution_backward_data(g, a, wp, dyp, b, dxp); });
+  const bool bf16 = dxd->bf16;
+  const size_t nw = count_of(wd), ndy = count_of(dyd), ndx = count_of(dxd);
+  return run(h, "cudnnConvolutionBackwardData", g, bf16, int(algo), workspace, workspace_bytes, dx, w, dy, [=] {
+    on_floats(bf16, w, nw, dy, ndy, dx, ndx, b != 0.0f, [&](const float* wp, const float* dyp, float* dxp) {
+      qnn_emu::convolution_backward_data(g, a, wp, dyp, b, dxp);
+    });
+  });
 }
 
 // Backward filter.
@@ -306,7 +360,7 @@ cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(cudnnHandle_t h, con
                                                             const int requested, int* returned,
                                                             cudnnConvolutionBwdFilterAlgoPerf_t* perf, void*, size_t) {
   return find<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(
-      h, "dw", dw, bytes_of(dwd->k, dwd->c, dwd->h, dwd->w), conv, requested, returned, perf);
+      h, "dw", dw, bytes_of(dwd), conv, requested, returned, perf);
 }
 cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t,
                                                              const cudnnTensorDescriptor_t,
@@ -325,8 +379,11 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void* alpha,
   Shapes g;
   if (!shapes(xd, dwd, conv, dyd, g)) return CUDNN_STATUS_BAD_PARAM;
   const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
-  auto* xp = static_cast<const float*>(x);
-  auto* dyp = static_cast<const float*>(dy);
-  auto* dwp = static_cast<float*>(dw);
-  return run(h, "cudnnConvolutionBackwardFilter", g, int(algo), workspace, workspace_bytes, xp, dwp, dyp, [=] { qnn_emu::convolution_backward_filter(g, a, xp, dyp, b, dwp); });
+  const bool bf16 = xd->bf16;
+  const size_t nx = count_of(xd), ndy = count_of(dyd), ndw = count_of(dwd);
+  return run(h, "cudnnConvolutionBackwardFilter", g, bf16, int(algo), workspace, workspace_bytes, x, dw, dy, [=] {
+    on_floats(bf16, x, nx, dy, ndy, dw, ndw, b != 0.0f, [&](const float* xp, const float* dyp, float* dwp) {
+      qnn_emu::convolution_backward_filter(g, a, xp, dyp, b, dwp);
+    });
+  });
 }

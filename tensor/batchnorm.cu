@@ -1,6 +1,8 @@
 // CUDA batch normalisation, the twin of tensor/batchnorm.cpp (formulas in tensor/batchnorm.h):
 // Ioffe and Szegedy, "Batch Normalization" (2015), with PyTorch's conventions (biased variance
-// to normalise, unbiased for the running variance, running = (1 - m) running + m batch).
+// to normalise, unbiased for the running variance, running = (1 - m) running + m batch). This
+// file holds the host side: checks, layouts, launches. The kernels are in
+// tensor/batchnorm_kernels_cuda.h, their per-value arithmetic in tensor/batchnorm_math_cuda.h.
 //
 // Our own kernels rather than cuDNN's cudnnBatchNormalization*: they reproduce the CPU's exact
 // formulas (the shifted one-pass statistics in double, the same float rounding of the per-channel
@@ -27,6 +29,17 @@
 // channel as its index modulo C, with vectors of 4 holding 4 channels of one pixel. Same
 // formulas (batchnorm_math_cuda.h), same shift; the sums run in another order.
 //
+// bf16 activations (DType::bf16, `--precision bf16`): x, residual, y, dy, dx and the kept masked
+// gradient may all be bf16 (all of them or none: a mix is refused), while gamma, beta, the running
+// and saved statistics, the map, dgamma and dbeta stay float32. The kernels are templated on the
+// stored type (float, or uint16_t holding bf16 bits): each bf16 value is widened to float as it
+// is read (vectors of 4 are one 8-byte load, so V = 4 needs 8-byte alignment rather than 16), the
+// arithmetic is the float kernels' (the same float expressions, the same double sums), and each
+// output value is rounded to bf16 once, as it is stored (tensor/bf16.h: to nearest, ties to even).
+// So a bf16 result is the float result for the bf16 inputs, rounded; the fused add_relu rounds
+// relu(bn(x) + residual) once, where the unfused ops would also round bn(x). The masked gradient
+// g (dy or +0) is exact in bf16. For float32 the widening and the rounding are the identity.
+//
 // Against the CPU: the same expressions in the same precision, the affine map as one fused
 // multiply-add (as g++ -march=native contracts it), but not guaranteed bit for bit: the double
 // sums run in another order (which moves the float statistics by at most an ulp, rarely at all)
@@ -35,146 +48,24 @@
 #include <initializer_list>
 
 #include "tensor/batchnorm.h"
+#include "tensor/batchnorm_kernels_cuda.h"
 #include "tensor/batchnorm_math_cuda.h"
 #include "tensor/channel_sums_cuda.h"
 #include "tensor/cuda_runtime.h"
-#include "tensor/exact_math.h"
 
 namespace qnn::cuda {
 
 namespace {
 
-// Blocks of the two sums kernels that have finished (tensor/channel_sums_cuda.h).
-__device__ unsigned int stats_blocks_done = 0;
-__device__ unsigned int grad_blocks_done = 0;
-
-// Forward 1: pairs of sums of d and d^2; the last block computes every channel's statistics and
-// map, and counts the batch.
-template <int V>
-__global__ void stats_kernel(const float* x, ChannelLayout l, int splits, double* partial, StatsOut out) {
-  const int s = blockIdx.x;
-  const uint32_t c = blockIdx.y;
-  const double shift = x[channel_start(c, l, V)];
-  uint32_t begin, end;
-  split_range(l, splits, s, begin, end);
-  double sum = 0.0, sq = 0.0;
-  for (uint32_t k = begin + threadIdx.x; k < end; k += blockDim.x) {
-    const Vec<V> v = load<V>(x, channel_vector(k, c, l));
-    for (int j = 0; j < V; ++j) {
-      const double d = v.v[j] - shift;
-      sum += d;
-      sq += d * d;
-    }
-  }
-  const bool last = sum_then_finalize(sum, sq, partial, splits, l, &stats_blocks_done,
-                                      [&](uint32_t ch, double a, double b) { finalize_stats(ch, a, b, x, l, V, out); });
-  if (last && threadIdx.x == 0 && out.batches_tracked) *out.batches_tracked += 1.0f;
+// The elements of a streamed tensor as the kernels' type T (x's type, which layout_of has checked
+// every streamed tensor has); null for an undefined tensor. Per-channel tensors go through data().
+template <class T>
+const T* values(const Tensor& t) {
+  return t.defined() ? static_cast<const T*>(t.raw()) : nullptr;
 }
-
-// Forward 1 on channels-last x: the same sums, each block a range of rows of a slice of channels.
-template <int V>
-__global__ void stats_kernel_cl(const float* x, ChannelLayout l, int splits, double* partial, StatsOut out) {
-  const SliceThread t = slice_thread(l, splits);
-  double sum[V] = {}, sq[V] = {};
-  if (t.active) {
-    double shift[V];
-    for (int j = 0; j < V; ++j) shift[j] = x[t.group * V + j];
-    for (uint32_t row = t.row0; row < t.end; row += t.row_step) {
-      const Vec<V> v = load<V>(x, row * l.groups + t.group);
-      for (int j = 0; j < V; ++j) {
-        const double d = v.v[j] - shift[j];
-        sum[j] += d;
-        sq[j] += d * d;
-      }
-    }
-  }
-  if (!slice_sums_and_count<V>(sum, sq, t, partial, splits, &stats_blocks_done)) return;
-  finalize_channels(partial, splits, l,
-                    [&](uint32_t ch, double a, double b) { finalize_stats(ch, a, b, x, l, V, out); });
-  if (threadIdx.x == 0 && out.batches_tracked) *out.batches_tracked += 1.0f;
-}
-
-// Evaluation: coef = (a, b) from the running statistics.
-__global__ void eval_coef_kernel(const float* gamma, const float* beta, const float* running_mean,
-                                 const float* running_var, float eps, uint32_t channels, float* coef) {
-  const uint32_t c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= channels) return;
-  const double invstd = 1.0 / sqrt(static_cast<double>(running_var[c]) + eps);
-  const double a = gamma[c] * invstd;
-  coef[c] = static_cast<float>(a);
-  coef[channels + c] = static_cast<float>(beta[c] - running_mean[c] * a);
-}
-
-// Forward 2: y = epilogue(x a_c + b_c [+ residual]).
-template <BatchNormEpilogue E, int V>
-__global__ void apply_kernel(const float* x, const float* residual, const float* coef, ChannelLayout l, float* y) {
-  for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < l.total_v; i += gridDim.x * blockDim.x) {
-    const uint32_t c0 = first_channel(i, l, V);
-    Vec<V> v = load<V>(x, i);
-    Vec<V> r{};  // read only by add_relu
-    if constexpr (E == BatchNormEpilogue::add_relu) r = load<V>(residual, i);
-    for (int j = 0; j < V; ++j) {
-      const uint32_t c = lane_channel(c0, j, l);
-      v.v[j] = affine(v.v[j], coef[c], coef[l.c + c]);  // rounded as batch_norm's output
-      if constexpr (E == BatchNormEpilogue::add_relu) v.v[j] = relu_keep_nan(v.v[j] + r.v[j]);
-      if constexpr (E == BatchNormEpilogue::relu) v.v[j] = relu_keep_nan(v.v[j]);
-    }
-    store<V>(y, i, v);
-  }
-}
-
-// Backward 1: pairs of sums of g and g (x - mean_c) (the difference in float); the last block
-// finalizes every channel.
-template <BatchNormMask M, int V>
-__global__ void grad_sums_kernel(GradIn in, ChannelLayout l, int splits, double* partial, GradOut out) {
-  const uint32_t c = blockIdx.y;
-  float mu[V], a[V], b[V];
-  grad_channel<M>(in, c, l.c, mu[0], a[0], b[0]);
-  for (int j = 1; j < V; ++j) mu[j] = mu[0], a[j] = a[0], b[j] = b[0];
-  uint32_t begin, end;
-  split_range(l, splits, blockIdx.x, begin, end);
-  double sum[1] = {0.0}, sum_x[1] = {0.0};
-  for (uint32_t k = begin + threadIdx.x; k < end; k += blockDim.x)
-    add_grad_terms<M, V, 1>(in, channel_vector(k, c, l), mu, a, b, out.kept, sum, sum_x);
-  sum_then_finalize(sum[0], sum_x[0], partial, splits, l, &grad_blocks_done,
-                    [&](uint32_t ch, double s_dy, double s_dyx) { finalize_grad(ch, s_dy, s_dyx, l, out); });
-}
-
-// Backward 1 on channels-last x: the same sums, each block a range of rows of a slice of channels.
-template <BatchNormMask M, int V>
-__global__ void grad_sums_kernel_cl(GradIn in, ChannelLayout l, int splits, double* partial, GradOut out) {
-  const SliceThread t = slice_thread(l, splits);
-  double sum[V] = {}, sum_x[V] = {};
-  if (t.active) {
-    float mu[V], a[V], b[V];
-    for (int j = 0; j < V; ++j) grad_channel<M>(in, t.group * V + j, l.c, mu[j], a[j], b[j]);
-    for (uint32_t row = t.row0; row < t.end; row += t.row_step)
-      add_grad_terms<M, V, V>(in, row * l.groups + t.group, mu, a, b, out.kept, sum, sum_x);
-  }
-  if (!slice_sums_and_count<V>(sum, sum_x, t, partial, splits, &grad_blocks_done)) return;
-  finalize_channels(partial, splits, l,
-                    [&](uint32_t ch, double s_dy, double s_dyx) { finalize_grad(ch, s_dy, s_dyx, l, out); });
-}
-
-// Backward 2: dx = k * (g - c1 - (x - mean) * c2), g masked as in the sums (read back from the
-// kept copy where there is one).
-template <BatchNormMask M, int V>
-__global__ void grad_input_kernel(GradIn in, const float* kept, const float* coef, ChannelLayout l, float* dx) {
-  for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < l.total_v; i += gridDim.x * blockDim.x) {
-    const uint32_t c0 = first_channel(i, l, V);
-    Vec<V> g = load<V>(M == BatchNormMask::by_output_kept ? kept : in.dy, i);
-    const Vec<V> x = load<V>(in.x, i);
-    Vec<V> y{};  // read only where the mask needs it
-    if constexpr (M == BatchNormMask::by_output) y = load<V>(in.y, i);
-    for (int j = 0; j < V; ++j) {
-      const uint32_t c = lane_channel(c0, j, l);
-      float mu, a, b;
-      grad_channel<M>(in, c, l.c, mu, a, b);
-      if constexpr (M != BatchNormMask::by_output_kept) g.v[j] = masked<M>(g.v[j], y.v[j], x.v[j], a, b);
-      g.v[j] = coef[c] * (g.v[j] - coef[l.c + c] - (x.v[j] - mu) * coef[2 * l.c + c]);
-    }
-    store<V>(dx, i, g);
-  }
+template <class T>
+T* mutable_values(Tensor& t) {
+  return t.defined() ? static_cast<T*>(t.raw()) : nullptr;
 }
 
 void check_on_gpu(const char* op, const char* what, const Tensor& t) {
@@ -182,21 +73,44 @@ void check_on_gpu(const char* op, const char* what, const Tensor& t) {
     throw Error(str("[", op, "] ", what, " ", shape_str(t.shape()), " is on the CPU but x is on the GPU"));
 }
 
-bool aligned(const Tensor& t) { return !t.defined() || reinterpret_cast<uintptr_t>(t.data()) % 16 == 0; }
+// A per-channel tensor (gamma, beta, statistics, map, gradient target, batch count): on the GPU,
+// and float32 whatever x's type.
+void check_per_channel(const char* op, const char* what, const Tensor& t) {
+  check_on_gpu(op, what, t);
+  if (t.defined() && t.dtype() != DType::f32)
+    throw Error(str("[", op, "] ", what, " ", shape_str(t.shape()), " is ", dtype_name(t.dtype()),
+                    ": per-channel tensors are float32 whatever x's type"));
+}
+
+// A tensor of x's shape that the kernels stream, named for the errors.
+struct Streamed {
+  const char* name;
+  const Tensor* t;
+};
+
+// Whether t's first element starts a vector of 4 (16 bytes of float, 8 of bf16): every vector
+// then lies on its own size, since vectors start a multiple of 4 elements further on.
+bool aligned(const Tensor& t) {
+  return !t.defined() || reinterpret_cast<uintptr_t>(t.raw()) % (4 * dtype_size(t.dtype())) == 0;
+}
 
 // The layout of x, in vectors of 4 when every tensor streamed allows it (returns V). Every
-// tensor streamed must be in x's memory format.
-int layout_of(const char* op, const Tensor& x, std::initializer_list<const Tensor*> streamed, ChannelLayout& l) {
+// tensor streamed must be in x's memory format and of x's element type.
+int layout_of(const char* op, const Tensor& x, std::initializer_list<Streamed> streamed, ChannelLayout& l) {
   const int64_t n = x.size(0), c = x.size(1), inner = x.dim() == 4 ? x.size(2) * x.size(3) : 1;
   QNN_CHECK(c <= 65535, op, ": at most 65535 channels on the GPU, x is ", shape_str(x.shape()));
   QNN_CHECK(x.numel() < (int64_t(1) << 31), op, ": at most 2^31 - 1 values on the GPU, x is ", shape_str(x.shape()));
-  for (const Tensor* t : streamed)
-    QNN_CHECK(!t->defined() || t->format() == x.format(), op, ": x is ",
-              x.is_channels_last() ? "channels-last" : "contiguous", " but another input is not (",
-              shape_str(t->shape()), ")");
+  for (const Streamed& s : streamed) {
+    if (!s.t->defined()) continue;
+    QNN_CHECK(s.t->format() == x.format(), op, ": x is ", x.is_channels_last() ? "channels-last" : "contiguous",
+              " but ", s.name, " ", shape_str(s.t->shape()), " is not");
+    if (s.t->dtype() != x.dtype())
+      throw Error(str("[", op, "] x is ", dtype_name(x.dtype()), " but ", s.name, " ", shape_str(s.t->shape()), " is ",
+                      dtype_name(s.t->dtype()), ": x, residual, y, dy and dx must share one element type"));
+  }
   l.channels_last = x.is_channels_last();
   bool four = (l.channels_last ? c : inner) % 4 == 0;
-  for (const Tensor* t : streamed) four = four && aligned(*t);
+  for (const Streamed& s : streamed) four = four && aligned(*s.t);
   const int v = four ? 4 : 1;
   l.c = static_cast<uint32_t>(c);
   l.inner_v = static_cast<uint32_t>(inner / v);
@@ -216,26 +130,53 @@ dim3 sums_grid(const ChannelLayout& l, int splits) {
 // Scratch of `doubles` doubles from the caching allocator (two floats each).
 Tensor double_scratch(int64_t doubles) { return Tensor({2 * doubles}, Device::CUDA); }
 
-template <BatchNormEpilogue E>
-void launch_apply(int v, const float* x, const float* residual, const float* coef, const ChannelLayout& l, float* y) {
-  const unsigned blocks = blocks_for(l.total_v);
-  if (v == 4)
-    apply_kernel<E, 4><<<blocks, kThreads, 0, stream()>>>(x, residual, coef, l, y);
+// Forward 1 for x of type T.
+template <class T>
+void launch_stats(int v, const Tensor& x, const ChannelLayout& l, int splits, double* pp, const StatsOut& o) {
+  const dim3 grid = sums_grid(l, splits);
+  const T* px = values<T>(x);
+  if (l.channels_last && v == 4)
+    stats_kernel_cl<T, 4><<<grid, kThreads, 0, stream()>>>(px, l, splits, pp, o);
+  else if (l.channels_last)
+    stats_kernel_cl<T, 1><<<grid, kThreads, 0, stream()>>>(px, l, splits, pp, o);
+  else if (v == 4)
+    stats_kernel<T, 4><<<grid, kThreads, 0, stream()>>>(px, l, splits, pp, o);
   else
-    apply_kernel<E, 1><<<blocks, kThreads, 0, stream()>>>(x, residual, coef, l, y);
+    stats_kernel<T, 1><<<grid, kThreads, 0, stream()>>>(px, l, splits, pp, o);
+  QNN_LAUNCH_CHECK("batch_norm statistics, x ", shape_str(x.shape()));
 }
 
-// y = epilogue(x a_c + b_c [+ residual]) with the map in coef.
+template <BatchNormEpilogue E, class T>
+void launch_apply(int v, const T* x, const T* residual, const float* coef, const ChannelLayout& l, T* y) {
+  const unsigned blocks = blocks_for(l.total_v);
+  if (v == 4)
+    apply_kernel<E, T, 4><<<blocks, kThreads, 0, stream()>>>(x, residual, coef, l, y);
+  else
+    apply_kernel<E, T, 1><<<blocks, kThreads, 0, stream()>>>(x, residual, coef, l, y);
+}
+
+// y = epilogue(x a_c + b_c [+ residual]) with the map in coef, for x of type T.
+template <class T>
 void apply(BatchNormEpilogue e, int v, const Tensor& x, const Tensor& residual, const Tensor& coef,
            const ChannelLayout& l, Tensor& y) {
-  const float* r = residual.defined() ? residual.data() : nullptr;
+  const T* px = values<T>(x);
+  const T* r = values<T>(residual);
+  T* py = mutable_values<T>(y);
   using E = BatchNormEpilogue;
   switch (e) {
-    case E::none: launch_apply<E::none>(v, x.data(), r, coef.data(), l, y.data()); break;
-    case E::relu: launch_apply<E::relu>(v, x.data(), r, coef.data(), l, y.data()); break;
-    case E::add_relu: launch_apply<E::add_relu>(v, x.data(), r, coef.data(), l, y.data()); break;
+    case E::none: launch_apply<E::none>(v, px, r, coef.data(), l, py); break;
+    case E::relu: launch_apply<E::relu>(v, px, r, coef.data(), l, py); break;
+    case E::add_relu: launch_apply<E::add_relu>(v, px, r, coef.data(), l, py); break;
   }
   QNN_LAUNCH_CHECK("batch_norm normalise, x ", shape_str(x.shape()));
+}
+
+void apply(BatchNormEpilogue e, int v, const Tensor& x, const Tensor& residual, const Tensor& coef,
+           const ChannelLayout& l, Tensor& y) {
+  if (x.is_bf16())
+    apply<uint16_t>(e, v, x, residual, coef, l, y);
+  else
+    apply<float>(e, v, x, residual, coef, l, y);
 }
 
 // The [2, C] map: the caller's save_affine when it wants it, else scratch.
@@ -245,26 +186,52 @@ Tensor coefficients(const ChannelLayout& l, Tensor* save_affine) {
   return coef;
 }
 
-template <BatchNormMask M, int V>
-void launch_backward(const GradIn& in, const ChannelLayout& l, int splits, double* partial, const GradOut& out,
-                     bool need_dx, float* dx) {
+template <BatchNormMask M, class T, int V>
+void launch_backward(const GradIn<T>& gi, const ChannelLayout& l, int splits, double* partial, const GradOut<T>& go,
+                     bool need_dx, T* dx) {
   if (l.channels_last)
-    grad_sums_kernel_cl<M, V><<<sums_grid(l, splits), kThreads, 0, stream()>>>(in, l, splits, partial, out);
+    grad_sums_kernel_cl<M, T, V><<<sums_grid(l, splits), kThreads, 0, stream()>>>(gi, l, splits, partial, go);
   else
-    grad_sums_kernel<M, V><<<sums_grid(l, splits), kThreads, 0, stream()>>>(in, l, splits, partial, out);
+    grad_sums_kernel<M, T, V><<<sums_grid(l, splits), kThreads, 0, stream()>>>(gi, l, splits, partial, go);
   QNN_LAUNCH_CHECK("batch_norm_backward sums, ", l.c, " channels of ", l.count, " values");
   if (!need_dx) return;
-  grad_input_kernel<M, V><<<blocks_for(l.total_v), kThreads, 0, stream()>>>(in, out.kept, out.coef, l, dx);
+  grad_input_kernel<M, T, V><<<blocks_for(l.total_v), kThreads, 0, stream()>>>(gi, go.kept, go.coef, l, dx);
   QNN_LAUNCH_CHECK("batch_norm_backward dx, ", l.c, " channels of ", l.count, " values");
 }
 
-template <BatchNormMask M>
-void launch_backward(int v, const GradIn& in, const ChannelLayout& l, int splits, double* partial, const GradOut& out,
-                     bool need_dx, float* dx) {
+template <BatchNormMask M, class T>
+void launch_backward(int v, const GradIn<T>& gi, const ChannelLayout& l, int splits, double* partial,
+                     const GradOut<T>& go, bool need_dx, T* dx) {
   if (v == 4)
-    launch_backward<M, 4>(in, l, splits, partial, out, need_dx, dx);
+    launch_backward<M, T, 4>(gi, l, splits, partial, go, need_dx, dx);
   else
-    launch_backward<M, 1>(in, l, splits, partial, out, need_dx, dx);
+    launch_backward<M, T, 1>(gi, l, splits, partial, go, need_dx, dx);
+}
+
+// Backward's two passes for x of type T (dy, y, dx and the kept gradient of that type too).
+template <class T>
+void backward(BatchNormMask mask, int v, const Tensor& dy, const Tensor& y, const Tensor& x, const Tensor& gamma,
+              const Tensor& mean, const Tensor& invstd, const Tensor& affine, bool training, bool need_dx,
+              const BatchNormGradTargets& into, const ChannelLayout& l, BatchNormGrads& g) {
+  const int splits = channel_splits(l);
+  Tensor partial = double_scratch(int64_t(l.c) * splits * 2);
+  Tensor coef({3 * int64_t(l.c)}, Device::CUDA);
+  using M = BatchNormMask;
+  const bool keep = mask == M::by_output_kept;
+  const bool by_y = mask == M::by_output || keep;
+  const GradIn<T> gi{values<T>(dy), by_y ? values<T>(y) : nullptr, values<T>(x), mean.data(),
+                     mask == M::by_affine ? affine.data() : nullptr};
+  const GradOut<T> go{gamma.data(),    invstd.data(),      training,    g.dgamma.data(),
+                      g.dbeta.data(),  into.dgamma.defined(), into.dbeta.defined(), coef.data(),
+                      keep ? mutable_values<T>(g.dy_masked) : nullptr};
+  double* pp = reinterpret_cast<double*>(partial.data());
+  T* dx = need_dx ? mutable_values<T>(g.dx) : nullptr;
+  switch (mask) {
+    case M::none: launch_backward<M::none>(v, gi, l, splits, pp, go, need_dx, dx); break;
+    case M::by_output: launch_backward<M::by_output>(v, gi, l, splits, pp, go, need_dx, dx); break;
+    case M::by_affine: launch_backward<M::by_affine>(v, gi, l, splits, pp, go, need_dx, dx); break;
+    case M::by_output_kept: launch_backward<M::by_output_kept>(v, gi, l, splits, pp, go, need_dx, dx); break;
+  }
 }
 
 // A gradient target (checked by tensor/batchnorm.cpp), or a fresh [C] tensor.
@@ -279,11 +246,14 @@ Tensor batch_norm_forward_training(const Tensor& x, const Tensor& residual, Batc
                                    Tensor& running_var, float momentum, float eps, Tensor& save_mean,
                                    Tensor& save_invstd, Tensor* save_affine, Tensor* batches_tracked) {
   const char* op = "batch_norm";
-  for (const Tensor* t : std::initializer_list<const Tensor*>{&gamma, &beta, &running_mean, &running_var, &residual})
-    check_on_gpu(op, "an input", *t);
-  if (batches_tracked) check_on_gpu(op, "num_batches_tracked", *batches_tracked);
+  check_per_channel(op, "gamma", gamma);
+  check_per_channel(op, "beta", beta);
+  check_per_channel(op, "running_mean", running_mean);
+  check_per_channel(op, "running_var", running_var);
+  check_on_gpu(op, "residual", residual);
+  if (batches_tracked) check_per_channel(op, "num_batches_tracked", *batches_tracked);
   ChannelLayout l;
-  const int v = layout_of(op, x, {&x, &residual}, l);
+  const int v = layout_of(op, x, {{"x", &x}, {"residual", &residual}}, l);
   Tensor y = Tensor::empty_like(x);
   save_mean = Tensor({int64_t(l.c)}, Device::CUDA);
   save_invstd = Tensor({int64_t(l.c)}, Device::CUDA);
@@ -292,19 +262,13 @@ Tensor batch_norm_forward_training(const Tensor& x, const Tensor& residual, Batc
   const int splits = channel_splits(l);
   Tensor partial = double_scratch(int64_t(l.c) * splits * 2);
   double* pp = reinterpret_cast<double*>(partial.data());
-  const StatsOut out{gamma.data(),        beta.data(),         momentum,         eps,
-                     running_mean.data(), running_var.data(),  save_mean.data(), save_invstd.data(),
-                     coef.data(),         batches_tracked ? batches_tracked->data() : nullptr};
-  const dim3 grid = sums_grid(l, splits);
-  if (l.channels_last && v == 4)
-    stats_kernel_cl<4><<<grid, kThreads, 0, stream()>>>(x.data(), l, splits, pp, out);
-  else if (l.channels_last)
-    stats_kernel_cl<1><<<grid, kThreads, 0, stream()>>>(x.data(), l, splits, pp, out);
-  else if (v == 4)
-    stats_kernel<4><<<grid, kThreads, 0, stream()>>>(x.data(), l, splits, pp, out);
+  const StatsOut o{gamma.data(),        beta.data(),         momentum,         eps,
+                   running_mean.data(), running_var.data(),  save_mean.data(), save_invstd.data(),
+                   coef.data(),         batches_tracked ? batches_tracked->data() : nullptr};
+  if (x.is_bf16())
+    launch_stats<uint16_t>(v, x, l, splits, pp, o);
   else
-    stats_kernel<1><<<grid, kThreads, 0, stream()>>>(x.data(), l, splits, pp, out);
-  QNN_LAUNCH_CHECK("batch_norm statistics, x ", shape_str(x.shape()));
+    launch_stats<float>(v, x, l, splits, pp, o);
   apply(epilogue, v, x, residual, coef, l, y);
   return y;
 }
@@ -313,10 +277,13 @@ Tensor batch_norm_forward_eval(const Tensor& x, const Tensor& residual, BatchNor
                                const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                                const Tensor& running_var, float eps, Tensor* save_affine) {
   const char* op = "batch_norm";
-  for (const Tensor* t : std::initializer_list<const Tensor*>{&gamma, &beta, &running_mean, &running_var, &residual})
-    check_on_gpu(op, "an input", *t);
+  check_per_channel(op, "gamma", gamma);
+  check_per_channel(op, "beta", beta);
+  check_per_channel(op, "running_mean", running_mean);
+  check_per_channel(op, "running_var", running_var);
+  check_on_gpu(op, "residual", residual);
   ChannelLayout l;
-  const int v = layout_of(op, x, {&x, &residual}, l);
+  const int v = layout_of(op, x, {{"x", &x}, {"residual", &residual}}, l);
   Tensor y = Tensor::empty_like(x);
   Tensor coef = coefficients(l, save_affine);
   if (l.c == 0) return y;
@@ -332,35 +299,26 @@ BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& y, const Tens
                                    BatchNormMask mask, bool training, bool need_dx,
                                    const BatchNormGradTargets& into) {
   const char* op = "batch_norm_backward";
-  for (const Tensor* t : std::initializer_list<const Tensor*>{&dy, &y, &gamma, &mean, &invstd, &affine})
-    check_on_gpu(op, "an input", *t);
+  check_on_gpu(op, "dy", dy);
+  check_on_gpu(op, "y", y);
+  check_per_channel(op, "gamma", gamma);
+  check_per_channel(op, "mean", mean);
+  check_per_channel(op, "invstd", invstd);
+  check_per_channel(op, "the applied map", affine);
+  check_per_channel(op, "dgamma", into.dgamma);
+  check_per_channel(op, "dbeta", into.dbeta);
   BatchNormGrads g;
   ChannelLayout l;
-  const bool keep = mask == BatchNormMask::by_output_kept;
-  if (keep) g.dy_masked = Tensor::empty_like(x);
+  if (mask == BatchNormMask::by_output_kept) g.dy_masked = Tensor::empty_like(x);
   if (need_dx) g.dx = Tensor::empty_like(x);
-  const int v = layout_of(op, x, {&dy, &y, &x, &g.dx, &g.dy_masked}, l);
+  const int v = layout_of(op, x, {{"dy", &dy}, {"y", &y}, {"x", &x}, {"dx", &g.dx}, {"kept", &g.dy_masked}}, l);
   g.dgamma = target(into.dgamma, l);
   g.dbeta = target(into.dbeta, l);
   if (l.c == 0) return g;
-  const int splits = channel_splits(l);
-  Tensor partial = double_scratch(int64_t(l.c) * splits * 2);
-  Tensor coef({3 * int64_t(l.c)}, Device::CUDA);
-  const bool by_y = mask == BatchNormMask::by_output || keep;
-  const GradIn in{dy.data(), by_y ? y.data() : nullptr, x.data(), mean.data(),
-                  mask == BatchNormMask::by_affine ? affine.data() : nullptr};
-  const GradOut out{gamma.data(),    invstd.data(),      training,    g.dgamma.data(),
-                    g.dbeta.data(),  into.dgamma.defined(), into.dbeta.defined(), coef.data(),
-                    keep ? g.dy_masked.data() : nullptr};
-  double* pp = reinterpret_cast<double*>(partial.data());
-  float* dx = need_dx ? g.dx.data() : nullptr;
-  using M = BatchNormMask;
-  switch (mask) {
-    case M::none: launch_backward<M::none>(v, in, l, splits, pp, out, need_dx, dx); break;
-    case M::by_output: launch_backward<M::by_output>(v, in, l, splits, pp, out, need_dx, dx); break;
-    case M::by_affine: launch_backward<M::by_affine>(v, in, l, splits, pp, out, need_dx, dx); break;
-    case M::by_output_kept: launch_backward<M::by_output_kept>(v, in, l, splits, pp, out, need_dx, dx); break;
-  }
+  if (x.is_bf16())
+    backward<uint16_t>(mask, v, dy, y, x, gamma, mean, invstd, affine, training, need_dx, into, l, g);
+  else
+    backward<float>(mask, v, dy, y, x, gamma, mean, invstd, affine, training, need_dx, into, l, g);
   return g;
 }
 

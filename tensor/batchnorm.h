@@ -98,6 +98,11 @@ BatchNormGrads batch_norm_relu_backward(const Tensor& dy, const Tensor& y, const
 // The CUDA twins (tensor/batchnorm.cu), called by the functions above for CUDA tensors after the
 // shapes are checked: the same formulas and fusions, per-channel sums split over many blocks.
 // residual is read only by add_relu; y only by the by_output masks, affine only by by_affine.
+// On the GPU x may be bf16 (DType::bf16): residual, y and dy must then be bf16 too, y, dx and
+// dy_masked come back bf16 (each value computed in float as for float x, rounded once), and every
+// per-channel tensor (gamma, beta, statistics, save_affine, dgamma, dbeta) stays float32. With
+// bf16 the fused forms round relu(bn(x) [+ residual]) once, so they are not bit-identical to the
+// unfused ops, which would also round bn(x).
 namespace cuda {
 Tensor batch_norm_forward_training(const Tensor& x, const Tensor& residual, BatchNormEpilogue epilogue,
                                    const Tensor& gamma, const Tensor& beta, Tensor& running_mean,

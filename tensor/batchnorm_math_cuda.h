@@ -1,7 +1,12 @@
 // The per-value and per-channel arithmetic of the CUDA batch norm (tensor/batchnorm.cu): what its
 // kernels read and write, the affine map and the ReLU masks, and the finalization of each
 // channel's sums into statistics and gradients, written once for the NCHW and the channels-last
-// kernels. Only tensor/batchnorm.cu includes this.
+// kernels. Only the CUDA batch norm's kernels (tensor/batchnorm_kernels_cuda.h) include this.
+//
+// T is the stored element type of the activations (x, residual, y, dy, dx and the kept masked
+// gradient): float, or uint16_t holding bf16 bits (tensor/bf16.h). Values of type T are widened
+// to float when read (load, to_float) and rounded once when stored; everything per channel (gamma,
+// beta, statistics, coefficients, dgamma, dbeta) is float, every sum double, whatever T is.
 #pragma once
 #include <cstdint>
 
@@ -22,10 +27,11 @@ struct StatsOut {
 
 // Forward 1's end, in the grid's last block: channel ch's statistics from its sums of d and d^2,
 // d = x - x[0, ch, 0] (the CPU's shift), its running statistics and its map.
-__device__ inline void finalize_stats(uint32_t ch, double s_total, double ss_total, const float* x,
+template <class T>
+__device__ inline void finalize_stats(uint32_t ch, double s_total, double ss_total, const T* x,
                                       const ChannelLayout& l, int v, const StatsOut& out) {
   const double m = static_cast<double>(l.count);
-  const double first = x[channel_start(ch, l, v)];
+  const double first = to_float(x[channel_start(ch, l, v)]);
   const double mean_shifted = s_total / m;
   const double var = fmax(ss_total / m - mean_shifted * mean_shifted, 0.0);
   const double mean = first + mean_shifted;
@@ -60,10 +66,13 @@ __device__ __forceinline__ float masked(float dy, float y, float x, float a, flo
   return y > 0.0f ? dy : 0.0f;
 }
 
+template <class T>
 struct GradIn {
-  const float *dy, *y, *x, *mean, *affine;  // y and affine as the mask needs
+  const T *dy, *y, *x;         // x's element type; y as the mask needs
+  const float *mean, *affine;  // affine as the mask needs
 };
 
+template <class T>
 struct GradOut {
   const float* gamma;
   const float* invstd;
@@ -71,13 +80,14 @@ struct GradOut {
   float *dgamma, *dbeta;
   bool add_dgamma, add_dbeta;  // add into dgamma / dbeta rather than overwrite
   float* coef;                 // [3, C]: k, c1, c2
-  float* kept;                 // by_output_kept: the masked gradient, x's shape
+  T* kept;                     // by_output_kept: the masked gradient, x's shape and type
 };
 
 // Backward 1's end, in the grid's last block: channel ch's dbeta and dgamma (added into the
 // targets or stored) and dx's coefficients from its sums of g and g (x - mean).
+template <class T>
 __device__ inline void finalize_grad(uint32_t ch, double s_dy, double s_dyx, const ChannelLayout& l,
-                                     const GradOut& out) {
+                                     const GradOut<T>& out) {
   const double m = static_cast<double>(l.count);
   const float is = out.invstd[ch];
   const double db = s_dy, dg = s_dyx * is;
@@ -91,10 +101,11 @@ __device__ inline void finalize_grad(uint32_t ch, double s_dy, double s_dyx, con
 
 // The masked gradients of vector `at` (the kept copy written where asked) added to the two sums:
 // one pair per lane (A = V, lanes of different channels), or one pair for all (A = 1); mean, a
-// and b are the lanes' channels' values.
-template <BatchNormMask M, int V, int A>
-__device__ __forceinline__ void add_grad_terms(const GradIn& in, uint32_t at, const float (&mu)[V],
-                                               const float (&a)[V], const float (&b)[V], float* kept,
+// and b are the lanes' channels' values. The masked g is dy or +0, so a bf16 kept copy holds it
+// exactly.
+template <BatchNormMask M, int V, int A, class T>
+__device__ __forceinline__ void add_grad_terms(const GradIn<T>& in, uint32_t at, const float (&mu)[V],
+                                               const float (&a)[V], const float (&b)[V], T* kept,
                                                double (&sum)[A], double (&sum_x)[A]) {
   Vec<V> g = load<V>(in.dy, at);
   const Vec<V> x = load<V>(in.x, at);
@@ -109,8 +120,8 @@ __device__ __forceinline__ void add_grad_terms(const GradIn& in, uint32_t at, co
 }
 
 // The per-channel values the gradient terms of channel c need.
-template <BatchNormMask M>
-__device__ __forceinline__ void grad_channel(const GradIn& in, uint32_t c, uint32_t channels, float& mu, float& a,
+template <BatchNormMask M, class T>
+__device__ __forceinline__ void grad_channel(const GradIn<T>& in, uint32_t c, uint32_t channels, float& mu, float& a,
                                              float& b) {
   mu = in.mean[c];
   a = M == BatchNormMask::by_affine ? in.affine[c] : 0.0f;

@@ -15,6 +15,8 @@
 //
 // Values are read as vectors of V floats (V = 4 where a plane's length is a multiple of 4 and the
 // tensors are 16-byte aligned, else 1), indexed with 32-bit integers (tensors below 2^31 values).
+// A bf16 tensor (uint16_t elements) is read the same way, V = 4 being one 8-byte load, and
+// widened to float; stores round to bf16 (tensor/bf16.h).
 //
 // Channels-last tensors ([N*H*W rows, C], tensor/tensor.h) are summed by blocks that each take a
 // range of rows and a slice of up to kThreads channel vectors (V = 4 where C is a multiple of 4):
@@ -26,6 +28,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "tensor/bf16.h"
 #include "tensor/cuda_runtime.h"
 
 namespace qnn::cuda {
@@ -88,6 +91,30 @@ __device__ __forceinline__ void store(float* p, uint32_t i, const Vec<V>& r) {
     reinterpret_cast<float4*>(p)[i] = make_float4(r.v[0], r.v[1], r.v[2], r.v[3]);
   else
     p[i] = r.v[0];
+}
+
+template <int V>
+__device__ __forceinline__ Vec<V> load(const uint16_t* p, uint32_t i) {
+  Vec<V> r;
+  if constexpr (V == 4) {
+    const uint2 q = reinterpret_cast<const uint2*>(p)[i];  // element 0 in the low half of q.x
+    r.v[0] = bits_float(q.x << 16), r.v[1] = bits_float(q.x & 0xFFFF0000u);
+    r.v[2] = bits_float(q.y << 16), r.v[3] = bits_float(q.y & 0xFFFF0000u);
+  } else {
+    r.v[0] = bf16_to_float(p[i]);
+  }
+  return r;
+}
+
+template <int V>
+__device__ __forceinline__ void store(uint16_t* p, uint32_t i, const Vec<V>& r) {
+  if constexpr (V == 4) {
+    const uint32_t lo = bf16_bits(r.v[0]) | uint32_t(bf16_bits(r.v[1])) << 16;
+    const uint32_t hi = bf16_bits(r.v[2]) | uint32_t(bf16_bits(r.v[3])) << 16;
+    reinterpret_cast<uint2*>(p)[i] = make_uint2(lo, hi);
+  } else {
+    p[i] = bf16_bits(r.v[0]);
+  }
 }
 
 // The vector index of channel c's k-th vector (in image-major order).

@@ -1,4 +1,8 @@
-// CPU element-wise kernels and the deterministic sum (see tensor/elementwise.h).
+// CPU element-wise kernels and the deterministic sum (see tensor/elementwise.h). The checks here
+// run before a CUDA tensor is sent to its twin (tensor/elementwise.cu) and read no elements:
+// operands must agree in element type as in shape, device and format; whether an op takes bf16
+// at all (add_into does, the others refuse it by name) is for the CUDA twin, since only the GPU
+// holds bf16 tensors.
 #include "tensor/elementwise.h"
 
 #include "tensor/device.h"
@@ -24,6 +28,9 @@ void check_same_shape(const char* op, const char* what_a, const Tensor& a, const
   if (a.format() != b.format())
     throw Error(str("[", op, "] ", what_a, " is ", a.is_channels_last() ? "channels-last" : "contiguous", " but ",
                     what_b, " is not: convert one (Tensor::contiguous, Tensor::channels_last)"));
+  if (a.dtype() != b.dtype())
+    throw Error(str("[", op, "] ", what_a, " is ", dtype_name(a.dtype()), " but ", what_b, " is ",
+                    dtype_name(b.dtype()), ": convert one (Tensor::to_dtype)"));
 }
 
 // y[i] = f(a[i], b[i]) for every i: one vectorised pass, threads over contiguous ranges.
@@ -103,6 +110,10 @@ void add_into(Tensor& dst, const Tensor& src) {
     throw Error(str("[add_into] cannot add ", src.is_channels_last() ? "channels-last " : "contiguous ",
                     shape_str(src.shape()), " into ", dst.is_channels_last() ? "channels-last " : "contiguous ",
                     shape_str(dst.shape()), ": the memory formats differ"));
+  if (dst.dtype() != src.dtype())
+    throw Error(str("[add_into] cannot add ", dtype_name(src.dtype()), " ", shape_str(src.shape()), " into ",
+                    dtype_name(dst.dtype()), " ", shape_str(dst.shape()),
+                    ": the element types differ (convert one with Tensor::to_dtype)"));
   QNN_ON_CUDA(dst, cuda::add_into(dst, src));
   float* pd = dst.data();
   const float* ps = src.data();

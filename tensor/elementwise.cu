@@ -1,6 +1,11 @@
 // CUDA element-wise kernels and the deterministic sum: the twins of tensor/elementwise.cpp,
 // formulas in tensor/elementwise.h. Each kernel is a grid-stride loop, one element per thread
 // per iteration; the same float operations as the CPU loop, so results match it bit for bit.
+// bf16 (docs/bf16.md): add_into, which the autograd engine calls where two gradients of a value
+// meet, takes bf16 dst and src (a kernel templated on the stored type: the sum of the two values
+// in float, rounded once to bf16). The other ops are float only and refuse a bf16 operand by
+// name (refuse_bf16), before allocating anything.
+#include "tensor/bf16.h"
 #include "tensor/cuda_runtime.h"
 #include "tensor/elementwise.h"
 
@@ -20,8 +25,17 @@ __global__ void unary_kernel(const float* a, float* y, int64_t n, F f) {
     y[i] = f(a[i]);
 }
 
+// Ops without a bf16 version say so, naming themselves, instead of failing later in data().
+void refuse_bf16(const char* op, const char* what, const Tensor& t) {
+  if (t.is_bf16())
+    throw Error(str("[", op, "] ", what, " is a bfloat16 ", shape_str(t.shape()), " tensor, but ", op,
+                    " has no bfloat16 version: convert it with to_dtype(DType::f32)"));
+}
+
 template <class F>
 Tensor binary(const char* op, const Tensor& a, const Tensor& b, F f) {
+  refuse_bf16(op, "the first operand", a);
+  refuse_bf16(op, "the second operand", b);
   Tensor y = Tensor::empty_like(a);
   const int64_t n = a.numel();
   if (n == 0) return y;
@@ -32,6 +46,7 @@ Tensor binary(const char* op, const Tensor& a, const Tensor& b, F f) {
 
 template <class F>
 Tensor unary(const char* op, const Tensor& a, F f) {
+  refuse_bf16(op, "the operand", a);
   Tensor y = Tensor::empty_like(a);
   const int64_t n = a.numel();
   if (n == 0) return y;
@@ -57,9 +72,11 @@ struct AddRelu {
 };
 struct ReluBackward { __device__ float operator()(float g, float out) const { return out > 0.0f ? g : 0.0f; } };
 
-__global__ void add_into_kernel(float* dst, const float* src, int64_t n) {
+// dst = dst + src in float, stored as T: for float the float kernel's dst[i] += src[i].
+template <class T>
+__global__ void add_into_kernel(T* dst, const T* src, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    dst[i] += src[i];
+    dst[i] = from_float<T>(to_float(dst[i]) + to_float(src[i]));
 }
 
 __global__ void add_scalar_kernel(float* dst, int64_t n, float value) {
@@ -95,14 +112,19 @@ Tensor relu(const Tensor& a) { return unary("relu", a, Relu{}); }
 Tensor add_relu(const Tensor& a, const Tensor& b) { return binary("add_relu", a, b, AddRelu{}); }
 Tensor relu_backward(const Tensor& dy, const Tensor& y) { return binary("relu_backward", dy, y, ReluBackward{}); }
 
-void add_into(Tensor& dst, const Tensor& src) {
+void add_into(Tensor& dst, const Tensor& src) {  // same dtypes: checked by tensor/elementwise.cpp
   const int64_t n = dst.numel();
   if (n == 0) return;
-  add_into_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(dst.data(), src.data(), n);
+  if (dst.is_bf16())
+    add_into_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(static_cast<uint16_t*>(dst.raw()),
+                                                               static_cast<const uint16_t*>(src.raw()), n);
+  else
+    add_into_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(dst.data(), src.data(), n);
   QNN_LAUNCH_CHECK("add_into ", shape_str(dst.shape()));
 }
 
 void add_scalar(Tensor& dst, float value) {
+  refuse_bf16("add_scalar", "dst", dst);
   const int64_t n = dst.numel();
   if (n == 0) return;
   add_scalar_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(dst.data(), n, value);
@@ -110,6 +132,7 @@ void add_scalar(Tensor& dst, float value) {
 }
 
 double sum_all(const Tensor& x) {
+  refuse_bf16("sum_all", "x", x);
   const int64_t n = x.numel();
   if (n == 0) return 0.0;
   const int64_t blocks = (n + kSumBlock - 1) / kSumBlock;

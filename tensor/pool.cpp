@@ -1,4 +1,6 @@
-// CPU pooling kernels, one thread per group of (n, c) planes (see tensor/pool.h).
+// CPU pooling kernels, one thread per group of (n, c) planes (see tensor/pool.h). The checks
+// here run before a CUDA tensor is sent to its twin (tensor/pool.cu) and touch no elements, so
+// bf16 tensors, which only the GPU holds, pass through them; the CPU loops are float only.
 #include "tensor/pool.h"
 
 #include "tensor/device.h"
@@ -65,6 +67,8 @@ Tensor max_pool2d_backward(const Tensor& dy, const Tensor& x, PoolParams p) {
             shape_str(dy.shape()), " expected ", shape_str({x.size(0), x.size(1), g.ho, g.wo}));
   QNN_CHECK(dy.device() == x.device(), "output gradient on ", device_name(dy.device()), ", x on ",
             device_name(x.device()));
+  QNN_CHECK(dy.dtype() == x.dtype(), "output gradient is ", dtype_name(dy.dtype()), ", x is ",
+            dtype_name(x.dtype()), ": expected the same element type");
   QNN_ON_CUDA(x, cuda::max_pool2d_backward(dy, x, p));
   // Each thread zeroes the planes it scatters into (no serial pass over the whole tensor). The
   // maxima of an output row are found first and then scattered: interleaving the two, every
@@ -103,11 +107,14 @@ Tensor global_avg_pool_forward(const Tensor& x) {
   return y;
 }
 
-Tensor global_avg_pool_backward(const Tensor& dy, const Shape& x_shape, MemoryFormat x_format) {
+Tensor global_avg_pool_backward(const Tensor& dy, const Shape& x_shape, MemoryFormat x_format, DType x_dtype) {
   QNN_CHECK(x_shape.size() == 4 && dy.shape() == Shape({x_shape[0], x_shape[1]}), "output gradient ",
             shape_str(dy.shape()), " does not fit input ", shape_str(x_shape));
-  QNN_ON_CUDA(dy, cuda::global_avg_pool_backward(dy, x_shape, x_format));
+  QNN_CHECK(dy.dtype() == DType::f32, "the output gradient is ", dtype_name(dy.dtype()),
+            ", expected float32 (the pooled values are float whatever x's type)");
+  QNN_ON_CUDA(dy, cuda::global_avg_pool_backward(dy, x_shape, x_format, x_dtype));
   QNN_CHECK(x_format == MemoryFormat::contiguous, "global_avg_pool_backward: channels-last is a GPU format");
+  QNN_CHECK(x_dtype == DType::f32, "x's type ", dtype_name(x_dtype), " is a GPU type: on the CPU x is float32");
   const int64_t planes = x_shape[0] * x_shape[1], hw = x_shape[2] * x_shape[3];
   Tensor dx(x_shape, dy.device());
   const float* pdy = dy.data();

@@ -13,6 +13,12 @@
 // Channels-last tensors (tensor/tensor.h) are pooled in place of their planes: a plane (n, c) is
 // then the values c, c + C, c + 2C, ... of image n, visited in the same order, so the results are
 // the same bits; results keep the input's format.
+// bf16 tensors (docs/bf16.md): every kernel is templated on the stored type T (float, or uint16_t
+// holding bf16 bits) and reads its values as floats (tensor/bf16.h's to_float), so the float
+// instantiation is the float kernel. Max pooling compares the widened values (exact: the same
+// winners) and stores y as bf16 (a copy of an input word); its backward sums the gradients in
+// float as above and rounds dx once. The average reads bf16 x through plane_sum<uint16_t> and
+// writes a float y; its backward writes dx = dy[q] / HW rounded once to bf16.
 #include "tensor/cuda_runtime.h"
 #include "tensor/pool.h"
 
@@ -53,22 +59,24 @@ __device__ int64_t plane_start(const PlaneCell& p, int64_t from_cells, int64_t c
 
 // Index (within the plane, in cells) of the first maximum of output cell (i, j)'s window: the
 // CPU's window_argmax in tensor/pool.cpp, line for line; the plane's values lie `step` apart.
-__device__ int64_t window_argmax(const float* plane, int64_t step, const Geometry& g, int64_t i, int64_t j) {
+template <class T>
+__device__ int64_t window_argmax(const T* plane, int64_t step, const Geometry& g, int64_t i, int64_t j) {
   const int64_t top = i * g.stride - g.padding, left = j * g.stride - g.padding;
   const int64_t y0 = top > 0 ? top : 0, y1 = top + g.kernel < g.h ? top + g.kernel : g.h;
   const int64_t x0 = left > 0 ? left : 0, x1 = left + g.kernel < g.w ? left + g.kernel : g.w;
   int64_t best = y0 * g.w + x0;
   for (int64_t y = y0; y < y1; ++y)
     for (int64_t x = x0; x < x1; ++x)
-      if (plane[(y * g.w + x) * step] > plane[best * step]) best = y * g.w + x;
+      if (to_float(plane[(y * g.w + x) * step]) > to_float(plane[best * step])) best = y * g.w + x;
   return best;
 }
 
-__global__ void max_pool_forward_kernel(const float* x, float* y, Geometry g) {
+template <class T>
+__global__ void max_pool_forward_kernel(const T* x, T* y, Geometry g) {
   const int64_t total = g.planes * g.ho * g.wo;
   for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < total; t += int64_t(gridDim.x) * blockDim.x) {
     const PlaneCell out = plane_cell(t, g.ho * g.wo, g.channels, g.channels_last);
-    const float* plane = x + plane_start(out, g.ho * g.wo, g.h * g.w, g);
+    const T* plane = x + plane_start(out, g.ho * g.wo, g.h * g.w, g);
     y[t] = plane[window_argmax(plane, out.step, g, out.cell / g.wo, out.cell % g.wo) * out.step];
   }
 }
@@ -82,49 +90,89 @@ __device__ void covering_cells(int64_t r, const Geometry& g, int64_t n, int64_t&
   if (last > n - 1) last = n - 1;
 }
 
-__global__ void max_pool_backward_kernel(const float* dy, const float* x, float* dx, Geometry g) {
+template <class T>
+__global__ void max_pool_backward_kernel(const T* dy, const T* x, T* dx, Geometry g) {
   const int64_t total = g.planes * g.h * g.w;
   for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < total; t += int64_t(gridDim.x) * blockDim.x) {
     const PlaneCell in = plane_cell(t, g.h * g.w, g.channels, g.channels_last);
     const int64_t pixel = in.cell, r = pixel / g.w, c = pixel % g.w;
-    const float* plane = x + in.plane;
-    const float* gout = dy + plane_start(in, g.h * g.w, g.ho * g.wo, g);
+    const T* plane = x + in.plane;
+    const T* gout = dy + plane_start(in, g.h * g.w, g.ho * g.wo, g);
     int64_t i0, i1, j0, j1;
     covering_cells(r, g, g.ho, i0, i1);
     covering_cells(c, g, g.wo, j0, j1);
     float sum = 0.0f;  // the CPU's zeroed dx element
     for (int64_t i = i0; i <= i1; ++i)
       for (int64_t j = j0; j <= j1; ++j)
-        if (window_argmax(plane, in.step, g, i, j) == pixel) sum += gout[(i * g.wo + j) * in.step];
-    dx[t] = sum;
+        if (window_argmax(plane, in.step, g, i, j) == pixel) sum += to_float(gout[(i * g.wo + j) * in.step]);
+    dx[t] = from_float<T>(sum);
   }
 }
 
 // Plane q = (n, c) starts at q * hw in NCHW, at n * hw * C + c in NHWC (values C apart).
-__global__ void global_avg_forward_kernel(const float* x, float* y, int64_t planes, int64_t hw, int64_t channels,
+template <class T>
+__global__ void global_avg_forward_kernel(const T* x, float* y, int64_t planes, int64_t hw, int64_t channels,
                                           bool channels_last) {
   for (int64_t q = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; q < planes; q += int64_t(gridDim.x) * blockDim.x) {
-    const float* plane = channels_last ? x + (q / channels) * hw * channels + q % channels : x + q * hw;
+    const T* plane = channels_last ? x + (q / channels) * hw * channels + q % channels : x + q * hw;
     y[q] = static_cast<float>(plane_sum(plane, hw, channels_last ? channels : 1) / hw);
   }
 }
 
-__global__ void global_avg_backward_kernel(const float* dy, float* dx, int64_t planes, int64_t hw, int64_t channels,
+template <class T>
+__global__ void global_avg_backward_kernel(const float* dy, T* dx, int64_t planes, int64_t hw, int64_t channels,
                                            bool channels_last) {
   const int64_t total = planes * hw;
   for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < total; t += int64_t(gridDim.x) * blockDim.x) {
     const int64_t q = channels_last ? t / (hw * channels) * channels + t % channels : t / hw;
-    dx[t] = dy[q] / static_cast<float>(hw);
+    dx[t] = from_float<T>(dy[q] / static_cast<float>(hw));
   }
+}
+
+// The elements of a tensor whose stored type is T: float for float32, uint16_t for bf16.
+template <class T>
+const T* elements(const Tensor& t) {
+  QNN_CHECK(t.dtype() == (sizeof(T) == 2 ? DType::bf16 : DType::f32), "pooling: a ", dtype_name(t.dtype()), " ",
+            shape_str(t.shape()), " tensor among ", sizeof(T) == 2 ? "bfloat16" : "float32", " operands");
+  return static_cast<const T*>(t.raw());
+}
+template <class T>
+T* elements(Tensor& t) {
+  return const_cast<T*>(elements<T>(static_cast<const Tensor&>(t)));
+}
+
+template <class T>
+void max_pool_forward(const Tensor& x, Tensor& y, const Geometry& g) {
+  max_pool_forward_kernel<<<blocks_for(y.numel()), kThreads, 0, stream()>>>(elements<T>(x), elements<T>(y), g);
+}
+template <class T>
+void max_pool_backward(const Tensor& dy, const Tensor& x, Tensor& dx, const Geometry& g) {
+  max_pool_backward_kernel<<<blocks_for(dx.numel()), kThreads, 0, stream()>>>(elements<T>(dy), elements<T>(x),
+                                                                              elements<T>(dx), g);
+}
+template <class T>
+void global_avg_forward(const Tensor& x, Tensor& y) {
+  const int64_t planes = x.size(0) * x.size(1), hw = x.size(2) * x.size(3);
+  global_avg_forward_kernel<<<blocks_for(planes), kThreads, 0, stream()>>>(elements<T>(x), y.data(), planes, hw,
+                                                                           x.size(1), x.is_channels_last());
+}
+template <class T>
+void global_avg_backward(const Tensor& dy, Tensor& dx) {
+  const int64_t planes = dx.size(0) * dx.size(1), hw = dx.size(2) * dx.size(3);
+  global_avg_backward_kernel<<<blocks_for(planes * hw), kThreads, 0, stream()>>>(
+      dy.data(), elements<T>(dx), planes, hw, dx.size(1), dx.is_channels_last());
 }
 
 }  // namespace
 
 Tensor max_pool2d_forward(const Tensor& x, PoolParams p) {
   const Geometry g = geometry(x, p);
-  Tensor y({x.size(0), x.size(1), g.ho, g.wo}, Device::CUDA, x.format());
+  Tensor y({x.size(0), x.size(1), g.ho, g.wo}, Device::CUDA, x.format(), x.dtype());
   if (y.numel() == 0) return y;
-  max_pool_forward_kernel<<<blocks_for(y.numel()), kThreads, 0, stream()>>>(x.data(), y.data(), g);
+  if (x.is_bf16())
+    max_pool_forward<uint16_t>(x, y, g);
+  else
+    max_pool_forward<float>(x, y, g);
   QNN_LAUNCH_CHECK("max_pool2d x ", shape_str(x.shape()), " kernel ", p.kernel, " stride ", p.stride);
   return y;
 }
@@ -134,27 +182,32 @@ Tensor max_pool2d_backward(const Tensor& dy, const Tensor& x, PoolParams p) {
   QNN_CHECK(dy.format() == x.format(), "max_pool2d_backward: the output gradient and x differ in memory format");
   Tensor dx = Tensor::empty_like(x);
   if (dx.numel() == 0) return dx;
-  max_pool_backward_kernel<<<blocks_for(dx.numel()), kThreads, 0, stream()>>>(dy.data(), x.data(), dx.data(), g);
+  if (x.is_bf16())
+    max_pool_backward<uint16_t>(dy, x, dx, g);
+  else
+    max_pool_backward<float>(dy, x, dx, g);
   QNN_LAUNCH_CHECK("max_pool2d_backward x ", shape_str(x.shape()), " kernel ", p.kernel, " stride ", p.stride);
   return dx;
 }
 
 Tensor global_avg_pool_forward(const Tensor& x) {
-  const int64_t planes = x.size(0) * x.size(1), hw = x.size(2) * x.size(3);
-  Tensor y({x.size(0), x.size(1)}, Device::CUDA);
-  if (planes == 0) return y;
-  global_avg_forward_kernel<<<blocks_for(planes), kThreads, 0, stream()>>>(x.data(), y.data(), planes, hw, x.size(1),
-                                                                           x.is_channels_last());
+  Tensor y({x.size(0), x.size(1)}, Device::CUDA);  // float whatever x's type
+  if (y.numel() == 0) return y;
+  if (x.is_bf16())
+    global_avg_forward<uint16_t>(x, y);
+  else
+    global_avg_forward<float>(x, y);
   QNN_LAUNCH_CHECK("global_avg_pool x ", shape_str(x.shape()));
   return y;
 }
 
-Tensor global_avg_pool_backward(const Tensor& dy, const Shape& x_shape, MemoryFormat x_format) {
-  const int64_t planes = x_shape[0] * x_shape[1], hw = x_shape[2] * x_shape[3];
-  Tensor dx(x_shape, Device::CUDA, x_format);
-  if (planes * hw == 0) return dx;
-  global_avg_backward_kernel<<<blocks_for(planes * hw), kThreads, 0, stream()>>>(
-      dy.data(), dx.data(), planes, hw, x_shape[1], x_format == MemoryFormat::channels_last);
+Tensor global_avg_pool_backward(const Tensor& dy, const Shape& x_shape, MemoryFormat x_format, DType x_dtype) {
+  Tensor dx(x_shape, Device::CUDA, x_format, x_dtype);
+  if (dx.numel() == 0) return dx;
+  if (x_dtype == DType::bf16)
+    global_avg_backward<uint16_t>(dy, dx);
+  else
+    global_avg_backward<float>(dy, dx);
   QNN_LAUNCH_CHECK("global_avg_pool_backward x ", shape_str(x_shape));
   return dx;
 }

@@ -1,4 +1,6 @@
-// CPU option-A shortcut: a strided copy into the middle channels (see tensor/shortcut.h).
+// CPU option-A shortcut: a strided copy into the middle channels (see tensor/shortcut.h). The
+// checks run before a CUDA tensor is sent to its twin (tensor/shortcut.cu) and read no elements,
+// so bf16 tensors (GPU only) pass through them; the CPU loops are float only.
 #include "tensor/shortcut.h"
 
 #include <cstring>

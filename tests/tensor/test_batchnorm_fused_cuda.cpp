@@ -18,10 +18,12 @@
 #include "tensor/batchnorm.h"
 #include "tensor/cuda_graph.h"
 #include "tests/gpu.h"
+#include "tests/tensor/batchnorm_inputs.h"
 
 using namespace qnn;
 using qnn::testing::closeness;
 using qnn::testing::gpu;
+using qnn::testing::sum_atol;
 
 namespace {
 
@@ -62,29 +64,12 @@ Tensor on_gpu(const Tensor& t, const Case& k) {
   return k.channels_last && t.dim() == 4 ? gpu(t).channels_last() : gpu(t);
 }
 
-struct Inputs {
-  Tensor x, residual, gamma, beta, running_mean, running_var, dy;
-};
-
-Inputs inputs(const Shape& shape, uint64_t seed) {
-  const int64_t c = shape[1];
-  return {Tensor::normal(shape, 0.5f, 2.0f, seed, 0),    Tensor::normal(shape, 0.0f, 1.0f, seed, 1),
-          Tensor::uniform({c}, 0.5f, 1.5f, seed, 2),     Tensor::uniform({c}, -0.5f, 0.5f, seed, 3),
-          Tensor::uniform({c}, -0.2f, 0.2f, seed, 4),    Tensor::uniform({c}, 0.5f, 2.0f, seed, 5),
-          Tensor::uniform(shape, -1, 1, seed, 6)};
-}
-
-// 1e-5 M^0.5 for M values per channel.
-double sum_atol(const Shape& shape) {
-  return 1e-5 * std::sqrt(double(shape[0] * (shape.size() == 4 ? shape[2] * shape[3] : 1)));
-}
-
 // What a fused forward gives, on one device.
 struct Forward {
   Tensor y, mean, invstd, affine, running_mean, running_var, batches;
 };
 
-Forward forward(const Inputs& in, bool residual, bool training, const Case* device_case) {
+Forward forward(const testing::BatchNormInputs& in, bool residual, bool training, const Case* device_case) {
   auto put = [&](const Tensor& t) { return device_case ? on_gpu(t, *device_case) : t.clone(); };
   Forward f;
   f.running_mean = put(in.running_mean);
@@ -121,7 +106,7 @@ GPU_TEST_CASE("batch norm cuda: fused ReLU and residual forward match the CPU") 
     for (bool training : {true, false})
       for (bool residual : {false, true}) {
         CAPTURE(describe(k)); CAPTURE(training); CAPTURE(residual);
-        const Inputs in = inputs(k.shape, ++seed);
+        const testing::BatchNormInputs in = testing::batchnorm_inputs(k.shape, ++seed);
         const Forward cpu = forward(in, residual, training, nullptr);
         const Forward dev = forward(in, residual, training, &k);
         REQUIRE(dev.y.is_cuda());
@@ -150,7 +135,7 @@ GPU_TEST_CASE("batch norm cuda: backward through the ReLU masks, adding into gra
           const bool residual = mask == BatchNormMask::by_output_kept;
           const bool need_dx = !(into && mask == BatchNormMask::by_output);
           CAPTURE(describe(k)); CAPTURE(training); CAPTURE(int(mask)); CAPTURE(into); CAPTURE(need_dx);
-          const Inputs in = inputs(k.shape, ++seed);
+          const testing::BatchNormInputs in = testing::batchnorm_inputs(k.shape, ++seed);
           const Forward cpu = forward(in, residual, training, nullptr);
           const Forward dev = forward(in, residual, training, &k);
           const int64_t c = k.shape[1];
@@ -186,7 +171,7 @@ GPU_TEST_CASE("batch norm cuda: backward through the ReLU masks, adding into gra
 
 GPU_TEST_CASE("batch norm cuda: adding into gradients equals computing them and adding") {
   const Shape shape{64, 4, 16, 16};
-  const Inputs in = inputs(shape, 80);
+  const testing::BatchNormInputs in = testing::batchnorm_inputs(shape, 80);
   const Case k{shape};
   const Forward dev = forward(in, false, true, &k);
   const Tensor x = gpu(in.x), dy = gpu(in.dy), gamma = gpu(in.gamma);
@@ -205,7 +190,7 @@ GPU_TEST_CASE("batch norm cuda: adding into gradients equals computing them and 
 
 // The finalizing block resets its counter: a second launch finalizes too.
 GPU_TEST_CASE("batch norm cuda: several blocks per channel repeat bit for bit") {
-  const Inputs in = inputs({64, 4, 16, 16}, 90);
+  const testing::BatchNormInputs in = testing::batchnorm_inputs({64, 4, 16, 16}, 90);
   for (bool channels_last : {false, true}) {
     CAPTURE(channels_last);
     const Case k{in.x.shape(), false, channels_last};
@@ -222,7 +207,7 @@ GPU_TEST_CASE("batch norm cuda: several blocks per channel repeat bit for bit") 
 }
 
 GPU_TEST_CASE("batch norm cuda: a channels-last input and a contiguous residual are refused") {
-  const Inputs in = inputs({4, 8, 4, 4}, 92);
+  const testing::BatchNormInputs in = testing::batchnorm_inputs({4, 8, 4, 4}, 92);
   const Tensor x = gpu(in.x).channels_last(), r = gpu(in.residual);
   Tensor rm = gpu(in.running_mean), rv = gpu(in.running_var), mean, invstd;
   CHECK_THROWS_WITH(batch_norm_relu_forward_training(x, r, gpu(in.gamma), gpu(in.beta), rm, rv, 0.1f, 1e-5f, mean,
@@ -235,7 +220,7 @@ GPU_TEST_CASE("batch norm cuda: a channels-last input and a contiguous residual 
 // sums, dx), with nothing else recorded in the graph (no separate ReLU, mask, counter or
 // gradient addition).
 GPU_TEST_CASE("batch norm cuda: forward and backward with ReLU and residual are four graph nodes") {
-  const Inputs in = inputs({16, 8, 8, 8}, 95);
+  const testing::BatchNormInputs in = testing::batchnorm_inputs({16, 8, 8, 8}, 95);
   for (bool channels_last : {false, true}) {
     CAPTURE(channels_last);
     const Case k{in.x.shape(), false, channels_last};

@@ -1,0 +1,80 @@
+// cuDNN's side of a CUDA convolution (tensor/conv.cu): the descriptors of a convolution shape and
+// the algorithm chosen for each direction, kept per shape for the life of the process. Only .cu
+// files include this.
+//
+// A plan is keyed by the geometry, the memory format and element type of the images, and the
+// backend switches. Its descriptors say NCHW or NHWC (CUDNN_TENSOR_NHWC) for x and y, float32 or
+// bf16 (CUDNN_DATA_BFLOAT16) for x, y and the KCRS filter alike, and always a float compute type:
+// cuDNN's bf16 convolutions multiply bf16 operands and sum in float.
+//
+// One algorithm per direction, chosen on that direction's first call:
+//   * normally by cudnnFind*AlgorithmEx, which times the candidates on the real buffers. That
+//     happens in the warm-up steps, before a training step is captured as a CUDA graph; it waits
+//     for the stream first (it is host-blocking anyway) and writes into scratch buffers, never
+//     into a dx or dw being accumulated;
+//   * if the stream is being captured already, by cudnnGet*Algorithm_v7's heuristics (no GPU
+//     work, so the capture is not broken), and always under backend_options().deterministic:
+//     the heuristics rank the same candidates in every process, so a resumed run chooses what
+//     the run it continues chose, and its results are bit for bit the same.
+// The choice is the fastest candidate that succeeded, whose workspace fits kWorkspaceLimit and,
+// under backend_options().deterministic, that cuDNN marks CUDNN_DETERMINISTIC. Math type for
+// float32: CUDNN_DEFAULT_MATH (TF32 tensor cores allowed) when backend_options().tf32, else
+// CUDNN_FMA_MATH (plain fp32); for bf16 always CUDNN_DEFAULT_MATH (tensor cores). Where tensor
+// cores are allowed the descriptor then takes the math type cuDNN reported for the chosen algorithm.
+#pragma once
+#include <cstddef>
+#include <string>
+
+#include "tensor/conv.h"
+#include "tensor/cuda_runtime.h"
+#include "tensor/im2col.h"  // ConvGeometry
+
+namespace qnn::cuda {
+
+constexpr size_t kWorkspaceLimit = size_t(64) << 20;  // 64 MiB per convolution call
+
+enum Direction { kForward = 0, kBackwardData = 1, kBackwardWeight = 2 };
+
+struct Choice {
+  bool chosen = false;
+  int algo = 0;          // cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t
+  size_t workspace = 0;  // bytes
+};
+
+// Descriptors and algorithm choices of one convolution shape.
+struct ConvPlan {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv[3] = {nullptr, nullptr, nullptr};  // one per direction
+  Choice choice[3];
+  ConvPlan() = default;
+  ConvPlan(const ConvPlan&) = delete;
+  ConvPlan& operator=(const ConvPlan&) = delete;
+  ~ConvPlan();
+};
+
+// How the images of a convolution lie in memory and what they hold.
+struct ImageLayout {
+  bool channels_last = false;
+  DType dtype = DType::f32;
+};
+inline ImageLayout layout_of(const Tensor& images) { return {images.is_channels_last(), images.dtype()}; }
+
+std::string describe(const ConvGeometry& g);
+std::string describe(const ConvGeometry& g, ImageLayout layout);  // with ", channels-last", ", bf16"
+
+// The plan of this shape and layout under the current backend switches (created on first use).
+ConvPlan& plan_for(const char* op, const ConvGeometry& g, ImageLayout layout, const std::string& what);
+
+// The algorithm of a direction (chosen on its first call, see above), with its workspace size.
+const Choice& choose_forward(ConvPlan& plan, const Tensor& x, const Tensor& w, Tensor& y, const std::string& what);
+const Choice& choose_backward_data(ConvPlan& plan, const Tensor& dy, const Tensor& w, const Tensor& dx,
+                                   const std::string& what);
+const Choice& choose_backward_weight(ConvPlan& plan, const Tensor& x, const Tensor& dy, const Tensor& dw,
+                                     const std::string& what);
+
+// A workspace of `bytes` from the caching allocator (undefined for 0 bytes), and its pointer.
+Tensor workspace(size_t bytes);
+inline void* pointer(Tensor& t) { return t.defined() ? t.raw() : nullptr; }
+
+}  // namespace qnn::cuda
