@@ -27,6 +27,8 @@ Variable reshape(const Variable& a, Shape shape);
 // The same values stored channels-last (an image batch on the GPU, tensor/tensor.h); the
 // gradient goes back in x's format.
 Variable to_channels_last(const Variable& x);
+// x in another element type (float32 <-> bf16, on the GPU); its gradient comes back in x's type.
+Variable to_dtype(const Variable& x, DType dtype);
 
 // Per-channel scaling by s [C], C = x.size(axis): y = x * s[c] or y = x / s[c] (batch-norm
 // folding, nn/conv_bn.h; kernels in tensor/channel_scale.h).

@@ -3,7 +3,7 @@
 //   add: da = g, db = g          sub: da = g, db = -g          mul: da = g * b, db = g * a
 //   scale: da = s g              relu: da = g where y > 0      add_relu: da = db = g where y > 0
 //   sum: da_i = g                mean: da_i = g / n            reshape: da = g in a's shape
-//   to_channels_last: da = g in a's memory format
+//   to_channels_last: da = g in a's memory format       to_dtype: da = g in a's element type
 // relu and add_relu test their output y (kept by the node) rather than saving their input.
 #include "autograd/functions.h"
 #include "autograd/functions_internal.h"
@@ -97,6 +97,14 @@ Variable to_channels_last(const Variable& x) {
   if (x.value().is_channels_last()) return x;
   return make_op_result("to_channels_last", x.value().channels_last(), {x},
                         [](Node& self) { send_grad(self, {0}, self.grad.contiguous()); });
+}
+
+Variable to_dtype(const Variable& x, DType dtype) {
+  check_defined("to_dtype", x, "x");
+  if (x.value().dtype() == dtype) return x;
+  const DType from = x.value().dtype();
+  return make_op_result("to_dtype", x.value().to_dtype(dtype), {x},
+                        [from](Node& self) { send_grad(self, {0}, self.grad.to_dtype(from)); });
 }
 
 }  // namespace qnn

@@ -4,8 +4,10 @@
 # inputs resident on the GPU. For each batch size: qnn with its CUDA graph (NCHW and
 # channels-last) and eagerly, PyTorch eager (NCHW), whole-step CUDA graph (NCHW and
 # channels-last); then images/s, seconds per 50k-image epoch, peak GPU memory and the ratio of
-# qnn's best to PyTorch's best. With PROFILE=1 it also runs ncu over a few replayed qnn steps in
-# each layout and prints the time per kernel. Everything it prints is
+# qnn's best to PyTorch's best. Then bf16 mixed precision: qnn's graph with --precision bf16 (bf16
+# activations, both layouts) against PyTorch's bf16 autocast graph (channels-last), and its
+# ratio. With PROFILE=1 it also runs ncu over a few replayed qnn steps in each layout and prints
+# the time per kernel. Everything it prints is
 # also appended to the results log, bench/results-gpu.md, under the date, commit and GPU, so that
 # each GPU run starts from what the last one saw (RESULTS_LOG=file writes elsewhere,
 # RESULTS_LOG= writes none).
@@ -37,6 +39,14 @@ measure() {
     best=$(printf '%s\n' "$te" "$tg" "$tc" | rate | sort -g | tail -1)
     ours=$(printf '%s\n' "$q" "$qc" | rate | sort -g | tail -1)
     awk -v q="$ours" -v b="$best" 'BEGIN { printf "ratio qnn best graph / best PyTorch: %.2fx\n", q / b }'
+    echo "== ResNet-20, batch $b, $steps timed steps, bf16 mixed precision"
+    q16=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5 --precision bf16)
+    qc16=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5 --precision bf16 --channels-last)
+    tc16=$($py bench/train_step_torch.py --device cuda --batch-size "$b" --steps "$steps" --warmup 10 --graph --channels-last --bf16)
+    printf '%s\n' "$q16" "$qc16" "$tc16"
+    ours16=$(printf '%s\n' "$q16" "$qc16" | rate | sort -g | tail -1)
+    awk -v q="$ours16" -v b="$(printf '%s\n' "$tc16" | rate)" \
+      'BEGIN { printf "ratio qnn best bf16 graph / PyTorch bf16 channels-last graph: %.2fx\n", q / b }'
   done
   if [ "${PROFILE:-0}" = 1 ]; then
     # Pass 1 counts the kernels of start-up and warm-up (cuDNN's algorithm search included);

@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
   flags.parse(argc, argv);
   if (device != "cpu" && device != "cuda") flags.fail("bad --device '" + device + "'; valid: cpu, cuda");
   if (mode != "train" && mode != "infer") flags.fail("bad --mode '" + mode + "'; valid: train, infer");
-  apply_precision_flag(flags, precision, device == "cuda");
+  apply_precision_flag(flags, precision);
   const Device dev = device == "cuda" ? Device::CUDA : Device::CPU;
   if (dev == Device::CUDA && !cuda_status().usable) {
     std::printf("imagenet_step: skipped --device cuda: %s\n", describe_cuda(cuda_status()).c_str());

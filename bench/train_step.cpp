@@ -146,7 +146,9 @@ int main(int argc, char** argv) {
     std::printf("train_step: skipped --device cuda: %s\n", describe_cuda(cuda_status()).c_str());
     return 0;
   }
-  apply_precision_flag(flags, precision, device == "cuda");
+  apply_precision_flag(flags, precision);
+  if (precision == "bf16" && dev == Device::CUDA && spec.method != QatMethod::None)
+    flags.fail("--precision bf16 on the GPU takes the float ResNets; --qat needs --precision fp32 there");
   if (channels_last && dev != Device::CUDA) flags.fail("--channels-last is a layout of GPU activations; add --device cuda");
   backend_options().cudnn = !no_cudnn;
   backend_options().channels_last = channels_last;

@@ -7,7 +7,9 @@
 namespace qnn {
 
 Variable image_input(const Variable& x) {
-  return x.value().is_cuda() && backend_options().channels_last ? to_channels_last(x) : x;
+  if (!x.value().is_cuda()) return x;
+  const Variable laid_out = backend_options().channels_last ? to_channels_last(x) : x;
+  return backend_options().bf16 ? to_dtype(laid_out, DType::bf16) : laid_out;
 }
 
 Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int kernel, int stride, int padding, bool has_bias)

@@ -9,8 +9,9 @@
 
 namespace qnn {
 
-// The images a model's first layer reads: x itself, or x stored channels-last where it is on the
-// GPU and backend_options().channels_last is set (docs/channels-last.md).
+// The images a model's first layer reads: x itself, or, where x is on the GPU, x stored
+// channels-last if backend_options().channels_last is set (docs/channels-last.md) and in bf16 if
+// backend_options().bf16 is (docs/bf16.md). The layers after it keep that format and type.
 Variable image_input(const Variable& x);
 
 // y = conv(x, weight) + bias; weight [out, in, k, k], default init U(+-1/sqrt(in*k*k)).

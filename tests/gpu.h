@@ -46,6 +46,14 @@ struct ChannelsLast {
   bool saved;
 };
 
+// GPU image activations in bf16 (backend_options().bf16, docs/bf16.md) for the lifetime of a test.
+// It also switches the CPU's convolutions to bf16 operands: run CPU references outside it.
+struct Bf16 {
+  Bf16() : saved(backend_options().bf16) { backend_options().bf16 = true; }
+  ~Bf16() { backend_options().bf16 = saved; }
+  bool saved;
+};
+
 }  // namespace qnn::testing
 
 #define GPU_TEST_CASE(name) TEST_CASE(name * doctest::test_suite("gpu") * doctest::skip(!::qnn::testing::gpu_usable()))

@@ -127,9 +127,10 @@ class ResidentSource : public BatchSource {
     clock_.slice(1, {1}).fill(float(epoch_));
   }
   void produce(Tensor& images, Tensor& labels) override {
-    const bool channels_last = data_.device() == Device::CUDA && backend_options().channels_last;
+    const bool on_gpu = data_.device() == Device::CUDA;  // the batch in the layout and type the model takes
     images = Tensor({rows_, data_.channels(), data_.height(), data_.width()}, data_.device(),
-                    channels_last ? MemoryFormat::channels_last : MemoryFormat::contiguous);
+                    on_gpu && backend_options().channels_last ? MemoryFormat::channels_last : MemoryFormat::contiguous,
+                    on_gpu && backend_options().bf16 ? DType::bf16 : DType::f32);
     labels = Tensor({rows_}, data_.device());
     gather_batch(data_, order_, clock_, config_.batch_size, config_.augment, config_.seed, config_.padding,
                  config_.normalization, images, labels);

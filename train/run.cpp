@@ -258,16 +258,20 @@ int run_training(const std::string& app, const std::string& description, Trainin
     return 1;
   }
   const Device dev = (device == "cuda" || (device == "auto" && cuda.usable)) ? Device::CUDA : Device::CPU;
-  apply_precision_flag(flags, precision, dev == Device::CUDA);
+  apply_precision_flag(flags, precision);
+  if (precision == "bf16" && dev == Device::CUDA && qat_spec_.method != QatMethod::None)
+    flags.fail("--precision bf16 on the GPU trains float models with bf16 activations; --qat needs --precision fp32 "
+               "there (or --device cpu)");
   if (channels_last && dev != Device::CUDA)
     flags.fail("--channels-last is a layout of GPU activations; this run trains on the CPU");
   backend_options().cudnn = !no_cudnn;
   backend_options().deterministic = deterministic;
   backend_options().channels_last = channels_last;
   if (dev == Device::CUDA)
-    std::printf("qnn %s: build %s, device cuda: %s%s%s%s%s\n", app.c_str(), cuda.built ? "cuda" : "cpu-only",
+    std::printf("qnn %s: build %s, device cuda: %s%s%s%s%s%s\n", app.c_str(), cuda.built ? "cuda" : "cpu-only",
                 describe_cuda(cuda).c_str(), no_graph ? ", no graph" : ", CUDA graph", no_cudnn ? ", no cuDNN" : "",
-                channels_last ? ", channels-last" : "", deterministic ? ", deterministic" : "");
+                channels_last ? ", channels-last" : "", precision == "bf16" ? ", bf16 activations" : "",
+                deterministic ? ", deterministic" : "");
   else
     std::printf("qnn %s: build %s, device cpu, threads %d%s\n", app.c_str(), cuda.built ? "cuda" : "cpu-only",
                 omp_get_max_threads(),

@@ -15,6 +15,7 @@
 #include "tensor/channel_scale.h"
 #include "tensor/elementwise.h"
 #include "tests/gpu.h"
+#include "tests/graph_values.h"
 
 using namespace qnn;
 using qnn::testing::closeness;
@@ -39,16 +40,9 @@ struct FormatCount {
 };
 FormatCount count_formats(const Variable& out) {
   FormatCount count;
-  std::vector<const Node*> todo{out.node_ptr().get()}, seen;
-  while (!todo.empty()) {
-    const Node* n = todo.back();
-    todo.pop_back();
-    if (std::find(seen.begin(), seen.end(), n) != seen.end()) continue;
-    seen.push_back(n);
-    if (n->inputs.empty()) continue;
-    if (n->value.dim() == 4) ++(n->value.is_channels_last() ? count.channels_last : count.contiguous);
-    for (const auto& in : n->inputs) todo.push_back(in.get());
-  }
+  testing::for_each_activation(out, [&](const Tensor& v) {
+    ++(v.is_channels_last() ? count.channels_last : count.contiguous);
+  });
   return count;
 }
 

@@ -2,9 +2,12 @@
 // backward, SGD with momentum and weight decay) from the same initial weights and batch give
 // matching losses and parameters; and the captured CUDA-graph step gives exactly the losses of
 // the eager step; a batch gather captured once keeps giving the resident source's batches in
-// later epochs. The same with channels-last activations on the GPU (docs/channels-last.md).
+// later epochs. The same with channels-last activations on the GPU (docs/channels-last.md), and
+// with bf16 activations (docs/bf16.md), which follow the CPU's float steps to bf16's precision.
 // Also runs on the CPU-only path: Module::to and the device-agnostic trainer.
 #include <doctest.h>
+
+#include <vector>
 
 #include "train/trainer.h"
 #include "nn/init.h"
@@ -14,6 +17,7 @@
 #include "tests/data/synthetic_cifar.h"
 #include "tensor/allocator.h"
 #include "tests/gpu.h"
+#include "tests/graph_values.h"
 
 using namespace qnn;
 
@@ -176,4 +180,78 @@ GPU_TEST_CASE("training step: the steady state asks the GPU for no memory, eager
   testing::ChannelsLast channels_last;
   CHECK(train(Device::CUDA, 8, false).late_allocations == 0);
   CHECK(train(Device::CUDA, 8, true).late_allocations == 0);
+}
+
+namespace {
+
+// The element types of the 4-D values of the autograd graph that ends at `out` (leaves excepted).
+struct TypeCount {
+  int bf16 = 0, f32 = 0;
+};
+TypeCount count_types(const Variable& out) {
+  TypeCount count;
+  testing::for_each_activation(out, [&](const Tensor& v) { ++(v.is_bf16() ? count.bf16 : count.f32); });
+  return count;
+}
+
+// bf16 activations round every conv and batch-norm output to 8 significant bits (2^-9 relative
+// on average), which three steps carry into the loss and the parameters: 2% of the loss and 1e-2
+// on parameters of order 0.1-1 hold them, while a wrong kernel is off by far more.
+void check_bf16_close(const Run& gpu, const Run& cpu) {
+  for (int s = 0; s < 3; ++s) CHECK(gpu.losses[s] == doctest::Approx(cpu.losses[s]).epsilon(2e-2));
+  double worst = 0;
+  for (size_t i = 0; i < cpu.parameters.size(); ++i)
+    worst = std::max(worst, double(std::fabs(cpu.parameters[i] - gpu.parameters[i])));
+  CHECK(worst < 1e-2);
+  MESSAGE("bf16 steps against the CPU's float steps: losses ", gpu.losses[2], " and ", cpu.losses[2],
+          ", largest parameter difference ", worst);
+}
+
+}  // namespace
+
+GPU_TEST_CASE("training step: bf16 activations from the first convolution to the pooling") {
+  manual_seed(3);
+  CifarResNet model(8);
+  model.to(Device::CUDA);
+  const Variable x(Tensor::normal({2, 3, 8, 8}, 0, 1, 5).to(Device::CUDA));
+  testing::Bf16 bf16;
+  const Variable logits = model.forward(x);
+  CHECK(!logits.value().is_bf16());
+  const TypeCount types = count_types(logits);
+  // Every conv (7), batch norm (7) and option-A shortcut (2) of ResNet-8; the input's conversion
+  // sends no gradient (the images need none), so the graph keeps it as a leaf.
+  CHECK(types.bf16 == 16);
+  CHECK(types.f32 == 0);
+}
+
+GPU_TEST_CASE("training step: three bf16 ResNet-8 steps on the GPU follow the CPU's float steps") {
+  const Run cpu = train(Device::CPU, 3, false);  // before the switch, which also affects CPU convolutions
+  const Run fp32 = train(Device::CUDA, 3, false);
+  testing::Bf16 bf16;
+  const Run eager = train(Device::CUDA, 3, false);
+  check_bf16_close(eager, cpu);
+  CHECK(eager.parameters != fp32.parameters);  // the activations were rounded
+  check_bf16_close(train(Device::CUDA, 3, true), cpu);
+  testing::ChannelsLast channels_last;
+  check_bf16_close(train(Device::CUDA, 3, false), cpu);
+  check_bf16_close(train(Device::CUDA, 3, true), cpu);
+}
+
+GPU_TEST_CASE("training step: a captured bf16 step replays the eager one exactly, allocating nothing") {
+  struct Deterministic {
+    Deterministic() { backend_options().deterministic = true; }
+    ~Deterministic() { backend_options().deterministic = false; }
+  } deterministic;
+  testing::Bf16 bf16;
+  for (bool channels_last : {false, true}) {
+    CAPTURE(channels_last);
+    const bool saved = backend_options().channels_last;
+    backend_options().channels_last = channels_last;
+    const Run eager = train(Device::CUDA, 8, false), graph = train(Device::CUDA, 8, true);
+    CHECK(graph.losses == eager.losses);
+    CHECK(graph.parameters == eager.parameters);
+    CHECK(eager.late_allocations == 0);
+    CHECK(graph.late_allocations == 0);
+    backend_options().channels_last = saved;
+  }
 }
