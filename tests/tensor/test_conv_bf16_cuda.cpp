@@ -92,7 +92,7 @@ void check_case(const Case& c, bool channels_last, bool cudnn, bool deterministi
   const int64_t taps = c.w[1] * c.w[2] * c.w[3];
 
   // Forward.
-  const Tensor y = cuda::conv2d_forward(images(x), gpu(w), Tensor(), c.p);
+  const Tensor y = conv2d_forward(images(x), gpu(w), Tensor(), c.p);
   CHECK(y.is_bf16());
   CHECK(y.is_channels_last() == channels_last);
   const Tensor y_ref = conv2d_forward(xr, wr, Tensor(), c.p);
@@ -103,7 +103,7 @@ void check_case(const Case& c, bool channels_last, bool cudnn, bool deterministi
   // Backward data, plain and adding into a bf16 dx.
   const Tensor dy = off_grid(y_ref.shape(), 3), dyr = round_to_bf16(dy);
   const int64_t back_taps = c.w[0] * c.w[2] * c.w[3];
-  const Tensor dx = cuda::conv2d_backward_data(images(dy), gpu(w), c.x, c.p);
+  const Tensor dx = conv2d_backward_data(images(dy), gpu(w), c.x, c.p);
   CHECK(dx.is_bf16());
   CHECK(dx.is_channels_last() == channels_last);
   const Tensor dx_ref = conv2d_backward_data(dyr, wr, c.x, c.p);
@@ -112,7 +112,7 @@ void check_case(const Case& c, bool channels_last, bool cudnn, bool deterministi
 
   const Tensor dx0 = off_grid(c.x, 4);
   Tensor dx_sum = images(dx0);
-  cuda::conv2d_backward_data_add(images(dy), gpu(w), dx_sum, c.p);
+  conv2d_backward_data_add(images(dy), gpu(w), dx_sum, c.p);
   CHECK(dx_sum.is_bf16());
   Tensor dx_sum_ref = round_to_bf16(dx0);
   add_into(dx_sum_ref, dx_ref);
@@ -121,7 +121,7 @@ void check_case(const Case& c, bool channels_last, bool cudnn, bool deterministi
   // Backward weight into a float32 dw holding earlier sums.
   const Tensor dw0 = Tensor::uniform(c.w, 0.5f, 1.0f, 5);
   Tensor dw = gpu(dw0), no_bias;
-  cuda::conv2d_backward_weight(images(x), images(dy), dw, no_bias, c.p);
+  conv2d_backward_weight(images(x), images(dy), dw, no_bias, c.p);
   CHECK(!dw.is_bf16());
   Tensor dw_sum(c.w);
   dw_sum.zero();
@@ -161,7 +161,7 @@ GPU_TEST_CASE("conv bf16 cuda: the weight stays float32, its bf16 copy is made p
   const Tensor x = gpu(off_grid({1, 2, 4, 4}, 6)).to_dtype(DType::bf16);
   const Tensor w = gpu(off_grid({2, 2, 3, 3}, 7));
   const std::vector<float> before = w.to_vector();
-  const Tensor y = cuda::conv2d_forward(x, w, Tensor(), {1, 1});
+  const Tensor y = conv2d_forward(x, w, Tensor(), {1, 1});
   CHECK(!w.is_bf16());
   CHECK(w.to_vector() == before);
   CHECK(!all_bf16(w.to(Device::CPU)));
@@ -172,16 +172,16 @@ GPU_TEST_CASE("conv bf16 cuda: a bias, a bf16 weight gradient and mixed types ar
   const Tensor x = gpu(off_grid({1, 2, 4, 4}, 8)).to_dtype(DType::bf16);
   const Tensor w = gpu(off_grid({2, 2, 3, 3}, 9));
   const Tensor bias = gpu(Tensor::zeros({2}));
-  CHECK_THROWS_WITH_AS(cuda::conv2d_forward(x, w, bias, {1, 1}),
+  CHECK_THROWS_WITH_AS(conv2d_forward(x, w, bias, {1, 1}),
                        doctest::Contains("a bias takes float32 images, got bf16"), Error);
-  const Tensor dy = cuda::conv2d_forward(x, w, Tensor(), {1, 1});
+  const Tensor dy = conv2d_forward(x, w, Tensor(), {1, 1});
   Tensor dw_bf16 = gpu(Tensor::zeros({2, 2, 3, 3})).to_dtype(DType::bf16), no_bias;
-  CHECK_THROWS_WITH_AS(cuda::conv2d_backward_weight(x, dy, dw_bf16, no_bias, {1, 1}),
+  CHECK_THROWS_WITH_AS(conv2d_backward_weight(x, dy, dw_bf16, no_bias, {1, 1}),
                        doctest::Contains("accumulates in float32"), Error);
   Tensor dw = gpu(Tensor::zeros({2, 2, 3, 3}));
-  CHECK_THROWS_WITH_AS(cuda::conv2d_backward_weight(x, dy.to_dtype(DType::f32), dw, no_bias, {1, 1}),
+  CHECK_THROWS_WITH_AS(conv2d_backward_weight(x, dy.to_dtype(DType::f32), dw, no_bias, {1, 1}),
                        doctest::Contains("x is bfloat16 but the output gradient is float32"), Error);
   Tensor dx = gpu(Tensor::zeros({1, 2, 4, 4}));
-  CHECK_THROWS_WITH_AS(cuda::conv2d_backward_data_add(dy, w, dx, {1, 1}),
+  CHECK_THROWS_WITH_AS(conv2d_backward_data_add(dy, w, dx, {1, 1}),
                        doctest::Contains("the output gradient is bfloat16 but dx is float32"), Error);
 }
