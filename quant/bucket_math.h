@@ -20,36 +20,17 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 
+#include "tensor/float_bits.h"
 #include "tensor/random.h"
 
 namespace qnn {
-
-QNN_HOST_DEVICE uint32_t float_bits(float x) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_uint(x);
-#else
-  uint32_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-  return bits;
-#endif
-}
 
 // Neither NaN nor an infinity (the exponent field is not all ones).
 QNN_HOST_DEVICE bool is_finite_float(float x) { return (float_bits(x) & 0x7f800000u) != 0x7f800000u; }
 
 // The NaN a non-finite bucket decodes to: the same bits on the CPU and the GPU.
-QNN_HOST_DEVICE float bucket_nan() {
-  const uint32_t bits = 0x7fc00000u;
-#if defined(__CUDA_ARCH__)
-  return __uint_as_float(bits);
-#else
-  float x;
-  std::memcpy(&x, &bits, sizeof x);
-  return x;
-#endif
-}
+QNN_HOST_DEVICE float bucket_nan() { return bits_float(0x7fc00000u); }
 
 // int(v) (truncation) clamped to [0, top]: negatives and NaN give 0, values >= top give top, and
 // no value reaches a conversion that is undefined (NaN, or outside int's range).

@@ -15,32 +15,12 @@
 // (Intel's instruction set reference; tests/tensor/test_bf16.cpp checks this CPU against it).
 #pragma once
 #include <cstdint>
-#include <cstring>
 
+#include "tensor/float_bits.h"
 #include "tensor/random.h"  // QNN_HOST_DEVICE
 #include "tensor/tensor.h"
 
 namespace qnn {
-
-// The bits of a float and back, on the host and in CUDA kernels.
-QNN_HOST_DEVICE uint32_t float_bits(float f) {
-#ifdef __CUDA_ARCH__
-  return __float_as_uint(f);
-#else
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return u;
-#endif
-}
-QNN_HOST_DEVICE float bits_float(uint32_t u) {
-#ifdef __CUDA_ARCH__
-  return __uint_as_float(u);
-#else
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-#endif
-}
 
 // The bf16 nearest to f (VCVTNEPS2BF16's rounding, see above), as its 16 bits. The GPU's bf16
 // tensors are rounded by this same function, so both devices hold the same bits.
