@@ -4,7 +4,8 @@
 //   conv2d: dx = conv_transpose(g, w),  dw += correlate(x, g),  db += sum_{n,i,j} g
 // An undefined bias Variable means "no bias"; it is then not an input of the node. The weight
 // gradient is added straight into the weight's gradient buffer (for parameters, a view into the
-// flat gradient buffer), so no temporary is made for it (bf16 images excepted: see tensor/conv.cu).
+// flat gradient buffer), so no temporary is made for it (on the GPU, bf16 or channels-last images
+// excepted: see tensor/conv.cu).
 #include "autograd/functions.h"
 #include "autograd/functions_internal.h"
 #include "tensor/linear.h"
@@ -55,9 +56,9 @@ Variable conv2d(const Variable& x, const Variable& w, const Variable& b, ConvPar
   check_defined("conv2d", x, "x");
   check_defined("conv2d", w, "w");
   const bool has_bias = b.defined();
-  // bf16 images (docs/bf16.md) multiply a bf16 copy of the float weight: made once here, and kept
-  // for the input gradient.
-  const Tensor w_used = w.value().to_dtype(x.value().dtype());
+  // The weight in the form the device multiplies (on the GPU: bf16 for bf16 images, KRSC for
+  // channels-last ones; tensor/conv.h): made once here, and kept for the input gradient.
+  const Tensor w_used = conv2d_weight_for(x.value(), w.value());
   Tensor y = conv2d_forward(x.value(), w_used, has_bias ? b.value() : Tensor(), p);
   return make_op_result("conv2d", y, op_inputs(x, w, b), [has_bias, p, w_used](Node& self) {
     Node& nx = *self.inputs[0];

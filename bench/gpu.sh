@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # GPU training throughput, qnn against PyTorch in the same invocation: ResNet-20, fp32 (TF32
 # convolutions allowed, PyTorch's default), forward + backward + SGD with momentum, synthetic
-# inputs resident on the GPU. For each batch size: qnn with its CUDA graph (NCHW and
-# channels-last) and eagerly, PyTorch eager (NCHW), whole-step CUDA graph (NCHW and
+# inputs resident on the GPU. For each batch size: qnn with its CUDA graph (NCHW, channels-last
+# with KRSC filters, channels-last with the KCRS weights themselves: which cuDNN runs faster) and
+# eagerly, PyTorch eager (NCHW), whole-step CUDA graph (NCHW and
 # channels-last); then images/s, seconds per 50k-image epoch, peak GPU memory and the ratio of
 # qnn's best to PyTorch's best. Then bf16 mixed precision: qnn's graph with --precision bf16 (bf16
 # activations, both layouts) against PyTorch's bf16 autocast graph (channels-last), and its
@@ -31,13 +32,15 @@ measure() {
     echo "== ResNet-20, batch $b, $steps timed steps"
     q=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5)
     qc=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5 --channels-last)
+    qk=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5 --channels-last --kcrs-filters 2>&1 \
+      | tail -1) || qk="qnn --channels-last --kcrs-filters failed: $qk"
     qe=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5 --no-graph)
     te=$($py bench/train_step_torch.py --device cuda --batch-size "$b" --steps "$steps" --warmup 10)
     tg=$($py bench/train_step_torch.py --device cuda --batch-size "$b" --steps "$steps" --warmup 10 --graph)
     tc=$($py bench/train_step_torch.py --device cuda --batch-size "$b" --steps "$steps" --warmup 10 --graph --channels-last)
-    printf '%s\n' "$q" "$qc" "$qe" "$te" "$tg" "$tc"
+    printf '%s\n' "$q" "$qc" "$qk" "$qe" "$te" "$tg" "$tc"
     best=$(printf '%s\n' "$te" "$tg" "$tc" | rate | sort -g | tail -1)
-    ours=$(printf '%s\n' "$q" "$qc" | rate | sort -g | tail -1)
+    ours=$(printf '%s\n' "$q" "$qc" "$qk" | rate | sort -g | tail -1)
     awk -v q="$ours" -v b="$best" 'BEGIN { printf "ratio qnn best graph / best PyTorch: %.2fx\n", q / b }'
     echo "== ResNet-20, batch $b, $steps timed steps, bf16 mixed precision"
     q16=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5 --precision bf16)

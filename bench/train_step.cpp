@@ -21,7 +21,7 @@
 // (the QAT ResNet of nn/qat_resnet.h, run eagerly as ./apps/cifar runs it); compare its images/s
 // with a run without --qat for the cost of fake quantization.
 //   build/bench/train_step [--device cpu|cuda] [--arch resnet20] [--batch-size 128] [--steps 20]
-//                          [--warmup 3] [--no-graph] [--no-cudnn] [--channels-last]
+//                          [--warmup 3] [--no-graph] [--no-cudnn] [--channels-last [--kcrs-filters]]
 //                          [--qat lsq --weight-bits 4 --act-bits 4 [--fold-bn]]
 //                          [--quant LIST [--bucket-size 512] [--quant-levels 16] [--rounds 3]]
 #include <omp.h>
@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
   auto& no_graph = flags.add_bool("--no-graph", "GPU: run each step eagerly");
   auto& no_cudnn = flags.add_bool("--no-cudnn", "GPU: convolution through im2col + cuBLAS");
   auto& channels_last = flags.add_bool("--channels-last", "GPU: activations stored channels-last (NHWC)");
+  auto& kcrs_filters = flags.add_bool("--kcrs-filters", "--channels-last: cuDNN takes the [O, C, KH, KW] weights as they are, not a KRSC copy");
   auto& precision = add_precision_flag(flags);
   auto& quant = flags.add_string("--quant", "", "comma-separated schemes whose hook is timed inside the step, e.g. standard,smart");
   auto& bucket_size = flags.add_int("--bucket-size", 512, "--quant: bucket size (coordinates)");
@@ -152,6 +153,8 @@ int main(int argc, char** argv) {
   if (channels_last && dev != Device::CUDA) flags.fail("--channels-last is a layout of GPU activations; add --device cuda");
   backend_options().cudnn = !no_cudnn;
   backend_options().channels_last = channels_last;
+  if (kcrs_filters && !channels_last) flags.fail("--kcrs-filters is a filter layout beside --channels-last images; add --channels-last");
+  backend_options().krsc_filters = !kcrs_filters;
 
   try {
     manual_seed(0);
@@ -213,7 +216,8 @@ int main(int argc, char** argv) {
     if (spec.method != QatMethod::None) std::printf("qat %s: ", spec.describe().c_str());
     std::printf("qnn %s %s%s batch %lld %s: %.1f images/s (%.3f ms/step, %.2f s per 50k-image epoch, mean loss %.4f",
                 arch.c_str(), device.c_str(), precision == "bf16" ? " bf16" : "", (long long)batch,
-                dev == Device::CUDA ? (std::string(no_graph ? "eager" : "graph") + (channels_last ? " channels-last" : "")).c_str()
+                dev == Device::CUDA ? (std::string(no_graph ? "eager" : "graph") + (channels_last ? " channels-last" : "") +
+                                     (kcrs_filters ? " kcrs-filters" : "")).c_str()
                                     : ("threads " + std::to_string(omp_get_max_threads())).c_str(),
                 rate, base_ms, 50000 / rate, base.loss);
     if (dev == Device::CUDA) {

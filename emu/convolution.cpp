@@ -40,12 +40,23 @@ void through_nchw(const Shapes& g, const float* in, int in_c, int in_hw, float* 
   nchw_to_nhwc(b, out, g.n, out_c, out_hw);
 }
 
+// The same convolution with its filter reordered from KRSC to KCRS ([k, rs, c] to [k, c, rs]).
+Shapes with_kcrs(const Shapes& g) {
+  Shapes kcrs = g;
+  kcrs.krsc = false;
+  return kcrs;
+}
+
 }  // namespace
 
 // The three directions below visit every (output pixel, filter tap) pair that reads an input
 // pixel, with the inner loop along an output row; each output's terms are summed in double, in a
 // fixed order, so results do not depend on the number of threads.
 void convolution_forward(const Shapes& g, float alpha, const float* x, const float* w, float beta, float* y) {
+  if (g.krsc) {
+    const std::vector<float> kcrs = nhwc_to_nchw(w, g.k, g.c, g.r * g.s);
+    return convolution_forward(with_kcrs(g), alpha, x, kcrs.data(), beta, y);
+  }
   if (g.nhwc)
     return through_nchw(g, x, g.c, g.h * g.w, y, g.k, g.ho * g.wo, beta != 0.0f,
                         [&](const Shapes& p, const float* a, float* b) {
@@ -80,6 +91,10 @@ void convolution_forward(const Shapes& g, float alpha, const float* x, const flo
 }
 
 void convolution_backward_data(const Shapes& g, float alpha, const float* w, const float* dy, float beta, float* dx) {
+  if (g.krsc) {
+    const std::vector<float> kcrs = nhwc_to_nchw(w, g.k, g.c, g.r * g.s);
+    return convolution_backward_data(with_kcrs(g), alpha, kcrs.data(), dy, beta, dx);
+  }
   if (g.nhwc)
     return through_nchw(g, dy, g.k, g.ho * g.wo, dx, g.c, g.h * g.w, beta != 0.0f,
                         [&](const Shapes& p, const float* a, float* b) {
@@ -114,6 +129,12 @@ void convolution_backward_data(const Shapes& g, float alpha, const float* w, con
 }
 
 void convolution_backward_filter(const Shapes& g, float alpha, const float* x, const float* dy, float beta, float* dw) {
+  if (g.krsc) {
+    const int rs = g.r * g.s;
+    std::vector<float> kcrs = beta != 0.0f ? nhwc_to_nchw(dw, g.k, g.c, rs) : std::vector<float>(size_t(g.k) * g.c * rs);
+    convolution_backward_filter(with_kcrs(g), alpha, x, dy, beta, kcrs.data());
+    return nchw_to_nhwc(kcrs, dw, g.k, g.c, rs);
+  }
   if (g.nhwc) {
     Shapes plain = g;
     plain.nhwc = false;

@@ -1,7 +1,7 @@
-// The arithmetic of the emulated cuDNN convolutions (emu/cudnn.cpp): NCHW or NHWC float tensors,
-// KCRS filters, any padding, stride and dilation, cross-correlation or convolution (flipped
-// filter). NHWC operands are reordered to NCHW, computed as NCHW and reordered back, so both
-// formats give the same bits.
+// The arithmetic of the emulated cuDNN convolutions (emu/cudnn.cpp): NCHW float tensors with KCRS
+// filters, NHWC ones with KCRS or KRSC filters, any padding, stride and dilation, cross-correlation or convolution (flipped
+// filter). NHWC operands (and KRSC filters) are reordered to NCHW (KCRS), computed as NCHW and
+// reordered back, so every format gives the same bits.
 // Each output is alpha times its sum, plus beta times its old value (not read when beta is 0).
 #pragma once
 #include <cudnn.h>
@@ -17,6 +17,7 @@ struct Shapes {
   int n, c, h, w, k, r, s, ho, wo;
   const ConvolutionParams* conv;
   bool nhwc = false;  // x and y (dx and dy) are NHWC
+  bool krsc = false;  // the filter (or its gradient) is KRSC
   // Row of the input that output row oy reads at filter row i (negative or >= h: padding).
   int input_row(int oy, int i) const {
     return oy * conv->stride_h - conv->pad_h + (conv->flip ? r - 1 - i : i) * conv->dilation_h;

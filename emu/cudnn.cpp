@@ -1,6 +1,7 @@
 // The cuDNN calls qnn makes, on the CPU, for the emulated build (docs/cuda-emulator.md): 2-D
-// convolution of float or bf16 tensors, NCHW or NHWC, with KCRS filters, forward and both backward
-// directions, with its descriptors and algorithm choice. bf16 operands are widened to float, the
+// convolution of float or bf16 tensors, NCHW or NHWC, with KCRS or KRSC filters (KRSC beside
+// NCHW images is refused, as qnn never passes it), forward and both backward directions, with its
+// descriptors and algorithm choice. bf16 operands are widened to float, the
 // convolution computed as for float, and each output rounded to bf16 (to nearest, ties to even).
 //
 // Every direction offers two candidate algorithms that compute the same sums (each output a sum
@@ -33,6 +34,7 @@ struct cudnnTensorStruct {
 struct cudnnFilterStruct {
   int k = 0, c = 0, h = 0, w = 0;
   bool bf16 = false;
+  bool krsc = false;  // CUDNN_TENSOR_NHWC: [k, h, w, c] in memory
 };
 struct cudnnConvolutionStruct {
   qnn_emu::ConvolutionParams params;
@@ -53,8 +55,9 @@ bool shapes(const cudnnTensorStruct* x, const cudnnFilterStruct* f, const cudnnC
             const cudnnTensorStruct* y, Shapes& out) {
   if (!x || !f || !conv || !y || x->c != f->c || y->n != x->n || y->c != f->k || x->nhwc != y->nhwc) return false;
   if (x->bf16 != y->bf16 || x->bf16 != f->bf16) return false;  // one type for x, w and y
+  if (f->krsc && !x->nhwc) return false;
   const qnn_emu::ConvolutionParams& p = conv->params;
-  out = Shapes{x->n, x->c, x->h, x->w, f->k, f->h, f->w, y->h, y->w, &p, x->nhwc};
+  out = Shapes{x->n, x->c, x->h, x->w, f->k, f->h, f->w, y->h, y->w, &p, x->nhwc, f->krsc};
   return y->h == output_size(x->h, p.pad_h, f->h, p.dilation_h, p.stride_h) &&
          y->w == output_size(x->w, p.pad_w, f->w, p.dilation_w, p.stride_w) && y->h > 0 && y->w > 0;
 }
@@ -210,10 +213,11 @@ cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t d) {
 }
 cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t d, cudnnDataType_t type, cudnnTensorFormat_t format,
                                          int k, int c, int h, int w) {
-  if (format != CUDNN_TENSOR_NCHW || (type != CUDNN_DATA_FLOAT && type != CUDNN_DATA_BFLOAT16))
+  if ((format != CUDNN_TENSOR_NCHW && format != CUDNN_TENSOR_NHWC) ||
+      (type != CUDNN_DATA_FLOAT && type != CUDNN_DATA_BFLOAT16))
     return CUDNN_STATUS_NOT_SUPPORTED;
   if (k <= 0 || c <= 0 || h <= 0 || w <= 0) return CUDNN_STATUS_BAD_PARAM;
-  *d = cudnnFilterStruct{k, c, h, w, type == CUDNN_DATA_BFLOAT16};
+  *d = cudnnFilterStruct{k, c, h, w, type == CUDNN_DATA_BFLOAT16, format == CUDNN_TENSOR_NHWC};
   return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t* d) {

@@ -236,6 +236,11 @@ void forward_images(const ConvGeometry& g, const float* x, const float* w_packed
 
 }  // namespace
 
+Tensor conv2d_weight_for(const Tensor& x, const Tensor& w) {
+  QNN_ON_CUDA(x, cuda::conv2d_weight_for(x, w));
+  return w;
+}
+
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, ConvParams p) {
   const ConvGeometry g = conv_geometry(x.shape(), w.shape(), p);
   QNN_CHECK(!bias.defined() || bias.numel() == g.o, "bias ", shape_str(bias.shape()), " for ", g.o,

@@ -5,18 +5,25 @@
 //
 // Images may be NCHW or channels-last (NHWC, tensor/tensor.h): cuDNN is told which
 // (CUDNN_TENSOR_NHWC), its fastest tensor-core kernels read and write NHWC, and the results come
-// in the input's format (y in x's, dx in dy's). Weights stay [O, C, KH, KW] row-major in either
-// case, so the flat parameter and gradient buffers, and the quantizers that read them, do not
-// change. The im2col path works on NCHW and converts channels-last operands on the way.
+// in the input's format (y in x's, dx in dy's). The master weight and its gradient stay
+// [O, C, KH, KW] row-major in either case, so the flat parameter and gradient buffers, and the
+// quantizers that read them, do not change. What cuDNN multiplies is the weight in the images'
+// form (conv2d_weight_for): with NHWC images the filter is KRSC ([O, KH, KW, C] in memory, held as
+// a channels-last [O, C, KH, KW] tensor), the filter layout of cuDNN's NHWC kernels and the one
+// PyTorch passes with channels-last models; cuDNN's weight gradient then comes in KRSC too and a
+// kernel here adds it into the row-major dw. cuDNN also accepts the KCRS weight beside NHWC
+// images, reordering inside as it needs: backend_options().krsc_filters = false passes it so, for
+// the benchmark to compare (build/bench/train_step --kcrs-filters). The im2col path works on NCHW
+// and converts channels-last operands on the way.
 //
 // Images may also hold bf16 (a --precision bf16 step, docs/bf16.md): x, y, dy and dx are then bf16,
-// and the weight is bf16 too, as cuDNN's bf16 convolutions take x, w and y of one type: the
-// autograd op (autograd/functions_linear_conv.cpp) rounds the float32 weight (the master copy the
-// optimizer updates) once per forward and keeps the copy for the input gradient; a float32 weight
-// given here is rounded by each call. cuDNN multiplies the bf16 operands and sums in float; each
-// output is rounded once to bf16. The weight gradient comes out of cuDNN in bf16 too and is added
-// into the float32 dw by a kernel here. Convolutions with a bias take float32 images only. The
-// im2col path converts bf16 operands to float32 and back.
+// and the weight is bf16 too, as cuDNN's bf16 convolutions take x, w and y of one type. The float32
+// weight (the master copy the optimizer updates) is rounded by the same conversion, once per
+// forward in the autograd op (autograd/functions_linear_conv.cpp), which keeps the copy for the
+// input gradient; a float32 weight given here is converted by each call. cuDNN multiplies the bf16
+// operands and sums in float; each output is rounded once to bf16. The weight gradient comes out of
+// cuDNN in bf16 and is added into the float32 dw by the same kernel. Convolutions with a bias take
+// float32 images only. The im2col path converts bf16 operands to float32 and back.
 //
 // Backward weight adds into dw, as the CPU version does; backward data adds into dx the same way
 // for conv2d_backward_data_add (cuDNN's output blending, beta = 1). The bias is added after the
@@ -43,12 +50,12 @@ void check_on_gpu(const char* op, const char* what, const Tensor& t, const ConvG
                     describe(g), ")"));
 }
 
-// A weight or its gradient: on the GPU and [O, C, KH, KW] row-major (never channels-last).
-void check_weight(const char* op, const char* what, const Tensor& w, const ConvGeometry& g) {
-  check_on_gpu(op, what, w, g);
-  if (w.is_channels_last())
-    throw Error(str("[", op, "] the ", what, " is channels-last; weights are [O, C, KH, KW] row-major (",
-                    describe(g), ")"));
+// A weight gradient, which accumulates: on the GPU, float32 and [O, C, KH, KW] row-major.
+void check_weight_grad(const char* op, const Tensor& dw, const ConvGeometry& g) {
+  check_on_gpu(op, "weight gradient", dw, g);
+  if (dw.is_channels_last() || dw.is_bf16())
+    throw Error(str("[", op, "] the weight gradient is ", dw.is_bf16() ? "bf16" : "channels-last",
+                    "; it accumulates in float32 [O, C, KH, KW] row-major (", describe(g), ")"));
 }
 
 void check_same_format(const char* op, const char* what_a, const Tensor& a, const char* what_b, const Tensor& b,
@@ -70,10 +77,11 @@ void check_same_type(const char* op, const char* what_a, const Tensor& a, const 
                     dtype_name(b.dtype()), " (", describe(g), ")"));
 }
 
-// What cuDNN multiplies the images with: the weight itself, or its bf16 copy for bf16 images;
-// for the im2col path the same values in float32.
-Tensor weight_for(const Tensor& images, const Tensor& w) { return w.to_dtype(images.dtype()); }
-Tensor float_weight_for(const Tensor& images, const Tensor& w) { return weight_for(images, w).to_dtype(DType::f32); }
+// The im2col path's weight: float32 [O, C, KH, KW] row-major, rounded to bf16 first for bf16
+// images (what cuDNN would multiply).
+Tensor float_weight_for(const Tensor& images, const Tensor& w) {
+  return w.to_dtype(images.dtype()).to_dtype(DType::f32).contiguous();
+}
 
 // A result computed on float32 NCHW operands (the im2col path), in the format and type of the
 // caller's images.
@@ -87,25 +95,90 @@ void refuse_bf16_bias(const char* op, const Tensor& images, const Tensor& bias, 
     throw Error(str("[", op, "] a convolution with a bias takes float32 images, got bf16 (", describe(g), ")"));
 }
 
-__global__ void add_bf16_into_kernel(float* dst, const uint16_t* src, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    dst[i] += bf16_to_float(src[i]);
+// The weight's index in KRSC order ([O, KH, KW, C]) of element i in KCRS order ([O, C, KH, KW]),
+// for c channels and rs = KH * KW taps.
+__device__ int64_t krsc_index(int64_t i, int64_t c, int64_t rs) {
+  const int64_t o = i / (c * rs), rest = i % (c * rs);
+  return (o * rs + rest % rs) * c + rest / rs;
 }
 
-// dst += src, src a bf16 weight gradient, dst its float32 accumulator.
-void add_bf16_into(Tensor& dst, const Tensor& src) {
-  const int64_t n = dst.numel();
+// out = the float32 row-major weight w in out's type and order (KRSC when `krsc`).
+template <class Out>
+__global__ void weight_for_cudnn_kernel(const float* w, Out* out, int64_t n, int64_t c, int64_t rs, bool krsc) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    out[krsc ? krsc_index(i, c, rs) : i] = from_float<Out>(w[i]);
+}
+
+// dw += g, g a weight gradient in the form cuDNN wrote it (bf16 and/or KRSC), dw float32 row-major.
+template <class In>
+__global__ void add_weight_grad_kernel(float* dw, const In* g, int64_t n, int64_t c, int64_t rs, bool krsc) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dw[i] += to_float(g[krsc ? krsc_index(i, c, rs) : i]);
+}
+
+// The filter layout cuDNN takes beside these images (tensor/conv_plan_cuda.h's layout_of): KRSC, as
+// a channels-last tensor, or KCRS, as a row-major one.
+MemoryFormat filter_format(const Tensor& images) {
+  return layout_of(images).krsc ? MemoryFormat::channels_last : MemoryFormat::contiguous;
+}
+
+// Whether cuDNN's weight for these images differs from the float32 row-major master.
+bool needs_cudnn_form(const Tensor& images) { return images.is_bf16() || layout_of(images).krsc; }
+
+// An empty weight-shaped tensor in the form cuDNN takes with these images.
+Tensor cudnn_form_like(const Tensor& images, const Shape& weight_shape) {
+  return Tensor(weight_shape, Device::CUDA, filter_format(images), images.dtype());
+}
+
+// The weight as cuDNN multiplies it with these images: in their element type, and KRSC beside NHWC
+// images (unless backend_options().krsc_filters is off). w itself when it already is; one kernel
+// from a float32 row-major master.
+Tensor cudnn_weight(const Tensor& images, const Tensor& w) {
+  const MemoryFormat format = filter_format(images);
+  if (w.dtype() == images.dtype() && w.format() == format) return w;
+  if (w.is_bf16() || w.is_channels_last()) {  // an unusual starting form: convert step by step
+    const Tensor typed = w.to_dtype(images.dtype());
+    return format == MemoryFormat::channels_last ? typed.channels_last() : typed.contiguous();
+  }
+  Tensor out = cudnn_form_like(images, w.shape());
+  const int64_t n = w.numel(), c = w.shape()[1], rs = w.shape()[2] * w.shape()[3];
+  if (n == 0) return out;
+  const bool krsc = format == MemoryFormat::channels_last;
+  if (out.is_bf16())
+    weight_for_cudnn_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(w.data(), static_cast<uint16_t*>(out.raw()),
+                                                                       n, c, rs, krsc);
+  else
+    weight_for_cudnn_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(w.data(), out.data(), n, c, rs, krsc);
+  QNN_LAUNCH_CHECK("converting a ", shape_str(w.shape()), " weight for cuDNN");
+  return out;
+}
+
+// dw += g, g from cudnn_form_like.
+void add_weight_grad(Tensor& dw, const Tensor& g) {
+  const int64_t n = dw.numel(), c = dw.shape()[1], rs = dw.shape()[2] * dw.shape()[3];
   if (n == 0) return;
-  add_bf16_into_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(dst.data(), static_cast<const uint16_t*>(src.raw()),
-                                                                  n);
-  QNN_LAUNCH_CHECK("adding a bf16 weight gradient of ", n, " values");
+  const bool krsc = g.is_channels_last();
+  if (g.is_bf16())
+    add_weight_grad_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(
+        dw.data(), static_cast<const uint16_t*>(g.raw()), n, c, rs, krsc);
+  else
+    add_weight_grad_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(dw.data(), static_cast<const float*>(g.raw()),
+                                                                      n, c, rs, krsc);
+  QNN_LAUNCH_CHECK("adding a ", shape_str(dw.shape()), " weight gradient from cuDNN's form");
 }
 
 }  // namespace
 
+Tensor conv2d_weight_for(const Tensor& x, const Tensor& w) {
+  QNN_CHECK(w.is_cuda(), "conv2d_weight_for: the weight ", shape_str(w.shape()), " is on the CPU, the images on the GPU");
+  QNN_CHECK(w.dim() == 4, "conv2d_weight_for: the weight is ", shape_str(w.shape()), ", expected [O, C, KH, KW]");
+  if (!backend_options().cudnn) return w.to_dtype(x.dtype()).contiguous();  // what the im2col path rounds it to
+  return cudnn_weight(x, w);
+}
+
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, ConvParams p) {
   const ConvGeometry g = conv_geometry(x.shape(), w.shape(), p);
-  check_weight("conv2d_forward", "weight", w, g);
+  check_on_gpu("conv2d_forward", "weight", w, g);
   check_on_gpu("conv2d_forward", "bias", bias, g);
   refuse_bf16_bias("conv2d_forward", x, bias, g);
   Tensor y;
@@ -117,7 +190,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Conv
       y.zero();  // no input channels: an empty sum
     } else if (y.numel() > 0) {
       const std::string what = describe(g, layout_of(x));
-      const Tensor wx = weight_for(x, w);
+      const Tensor wx = cudnn_weight(x, w);
       ConvPlan& plan = plan_for("conv2d_forward", g, layout_of(x), what);
       const Choice& c = choose_forward(plan, x, wx, y, what);
       Tensor ws = workspace(c.workspace);
@@ -137,7 +210,7 @@ namespace {
 // dx = conv2d_backward_data(dy, w) + beta * dx through cuDNN (beta 0 or 1: cuDNN's output blending).
 void backward_data_cudnn(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx, float beta) {
   const std::string what = describe(g, layout_of(dy));
-  const Tensor wd = weight_for(dy, w);
+  const Tensor wd = cudnn_weight(dy, w);
   ConvPlan& plan = plan_for("conv2d_backward_data", g, layout_of(dy), what);
   const Choice& c = choose_backward_data(plan, dy, wd, dx, what);
   Tensor ws = workspace(c.workspace);
@@ -152,7 +225,7 @@ void backward_data_cudnn(const ConvGeometry& g, const Tensor& dy, const Tensor& 
 
 Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_shape, ConvParams p) {
   const ConvGeometry g = conv_geometry(x_shape, w.shape(), p);
-  check_weight("conv2d_backward_data", "weight", w, g);
+  check_on_gpu("conv2d_backward_data", "weight", w, g);
   if (!backend_options().cudnn)
     return like_images(conv2d_backward_data_gemm(g, float_nchw(dy), float_weight_for(dy, w)), dy);
   Tensor dx(x_shape, Device::CUDA, dy.format(), dy.dtype());
@@ -166,7 +239,7 @@ Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_sh
 
 void conv2d_backward_data_add(const Tensor& dy, const Tensor& w, Tensor& dx, ConvParams p) {
   const ConvGeometry g = conv_geometry(dx.shape(), w.shape(), p);
-  check_weight("conv2d_backward_data", "weight", w, g);
+  check_on_gpu("conv2d_backward_data", "weight", w, g);
   check_same_format("conv2d_backward_data", "the output gradient", dy, "dx", dx, g);
   check_same_type("conv2d_backward_data", "the output gradient", dy, "dx", dx, g);
   if (!backend_options().cudnn) {
@@ -182,20 +255,20 @@ void conv2d_backward_data_add(const Tensor& dy, const Tensor& w, Tensor& dx, Con
 void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor& db, ConvParams p) {
   const ConvGeometry g = conv_geometry(x.shape(), dw.shape(), p);
   check_on_gpu("conv2d_backward_weight", "output gradient", dy, g);
-  check_weight("conv2d_backward_weight", "weight gradient", dw, g);
+  check_weight_grad("conv2d_backward_weight", dw, g);
   check_on_gpu("conv2d_backward_weight", "bias gradient", db, g);
   check_same_format("conv2d_backward_weight", "x", x, "the output gradient", dy, g);
   check_same_type("conv2d_backward_weight", "x", x, "the output gradient", dy, g);
   refuse_bf16_bias("conv2d_backward_weight", x, db, g);
-  if (dw.is_bf16())
-    throw Error(str("[conv2d_backward_weight] the weight gradient is bf16; it accumulates in float32 (", describe(g), ")"));
   if (!backend_options().cudnn) {
     conv2d_backward_weight_gemm(g, float_nchw(x), float_nchw(dy), dw);
   } else if (dy.numel() > 0 && dw.numel() > 0) {
     const std::string what = describe(g, layout_of(x));
-    // bf16 images: cuDNN writes a bf16 gradient (beta = 0) that is then added into the float dw.
-    Tensor dw_out = x.is_bf16() ? Tensor(dw.shape(), Device::CUDA, MemoryFormat::contiguous, DType::bf16) : dw;
-    const float one = 1.0f, beta = x.is_bf16() ? 0.0f : 1.0f;  // float: add into dw directly
+    // bf16 or NHWC images: cuDNN writes the gradient in its form (beta = 0), which a kernel then
+    // adds into dw; float NCHW images: cuDNN adds into dw itself (beta = 1).
+    const bool separate = needs_cudnn_form(x);
+    Tensor dw_out = separate ? cudnn_form_like(x, dw.shape()) : dw;
+    const float one = 1.0f, beta = separate ? 0.0f : 1.0f;
     ConvPlan& plan = plan_for("conv2d_backward_weight", g, layout_of(x), what);
     const Choice& c = choose_backward_weight(plan, x, dy, dw_out, what);
     Tensor ws = workspace(c.workspace);
@@ -204,7 +277,7 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
                                                    cudnnConvolutionBwdFilterAlgo_t(c.algo), pointer(ws),
                                                    c.workspace, &beta, plan.w, dw_out.raw()),
                     what);
-    if (x.is_bf16()) add_bf16_into(dw, dw_out);
+    if (separate) add_weight_grad(dw, dw_out);
   }
   if (db.defined()) conv2d_bias_grad(g, dy, db);
 }

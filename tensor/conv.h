@@ -18,6 +18,12 @@ inline int64_t conv_out_size(int64_t in, int64_t k, ConvParams p) {
   return (in + 2 * p.padding - k) / p.stride + 1;
 }
 
+// The weight w [O, C, KH, KW] in the form the convolution of images like x multiplies: w itself on
+// the CPU; on the GPU in x's element type and, for channels-last x through cuDNN, in KRSC order
+// (a channels-last tensor; see tensor/conv.cu). The functions below take either w or this form;
+// an op that runs forward and backward with one weight makes it once and passes it to both.
+Tensor conv2d_weight_for(const Tensor& x, const Tensor& w);
+
 // x [N, C, H, W], w [O, C, KH, KW], bias [O] or undefined -> y [N, O, Ho, Wo].
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, ConvParams p);
 // dy [N, O, Ho, Wo], w -> dx of shape x_shape.
@@ -34,6 +40,7 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
 // shapes are checked. They run through cuDNN (algorithms chosen once per shape and cached), or,
 // with backend_options().cudnn off, through im2col + cuBLAS (tensor/conv_gemm.cu).
 namespace cuda {
+Tensor conv2d_weight_for(const Tensor& x, const Tensor& w);
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, ConvParams p);
 Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_shape, ConvParams p);
 void conv2d_backward_data_add(const Tensor& dy, const Tensor& w, Tensor& dx, ConvParams p);

@@ -13,7 +13,7 @@ namespace qnn::cuda {
 
 namespace {
 
-using PlanKey = std::array<int64_t, 14>;
+using PlanKey = std::array<int64_t, 15>;
 
 }  // namespace
 
@@ -50,7 +50,8 @@ std::unique_ptr<ConvPlan> make_plan(const char* op, const ConvGeometry& g, Image
   QNN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan->y, images, type, int(g.n),
                                              int(g.o), int(g.ho), int(g.wo)),
                   op, " ", what);
-  QNN_CUDNN_CHECK(cudnnSetFilter4dDescriptor(plan->w, type, CUDNN_TENSOR_NCHW, int(g.o),
+  // The filter KCRS, or KRSC beside NHWC images (tensor/conv.cu).
+  QNN_CUDNN_CHECK(cudnnSetFilter4dDescriptor(plan->w, type, layout.krsc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW, int(g.o),
                                              int(g.c), int(g.kh), int(g.kw)),
                   op, " ", what);
   const cudnnMathType_t math =
@@ -78,7 +79,7 @@ ConvPlan& plan_for(const char* op, const ConvGeometry& g, ImageLayout layout, co
   static std::map<PlanKey, std::unique_ptr<ConvPlan>> plans;
   const BackendOptions& o = backend_options();
   const PlanKey key{g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.stride, g.pad,
-                    o.deterministic, o.tf32, o.cudnn, layout.channels_last, int64_t(layout.dtype)};
+                    o.deterministic, o.tf32, o.cudnn, layout.channels_last, int64_t(layout.dtype), layout.krsc};
   std::lock_guard<std::mutex> lock(mutex);
   std::unique_ptr<ConvPlan>& slot = plans[key];
   if (!slot) slot = make_plan(op, g, layout, what);

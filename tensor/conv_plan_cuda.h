@@ -57,8 +57,12 @@ struct ConvPlan {
 struct ImageLayout {
   bool channels_last = false;
   DType dtype = DType::f32;
+  bool krsc = false;  // the filter KRSC (channels-last images with backend_options().krsc_filters), else KCRS
 };
-inline ImageLayout layout_of(const Tensor& images) { return {images.is_channels_last(), images.dtype()}; }
+inline ImageLayout layout_of(const Tensor& images) {
+  const bool channels_last = images.is_channels_last();
+  return {channels_last, images.dtype(), channels_last && backend_options().krsc_filters};
+}
 
 std::string describe(const ConvGeometry& g);
 std::string describe(const ConvGeometry& g, ImageLayout layout);  // with ", channels-last", ", bf16"

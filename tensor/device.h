@@ -47,6 +47,8 @@ struct BackendOptions {
   bool bf16 = false;           // bf16 convolutions (--precision bf16; docs/bf16.md): on the CPU bf16 operands
                                // and float sums; on the GPU also bf16 image activations
   bool channels_last = false;  // models store GPU image batches NHWC (--channels-last; docs/channels-last.md)
+  bool krsc_filters = true;    // channels-last images: cuDNN multiplies a KRSC copy of each weight (false: the
+                               // [O, C, KH, KW] weight itself; build/bench/train_step --kcrs-filters)
 };
 BackendOptions& backend_options();
 

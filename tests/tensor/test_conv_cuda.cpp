@@ -4,7 +4,8 @@
 // through cuDNN (default and deterministic algorithms) and through our im2col + cuBLAS path
 // (backend_options().cudnn = false); backward weight adds into a non-zero dw and db, and
 // conv2d_backward_data_add into a non-zero dx. Each case runs with NCHW and with channels-last
-// GPU images (tensor/tensor.h), whose results must come back channels-last.
+// GPU images (tensor/tensor.h), whose results must come back channels-last; with channels-last
+// images cuDNN multiplies a KRSC copy of the weight (conv2d_weight_for).
 //
 // Tolerance: both sides compute in fp32 (TF32 off) but sum in different orders, and cuDNN may
 // pick Winograd or FFT algorithms whose transforms add a little rounding of their own. A sum of
@@ -171,6 +172,69 @@ GPU_TEST_CASE("conv cuda: with TF32 on, results stay within TF32's rounding") {
   const Tensor y = conv2d_forward(x, w, Tensor(), {1, 1});
   const Tensor yg = conv2d_forward(x.to(Device::CUDA), w.to(Device::CUDA), Tensor(), {1, 1});
   CHECK(closeness(yg, y, 5e-3 * 12, 1e-2) <= 1);
+}
+
+// The bytes of a GPU float tensor as they lie in memory, whatever its format.
+std::vector<float> memory_of(const Tensor& t) {
+  std::vector<float> out(static_cast<size_t>(t.numel()));
+  device_copy(out.data(), Device::CPU, t.raw(), Device::CUDA, t.nbytes());
+  return out;
+}
+
+GPU_TEST_CASE("conv cuda: channels-last images multiply a KRSC copy of the weight, made once or per call alike") {
+  qnn::testing::NoTF32 no_tf32;
+  Backend backend(true, true);
+  const int64_t o = 3, c = 4, kh = 3, kw = 2;
+  const Tensor w = Tensor::uniform({o, c, kh, kw}, -1, 1, 30).to(Device::CUDA);
+  const Tensor x = Tensor::uniform({2, c, 5, 6}, -1, 1, 31).to(Device::CUDA);
+  const Tensor xl = x.channels_last();
+
+  CHECK(conv2d_weight_for(x, w).raw() == w.raw());  // NCHW float images: the master itself
+  const Tensor wk = conv2d_weight_for(xl, w);
+  REQUIRE(wk.is_channels_last());
+  CHECK(wk.shape() == w.shape());
+  CHECK(wk.to_vector() == w.to_vector());
+  const std::vector<float> master = w.to_vector(), krsc = memory_of(wk);
+  for (int64_t i = 0; i < o; ++i)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t r = 0; r < kh * kw; ++r)
+        CHECK(krsc[size_t((i * kh * kw + r) * c + ch)] == master[size_t((i * c + ch) * kh * kw + r)]);
+
+  const ConvParams p{1, 1};
+  const Tensor y = conv2d_forward(xl, wk, Tensor(), p);
+  CHECK(y.to_vector() == conv2d_forward(xl, w, Tensor(), p).to_vector());
+  const Tensor dy = Tensor::uniform(y.shape(), -1, 1, 32).to(Device::CUDA).channels_last();
+  CHECK(conv2d_backward_data(dy, wk, x.shape(), p).to_vector() == conv2d_backward_data(dy, w, x.shape(), p).to_vector());
+  // The weight gradient comes from cuDNN in KRSC and is added into the row-major dw: equal to the
+  // NCHW images' gradient (deterministic algorithms, the emulator's fixed summation order).
+  const Tensor dw0 = Tensor::uniform(w.shape(), -1, 1, 33).to(Device::CUDA);
+  Tensor dw_last = dw0.clone(), dw_plain = dw0.clone(), no_db;
+  conv2d_backward_weight(xl, dy, dw_last, no_db, p);
+  conv2d_backward_weight(x, dy.contiguous(), dw_plain, no_db, p);
+  CHECK(!dw_last.is_channels_last());
+  CHECK(closeness(dw_last, dw_plain.to(Device::CPU), 1e-5, 1e-5) <= 1);
+
+  const Tensor wb = conv2d_weight_for(xl.to_dtype(DType::bf16), w);  // bf16 images: bf16 and KRSC at once
+  CHECK(wb.is_bf16());
+  CHECK(wb.is_channels_last());
+  CHECK(wb.to_vector() == w.to_dtype(DType::bf16).to_vector());
+  backend_options().krsc_filters = false;  // cuDNN given the KCRS master beside NHWC images
+  CHECK(conv2d_weight_for(xl, w).raw() == w.raw());
+  CHECK(closeness(conv2d_forward(xl, w, Tensor(), p), y.to(Device::CPU), 1e-5, 1e-5) <= 1);
+  Tensor dw_kcrs = dw0.clone();
+  conv2d_backward_weight(xl, dy, dw_kcrs, no_db, p);
+  CHECK(closeness(dw_kcrs, dw_plain.to(Device::CPU), 1e-5, 1e-5) <= 1);
+  backend_options().krsc_filters = true;
+  backend_options().cudnn = false;  // the im2col path multiplies a row-major weight
+  CHECK(!conv2d_weight_for(xl, w).is_channels_last());
+}
+
+GPU_TEST_CASE("conv cuda: a channels-last weight gradient is refused") {
+  const Tensor x = Tensor::uniform({2, 4, 6, 6}, -1, 1, 1).to(Device::CUDA).channels_last();
+  const Tensor dy = Tensor::uniform({2, 3, 6, 6}, -1, 1, 2).to(Device::CUDA).channels_last();
+  Tensor dw = Tensor::zeros({3, 4, 3, 3}, Device::CUDA).channels_last(), db;
+  CHECK_THROWS_WITH_AS(conv2d_backward_weight(x, dy, dw, db, {1, 1}),
+                       doctest::Contains("accumulates in float32 [O, C, KH, KW] row-major"), Error);
 }
 
 GPU_TEST_CASE("conv cuda: images in two memory formats are a clear error") {
