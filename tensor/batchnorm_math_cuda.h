@@ -33,7 +33,8 @@ __device__ inline void finalize_stats(uint32_t ch, double s_total, double ss_tot
   const double m = static_cast<double>(l.count);
   const double first = to_float(x[channel_start(ch, l, v)]);
   const double mean_shifted = s_total / m;
-  const double var = fmax(ss_total / m - mean_shifted * mean_shifted, 0.0);
+  const double d = ss_total / m - mean_shifted * mean_shifted;
+  const double var = d < 0.0 ? 0.0 : d;  // as the CPU's std::max(d, 0.0): a NaN stays NaN (fmax would drop it)
   const double mean = first + mean_shifted;
   const double invstd = 1.0 / sqrt(var + out.eps);
   out.save_mean[ch] = static_cast<float>(mean);

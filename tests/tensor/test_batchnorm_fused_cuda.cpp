@@ -206,6 +206,21 @@ GPU_TEST_CASE("batch norm cuda: several blocks per channel repeat bit for bit") 
   }
 }
 
+GPU_TEST_CASE("batch norm cuda: a NaN in a channel's batch makes its statistics NaN, as on the CPU") {
+  testing::BatchNormInputs in = testing::batchnorm_inputs({4, 3, 5, 5}, 91);
+  in.x.data()[7] = std::nanf("");  // channel 0 of image 0
+  Tensor rm = in.running_mean.clone(), rv = in.running_var.clone(), mean, invstd;
+  batch_norm_forward_training(in.x, in.gamma, in.beta, rm, rv, 0.1f, 1e-5f, mean, invstd);
+  Tensor grm = gpu(in.running_mean), grv = gpu(in.running_var), gmean, ginvstd;
+  batch_norm_forward_training(gpu(in.x), gpu(in.gamma), gpu(in.beta), grm, grv, 0.1f, 1e-5f, gmean, ginvstd);
+  for (const Tensor* t : {&rv, &invstd, &grv, &ginvstd}) {
+    const std::vector<float> v = t->to_vector();
+    CHECK(std::isnan(v[0]));
+    CHECK(std::isfinite(v[1]));
+    CHECK(std::isfinite(v[2]));
+  }
+}
+
 GPU_TEST_CASE("batch norm cuda: a channels-last input and a contiguous residual are refused") {
   const testing::BatchNormInputs in = testing::batchnorm_inputs({4, 8, 4, 4}, 92);
   const Tensor x = gpu(in.x).channels_last(), r = gpu(in.residual);
