@@ -2,6 +2,7 @@
 // (row m, channel c): 4 bytes of A (u8) and 4 of the weights (s8) per dp4a.u32.s32, exact in s32;
 // then the requantization of qinfer/gemm.h in the same float operations as the CPU's
 // requantize_value: fmaf, int-to-float and float-to-int conversions rounding to nearest even.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -36,18 +37,20 @@ struct DeviceRequant {
 // a: [rows][kp] u8, w: [n][kp] s8, both with kp a multiple of 4 (32-bit aligned rows).
 __global__ void gemm_requant_kernel(const unsigned* a, const int* w, int64_t rows, int64_t n, int64_t groups,
                                     DeviceRequant rq, uint8_t* out, int64_t ldo) {
-  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, m = blockIdx.y;
-  if (c >= n || m >= rows) return;
-  const unsigned* ar = a + m * groups;
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= n) return;
   const int* wr = w + c * groups;
-  int acc = 0;
-  for (int64_t g = 0; g < groups; ++g) acc = dp4a_u8s8(ar[g], wr[g], acc);
-  float v = fmaf(__int2float_rn(acc - rq.offset[c]), rq.multiplier[c], rq.bias[c]);
-  if (rq.residual)
-    v = fmaf(__int2float_rn(int(rq.residual[m * rq.residual_ld + c]) - rq.residual_zero), rq.residual_multiplier, v);
-  v = fminf(fmaxf(v, -1073741824.0f), 1073741824.0f);
-  const int q = __float2int_rn(v) + rq.zero_point;
-  out[m * ldo + c] = uint8_t(min(max(q, rq.lo), rq.hi));
+  for (int64_t m = blockIdx.y; m < rows; m += gridDim.y) {  // gridDim.y is at most 65535
+    const unsigned* ar = a + m * groups;
+    int acc = 0;
+    for (int64_t g = 0; g < groups; ++g) acc = dp4a_u8s8(ar[g], wr[g], acc);
+    float v = fmaf(__int2float_rn(acc - rq.offset[c]), rq.multiplier[c], rq.bias[c]);
+    if (rq.residual)
+      v = fmaf(__int2float_rn(int(rq.residual[m * rq.residual_ld + c]) - rq.residual_zero), rq.residual_multiplier, v);
+    v = fminf(fmaxf(v, -1073741824.0f), 1073741824.0f);
+    const int q = __float2int_rn(v) + rq.zero_point;
+    out[m * ldo + c] = uint8_t(min(max(q, rq.lo), rq.hi));
+  }
 }
 
 template <typename T>
@@ -55,7 +58,10 @@ struct DeviceBuffer {
   T* p = nullptr;
   explicit DeviceBuffer(size_t count, const T* host = nullptr) {
     QNN_CUDA_CHECK(cudaMalloc(&p, count * sizeof(T) + 1), count, " elements");
-    if (host) QNN_CUDA_CHECK(cudaMemcpy(p, host, count * sizeof(T), cudaMemcpyHostToDevice), count, " elements");
+    // On qnn's stream, so that the kernel launched on it after this finds the values there.
+    if (host)
+      QNN_CUDA_CHECK(cudaMemcpyAsync(p, host, count * sizeof(T), cudaMemcpyHostToDevice, cuda::stream()), count,
+                     " elements");
   }
   ~DeviceBuffer() { cudaFree(p); }
   DeviceBuffer(const DeviceBuffer&) = delete;
@@ -93,7 +99,7 @@ void gemm_u8s8_requant_cuda(const uint8_t* a, int64_t lda, int64_t rows, const P
   DeviceBuffer<uint8_t> dout(rows * n);
   DeviceRequant d{offset.p, multiplier.p, bias.p, rq.zero_point, rq.lo, rq.hi, rq.residual_zero,
                   rq.residual ? residual.p : nullptr, n, rq.residual_multiplier};
-  const dim3 grid(unsigned((n + 63) / 64), unsigned(rows));
+  const dim3 grid(unsigned((n + 63) / 64), unsigned(std::min<int64_t>(rows, 65535)));
   gemm_requant_kernel<<<grid, 64, 0, cuda::stream()>>>(reinterpret_cast<const unsigned*>(da.p),
                                                        reinterpret_cast<const int*>(dw.p), rows, n, kp / 4, d, dout.p, n);
   QNN_LAUNCH_CHECK("gemm_u8s8_requant_cuda ", rows, " x ", n, " x ", w.k);
