@@ -29,6 +29,10 @@ namespace {
 constexpr int kMaxThreads = 512;
 constexpr int kSharedLevels = kMaxDeviceGridLevels;  // tables up to this size live in shared memory
 constexpr int64_t kSharedBudget = 40 * 1024;       // dynamic shared memory a kernel may ask for
+// A GPU refuses a launch whose static and dynamic shared memory together exceed 48 KiB (without an
+// opt-in); the kernels here hold a double per thread, and a float or two, beside the budget.
+static_assert(kSharedBudget + int64_t(sizeof(double)) * kMaxThreads + 64 <= 48 * 1024,
+              "static plus dynamic shared memory must stay within 48 KiB");
 constexpr float kNormEps = 1e-7f;                  // the level-set schemes' EPS (level_set_quantizer.cpp)
 
 __host__ __device__ inline int64_t power_of_two_at_least(int64_t n) {

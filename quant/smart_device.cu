@@ -60,6 +60,11 @@ __global__ void __launch_bounds__(kSmartThreads) smart_kernel(QuantizeLaunch c) 
   __shared__ int pick[kC];
   __shared__ int depths, first_min, last_max;
   __shared__ int points[kMaxDeviceSmartLevels];  // the K + 1 = c.levels chosen candidate indices
+  // A GPU refuses a launch over 48 KiB of static and dynamic shared memory (without an opt-in).
+  static_assert(sizeof(float) * (2 * kC + kMaxDeviceSmartLevels) + sizeof(double) * (5 * kC + 2 + kSmartThreads) +
+                        sizeof(int) * (5 * kC + 5 + smart_fit::kMaxDepths + kMaxDeviceSmartLevels) <=
+                    48 * 1024,
+                "the smart kernel's shared memory must stay within 48 KiB");
   const DeviceBucket b = c.buckets[blockIdx.x];
   float* g = c.grad + b.begin;
   const int d = int(b.length);

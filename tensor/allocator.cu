@@ -8,8 +8,10 @@
 // the common cache, a tensor allocated later (the next epoch's order, an evaluation batch) could
 // get it and be overwritten by the next replay. So while a graph is being captured, every block
 // handed out joins the graph pool: when freed it returns to the pool's own free lists, which
-// only later captures draw from. Graphs share the pool safely because one stream never runs two
-// of them at once.
+// only later captures draw from. So does a block allocated before the capture and freed during
+// it (the graph may have recorded its use). Graphs share the pool safely because one stream never
+// runs two of them at once. During a capture the cache is never released to make room: cudaFree
+// would synchronise, which a capture forbids, and the graph may already use the blocks.
 #include <algorithm>
 #include <mutex>
 #include <unordered_map>
@@ -68,6 +70,9 @@ void* allocate_new_locked(DeviceCache& c, size_t size) {
   void* block = nullptr;
   if (cudaMalloc(&block, size) != cudaSuccess) {
     cudaGetLastError();
+    if (c.capturing)
+      throw Error(str("out of GPU memory while capturing a CUDA graph: allocating ", size, " bytes with ",
+                      c.stats.live_bytes, " bytes in use (capture a smaller step, or run with --no-graph)"));
     release_cached_locked(c);
     QNN_CUDA_CHECK(cudaMalloc(&block, size), "allocating ", size, " bytes of GPU memory with ",
                    c.stats.live_bytes, " bytes in use");
@@ -97,6 +102,7 @@ void cuda_free(void* block, size_t bytes) {
   const size_t size = rounded(bytes);
   DeviceCache& c = device_cache();
   std::lock_guard<std::mutex> lock(c.mutex);
+  if (c.capturing) c.graph_blocks.insert(block);
   (c.graph_blocks.count(block) ? c.graph_free_blocks : c.free_blocks)[size].push_back(block);
   c.stats.cached_bytes += int64_t(size);
   c.stats.live_bytes -= int64_t(size);

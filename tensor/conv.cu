@@ -122,8 +122,17 @@ MemoryFormat filter_format(const Tensor& images) {
   return layout_of(images).krsc ? MemoryFormat::channels_last : MemoryFormat::contiguous;
 }
 
-// Whether cuDNN's weight for these images differs from the float32 row-major master.
-bool needs_cudnn_form(const Tensor& images) { return images.is_bf16() || layout_of(images).krsc; }
+// Whether p is 16-byte aligned. A parameter or its gradient is a window into a flat buffer
+// (autograd/flat_parameters.h) and may start anywhere; cuDNN chooses its algorithms on fresh,
+// aligned buffers, and a vectorised kernel chosen there could fail on an unaligned pointer, so
+// cuDNN is only ever given aligned weights and weight gradients.
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Whether cuDNN needs a weight gradient of its own for these images (then added into dw by a
+// kernel) rather than adding into dw itself.
+bool needs_own_grad(const Tensor& images, const Tensor& dw) {
+  return images.is_bf16() || layout_of(images).krsc || !aligned16(dw.raw());
+}
 
 // An empty weight-shaped tensor in the form cuDNN takes with these images.
 Tensor cudnn_form_like(const Tensor& images, const Shape& weight_shape) {
@@ -131,12 +140,12 @@ Tensor cudnn_form_like(const Tensor& images, const Shape& weight_shape) {
 }
 
 // The weight as cuDNN multiplies it with these images: in their element type, and KRSC beside NHWC
-// images (unless backend_options().krsc_filters is off). w itself when it already is; one kernel
-// from a float32 row-major master.
+// images (unless backend_options().krsc_filters is off). w itself when it already is (and is
+// aligned); otherwise one kernel from a float32 row-major master.
 Tensor cudnn_weight(const Tensor& images, const Tensor& w) {
   const MemoryFormat format = filter_format(images);
-  if (w.dtype() == images.dtype() && w.format() == format) return w;
-  if (w.is_bf16() || w.is_channels_last()) {  // an unusual starting form: convert step by step
+  if (w.dtype() == images.dtype() && w.format() == format && aligned16(w.raw())) return w;
+  if (w.is_bf16() || w.is_channels_last()) {  // an unusual starting form: convert step by step (into fresh memory)
     const Tensor typed = w.to_dtype(images.dtype());
     return format == MemoryFormat::channels_last ? typed.channels_last() : typed.contiguous();
   }
@@ -264,9 +273,9 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
     conv2d_backward_weight_gemm(g, float_nchw(x), float_nchw(dy), dw);
   } else if (dy.numel() > 0 && dw.numel() > 0) {
     const std::string what = describe(g, layout_of(x));
-    // bf16 or NHWC images: cuDNN writes the gradient in its form (beta = 0), which a kernel then
-    // adds into dw; float NCHW images: cuDNN adds into dw itself (beta = 1).
-    const bool separate = needs_cudnn_form(x);
+    // bf16 or NHWC images (or an unaligned dw): cuDNN writes the gradient in its form (beta = 0),
+    // which a kernel then adds into dw; float NCHW images: cuDNN adds into dw itself (beta = 1).
+    const bool separate = needs_own_grad(x, dw);
     Tensor dw_out = separate ? cudnn_form_like(x, dw.shape()) : dw;
     const float one = 1.0f, beta = separate ? 0.0f : 1.0f;
     ConvPlan& plan = plan_for("conv2d_backward_weight", g, layout_of(x), what);

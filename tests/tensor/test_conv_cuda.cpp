@@ -229,6 +229,32 @@ GPU_TEST_CASE("conv cuda: channels-last images multiply a KRSC copy of the weigh
   CHECK(!conv2d_weight_for(xl, w).is_channels_last());
 }
 
+GPU_TEST_CASE("conv cuda: weights and weight gradients off 16-byte alignment (windows of a flat buffer) work alike") {
+  qnn::testing::NoTF32 no_tf32;
+  Backend backend(true, true);
+  const Shape ws{3, 4, 3, 3};
+  const Tensor master = Tensor::uniform(ws, -1, 1, 40).to(Device::CUDA);
+  const Tensor x = Tensor::uniform({2, 4, 6, 6}, -1, 1, 41).to(Device::CUDA);
+  Tensor flat_w = Tensor::zeros({1 + master.numel()}, Device::CUDA);
+  Tensor w = flat_w.slice(1, ws);  // 4 bytes into its buffer
+  w.copy_from(master);
+  CHECK(conv2d_weight_for(x, master).raw() == master.raw());
+  CHECK(conv2d_weight_for(x, w).raw() != w.raw());  // cuDNN gets an aligned copy
+  const ConvParams p{1, 1};
+  const Tensor y = conv2d_forward(x, master, Tensor(), p);
+  CHECK(conv2d_forward(x, w, Tensor(), p).to_vector() == y.to_vector());
+  const Tensor dy = Tensor::uniform(y.shape(), -1, 1, 42).to(Device::CUDA);
+  CHECK(conv2d_backward_data(dy, w, x.shape(), p).to_vector() == conv2d_backward_data(dy, master, x.shape(), p).to_vector());
+  const Tensor dw0 = Tensor::uniform(ws, -1, 1, 43).to(Device::CUDA);
+  Tensor flat_g = Tensor::zeros({1 + master.numel()}, Device::CUDA);
+  Tensor dw = flat_g.slice(1, ws), dw_aligned = dw0.clone(), no_db;
+  dw.copy_from(dw0);
+  conv2d_backward_weight(x, dy, dw, no_db, p);
+  conv2d_backward_weight(x, dy, dw_aligned, no_db, p);
+  CHECK(closeness(dw, dw_aligned.to(Device::CPU), 1e-5, 1e-5) <= 1);
+  CHECK(flat_g.to_vector()[0] == 0.0f);  // nothing written before the window
+}
+
 GPU_TEST_CASE("conv cuda: a channels-last weight gradient is refused") {
   const Tensor x = Tensor::uniform({2, 4, 6, 6}, -1, 1, 1).to(Device::CUDA).channels_last();
   const Tensor dy = Tensor::uniform({2, 3, 6, 6}, -1, 1, 2).to(Device::CUDA).channels_last();

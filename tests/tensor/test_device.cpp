@@ -1,10 +1,11 @@
 // The device runtime and GPU tensors: probing, clear errors without a GPU, copies between
-// devices and the caching allocator's stable addresses.
+// devices and the caching allocator's stable addresses and its graph pool.
 #include <doctest.h>
 
 #include <cmath>
 
 #include "tensor/allocator.h"
+#include "tensor/cuda_graph.h"
 #include "tests/gpu.h"
 
 using namespace qnn;
@@ -66,4 +67,29 @@ GPU_TEST_CASE("device: the caching allocator reuses freed blocks at the same add
   CHECK(after.system_allocations == before.system_allocations);
   CHECK(after.reused == before.reused + 1);
   CHECK(after.peak_live_bytes >= after.live_bytes);
+}
+
+GPU_TEST_CASE("device: a block freed during a graph capture is never handed out to eager code again") {
+  // The graph records the block's use; were it back in the common cache, a tensor allocated after
+  // the capture could get it and be overwritten by every replay.
+  const Shape shape{777, 13};  // a size no other test allocates
+  Tensor before(shape, Device::CUDA);
+  before.fill(1.0f);
+  const void* used_by_graph = before.raw();
+  CudaGraph graph;
+  graph.capture([&] {
+    before.fill(2.0f);
+    before = Tensor();  // freed inside the capture
+  });
+  Tensor after(shape, Device::CUDA);
+  CHECK(after.raw() != used_by_graph);
+  // A later capture may take it again: its graph runs on the same stream, never at once.
+  CudaGraph second;
+  const void* in_second = nullptr;
+  second.capture([&] {
+    Tensor t(shape, Device::CUDA);
+    t.fill(3.0f);
+    in_second = t.raw();
+  });
+  CHECK(in_second == used_by_graph);
 }
