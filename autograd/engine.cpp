@@ -1,5 +1,6 @@
 // The backward pass (see autograd/variable.h): order the graph, run each closure once in reverse
-// topological order, free what is no longer needed as soon as possible, then run gradient hooks.
+// topological order, free what is no longer needed as soon as possible, then complete the flat
+// buffers' gradients (their grad folds) and run gradient hooks.
 #include <algorithm>
 #include <unordered_set>
 
@@ -106,12 +107,13 @@ void Variable::backward(const Tensor& seed) const {
     node.reset();  // an intermediate nobody else holds (its value included) is freed here
   }
   std::vector<FlatParameters*> buffers;
-  for (const std::shared_ptr<Node>& leaf : leaves) {
-    if (leaf->grad.defined())
-      for (auto& hook : leaf->hooks) hook(leaf->grad);
+  for (const std::shared_ptr<Node>& leaf : leaves)
     if (leaf->flat && std::find(buffers.begin(), buffers.end(), leaf->flat) == buffers.end())
       buffers.push_back(leaf->flat);
-  }
+  for (FlatParameters* flat : buffers) flat->fold_grads();
+  for (const std::shared_ptr<Node>& leaf : leaves)
+    if (leaf->grad.defined())
+      for (auto& hook : leaf->hooks) hook(leaf->grad);
   for (FlatParameters* flat : buffers) flat->run_grad_hooks();
 }
 

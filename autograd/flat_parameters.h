@@ -5,7 +5,8 @@
 // as flattening every gradient and concatenating them. The optimizer then updates the whole
 // model in one pass, and a gradient quantizer sees one vector whose buckets may span layers
 // exactly as the reference experiments' network-wide flattening does. Hooks registered here run
-// on the whole gradient once per backward, after every parameter's gradient is complete.
+// on the whole gradient once per backward, after every parameter's gradient is complete (a grad
+// fold, where set, first completes it).
 #pragma once
 #include <functional>
 #include <string>
@@ -35,11 +36,19 @@ class FlatParameters {
   void clear_grad_hooks() { hooks_.clear(); }
   void run_grad_hooks();  // called by backward(); exposed for tests and manual training loops
 
+  // While set, backward() runs `fold` on the flat gradient before any hook: for a step whose
+  // convolutions write their weights' gradients elsewhere (autograd/conv_weight_forms.h).
+  void set_grad_fold(std::function<void(Tensor& flat_grad)> fold) { fold_ = std::move(fold); }
+  void fold_grads() {  // called by backward()
+    if (fold_) fold_(grads_);
+  }
+
  private:
   std::vector<Variable> leaves_;
   std::vector<int64_t> offsets_;
   Tensor values_, grads_;
   std::vector<std::function<void(Tensor&)>> hooks_;
+  std::function<void(Tensor&)> fold_;
 };
 
 }  // namespace qnn

@@ -5,7 +5,8 @@
 // An undefined bias Variable means "no bias"; it is then not an input of the node. The weight
 // gradient is added straight into the weight's gradient buffer (for parameters, a view into the
 // flat gradient buffer), so no temporary is made for it (on the GPU, bf16 or channels-last images
-// excepted: see tensor/conv.cu).
+// excepted: see tensor/conv.cu, and autograd/conv_weight_forms.h for a training step's way).
+#include "autograd/conv_weight_forms.h"
 #include "autograd/functions.h"
 #include "autograd/functions_internal.h"
 #include "tensor/linear.h"
@@ -57,15 +58,23 @@ Variable conv2d(const Variable& x, const Variable& w, const Variable& b, ConvPar
   check_defined("conv2d", w, "w");
   const bool has_bias = b.defined();
   // The weight in the form the device multiplies (on the GPU: bf16 for bf16 images, KRSC for
-  // channels-last ones; tensor/conv.h): made once here, and kept for the input gradient.
-  const Tensor w_used = conv2d_weight_for(x.value(), w.value());
+  // channels-last ones; tensor/conv.h), kept for the input gradient: inside a training step that
+  // keeps its weights' forms, that form and its gradient (autograd/conv_weight_forms.h), else a
+  // copy made here.
+  Tensor w_used, dw_form;
+  if (has_bias || !ConvWeightForms::lookup(w, x.value(), w_used, dw_form)) w_used = conv2d_weight_for(x.value(), w.value());
   Tensor y = conv2d_forward(x.value(), w_used, has_bias ? b.value() : Tensor(), p);
-  return make_op_result("conv2d", y, op_inputs(x, w, b), [has_bias, p, w_used](Node& self) {
+  return make_op_result("conv2d", y, op_inputs(x, w, b), [has_bias, p, w_used, dw_form](Node& self) {
     Node& nx = *self.inputs[0];
     if (nx.requires_grad && nx.grad.defined())  // added into the gradient already there
       conv2d_backward_data_add(self.grad, w_used, nx.grad, p);
     else if (nx.requires_grad)
       accumulate_grad(nx, conv2d_backward_data(self.grad, w_used, nx.value.shape(), p));
+    if (dw_form.defined()) {  // folded into the weight's gradient at the end of backward
+      Tensor form_grad = dw_form;
+      if (self.inputs[1]->requires_grad) conv2d_backward_weight_into_form(nx.value, self.grad, form_grad, p);
+      return;
+    }
     WeightGrads g = weight_grad_buffers(self, has_bias);
     if (g.dw.defined()) conv2d_backward_weight(nx.value, self.grad, g.dw, g.db, p);
   });

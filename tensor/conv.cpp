@@ -236,9 +236,32 @@ void forward_images(const ConvGeometry& g, const float* x, const float* w_packed
 
 }  // namespace
 
+WeightForm conv2d_weight_form(DType images, MemoryFormat images_format) {
+  const BackendOptions& o = backend_options();
+  const bool krsc = images_format == MemoryFormat::channels_last && o.cudnn && o.krsc_filters;
+  return {images, krsc ? MemoryFormat::channels_last : MemoryFormat::contiguous};
+}
+
 Tensor conv2d_weight_for(const Tensor& x, const Tensor& w) {
   QNN_ON_CUDA(x, cuda::conv2d_weight_for(x, w));
   return w;
+}
+
+void conv2d_backward_weight_into_form(const Tensor& x, const Tensor& dy, Tensor& dw_form, ConvParams p) {
+  QNN_ON_CUDA(x, cuda::conv2d_backward_weight_into_form(x, dy, dw_form, p));
+  Tensor no_bias;
+  conv2d_backward_weight(x, dy, dw_form, no_bias, p);  // the CPU's form is the float32 weight itself
+}
+
+void refresh_weight_forms(const Tensor& values, const Tensor& segments, int64_t count, bool krsc, Tensor& forms,
+                          Tensor& form_grads) {
+  QNN_ON_CUDA(values, cuda::refresh_weight_forms(values, segments, count, krsc, forms, form_grads));
+  throw Error("[refresh_weight_forms] weight forms live on the GPU; the parameters are on the CPU");
+}
+
+void fold_weight_form_grads(Tensor& grads, const Tensor& segments, int64_t count, bool krsc, const Tensor& form_grads) {
+  QNN_ON_CUDA(grads, cuda::fold_weight_form_grads(grads, segments, count, krsc, form_grads));
+  throw Error("[fold_weight_form_grads] weight forms live on the GPU; the gradients are on the CPU");
 }
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, ConvParams p) {

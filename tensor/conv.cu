@@ -8,7 +8,7 @@
 // in the input's format (y in x's, dx in dy's). The master weight and its gradient stay
 // [O, C, KH, KW] row-major in either case, so the flat parameter and gradient buffers, and the
 // quantizers that read them, do not change. What cuDNN multiplies is the weight in the images'
-// form (conv2d_weight_for): with NHWC images the filter is KRSC ([O, KH, KW, C] in memory, held as
+// form (conv2d_weight_form, conv2d_weight_for): with NHWC images the filter is KRSC ([O, KH, KW, C] in memory, held as
 // a channels-last [O, C, KH, KW] tensor), the filter layout of cuDNN's NHWC kernels and the one
 // PyTorch passes with channels-last models; cuDNN's weight gradient then comes in KRSC too and a
 // kernel here adds it into the row-major dw. cuDNN also accepts the KCRS weight beside NHWC
@@ -20,7 +20,9 @@
 // and the weight is bf16 too, as cuDNN's bf16 convolutions take x, w and y of one type. The float32
 // weight (the master copy the optimizer updates) is rounded by the same conversion, once per
 // forward in the autograd op (autograd/functions_linear_conv.cpp), which keeps the copy for the
-// input gradient; a float32 weight given here is converted by each call. cuDNN multiplies the bf16
+// input gradient, or, in a training step, once per step for all weights together
+// (autograd/conv_weight_forms.h, whose gradients cuDNN adds into in its form:
+// conv2d_backward_weight_into_form); a float32 weight given here is converted by each call. cuDNN multiplies the bf16
 // operands and sums in float; each output is rounded once to bf16. The weight gradient comes out of
 // cuDNN in bf16 and is added into the float32 dw by the same kernel. Convolutions with a bias take
 // float32 images only. The im2col path converts bf16 operands to float32 and back.
@@ -116,10 +118,10 @@ __global__ void add_weight_grad_kernel(float* dw, const In* g, int64_t n, int64_
     dw[i] += to_float(g[krsc ? krsc_index(i, c, rs) : i]);
 }
 
-// The filter layout cuDNN takes beside these images (tensor/conv_plan_cuda.h's layout_of): KRSC, as
-// a channels-last tensor, or KCRS, as a row-major one.
+// The filter layout cuDNN takes beside these images (conv2d_weight_form): KRSC, as a channels-last
+// tensor, or KCRS, as a row-major one.
 MemoryFormat filter_format(const Tensor& images) {
-  return layout_of(images).krsc ? MemoryFormat::channels_last : MemoryFormat::contiguous;
+  return conv2d_weight_form(images.dtype(), images.format()).format;
 }
 
 // Whether p is 16-byte aligned. A parameter or its gradient is a window into a flat buffer
@@ -261,34 +263,62 @@ void conv2d_backward_data_add(const Tensor& dy, const Tensor& w, Tensor& dx, Con
   }
 }
 
+namespace {
+
+// dw_out = dL/dw + beta * dw_out through cuDNN, dw_out in cuDNN's form for x.
+void backward_weight_cudnn(const ConvGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dw_out, float beta) {
+  const std::string what = describe(g, layout_of(x));
+  ConvPlan& plan = plan_for("conv2d_backward_weight", g, layout_of(x), what);
+  const Choice& c = choose_backward_weight(plan, x, dy, dw_out, what);
+  Tensor ws = workspace(c.workspace);
+  const float one = 1.0f;
+  QNN_CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn(), &one, plan.x, x.raw(), plan.y, dy.raw(),
+                                                 plan.conv[kBackwardWeight], cudnnConvolutionBwdFilterAlgo_t(c.algo),
+                                                 pointer(ws), c.workspace, &beta, plan.w, dw_out.raw()),
+                  what);
+}
+
+void check_images_pair(const char* op, const Tensor& x, const Tensor& dy, const ConvGeometry& g) {
+  check_on_gpu(op, "output gradient", dy, g);
+  check_same_format(op, "x", x, "the output gradient", dy, g);
+  check_same_type(op, "x", x, "the output gradient", dy, g);
+}
+
+}  // namespace
+
 void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor& db, ConvParams p) {
   const ConvGeometry g = conv_geometry(x.shape(), dw.shape(), p);
-  check_on_gpu("conv2d_backward_weight", "output gradient", dy, g);
+  check_images_pair("conv2d_backward_weight", x, dy, g);
   check_weight_grad("conv2d_backward_weight", dw, g);
   check_on_gpu("conv2d_backward_weight", "bias gradient", db, g);
-  check_same_format("conv2d_backward_weight", "x", x, "the output gradient", dy, g);
-  check_same_type("conv2d_backward_weight", "x", x, "the output gradient", dy, g);
   refuse_bf16_bias("conv2d_backward_weight", x, db, g);
   if (!backend_options().cudnn) {
     conv2d_backward_weight_gemm(g, float_nchw(x), float_nchw(dy), dw);
   } else if (dy.numel() > 0 && dw.numel() > 0) {
-    const std::string what = describe(g, layout_of(x));
     // bf16 or NHWC images (or an unaligned dw): cuDNN writes the gradient in its form (beta = 0),
     // which a kernel then adds into dw; float NCHW images: cuDNN adds into dw itself (beta = 1).
-    const bool separate = needs_own_grad(x, dw);
-    Tensor dw_out = separate ? cudnn_form_like(x, dw.shape()) : dw;
-    const float one = 1.0f, beta = separate ? 0.0f : 1.0f;
-    ConvPlan& plan = plan_for("conv2d_backward_weight", g, layout_of(x), what);
-    const Choice& c = choose_backward_weight(plan, x, dy, dw_out, what);
-    Tensor ws = workspace(c.workspace);
-    QNN_CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn(), &one, plan.x, x.raw(), plan.y, dy.raw(),
-                                                   plan.conv[kBackwardWeight],
-                                                   cudnnConvolutionBwdFilterAlgo_t(c.algo), pointer(ws),
-                                                   c.workspace, &beta, plan.w, dw_out.raw()),
-                    what);
-    if (separate) add_weight_grad(dw, dw_out);
+    if (needs_own_grad(x, dw)) {
+      Tensor dw_out = cudnn_form_like(x, dw.shape());
+      backward_weight_cudnn(g, x, dy, dw_out, 0.0f);
+      add_weight_grad(dw, dw_out);
+    } else {
+      backward_weight_cudnn(g, x, dy, dw, 1.0f);
+    }
   }
   if (db.defined()) conv2d_bias_grad(g, dy, db);
+}
+
+void conv2d_backward_weight_into_form(const Tensor& x, const Tensor& dy, Tensor& dw_form, ConvParams p) {
+  const char* op = "conv2d_backward_weight_into_form";
+  const ConvGeometry g = conv_geometry(x.shape(), dw_form.shape(), p);
+  check_images_pair(op, x, dy, g);
+  check_on_gpu(op, "weight gradient", dw_form, g);
+  const WeightForm form = conv2d_weight_form(x.dtype(), x.format());
+  if (!backend_options().cudnn || dw_form.dtype() != form.dtype || dw_form.format() != form.format ||
+      !aligned16(dw_form.raw()))
+    throw Error(str("[", op, "] the weight gradient is not in the form cuDNN takes beside these images, or cuDNN is "
+                    "off (", describe(g, layout_of(x)), ")"));
+  if (dy.numel() > 0 && dw_form.numel() > 0) backward_weight_cudnn(g, x, dy, dw_form, 1.0f);
 }
 
 }  // namespace qnn::cuda

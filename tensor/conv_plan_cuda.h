@@ -3,9 +3,10 @@
 // files include this.
 //
 // A plan is keyed by the geometry, the memory format and element type of the images, and the
-// backend switches. Its descriptors say NCHW or NHWC (CUDNN_TENSOR_NHWC) for x and y, float32 or
-// bf16 (CUDNN_DATA_BFLOAT16) for x, y and the KCRS filter alike, and always a float compute type:
-// cuDNN's bf16 convolutions multiply bf16 operands and sum in float.
+// backend switches. Its descriptors say NCHW or NHWC (CUDNN_TENSOR_NHWC) for x and y, KCRS or
+// (beside NHWC images) KRSC for the filter, float32 or bf16 (CUDNN_DATA_BFLOAT16) for x, y and
+// the filter alike, and always a float compute type: cuDNN's bf16 convolutions multiply bf16
+// operands and sum in float.
 //
 // One algorithm per direction, chosen on that direction's first call:
 //   * normally by cudnnFind*AlgorithmEx, which times the candidates on the real buffers. That
@@ -60,8 +61,8 @@ struct ImageLayout {
   bool krsc = false;  // the filter KRSC (channels-last images with backend_options().krsc_filters), else KCRS
 };
 inline ImageLayout layout_of(const Tensor& images) {
-  const bool channels_last = images.is_channels_last();
-  return {channels_last, images.dtype(), channels_last && backend_options().krsc_filters};
+  const WeightForm form = conv2d_weight_form(images.dtype(), images.format());
+  return {images.is_channels_last(), images.dtype(), form.format == MemoryFormat::channels_last};
 }
 
 std::string describe(const ConvGeometry& g);

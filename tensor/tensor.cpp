@@ -124,9 +124,11 @@ Tensor Tensor::view(Shape shape) const {
   return t;
 }
 
-Tensor Tensor::slice(int64_t offset, Shape shape) const {
+Tensor Tensor::slice(int64_t offset, Shape shape, MemoryFormat format) const {
   QNN_CHECK(!is_channels_last(), "cannot take a window of channels-last ", shape_str(shape_),
             " (contiguous() first)");
+  QNN_CHECK(format == MemoryFormat::contiguous || (shape.size() == 4 && is_cuda()),
+            "a channels-last window is 4-D and on the GPU, got ", device_name(device()), " ", shape_str(shape));
   const int64_t n = shape_numel(shape);
   QNN_CHECK(offset >= 0 && offset + n <= numel_, "window of ", n, " elements at ", offset,
             " exceeds tensor of ", numel_);
@@ -134,6 +136,7 @@ Tensor Tensor::slice(int64_t offset, Shape shape) const {
   t.offset_ = offset_ + offset;
   t.numel_ = n;
   t.shape_ = std::move(shape);
+  t.format_ = format;
   return t;
 }
 

@@ -97,8 +97,9 @@ class Tensor {
   // Same storage, new shape (element count must match). A channels-last tensor can be viewed
   // only where its memory is also row-major (C = 1 or H = W = 1), and the view is contiguous.
   Tensor view(Shape shape) const;
-  // A window of `shape` starting `offset` elements into this tensor's data (contiguous only).
-  Tensor slice(int64_t offset, Shape shape) const;
+  // A window of `shape` starting `offset` elements into this tensor's data (contiguous only), read
+  // in `format` (channels_last: a 4-D window on the GPU whose memory is NHWC).
+  Tensor slice(int64_t offset, Shape shape, MemoryFormat format = MemoryFormat::contiguous) const;
   // Rows [begin, end) along the first dimension (images, in either format).
   Tensor narrow(int64_t begin, int64_t end) const;
   bool shares_storage(const Tensor& other) const { return storage_ == other.storage_; }

@@ -38,6 +38,7 @@
 
 #include "train/batch_source.h"
 #include "train/progress.h"
+#include "autograd/conv_weight_forms.h"
 #include "autograd/functions.h"
 #include "dist/exchange.h"
 #include "dist/replicas.h"
@@ -184,8 +185,11 @@ class Trainer {
   }
 
  private:
-  // The step itself: everything after prepare(). Captured once, replayed after that.
+  // The step itself: everything after prepare(). Captured once, replayed after that. On the GPU
+  // its convolutions take their weights' forms from one buffer refreshed at its start, and their
+  // gradients are folded back at the end of backward (autograd/conv_weight_forms.h).
   void step_work(BatchSource& source) {
+    ConvWeightForms::Scope forms(conv_weight_forms());
     Tensor images, labels;
     source.produce(images, labels);
     Variable logits = model_(Variable(images));
@@ -195,6 +199,18 @@ class Trainer {
     sgd_.zero_grad();
     loss.backward();  // runs the gradient hooks (quantization) on the flat gradient
     sgd_.step();
+  }
+
+  // The model's convolution weights in the form the GPU's convolutions of this run's activations
+  // take (made on the first step, which is eager); null on the CPU.
+  ConvWeightForms* conv_weight_forms() {
+    if (model_.device() != Device::CUDA) return nullptr;
+    if (!forms_) {
+      const BackendOptions& o = backend_options();
+      forms_ = std::make_unique<ConvWeightForms>(model_.flatten(), o.bf16 ? DType::bf16 : DType::f32,
+                                                 o.channels_last ? MemoryFormat::channels_last : MemoryFormat::contiguous);
+    }
+    return forms_.get();
   }
 
   void run_step(BatchSource& source, bool full_batch, EpochResult& r) {
@@ -305,6 +321,7 @@ class Trainer {
   int workers_;
   bool graph_wanted_;
   Metrics metrics_;
+  std::unique_ptr<ConvWeightForms> forms_;  // declared before graph_, so destroyed after it
   CudaGraph graph_;
   const BatchSource* captured_source_ = nullptr;
   int64_t eager_steps_ = 0;

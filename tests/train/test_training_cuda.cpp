@@ -255,3 +255,60 @@ GPU_TEST_CASE("training step: a captured bf16 step replays the eager one exactly
     backend_options().channels_last = saved;
   }
 }
+
+namespace {
+
+// train()'s steps without the trainer: a plain loop, whose convolutions convert their weights and
+// add their weight gradients one by one (no ConvWeightForms scope).
+Run train_by_hand(int steps) {
+  manual_seed(3);
+  CifarResNet model(8);
+  model.to(Device::CUDA);
+  model.train();
+  SGD sgd(model.flatten(), {0.05f, 0.9f, 0.0f, 5e-4f, false});
+  std::vector<int32_t> labels(16);
+  for (int i = 0; i < 16; ++i) labels[i] = (i * 7) % 10;
+  const Tensor images = Tensor::normal({16, 3, 32, 32}, 0, 1, 42).to(Device::CUDA);
+  const Tensor label_values = label_tensor(labels, Device::CUDA);
+  Run run;
+  for (int s = 0; s < steps; ++s) {
+    sgd.zero_grad();
+    Variable loss = cross_entropy(model(Variable(images)), label_values);
+    loss.backward();
+    sgd.step();
+    run.losses.push_back(loss.value().item());
+  }
+  run.parameters = model.flatten().values().to_vector();
+  return run;
+}
+
+}  // namespace
+
+GPU_TEST_CASE("training step: the trainer's one refresh and one fold of the weights' forms give the by-hand steps") {
+  // The trainer's step keeps the convolution weights' forms (bf16, KRSC) in one buffer refreshed
+  // at its start, and folds their gradients back in one kernel (autograd/conv_weight_forms.h); a
+  // plain loop converts and adds per convolution. Same roundings, same order: the same steps.
+  struct Deterministic {
+    Deterministic() { backend_options().deterministic = true; }
+    ~Deterministic() { backend_options().deterministic = false; }
+  } deterministic;
+  for (int mode = 0; mode < 3; ++mode) {
+    const bool bf16 = mode > 0, channels_last = mode != 1;
+    CAPTURE(bf16);
+    CAPTURE(channels_last);
+    const BackendOptions saved = backend_options();
+    backend_options().bf16 = bf16;
+    backend_options().channels_last = channels_last;
+    const Run by_hand = train_by_hand(3);
+    for (bool graph : {false, true}) {
+      CAPTURE(graph);
+      const Run trained = train(Device::CUDA, 3, graph);
+      double worst = 0;
+      for (size_t i = 0; i < by_hand.parameters.size(); ++i)
+        worst = std::max(worst, double(std::fabs(by_hand.parameters[i] - trained.parameters[i])));
+      CHECK(worst <= 1e-6);
+      for (int s = 0; s < 3; ++s) CHECK(trained.losses[s] == doctest::Approx(by_hand.losses[s]).epsilon(1e-6));
+    }
+    backend_options() = saved;
+  }
+}
