@@ -72,7 +72,7 @@ ConvWeightForms::Scope::~Scope() {
 }
 
 bool ConvWeightForms::lookup(const Variable& w, const Tensor& x, Tensor& form, Tensor& grad) {
-  if (!open_forms) return false;
+  if (!open_forms || !backend_options().cudnn) return false;  // cuDNN adds into the forms' gradients
   const auto it = open_forms->entry_of_.find(&w.node());
   if (it == open_forms->entry_of_.end()) return false;
   const WeightForm wanted = conv2d_weight_form(x.dtype(), x.format());
