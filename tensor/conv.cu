@@ -97,13 +97,6 @@ void refuse_bf16_bias(const char* op, const Tensor& images, const Tensor& bias, 
     throw Error(str("[", op, "] a convolution with a bias takes float32 images, got bf16 (", describe(g), ")"));
 }
 
-// The weight's index in KRSC order ([O, KH, KW, C]) of element i in KCRS order ([O, C, KH, KW]),
-// for c channels and rs = KH * KW taps.
-__device__ int64_t krsc_index(int64_t i, int64_t c, int64_t rs) {
-  const int64_t o = i / (c * rs), rest = i % (c * rs);
-  return (o * rs + rest % rs) * c + rest / rs;
-}
-
 // out = the float32 row-major weight w in out's type and order (KRSC when `krsc`).
 template <class Out>
 __global__ void weight_for_cudnn_kernel(const float* w, Out* out, int64_t n, int64_t c, int64_t rs, bool krsc) {

@@ -4,6 +4,7 @@
 // the correlation of x with dy. The CPU version lowers each image to a matrix (im2col) and
 // multiplies with sgemm, images in parallel.
 #pragma once
+#include "tensor/random.h"  // QNN_HOST_DEVICE
 #include "tensor/tensor.h"
 
 namespace qnn {
@@ -37,6 +38,13 @@ Tensor conv2d_weight_for(const Tensor& x, const Tensor& w);
 // gives for x (on the GPU through cuDNN, which adds into it as it writes): a weight gradient that
 // stays in cuDNN's form until it is folded into the float32 one (autograd/conv_weight_forms.h).
 void conv2d_backward_weight_into_form(const Tensor& x, const Tensor& dy, Tensor& dw_form, ConvParams p);
+
+// Where element i of a row-major [O, C, KH, KW] weight (c channels, rs = KH * KW taps) lies in its
+// KRSC form ([O, KH, KW, C] in memory).
+QNN_HOST_DEVICE int64_t krsc_index(int64_t i, int64_t c, int64_t rs) {
+  const int64_t o = i / (c * rs), rest = i % (c * rs);
+  return (o * rs + rest % rs) * c + rest / rs;
+}
 
 // A model's convolution weights in their forms, in one buffer (autograd/conv_weight_forms.h). A
 // segment is one weight: `numel` values at `flat_begin` of the flat parameter and gradient buffers

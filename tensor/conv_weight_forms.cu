@@ -25,13 +25,12 @@ __device__ const WeightFormSegment* segment_of(const WeightFormSegment* segments
   return count > 0 && j >= s->form_begin && j < s->form_begin + s->numel ? s : nullptr;
 }
 
-// The flat-buffer index of forms value j of segment s: the same position, or for KRSC forms the
-// row-major [O, C, KH, KW] position of KRSC element j - form_begin.
-__device__ int64_t flat_index(const WeightFormSegment& s, int64_t j, bool krsc) {
+// Value j of the forms buffer, within segment s, taken as element j - form_begin of the weight in
+// row-major order: its place in the forms buffer (KRSC when the forms are). Every place of the
+// segment is some element's, once.
+__device__ int64_t form_index(const WeightFormSegment& s, int64_t j, bool krsc) {
   const int64_t local = j - s.form_begin;
-  if (!krsc) return s.flat_begin + local;
-  const int64_t c = local % s.c, tap = (local / s.c) % s.rs, o = local / (s.c * s.rs);
-  return s.flat_begin + (o * s.c + c) * s.rs + tap;
+  return s.form_begin + (krsc ? krsc_index(local, s.c, s.rs) : local);
 }
 
 template <class T>
@@ -40,8 +39,9 @@ __global__ void refresh_kernel(const float* values, const WeightFormSegment* seg
   for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < total; j += int64_t(gridDim.x) * blockDim.x) {
     const WeightFormSegment* s = segment_of(segments, count, j);
     if (!s) continue;
-    forms[j] = from_float<T>(values[flat_index(*s, j, krsc)]);
-    form_grads[j] = from_float<T>(0.0f);
+    const int64_t f = form_index(*s, j, krsc);
+    forms[f] = from_float<T>(values[s->flat_begin + (j - s->form_begin)]);
+    form_grads[f] = from_float<T>(0.0f);
   }
 }
 
@@ -50,7 +50,7 @@ __global__ void fold_kernel(float* grads, const WeightFormSegment* segments, int
                             const T* form_grads) {
   for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < total; j += int64_t(gridDim.x) * blockDim.x) {
     const WeightFormSegment* s = segment_of(segments, count, j);
-    if (s) grads[flat_index(*s, j, krsc)] += to_float(form_grads[j]);
+    if (s) grads[s->flat_begin + (j - s->form_begin)] += to_float(form_grads[form_index(*s, j, krsc)]);
   }
 }
 
