@@ -19,7 +19,7 @@
 #   PORTABLE=1        no -march=native;   BUILD=dir   where objects go
 #   OPENMP=0          no OpenMP: one thread, no libgomp (capi/serial_openmp/omp.h stands in)
 #   PIC=1             position-independent objects (what `make install` builds the shared library from)
-#   SANITIZE=1        -O1 -g with ASan and UBSan (what `make sanitize` sets, with CUDA=0)
+#   SANITIZE=1        -O1 -g1 with ASan and UBSan (what `make sanitize` sets, with CUDA=0)
 #   EMU=1             the CUDA backend compiled by g++ and run on the CPU by the CUDA emulator
 #                     (emu/, docs/cuda-emulator.md; what `make emulate` sets): needs the CUDA and
 #                     cuDNN headers, no GPU, no nvcc
@@ -52,8 +52,10 @@ SANITIZE ?= 0
 OPT := -O3
 ifeq ($(SANITIZE),1)
   # Every finding stops the program (no recovery); float-cast-overflow is not in -fsanitize=undefined.
+  # -g1 (function names and line numbers) is all a sanitizer's stack trace needs, in two thirds of
+  # -g's compile time.
   SANITIZERS := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
-  OPT := -O1 -g -fno-omit-frame-pointer $(SANITIZERS)
+  OPT := -O1 -g1 -fno-omit-frame-pointer $(SANITIZERS)
 endif
 CXXFLAGS := -std=c++17 $(OPT) $(ARCHFLAGS) $(OPENMP_FLAG) -Wall -Wextra -I. -isystem $(STB_INCLUDE) -isystem $(DOCTEST_INCLUDE) -MMD -MP
 LDFLAGS := $(strip $(SANITIZERS) $(OPENMP_FLAG) -pthread)
@@ -138,13 +140,21 @@ ifeq ($(filter sanitize emulate,$(MAKECMDGOALS)),)
     JPEG $(if $(TURBOJPEG),libjpeg-turbo + stb_image,stb_image)$(MPI_LINE)$(comma) $(CUDA_LINE))
 endif
 
+# The tests' own code (inputs, references, checks) is little of what they run: -O1 (-Og with the
+# sanitizers, still instrumented) compiles it in half the time of the library's level.
+TEST_OPT := $(if $(SANITIZERS),-Og,-O1)
 # Objects depend on the configuration: switching CUDA=0/1 or CUDA_ARCH rebuilds everything.
-CONFIG := $(CXX) $(CXXFLAGS) | $(NVCCFLAGS) | $(LDFLAGS)
+CONFIG := $(CXX) $(CXXFLAGS) | $(NVCCFLAGS) | $(LDFLAGS) | tests $(TEST_OPT)
 $(shell mkdir -p $(BUILD); echo '$(CONFIG)' | cmp -s - $(BUILD)/config || echo '$(CONFIG)' > $(BUILD)/config)
 # ./apps/* is shared by every BUILD folder: relink it when the configuration it came from changes.
 $(shell echo '$(CONFIG)' | cmp -s - apps/.config || echo '$(CONFIG)' > apps/.config)
 TEST_SRC := $(shell find tests -name '*.cpp' 2>/dev/null)
+ifeq ($(EMU),1)
+  # The emulator runs the "gpu" suite (and its own tests, below): only the files that hold one.
+  TEST_SRC := tests/main.cpp $(shell grep -rl GPU_TEST_CASE tests --include='*.cpp')
+endif
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
+$(TEST_OBJ): CXXFLAGS := $(filter-out -O%,$(CXXFLAGS)) $(TEST_OPT)
 ifeq ($(EMU),1)
   TEST_OBJ += $(patsubst %.cu,$(BUILD)/%.cu.o,$(wildcard tests/emu/*.cu))  # the emulator's own tests
 endif
@@ -207,11 +217,13 @@ $(BENCHES): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libqnn.a
 $(BUILD)/qnn_tests: $(TEST_OBJ) $(BUILD)/libqnn.a
 	$(CXX) $^ -o $@ $(LDFLAGS)
 
-# Runs every test; the last line sums them up as "tests: N passed, N failed, N skipped".
-# The tests run the apps; a sanitizer or emulator build leaves the benchmarks out.
+# Runs every test; the last line sums them up as "tests: N passed, N failed, N skipped". The tests
+# run the apps; a sanitizer or emulator build leaves the benchmarks out. TEST_JOBS=N runs them in
+# N processes at once, each on a share of the cases (scripts/run_tests.sh): a gain where cases
+# use one core each, as on the CUDA emulator (most of the CPU's cases use every core already).
+TEST_JOBS ?= 1
 test: $(if $(filter 1,$(SANITIZE) $(EMU)),$(APPS),all) $(BUILD)/qnn_tests
-	@set -o pipefail; $(TEST_ENV) ./$(BUILD)/qnn_tests $(TEST_ARGS) 2>&1 | tee $(BUILD)/test.log; rc=$$?; \
-	  awk '/test cases:/ {gsub(/\|/," "); print "tests: " $$5 " passed, " $$7 " failed, " $$9 " skipped"}' $(BUILD)/test.log; exit $$rc
+	@$(TEST_ENV) scripts/run_tests.sh $(TEST_JOBS) $(BUILD)/test.log ./$(BUILD)/qnn_tests $(TEST_ARGS)
 
 # The unit tests of a CPU-only build (in its own folder) under AddressSanitizer and
 # UndefinedBehaviorSanitizer; the first finding stops the run with its stack. The apps the tests
@@ -220,14 +232,15 @@ SANITIZE_BUILD ?= build-sanitize
 SANITIZE_ENV := ASAN_OPTIONS=halt_on_error=1:abort_on_error=0:detect_leaks=1:print_stacktrace=1 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 # Left out, so the run takes minutes on two cores: the end-to-end runs that train ./apps/cifar
-# several times ("cifar: resume ...", "cifar: quantized training ...", "cifar resume: settings
-# ...", "cifar bad input: a diverging run ...": about 4 minutes together under ASan) and the
-# 5,000-image epoch (with CIFAR10_DIR); ./apps/imagenet's training on the ants/bees folder (with
-# HYMENOPTERA_DIR) and the ImageNet ResNets' logits against torchvision (ResNet-50 forward passes:
-# minutes under ASan; their shapes and names are still checked). "cifar bad input: damaged
-# checkpoints ..." and "cifar: a bucket larger ..." still run ./apps/cifar's training,
-# checkpoint, resume and quantization paths under the sanitizers; make test runs everything.
-SANITIZE_TEST_ARGS ?= "-tce=cifar: resume continues bit-identically,cifar: one epoch on 5*,cifar: quantized training*,cifar resume: settings*,cifar bad input: a diverging*,imagenet app: ResNet-18 trains*,imagenet resnet: logits*,imagenet resnet: a saved state dict*"
+# several times ("cifar: resume ...", "cifar: QAT runs resume ...", "cifar: quantized training
+# ...", "cifar resume: settings ...", "cifar bad input: a diverging run ...": about 5 minutes
+# together under ASan) and the 5,000-image epoch (with CIFAR10_DIR); ./apps/imagenet's training
+# on the ants/bees folder (with HYMENOPTERA_DIR) and the ImageNet ResNets' logits against
+# torchvision (ResNet-50 forward passes: minutes under ASan; their shapes and names are still
+# checked). "cifar bad input: damaged checkpoints ..." and "cifar: a bucket larger ..." still run
+# ./apps/cifar's training, checkpoint, resume and quantization paths under the sanitizers, and the
+# QAT layers, their export and their state are tested directly; make test runs everything.
+SANITIZE_TEST_ARGS ?= "-tce=cifar: resume continues bit-identically,cifar: QAT runs resume*,cifar: one epoch on 5*,cifar: quantized training*,cifar resume: settings*,cifar bad input: a diverging*,imagenet app: ResNet-18 trains*,imagenet resnet: logits*,imagenet resnet: a saved state dict*"
 # MPI=0: OpenMPI's start-up allocations would read as leaks; the MPI tests skip there.
 sanitize:
 	@$(MAKE) --no-print-directory CUDA=0 MPI=0 SANITIZE=1 BUILD=$(SANITIZE_BUILD) \
@@ -239,9 +252,12 @@ sanitize:
 # next plain make). docs/cuda-emulator.md says what it checks and what it cannot.
 # `make emulate SANITIZE=1 EMULATE_BUILD=build-emulate-sanitize` runs them under ASan and UBSan
 # (the fibers are announced to ASan; the allocator's cache lives to the end, so no leak check).
+# The emulated kernels run on one core: the cases run in one process per core (at most 4).
 EMULATE_BUILD ?= build-emulate
+EMULATE_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 emulate:
 	@$(MAKE) --no-print-directory EMU=1 CUDA=0 MPI=0 BUILD=$(EMULATE_BUILD) TEST_ARGS='-ts=gpu,emulator $(EMULATE_ARGS)' \
+	  TEST_JOBS=$(EMULATE_JOBS) \
 	  TEST_ENV='ASAN_OPTIONS=halt_on_error=1:detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1' test
 
 # Downloads the official CIFAR-10 binary archive, checks its md5 and unpacks it into data/.

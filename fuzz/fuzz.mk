@@ -47,15 +47,17 @@ $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/fuzz_%.o $(FUZZ_LIB_OBJ)
 
 # Each target starts from its committed corpus (fuzz/corpus/<name>, only read) and writes what
 # it finds into $(FUZZ_BUILD)/corpus/<name>; a failing input is saved in $(FUZZ_BUILD)/crashes/.
-fuzz-smoke: fuzz
-	@set -e; for name in $(FUZZ_NAMES); do \
-	  mkdir -p $(FUZZ_BUILD)/corpus/$$name $(FUZZ_BUILD)/crashes; \
-	  echo "fuzz-smoke: $$name for $(FUZZ_SMOKE_SECONDS) s"; \
-	  $(FUZZ_BUILD)/fuzz_$$name $(FUZZ_LIMITS) -max_total_time=$(FUZZ_SMOKE_SECONDS) -print_final_stats=1 \
-	    -artifact_prefix=$(FUZZ_BUILD)/crashes/$$name- $(FUZZ_BUILD)/corpus/$$name fuzz/corpus/$$name \
-	    > $(FUZZ_BUILD)/smoke-$$name.log 2>&1 \
-	    || { tail -n 40 $(FUZZ_BUILD)/smoke-$$name.log; echo "fuzz-smoke: $$name FAILED (log: $(FUZZ_BUILD)/smoke-$$name.log)"; exit 1; }; \
-	  grep -E '^(stat::number_of_executed_units|Done)' $(FUZZ_BUILD)/smoke-$$name.log | tr '\n' ' '; echo; \
-	done; echo "fuzz-smoke: every target ran clean"
+# Targets run side by side, one per make job (libFuzzer runs on one core).
+FUZZ_SMOKES := $(FUZZ_NAMES:%=fuzz-smoke-%)
+.PHONY: $(FUZZ_SMOKES)
+fuzz-smoke: $(FUZZ_SMOKES)
+	@echo "fuzz-smoke: every target ran clean"
 
--include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_TARGETS:=.d)
+$(FUZZ_SMOKES): fuzz-smoke-%: $(FUZZ_BUILD)/fuzz_%
+	@mkdir -p $(FUZZ_BUILD)/corpus/$* $(FUZZ_BUILD)/crashes
+	@echo "fuzz-smoke: $* for $(FUZZ_SMOKE_SECONDS) s"
+	@$(FUZZ_BUILD)/fuzz_$* $(FUZZ_LIMITS) -max_total_time=$(FUZZ_SMOKE_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_BUILD)/crashes/$*- $(FUZZ_BUILD)/corpus/$* fuzz/corpus/$* \
+	    > $(FUZZ_BUILD)/smoke-$*.log 2>&1 \
+	  || { tail -n 40 $(FUZZ_BUILD)/smoke-$*.log; echo "fuzz-smoke: $* FAILED (log: $(FUZZ_BUILD)/smoke-$*.log)"; exit 1; }
+	@echo "fuzz-smoke: $* done: $$(grep -E '^(stat::number_of_executed_units|Done)' $(FUZZ_BUILD)/smoke-$*.log | tr '\n' ' ')"

@@ -242,7 +242,7 @@ WeightForm conv2d_weight_form(DType images, MemoryFormat images_format) {
   return {images, krsc ? MemoryFormat::channels_last : MemoryFormat::contiguous};
 }
 
-Tensor conv2d_weight_for(const Tensor& x, const Tensor& w) {
+Tensor conv2d_weight_for([[maybe_unused]] const Tensor& x, const Tensor& w) {
   QNN_ON_CUDA(x, cuda::conv2d_weight_for(x, w));
   return w;
 }
@@ -253,13 +253,17 @@ void conv2d_backward_weight_into_form(const Tensor& x, const Tensor& dy, Tensor&
   conv2d_backward_weight(x, dy, dw_form, no_bias, p);  // the CPU's form is the float32 weight itself
 }
 
-void refresh_weight_forms(const Tensor& values, const Tensor& segments, int64_t count, bool krsc, Tensor& forms,
-                          Tensor& form_grads) {
+// Without a CUDA backend these only refuse (their arguments unused there).
+void refresh_weight_forms([[maybe_unused]] const Tensor& values, [[maybe_unused]] const Tensor& segments,
+                          [[maybe_unused]] int64_t count, [[maybe_unused]] bool krsc, [[maybe_unused]] Tensor& forms,
+                          [[maybe_unused]] Tensor& form_grads) {
   QNN_ON_CUDA(values, cuda::refresh_weight_forms(values, segments, count, krsc, forms, form_grads));
   throw Error("[refresh_weight_forms] weight forms live on the GPU; the parameters are on the CPU");
 }
 
-void fold_weight_form_grads(Tensor& grads, const Tensor& segments, int64_t count, bool krsc, const Tensor& form_grads) {
+void fold_weight_form_grads([[maybe_unused]] Tensor& grads, [[maybe_unused]] const Tensor& segments,
+                            [[maybe_unused]] int64_t count, [[maybe_unused]] bool krsc,
+                            [[maybe_unused]] const Tensor& form_grads) {
   QNN_ON_CUDA(grads, cuda::fold_weight_form_grads(grads, segments, count, krsc, form_grads));
   throw Error("[fold_weight_form_grads] weight forms live on the GPU; the gradients are on the CPU");
 }

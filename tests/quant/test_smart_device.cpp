@@ -340,6 +340,7 @@ GPU_TEST_CASE("smart cuda: decode(encode(g)) bit for bit, variance to 1e-6") {
           const std::vector<float> g = smart_gradient(n, 70 + uint64_t(n), mixed);
           for (uint64_t step : {0ull, 41ull}) {
             for (uint64_t seed : {5ull, 6ull}) {
+              if (n == 269722 && (step == 0 || seed == 5)) continue;  // ResNet-20's size: one draw each
               INFO("levels ", levels, " bucket ", bucket, " n ", n, " mixed ", mixed, " step ", step, " seed ", seed);
               std::vector<float> cpu = g;
               const double cpu_bits = q->quantize(cpu.data(), n, seed, step);
