@@ -222,6 +222,9 @@ $(BUILD)/qnn_tests: $(TEST_OBJ) $(BUILD)/libqnn.a
 # N processes at once, each on a share of the cases (scripts/run_tests.sh): a gain where cases
 # use one core each, as on the CUDA emulator (most of the CPU's cases use every core already).
 TEST_JOBS ?= 1
+# `make emulate` and `make sanitize` run their cases in one process per core (at most 4): the
+# emulated kernels run on one core, and so does much of the code under the sanitizers.
+CHECK_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 test: $(if $(filter 1,$(SANITIZE) $(EMU)),$(APPS),all) $(BUILD)/qnn_tests
 	@$(TEST_ENV) scripts/run_tests.sh $(TEST_JOBS) $(BUILD)/test.log ./$(BUILD)/qnn_tests $(TEST_ARGS)
 
@@ -244,7 +247,7 @@ SANITIZE_TEST_ARGS ?= "-tce=cifar: resume continues bit-identically,cifar: QAT r
 # MPI=0: OpenMPI's start-up allocations would read as leaks; the MPI tests skip there.
 sanitize:
 	@$(MAKE) --no-print-directory CUDA=0 MPI=0 SANITIZE=1 BUILD=$(SANITIZE_BUILD) \
-	  TEST_ENV='$(SANITIZE_ENV)' TEST_ARGS='$(SANITIZE_TEST_ARGS)' test
+	  TEST_ENV='$(SANITIZE_ENV)' TEST_ARGS='$(SANITIZE_TEST_ARGS)' TEST_JOBS=$(CHECK_JOBS) test
 
 # The CUDA backend's tests (the "gpu" suite: every CUDA op against its CPU twin, the training
 # steps, graph capture, the quantizers) on the CUDA emulator, in a folder of its own: no GPU
@@ -252,12 +255,10 @@ sanitize:
 # next plain make). docs/cuda-emulator.md says what it checks and what it cannot.
 # `make emulate SANITIZE=1 EMULATE_BUILD=build-emulate-sanitize` runs them under ASan and UBSan
 # (the fibers are announced to ASan; the allocator's cache lives to the end, so no leak check).
-# The emulated kernels run on one core: the cases run in one process per core (at most 4).
 EMULATE_BUILD ?= build-emulate
-EMULATE_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 emulate:
 	@$(MAKE) --no-print-directory EMU=1 CUDA=0 MPI=0 BUILD=$(EMULATE_BUILD) TEST_ARGS='-ts=gpu,emulator $(EMULATE_ARGS)' \
-	  TEST_JOBS=$(EMULATE_JOBS) \
+	  TEST_JOBS=$(CHECK_JOBS) \
 	  TEST_ENV='ASAN_OPTIONS=halt_on_error=1:detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1' test
 
 # Downloads the official CIFAR-10 binary archive, checks its md5 and unpacks it into data/.

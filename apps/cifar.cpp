@@ -24,7 +24,7 @@ class CifarTask : public TrainingTask {
   void add_flags(Flags& flags) override {
     const char* env_data = std::getenv("CIFAR10_DIR");
     data_dir_ = &flags.add_string("--data", env_data ? env_data : "data/cifar-10-batches-bin",
-                                  "CIFAR-10 binary folder (default: $CIFAR10_DIR if set)");
+                                  "CIFAR-10 binary folder ($CIFAR10_DIR, when set, is the default)");
     arch_ = &flags.add_string("--arch", "resnet20", "resnet20|resnet32|resnet44|resnet56|resnet110");
     shortcut_ = &flags.add_string("--shortcut", "A", "ResNet shortcut option: A (zero-pad) or B (1x1 conv)");
   }

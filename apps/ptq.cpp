@@ -136,7 +136,7 @@ int run(int argc, char** argv) {
               "write its low-bit export. Methods and formulas: docs/ptq.md.");
   const char* env_data = std::getenv("CIFAR10_DIR");
   auto& data = flags.add_string("--data", env_data ? env_data : "data/cifar-10-batches-bin",
-                                "CIFAR-10 binary folder (default: $CIFAR10_DIR if set)");
+                                "CIFAR-10 binary folder ($CIFAR10_DIR, when set, is the default)");
   auto& resume = flags.add_string("--resume", "", "the float checkpoint to quantize (required)");
   auto& weight_bits = flags.add_int("--weight-bits", 8, "bits of the inner convolutions' weights (first conv and "
                                     "classifier: 8)", 2, 8);
