@@ -2,8 +2,9 @@
 // and the settings a checkpoint records, the device, the optimizer and learning-rate schedule,
 // gradient quantization (--quant), quantization-aware training (--qat), the epoch loop
 // (train/trainer.h) with its progress line, CSV log and checkpoints, --evaluate, --export-qat and
-// the variance measurement. An app supplies only what differs, as a TrainingTask: its own flags
-// (the data folder, the architecture), its datasets and batch sources, and its model.
+// the variance measurement (train/run_modes.h). An app supplies only what differs, as a
+// TrainingTask: its own flags (the data folder, the architecture), its datasets and batch
+// sources, and its model.
 //
 // Each epoch: train over shuffled, augmented batches (learning rate from the schedule at every
 // step), evaluate on the test set, append a CSV row, write checkpoints (to a temporary file,
