@@ -193,6 +193,7 @@ $(BUILD)/%.o: %.cpp $(BUILD)/config
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
 ifeq ($(EMU),1)
+.SECONDARY: $(EMU_HEADERS)  # kept: make would delete a rewritten header it made only on the way
 $(BUILD)/emu-include/%.h: %.h emu/launch.sed
 	@mkdir -p $(@D)
 	{ echo '#line 1 "$<"'; sed -E -f emu/launch.sed $<; } > $@
