@@ -61,3 +61,5 @@ $(FUZZ_SMOKES): fuzz-smoke-%: $(FUZZ_BUILD)/fuzz_%
 	    > $(FUZZ_BUILD)/smoke-$*.log 2>&1 \
 	  || { tail -n 40 $(FUZZ_BUILD)/smoke-$*.log; echo "fuzz-smoke: $* FAILED (log: $(FUZZ_BUILD)/smoke-$*.log)"; exit 1; }
 	@echo "fuzz-smoke: $* done: $$(grep -E '^(stat::number_of_executed_units|Done)' $(FUZZ_BUILD)/smoke-$*.log | tr '\n' ' ')"
+
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_TARGETS:=.d)

@@ -16,7 +16,6 @@
 #include "tensor/device.h"
 #include "train/checkpoint.h"
 #include "train/output_paths.h"
-#include "train/plot.h"
 #include "train/precision.h"
 #include "train/qat_setup.h"
 #include "train/run_modes.h"
