@@ -219,13 +219,11 @@ $(BUILD)/qnn_tests: $(TEST_OBJ) $(BUILD)/libqnn.a
 	$(CXX) $^ -o $@ $(LDFLAGS)
 
 # Runs every test; the last line sums them up as "tests: N passed, N failed, N skipped". The tests
-# run the apps; a sanitizer or emulator build leaves the benchmarks out. TEST_JOBS=N runs them in
-# N processes at once, each on a share of the cases (scripts/run_tests.sh): a gain where cases
-# use one core each, as on the CUDA emulator (most of the CPU's cases use every core already).
-TEST_JOBS ?= 1
-# `make emulate` and `make sanitize` run their cases in one process per core (at most 4): the
-# emulated kernels run on one core, and so does much of the code under the sanitizers.
-CHECK_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
+# run the apps; a sanitizer or emulator build leaves the benchmarks out. The cases run in
+# TEST_JOBS processes at once (one per core, at most 4), each on a share of them
+# (scripts/run_tests.sh): many cases, and the apps they start, use one core at a time, as do the
+# emulated kernels and much of the code under the sanitizers.
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 test: $(if $(filter 1,$(SANITIZE) $(EMU)),$(APPS),all) $(BUILD)/qnn_tests
 	@$(TEST_ENV) scripts/run_tests.sh $(TEST_JOBS) $(BUILD)/test.log ./$(BUILD)/qnn_tests $(TEST_ARGS)
 
@@ -248,7 +246,7 @@ SANITIZE_TEST_ARGS ?= "-tce=cifar: resume continues bit-identically,cifar: QAT r
 # MPI=0: OpenMPI's start-up allocations would read as leaks; the MPI tests skip there.
 sanitize:
 	@$(MAKE) --no-print-directory CUDA=0 MPI=0 SANITIZE=1 BUILD=$(SANITIZE_BUILD) \
-	  TEST_ENV='$(SANITIZE_ENV)' TEST_ARGS='$(SANITIZE_TEST_ARGS)' TEST_JOBS=$(CHECK_JOBS) test
+	  TEST_ENV='$(SANITIZE_ENV)' TEST_ARGS='$(SANITIZE_TEST_ARGS)' test
 
 # The CUDA backend's tests (the "gpu" suite: every CUDA op against its CPU twin, the training
 # steps, graph capture, the quantizers) on the CUDA emulator, in a folder of its own: no GPU
@@ -259,7 +257,6 @@ sanitize:
 EMULATE_BUILD ?= build-emulate
 emulate:
 	@$(MAKE) --no-print-directory EMU=1 CUDA=0 MPI=0 BUILD=$(EMULATE_BUILD) TEST_ARGS='-ts=gpu,emulator $(EMULATE_ARGS)' \
-	  TEST_JOBS=$(CHECK_JOBS) \
 	  TEST_ENV='ASAN_OPTIONS=halt_on_error=1:detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1' test
 
 # Downloads the official CIFAR-10 binary archive, checks its md5 and unpacks it into data/.
