@@ -8,8 +8,8 @@
 
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <optional>
+#include <sstream>
 
 #include "data/cifar.h"
 #include "data/cifar_download.h"
@@ -40,7 +40,9 @@ struct ScopedEnv {
 
 std::string read_all(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  std::ostringstream bytes;  // in one block copy, not a character at a time
+  bytes << in.rdbuf();
+  return bytes.str();
 }
 
 const char* kBatches[] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",

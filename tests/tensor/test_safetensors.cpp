@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <sstream>
 #include <unistd.h>
 
 #include "tensor/safetensors.h"
@@ -44,7 +45,9 @@ void write_bytes(const std::string& path, const std::string& bytes) {
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  std::ostringstream bytes;  // in one block copy, not a character at a time
+  bytes << in.rdbuf();
+  return bytes.str();
 }
 
 // A safetensors file from a header text and a data section, with a correct length prefix.

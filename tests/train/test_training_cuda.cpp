@@ -53,7 +53,7 @@ Run train(Device device, int steps, bool graph, const char* scheme = nullptr) {
   Trainer trainer(model, sgd, constant, hook.get(), 1, graph);
   std::vector<int32_t> labels(16);
   for (int i = 0; i < 16; ++i) labels[i] = (i * 7) % 10;
-  FixedSource source(Tensor::normal({16, 3, 32, 32}, 0, 1, 42).to(device), label_tensor(labels, device));
+  FixedSource source(Tensor::normal({16, 3, 16, 16}, 0, 1, 42).to(device), label_tensor(labels, device));
   Run run;
   int64_t allocations_at_half = 0;
   for (int s = 0; s < steps; ++s) {
@@ -268,7 +268,7 @@ Run train_by_hand(int steps) {
   SGD sgd(model.flatten(), {0.05f, 0.9f, 0.0f, 5e-4f, false});
   std::vector<int32_t> labels(16);
   for (int i = 0; i < 16; ++i) labels[i] = (i * 7) % 10;
-  const Tensor images = Tensor::normal({16, 3, 32, 32}, 0, 1, 42).to(Device::CUDA);
+  const Tensor images = Tensor::normal({16, 3, 16, 16}, 0, 1, 42).to(Device::CUDA);
   const Tensor label_values = label_tensor(labels, Device::CUDA);
   Run run;
   for (int s = 0; s < steps; ++s) {
