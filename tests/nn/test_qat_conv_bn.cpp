@@ -4,6 +4,9 @@
 // convolution; gradients against finite differences; and a folded QAT ResNet training,
 // freezing and exporting.
 #include <doctest.h>
+#include <unistd.h>
+
+#include <string>
 
 #include "nn/init.h"
 #include "nn/state_dict.h"
@@ -151,7 +154,8 @@ TEST_CASE("a folded QAT ResNet trains, freezes its batch norms and exports what 
     net.eval();
     NoGradGuard no_grad;
     const Tensor logits = net(x).value();
-    const std::string path = "/tmp/qnn_folded_export_" + std::string(qat_method_name(m)) + ".safetensors";
+    const std::string path =
+        "/tmp/qnn_folded_export_" + std::to_string(getpid()) + "_" + qat_method_name(m) + ".safetensors";
     export_qat_model(net, path, {});
     QatCifarResNet loaded(8, spec, 10, Shortcut::B);
     load_qat_export(loaded, load_safetensors(path));

@@ -5,6 +5,7 @@
 // several refits of the adaptive schemes; without the state it would not. Bad state is a clear
 // error that changes nothing.
 #include <doctest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -67,7 +68,10 @@ std::vector<float> applied(GradientQuantizationHook& hook, int step) {
   return g;
 }
 
-std::string temp_path(const std::string& name) { return "/tmp/qnn_test_quantizer_state_" + name + ".safetensors"; }
+// The process id keeps test runs that share /tmp apart.
+std::string temp_path(const std::string& name) {
+  return "/tmp/qnn_test_quantizer_state_" + std::to_string(getpid()) + "_" + name + ".safetensors";
+}
 
 // A quantizer's state entries as name -> values (for equality checks).
 std::vector<std::pair<std::string, std::vector<float>>> contents(const std::vector<NamedTensor>& state) {
