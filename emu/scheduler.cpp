@@ -2,8 +2,9 @@
 //
 // A fiber switch saves the callee-saved registers on the running stack, stores the stack
 // pointer, loads the other one and restores the registers from there (qnn_emu_switch, x86-64
-// System V; the floating-point control words are left alone: nothing here changes them). A new fiber's stack is laid out as if it had been switched
-// away from at the first instruction of qnn_emu_fiber_entry, which calls fiber_main(thread).
+// System V; the floating-point control words are left alone: nothing here changes them). A new
+// fiber's stack is laid out as if it had been switched away from at the first instruction of
+// qnn_emu_fiber_entry, which calls fiber_main(thread).
 // A fiber goes on to the next thread when its thread finishes (fiber_main), so a kernel without
 // barriers runs every thread of a block on one stack, without a switch between them.
 #include "emu/scheduler.h"
