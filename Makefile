@@ -160,12 +160,10 @@ ifeq ($(EMU),1)
   TEST_SRC := tests/main.cpp $(shell grep -rl GPU_TEST_CASE tests --include='*.cpp')
 endif
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
-$(TEST_OBJ): CXXFLAGS := $(filter-out -O%,$(CXXFLAGS)) $(TEST_OPT) $(TEST_DEFINES)
 ifeq ($(EMU),1)
-  EMU_TEST_OBJ := $(patsubst %.cu,$(BUILD)/%.cu.o,$(wildcard tests/emu/*.cu))  # the emulator's own tests
-  $(EMU_TEST_OBJ): CXXFLAGS += $(TEST_DEFINES)
-  TEST_OBJ += $(EMU_TEST_OBJ)
+  TEST_OBJ += $(patsubst %.cu,$(BUILD)/%.cu.o,$(wildcard tests/emu/*.cu))  # the emulator's own tests
 endif
+$(TEST_OBJ): CXXFLAGS := $(filter-out -O%,$(CXXFLAGS)) $(TEST_OPT) $(TEST_DEFINES)
 APP_SRC := $(wildcard apps/*.cpp)
 APP_OBJ := $(APP_SRC:%.cpp=$(BUILD)/%.o)
 APPS := $(APP_SRC:%.cpp=%)

@@ -6,23 +6,16 @@
 #include <doctest.h>
 
 #include <fstream>
-#include <sstream>
 
 #include "train/checkpoint.h"
 #include "tests/apps/run_command.h"
 #include "tests/data/synthetic_cifar.h"
 
 using namespace qnn;
+using qnn::testing::read_file;
 using qnn::testing::TempDir;
 
 namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // A copy of checkpoint `from` with `edit` applied, written to `to`.
 template <class Edit>

@@ -1,12 +1,13 @@
-// Test helpers for the data layer: a temporary folder that removes itself, and writers for
-// small synthetic CIFAR files whose every byte is a known function of the record number, so a
-// test can check exactly what a reader returns.
+// Test helpers for the data layer: a temporary folder that removes itself, a whole-file reader,
+// and writers for small synthetic CIFAR files whose every byte is a known function of the
+// record number, so a test can check exactly what a reader returns.
 #pragma once
 #include <stdlib.h>
 
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,15 @@ struct TempDir {
 // Pixel byte p (0..3071) of the record numbered `record` across a whole split.
 inline uint8_t synthetic_pixel(int64_t record, int64_t p) {
   return static_cast<uint8_t>((record * 31 + p * 7 + (p >> 8)) & 255);
+}
+
+// A file's bytes, read in one block copy (not a character at a time: files here reach 30 MB).
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
 }
 
 inline void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {

@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <sstream>
 
 #include "data/cifar.h"
 #include "data/cifar_download.h"
@@ -37,13 +36,6 @@ struct ScopedEnv {
     else unsetenv(name.c_str());
   }
 };
-
-std::string read_all(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream bytes;  // in one block copy, not a character at a time
-  bytes << in.rdbuf();
-  return bytes.str();
-}
 
 const char* kBatches[] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
                           "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"};
@@ -93,7 +85,7 @@ TEST_CASE("cifar download: a missing data folder is filled from the archive, the
   write_bytes(dir.file("data/.cifar-10-unpack/half-written.bin"), {4});
   CHECK(ensure_cifar10(batches, nullptr));
   for (const char* file : kBatches)
-    CHECK(read_all(fs::path(batches) / file) == read_all(fs::path(dir.path) / "src/cifar-10-batches-bin" / file));
+    CHECK(read_file(batches + "/" + file) == read_file(dir.file("src/cifar-10-batches-bin/") + file));
   CHECK(fs::exists(fs::path(batches) / "readme.html"));
   // Nothing of the download or the unpacking is left beside it.
   int entries = 0;
@@ -116,7 +108,7 @@ TEST_CASE("cifar download: a missing data folder is filled from the archive, the
   // dir names a folder to hold cifar-10-batches-bin/: created when only its parent exists.
   ScopedEnv online("QNN_CIFAR10_URL", "file://" + archive);
   CHECK(ensure_cifar10(dir.file("mydata"), nullptr));
-  CHECK(read_all(dir.file("mydata/cifar-10-batches-bin/test_batch.bin")) == read_all(batches + "/test_batch.bin"));
+  CHECK(read_file(dir.file("mydata/cifar-10-batches-bin/test_batch.bin")) == read_file(batches + "/test_batch.bin"));
   CHECK(load_cifar10(dir.file("mydata"), /*train=*/false).labels[0] == 3);
 }
 

@@ -4,9 +4,6 @@
 // convolution; gradients against finite differences; and a folded QAT ResNet training,
 // freezing and exporting.
 #include <doctest.h>
-#include <unistd.h>
-
-#include <string>
 
 #include "nn/init.h"
 #include "nn/state_dict.h"
@@ -15,6 +12,7 @@
 #include "nn/qat_export.h"
 #include "nn/qat_resnet.h"
 #include "optim/sgd.h"
+#include "tests/data/synthetic_cifar.h"
 #include "tests/qat/helpers.h"
 
 using namespace qnn;
@@ -154,8 +152,8 @@ TEST_CASE("a folded QAT ResNet trains, freezes its batch norms and exports what 
     net.eval();
     NoGradGuard no_grad;
     const Tensor logits = net(x).value();
-    const std::string path =
-        "/tmp/qnn_folded_export_" + std::to_string(getpid()) + "_" + qat_method_name(m) + ".safetensors";
+    const testing::TempDir dir;
+    const std::string path = dir.file(std::string("folded_export_") + qat_method_name(m) + ".safetensors");
     export_qat_model(net, path, {});
     QatCifarResNet loaded(8, spec, 10, Shortcut::B);
     load_qat_export(loaded, load_safetensors(path));
@@ -163,7 +161,6 @@ TEST_CASE("a folded QAT ResNet trains, freezes its batch norms and exports what 
     // The export's weights are Q(w f) / f; the loaded layer multiplies by f again, so the logits
     // agree to float rounding rather than bit for bit.
     CHECK_CLOSE_TENSORS(loaded(x).value(), logits, 1e-4, 1e-4, "exported logits");
-    std::remove(path.c_str());
   }
   QatSpec dorefa;
   dorefa.method = QatMethod::Dorefa;

@@ -5,10 +5,8 @@
 // several refits of the adaptive schemes; without the state it would not. Bad state is a clear
 // error that changes nothing.
 #include <doctest.h>
-#include <unistd.h>
 
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -17,6 +15,7 @@
 #include "quant/adaptive_quantizer.h"
 #include "quant/hook.h"
 #include "quant/quantizer_state.h"
+#include "tests/data/synthetic_cifar.h"
 #include "tests/quant/quantizer_properties.h"
 
 using namespace qnn;
@@ -68,11 +67,6 @@ std::vector<float> applied(GradientQuantizationHook& hook, int step) {
   return g;
 }
 
-// The process id keeps test runs that share /tmp apart.
-std::string temp_path(const std::string& name) {
-  return "/tmp/qnn_test_quantizer_state_" + std::to_string(getpid()) + "_" + name + ".safetensors";
-}
-
 // A quantizer's state entries as name -> values (for equality checks).
 std::vector<std::pair<std::string, std::vector<float>>> contents(const std::vector<NamedTensor>& state) {
   std::vector<std::pair<std::string, std::vector<float>>> out;
@@ -103,10 +97,10 @@ TEST_CASE("quantizer state: every scheme resumes from a checkpoint file bit for 
     for (int step = 0; step < kResumeAt; ++step) REQUIRE(same_bits(applied(first, step), expected[size_t(step)]));
     std::vector<NamedTensor> checkpoint = {{"fc.weight", Tensor::full({2, 3}, 0.5f)}};
     for (const NamedTensor& t : first.state()) checkpoint.push_back(t);
-    const std::string path = temp_path(name);
+    const TempDir dir;
+    const std::string path = dir.file(name + ".safetensors");
     save_safetensors(path, checkpoint, {{"quant", name}});
     const SafetensorsFile file = load_safetensors(path);
-    std::remove(path.c_str());
 
     GradientQuantizationHook resumed(make_quantizer(name, small_refits()), hook_options());
     REQUIRE_NOTHROW(resumed.load_state(file));
@@ -246,10 +240,10 @@ TEST_CASE("quantizer state: the hook checks its entries and ignores other tensor
   CHECK(fresh.step() == 5);
   CHECK(contents(fresh.state()) == contents(amq.state()));
   // From a file, errors name the file.
-  const std::string path = temp_path("errors");
+  const TempDir dir;
+  const std::string path = dir.file("errors.safetensors");
   save_safetensors(path, alq_state);
   const SafetensorsFile file = load_safetensors(path);
-  std::remove(path.c_str());
   CHECK_THROWS_WITH_AS(fresh.load_state(file), doctest::Contains(path.c_str()), Error);
   // A stateless scheme's hook keeps the step alone.
   GradientQuantizationHook standard(make_quantizer("standard", small_refits()), hook_options());
@@ -268,10 +262,10 @@ TEST_CASE("quantizer state: counts and doubles survive a safetensors file bit fo
   std::vector<NamedTensor> tensors;
   for (size_t i = 0; i < reals.size(); ++i) tensors.push_back(state_real("r" + std::to_string(i), reals[i]));
   for (size_t i = 0; i < counts.size(); ++i) tensors.push_back(state_count("c" + std::to_string(i), counts[i]));
-  const std::string path = temp_path("words");
+  const TempDir dir;
+  const std::string path = dir.file("words.safetensors");
   save_safetensors(path, tensors);
   const SafetensorsFile file = load_safetensors(path);
-  std::remove(path.c_str());
   StateReader reader(file.tensors, "test");
   for (size_t i = 0; i < reals.size(); ++i) {
     const double r = reader.real("r" + std::to_string(i));

@@ -9,10 +9,10 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <sstream>
 #include <unistd.h>
 
 #include "tensor/safetensors.h"
+#include "tests/data/synthetic_cifar.h"
 
 using namespace qnn;
 namespace fs = std::filesystem;
@@ -41,13 +41,6 @@ struct TempDir {
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream bytes;  // in one block copy, not a character at a time
-  bytes << in.rdbuf();
-  return bytes.str();
 }
 
 // A safetensors file from a header text and a data section, with a correct length prefix.
@@ -95,7 +88,7 @@ TEST_CASE("safetensors: round trip keeps values, shapes, order, metadata and int
       {"format", "pt"}, {"quote\"back\\slash", "line\nbreak\ttab"}, {"unicode", "µ → ∞"}};
   save_safetensors(path, saved, metadata);
 
-  const std::string bytes = read_bytes(path);
+  const std::string bytes = testing::read_file(path);
   uint64_t header_len = 0;
   std::memcpy(&header_len, bytes.data(), 8);
   CHECK(header_len % 8 == 0);  // data section 8-byte aligned
@@ -212,7 +205,7 @@ TEST_CASE("safetensors: truncated and missing files name the file and the sizes"
 
   // A real file cut short inside its data.
   save_safetensors(path, {{"w", Tensor::full({4}, 1.0f)}});
-  const std::string whole = read_bytes(path);
+  const std::string whole = testing::read_file(path);
   write_bytes(path, whole.substr(0, whole.size() - 4));
   CHECK(load_error(path) == "[load_safetensors] " + path +
                                 ": tensor 'w' has data_offsets [0, 16], outside the data section of 12 bytes");
@@ -303,7 +296,7 @@ TEST_CASE("safetensors: reads a file written by PyTorch") {
 }
 
 TEST_CASE("safetensors: a file's bytes in memory load as the file does, with the same checks") {
-  const std::string bytes = read_bytes(fixture("torch_written.safetensors"));
+  const std::string bytes = testing::read_file(fixture("torch_written.safetensors"));
   const SafetensorsFile f = load_safetensors(bytes.data(), bytes.size(), "in-memory.safetensors");
   const SafetensorsFile g = load_safetensors(fixture("torch_written.safetensors"));
   CHECK(f.path == "in-memory.safetensors");
