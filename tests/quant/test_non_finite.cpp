@@ -10,7 +10,6 @@
 
 #include <cfloat>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -20,6 +19,7 @@
 #include "quant/hook.h"
 #include "quant/level_distribution.h"
 #include "quant/quantizer.h"
+#include "tensor/float_bits.h"
 #include "tests/quant/quantizer_properties.h"
 
 using namespace qnn;
@@ -29,12 +29,6 @@ namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-uint32_t bits_of(float x) {
-  uint32_t b;
-  std::memcpy(&b, &x, sizeof b);
-  return b;
-}
 
 std::vector<std::string> schemes() {
   std::vector<std::string> out;
@@ -53,7 +47,7 @@ QuantizerOptions options(int64_t bucket, int levels) {
 // Whether y[lo, hi) are all bucket_nan() by bit pattern.
 bool all_nan_bits(const std::vector<float>& y, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi; ++i)
-    if (bits_of(y[i]) != bits_of(bucket_nan())) return false;
+    if (float_bits(y[i]) != float_bits(bucket_nan())) return false;
   return true;
 }
 
@@ -71,14 +65,14 @@ void check_poisoned_bucket(const std::string& name, const QuantizerOptions& o, f
   q->quantize(reference.data(), n, 3, 7);
   CHECK(all_nan_bits(y, bucket, 2 * bucket));
   for (int64_t i = 0; i < n; ++i)
-    if (i < bucket || i >= 2 * bucket) CHECK(bits_of(y[i]) == bits_of(reference[i]));
+    if (i < bucket || i >= 2 * bucket) CHECK(float_bits(y[i]) == float_bits(reference[i]));
   CHECK(std::isnan(q->variance(x.data(), n, 3, 7)));
   double v = 0;
   const Payload p = q->encode_slice_with_variance(x.data(), n, 0, 3, 7, &v);
   CHECK(std::isnan(v));
   std::vector<float> decoded(n);
   q->decode(p, decoded.data());
-  for (int64_t i = 0; i < n; ++i) CHECK(bits_of(decoded[i]) == bits_of(y[i]));
+  for (int64_t i = 0; i < n; ++i) CHECK(float_bits(decoded[i]) == float_bits(y[i]));
   const auto levels = q->bucket_levels(x.data(), n, 3, 7), clean_levels = q->bucket_levels(clean.data(), n, 3, 7);
   REQUIRE(levels.size() == 4);
   for (float l : levels[1]) CHECK(std::isnan(l));
@@ -213,7 +207,7 @@ TEST_CASE("bucket_math: float-to-int conversions clamp before converting") {
   CHECK_FALSE(is_finite_float(-kInf));
   CHECK_FALSE(is_finite_float(kNaN));
   CHECK(std::isnan(bucket_nan()));
-  CHECK(bits_of(bucket_nan()) == 0x7fc00000u);
+  CHECK(float_bits(bucket_nan()) == 0x7fc00000u);
   // A grid whose unit is the smallest denormal: 1/unit is infinite and (a - fmin) * inf is NaN
   // for a = fmin. The interval still comes out right.
   const float tiny = std::numeric_limits<float>::denorm_min();

@@ -3,12 +3,11 @@
 // ResNet-20's 269,722) and per-layer slices, the GPU's in-place decode(encode(g)) must equal the
 // CPU's BIT FOR BIT (every element compared by its bit pattern), the variance must agree to 1e-6
 // relative (summed in another order), the bits per coordinate exactly, and two GPU runs must be
-// identical. Also CPU tests of the arithmetic the two sides share (quant/bucket_math.h) and of
-// the host-side bit count.
+// identical. Also a CPU test of the host-side bit count; the arithmetic the two sides share is
+// tested in tests/quant/test_bucket_math.cpp.
 #include <doctest.h>
 
 #include <cmath>
-#include <cstring>
 
 #include "quant/bucket_math.h"
 #include "quant/device_quantizer.h"
@@ -18,6 +17,7 @@
 #include "quant/payload.h"
 #include "quant/standard.h"
 #include "tensor/cuda_graph.h"
+#include "tensor/float_bits.h"
 #include "tests/gpu.h"
 
 using namespace qnn;
@@ -37,23 +37,17 @@ std::vector<float> test_gradient(int64_t n, uint64_t seed) {
   return g;
 }
 
-uint32_t bits_of(float x) {
-  uint32_t b;
-  std::memcpy(&b, &x, sizeof b);
-  return b;
-}
-
 // Every element equal by bit pattern; reports the first few mismatches.
 void check_bitwise_equal(const std::vector<float>& gpu, const std::vector<float>& cpu, const std::string& what) {
   REQUIRE(gpu.size() == cpu.size());
   int reported = 0;
   int64_t mismatches = 0;
   for (size_t i = 0; i < cpu.size(); ++i) {
-    if (bits_of(gpu[i]) == bits_of(cpu[i])) continue;
+    if (float_bits(gpu[i]) == float_bits(cpu[i])) continue;
     ++mismatches;
     if (reported++ < 5) {
       INFO(what, ": element ", i, " gpu ", gpu[i], " cpu ", cpu[i]);
-      CHECK(bits_of(gpu[i]) == bits_of(cpu[i]));
+      CHECK(float_bits(gpu[i]) == float_bits(cpu[i]));
     }
   }
   INFO(what, ": ", mismatches, " of ", cpu.size(), " elements differ");
@@ -135,52 +129,7 @@ void check_scheme(const std::string& name, const QuantizerOptions& o) {
 
 }  // namespace
 
-// ---- CPU: the shared arithmetic and the host-side bit count ------------------------------------
-
-TEST_CASE("bucket_math: grid points are one fused multiply-add") {
-  const float fmin = -0.3f, unit = 0.0123f;
-  float table[16];
-  uniform_grid_points(UniformGrid{fmin, unit}, 16, table);
-  for (int j = 0; j < 16; ++j) {
-    // j*unit + fmin is exact in double here, so one rounding to float is the FMA's result.
-    const float single_rounding = float(double(j) * double(unit) + double(fmin));
-    CHECK(bits_of(table[j]) == bits_of(single_rounding));
-    CHECK(bits_of(grid_point(fmin, unit, j)) == bits_of(single_rounding));
-  }
-  // The fitted grid covers the maximum with its top point.
-  const float lo = -1.7f, hi = 2.3f;
-  const float u = fit_grid_unit(lo, hi, 16);
-  CHECK(grid_point(lo, u, 15) >= hi);
-  CHECK(fit_grid_unit(0.5f, 0.5f, 16) == 0.0f);
-}
-
-TEST_CASE("bucket_math: sums of squares in the 32-lane order") {
-  // x_0 = 2^30 (square 2^60, ulp 256) and 9599 ones. Sequentially every 1 is lost: 2^60. In the
-  // lane order lane 0 holds 2^60 (its 299 ones lost), lanes 1..31 hold 300 each, and the fold
-  // w = 16, 8, 4, 2, 1 rounds to multiples of 256 at every step: 2^60 + 256, + 768, + 2048,
-  // + 4352, + 9216.
-  std::vector<float> x(32 * 300, 1.0f);
-  x[0] = 0x1p30f;
-  CHECK(lane_sum_of_squares(x.data(), int64_t(x.size())) == 0x1p60 + 9216.0);
-  // Short vectors: the lanes past n stay 0.
-  const float small[3] = {1.0f, 2.0f, 3.0f};
-  CHECK(lane_sum_of_squares(small, 3) == 14.0);
-  CHECK(lane_sum_of_squares(small, 0) == 0.0);
-}
-
-TEST_CASE("bucket_math: exponential interval and ceil_log2") {
-  CHECK(ceil_log2(1.0f) == 0);
-  CHECK(ceil_log2(0.75f) == 0);
-  CHECK(ceil_log2(0.5f) == -1);
-  CHECK(ceil_log2(0.3f) == -1);
-  CHECK(ceil_log2(0x1p-149f) == -149);
-  CHECK(ceil_log2(0x1.8p-140f) == -139);
-  // k = 8, max_pow 0: min_pow = -6, intervals 0..6.
-  CHECK(exponential_interval(0.0f, -6, 8) == 0);
-  CHECK(exponential_interval(1e-9f, -6, 8) == 0);
-  CHECK(exponential_interval(0.3f, -6, 8) == 5);
-  CHECK(exponential_interval(1.0f, -6, 8) == 6);
-}
+// ---- CPU: the host-side bit count ---------------------------------------------------------------
 
 TEST_CASE("DeviceQuantizer::bits_per_coordinate equals the CPU payloads' count") {
   const std::vector<int64_t> layers = {300, 512, 1000, 7, 2049, 1};

@@ -7,7 +7,6 @@
 #include <doctest.h>
 
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -15,6 +14,7 @@
 #include "quant/adaptive_quantizer.h"
 #include "quant/hook.h"
 #include "quant/quantizer_state.h"
+#include "tensor/float_bits.h"
 #include "tests/data/synthetic_cifar.h"
 #include "tests/quant/quantizer_properties.h"
 
@@ -48,16 +48,10 @@ std::vector<float> gradient(int step) {
   return g;
 }
 
-uint32_t bits_of(float x) {
-  uint32_t b;
-  std::memcpy(&b, &x, sizeof b);
-  return b;
-}
-
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
-    if (bits_of(a[i]) != bits_of(b[i])) return false;
+    if (float_bits(a[i]) != float_bits(b[i])) return false;
   return true;
 }
 
