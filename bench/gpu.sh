@@ -52,18 +52,18 @@ measure() {
       'BEGIN { printf "ratio qnn best bf16 graph / PyTorch bf16 channels-last graph: %.2fx\n", q / b }'
   done
   if [ "${PROFILE:-0}" = 1 ]; then
-    # Pass 1 counts the kernels of start-up and warm-up (cuDNN's algorithm search included);
-    # pass 2 skips them and times each kernel of 20 replayed graph steps.
+    # ncu collects only what train_step brackets with cudaProfilerStart/Stop: its timed steps,
+    # here 20 replays of the captured step (start-up and cuDNN's algorithm search are not profiled).
     n=20
-    prof() { ncu --clock-control none --metrics gpu__time_duration.sum --csv --print-units base "$@" 2>/dev/null | grep gpu__time_duration; }
     for layout in "" --channels-last; do
-      skip=$(prof ./build/bench/train_step --device cuda --batch-size 128 --steps 1 --warmup 5 $layout | wc -l)
-      echo "== where qnn's step goes (ncu, batch 128${layout:+, $layout}, mean over $n graph replays after $skip warm-up kernels)"
-      prof --launch-skip "$skip" ./build/bench/train_step --device cuda --batch-size 128 --steps "$n" --warmup 5 $layout \
+      echo "== where qnn's step goes (ncu, batch 128${layout:+, $layout}, mean over $n graph replays)"
+      ncu --profile-from-start off --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
+        ./build/bench/train_step --device cuda --batch-size 128 --steps "$n" --warmup 5 $layout 2>/dev/null \
+        | grep gpu__time_duration \
         | awk -F'","' -v n="$n" '{ v = $NF; gsub(/"/, "", v); t[$5] += v; c[$5]++; total += v }
             END { for (k in t) printf "%9.1f us %5.1f%% %4d/step  %s\n", t[k] / 1000 / n, 100 * t[k] / total, c[k] / n, substr(k, 1, 100);
                   printf "%9.1f us per step inside kernels (floor: about 12 TFLOP and 0.4 TB of activations per epoch)\n", total / 1000 / n }' \
-        | sort -rn
+        | sort -rn || echo "bench/gpu.sh: the profile failed (ncu on the PATH? permission to read the GPU's counters?)"
     done
   fi
 }

@@ -9,6 +9,7 @@
 // fault), a free must name a live allocation, and synchronising a capturing stream breaks the
 // capture. A kernel that fails (emu/scheduler.h) leaves the sticky cudaErrorLaunchFailure that
 // a faulting kernel leaves on a GPU: every later call returns it.
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -265,6 +266,10 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   return sticky_error;
 }
 cudaError_t cudaDeviceSynchronize() { return cudaStreamSynchronize(nullptr); }
+
+// No profiler watches the emulator: a range opens and closes as it does on a GPU without one.
+cudaError_t cudaProfilerStart() { return cudaSuccess; }
+cudaError_t cudaProfilerStop() { return cudaSuccess; }
 
 cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
   std::lock_guard<std::recursive_mutex> lock(device_mutex);

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include <cuda_profiler_api.h>
+
 #include "tensor/allocator.h"
 #include "tensor/bf16.h"
 #include "tensor/cuda_runtime.h"
@@ -131,6 +133,14 @@ const char* cublas_error(cublasStatus_t status) {
 
 void synchronize(Device device) {
   if (device == Device::CUDA) QNN_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()), "waiting for the GPU");
+}
+
+// A profiler that cannot open its range is no reason to stop the work: the result is ignored.
+void profiler_start() {
+  if (cuda_status().usable) (void)cudaProfilerStart();
+}
+void profiler_stop() {
+  if (cuda_status().usable) (void)cudaProfilerStop();
 }
 
 void device_copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {

@@ -55,6 +55,13 @@ BackendOptions& backend_options();
 // Waits until all queued GPU work is done (and reports any asynchronous error); nothing on the CPU.
 void synchronize(Device device);
 
+// Open and close the range of GPU work that a profiler started with `ncu --profile-from-start off`
+// (or `nsys profile --capture-range=cudaProfilerApi`) collects, so that a benchmark can have its
+// timed steps profiled without the start-up (cuDNN's algorithm search). Nothing without a
+// profiler or a GPU.
+void profiler_start();
+void profiler_stop();
+
 // Memory operations the Tensor class needs on the GPU (CUDA twins of memmove and a fill loop).
 // Copies are ordered on the backend's stream; a copy to the host waits for it.
 void device_copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);

@@ -32,6 +32,8 @@ BackendOptions& backend_options() {
 }
 
 void synchronize(Device) {}
+void profiler_start() {}
+void profiler_stop() {}
 
 void device_copy(void*, Device, const void*, Device, size_t) { throw Error(str("[device_copy] ", kNoCuda)); }
 void device_fill(float*, int64_t, float) { throw Error(str("[device_fill] ", kNoCuda)); }
