@@ -4,12 +4,16 @@
 // with the scalars in host memory (cuBLAS's default pointer mode). As in cuBLAS, C is not read
 // when beta is 0, so a C never written (NaN in the emulator's fresh allocations) does not leak
 // into the result. Each product is summed in double and rounded once: results are close to any
-// fp32 summation order, not equal to cuBLAS's. Arguments cuBLAS would refuse are refused with
+// fp32 summation order, not equal to cuBLAS's. Under CUBLAS_TF32_TENSOR_OP_MATH the operands are
+// first rounded to TF32, as tensor cores take them, so that a caller that should not have allowed
+// TF32 sees its error (about 1e-3 relative) here too. Arguments cuBLAS would refuse are refused with
 // CUBLAS_STATUS_INVALID_VALUE, and matrices outside device memory with a message.
 #include <cublas_v2.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 #include "emu/runtime.h"
@@ -28,6 +32,17 @@ struct Matrix {
   float at(int i, int j) const { return transposed ? p[j + int64_t(i) * ld] : p[i + int64_t(j) * ld]; }
 };
 
+// x with its mantissa rounded to TF32's 10 bits, to nearest with ties away from zero (PTX's
+// cvt.rna.tf32.f32): half a unit of the last kept bit is added to the magnitude, then the 13
+// dropped bits are cleared. Infinities and NaN stay as they are.
+float round_to_tf32(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & ~0x1fffu;
+  std::memcpy(&x, &u, sizeof u);
+  return x;
+}
+
 bool valid(cublasOperation_t op) { return op == CUBLAS_OP_N || op == CUBLAS_OP_T; }
 
 // The bytes a column-major matrix of `rows` x `cols` with leading dimension `ld` spans.
@@ -42,17 +57,18 @@ bool on_device(const char* what, const void* p, size_t bytes) {
 }
 
 // One column of C at a time (in parallel: columns are independent), each element summed in
-// double over l = 0..k-1 in order.
-void gemm(Matrix a, Matrix b, float alpha, float beta, float* c, int m, int n, int k, int ldc) {
+// double over l = 0..k-1 in order; with `tf32`, of the operands rounded to TF32.
+void gemm(Matrix a, Matrix b, float alpha, float beta, float* c, int m, int n, int k, int ldc, bool tf32) {
+  const auto operand = [tf32](float v) { return double(tf32 ? round_to_tf32(v) : v); };
 #pragma omp parallel for
   for (int j = 0; j < n; ++j) {
     std::vector<double> sum(size_t(m), 0.0);
     for (int l = 0; l < k; ++l) {
-      const double blj = b.at(l, j);
+      const double blj = operand(b.at(l, j));
       if (a.transposed)
-        for (int i = 0; i < m; ++i) sum[size_t(i)] += double(a.p[l + int64_t(i) * a.ld]) * blj;
+        for (int i = 0; i < m; ++i) sum[size_t(i)] += operand(a.p[l + int64_t(i) * a.ld]) * blj;
       else
-        for (int i = 0; i < m; ++i) sum[size_t(i)] += double(a.p[i + int64_t(l) * a.ld]) * blj;
+        for (int i = 0; i < m; ++i) sum[size_t(i)] += operand(a.p[i + int64_t(l) * a.ld]) * blj;
     }
     for (int i = 0; i < m; ++i) {
       float& out = c[i + int64_t(j) * ldc];
@@ -94,10 +110,11 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_
         !on_device("C", C + i * stride_c, span(m, n, ldc)))
       return CUBLAS_STATUS_INVALID_VALUE;
   const float alpha_value = *alpha, beta_value = *beta;
+  const bool tf32 = handle->math == CUBLAS_TF32_TENSOR_OP_MATH;  // the mode at the call, as in cuBLAS
   qnn_emu::enqueue(handle->stream, "cublasSgemm", [=] {
     for (int i = 0; i < batches; ++i)
       gemm(Matrix{A + i * stride_a, a_rows, a_cols, lda, ta}, Matrix{B + i * stride_b, b_rows, b_cols, ldb, tb},
-           alpha_value, beta_value, C + i * stride_c, m, n, k, ldc);
+           alpha_value, beta_value, C + i * stride_c, m, n, k, ldc, tf32);
   });
   return CUBLAS_STATUS_SUCCESS;
 }

@@ -147,7 +147,7 @@ Tensor conv2d_forward_gemm(const ConvGeometry& g, const Tensor& x, const Tensor&
         x.data(), d, n0, count, col.data(), g.p(), g.k() * g.p());
     QNN_LAUNCH_CHECK("conv2d_forward im2col, ", describe(g));
     // Column-major: y_n^T [P x O] = col_n^T [P x K] * w^T [K x O], for every image of the chunk.
-    QNN_CUBLAS_CHECK(cublasSgemmStridedBatched(cublas(), CUBLAS_OP_N, CUBLAS_OP_N, int(g.p()), int(g.o),
+    QNN_CUBLAS_CHECK(cublasSgemmStridedBatched(cublas(backend_options().tf32), CUBLAS_OP_N, CUBLAS_OP_N, int(g.p()), int(g.o),
                                                int(g.k()), &one, col.data(), int(g.p()), g.k() * g.p(),
                                                w.data(), int(g.k()), 0, &zero,
                                                y.data() + n0 * g.o * g.p(), int(g.p()), g.o * g.p(),
@@ -168,7 +168,7 @@ Tensor conv2d_backward_data_gemm(const ConvGeometry& g, const Tensor& dy, const 
   for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
     const int64_t count = std::min(chunk, g.n - n0);
     // Column-major: col_n^T [P x K] = dy_n^T [P x O] * w [O x K] (w stored as K x O, transposed).
-    QNN_CUBLAS_CHECK(cublasSgemmStridedBatched(cublas(), CUBLAS_OP_N, CUBLAS_OP_T, int(g.p()), int(g.k()),
+    QNN_CUBLAS_CHECK(cublasSgemmStridedBatched(cublas(backend_options().tf32), CUBLAS_OP_N, CUBLAS_OP_T, int(g.p()), int(g.k()),
                                                int(g.o), &one, dy.data() + n0 * g.o * g.p(), int(g.p()),
                                                g.o * g.p(), w.data(), int(g.k()), 0, &zero, col.data(),
                                                int(g.p()), g.k() * g.p(), int(count)),
@@ -198,7 +198,7 @@ void conv2d_backward_weight_gemm(const ConvGeometry& g, const Tensor& x, const T
                                                                                       count, dyt.data());
     QNN_LAUNCH_CHECK("conv2d_backward_weight gather, ", describe(g));
     // Column-major: dw^T [K x O] += col [K x len] * dyt^T [len x O].
-    QNN_CUBLAS_CHECK(cublasSgemm(cublas(), CUBLAS_OP_T, CUBLAS_OP_N, int(g.k()), int(g.o), int(len), &one,
+    QNN_CUBLAS_CHECK(cublasSgemm(cublas(backend_options().tf32), CUBLAS_OP_T, CUBLAS_OP_N, int(g.k()), int(g.o), int(len), &one,
                                  col.data(), int(len), dyt.data(), int(len), &one, dw.data(), int(g.k())),
                      "conv2d_backward_weight, ", describe(g));
   }

@@ -21,7 +21,9 @@
 namespace qnn::cuda {
 
 cudaStream_t stream();          // the one stream all GPU work of qnn runs on
-cublasHandle_t cublas();        // bound to stream()
+// The cuBLAS handle, bound to stream(), with TF32 tensor cores allowed in the calls that follow
+// or not (the handle's math mode).
+cublasHandle_t cublas(bool allow_tf32);
 cudnnHandle_t cudnn();          // bound to stream()
 const char* cublas_error(cublasStatus_t status);
 

@@ -88,7 +88,7 @@ cudaStream_t stream() {
   return s;
 }
 
-cublasHandle_t cublas() {
+cublasHandle_t cublas(bool allow_tf32) {
   static cublasHandle_t h = [] {
     cublasHandle_t created = nullptr;
     QNN_CUBLAS_CHECK(cublasCreate(&created), "creating the cuBLAS handle");
@@ -99,8 +99,8 @@ cublasHandle_t cublas() {
     QNN_CUBLAS_CHECK(cublasSetWorkspace(created, workspace, kWorkspaceBytes), "giving cuBLAS its workspace");
     return created;
   }();
-  // TF32 follows the backend switch at every use (tests turn it off to compare with the CPU).
-  QNN_CUBLAS_CHECK(cublasSetMathMode(h, backend_options().tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
+  // Set at every use: convolutions follow the backend switch, the Linear layer never uses TF32.
+  QNN_CUBLAS_CHECK(cublasSetMathMode(h, allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
                    "setting cuBLAS math mode");
   return h;
 }

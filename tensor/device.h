@@ -43,7 +43,8 @@ std::string describe_cuda(const CudaStatus& status);
 struct BackendOptions {
   bool cudnn = true;           // false: convolution through our im2col + cuBLAS kernels (--no-cudnn)
   bool deterministic = false;  // only deterministic cuDNN algorithms (--deterministic)
-  bool tf32 = true;            // TF32 tensor cores in convolutions and matmuls (PyTorch's default)
+  bool tf32 = true;            // TF32 tensor cores in convolutions, cuDNN's or the im2col + cuBLAS lowering
+                               // (PyTorch's default); the Linear layer's products stay float32, as PyTorch's do
   bool bf16 = false;           // bf16 convolutions (--precision bf16; docs/bf16.md): on the CPU bf16 operands
                                // and float sums; on the GPU also bf16 image activations
   bool channels_last = false;  // models store GPU image batches NHWC (--channels-last; docs/channels-last.md)

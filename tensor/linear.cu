@@ -4,8 +4,9 @@
 //   backward weight  dw[out x in] += dy^T * x,     db[out] += sum over rows of dy
 // Each product is one cublasSgemm. cuBLAS is column-major and our tensors are row-major; a
 // row-major A [m x n] is a column-major A^T [n x m] with leading dimension n, so every product
-// is computed transposed: y^T = w * x^T, dx^T = w^T * dy^T, dw^T += x^T * dy. TF32 follows
-// backend_options().tf32 through cuda::cublas(), which sets the handle's math mode.
+// is computed transposed: y^T = w * x^T, dx^T = w^T * dy^T, dw^T += x^T * dy. Always in full
+// float32, never TF32, whatever backend_options().tf32 (which is about convolutions): PyTorch's
+// default too (torch.backends.cuda.matmul.allow_tf32 is off, torch.backends.cudnn.allow_tf32 on).
 // The bias is written into y first and the product added with beta = 1, as on the CPU; the bias
 // gradient is a column sum with one thread per column adding the rows in order, the same float
 // operations as the CPU loop (bit-identical). The products agree with the CPU to fp32 rounding
@@ -60,7 +61,7 @@ Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias) {
   }
   const float one = 1.0f, beta = bias.defined() ? 1.0f : 0.0f;
   // Column-major: y^T [out x N] = w [out x in] (stored as in x out, transposed) * x^T [in x N].
-  QNN_CUBLAS_CHECK(cublasSgemm(cublas(), CUBLAS_OP_T, CUBLAS_OP_N, int(out), int(n), int(in), &one, w.data(),
+  QNN_CUBLAS_CHECK(cublasSgemm(cublas(false), CUBLAS_OP_T, CUBLAS_OP_N, int(out), int(n), int(in), &one, w.data(),
                                int(in), x.data(), int(in), &beta, y.data(), int(out)),
                    "x ", shape_str(x.shape()), ", w ", shape_str(w.shape()));
   return y;
@@ -74,7 +75,7 @@ Tensor linear_backward_data(const Tensor& dy, const Tensor& w) {
   if (dx.numel() == 0) return dx;
   const float one = 1.0f, zero = 0.0f;
   // Column-major: dx^T [in x N] = w^T [in x out] (w as stored) * dy^T [out x N].
-  QNN_CUBLAS_CHECK(cublasSgemm(cublas(), CUBLAS_OP_N, CUBLAS_OP_N, int(in), int(n), int(out), &one, w.data(),
+  QNN_CUBLAS_CHECK(cublasSgemm(cublas(false), CUBLAS_OP_N, CUBLAS_OP_N, int(in), int(n), int(out), &one, w.data(),
                                int(in), dy.data(), int(out), &zero, dx.data(), int(in)),
                    "dy ", shape_str(dy.shape()), ", w ", shape_str(w.shape()));
   return dx;
@@ -89,7 +90,7 @@ void linear_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
   if (dw.numel() > 0) {
     const float one = 1.0f;
     // Column-major: dw^T [in x out] += x^T [in x N] (x as stored) * dy [N x out] (dy^T stored).
-    QNN_CUBLAS_CHECK(cublasSgemm(cublas(), CUBLAS_OP_N, CUBLAS_OP_T, int(in), int(out), int(n), &one, x.data(),
+    QNN_CUBLAS_CHECK(cublasSgemm(cublas(false), CUBLAS_OP_N, CUBLAS_OP_T, int(in), int(out), int(n), &one, x.data(),
                                  int(in), dy.data(), int(out), &one, dw.data(), int(in)),
                      "x ", shape_str(x.shape()), ", dy ", shape_str(dy.shape()));
   }

@@ -30,12 +30,17 @@ inline double closeness(const Tensor& a, const Tensor& b, double atol, double rt
   return worst;
 }
 
-// Turns TF32 off for the lifetime of a test, so cuBLAS and cuDNN compute in full fp32 and the
-// comparison with the CPU can use fp32 tolerances.
-struct NoTF32 {
-  NoTF32() : saved(backend_options().tf32) { backend_options().tf32 = false; }
-  ~NoTF32() { backend_options().tf32 = saved; }
+// Sets the TF32 switch (convolutions in TF32 or not) for the lifetime of a test.
+struct TF32Switch {
+  explicit TF32Switch(bool on) : saved(backend_options().tf32) { backend_options().tf32 = on; }
+  ~TF32Switch() { backend_options().tf32 = saved; }
   bool saved;
+};
+
+// Turns TF32 off, so that convolutions compute in full fp32 and the comparison with the CPU can
+// use fp32 tolerances.
+struct NoTF32 : TF32Switch {
+  NoTF32() : TF32Switch(false) {}
 };
 
 // Models store their GPU image batches channels-last (backend_options().channels_last) for the

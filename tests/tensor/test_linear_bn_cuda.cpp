@@ -126,8 +126,11 @@ void check_bn_eval(const Shape& shape, uint64_t seed) {
 
 }  // namespace
 
-GPU_TEST_CASE("linear cuda: forward and both backwards match the CPU") {
-  qnn::testing::NoTF32 no_tf32;
+// With the TF32 switch on, as it is by default: it allows TF32 in convolutions, while the Linear
+// layer's products stay float32 (PyTorch's defaults; TF32's operands would be off by about 1e-3
+// relative, beyond these tolerances).
+GPU_TEST_CASE("linear cuda: forward and both backwards match the CPU, in float32 whatever the TF32 switch") {
+  const qnn::testing::TF32Switch tf32(true);
   check_linear(128, 64, 10, true, 1);  // ResNet-20's classifier at batch 128
   check_linear(128, 64, 10, false, 2);
   check_linear(7, 33, 5, true, 3);     // sizes that fit no tile
