@@ -1,9 +1,10 @@
 # The PyTorch peer of bench/train_step.cpp: the same CIFAR ResNet (option-A shortcuts), the same
 # synthetic batch and SGD step, timed after warm-up. On the CPU (Debian's python3-torch here):
 #   /usr/bin/python3 bench/train_step_torch.py [--batch-size 128] [--steps 20] [--channels-last] [--bf16]
-# On a machine with a GPU (a recent PyTorch 2.x): --device cuda, and --graph to capture the whole step
-# (forward, backward, SGD) as one CUDA graph, as PyTorch's documentation shows for
-# whole-network capture; peak memory is torch.cuda.max_memory_allocated / _reserved.
+# On a machine with a GPU (a recent PyTorch 2.x): --device cuda, and --graph to capture the whole
+# step (forward, backward, SGD) as one CUDA graph, as PyTorch's documentation shows for
+# whole-network capture; cudnn.benchmark is on; peak memory is torch.cuda.max_memory_allocated
+# and _reserved.
 import argparse, os, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'scripts'))
@@ -21,6 +22,11 @@ p.add_argument('--graph', action='store_true', help='cuda: capture the whole ste
 a = p.parse_args()
 torch.manual_seed(0)
 dev = torch.device(a.device)
+if a.device == 'cuda':
+    # cuDNN's algorithms chosen by timing them, as qnn chooses its own (tensor/conv_plan_cuda.h): the
+    # fastest PyTorch rather than its default heuristics. TF32 stays at PyTorch's defaults, as in
+    # qnn: allowed in cuDNN's convolutions, not in matrix products.
+    torch.backends.cudnn.benchmark = True
 model = ResNet(a.depth).to(dev)
 x = torch.randn(a.batch_size, 3, 32, 32, device=dev)
 y = torch.arange(a.batch_size, device=dev) % 10
