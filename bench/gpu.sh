@@ -5,13 +5,13 @@
 # with KRSC filters, channels-last with the KCRS weights themselves: which cuDNN runs faster) and
 # eagerly; PyTorch eager (NCHW) and with the whole step as one CUDA graph (NCHW and
 # channels-last), with cudnn.benchmark on, as qnn times cuDNN's algorithms; then images/s,
-# seconds per 50k-image epoch, peak GPU memory and the ratio of qnn's best to PyTorch's best.
-# Then bf16 mixed precision: qnn's graph with --precision bf16 (bf16 activations, both layouts)
-# against PyTorch's bf16 autocast graph (channels-last), and its ratio. With PROFILE=1 it also
-# runs ncu over 20 timed qnn steps in each layout and prints the time per kernel. Everything it
-# prints is also appended to the results log, bench/results-gpu.md, under the date, commit and
-# GPU, so that each GPU run starts from what the last one saw (RESULTS_LOG=file writes
-# elsewhere, RESULTS_LOG= writes none).
+# seconds per 50k-image epoch, peak GPU memory of the timed steps and the ratio of qnn's best to
+# PyTorch's best. Then bf16 mixed precision: qnn's graph with --precision bf16 (bf16 activations,
+# both layouts) against PyTorch's bf16 autocast graph (channels-last), and its ratio. With
+# PROFILE=1 it also runs ncu over 20 timed qnn steps in each layout and prints the time per
+# kernel. Everything it prints is also appended to the results log, bench/results-gpu.md, under
+# the date, commit and GPU, so that each GPU run starts from what the last one saw
+# (RESULTS_LOG=file writes elsewhere, RESULTS_LOG= writes none).
 #   bench/gpu.sh [steps] [batch sizes...]     (after `make -j16` on a machine with a GPU)
 #   PYTHON=/opt/torch/.venv/bin/python3 (default: python3)
 set -euo pipefail

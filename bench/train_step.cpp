@@ -2,10 +2,11 @@
 // inputs resident on the device, the same work bench/train_step_torch.py does with PyTorch. The
 // step is the app's own (train/trainer.h: Trainer), so on the GPU it is the captured CUDA graph
 // unless --no-graph. Prints images/s after warm-up, the time of a 50,000-image epoch and, on
-// the GPU, the peak memory of qnn's allocator over the run: live tensors at the worst moment of
-// an eager step (like PyTorch's max_memory_allocated) and all memory held (like
-// max_memory_reserved; with a graph this includes the graph's private pool). bench/cpu.sh and bench/gpu.sh
-// run it beside PyTorch.
+// the GPU, the memory of qnn's allocator: the most its live tensors held during the timed steps
+// (like PyTorch's max_memory_allocated after reset_peak_memory_stats; the warm-up, with cuDNN's
+// algorithm search, is not counted) and all memory it holds at the end (like max_memory_reserved;
+// with a graph this includes the graph's private pool). bench/cpu.sh and bench/gpu.sh run it
+// beside PyTorch.
 //
 // --quant A,B,...: what the gradient quantization hook costs inside the training step. Each
 // round times the unquantized step, then the step with each scheme's hook on the flat gradient,
@@ -52,6 +53,7 @@ struct Timing {
   double ms_per_step = 0;
   double hook_ms_per_step = 0;  // CPU: time inside the hook's apply()
   size_t graph_nodes = 0;       // GPU: nodes in the captured step's graph
+  int64_t peak_live_bytes = 0;  // GPU: the most the allocator's live tensors held in the timed steps
   EpochResult result;
 };
 
@@ -63,6 +65,8 @@ Timing time_steps(Module& model, SGD& sgd, GradientQuantizationHook* hook, doubl
   Trainer trainer(model, sgd, constant, hook, 1, graph);
   trainer.train_epoch(source, 0, 1, warmup);  // ends by reading the metrics: the GPU is idle after
   hook_ms = 0;
+  const bool gpu = model.device() == Device::CUDA;
+  if (gpu) cuda_reset_peak();  // the step's memory, not the warm-up's (cuDNN's algorithm search)
   const auto start = std::chrono::steady_clock::now();
   Timing t;
   profiler_start();  // a profiler run with --profile-from-start off sees the timed steps alone
@@ -71,6 +75,7 @@ Timing time_steps(Module& model, SGD& sgd, GradientQuantizationHook* hook, doubl
   t.ms_per_step = 1000 * std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / steps;
   t.hook_ms_per_step = hook_ms / steps;
   t.graph_nodes = trainer.graph_nodes();
+  if (gpu) t.peak_live_bytes = cuda_allocator_stats().peak_live_bytes;
   return t;
 }
 
@@ -225,7 +230,7 @@ int main(int argc, char** argv) {
     if (dev == Device::CUDA) {
       const AllocatorStats m = cuda_allocator_stats();
       std::printf(", peak GPU memory %.1f MiB allocated, %.1f MiB reserved, %lld of %lld steps from the graph",
-                  m.peak_live_bytes / 1048576.0, m.reserved_bytes / 1048576.0, (long long)base.captured_steps,
+                  runs[0].back().peak_live_bytes / 1048576.0, m.reserved_bytes / 1048576.0, (long long)base.captured_steps,
                   (long long)base.steps);
       if (base.captured_steps > 0) std::printf(" of %zu nodes", runs[0].back().graph_nodes);
     }

@@ -4,7 +4,7 @@
 # On a machine with a GPU (a recent PyTorch 2.x): --device cuda, and --graph to capture the whole
 # step (forward, backward, SGD) as one CUDA graph, as PyTorch's documentation shows for
 # whole-network capture; cudnn.benchmark is on; peak memory is torch.cuda.max_memory_allocated
-# and _reserved.
+# and _reserved over the timed steps (reset after the warm-up, as bench/train_step.cpp does).
 import argparse, os, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'scripts'))
@@ -55,6 +55,8 @@ else:
     for _ in range(a.warmup): step()
     run = step
 sync()
+if a.device == 'cuda':
+    torch.cuda.reset_peak_memory_stats()  # the step's memory, not the warm-up's (cuDNN's benchmarking)
 t = time.perf_counter()
 for _ in range(a.steps): last = run()
 sync()
