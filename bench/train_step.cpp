@@ -173,9 +173,11 @@ int main(int argc, char** argv) {
     SGD sgd(model.flatten(), {0.1f, 0.9f, 0.0f, 1e-4f, false});
     std::vector<int32_t> labels(batch);
     for (int64_t i = 0; i < batch; ++i) labels[i] = static_cast<int32_t>(i % 10);
-    // Channels-last images come as ./apps/cifar's batch gather writes them, NHWC.
-    const Tensor images = Tensor::normal({batch, 3, 32, 32}, 0, 1, 1).to(dev);
-    FixedSource source(channels_last ? images.channels_last() : images, label_tensor(labels, dev));
+    // Channels-last images come as ./apps/cifar's batch gather writes them, NHWC (the NCHW
+    // original is not kept, as PyTorch's peer does not keep it).
+    Tensor images = Tensor::normal({batch, 3, 32, 32}, 0, 1, 1).to(dev);
+    if (channels_last) images = images.channels_last();
+    FixedSource source(images, label_tensor(labels, dev));
 
     // Round by round: the unquantized step (configuration 0), then each scheme's.
     const size_t configurations = 1 + schemes.size();
