@@ -139,12 +139,13 @@ void synchronize(Device device) {
   if (device == Device::CUDA) QNN_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()), "waiting for the GPU");
 }
 
-// A profiler that cannot open its range is no reason to stop the work: the result is ignored.
+// A profiler that cannot open its range is no reason to stop the work: a failure is dropped, and
+// cleared from the runtime's last error, where the next kernel's launch check would report it.
 void profiler_start() {
-  if (cuda_status().usable) (void)cudaProfilerStart();
+  if (cuda_status().usable && cudaProfilerStart() != cudaSuccess) (void)cudaGetLastError();
 }
 void profiler_stop() {
-  if (cuda_status().usable) (void)cudaProfilerStop();
+  if (cuda_status().usable && cudaProfilerStop() != cudaSuccess) (void)cudaGetLastError();
 }
 
 void device_copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {
