@@ -19,7 +19,17 @@ cd "$(dirname "$0")/.."
 steps=${1:-200}; shift || true
 batches=${*:-128 512}
 py=${PYTHON:-python3}
-rate() { sed -E 's/.*: ([0-9.]+) images\/s.*/\1/'; }
+rate() { sed -nE 's/.*: ([0-9.]+) images\/s.*/\1/p'; }
+# One configuration: its result line, or a line saying it failed and how, so that one failing
+# configuration does not cost the others' figures.
+one() {
+  local out
+  if out=$("$@" 2>&1); then printf '%s\n' "$out" | tail -1
+  else echo "FAILED (exit $?): $* -- $(printf '%s' "$out" | tail -3 | tr '\n' ' ')"; fi
+}
+# q / b as "N.NNx", or "n/a" when either side has no figure.
+ratio() { awk -v q="$2" -v b="$3" -v what="$1" 'BEGIN { if (q > 0 && b > 0) printf "ratio %s: %.2fx\n", what, q / b;
+  else printf "ratio %s: n/a (a side failed)\n", what }'; }
 probe=$(./build/bench/train_step --device cuda --steps 1 --warmup 0 2>&1 || true)
 case "$probe" in
   *skipped*) echo "bench/gpu.sh: $probe"; exit 0 ;;
@@ -28,28 +38,27 @@ case "$probe" in
 esac
 # The figures, printed.
 measure() {
+  local qnn=./build/bench/train_step torch="$py bench/train_step_torch.py"
   for b in $batches; do
     echo "== ResNet-20, batch $b, $steps timed steps"
-    q=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5)
-    qc=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5 --channels-last)
-    qk=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5 --channels-last --kcrs-filters 2>&1 \
-      | tail -1) || qk="qnn --channels-last --kcrs-filters failed: $qk"
-    qe=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5 --no-graph)
-    te=$($py bench/train_step_torch.py --device cuda --batch-size "$b" --steps "$steps" --warmup 10)
-    tg=$($py bench/train_step_torch.py --device cuda --batch-size "$b" --steps "$steps" --warmup 10 --graph)
-    tc=$($py bench/train_step_torch.py --device cuda --batch-size "$b" --steps "$steps" --warmup 10 --graph --channels-last)
+    local common="--device cuda --batch-size $b --steps $steps"
+    q=$(one $qnn $common --warmup 5)
+    qc=$(one $qnn $common --warmup 5 --channels-last)
+    qk=$(one $qnn $common --warmup 5 --channels-last --kcrs-filters)
+    qe=$(one $qnn $common --warmup 5 --no-graph)
+    te=$(one $torch $common --warmup 10)
+    tg=$(one $torch $common --warmup 10 --graph)
+    tc=$(one $torch $common --warmup 10 --graph --channels-last)
     printf '%s\n' "$q" "$qc" "$qk" "$qe" "$te" "$tg" "$tc"
-    best=$(printf '%s\n' "$te" "$tg" "$tc" | rate | sort -g | tail -1)
-    ours=$(printf '%s\n' "$q" "$qc" "$qk" | rate | sort -g | tail -1)
-    awk -v q="$ours" -v b="$best" 'BEGIN { printf "ratio qnn best graph / best PyTorch: %.2fx\n", q / b }'
+    ratio "qnn best graph / best PyTorch" "$(printf '%s\n' "$q" "$qc" "$qk" | rate | sort -g | tail -1)" \
+      "$(printf '%s\n' "$te" "$tg" "$tc" | rate | sort -g | tail -1)"
     echo "== ResNet-20, batch $b, $steps timed steps, bf16 mixed precision"
-    q16=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5 --precision bf16)
-    qc16=$(./build/bench/train_step --device cuda --batch-size "$b" --steps "$steps" --warmup 5 --precision bf16 --channels-last)
-    tc16=$($py bench/train_step_torch.py --device cuda --batch-size "$b" --steps "$steps" --warmup 10 --graph --channels-last --bf16)
+    q16=$(one $qnn $common --warmup 5 --precision bf16)
+    qc16=$(one $qnn $common --warmup 5 --precision bf16 --channels-last)
+    tc16=$(one $torch $common --warmup 10 --graph --channels-last --bf16)
     printf '%s\n' "$q16" "$qc16" "$tc16"
-    ours16=$(printf '%s\n' "$q16" "$qc16" | rate | sort -g | tail -1)
-    awk -v q="$ours16" -v b="$(printf '%s\n' "$tc16" | rate)" \
-      'BEGIN { printf "ratio qnn best bf16 graph / PyTorch bf16 channels-last graph: %.2fx\n", q / b }'
+    ratio "qnn best bf16 graph / PyTorch bf16 channels-last graph" \
+      "$(printf '%s\n' "$q16" "$qc16" | rate | sort -g | tail -1)" "$(printf '%s\n' "$tc16" | rate)"
   done
   if [ "${PROFILE:-0}" = 1 ]; then
     # ncu collects only what train_step brackets with cudaProfilerStart/Stop: its timed steps,
