@@ -118,7 +118,7 @@ void accumulate_metrics(const Tensor& logits, const Tensor& labels, const Tensor
   int64_t correct = 0, top5 = 0;
   for (int64_t i = 0; i < n; ++i) {
     const float* z = logits.data() + i * classes;
-    const int64_t label = static_cast<int64_t>(labels.data()[i]);
+    const int64_t label = label_class(labels.data()[i], classes);
     correct += label == first_maximum(z, classes);
     top5 += rank_of(z, classes, label) < 5;
   }

@@ -77,7 +77,7 @@ __global__ void metrics_kernel(const float* logits, const float* labels, const f
   int64_t correct = 0, top5 = 0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
     const float* z = logits + i * classes;
-    const int64_t label = int64_t(labels[i]);
+    const int64_t label = label_class(labels[i], classes);
     correct += label == first_maximum(z, classes);
     top5 += rank_of(z, classes, label) < 5;
   }

@@ -88,8 +88,13 @@ void gather_batch(const DeviceDataset& data, const Tensor& order, const Tensor& 
 // metrics[1..3] stay below 2^24: read and reset them at least that often.
 void accumulate_metrics(const Tensor& logits, const Tensor& labels, const Tensor& loss, Tensor& metrics);
 
-// The ranking rules of accumulate_metrics, shared by its CPU and CUDA twins: the index of the
-// first maximum of z[0 .. classes), and how many classes rank above class `label`.
+// The ranking rules of accumulate_metrics, shared by its CPU and CUDA twins: a label's class
+// (-1 for a value that names none, NaN included: converting it would be undefined), the index of
+// the first maximum of z[0 .. classes), and how many classes rank above class `label` (for a
+// label that names no class, more than any top-k counts: INT64_MAX).
+QNN_HOST_DEVICE int64_t label_class(float label, int64_t classes) {
+  return label >= 0.0f && label < float(classes) ? int64_t(label) : -1;
+}
 QNN_HOST_DEVICE int64_t first_maximum(const float* z, int64_t classes) {
   int64_t best = 0;
   for (int64_t k = 1; k < classes; ++k)
@@ -97,7 +102,7 @@ QNN_HOST_DEVICE int64_t first_maximum(const float* z, int64_t classes) {
   return best;
 }
 QNN_HOST_DEVICE int64_t rank_of(const float* z, int64_t classes, int64_t label) {
-  if (label < 0 || label >= classes) return classes;
+  if (label < 0 || label >= classes) return INT64_MAX;
   int64_t above = 0;
   for (int64_t k = 0; k < classes; ++k) above += z[k] > z[label] || (z[k] == z[label] && k < label);
   return above;

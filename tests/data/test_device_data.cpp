@@ -132,6 +132,11 @@ TEST_CASE("device data: metrics accumulate loss x N, correct rows (first maximum
   CHECK(m7.to_vector() == std::vector<float>{0.0f, 0.0f, 2.0f, 1.0f});
   accumulate_metrics(wide, Tensor::from_vector({3, 0}, {2}), Tensor::full({1}, 0.0f), m7);
   CHECK(m7.to_vector() == std::vector<float>{0.0f, 1.0f, 4.0f, 3.0f});
+  // A label that names no class (NaN: what the gather writes for a broken order) is never
+  // correct, not even where the first maximum is class 0.
+  Tensor mn = Tensor::zeros({4});
+  accumulate_metrics(logits, Tensor::from_vector({std::nanf(""), 2, 2, std::nanf("")}, {4}), Tensor::full({1}, 0.0f), mn);
+  CHECK(mn.to_vector() == std::vector<float>{0.0f, 1.0f, 4.0f, 2.0f});
   Tensor short_metrics = Tensor::zeros({3});
   CHECK_THROWS_WITH_AS(accumulate_metrics(logits, labels, Tensor::full({1}, 0.5f), short_metrics),
                        doctest::Contains("metrics [4]"), Error);
@@ -191,7 +196,7 @@ GPU_TEST_CASE("device data: CUDA metrics equal the CPU's") {
   for (float& v : z) v = std::round(v);  // many ties: the first maximum must win on both sides
   const Tensor logits = Tensor::from_vector(z, {n, classes});
   std::vector<float> t(n);
-  for (int64_t i = 0; i < n; ++i) t[i] = static_cast<float>((i * 3) % classes);
+  for (int64_t i = 0; i < n; ++i) t[i] = i % 97 == 0 ? std::nanf("") : static_cast<float>((i * 3) % classes);
   const Tensor labels = Tensor::from_vector(t, {n});
   Tensor metrics = Tensor::from_vector({0.3f, 17.0f, 200.0f, 30.0f}, {4});
   Tensor gmetrics = metrics.to(Device::CUDA);
