@@ -5,8 +5,11 @@
 // the GPU, the memory of qnn's allocator: the most its live tensors held during the timed steps
 // (like PyTorch's max_memory_allocated after reset_peak_memory_stats; the warm-up, with cuDNN's
 // algorithm search, is not counted) and all memory it holds at the end (like max_memory_reserved;
-// with a graph this includes the graph's private pool). bench/cpu.sh and bench/gpu.sh run it
-// beside PyTorch.
+// with a graph this includes the graph's private pool). A replayed graph allocates nothing: its
+// temporaries live in blocks the capture freed into the graph's pool, which neither qnn's
+// "allocated" nor PyTorch's counts, so with a graph the line adds what those blocks hold; the
+// eager runs, or the reserved figures, compare like with like. bench/cpu.sh and bench/gpu.sh run
+// it beside PyTorch.
 //
 // --quant A,B,...: what the gradient quantization hook costs inside the training step. Each
 // round times the unquantized step, then the step with each scheme's hook on the flat gradient,
@@ -54,6 +57,7 @@ struct Timing {
   double hook_ms_per_step = 0;  // CPU: time inside the hook's apply()
   size_t graph_nodes = 0;       // GPU: nodes in the captured step's graph
   int64_t peak_live_bytes = 0;  // GPU: the most the allocator's live tensors held in the timed steps
+  int64_t graph_cached_bytes = 0;  // GPU: the graph pool's free blocks, the replays' temporaries
   EpochResult result;
 };
 
@@ -75,7 +79,11 @@ Timing time_steps(Module& model, SGD& sgd, GradientQuantizationHook* hook, doubl
   t.ms_per_step = 1000 * std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / steps;
   t.hook_ms_per_step = hook_ms / steps;
   t.graph_nodes = trainer.graph_nodes();
-  if (gpu) t.peak_live_bytes = cuda_allocator_stats().peak_live_bytes;
+  if (gpu) {
+    const AllocatorStats m = cuda_allocator_stats();
+    t.peak_live_bytes = m.peak_live_bytes;
+    t.graph_cached_bytes = m.graph_cached_bytes;
+  }
   return t;
 }
 
@@ -231,9 +239,11 @@ int main(int argc, char** argv) {
                 rate, base_ms, 50000 / rate, base.loss);
     if (dev == Device::CUDA) {
       const AllocatorStats m = cuda_allocator_stats();
-      std::printf(", peak GPU memory %.1f MiB allocated, %.1f MiB reserved, %lld of %lld steps from the graph",
-                  runs[0].back().peak_live_bytes / 1048576.0, m.reserved_bytes / 1048576.0, (long long)base.captured_steps,
-                  (long long)base.steps);
+      const Timing& last = runs[0].back();
+      std::printf(", peak GPU memory %.1f MiB allocated", last.peak_live_bytes / 1048576.0);
+      if (base.captured_steps > 0) std::printf(" + %.1f MiB the graph's temporaries", last.graph_cached_bytes / 1048576.0);
+      std::printf(", %.1f MiB reserved, %lld of %lld steps from the graph", m.reserved_bytes / 1048576.0,
+                  (long long)base.captured_steps, (long long)base.steps);
       if (base.captured_steps > 0) std::printf(" of %zu nodes", runs[0].back().graph_nodes);
     }
     std::printf(")\n");

@@ -68,8 +68,14 @@ void* take_cached_locked(DeviceCache& c, FreeLists& lists, size_t size) {
 void* allocate_new_locked(DeviceCache& c, size_t size) {
   cuda::stream();  // throws a clear error when there is no usable GPU
   void* block = nullptr;
-  if (cudaMalloc(&block, size) != cudaSuccess) {
+  const cudaError_t err = cudaMalloc(&block, size);
+  if (err != cudaSuccess) {
     cudaGetLastError();
+    // Only a full device is helped by releasing the cache; any other error (a fault of earlier
+    // GPU work, reported here) is thrown as it is.
+    if (err != cudaErrorMemoryAllocation)
+      throw Error(str("[cuda_allocate] cudaMalloc of ", size, " bytes failed: ", cudaGetErrorString(err),
+                      " (a fault of earlier GPU work shows here too: CUDA_LAUNCH_BLOCKING=1 names the kernel)"));
     if (c.capturing)
       throw Error(str("out of GPU memory while capturing a CUDA graph: allocating ", size, " bytes with ",
                       c.stats.live_bytes, " bytes in use (capture a smaller step, or run with --no-graph)"));
@@ -89,6 +95,7 @@ void* cuda_allocate(size_t bytes) {
   DeviceCache& c = device_cache();
   std::lock_guard<std::mutex> lock(c.mutex);
   void* block = c.capturing ? take_cached_locked(c, c.graph_free_blocks, size) : nullptr;
+  if (block) c.stats.graph_cached_bytes -= int64_t(size);
   if (!block) block = take_cached_locked(c, c.free_blocks, size);
   if (!block) block = allocate_new_locked(c, size);
   if (c.capturing) c.graph_blocks.insert(block);
@@ -103,8 +110,10 @@ void cuda_free(void* block, size_t bytes) {
   DeviceCache& c = device_cache();
   std::lock_guard<std::mutex> lock(c.mutex);
   if (c.capturing) c.graph_blocks.insert(block);
-  (c.graph_blocks.count(block) ? c.graph_free_blocks : c.free_blocks)[size].push_back(block);
+  const bool graph = c.graph_blocks.count(block) > 0;
+  (graph ? c.graph_free_blocks : c.free_blocks)[size].push_back(block);
   c.stats.cached_bytes += int64_t(size);
+  if (graph) c.stats.graph_cached_bytes += int64_t(size);
   c.stats.live_bytes -= int64_t(size);
 }
 

@@ -31,6 +31,10 @@ struct AllocatorStats {
   int64_t live_bytes = 0;          // bytes handed out and not yet freed
   int64_t peak_live_bytes = 0;     // the most live_bytes ever reached (since the last reset)
   int64_t reserved_bytes = 0;      // bytes obtained from the system and not released
+  // CUDA: the part of cached_bytes in the graph pool's free lists. A captured graph replays the
+  // temporaries it freed, so these blocks stay in use by its replays, though live_bytes no
+  // longer counts them: a replayed step holds live_bytes + graph_cached_bytes.
+  int64_t graph_cached_bytes = 0;
 };
 AllocatorStats cpu_allocator_stats();
 void cpu_reset_peak();  // peak_live_bytes = live_bytes (benchmarks measure a step's peak)

@@ -16,6 +16,10 @@ void CudaGraph::reset() {
 void CudaGraph::capture(const std::function<void()>& work) {
   reset();
   cudaStream_t s = cuda::stream();
+  // The libraries' handles are created (with their workspaces) before the capture, in case the
+  // work is the first to use them: a library's set-up may make calls a capture forbids.
+  cuda::cudnn();
+  cuda::cublas(false);
   // Relaxed mode: a first-time cudaMalloc by the allocator during capture is allowed (it is not
   // recorded; the block simply joins the graph pool).
   QNN_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed), "starting graph capture");
