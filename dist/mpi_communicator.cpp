@@ -158,6 +158,17 @@ Communicator& mpi_world() {
 
 bool mpi_active() { return world_instance() != nullptr; }
 
+int mpi_local_rank() {
+  mpi_world();
+  MPI_Comm machine = MPI_COMM_NULL;
+  check_mpi(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &machine),
+            "MPI_Comm_split_type (the ranks of this machine)");
+  int rank = 0;
+  check_mpi(MPI_Comm_rank(machine, &rank), "MPI_Comm_rank");
+  MPI_Comm_free(&machine);
+  return rank;
+}
+
 void abort_mpi_job(const std::string& message) {
   if (mpi_active() && world_instance()->size() > 1) world_instance()->abort(message);
 }
@@ -172,6 +183,8 @@ Communicator& mpi_world() {
 }
 
 bool mpi_active() { return false; }
+
+int mpi_local_rank() { return 0; }
 
 void abort_mpi_job(const std::string&) {}
 

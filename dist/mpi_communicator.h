@@ -24,6 +24,9 @@ bool launched_by_mpirun();
 Communicator& mpi_world();
 // Whether mpi_world() has been created (MPI is initialised).
 bool mpi_active();
+// This process's rank among the ranks on its machine (MPI_COMM_TYPE_SHARED), creating the world
+// if need be; collective: every rank calls it. 0 without MPI.
+int mpi_local_rank();
 // When MPI is active with more than one rank: prints "rank R: message" and ends the job
 // (MPI_Abort). Otherwise returns (a single process reports errors itself).
 void abort_mpi_job(const std::string& message);

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "tensor/check.h"
+#include "tensor/device.h"
 
 #ifdef QNN_NCCL
 #include <cuda_runtime.h>
@@ -29,10 +30,10 @@ class NcclCommunicator : public Communicator {
  public:
   explicit NcclCommunicator(Communicator& bootstrap) : bootstrap_(bootstrap) {
     rank_ = bootstrap.rank(), size_ = bootstrap.size();
-    int devices = 0;
-    check_cuda(cudaGetDeviceCount(&devices), "cudaGetDeviceCount");
-    QNN_CHECK(devices > 0, "NCCL needs a GPU on every rank; rank ", rank_, " sees none");
-    check_cuda(cudaSetDevice(rank_ % devices), "cudaSetDevice");
+    // The GPU the rest of qnn uses on this rank (tensor/device.h: one per rank of a machine).
+    const CudaStatus& gpu = cuda_status();
+    QNN_CHECK(gpu.usable, "NCCL needs a GPU on every rank; rank ", rank_, " has none: ", gpu.reason);
+    check_cuda(cudaSetDevice(gpu.device), "cudaSetDevice");
     ncclUniqueId id;
     if (rank_ == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
     Bytes mine(sizeof id);

@@ -79,6 +79,9 @@ void gemm(Matrix a, Matrix b, float alpha, float beta, float* c, int m, int n, i
 
 }  // namespace
 
+const char* cublasGetStatusString(cublasStatus_t status) {
+  return status == CUBLAS_STATUS_SUCCESS ? "CUBLAS_STATUS_SUCCESS" : "a cuBLAS error (CUDA emulator)";
+}
 cublasStatus_t cublasCreate_v2(cublasHandle_t* handle) {
   *handle = new cublasContext;
   return CUBLAS_STATUS_SUCCESS;

@@ -4,11 +4,13 @@
 // descriptors and algorithm choice. bf16 operands are widened to float, the
 // convolution computed as for float, and each output rounded to bf16 (to nearest, ties to even).
 //
-// Every direction offers two candidate algorithms that compute the same sums (each output a sum
-// in double, rounded once, times alpha, plus beta times the old output, which is not read when
-// beta is 0). They differ in what qnn's choice must respect: the faster-ranked one needs a
-// workspace and is marked non-deterministic, the other needs none and is deterministic, so
-// --deterministic and the workspace sizes are exercised. Timing (cudnnFind*Ex) refuses to run
+// Every direction offers three candidate algorithms, ranked 2, 1, 0. Algorithms 1 and 0 compute
+// the same sums (each output a sum in double, rounded once, times alpha, plus beta times the old
+// output, which is not read when beta is 0) and differ in what qnn's choice must respect: 1 needs
+// a workspace and is marked non-deterministic, 0 needs none and is deterministic, so
+// --deterministic and the workspace sizes are exercised. Algorithm 2, ranked first, comes with a
+// math type qnn must never take (tensor cores where the descriptor asks for FMA, else a
+// conversion to half precision), and refuses to run. Timing (cudnnFind*Ex) refuses to run
 // while the stream captures a graph, as timing on a GPU breaks the capture, and leaves NaN in
 // the output buffer it was given, as the trials of a GPU leave whatever the last one wrote.
 // A call with a workspace smaller than its algorithm needs, shapes that disagree, or buffers
@@ -45,7 +47,15 @@ using qnn_emu::Shapes;
 
 namespace {
 
-constexpr size_t kWorkspaceOfFirst = 4096;  // bytes the first-ranked candidate asks for
+constexpr size_t kWorkspaceOfFirst = 4096;  // bytes the workspace-using candidate asks for
+
+// Why the last refused call of this thread was refused (cudnnGetLastErrorString), also printed.
+thread_local char last_error[256] = "";
+template <class... Args>
+void report(const char* format, Args... args) {
+  std::snprintf(last_error, sizeof last_error, format, args...);
+  std::fprintf(stderr, "CUDA emulator: %s\n", last_error);
+}
 
 int output_size(int in, int pad, int filter, int dilation, int stride) {
   return (in + 2 * pad - ((filter - 1) * dilation + 1)) / stride + 1;
@@ -108,7 +118,7 @@ void on_floats(bool bf16, const void* a, size_t a_count, const void* b, size_t b
 
 bool on_device(const char* what, const void* p, size_t bytes) {
   if (bytes == 0 || qnn_emu::is_device_memory(p, bytes)) return true;
-  std::fprintf(stderr, "CUDA emulator: cuDNN convolution: %s (%zu bytes at %p) is not device memory\n", what, bytes, p);
+  report("cuDNN convolution: %s (%zu bytes at %p) is not device memory", what, bytes, p);
   return false;
 }
 
@@ -116,11 +126,16 @@ size_t workspace_of(int algo) { return algo == 1 ? kWorkspaceOfFirst : 0; }
 
 // Checks what every convolution call shares and queues `work` on the handle's stream.
 template <class Work>
-cudnnStatus_t run(cudnnHandle_t h, const char* what, const Shapes& g, bool bf16, int algo, const void* workspace,
-                  size_t workspace_bytes, const void* x, const void* w, const void* y, Work work) {
+cudnnStatus_t run(cudnnHandle_t h, const char* what, const Shapes& g, bool bf16, const cudnnConvolutionStruct* conv,
+                  int algo, const void* workspace, size_t workspace_bytes, const void* x, const void* w,
+                  const void* y, Work work) {
+  if (algo == 2 || conv->math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) {
+    report("%s: algorithm %d with math type %d, a precision qnn must not choose", what, algo, int(conv->math));
+    return CUDNN_STATUS_NOT_SUPPORTED;
+  }
   if (algo != 0 && algo != 1) return CUDNN_STATUS_BAD_PARAM;
   if (workspace_bytes < workspace_of(algo) || !on_device("workspace", workspace, workspace_of(algo))) {
-    std::fprintf(stderr, "CUDA emulator: cuDNN convolution: algorithm %d needs %zu bytes of workspace, was given %zu\n",
+    report("cuDNN convolution: algorithm %d needs %zu bytes of workspace, was given %zu",
                  algo, workspace_of(algo), workspace_bytes);
     return CUDNN_STATUS_BAD_PARAM;
   }
@@ -131,18 +146,22 @@ cudnnStatus_t run(cudnnHandle_t h, const char* what, const Shapes& g, bool bf16,
   return CUDNN_STATUS_SUCCESS;
 }
 
-// The two candidates, best first (see the file's comment).
+// The three candidates, best first (see the file's comment).
+constexpr int kCandidates = 3;
 template <class Perf, class Algo>
 void candidates(const cudnnConvolutionStruct* conv, int requested, int* returned, Perf* perf) {
-  const int count = requested < 2 ? requested : 2;
+  const int count = requested < kCandidates ? requested : kCandidates;
   for (int i = 0; i < count; ++i) {
+    const int algo = kCandidates - 1 - i;
     perf[i] = Perf{};
-    perf[i].algo = Algo(1 - i);
+    perf[i].algo = Algo(algo);
     perf[i].status = CUDNN_STATUS_SUCCESS;
     perf[i].time = float(i + 1);
-    perf[i].memory = workspace_of(1 - i);
-    perf[i].determinism = i == 0 ? CUDNN_NON_DETERMINISTIC : CUDNN_DETERMINISTIC;
-    perf[i].mathType = conv->math;
+    perf[i].memory = workspace_of(algo);
+    perf[i].determinism = algo == 1 ? CUDNN_NON_DETERMINISTIC : CUDNN_DETERMINISTIC;
+    perf[i].mathType = algo != 2 ? conv->math
+                       : conv->math == CUDNN_FMA_MATH ? CUDNN_TENSOR_OP_MATH
+                                                      : CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
   }
   *returned = count;
 }
@@ -155,7 +174,7 @@ cudnnStatus_t find(cudnnHandle_t h, const char* what, void* out, size_t bytes, c
   cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
   cudaStreamIsCapturing(h->stream, &status);
   if (status != cudaStreamCaptureStatusNone) {
-    std::fprintf(stderr, "CUDA emulator: cudnnFind*AlgorithmEx while the stream captures a graph\n");
+    report("cudnnFind*AlgorithmEx while the stream captures a graph");
     return CUDNN_STATUS_NOT_SUPPORTED;
   }
   if (!on_device(what, out, bytes)) return CUDNN_STATUS_BAD_PARAM;
@@ -177,6 +196,12 @@ const char* cudnnGetErrorString(cudnnStatus_t status) {
     default: return "a cuDNN error (CUDA emulator)";
   }
 }
+void cudnnGetLastErrorString(char* message, size_t max_size) {
+  if (max_size > 0) std::snprintf(message, max_size, "%s", last_error);
+  last_error[0] = '\0';
+}
+cudnnStatus_t cudnnOpsVersionCheck() { return CUDNN_STATUS_SUCCESS; }
+cudnnStatus_t cudnnCnnVersionCheck() { return CUDNN_STATUS_SUCCESS; }
 cudnnStatus_t cudnnCreate(cudnnHandle_t* h) {
   *h = new cudnnContext;
   return CUDNN_STATUS_SUCCESS;
@@ -254,7 +279,7 @@ cudnnStatus_t cudnnGetConvolution2dForwardOutputDim(const cudnnConvolutionDescri
 
 // Forward.
 cudnnStatus_t cudnnGetConvolutionForwardAlgorithmMaxCount(cudnnHandle_t, int* count) {
-  *count = 2;
+  *count = kCandidates;
   return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t,
@@ -290,7 +315,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void* alpha, const 
   const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
   const bool bf16 = xd->bf16;
   const size_t nx = count_of(xd), nw = count_of(wd), ny = count_of(yd);
-  return run(h, "cudnnConvolutionForward", g, bf16, int(algo), workspace, workspace_bytes, x, w, y, [=] {
+  return run(h, "cudnnConvolutionForward", g, bf16, conv, int(algo), workspace, workspace_bytes, x, w, y, [=] {
     on_floats(bf16, x, nx, w, nw, y, ny, b != 0.0f, [&](const float* xp, const float* wp, float* yp) {
       qnn_emu::convolution_forward(g, a, xp, wp, b, yp);
     });
@@ -299,7 +324,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void* alpha, const 
 
 // Backward data.
 cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithmMaxCount(cudnnHandle_t, int* count) {
-  *count = 2;
+  *count = kCandidates;
   return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t, const cudnnFilterDescriptor_t,
@@ -337,7 +362,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void* alpha, c
   const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
   const bool bf16 = dxd->bf16;
   const size_t nw = count_of(wd), ndy = count_of(dyd), ndx = count_of(dxd);
-  return run(h, "cudnnConvolutionBackwardData", g, bf16, int(algo), workspace, workspace_bytes, dx, w, dy, [=] {
+  return run(h, "cudnnConvolutionBackwardData", g, bf16, conv, int(algo), workspace, workspace_bytes, dx, w, dy, [=] {
     on_floats(bf16, w, nw, dy, ndy, dx, ndx, b != 0.0f, [&](const float* wp, const float* dyp, float* dxp) {
       qnn_emu::convolution_backward_data(g, a, wp, dyp, b, dxp);
     });
@@ -346,7 +371,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void* alpha, c
 
 // Backward filter.
 cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(cudnnHandle_t, int* count) {
-  *count = 2;
+  *count = kCandidates;
   return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t,
@@ -385,7 +410,7 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void* alpha,
   const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
   const bool bf16 = xd->bf16;
   const size_t nx = count_of(xd), ndy = count_of(dyd), ndw = count_of(dwd);
-  return run(h, "cudnnConvolutionBackwardFilter", g, bf16, int(algo), workspace, workspace_bytes, x, dw, dy, [=] {
+  return run(h, "cudnnConvolutionBackwardFilter", g, bf16, conv, int(algo), workspace, workspace_bytes, x, dw, dy, [=] {
     on_floats(bf16, x, nx, dy, ndy, dw, ndw, b != 0.0f, [&](const float* xp, const float* dyp, float* dwp) {
       qnn_emu::convolution_backward_filter(g, a, xp, dyp, b, dwp);
     });

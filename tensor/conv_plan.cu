@@ -35,9 +35,13 @@ namespace {
 // Creates the descriptors of a shape; sizes were checked by conv_geometry.
 std::unique_ptr<ConvPlan> make_plan(const char* op, const ConvGeometry& g, ImageLayout layout,
                                     const std::string& what) {
+  // cuDNN's tensor descriptors hold at most 2^31 - 1 elements, whatever the dimensions.
   const int64_t limit = int64_t(1) << 31;
   for (int64_t d : {g.n, g.c, g.h, g.w, g.o, g.kh, g.kw})
     QNN_CHECK(d < limit, op, ": dimension too large for cuDNN (", what, ")");
+  QNN_CHECK(g.n * g.c * g.h * g.w < limit && g.n * g.o * g.ho * g.wo < limit, op,
+            ": more than 2^31 - 1 elements in an image batch, more than cuDNN's descriptors hold (", what,
+            "): use a smaller batch");
   auto plan = std::make_unique<ConvPlan>();
   QNN_CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->x), op, " ", what);
   QNN_CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->y), op, " ", what);
@@ -122,14 +126,18 @@ size_t largest_workspace(const std::vector<Perf>& perfs, int count) {
   return bytes;
 }
 
-// The first (fastest) candidate that ran, fits the workspace limit and is deterministic if asked.
+// The first (fastest) candidate that ran, fits the workspace limit, is deterministic if asked and
+// computes at the precision allowed: each result is an (algorithm, math type) pair, and where
+// tensor cores are not allowed (float32 without TF32) only FMA math is; a math type that may
+// convert the operands down (to half precision) never is.
 template <class Perf>
-const Perf* pick(const std::vector<Perf>& perfs, int count) {
+const Perf* pick(const std::vector<Perf>& perfs, int count, bool tensor_cores) {
   const bool deterministic = backend_options().deterministic;
   for (int i = 0; i < count; ++i) {
     const Perf& p = perfs[i];
     if (p.status != CUDNN_STATUS_SUCCESS || p.memory > kWorkspaceLimit) continue;
     if (deterministic && p.determinism != CUDNN_DETERMINISTIC) continue;
+    if (p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION || (!tensor_cores && p.mathType != CUDNN_FMA_MATH)) continue;
     return &p;
   }
   return nullptr;
@@ -138,7 +146,9 @@ const Perf* pick(const std::vector<Perf>& perfs, int count) {
 // Records the chosen candidate; where tensor cores are allowed (TF32, or bf16) the descriptor
 // takes the math type cuDNN chose it with (FMA stays FMA otherwise).
 template <class Perf>
-void adopt(ConvPlan& plan, Direction d, const Perf* best, bool tensor_cores, const char* op, const std::string& what) {
+void adopt(ConvPlan& plan, Direction d, const std::vector<Perf>& perfs, int count, bool tensor_cores, const char* op,
+           const std::string& what) {
+  const Perf* best = pick(perfs, count, tensor_cores);
   if (!best)
     throw Error(str("[", op, "] cuDNN offers no ", backend_options().deterministic ? "deterministic " : "",
                     "algorithm with a workspace under ", kWorkspaceLimit >> 20, " MiB (", what, ")"));
@@ -169,7 +179,7 @@ const Choice& choose_forward(ConvPlan& plan, const Tensor& x, const Tensor& w, T
                                                            pointer(ws), bytes),
                     op, " ", what);
   }
-  adopt(plan, kForward, pick(perfs, count), backend_options().tf32 || x.is_bf16(), op, what);
+  adopt(plan, kForward, perfs, count, backend_options().tf32 || x.is_bf16(), op, what);
   QNN_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, plan.x, plan.w, conv, plan.y,
                                                           cudnnConvolutionFwdAlgo_t(c.algo), &c.workspace),
                   op, " ", what);
@@ -200,7 +210,7 @@ const Choice& choose_backward_data(ConvPlan& plan, const Tensor& dy, const Tenso
                                                                 perfs.data(), pointer(ws), bytes),
                     op, " ", what);
   }
-  adopt(plan, kBackwardData, pick(perfs, count), backend_options().tf32 || dy.is_bf16(), op, what);
+  adopt(plan, kBackwardData, perfs, count, backend_options().tf32 || dy.is_bf16(), op, what);
   QNN_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, plan.w, plan.y, conv, plan.x,
                                                                cudnnConvolutionBwdDataAlgo_t(c.algo),
                                                                &c.workspace),
@@ -232,7 +242,7 @@ const Choice& choose_backward_weight(ConvPlan& plan, const Tensor& x, const Tens
                                                                   perfs.data(), pointer(ws), bytes),
                     op, " ", what);
   }
-  adopt(plan, kBackwardWeight, pick(perfs, count), backend_options().tf32 || x.is_bf16(), op, what);
+  adopt(plan, kBackwardWeight, perfs, count, backend_options().tf32 || x.is_bf16(), op, what);
   QNN_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, plan.x, plan.y, conv, plan.w,
                                                                  cudnnConvolutionBwdFilterAlgo_t(c.algo),
                                                                  &c.workspace),

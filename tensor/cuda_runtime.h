@@ -6,14 +6,17 @@
 // throws qnn::Error naming the function, the call, the library's message and the context the
 // caller gives (the op and its shapes): "[conv2d_forward] cudnnConvolutionForward(...) failed:
 // CUDNN_STATUS_BAD_PARAM (x [128, 16, 32, 32], w [16, 16, 3, 3])". Kernel launches are checked
-// with QNN_LAUNCH_CHECK, which catches bad launch configurations at once; faults inside a kernel
-// surface at the next synchronisation (synchronize(), a copy to the host).
+// with QNN_LAUNCH_CHECK, which catches bad launch configurations at once; a fault inside a kernel
+// surfaces later, at the next synchronisation (synchronize(), a copy to the host) or the next
+// checked launch or call, which then reports it (CUDA_LAUNCH_BLOCKING=1 makes every launch wait
+// for its kernel, so the failing one reports its own fault).
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
 #include <cstdint>
+#include <string>
 
 #include "tensor/check.h"
 #include "tensor/device.h"
@@ -25,7 +28,8 @@ cudaStream_t stream();          // the one stream all GPU work of qnn runs on
 // or not (the handle's math mode).
 cublasHandle_t cublas(bool allow_tf32);
 cudnnHandle_t cudnn();          // bound to stream()
-const char* cublas_error(cublasStatus_t status);
+// cudnnGetErrorString, with cuDNN's last error message of this thread where it has one.
+std::string cudnn_error(cudnnStatus_t status);
 
 // Threads per block for element-wise kernels, and enough blocks to cover n elements with a
 // grid-stride loop (capped: a grid-stride kernel needs no more blocks than the GPU can hold).
@@ -50,7 +54,7 @@ inline unsigned blocks_for(int64_t n) {
     const cublasStatus_t qnn_st_ = (call);                                                     \
     if (qnn_st_ != CUBLAS_STATUS_SUCCESS)                                                      \
       throw ::qnn::Error(::qnn::str("[", __func__, "] ", #call, " failed: ",                   \
-                                    ::qnn::cuda::cublas_error(qnn_st_), " (", ::qnn::str(__VA_ARGS__), ")")); \
+                                    cublasGetStatusString(qnn_st_), " (", ::qnn::str(__VA_ARGS__), ")")); \
   } while (0)
 
 #define QNN_CUDNN_CHECK(call, ...)                                                             \
@@ -58,8 +62,10 @@ inline unsigned blocks_for(int64_t n) {
     const cudnnStatus_t qnn_st_ = (call);                                                      \
     if (qnn_st_ != CUDNN_STATUS_SUCCESS)                                                       \
       throw ::qnn::Error(::qnn::str("[", __func__, "] ", #call, " failed: ",                   \
-                                    cudnnGetErrorString(qnn_st_), " (", ::qnn::str(__VA_ARGS__), ")")); \
+                                    ::qnn::cuda::cudnn_error(qnn_st_), " (", ::qnn::str(__VA_ARGS__), ")")); \
   } while (0)
 
 // After a kernel launch: QNN_LAUNCH_CHECK("relu ", shape_str(x.shape()));
-#define QNN_LAUNCH_CHECK(...) QNN_CUDA_CHECK(cudaGetLastError(), "kernel launch: ", __VA_ARGS__)
+#define QNN_LAUNCH_CHECK(...)                                                                  \
+  QNN_CUDA_CHECK(cudaGetLastError(), "kernel launch: ", __VA_ARGS__,                           \
+                 "; a fault of earlier GPU work shows here too: CUDA_LAUNCH_BLOCKING=1 names the kernel")

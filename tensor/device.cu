@@ -14,7 +14,14 @@ namespace qnn {
 
 namespace {
 
+int preferred_device = 0;
+bool probed = false;
+
+// A kernel that does nothing: launched once by the probe (see there).
+__global__ void probe_kernel() {}
+
 CudaStatus probe() {
+  probed = true;
   CudaStatus s;
   s.built = true;
   s.cudnn_version = cudnnGetVersion();
@@ -31,8 +38,10 @@ CudaStatus probe() {
     s.reason = "no CUDA device found";
     return s;
   }
+  s.device_count = count;
+  s.device = preferred_device % count;
   cudaDeviceProp prop{};
-  if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess || cudaSetDevice(0) != cudaSuccess) {
+  if (cudaGetDeviceProperties(&prop, s.device) != cudaSuccess || cudaSetDevice(s.device) != cudaSuccess) {
     s.reason = cudaGetErrorString(cudaGetLastError());
     return s;
   }
@@ -48,6 +57,27 @@ CudaStatus probe() {
     s.reason = cudaGetErrorString(init);
     return s;
   }
+  // Kernels are loaded at their first launch, not with the context: launch one now, so that a
+  // build without code for this GPU's architecture is found here rather than at the first op.
+  probe_kernel<<<1, 1>>>();
+  cudaError_t launched = cudaGetLastError();
+  if (launched == cudaSuccess) launched = cudaDeviceSynchronize();
+  if (launched != cudaSuccess) {
+    s.reason = str("a kernel of this build cannot run on this GPU (", cudaGetErrorString(launched),
+                   "): build for its architecture, sm_", s.major, s.minor, " (make CUDA_ARCH=", s.major, s.minor, ")");
+    return s;
+  }
+  // cuDNN loads its operation and convolution libraries at their first use: load them now, so
+  // that a missing one is reported here (LD_LIBRARY_PATH must name cuDNN's library folder).
+  for (const auto& [library, check] : {std::pair{"libcudnn_ops", cudnnOpsVersionCheck},
+                                       std::pair{"libcudnn_cnn", cudnnCnnVersionCheck}}) {
+    const cudnnStatus_t loaded = check();
+    if (loaded != CUDNN_STATUS_SUCCESS) {
+      s.reason = str("cuDNN's ", library, " cannot be used: ", cudnnGetErrorString(loaded),
+                     " (is cuDNN's lib folder on LD_LIBRARY_PATH, and of the version qnn was built with?)");
+      return s;
+    }
+  }
   s.usable = true;
   return s;
 }
@@ -61,13 +91,20 @@ const CudaStatus& cuda_status() {
   return status;
 }
 
+void cuda_prefer_device(int index) {
+  QNN_CHECK(!probed, "cuda_prefer_device(", index, ") after the GPU was probed (GPU ", cuda_status().device,
+            " is in use)");
+  QNN_CHECK(index >= 0, "cuda_prefer_device: a GPU index is not negative, got ", index);
+  preferred_device = index;
+}
+
 std::string describe_cuda(const CudaStatus& s) {
   const std::string cudnn = str("cuDNN ", s.cudnn_version / 10000, ".", (s.cudnn_version % 10000) / 100,
                                 ".", s.cudnn_version % 100);
   if (!s.usable) return str("no usable GPU: ", s.reason, " (runtime ", version(s.runtime_version), ", ", cudnn, ")");
   char memory[32];
   std::snprintf(memory, sizeof memory, "%.1f GiB", double(s.memory_bytes) / (1 << 30));
-  return str(s.name, ", sm_", s.major, s.minor, ", ", s.multiprocessors, " SMs, ", memory, ", driver ",
+  return str(s.device_count > 1 ? str("GPU ", s.device, " of ", s.device_count, ": ") : std::string(), s.name, ", sm_", s.major, s.minor, ", ", s.multiprocessors, " SMs, ", memory, ", driver ",
              version(s.driver_version), ", runtime ", version(s.runtime_version), ", ", cudnn);
 }
 
@@ -119,18 +156,11 @@ cudnnHandle_t cudnn() {
   return h;
 }
 
-const char* cublas_error(cublasStatus_t status) {
-  switch (status) {
-    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
-    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
-    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
-    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
-    case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
-    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
-    case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
-    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
-    default: return "unknown cuBLAS status";
-  }
+std::string cudnn_error(cudnnStatus_t status) {
+  char detail[512] = "";
+  cudnnGetLastErrorString(detail, sizeof detail);  // names the check that failed, where cuDNN says
+  return detail[0] ? str(cudnnGetErrorString(status), "; cuDNN's last error message: ", detail)
+                   : std::string(cudnnGetErrorString(status));
 }
 
 }  // namespace cuda

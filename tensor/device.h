@@ -31,10 +31,16 @@ struct CudaStatus {
   int driver_version = 0;   // CUDA's encoding: 13000 is 13.0
   int runtime_version = 0;
   size_t cudnn_version = 0; // cuDNN's encoding: 91900 is 9.19.0
+  int device = 0;           // the GPU this process uses, of
+  int device_count = 0;     // the GPUs it sees
 };
 
 // Probes the GPU on the first call; later calls return the same answer.
 const CudaStatus& cuda_status();
+// Before the first cuda_status(): use GPU `index` modulo the number of GPUs, not GPU 0. A
+// data-parallel run passes each process's rank on its machine, so that the processes of one
+// machine use different GPUs. An error once the GPU has been probed.
+void cuda_prefer_device(int index);
 // One line for logs: "NVIDIA H100 80GB HBM3, sm_90, 132 SMs, 79.2 GiB, driver 13.0, runtime
 // 13.0, cuDNN 9.19.0", or the reason the GPU cannot be used.
 std::string describe_cuda(const CudaStatus& status);

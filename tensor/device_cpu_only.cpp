@@ -24,6 +24,8 @@ const CudaStatus& cuda_status() {
   return status;
 }
 
+void cuda_prefer_device(int) {}
+
 std::string describe_cuda(const CudaStatus& status) { return "no usable GPU: " + status.reason; }
 
 BackendOptions& backend_options() {

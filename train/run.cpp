@@ -42,6 +42,7 @@ Place join_world(const std::string& app) {
   if (!launched_by_mpirun()) return place;
   place.world = &mpi_world();
   place.ranks = place.world->size();
+  cuda_prefer_device(mpi_local_rank());  // the ranks of one machine use its GPUs in turn
   place.writer = place.world->rank() == 0;
   if (!place.writer && !std::freopen("/dev/null", "w", stdout))
     throw Error("cannot discard rank " + std::to_string(place.world->rank()) + "'s output");
