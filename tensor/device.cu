@@ -92,10 +92,14 @@ const CudaStatus& cuda_status() {
 }
 
 void cuda_prefer_device(int index) {
-  QNN_CHECK(!probed, "cuda_prefer_device(", index, ") after the GPU was probed (GPU ", cuda_status().device,
-            " is in use)");
   QNN_CHECK(index >= 0, "cuda_prefer_device: a GPU index is not negative, got ", index);
-  preferred_device = index;
+  if (!probed) {
+    preferred_device = index;
+    return;
+  }
+  const CudaStatus& s = cuda_status();
+  QNN_CHECK(!s.usable || index % s.device_count == s.device, "cuda_prefer_device(", index, "): GPU ", s.device,
+            " of ", s.device_count, " is in use already (the GPU was probed before)");
 }
 
 std::string describe_cuda(const CudaStatus& s) {
@@ -104,7 +108,8 @@ std::string describe_cuda(const CudaStatus& s) {
   if (!s.usable) return str("no usable GPU: ", s.reason, " (runtime ", version(s.runtime_version), ", ", cudnn, ")");
   char memory[32];
   std::snprintf(memory, sizeof memory, "%.1f GiB", double(s.memory_bytes) / (1 << 30));
-  return str(s.device_count > 1 ? str("GPU ", s.device, " of ", s.device_count, ": ") : std::string(), s.name, ", sm_", s.major, s.minor, ", ", s.multiprocessors, " SMs, ", memory, ", driver ",
+  const std::string which = s.device_count > 1 ? str("GPU ", s.device, " of ", s.device_count, ": ") : "";
+  return str(which, s.name, ", sm_", s.major, s.minor, ", ", s.multiprocessors, " SMs, ", memory, ", driver ",
              version(s.driver_version), ", runtime ", version(s.runtime_version), ", ", cudnn);
 }
 

@@ -39,7 +39,8 @@ struct CudaStatus {
 const CudaStatus& cuda_status();
 // Before the first cuda_status(): use GPU `index` modulo the number of GPUs, not GPU 0. A
 // data-parallel run passes each process's rank on its machine, so that the processes of one
-// machine use different GPUs. An error once the GPU has been probed.
+// machine use different GPUs. Once the GPU has been probed, an index that names another GPU
+// than the one in use is an error.
 void cuda_prefer_device(int index);
 // One line for logs: "NVIDIA H100 80GB HBM3, sm_90, 132 SMs, 79.2 GiB, driver 13.0, runtime
 // 13.0, cuDNN 9.19.0", or the reason the GPU cannot be used.

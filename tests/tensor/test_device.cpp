@@ -16,6 +16,12 @@ TEST_CASE("device: a GPU that cannot be used says why, and GPU tensors are then 
     CHECK(!s.name.empty());
     CHECK(s.major >= 5);
     CHECK(describe_cuda(s).find("sm_") != std::string::npos);
+    CHECK((s.device >= 0 && s.device < s.device_count));
+    // Once probed, a preference may only name the GPU in use (modulo the count).
+    CHECK_NOTHROW(cuda_prefer_device(s.device + s.device_count));
+    if (s.device_count > 1)
+      CHECK_THROWS_WITH_AS(cuda_prefer_device(s.device + 1), doctest::Contains("in use already"), Error);
+    CHECK_THROWS_AS(cuda_prefer_device(-1), Error);
     return;
   }
   CHECK(!s.reason.empty());
@@ -76,6 +82,7 @@ GPU_TEST_CASE("device: a block freed during a graph capture is never handed out 
   Tensor before(shape, Device::CUDA);
   before.fill(1.0f);
   const void* used_by_graph = before.raw();
+  const int64_t graph_cached = cuda_allocator_stats().graph_cached_bytes;
   CudaGraph graph;
   graph.capture([&] {
     before.fill(2.0f);
@@ -83,6 +90,9 @@ GPU_TEST_CASE("device: a block freed during a graph capture is never handed out 
   });
   Tensor after(shape, Device::CUDA);
   CHECK(after.raw() != used_by_graph);
+  // Its bytes are counted as the graph's temporaries (bench/train_step reports them).
+  const int64_t with_block = cuda_allocator_stats().graph_cached_bytes;
+  CHECK(with_block >= graph_cached + 777 * 13 * 4);
   // A later capture may take it again: its graph runs on the same stream, never at once.
   CudaGraph second;
   const void* in_second = nullptr;
@@ -92,4 +102,5 @@ GPU_TEST_CASE("device: a block freed during a graph capture is never handed out 
     in_second = t.raw();
   });
   CHECK(in_second == used_by_graph);
+  CHECK(cuda_allocator_stats().graph_cached_bytes == with_block);  // taken and freed again inside
 }
