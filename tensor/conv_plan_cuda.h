@@ -17,11 +17,14 @@
 //     work, so the capture is not broken), and always under backend_options().deterministic:
 //     the heuristics rank the same candidates in every process, so a resumed run chooses what
 //     the run it continues chose, and its results are bit for bit the same.
-// The choice is the fastest candidate that succeeded, whose workspace fits kWorkspaceLimit and,
-// under backend_options().deterministic, that cuDNN marks CUDNN_DETERMINISTIC. Math type for
-// float32: CUDNN_DEFAULT_MATH (TF32 tensor cores allowed) when backend_options().tf32, else
-// CUDNN_FMA_MATH (plain fp32); for bf16 always CUDNN_DEFAULT_MATH (tensor cores). Where tensor
-// cores are allowed the descriptor then takes the math type cuDNN reported for the chosen algorithm.
+// The choice is the fastest candidate that succeeded, whose workspace fits kWorkspaceLimit,
+// whose math type is allowed and, under backend_options().deterministic, that cuDNN marks
+// CUDNN_DETERMINISTIC. Math type for float32: CUDNN_DEFAULT_MATH (TF32 tensor cores allowed)
+// when backend_options().tf32, else CUDNN_FMA_MATH (plain fp32, and only candidates cuDNN
+// reports with FMA math are taken); for bf16 always CUDNN_DEFAULT_MATH (tensor cores). A
+// candidate that may convert the operands to half precision (CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
+// is never taken. Where tensor cores are allowed the descriptor then takes the math type cuDNN
+// reported for the chosen algorithm: each candidate is an (algorithm, math type) pair.
 #pragma once
 #include <cstddef>
 #include <string>
