@@ -5,9 +5,8 @@
 // when beta is 0, so a C never written (NaN in the emulator's fresh allocations) does not leak
 // into the result. Each product is summed in double and rounded once: results are close to any
 // fp32 summation order, not equal to cuBLAS's. Under CUBLAS_TF32_TENSOR_OP_MATH the operands are
-// first rounded to TF32, as tensor cores take them, so that a caller that should not have allowed
-// TF32 sees its error (about 1e-3 relative) here too. Arguments cuBLAS would refuse are refused with
-// CUBLAS_STATUS_INVALID_VALUE, and matrices outside device memory with a message.
+// first rounded to TF32, as tensor cores take them (emu/tf32.h). Arguments cuBLAS would refuse
+// are refused with CUBLAS_STATUS_INVALID_VALUE, and matrices outside device memory with a message.
 #include <cublas_v2.h>
 
 #include <algorithm>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "emu/runtime.h"
+#include "emu/tf32.h"
 
 struct cublasContext {
   cudaStream_t stream = nullptr;
@@ -31,17 +31,6 @@ struct Matrix {
   bool transposed;
   float at(int i, int j) const { return transposed ? p[j + int64_t(i) * ld] : p[i + int64_t(j) * ld]; }
 };
-
-// x with its mantissa rounded to TF32's 10 bits, to nearest with ties away from zero (PTX's
-// cvt.rna.tf32.f32): half a unit of the last kept bit is added to the magnitude, then the 13
-// dropped bits are cleared. Infinities and NaN stay as they are.
-float round_to_tf32(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & ~0x1fffu;
-  std::memcpy(&x, &u, sizeof u);
-  return x;
-}
 
 bool valid(cublasOperation_t op) { return op == CUBLAS_OP_N || op == CUBLAS_OP_T; }
 
@@ -59,7 +48,7 @@ bool on_device(const char* what, const void* p, size_t bytes) {
 // One column of C at a time (in parallel: columns are independent), each element summed in
 // double over l = 0..k-1 in order; with `tf32`, of the operands rounded to TF32.
 void gemm(Matrix a, Matrix b, float alpha, float beta, float* c, int m, int n, int k, int ldc, bool tf32) {
-  const auto operand = [tf32](float v) { return double(tf32 ? round_to_tf32(v) : v); };
+  const auto operand = [tf32](float v) { return double(tf32 ? qnn_emu::round_to_tf32(v) : v); };
 #pragma omp parallel for
   for (int j = 0; j < n; ++j) {
     std::vector<double> sum(size_t(m), 0.0);

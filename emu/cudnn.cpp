@@ -3,6 +3,8 @@
 // NCHW images is refused, as qnn never passes it), forward and both backward directions, with its
 // descriptors and algorithm choice. bf16 operands are widened to float, the
 // convolution computed as for float, and each output rounded to bf16 (to nearest, ties to even).
+// Float operands are rounded to TF32 first (emu/tf32.h) unless the descriptor's math type is
+// CUDNN_FMA_MATH: tensor cores take them so, and a test's tolerance must allow for it.
 //
 // Every direction offers three candidate algorithms, ranked 2, 1, 0. Algorithms 1 and 0 compute
 // the same sums (each output a sum in double, rounded once, times alpha, plus beta times the old
@@ -24,6 +26,7 @@
 
 #include "emu/convolution.h"
 #include "emu/runtime.h"
+#include "emu/tf32.h"
 
 struct cudnnContext {
   cudaStream_t stream = nullptr;
@@ -80,11 +83,16 @@ size_t count_of(const Descriptor* d) {
   return bytes_of(d) / (d->bf16 ? 2 : 4);
 }
 
-// The values of an operand as floats: a bf16 one widened into `copy`, a float one in place.
-const float* as_floats(const void* p, size_t count, bool bf16, std::vector<float>& copy) {
-  if (!bf16) return static_cast<const float*>(p);
+// The values of an operand as floats: a bf16 one widened into `copy`, a float one in place or,
+// with `tf32`, rounded to TF32 into `copy`.
+const float* as_floats(const void* p, size_t count, bool bf16, bool tf32, std::vector<float>& copy) {
+  if (!bf16 && !tf32) return static_cast<const float*>(p);
   copy.resize(count);
   for (size_t i = 0; i < count; ++i) {
+    if (!bf16) {
+      copy[i] = qnn_emu::round_to_tf32(static_cast<const float*>(p)[i]);
+      continue;
+    }
     const uint32_t u = uint32_t(static_cast<const uint16_t*>(p)[i]) << 16;
     std::memcpy(&copy[i], &u, sizeof u);
   }
@@ -102,15 +110,16 @@ void store_bf16(const std::vector<float>& v, void* p) {
 }
 
 // Runs `compute(in_a, in_b, out)` on float views of two inputs and an output of `out_count`
-// values (its old values read where beta blends them); bf16 operands go through float copies.
+// values (its old values read where beta blends them); bf16 operands go through float copies,
+// and so do float ones that the descriptor's math type lets tensor cores take as TF32 (`tf32`).
 template <class Compute>
-void on_floats(bool bf16, const void* a, size_t a_count, const void* b, size_t b_count, void* out, size_t out_count,
-               bool blend, Compute compute) {
-  if (!bf16) return compute(static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(out));
+void on_floats(bool bf16, bool tf32, const void* a, size_t a_count, const void* b, size_t b_count, void* out,
+               size_t out_count, bool blend, Compute compute) {
   std::vector<float> a_copy, b_copy, out_copy;
-  const float* fa = as_floats(a, a_count, true, a_copy);
-  const float* fb = as_floats(b, b_count, true, b_copy);
-  if (blend) as_floats(out, out_count, true, out_copy);
+  const float* fa = as_floats(a, a_count, bf16, tf32, a_copy);
+  const float* fb = as_floats(b, b_count, bf16, tf32, b_copy);
+  if (!bf16) return compute(fa, fb, static_cast<float*>(out));
+  if (blend) as_floats(out, out_count, true, false, out_copy);
   out_copy.resize(out_count);
   compute(fa, fb, out_copy.data());
   store_bf16(out_copy, out);
@@ -314,9 +323,10 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void* alpha, const 
   if (!shapes(xd, wd, conv, yd, g)) return CUDNN_STATUS_BAD_PARAM;
   const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
   const bool bf16 = xd->bf16;
+  const bool tf32 = !bf16 && conv->math != CUDNN_FMA_MATH;  // tensor cores take float operands as TF32
   const size_t nx = count_of(xd), nw = count_of(wd), ny = count_of(yd);
   return run(h, "cudnnConvolutionForward", g, bf16, conv, int(algo), workspace, workspace_bytes, x, w, y, [=] {
-    on_floats(bf16, x, nx, w, nw, y, ny, b != 0.0f, [&](const float* xp, const float* wp, float* yp) {
+    on_floats(bf16, tf32, x, nx, w, nw, y, ny, b != 0.0f, [&](const float* xp, const float* wp, float* yp) {
       qnn_emu::convolution_forward(g, a, xp, wp, b, yp);
     });
   });
@@ -361,9 +371,10 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void* alpha, c
   if (!shapes(dxd, wd, conv, dyd, g)) return CUDNN_STATUS_BAD_PARAM;
   const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
   const bool bf16 = dxd->bf16;
+  const bool tf32 = !bf16 && conv->math != CUDNN_FMA_MATH;  // tensor cores take float operands as TF32
   const size_t nw = count_of(wd), ndy = count_of(dyd), ndx = count_of(dxd);
   return run(h, "cudnnConvolutionBackwardData", g, bf16, conv, int(algo), workspace, workspace_bytes, dx, w, dy, [=] {
-    on_floats(bf16, w, nw, dy, ndy, dx, ndx, b != 0.0f, [&](const float* wp, const float* dyp, float* dxp) {
+    on_floats(bf16, tf32, w, nw, dy, ndy, dx, ndx, b != 0.0f, [&](const float* wp, const float* dyp, float* dxp) {
       qnn_emu::convolution_backward_data(g, a, wp, dyp, b, dxp);
     });
   });
@@ -409,9 +420,10 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void* alpha,
   if (!shapes(xd, dwd, conv, dyd, g)) return CUDNN_STATUS_BAD_PARAM;
   const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
   const bool bf16 = xd->bf16;
+  const bool tf32 = !bf16 && conv->math != CUDNN_FMA_MATH;  // tensor cores take float operands as TF32
   const size_t nx = count_of(xd), ndy = count_of(dyd), ndw = count_of(dwd);
   return run(h, "cudnnConvolutionBackwardFilter", g, bf16, conv, int(algo), workspace, workspace_bytes, x, dw, dy, [=] {
-    on_floats(bf16, x, nx, dy, ndy, dw, ndw, b != 0.0f, [&](const float* xp, const float* dyp, float* dwp) {
+    on_floats(bf16, tf32, x, nx, dy, ndy, dw, ndw, b != 0.0f, [&](const float* xp, const float* dyp, float* dwp) {
       qnn_emu::convolution_backward_filter(g, a, xp, dyp, b, dwp);
     });
   });
