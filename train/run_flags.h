@@ -113,7 +113,7 @@ inline RunFlags add_run_flags(Flags& flags, const RunDefaults& defaults) {
           flags.add_bool("--no-graph", "GPU: run every step eagerly instead of replaying a captured CUDA graph"),
           flags.add_bool("--no-cudnn", "GPU: convolution through qnn's im2col + cuBLAS kernels instead of cuDNN"),
           flags.add_bool("--channels-last", "GPU: activations stored channels-last (NHWC), the layout cuDNN's fastest convolutions use; same results to rounding"),
-          flags.add_bool("--deterministic", "GPU: deterministic cuDNN algorithms chosen by heuristics, not timing, so a resumed run repeats the results bit for bit (the CPU always does)"),
+          flags.add_bool("--deterministic", "GPU: deterministic cuDNN algorithms chosen by heuristics, not timing, so a resumed run repeats the results bit for bit on the same GPU model and cuDNN version (the CPU always does)"),
       },
       FileFlags{
           flags.add_string("--checkpoint", "", "folder for last.safetensors and best.safetensors"),
