@@ -12,7 +12,19 @@
 // it (the graph may have recorded its use). Graphs share the pool safely because one stream never
 // runs two of them at once. During a capture the cache is never released to make room: cudaFree
 // would synchronise, which a capture forbids, and the graph may already use the blocks.
+//
+// The graph arena. Free lists of exact sizes hold more than a step ever has live at once (a
+// freed block serves only a request of its size), so a capture that repeats a rehearsal (an
+// eager run of the same work, whose requests and releases were recorded) lays its temporaries
+// out in one arena instead (tensor/memory_plan.h): the arena is the step's peak, not the sum of
+// its size classes. The capture follows the rehearsal event by event; from the first request or
+// release that differs, it takes blocks from the graph pool as above. Blocks placed until then
+// stay safe: the rehearsal said which of them are live together, and up to that point the
+// capture did the same. Arena blocks never enter a free list. A later capture of the same work
+// reuses the arena while none of its blocks is live (graphs never run at once, as for the pool);
+// an arena is never released, like the pool.
 #include <algorithm>
+#include <memory>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -20,6 +32,7 @@
 
 #include "tensor/allocator.h"
 #include "tensor/cuda_runtime.h"
+#include "tensor/memory_plan.h"
 
 namespace qnn {
 
@@ -27,12 +40,44 @@ namespace {
 
 using FreeLists = std::unordered_map<size_t, std::vector<void*>>;
 
+constexpr size_t kAlignment = 512;  // of every rounded size, so of every arena offset
+
+// One request or release of a rehearsal: a request of `bytes` for block `block` (numbered in
+// request order), or (bytes 0) the release of block `block`, -1 for a block from before.
+struct Event {
+  int64_t block = -1;
+  size_t bytes = 0;
+};
+
+struct Arena {
+  char* base = nullptr;
+  size_t bytes = 0;
+  size_t live = 0;  // bytes of its blocks handed out and not released
+};
+
+// A capture that follows a rehearsal: where it is in the rehearsal's events, and the layout.
+struct FollowedRehearsal {
+  const std::vector<Event>* events = nullptr;
+  MemoryPlan plan;
+  size_t next = 0;  // the event the capture should make next
+  std::unordered_map<void*, int64_t> block_of;  // arena block -> its number
+};
+
 struct DeviceCache {
   std::mutex mutex;
   FreeLists free_blocks;        // the common cache
   FreeLists graph_free_blocks;  // the graph pool's free blocks
   std::unordered_set<void*> graph_blocks;  // every block that belongs to the graph pool
   bool capturing = false;
+  // Rehearsal: recording, the events recorded, the blocks' numbers while recording.
+  bool rehearsing = false;
+  std::vector<Event> rehearsal;
+  std::unordered_map<void*, int64_t> rehearsal_blocks;
+  int64_t rehearsal_requests = 0;
+  // The arena, and the capture following the rehearsal (null when none or it has diverged).
+  Arena arena;
+  std::unordered_map<void*, size_t> arena_blocks;  // live arena blocks -> their rounded size
+  std::unique_ptr<FollowedRehearsal> following;
   AllocatorStats stats;
 };
 
@@ -42,7 +87,7 @@ DeviceCache& device_cache() {
 }
 
 size_t rounded(size_t bytes) {
-  const size_t unit = bytes > (size_t(1) << 20) ? (size_t(1) << 20) : 512;
+  const size_t unit = bytes > (size_t(1) << 20) ? (size_t(1) << 20) : kAlignment;
   return ((bytes > 0 ? bytes : 1) + unit - 1) / unit * unit;
 }
 
@@ -88,17 +133,83 @@ void* allocate_new_locked(DeviceCache& c, size_t size) {
   return block;
 }
 
+// The rehearsal's blocks with their lifetimes, in request order.
+std::vector<BlockLifetime> lifetimes(const std::vector<Event>& events) {
+  std::vector<BlockLifetime> blocks;
+  for (size_t e = 0; e < events.size(); ++e) {
+    if (events[e].bytes > 0) blocks.push_back({events[e].bytes, int64_t(e), int64_t(events.size()) + 1});
+    else if (events[e].block >= 0) blocks[size_t(events[e].block)].end = int64_t(e);
+  }
+  return blocks;
+}
+
+// At the start of a capture: follow the rehearsal if there is one, in an arena large enough and
+// with no live block (allocated now, before the stream captures).
+void start_following_locked(DeviceCache& c) {
+  c.following.reset();
+  if (c.rehearsal.empty() || c.rehearsal_requests == 0) return;
+  auto f = std::make_unique<FollowedRehearsal>();
+  f->events = &c.rehearsal;
+  f->plan = plan_memory(lifetimes(c.rehearsal), kAlignment);
+  if (c.arena.live > 0) return;  // a graph's output still lives there
+  if (c.arena.bytes < f->plan.arena_bytes) {
+    // The eager steps' cached blocks make room first: the arena takes over their work in the
+    // replays, and eager work after the capture (an evaluation) allocates its own again.
+    QNN_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()), "waiting before laying out a graph's memory");
+    release_cached_locked(c);
+    c.arena = Arena{static_cast<char*>(allocate_new_locked(c, f->plan.arena_bytes)), f->plan.arena_bytes, 0};
+  }
+  c.following = std::move(f);
+}
+
+// The next block of the rehearsal if the capture's request is its next event; else the capture
+// has diverged and stops following.
+void* follow_request_locked(DeviceCache& c, size_t size) {
+  FollowedRehearsal* f = c.following.get();
+  if (!f) return nullptr;
+  const std::vector<Event>& events = *f->events;
+  if (f->next >= events.size() || events[f->next].bytes != size) {
+    c.following.reset();
+    return nullptr;
+  }
+  const int64_t block = events[f->next++].block;
+  void* p = c.arena.base + f->plan.offsets[size_t(block)];
+  f->block_of[p] = block;
+  return p;
+}
+
+// A release during the capture: still the rehearsal's next event?
+void follow_release_locked(DeviceCache& c, void* block) {
+  FollowedRehearsal* f = c.following.get();
+  if (!f) return;
+  const auto it = f->block_of.find(block);
+  const int64_t expected = it == f->block_of.end() ? -1 : it->second;
+  const std::vector<Event>& events = *f->events;
+  if (f->next < events.size() && events[f->next].bytes == 0 && events[f->next].block == expected) ++f->next;
+  else c.following.reset();
+}
+
 }  // namespace
 
 void* cuda_allocate(size_t bytes) {
   const size_t size = rounded(bytes);
   DeviceCache& c = device_cache();
   std::lock_guard<std::mutex> lock(c.mutex);
-  void* block = c.capturing ? take_cached_locked(c, c.graph_free_blocks, size) : nullptr;
-  if (block) c.stats.graph_cached_bytes -= int64_t(size);
-  if (!block) block = take_cached_locked(c, c.free_blocks, size);
-  if (!block) block = allocate_new_locked(c, size);
-  if (c.capturing) c.graph_blocks.insert(block);
+  void* block = c.capturing ? follow_request_locked(c, size) : nullptr;
+  if (block) {
+    c.arena_blocks[block] = size;
+    c.arena.live += size;
+  } else {
+    if (c.capturing) block = take_cached_locked(c, c.graph_free_blocks, size);
+    if (block) c.stats.graph_cached_bytes -= int64_t(size);
+    if (!block) block = take_cached_locked(c, c.free_blocks, size);
+    if (!block) block = allocate_new_locked(c, size);
+    if (c.capturing) c.graph_blocks.insert(block);
+  }
+  if (c.rehearsing) {
+    c.rehearsal_blocks[block] = c.rehearsal_requests++;
+    c.rehearsal.push_back({c.rehearsal_blocks[block], size});
+  }
   c.stats.live_bytes += int64_t(size);
   c.stats.peak_live_bytes = std::max(c.stats.peak_live_bytes, c.stats.live_bytes);
   return block;
@@ -109,17 +220,32 @@ void cuda_free(void* block, size_t bytes) {
   const size_t size = rounded(bytes);
   DeviceCache& c = device_cache();
   std::lock_guard<std::mutex> lock(c.mutex);
+  if (c.rehearsing) {
+    const auto it = c.rehearsal_blocks.find(block);
+    c.rehearsal.push_back({it == c.rehearsal_blocks.end() ? -1 : it->second, 0});
+    if (it != c.rehearsal_blocks.end()) c.rehearsal_blocks.erase(it);
+  }
+  if (c.capturing) follow_release_locked(c, block);
+  c.stats.live_bytes -= int64_t(size);
+  const auto arena_block = c.arena_blocks.find(block);
+  if (arena_block != c.arena_blocks.end()) {  // its bytes stay the arena's
+    c.arena.live -= arena_block->second;
+    c.arena_blocks.erase(arena_block);
+    return;
+  }
   if (c.capturing) c.graph_blocks.insert(block);
   const bool graph = c.graph_blocks.count(block) > 0;
   (graph ? c.graph_free_blocks : c.free_blocks)[size].push_back(block);
   c.stats.cached_bytes += int64_t(size);
   if (graph) c.stats.graph_cached_bytes += int64_t(size);
-  c.stats.live_bytes -= int64_t(size);
 }
 
 AllocatorStats cuda_allocator_stats() {
-  std::lock_guard<std::mutex> lock(device_cache().mutex);
-  return device_cache().stats;
+  DeviceCache& c = device_cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  AllocatorStats s = c.stats;
+  s.graph_cached_bytes += int64_t(c.arena.bytes - c.arena.live);  // the arena is the graphs' too
+  return s;
 }
 
 void cuda_reset_peak() {
@@ -127,9 +253,23 @@ void cuda_reset_peak() {
   device_cache().stats.peak_live_bytes = device_cache().stats.live_bytes;
 }
 
+void cuda_graph_pool_rehearse(bool on) {
+  DeviceCache& c = device_cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  if (on) {
+    c.rehearsal.clear();
+    c.rehearsal_blocks.clear();
+    c.rehearsal_requests = 0;
+  }
+  c.rehearsing = on;
+}
+
 void cuda_graph_pool_capture(bool on) {
-  std::lock_guard<std::mutex> lock(device_cache().mutex);
-  device_cache().capturing = on;
+  DeviceCache& c = device_cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  if (on) start_following_locked(c);
+  else c.following.reset();
+  c.capturing = on;
 }
 
 void cuda_release_cached() {

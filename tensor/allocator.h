@@ -31,9 +31,10 @@ struct AllocatorStats {
   int64_t live_bytes = 0;          // bytes handed out and not yet freed
   int64_t peak_live_bytes = 0;     // the most live_bytes ever reached (since the last reset)
   int64_t reserved_bytes = 0;      // bytes obtained from the system and not released
-  // CUDA: the part of cached_bytes in the graph pool's free lists. A captured graph replays the
-  // temporaries it freed, so these blocks stay in use by its replays, though live_bytes no
-  // longer counts them: a replayed step holds live_bytes + graph_cached_bytes.
+  // CUDA: the bytes kept for graphs' temporaries, the graph pool's free lists and the graph
+  // arena's bytes not handed out. A captured graph replays the temporaries it freed, so these
+  // bytes stay in use by its replays, though live_bytes no longer counts them: a replayed step
+  // holds live_bytes + graph_cached_bytes.
   int64_t graph_cached_bytes = 0;
 };
 AllocatorStats cpu_allocator_stats();
@@ -49,7 +50,12 @@ AllocatorStats cuda_allocator_stats();
 void cuda_reset_peak();  // peak_live_bytes = live_bytes (benchmarks measure a step's peak)
 void cuda_release_cached();  // the common cache (the graph pool is kept for its graphs)
 // While on, every block handed out joins the graph pool (see tensor/allocator.cu); CudaGraph
-// (tensor/cuda_graph.h) turns it on for the length of a capture.
+// (tensor/cuda_graph.h) turns it on for the length of a capture, before the stream captures
+// (turning it on may allocate the graph arena).
 void cuda_graph_pool_capture(bool on);
+// While on, the requests and releases are recorded (a new recording replaces the last), and a
+// later capture that makes the same ones in the same order takes its blocks from one arena laid
+// out for them (tensor/allocator.cu, tensor/memory_plan.h). CudaGraph::rehearse turns it on.
+void cuda_graph_pool_rehearse(bool on);
 
 }  // namespace qnn

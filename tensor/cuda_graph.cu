@@ -20,10 +20,13 @@ void CudaGraph::capture(const std::function<void()>& work) {
   // work is the first to use them: a library's set-up may make calls a capture forbids.
   cuda::cudnn();
   cuda::cublas(false);
+  // The graph pool first: it may allocate the arena a rehearsal asks for, before the capture.
   // Relaxed mode: a first-time cudaMalloc by the allocator during capture is allowed (it is not
   // recorded; the block simply joins the graph pool).
-  QNN_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed), "starting graph capture");
   cuda_graph_pool_capture(true);
+  const cudaError_t began = cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed);
+  if (began != cudaSuccess) cuda_graph_pool_capture(false);
+  QNN_CUDA_CHECK(began, "starting graph capture");
   cudaGraph_t graph = nullptr;
   try {
     work();
@@ -40,6 +43,17 @@ void CudaGraph::capture(const std::function<void()>& work) {
   cudaGraphExec_t exec = nullptr;
   QNN_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0), "instantiating the captured graph");
   exec_ = exec;
+}
+
+void CudaGraph::rehearse(const std::function<void()>& work) {
+  cuda_graph_pool_rehearse(true);
+  try {
+    work();
+  } catch (...) {
+    cuda_graph_pool_rehearse(false);  // a capture follows the part recorded, then the pool
+    throw;
+  }
+  cuda_graph_pool_rehearse(false);
 }
 
 size_t CudaGraph::node_count() const {

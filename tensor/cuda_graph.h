@@ -10,7 +10,8 @@
 //     before replay() (the learning rate, the batch number: see train/trainer.h);
 //   - the same addresses every replay: tensors alive across replays (parameters, gradients,
 //     optimizer state, data) are allocated before capture and kept; temporaries allocated during
-//     capture come from the allocator's graph pool (tensor/allocator.h), never handed out again;
+//     capture come from the allocator's graph pool or, after a rehearsal of the same work, its
+//     graph arena (tensor/allocator.h), never handed out again;
 //   - library setup (cuDNN algorithm search, cuBLAS workspaces) done in eager warm-up steps.
 // A CPU-only build throws from capture(); the trainer only captures on a usable GPU.
 #pragma once
@@ -29,6 +30,10 @@ class CudaGraph {
   // Runs `work` once under capture (its GPU work is recorded, not executed) and instantiates
   // the graph. If `work` throws, capture is abandoned and the exception passes through.
   void capture(const std::function<void()>& work);
+  // Runs `work` (eagerly: its GPU work is done) while the allocator records its requests and
+  // releases; a later capture of the same work lays its temporaries out in one arena sized to
+  // their peak, instead of keeping a block per temporary of each size (tensor/allocator.cu).
+  void rehearse(const std::function<void()>& work);
   void replay();  // enqueues the recorded work on qnn's stream
   bool captured() const { return exec_ != nullptr; }
   // Nodes of the captured graph (kernels, copies, fills, and whatever cuBLAS and cuDNN recorded

@@ -55,10 +55,12 @@ AllocatorStats cuda_allocator_stats() { return {}; }
 void cuda_reset_peak() {}
 void cuda_release_cached() {}
 void cuda_graph_pool_capture(bool) {}
+void cuda_graph_pool_rehearse(bool) {}
 
 CudaGraph::~CudaGraph() {}
 void CudaGraph::reset() {}
 void CudaGraph::capture(const std::function<void()>&) { throw Error(str("[CudaGraph::capture] ", kNoCuda)); }
+void CudaGraph::rehearse(const std::function<void()>& work) { work(); }
 double stream_time_ms(const std::function<void()>&, int, int) { throw Error(str("[stream_time_ms] ", kNoCuda)); }
 
 size_t CudaGraph::node_count() const { return 0; }

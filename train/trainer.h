@@ -235,6 +235,11 @@ class Trainer {
       sgd_.set_steps(sgd_.steps() + 1);  // the host-side counts of what the graph just did
       if (hook_) hook_->note_replayed_step();
       ++r.captured_steps;
+    } else if (graph_wanted_ && source.capturable() && full_batch && eager_steps_ == kWarmupSteps - 1) {
+      // The last eager step before the capture: its allocations lay out the graph's (one arena
+      // the size of the step's peak).
+      graph_.rehearse([&] { step_work(source); });
+      ++eager_steps_;
     } else {
       step_work(source);
       ++eager_steps_;
