@@ -157,7 +157,13 @@ void start_following_locked(DeviceCache& c) {
     // replays, and eager work after the capture (an evaluation) allocates its own again.
     QNN_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()), "waiting before laying out a graph's memory");
     release_cached_locked(c);
-    c.arena = Arena{static_cast<char*>(allocate_new_locked(c, f->plan.arena_bytes)), f->plan.arena_bytes, 0};
+    void* base = nullptr;
+    try {
+      base = allocate_new_locked(c, f->plan.arena_bytes);
+    } catch (const Error&) {
+      return;  // no room for it in one piece: the capture takes its blocks from the graph pool
+    }
+    c.arena = Arena{static_cast<char*>(base), f->plan.arena_bytes, 0};
   }
   c.following = std::move(f);
 }
