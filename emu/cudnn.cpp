@@ -1,8 +1,9 @@
 // The cuDNN calls qnn makes, on the CPU, for the emulated build (docs/cuda-emulator.md): 2-D
 // convolution of float or bf16 tensors, NCHW or NHWC, with KCRS or KRSC filters (KRSC beside
 // NCHW images is refused, as qnn never passes it), forward and both backward directions, with its
-// descriptors and algorithm choice. bf16 operands are widened to float, the
-// convolution computed as for float, and each output rounded to bf16 (to nearest, ties to even).
+// algorithm choice (its handle and descriptors: emu/cudnn_descriptors.cpp). bf16 operands are
+// widened to float, the convolution computed as for float, and each output rounded to bf16 (to
+// nearest, ties to even).
 // Float operands are rounded to TF32 first (emu/tf32.h) unless the descriptor's math type is
 // CUDNN_FMA_MATH: tensor cores take them so, and a test's tolerance must allow for it.
 //
@@ -16,7 +17,9 @@
 // while the stream captures a graph, as timing on a GPU breaks the capture, and leaves NaN in
 // the output buffer it was given, as the trials of a GPU leave whatever the last one wrote.
 // A call with a workspace smaller than its algorithm needs, shapes that disagree, or buffers
-// outside device memory is refused with CUDNN_STATUS_BAD_PARAM.
+// outside device memory is refused with CUDNN_STATUS_BAD_PARAM. With QNN_EMU_CUDNN_REFUSE_ALGO
+// in the environment ("1", "0,1"), the algorithms it names refuse to run
+// (CUDNN_STATUS_NOT_SUPPORTED), as a GPU's cuDNN may refuse an algorithm its heuristics offered.
 #include <cudnn.h>
 
 #include <cstdint>
@@ -25,26 +28,9 @@
 #include <vector>
 
 #include "emu/convolution.h"
+#include "emu/cudnn_descriptors.h"
 #include "emu/runtime.h"
 #include "emu/tf32.h"
-
-struct cudnnContext {
-  cudaStream_t stream = nullptr;
-};
-struct cudnnTensorStruct {
-  int n = 0, c = 0, h = 0, w = 0;
-  bool nhwc = false;
-  bool bf16 = false;  // CUDNN_DATA_BFLOAT16, else CUDNN_DATA_FLOAT
-};
-struct cudnnFilterStruct {
-  int k = 0, c = 0, h = 0, w = 0;
-  bool bf16 = false;
-  bool krsc = false;  // CUDNN_TENSOR_NHWC: [k, h, w, c] in memory
-};
-struct cudnnConvolutionStruct {
-  qnn_emu::ConvolutionParams params;
-  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
-};
 
 using qnn_emu::Shapes;
 
@@ -60,10 +46,6 @@ void report(const char* format, Args... args) {
   std::fprintf(stderr, "CUDA emulator: %s\n", last_error);
 }
 
-int output_size(int in, int pad, int filter, int dilation, int stride) {
-  return (in + 2 * pad - ((filter - 1) * dilation + 1)) / stride + 1;
-}
-
 bool shapes(const cudnnTensorStruct* x, const cudnnFilterStruct* f, const cudnnConvolutionStruct* conv,
             const cudnnTensorStruct* y, Shapes& out) {
   if (!x || !f || !conv || !y || x->c != f->c || y->n != x->n || y->c != f->k || x->nhwc != y->nhwc) return false;
@@ -71,8 +53,8 @@ bool shapes(const cudnnTensorStruct* x, const cudnnFilterStruct* f, const cudnnC
   if (f->krsc && !x->nhwc) return false;
   const qnn_emu::ConvolutionParams& p = conv->params;
   out = Shapes{x->n, x->c, x->h, x->w, f->k, f->h, f->w, y->h, y->w, &p, x->nhwc, f->krsc};
-  return y->h == output_size(x->h, p.pad_h, f->h, p.dilation_h, p.stride_h) &&
-         y->w == output_size(x->w, p.pad_w, f->w, p.dilation_w, p.stride_w) && y->h > 0 && y->w > 0;
+  return y->h == qnn_emu::output_size(x->h, p.pad_h, f->h, p.dilation_h, p.stride_h) &&
+         y->w == qnn_emu::output_size(x->w, p.pad_w, f->w, p.dilation_w, p.stride_w) && y->h > 0 && y->w > 0;
 }
 
 size_t bytes_of(int a, int b, int c, int d, bool bf16) { return size_t(a) * b * c * d * (bf16 ? 2 : 4); }
@@ -138,6 +120,11 @@ template <class Work>
 cudnnStatus_t run(cudnnHandle_t h, const char* what, const Shapes& g, bool bf16, const cudnnConvolutionStruct* conv,
                   int algo, const void* workspace, size_t workspace_bytes, const void* x, const void* w,
                   const void* y, Work work) {
+  const char* refuse = std::getenv("QNN_EMU_CUDNN_REFUSE_ALGO");
+  if (refuse && std::strchr(refuse, '0' + algo)) {
+    report("%s: algorithm %d refused (QNN_EMU_CUDNN_REFUSE_ALGO)", what, algo);
+    return CUDNN_STATUS_NOT_SUPPORTED;
+  }
   if (algo == 2 || conv->math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) {
     report("%s: algorithm %d with math type %d, a precision qnn must not choose", what, algo, int(conv->math));
     return CUDNN_STATUS_NOT_SUPPORTED;
@@ -211,81 +198,6 @@ void cudnnGetLastErrorString(char* message, size_t max_size) {
 }
 cudnnStatus_t cudnnOpsVersionCheck() { return CUDNN_STATUS_SUCCESS; }
 cudnnStatus_t cudnnCnnVersionCheck() { return CUDNN_STATUS_SUCCESS; }
-cudnnStatus_t cudnnCreate(cudnnHandle_t* h) {
-  *h = new cudnnContext;
-  return CUDNN_STATUS_SUCCESS;
-}
-cudnnStatus_t cudnnSetStream(cudnnHandle_t h, cudaStream_t s) {
-  h->stream = s;
-  return CUDNN_STATUS_SUCCESS;
-}
-
-cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t* d) {
-  *d = new cudnnTensorStruct;
-  return CUDNN_STATUS_SUCCESS;
-}
-cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d) {
-  delete d;
-  return CUDNN_STATUS_SUCCESS;
-}
-cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorFormat_t format, cudnnDataType_t type,
-                                         int n, int c, int h, int w) {
-  if ((format != CUDNN_TENSOR_NCHW && format != CUDNN_TENSOR_NHWC) ||
-      (type != CUDNN_DATA_FLOAT && type != CUDNN_DATA_BFLOAT16))
-    return CUDNN_STATUS_NOT_SUPPORTED;
-  if (n <= 0 || c <= 0 || h <= 0 || w <= 0) return CUDNN_STATUS_BAD_PARAM;
-  *d = cudnnTensorStruct{n, c, h, w, format == CUDNN_TENSOR_NHWC, type == CUDNN_DATA_BFLOAT16};
-  return CUDNN_STATUS_SUCCESS;
-}
-cudnnStatus_t cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t* d) {
-  *d = new cudnnFilterStruct;
-  return CUDNN_STATUS_SUCCESS;
-}
-cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t d) {
-  delete d;
-  return CUDNN_STATUS_SUCCESS;
-}
-cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t d, cudnnDataType_t type, cudnnTensorFormat_t format,
-                                         int k, int c, int h, int w) {
-  if ((format != CUDNN_TENSOR_NCHW && format != CUDNN_TENSOR_NHWC) ||
-      (type != CUDNN_DATA_FLOAT && type != CUDNN_DATA_BFLOAT16))
-    return CUDNN_STATUS_NOT_SUPPORTED;
-  if (k <= 0 || c <= 0 || h <= 0 || w <= 0) return CUDNN_STATUS_BAD_PARAM;
-  *d = cudnnFilterStruct{k, c, h, w, type == CUDNN_DATA_BFLOAT16, format == CUDNN_TENSOR_NHWC};
-  return CUDNN_STATUS_SUCCESS;
-}
-cudnnStatus_t cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t* d) {
-  *d = new cudnnConvolutionStruct;
-  return CUDNN_STATUS_SUCCESS;
-}
-cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t d) {
-  delete d;
-  return CUDNN_STATUS_SUCCESS;
-}
-cudnnStatus_t cudnnSetConvolution2dDescriptor(cudnnConvolutionDescriptor_t d, int pad_h, int pad_w, int u, int v,
-                                              int dilation_h, int dilation_w, cudnnConvolutionMode_t mode,
-                                              cudnnDataType_t type) {
-  if (type != CUDNN_DATA_FLOAT) return CUDNN_STATUS_NOT_SUPPORTED;  // the compute type: float for bf16 data too
-  if (pad_h < 0 || pad_w < 0 || u <= 0 || v <= 0 || dilation_h <= 0 || dilation_w <= 0) return CUDNN_STATUS_BAD_PARAM;
-  d->params = qnn_emu::ConvolutionParams{pad_h, pad_w, u, v, dilation_h, dilation_w, mode == CUDNN_CONVOLUTION};
-  return CUDNN_STATUS_SUCCESS;
-}
-cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t d, cudnnMathType_t math) {
-  d->math = math;
-  return CUDNN_STATUS_SUCCESS;
-}
-cudnnStatus_t cudnnGetConvolution2dForwardOutputDim(const cudnnConvolutionDescriptor_t conv,
-                                                    const cudnnTensorDescriptor_t x, const cudnnFilterDescriptor_t f,
-                                                    int* n, int* c, int* h, int* w) {
-  if (x->c != f->c) return CUDNN_STATUS_BAD_PARAM;
-  *n = x->n;
-  *c = f->k;
-  const qnn_emu::ConvolutionParams& p = conv->params;
-  *h = output_size(x->h, p.pad_h, f->h, p.dilation_h, p.stride_h);
-  *w = output_size(x->w, p.pad_w, f->w, p.dilation_w, p.stride_w);
-  return *h > 0 && *w > 0 ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_BAD_PARAM;
-}
-
 // Forward.
 cudnnStatus_t cudnnGetConvolutionForwardAlgorithmMaxCount(cudnnHandle_t, int* count) {
   *count = kCandidates;

@@ -196,13 +196,13 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Conv
       const std::string what = describe(g, layout_of(x));
       const Tensor wx = cudnn_weight(x, w);
       ConvPlan& plan = plan_for("conv2d_forward", g, layout_of(x), what);
-      const Choice& c = choose_forward(plan, x, wx, y, what);
-      Tensor ws = workspace(c.workspace);
       const float one = 1.0f, zero = 0.0f;
-      QNN_CUDNN_CHECK(cudnnConvolutionForward(cudnn(), &one, plan.x, x.raw(), plan.w, wx.raw(),
-                                              plan.conv[kForward], cudnnConvolutionFwdAlgo_t(c.algo),
-                                              pointer(ws), c.workspace, &zero, plan.y, y.raw()),
-                      what);
+      run_with_choice(
+          plan, kForward, what, [&]() -> const Choice& { return choose_forward(plan, x, wx, y, what); },
+          [&](const Choice& c, void* ws) {
+            return cudnnConvolutionForward(cudnn(), &one, plan.x, x.raw(), plan.w, wx.raw(), plan.conv[kForward],
+                                           cudnnConvolutionFwdAlgo_t(c.algo), ws, c.workspace, &zero, plan.y, y.raw());
+          });
     }
   }
   if (bias.defined()) conv2d_add_bias(g, y, bias);
@@ -216,13 +216,14 @@ void backward_data_cudnn(const ConvGeometry& g, const Tensor& dy, const Tensor& 
   const std::string what = describe(g, layout_of(dy));
   const Tensor wd = cudnn_weight(dy, w);
   ConvPlan& plan = plan_for("conv2d_backward_data", g, layout_of(dy), what);
-  const Choice& c = choose_backward_data(plan, dy, wd, dx, what);
-  Tensor ws = workspace(c.workspace);
   const float one = 1.0f;
-  QNN_CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), &one, plan.w, wd.raw(), plan.y, dy.raw(),
-                                               plan.conv[kBackwardData], cudnnConvolutionBwdDataAlgo_t(c.algo),
-                                               pointer(ws), c.workspace, &beta, plan.x, dx.raw()),
-                  what);
+  run_with_choice(
+      plan, kBackwardData, what, [&]() -> const Choice& { return choose_backward_data(plan, dy, wd, dx, what); },
+      [&](const Choice& c, void* ws) {
+        return cudnnConvolutionBackwardData(cudnn(), &one, plan.w, wd.raw(), plan.y, dy.raw(), plan.conv[kBackwardData],
+                                            cudnnConvolutionBwdDataAlgo_t(c.algo), ws, c.workspace, &beta, plan.x,
+                                            dx.raw());
+      });
 }
 
 }  // namespace
@@ -262,13 +263,15 @@ namespace {
 void backward_weight_cudnn(const ConvGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dw_out, float beta) {
   const std::string what = describe(g, layout_of(x));
   ConvPlan& plan = plan_for("conv2d_backward_weight", g, layout_of(x), what);
-  const Choice& c = choose_backward_weight(plan, x, dy, dw_out, what);
-  Tensor ws = workspace(c.workspace);
   const float one = 1.0f;
-  QNN_CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn(), &one, plan.x, x.raw(), plan.y, dy.raw(),
-                                                 plan.conv[kBackwardWeight], cudnnConvolutionBwdFilterAlgo_t(c.algo),
-                                                 pointer(ws), c.workspace, &beta, plan.w, dw_out.raw()),
-                  what);
+  run_with_choice(
+      plan, kBackwardWeight, what,
+      [&]() -> const Choice& { return choose_backward_weight(plan, x, dy, dw_out, what); },
+      [&](const Choice& c, void* ws) {
+        return cudnnConvolutionBackwardFilter(cudnn(), &one, plan.x, x.raw(), plan.y, dy.raw(),
+                                              plan.conv[kBackwardWeight], cudnnConvolutionBwdFilterAlgo_t(c.algo), ws,
+                                              c.workspace, &beta, plan.w, dw_out.raw());
+      });
 }
 
 void check_images_pair(const char* op, const Tensor& x, const Tensor& dy, const ConvGeometry& g) {

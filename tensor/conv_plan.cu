@@ -1,6 +1,7 @@
 // The descriptors and algorithm choices of cuDNN convolutions (see tensor/conv_plan_cuda.h).
 #include <algorithm>
 #include <array>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -131,11 +132,12 @@ size_t largest_workspace(const std::vector<Perf>& perfs, int count) {
 // tensor cores are not allowed (float32 without TF32) only FMA math is; a math type that may
 // convert the operands down (to half precision) never is.
 template <class Perf>
-const Perf* pick(const std::vector<Perf>& perfs, int count, bool tensor_cores) {
+const Perf* pick(const std::vector<Perf>& perfs, int count, bool tensor_cores, const std::vector<int>& refused) {
   const bool deterministic = backend_options().deterministic;
   for (int i = 0; i < count; ++i) {
     const Perf& p = perfs[i];
     if (p.status != CUDNN_STATUS_SUCCESS || p.memory > kWorkspaceLimit) continue;
+    if (std::find(refused.begin(), refused.end(), int(p.algo)) != refused.end()) continue;
     if (deterministic && p.determinism != CUDNN_DETERMINISTIC) continue;
     if (p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION || (!tensor_cores && p.mathType != CUDNN_FMA_MATH)) continue;
     return &p;
@@ -148,7 +150,11 @@ const Perf* pick(const std::vector<Perf>& perfs, int count, bool tensor_cores) {
 template <class Perf>
 void adopt(ConvPlan& plan, Direction d, const std::vector<Perf>& perfs, int count, bool tensor_cores, const char* op,
            const std::string& what) {
-  const Perf* best = pick(perfs, count, tensor_cores);
+  const Choice& c = plan.choice[d];
+  const Perf* best = pick(perfs, count, tensor_cores, c.refused);
+  if (!best && !c.refused.empty())
+    throw Error(str("[", op, "] cuDNN refused to run every algorithm it offers (", what, "); the first refusal: ",
+                    c.refusal));
   if (!best)
     throw Error(str("[", op, "] cuDNN offers no ", backend_options().deterministic ? "deterministic " : "",
                     "algorithm with a workspace under ", kWorkspaceLimit >> 20, " MiB (", what, ")"));
@@ -157,6 +163,30 @@ void adopt(ConvPlan& plan, Direction d, const std::vector<Perf>& perfs, int coun
 }
 
 }  // namespace
+
+void run_with_choice(ConvPlan& plan, Direction d, const std::string& what, const std::function<const Choice&()>& choose,
+                     const std::function<cudnnStatus_t(const Choice&, void* workspace)>& call) {
+  static const char* const kDirections[] = {"forward", "backward data", "backward weight"};
+  for (;;) {
+    const Choice& c = choose();
+    cudnnStatus_t status = CUDNN_STATUS_SUCCESS;
+    {
+      Tensor ws = workspace(c.workspace);
+      status = call(c, pointer(ws));
+    }
+    if (status == CUDNN_STATUS_SUCCESS) return;
+    const int category = status / 1000 * 1000;  // cuDNN 9's status codes: category + specific error
+    const std::string message = cudnn_error(status);
+    if ((category != CUDNN_STATUS_BAD_PARAM && category != CUDNN_STATUS_NOT_SUPPORTED) || stream_capturing(what))
+      throw Error(str("[conv2d ", kDirections[d], "] cuDNN algorithm ", c.algo, " failed: ", message, " (", what, ")"));
+    std::fprintf(stderr, "note: cuDNN refused to run %s algorithm %d (%s; %s): choosing another\n", kDirections[d],
+                 c.algo, message.c_str(), what.c_str());
+    Choice& refused = plan.choice[d];
+    if (refused.refused.empty()) refused.refusal = message;
+    refused.refused.push_back(c.algo);
+    refused.chosen = false;
+  }
+}
 
 const Choice& choose_forward(ConvPlan& plan, const Tensor& x, const Tensor& w, Tensor& y, const std::string& what) {
   Choice& c = plan.choice[kForward];

@@ -27,7 +27,9 @@
 // reported for the chosen algorithm: each candidate is an (algorithm, math type) pair.
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "tensor/conv.h"
 #include "tensor/cuda_runtime.h"
@@ -43,6 +45,8 @@ struct Choice {
   bool chosen = false;
   int algo = 0;          // cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t
   size_t workspace = 0;  // bytes
+  std::vector<int> refused;  // algorithms cuDNN refused to run (run_with_choice), never chosen again
+  std::string refusal;       // cuDNN's message for the first of them
 };
 
 // Descriptors and algorithm choices of one convolution shape.
@@ -80,6 +84,15 @@ const Choice& choose_backward_data(ConvPlan& plan, const Tensor& dy, const Tenso
                                    const std::string& what);
 const Choice& choose_backward_weight(ConvPlan& plan, const Tensor& x, const Tensor& dy, const Tensor& dw,
                                      const std::string& what);
+
+// Makes one cuDNN convolution call of direction `d` with the direction's algorithm: `choose`
+// returns the choice (one of the choose_* above), `call` makes the call with it and a workspace
+// of its size. cuDNN's search ran every candidate it ranks, its heuristics did not: if cuDNN
+// refuses the algorithm when it runs (CUDNN_STATUS_BAD_PARAM or NOT_SUPPORTED, a configuration
+// it does not support) and the stream is not capturing, the algorithm is set aside with a note
+// on stderr and the next candidate chosen and run. Any other error is thrown.
+void run_with_choice(ConvPlan& plan, Direction d, const std::string& what, const std::function<const Choice&()>& choose,
+                     const std::function<cudnnStatus_t(const Choice&, void* workspace)>& call);
 
 // A workspace of `bytes` from the caching allocator (undefined for 0 bytes), and its pointer.
 Tensor workspace(size_t bytes);

@@ -8,10 +8,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
 #include <vector>
 
 #include "emu/runtime.h"
+#include "tensor/conv.h"
+#include "tests/gpu.h"
 
 namespace {
 
@@ -211,4 +214,33 @@ TEST_CASE("emulator: a captured graph runs only when launched, and every time" *
   cudaGraphDestroy(graph);
   cudaFree(p);
   cudaStreamDestroy(s);
+}
+
+TEST_CASE("emulator: a cuDNN algorithm refused when it runs is set aside and the next one run" *
+          doctest::test_suite("emulator")) {
+  // Algorithm 1 is the one qnn's choice takes first (the emulated cuDNN ranks 2, 1, 0 and 2 is
+  // never allowed); refused, each direction falls back to 0, and the results are the CPU's.
+  using namespace qnn;
+  const testing::NoTF32 no_tf32;
+  const ConvParams p{1, 1};
+  const Tensor x = Tensor::normal({2, 3, 7, 9}, 0, 1, 41), w = Tensor::normal({5, 3, 3, 3}, 0, 1, 42);
+  const Tensor y = conv2d_forward(x, w, Tensor(), p);
+  const Tensor dy = Tensor::normal(y.shape(), 0, 1, 43);
+  const Tensor dx = conv2d_backward_data(dy, w, x.shape(), p);
+  Tensor dw = Tensor::zeros(w.shape()), db;
+  conv2d_backward_weight(x, dy, dw, db, p);
+  REQUIRE(setenv("QNN_EMU_CUDNN_REFUSE_ALGO", "1", 1) == 0);
+  const Tensor yg = conv2d_forward(testing::gpu(x), testing::gpu(w), Tensor(), p);
+  const Tensor dxg = conv2d_backward_data(testing::gpu(dy), testing::gpu(w), x.shape(), p);
+  Tensor dwg = Tensor::zeros(w.shape(), Device::CUDA);
+  conv2d_backward_weight(testing::gpu(x), testing::gpu(dy), dwg, db, p);
+  unsetenv("QNN_EMU_CUDNN_REFUSE_ALGO");
+  CHECK(testing::closeness(yg, y, 1e-5, 1e-5) <= 1);
+  CHECK(testing::closeness(dxg, dx, 1e-5, 1e-5) <= 1);
+  CHECK(testing::closeness(dwg, dw, 1e-4, 1e-5) <= 1);
+  // Every algorithm refused: an error that quotes cuDNN's reason.
+  REQUIRE(setenv("QNN_EMU_CUDNN_REFUSE_ALGO", "0,1", 1) == 0);
+  const Tensor x2 = Tensor::normal({1, 3, 5, 6}, 0, 1, 44);
+  CHECK_THROWS_WITH_AS(conv2d_forward(testing::gpu(x2), testing::gpu(w), Tensor(), p), doctest::Contains("refused"), Error);
+  unsetenv("QNN_EMU_CUDNN_REFUSE_ALGO");
 }
