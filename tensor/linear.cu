@@ -59,6 +59,10 @@ Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias) {
     fill_rows_kernel<<<blocks_for(n * out), kThreads, 0, stream()>>>(y.data(), bias.data(), n, out);
     QNN_LAUNCH_CHECK("linear_forward bias, x ", shape_str(x.shape()), ", w ", shape_str(w.shape()));
   }
+  if (in == 0) {  // empty sums (cuBLAS refuses a leading dimension of 0)
+    if (!bias.defined()) y.zero();
+    return y;
+  }
   const float one = 1.0f, beta = bias.defined() ? 1.0f : 0.0f;
   // Column-major: y^T [out x N] = w [out x in] (stored as in x out, transposed) * x^T [in x N].
   QNN_CUBLAS_CHECK(cublasSgemm(cublas(false), CUBLAS_OP_T, CUBLAS_OP_N, int(out), int(n), int(in), &one, w.data(),
@@ -73,6 +77,10 @@ Tensor linear_backward_data(const Tensor& dy, const Tensor& w) {
   check_int("linear_backward_data", {n, in, out});
   Tensor dx({n, in}, Device::CUDA);
   if (dx.numel() == 0) return dx;
+  if (out == 0) {  // empty sums
+    dx.zero();
+    return dx;
+  }
   const float one = 1.0f, zero = 0.0f;
   // Column-major: dx^T [in x N] = w^T [in x out] (w as stored) * dy^T [out x N].
   QNN_CUBLAS_CHECK(cublasSgemm(cublas(false), CUBLAS_OP_N, CUBLAS_OP_N, int(in), int(n), int(out), &one, w.data(),
@@ -87,7 +95,7 @@ void linear_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
   check_on_gpu("linear_backward_weight", "bias gradient", db);
   const int64_t n = x.size(0), in = x.size(1), out = dy.size(1);
   check_int("linear_backward_weight", {n, in, out});
-  if (dw.numel() > 0) {
+  if (dw.numel() > 0 && n > 0) {  // no rows: nothing to add
     const float one = 1.0f;
     // Column-major: dw^T [in x out] += x^T [in x N] (x as stored) * dy [N x out] (dy^T stored).
     QNN_CUBLAS_CHECK(cublasSgemm(cublas(false), CUBLAS_OP_N, CUBLAS_OP_T, int(in), int(out), int(n), &one, x.data(),

@@ -136,6 +136,9 @@ GPU_TEST_CASE("linear cuda: forward and both backwards match the CPU, in float32
   check_linear(7, 33, 5, true, 3);     // sizes that fit no tile
   check_linear(1, 1, 1, true, 4);
   check_linear(300, 129, 70, true, 5);
+  check_linear(4, 0, 3, true, 6);  // empty sums: no inputs, no outputs, no rows
+  check_linear(4, 5, 0, true, 7);
+  check_linear(0, 5, 3, true, 8);
 }
 
 GPU_TEST_CASE("batch norm cuda: training forward, running statistics and backward match the CPU") {
