@@ -22,8 +22,10 @@
 
 namespace qnn {
 
-// The bf16 nearest to f (VCVTNEPS2BF16's rounding, see above), as its 16 bits. The GPU's bf16
-// tensors are rounded by this same function, so both devices hold the same bits.
+// The bf16 nearest to f (VCVTNEPS2BF16's rounding, see above), as its 16 bits. The bf16 tensors
+// qnn's own kernels write on the GPU are rounded by this same function, so both devices hold the
+// same bits there. cuDNN's bf16 outputs are rounded by cuDNN, which keeps subnormals (below
+// 2^-126, about 1.2e-38) where this flushes them to zero: those may differ.
 QNN_HOST_DEVICE uint16_t bf16_bits(float f) {
   uint32_t u = float_bits(f);
   if ((u & 0x7F800000u) == 0) return static_cast<uint16_t>((u >> 16) & 0x8000u);  // zero, subnormal
