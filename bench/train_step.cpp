@@ -6,8 +6,8 @@
 // (like PyTorch's max_memory_allocated after reset_peak_memory_stats; the warm-up, with cuDNN's
 // algorithm search, is not counted) and all memory it holds at the end (like max_memory_reserved;
 // with a graph this includes the graph's private pool). A replayed graph allocates nothing: its
-// temporaries live in blocks the capture freed into the graph's pool, which neither qnn's
-// "allocated" nor PyTorch's counts, so with a graph the line adds what those blocks hold; the
+// temporaries live in memory the allocator keeps for it (tensor/allocator.h: graph_cached_bytes),
+// which neither qnn's "allocated" nor PyTorch's counts, so with a graph the line adds it; the
 // eager runs, or the reserved figures, compare like with like. bench/cpu.sh and bench/gpu.sh run
 // it beside PyTorch.
 //
@@ -57,7 +57,7 @@ struct Timing {
   double hook_ms_per_step = 0;  // CPU: time inside the hook's apply()
   size_t graph_nodes = 0;       // GPU: nodes in the captured step's graph
   int64_t peak_live_bytes = 0;  // GPU: the most the allocator's live tensors held in the timed steps
-  int64_t graph_cached_bytes = 0;  // GPU: the graph pool's free blocks, the replays' temporaries
+  int64_t graph_cached_bytes = 0;  // GPU: kept for the replays' temporaries
   EpochResult result;
 };
 

@@ -24,7 +24,6 @@
 // reuses the arena while none of its blocks is live (graphs never run at once, as for the pool);
 // an arena is never released, like the pool.
 #include <algorithm>
-#include <memory>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -53,14 +52,7 @@ struct Arena {
   char* base = nullptr;
   size_t bytes = 0;
   size_t live = 0;  // bytes of its blocks handed out and not released
-};
-
-// A capture that follows a rehearsal: where it is in the rehearsal's events, and the layout.
-struct FollowedRehearsal {
-  const std::vector<Event>* events = nullptr;
-  MemoryPlan plan;
-  size_t next = 0;  // the event the capture should make next
-  std::unordered_map<void*, int64_t> block_of;  // arena block -> its number
+  bool holds(const void* p) const { return p >= base && p < base + bytes; }
 };
 
 struct DeviceCache {
@@ -69,15 +61,18 @@ struct DeviceCache {
   FreeLists graph_free_blocks;  // the graph pool's free blocks
   std::unordered_set<void*> graph_blocks;  // every block that belongs to the graph pool
   bool capturing = false;
-  // Rehearsal: recording, the events recorded, the blocks' numbers while recording.
+  // Rehearsal: recording, the events recorded, the blocks' numbers while recording, and the
+  // layout of its blocks (made when the recording ends).
   bool rehearsing = false;
   std::vector<Event> rehearsal;
   std::unordered_map<void*, int64_t> rehearsal_blocks;
   int64_t rehearsal_requests = 0;
-  // The arena, and the capture following the rehearsal (null when none or it has diverged).
+  MemoryPlan plan;
+  // The arena, and the capture following the rehearsal: whether it still does (it has not
+  // diverged), and the rehearsal's event it should make next.
   Arena arena;
-  std::unordered_map<void*, size_t> arena_blocks;  // live arena blocks -> their rounded size
-  std::unique_ptr<FollowedRehearsal> following;
+  bool following = false;
+  size_t next_event = 0;
   AllocatorStats stats;
 };
 
@@ -146,53 +141,47 @@ std::vector<BlockLifetime> lifetimes(const std::vector<Event>& events) {
 // At the start of a capture: follow the rehearsal if there is one, in an arena large enough and
 // with no live block (allocated now, before the stream captures).
 void start_following_locked(DeviceCache& c) {
-  c.following.reset();
-  if (c.rehearsal.empty() || c.rehearsal_requests == 0) return;
-  auto f = std::make_unique<FollowedRehearsal>();
-  f->events = &c.rehearsal;
-  f->plan = plan_memory(lifetimes(c.rehearsal), kAlignment);
-  if (c.arena.live > 0) return;  // a graph's output still lives there
-  if (c.arena.bytes < f->plan.arena_bytes) {
+  c.following = false;
+  c.next_event = 0;
+  if (c.rehearsal_requests == 0 || c.arena.live > 0) return;  // a graph's output still lives there
+  if (c.arena.bytes < c.plan.arena_bytes) {
     // The eager steps' cached blocks make room first: the arena takes over their work in the
     // replays, and eager work after the capture (an evaluation) allocates its own again.
     QNN_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()), "waiting before laying out a graph's memory");
     release_cached_locked(c);
     void* base = nullptr;
     try {
-      base = allocate_new_locked(c, f->plan.arena_bytes);
+      base = allocate_new_locked(c, c.plan.arena_bytes);
     } catch (const Error&) {
       return;  // no room for it in one piece: the capture takes its blocks from the graph pool
     }
-    c.arena = Arena{static_cast<char*>(base), f->plan.arena_bytes, 0};
+    c.arena = Arena{static_cast<char*>(base), c.plan.arena_bytes, 0};
   }
-  c.following = std::move(f);
+  c.following = true;
 }
 
 // The next block of the rehearsal if the capture's request is its next event; else the capture
 // has diverged and stops following.
 void* follow_request_locked(DeviceCache& c, size_t size) {
-  FollowedRehearsal* f = c.following.get();
-  if (!f) return nullptr;
-  const std::vector<Event>& events = *f->events;
-  if (f->next >= events.size() || events[f->next].bytes != size) {
-    c.following.reset();
+  if (!c.following) return nullptr;
+  if (c.next_event >= c.rehearsal.size() || c.rehearsal[c.next_event].bytes != size) {
+    c.following = false;
     return nullptr;
   }
-  const int64_t block = events[f->next++].block;
-  void* p = c.arena.base + f->plan.offsets[size_t(block)];
-  f->block_of[p] = block;
-  return p;
+  return c.arena.base + c.plan.offsets[size_t(c.rehearsal[c.next_event++].block)];
 }
 
-// A release during the capture: still the rehearsal's next event?
-void follow_release_locked(DeviceCache& c, void* block) {
-  FollowedRehearsal* f = c.following.get();
-  if (!f) return;
-  const auto it = f->block_of.find(block);
-  const int64_t expected = it == f->block_of.end() ? -1 : it->second;
-  const std::vector<Event>& events = *f->events;
-  if (f->next < events.size() && events[f->next].bytes == 0 && events[f->next].block == expected) ++f->next;
-  else c.following.reset();
+// A release during the capture: still the rehearsal's next event? That is the release of the
+// block it names, whose place in the arena no other live block shares, or of a block from
+// outside the arena where it names none.
+void follow_release_locked(DeviceCache& c, const void* block) {
+  if (!c.following) return;
+  const Event* next = c.next_event < c.rehearsal.size() ? &c.rehearsal[c.next_event] : nullptr;
+  const bool expected = next && next->bytes == 0 &&
+                        (next->block < 0 ? !c.arena.holds(block)
+                                         : block == c.arena.base + c.plan.offsets[size_t(next->block)]);
+  if (expected) ++c.next_event;
+  else c.following = false;
 }
 
 }  // namespace
@@ -203,7 +192,6 @@ void* cuda_allocate(size_t bytes) {
   std::lock_guard<std::mutex> lock(c.mutex);
   void* block = c.capturing ? follow_request_locked(c, size) : nullptr;
   if (block) {
-    c.arena_blocks[block] = size;
     c.arena.live += size;
   } else {
     if (c.capturing) block = take_cached_locked(c, c.graph_free_blocks, size);
@@ -233,10 +221,8 @@ void cuda_free(void* block, size_t bytes) {
   }
   if (c.capturing) follow_release_locked(c, block);
   c.stats.live_bytes -= int64_t(size);
-  const auto arena_block = c.arena_blocks.find(block);
-  if (arena_block != c.arena_blocks.end()) {  // its bytes stay the arena's
-    c.arena.live -= arena_block->second;
-    c.arena_blocks.erase(arena_block);
+  if (c.arena.holds(block)) {  // its bytes stay the arena's
+    c.arena.live -= size;
     return;
   }
   if (c.capturing) c.graph_blocks.insert(block);
@@ -266,6 +252,8 @@ void cuda_graph_pool_rehearse(bool on) {
     c.rehearsal.clear();
     c.rehearsal_blocks.clear();
     c.rehearsal_requests = 0;
+  } else if (c.rehearsing) {
+    c.plan = plan_memory(lifetimes(c.rehearsal), kAlignment);
   }
   c.rehearsing = on;
 }
@@ -274,7 +262,7 @@ void cuda_graph_pool_capture(bool on) {
   DeviceCache& c = device_cache();
   std::lock_guard<std::mutex> lock(c.mutex);
   if (on) start_following_locked(c);
-  else c.following.reset();
+  else c.following = false;
   c.capturing = on;
 }
 

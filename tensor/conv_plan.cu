@@ -164,28 +164,18 @@ void adopt(ConvPlan& plan, Direction d, const std::vector<Perf>& perfs, int coun
 
 }  // namespace
 
-void run_with_choice(ConvPlan& plan, Direction d, const std::string& what, const std::function<const Choice&()>& choose,
-                     const std::function<cudnnStatus_t(const Choice&, void* workspace)>& call) {
+void set_aside_refused(ConvPlan& plan, Direction d, const Choice& c, cudnnStatus_t status, const std::string& what) {
   static const char* const kDirections[] = {"forward", "backward data", "backward weight"};
-  for (;;) {
-    const Choice& c = choose();
-    cudnnStatus_t status = CUDNN_STATUS_SUCCESS;
-    {
-      Tensor ws = workspace(c.workspace);
-      status = call(c, pointer(ws));
-    }
-    if (status == CUDNN_STATUS_SUCCESS) return;
-    const int category = status / 1000 * 1000;  // cuDNN 9's status codes: category + specific error
-    const std::string message = cudnn_error(status);
-    if ((category != CUDNN_STATUS_BAD_PARAM && category != CUDNN_STATUS_NOT_SUPPORTED) || stream_capturing(what))
-      throw Error(str("[conv2d ", kDirections[d], "] cuDNN algorithm ", c.algo, " failed: ", message, " (", what, ")"));
-    std::fprintf(stderr, "note: cuDNN refused to run %s algorithm %d (%s; %s): choosing another\n", kDirections[d],
-                 c.algo, message.c_str(), what.c_str());
-    Choice& refused = plan.choice[d];
-    if (refused.refused.empty()) refused.refusal = message;
-    refused.refused.push_back(c.algo);
-    refused.chosen = false;
-  }
+  const int category = status / 1000 * 1000;  // cuDNN 9's status codes: category + specific error
+  const std::string message = cudnn_error(status);
+  if ((category != CUDNN_STATUS_BAD_PARAM && category != CUDNN_STATUS_NOT_SUPPORTED) || stream_capturing(what))
+    throw Error(str("[conv2d ", kDirections[d], "] cuDNN algorithm ", c.algo, " failed: ", message, " (", what, ")"));
+  std::fprintf(stderr, "note: cuDNN refused to run %s algorithm %d (%s; %s): choosing another\n", kDirections[d],
+               c.algo, message.c_str(), what.c_str());
+  Choice& choice = plan.choice[d];
+  if (choice.refused.empty()) choice.refusal = message;
+  choice.refused.push_back(c.algo);
+  choice.chosen = false;
 }
 
 const Choice& choose_forward(ConvPlan& plan, const Tensor& x, const Tensor& w, Tensor& y, const std::string& what) {

@@ -27,7 +27,6 @@
 // reported for the chosen algorithm: each candidate is an (algorithm, math type) pair.
 #pragma once
 #include <cstddef>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -85,17 +84,30 @@ const Choice& choose_backward_data(ConvPlan& plan, const Tensor& dy, const Tenso
 const Choice& choose_backward_weight(ConvPlan& plan, const Tensor& x, const Tensor& dy, const Tensor& dw,
                                      const std::string& what);
 
-// Makes one cuDNN convolution call of direction `d` with the direction's algorithm: `choose`
-// returns the choice (one of the choose_* above), `call` makes the call with it and a workspace
-// of its size. cuDNN's search ran every candidate it ranks, its heuristics did not: if cuDNN
-// refuses the algorithm when it runs (CUDNN_STATUS_BAD_PARAM or NOT_SUPPORTED, a configuration
-// it does not support) and the stream is not capturing, the algorithm is set aside with a note
-// on stderr and the next candidate chosen and run. Any other error is thrown.
-void run_with_choice(ConvPlan& plan, Direction d, const std::string& what, const std::function<const Choice&()>& choose,
-                     const std::function<cudnnStatus_t(const Choice&, void* workspace)>& call);
+// After cuDNN returned `status` for choice `c` of direction `d`: if cuDNN refused to run the
+// algorithm (CUDNN_STATUS_BAD_PARAM or NOT_SUPPORTED, a configuration it does not support) and
+// the stream is not capturing, the algorithm is set aside with a note on stderr, so that the
+// direction is chosen again without it; any other error is thrown.
+void set_aside_refused(ConvPlan& plan, Direction d, const Choice& c, cudnnStatus_t status, const std::string& what);
 
 // A workspace of `bytes` from the caching allocator (undefined for 0 bytes), and its pointer.
 Tensor workspace(size_t bytes);
 inline void* pointer(Tensor& t) { return t.defined() ? t.raw() : nullptr; }
+
+// Makes one cuDNN convolution call of direction `d` with the direction's algorithm: `choose()`
+// returns the choice (one of the choose_* above), `call(choice, workspace)` makes the call with
+// it and a workspace of its size and returns cuDNN's status. cuDNN's search ran every candidate
+// it ranks, its heuristics did not: an algorithm cuDNN refuses when it runs is set aside and the
+// next candidate chosen and run (set_aside_refused).
+template <class Choose, class Call>
+void run_with_choice(ConvPlan& plan, Direction d, const std::string& what, Choose choose, Call call) {
+  for (;;) {
+    const Choice& c = choose();
+    Tensor ws = workspace(c.workspace);
+    const cudnnStatus_t status = call(c, pointer(ws));
+    if (status == CUDNN_STATUS_SUCCESS) return;
+    set_aside_refused(plan, d, c, status, what);
+  }
+}
 
 }  // namespace qnn::cuda

@@ -51,20 +51,4 @@ MemoryPlan plan_memory(const std::vector<BlockLifetime>& blocks, size_t alignmen
   return plan;
 }
 
-size_t peak_live_bytes(const std::vector<BlockLifetime>& blocks) {
-  // Releases before allocations at the same event number: [begin, end) is half open.
-  std::vector<std::pair<int64_t, int64_t>> changes;  // (event, +bytes or -bytes)
-  for (const BlockLifetime& b : blocks) {
-    changes.emplace_back(b.begin, int64_t(b.bytes));
-    changes.emplace_back(b.end, -int64_t(b.bytes));
-  }
-  std::sort(changes.begin(), changes.end());
-  int64_t live = 0, peak = 0;
-  for (const auto& [event, delta] : changes) {
-    live += delta;
-    peak = std::max(peak, live);
-  }
-  return size_t(peak);
-}
-
 }  // namespace qnn

@@ -36,7 +36,4 @@ struct MemoryPlan {
 // Offsets for `blocks` (sizes multiples of `alignment`, a power of two).
 MemoryPlan plan_memory(const std::vector<BlockLifetime>& blocks, size_t alignment);
 
-// The largest sum of sizes of blocks live at one moment: no arena can be smaller.
-size_t peak_live_bytes(const std::vector<BlockLifetime>& blocks);
-
 }  // namespace qnn

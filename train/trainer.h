@@ -216,8 +216,8 @@ class Trainer {
   void run_step(BatchSource& source, bool full_batch, EpochResult& r) {
     constexpr int64_t kWarmupSteps = 2;  // SGD's first step differs; cuDNN searches algorithms
     const bool hook_capturable = !hook_ || hook_->device_capturable(hook_->step());
-    const bool use_graph =
-        graph_wanted_ && source.capturable() && full_batch && eager_steps_ >= kWarmupSteps && hook_capturable;
+    const bool graph_step = graph_wanted_ && source.capturable() && full_batch;
+    const bool use_graph = graph_step && eager_steps_ >= kWarmupSteps && hook_capturable;
     // A step the hook must run on the host (an adaptive refit) may change what the kernels
     // read: capture afresh after it.
     if (!hook_capturable) graph_.reset();
@@ -235,13 +235,12 @@ class Trainer {
       sgd_.set_steps(sgd_.steps() + 1);  // the host-side counts of what the graph just did
       if (hook_) hook_->note_replayed_step();
       ++r.captured_steps;
-    } else if (graph_wanted_ && source.capturable() && full_batch && eager_steps_ == kWarmupSteps - 1) {
-      // The last eager step before the capture: its allocations lay out the graph's (one arena
-      // the size of the step's peak).
-      graph_.rehearse([&] { step_work(source); });
-      ++eager_steps_;
     } else {
-      step_work(source);
+      // The last eager step before the capture is its rehearsal: its allocations lay out the
+      // graph's (one arena the size of the step's peak).
+      const auto work = [&] { step_work(source); };
+      if (graph_step && eager_steps_ == kWarmupSteps - 1) graph_.rehearse(work);
+      else work();
       ++eager_steps_;
     }
   }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "tensor/check.h"
@@ -15,6 +16,23 @@
 using namespace qnn;
 
 namespace {
+
+// The largest sum of sizes of blocks live at one moment: no arena can be smaller. Releases come
+// before requests at the same event number ([begin, end) is half open).
+size_t peak_live_bytes(const std::vector<BlockLifetime>& blocks) {
+  std::vector<std::pair<int64_t, int64_t>> changes;  // (event, +bytes or -bytes)
+  for (const BlockLifetime& b : blocks) {
+    changes.emplace_back(b.begin, int64_t(b.bytes));
+    changes.emplace_back(b.end, -int64_t(b.bytes));
+  }
+  std::sort(changes.begin(), changes.end());
+  int64_t live = 0, peak = 0;
+  for (const auto& [event, delta] : changes) {
+    live += delta;
+    peak = std::max(peak, live);
+  }
+  return size_t(peak);
+}
 
 void check_layout(const std::vector<BlockLifetime>& blocks, const MemoryPlan& plan, size_t alignment) {
   REQUIRE(plan.offsets.size() == blocks.size());
