@@ -47,9 +47,25 @@
 
 namespace qnn_emu {
 
+// A kernel's pointer argument that a GPU thread could not follow: neither null nor inside (or
+// just past the end of) a device allocation. Other arguments are passed by value.
+template <typename T>
+const void* host_pointer(const T&) { return nullptr; }
+template <typename T>
+const void* host_pointer(T* p) { return p && !is_device_memory(p, 0) ? p : nullptr; }
+// The first such argument's position (from 1; 0 if none) and value.
+template <typename... Args>
+std::pair<int, const void*> first_host_pointer(const Args&... args) {
+  const void* pointers[] = {host_pointer(args)..., nullptr};
+  for (size_t i = 0; i < sizeof...(Args); ++i)
+    if (pointers[i]) return {int(i) + 1, pointers[i]};
+  return {0, nullptr};
+}
+
 // A launch: `kernel` is a generic lambda that calls the kernel (emu/launch.sed). The arguments
 // are copied once, as a launch copies them; every CUDA thread then calls the kernel with its own
-// copies, as every GPU thread has its own parameters.
+// copies, as every GPU thread has its own parameters. A pointer argument to host memory fails
+// the launch, as a GPU thread that follows it faults.
 template <typename Kernel>
 struct Launch {
   Kernel kernel;
@@ -60,6 +76,8 @@ struct Launch {
   template <typename... Args>
   void operator()(Args&&... args) const {
     std::tuple<std::decay_t<Args>...> values(std::forward<Args>(args)...);
+    const auto [position, host] = std::apply([](const auto&... v) { return first_host_pointer(v...); }, values);
+    if (host) return fail_launch(name, position, host);
     const Kernel k = kernel;
     submit(name, grid, block, shared, stream, [k, values] { std::apply(k, values); });
   }

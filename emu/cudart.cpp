@@ -1,13 +1,14 @@
 // The CUDA runtime functions qnn calls, on the CPU, for the emulated build (docs/cuda-emulator.md).
-// One emulated GPU, "device memory" from the heap, and streams on which work runs when it is
-// issued (so synchronising only reports errors), except while a stream captures a graph: then
-// kernel launches, copies and fills are recorded, and a graph launch replays them in order.
+// One emulated GPU, whose memory is closed to host code except while the work issued here runs
+// (emu/device_memory.h), and streams on which work runs when it is issued (so synchronising only
+// reports errors), except while a stream captures a graph: then kernel launches, copies and fills
+// are recorded, and a graph launch replays them in order.
 //
 // Besides running the kernels, the emulator checks what a GPU would check, or would fault on
 // later: every copy and fill must lie inside a device allocation on the sides its kind names
 // (a host pointer passed as device memory is an error here, where a GPU would read garbage or
-// fault), a free must name a live allocation, and synchronising a capturing stream breaks the
-// capture. A kernel that fails (emu/scheduler.h) leaves the sticky cudaErrorLaunchFailure that
+// fault), a kernel's pointer arguments must be device memory, a free must name a live
+// allocation, and synchronising a capturing stream breaks the capture. A kernel that fails (emu/scheduler.h) leaves the sticky cudaErrorLaunchFailure that
 // a faulting kernel leaves on a GPU: every later call returns it.
 #include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
@@ -24,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "emu/device_memory.h"
 #include "emu/runtime.h"
 #include "emu/scheduler.h"
 
@@ -84,10 +86,12 @@ void report(const std::string& what) {
 // Runs work now, or records it as a node named `what` when the stream captures.
 void issue(cudaStream_t stream, std::string what, std::function<void()> work) {
   CUstream_st* s = resolve(stream);
-  if (s->capturing)
+  if (s->capturing) {
     s->recording->push_back(Recorded{std::move(what), std::move(work)});
-  else
+  } else {
+    const DeviceMemoryOpen playing_the_gpu;
     work();
+  }
 }
 
 // With QNN_EMU_GRAPH_NODES set, each captured graph's nodes, counted by what they are, most
@@ -141,6 +145,15 @@ void enqueue(cudaStream_t stream, const char* what, std::function<void()> work) 
   issue(stream, what, [work = std::move(work)] {
     if (sticky_error == cudaSuccess) work();
   });
+}
+
+void fail_launch(const char* kernel, int position, const void* host) {
+  std::lock_guard<std::recursive_mutex> lock(device_mutex);
+  if (sticky_error != cudaSuccess) return;
+  char address[32];
+  std::snprintf(address, sizeof address, "%p", host);
+  report(std::string("kernel ") + kernel + ": argument " + std::to_string(position) + " points to host memory (" +
+         address + "); a GPU thread that follows it faults");
 }
 
 bool is_device_memory(const void* p, size_t bytes) {
@@ -201,9 +214,12 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
 cudaError_t cudaMalloc(void** p, size_t bytes) {
   std::lock_guard<std::recursive_mutex> lock(device_mutex);
   if (sticky_error != cudaSuccess) return sticky_error;
-  void* block = std::aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
+  void* block = allocate_device_memory(bytes);
   if (!block) return fail_with(cudaErrorMemoryAllocation);
-  std::memset(block, 0xff, bytes);  // NaN in every float: reading memory never written shows
+  {
+    const DeviceMemoryOpen filling;
+    std::memset(block, 0xff, bytes);  // NaN in every float: reading memory never written shows
+  }
   allocations[static_cast<const char*>(block)] = bytes;
   *p = block;
   return cudaSuccess;
@@ -217,8 +233,8 @@ cudaError_t cudaFree(void* p) {
     std::fprintf(stderr, "CUDA emulator: cudaFree(%p): not the start of a device allocation\n", p);
     return fail_with(cudaErrorInvalidValue);
   }
+  release_device_memory(p, it->second);
   allocations.erase(it);
-  std::free(p);
   return sticky_error;
 }
 

@@ -17,6 +17,10 @@ void submit(const char* kernel, dim3 grid, dim3 block, size_t shared, cudaStream
 // stream captures. Skipped after a kernel failed (the sticky error).
 void enqueue(cudaStream_t stream, const char* what, std::function<void()> work);
 
+// Fails a launch of `kernel` whose argument at `position` (from 1) points to host memory: the
+// sticky error a GPU thread's fault leaves, and a message naming the kernel and the argument.
+void fail_launch(const char* kernel, int position, const void* host);
+
 // Whether [p, p + bytes) lies inside one live device allocation.
 bool is_device_memory(const void* p, size_t bytes);
 

@@ -2,14 +2,22 @@
 // that it runs kernels as CUDA defines them (indices, shared memory and barriers, warp shuffles
 // and votes, atomics, graph capture and replay), and that it reports as failed launches and
 // errors what a GPU would hang on, fault on or answer with garbage: a barrier some threads never
-// reach, a shuffle naming lanes that exited, a copy whose pointers do not match its kind,
-// synchronising inside a capture. Dynamic shared memory and fresh allocations read as NaN.
+// reach, a shuffle naming lanes that exited, a copy whose pointers do not match its kind, a
+// kernel given a host pointer, host code reading device memory, synchronising inside a capture.
+// Dynamic shared memory and fresh allocations read as NaN.
 #include <doctest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include "emu/runtime.h"
@@ -68,6 +76,7 @@ __global__ void read_dynamic_shared_kernel(float* out) {
 }
 
 __global__ void add_one_kernel(int* p) { p[threadIdx.x] += 1; }
+__global__ void reads_nothing_kernel(const int*) {}
 
 template <class T>
 T* device_array(size_t n) {
@@ -172,6 +181,50 @@ TEST_CASE("emulator: launch configurations a GPU refuses are errors" * doctest::
   CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration);
   CHECK(cudaGetLastError() == cudaSuccess);  // not sticky
   cudaFree(p);
+}
+
+TEST_CASE("emulator: a kernel given a pointer to host memory fails the launch" * doctest::test_suite("emulator")) {
+  std::vector<int> host(32, 0);
+  add_one_kernel<<<1, 32>>>(host.data());
+  expect_failed_launch();
+  CHECK(host[0] == 0);
+  int* device = device_array<int>(32);
+  reads_nothing_kernel<<<1, 32>>>(device + 32);  // just past the end, as an empty range's pointer may be
+  CHECK(cudaDeviceSynchronize() == cudaSuccess);
+  cudaFree(device);
+}
+
+TEST_CASE("emulator: host code that reads device memory stops there, as on a GPU" * doctest::test_suite("emulator")) {
+  // In a child process, which the fault ends: its exit, and what it said on stderr.
+  int* device = device_array<int>(32);
+  REQUIRE(cudaMemset(device, 0, 32 * sizeof(int)) == cudaSuccess);
+  int pipe_ends[2];
+  REQUIRE(pipe(pipe_ends) == 0);
+  std::fflush(nullptr);
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    dup2(pipe_ends[1], STDERR_FILENO);
+    // The emulator's message goes to stderr; the handlers after it (the test framework's, a
+    // sanitizer's) would report the fault on stdout as a failure of their own.
+    const int null_output = open("/dev/null", O_WRONLY);
+    dup2(null_output, STDOUT_FILENO);
+    const volatile int* p = device;
+    std::_Exit(p[3] == 0 ? 10 : 11);  // reaches neither exit
+  }
+  close(pipe_ends[1]);
+  std::string said;
+  char buffer[4096];
+  for (ssize_t n; (n = read(pipe_ends[0], buffer, sizeof buffer)) > 0;) said.append(buffer, size_t(n));
+  close(pipe_ends[0]);
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  CHECK_FALSE((WIFEXITED(status) && (WEXITSTATUS(status) == 10 || WEXITSTATUS(status) == 11)));
+  CHECK(said.find("host code read or wrote device memory") != std::string::npos);
+
+  // The same memory, read through a copy, is there.
+  CHECK(to_host(device, 32)[3] == 0);
+  cudaFree(device);
 }
 
 TEST_CASE("emulator: copies whose pointers do not match their kind are errors" * doctest::test_suite("emulator")) {
