@@ -242,6 +242,15 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
   std::lock_guard<std::recursive_mutex> lock(device_mutex);
   if (sticky_error != cudaSuccess) return sticky_error;
   if (const cudaError_t e = check_copy(dst, src, bytes, kind)) return e;
+  CUstream_st* s = resolve(stream);
+  if (s->capturing && kind != cudaMemcpyDeviceToDevice) {
+    // A graph's copy node would read or write this host buffer at every replay, long after the
+    // call that made it returned: qnn's host buffers are pageable and short-lived.
+    std::fprintf(stderr, "CUDA emulator: a copy of %zu bytes between host and device memory while the stream captures a graph\n",
+                 bytes);
+    s->capture_broken = true;
+    return fail_with(cudaErrorStreamCaptureUnsupported);
+  }
   issue(stream, "memcpy", [dst, src, bytes] { std::memmove(dst, src, bytes); });
   return cudaSuccess;
 }

@@ -3,7 +3,8 @@
 // and votes, atomics, graph capture and replay), and that it reports as failed launches and
 // errors what a GPU would hang on, fault on or answer with garbage: a barrier some threads never
 // reach, a shuffle naming lanes that exited, a copy whose pointers do not match its kind, a
-// kernel given a host pointer, host code reading device memory, synchronising inside a capture.
+// kernel given a host pointer, host code reading device memory, synchronising or copying host
+// memory inside a capture.
 // Dynamic shared memory and fresh allocations read as NaN.
 #include <doctest.h>
 
@@ -262,6 +263,14 @@ TEST_CASE("emulator: a captured graph runs only when launched, and every time" *
   cudaGraph_t broken = nullptr;
   CHECK(cudaStreamEndCapture(s, &broken) == cudaErrorStreamCaptureInvalidated);
   CHECK(broken == nullptr);
+
+  // So does a copy from host memory: its node would read the buffer again at every replay.
+  const std::vector<int> host(32, 7);
+  REQUIRE(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed) == cudaSuccess);
+  CHECK(cudaMemcpyAsync(p, host.data(), 32 * sizeof(int), cudaMemcpyHostToDevice, s) ==
+        cudaErrorStreamCaptureUnsupported);
+  CHECK(cudaStreamEndCapture(s, &broken) == cudaErrorStreamCaptureInvalidated);
+  CHECK(to_host(p, 32)[0] == 2);
   cudaGetLastError();
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
