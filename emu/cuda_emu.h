@@ -33,7 +33,9 @@
 #define __global__
 #define __device__
 #define __host__
-#define __shared__ static  // blocks run one at a time (emu/scheduler.h)
+// Blocks run one at a time (emu/scheduler.h), so shared arrays are statics, in a section of their
+// own that the scheduler refills with NaN bytes before each block.
+#define __shared__ static __attribute__((section("qnn_emu_shared")))
 #define __constant__
 #define __forceinline__ inline
 #define __noinline__

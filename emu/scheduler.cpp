@@ -371,6 +371,18 @@ std::string refused_configuration(dim3 grid, dim3 block, size_t dynamic_shared_b
   return "";
 }
 
+// Every kernel's __shared__ arrays lie in one section (emu/cuda_emu.h), whose bounds the linker
+// names. They are filled with NaN bytes before each block, as the dynamic shared memory is, so
+// that a read of an element the block has not written gives NaN (on a GPU: whatever the last
+// block on that multiprocessor left), not a value left there by an earlier block or launch.
+extern "C" char __start_qnn_emu_shared[] __attribute__((weak));
+extern "C" char __stop_qnn_emu_shared[] __attribute__((weak));
+namespace {
+void poison_static_shared() {
+  if (__start_qnn_emu_shared) std::memset(__start_qnn_emu_shared, 0xff, size_t(__stop_qnn_emu_shared - __start_qnn_emu_shared));
+}
+}  // namespace
+
 std::string run_grid(const char* kernel, dim3 grid, dim3 block, size_t dynamic_shared_bytes,
                      const std::function<void()>& body) {
   const uint64_t threads_per_block = uint64_t(block.x) * block.y * block.z;
@@ -402,6 +414,7 @@ std::string run_grid(const char* kernel, dim3 grid, dim3 block, size_t dynamic_s
     const unsigned bx = unsigned(b % grid.x), by = unsigned(b / grid.x % grid.y), bz = unsigned(b / grid.x / grid.y);
     state.block_idx = uint3{bx, by, bz};
     std::memset(shared.data(), 0xff, shared.size());  // NaN in every float: unwritten reads show
+    poison_static_shared();
     if (!run_block(threads)) {
       failure = where("block (" + std::to_string(bx) + "," + std::to_string(by) + "," + std::to_string(bz) +
                       "): " + scheduler.failure);

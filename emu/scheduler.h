@@ -8,7 +8,8 @@
 // (the block barrier) or at a warp collective (__shfl_down_sync, __shfl_xor_sync, __ballot_sync). A barrier
 // opens when every live thread of the block has reached it, a warp collective when every lane of
 // its mask has; the waiting threads then resume in order, each with the collective's result.
-// Because blocks run alone, a kernel's __shared__ arrays can be plain statics (emu/cuda_emu.h).
+// Because blocks run alone, a kernel's __shared__ arrays can be plain statics (emu/cuda_emu.h),
+// filled with NaN bytes before each block as the dynamic shared memory is.
 //
 // What a GPU would do silently, or hang on, the scheduler reports as a failed launch (the
 // runtime's sticky error, as after a fault on a GPU, and a message on stderr naming the kernel):

@@ -76,6 +76,14 @@ __global__ void read_dynamic_shared_kernel(float* out) {
   out[threadIdx.x] = scratch[threadIdx.x];
 }
 
+// Block 0 fills its shared array when `fill` is set; every block then reads its own.
+__global__ void read_static_shared_kernel(float* out, int fill) {
+  __shared__ float scratch[32];
+  if (fill && blockIdx.x == 0) scratch[threadIdx.x] = 1.0f;
+  __syncthreads();
+  out[blockIdx.x * 32 + threadIdx.x] = scratch[threadIdx.x];
+}
+
 __global__ void add_one_kernel(int* p) { p[threadIdx.x] += 1; }
 __global__ void reads_nothing_kernel(const int*) {}
 
@@ -150,7 +158,7 @@ TEST_CASE("emulator: ballots, butterfly shuffles and __syncthreads_or" * doctest
   cudaFree(any);
 }
 
-TEST_CASE("emulator: fresh device memory and dynamic shared memory read as NaN" * doctest::test_suite("emulator")) {
+TEST_CASE("emulator: fresh device memory and unwritten shared memory read as NaN" * doctest::test_suite("emulator")) {
   float* fresh = device_array<float>(32);
   float* out = device_array<float>(32);
   read_dynamic_shared_kernel<<<1, 32, 32 * sizeof(float)>>>(out);
@@ -158,6 +166,16 @@ TEST_CASE("emulator: fresh device memory and dynamic shared memory read as NaN" 
   for (float v : to_host(out, 32)) CHECK(std::isnan(v));
   cudaFree(fresh);
   cudaFree(out);
+
+  // A __shared__ array holds nothing from an earlier block or launch.
+  float* blocks = device_array<float>(64);
+  read_static_shared_kernel<<<2, 32>>>(blocks, 1);
+  const std::vector<float> filled = to_host(blocks, 64);
+  for (int i = 0; i < 32; ++i) CHECK(filled[i] == 1.0f);
+  for (int i = 32; i < 64; ++i) CHECK(std::isnan(filled[i]));
+  read_static_shared_kernel<<<1, 32>>>(blocks, 0);
+  for (float v : to_host(blocks, 32)) CHECK(std::isnan(v));
+  cudaFree(blocks);
 }
 
 TEST_CASE("emulator: a barrier some threads skip fails the launch" * doctest::test_suite("emulator")) {
