@@ -75,6 +75,8 @@ void accumulate_grad(Node& input, Tensor g) {
             input.op, ")");
   QNN_CHECK(g.dtype() == input.value.dtype(), "a ", dtype_name(g.dtype()), " gradient of ", shape_str(g.shape()),
             " for a ", dtype_name(input.value.dtype()), " value (op ", input.op, ")");
+  QNN_CHECK(g.device() == input.value.device(), "a ", device_name(g.device()), " gradient of ", shape_str(g.shape()),
+            " for a ", device_name(input.value.device()), " value (op ", input.op, ")");
   if (!input.grad.defined()) {
     input.grad = g.shape() == input.value.shape() ? g : g.view(input.value.shape());
     return;

@@ -1,7 +1,9 @@
 // The autograd engine through the differentiable functions: accumulation across backward calls,
-// shared values (diamonds), no_grad, leaf hooks, and flat parameter buffers with their hooks.
+// shared values (diamonds), no_grad, leaf hooks, flat parameter buffers with their hooks, and
+// gradients on the wrong device.
 #include "autograd/flat_parameters.h"
 #include "tests/autograd/helpers.h"
+#include "tests/gpu.h"
 
 using namespace qnn;
 using namespace qnn::testing;
@@ -99,4 +101,14 @@ TEST_CASE("engine: flat parameters are views, gradients land in the flat buffer,
   sum(mul(a, a)).backward();  // only one of the two leaves takes part: the hook still runs once
   CHECK(calls == 2);
   check_values(flat.grads(), {102, 4, 0, 0, 0, 0, 0, 0});
+}
+
+GPU_TEST_CASE("engine: a seed or gradient on another device than its value is refused") {
+  // The loss's backward kernel would read a host seed through a device pointer.
+  Variable logits(gpu(Tensor::normal({4, 10}, 0, 1, 3)), true);
+  const Variable loss = cross_entropy(logits, std::vector<int32_t>{1, 2, 3, 4});
+  CHECK_THROWS_WITH_AS(loss.backward(Tensor::full({1}, 1.0f)), doctest::Contains("a cpu gradient of [1] for a cuda value"),
+                       Error);
+  loss.backward(gpu(Tensor::full({1}, 1.0f)));
+  CHECK(logits.grad().is_cuda());
 }
