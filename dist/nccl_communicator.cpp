@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "dist/mpi_communicator.h"
 #include "tensor/check.h"
 #include "tensor/device.h"
 
@@ -33,6 +34,10 @@ class NcclCommunicator : public Communicator {
     // The GPU the rest of qnn uses on this rank (tensor/device.h: one per rank of a machine).
     const CudaStatus& gpu = cuda_status();
     QNN_CHECK(gpu.usable, "NCCL needs a GPU on every rank; rank ", rank_, " has none: ", gpu.reason);
+    const int local = mpi_local_rank();
+    QNN_CHECK(gpu.device == local % gpu.device_count, "rank ", rank_, " is rank ", local, " of its machine but uses GPU ",
+              gpu.device, " of ", gpu.device_count, ", where NCCL needs GPU ", local % gpu.device_count,
+              ": the GPU was chosen before cuda_prefer_device(", local, "), at the first use of CUDA");
     check_cuda(cudaSetDevice(gpu.device), "cudaSetDevice");
     ncclUniqueId id;
     if (rank_ == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");

@@ -8,7 +8,10 @@
 // payloads on the host; each call stages them through device buffers on the communicator's own
 // stream and waits for it. Bytes sent are counted under the same model as MPI's.
 //
-// Rank r uses GPU r mod (visible GPUs): one rank per GPU (NCCL refuses two ranks on one GPU).
+// The rank that is r-th on its machine uses GPU r mod (visible GPUs): one rank per GPU (NCCL
+// refuses two ranks on one GPU). qnn picks its GPU at its first use (tensor/device.h:
+// cuda_prefer_device, which train/run.cpp calls with the machine rank first); a rank that has
+// already settled on another GPU is refused with a message.
 // abort() aborts the NCCL communicator, then ends the job through MPI.
 #pragma once
 #include <memory>

@@ -68,8 +68,11 @@ TEST_CASE("mpi: the NCCL communicator matches the MPI one, one rank per GPU") {
   char path[4096];
   const ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
   REQUIRE(n > 0);
-  const CommandResult r = run_command("timeout 120 mpirun --allow-run-as-root --oversubscribe -np " + std::to_string(gpus) + " " +
-                                      std::string(path, size_t(n)) + " -nc '-tc=nccl rank: *'");
+  // The test binary settles on its GPU while registering its cases, before main: each rank is
+  // shown only its own GPU, which it then sees as GPU 0.
+  const CommandResult r = run_command("timeout 120 mpirun --allow-run-as-root --oversubscribe -np " + std::to_string(gpus) +
+                                      " sh -c 'CUDA_VISIBLE_DEVICES=$OMPI_COMM_WORLD_LOCAL_RANK exec " +
+                                      std::string(path, size_t(n)) + " -nc \"-tc=nccl rank: *\"'");
   CHECK_MESSAGE(r.exit_code == 0, r.output);
   CHECK_MESSAGE(contains(r.output, "1 passed | 0 failed"), r.output);
 }
