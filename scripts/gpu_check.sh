@@ -5,13 +5,14 @@
 #                every later case of its process), JOBS at a time, each required to run and pass
 #                exactly one case; a failing case is run again with CUDA_LAUNCH_BLOCKING=1, which
 #                names the kernel that faulted
-#   memcheck     compute-sanitizer's memcheck over a few ./apps/cifar steps, captured and eager
 #   bench        bench/gpu.sh: qnn against PyTorch in one invocation, appended to bench/results-gpu.md
-#   hooks        each gradient quantizer's cost inside the captured ResNet-20 step
 #   train        30 epochs of ResNet-20 on CIFAR-10 (the README's recipe), seconds per epoch
-#   train-quant  the same with gradients quantized (exponential, bucket 51200)
+#   hooks        each gradient quantizer's cost inside the captured ResNet-20 step
+#   train-quant  the 30 epochs with gradients quantized (exponential, bucket 51200)
+#   memcheck     compute-sanitizer's memcheck over a few ./apps/cifar steps, captured and eager
 #
-#   scripts/gpu_check.sh [STAGE...]           (default: every stage, in the order above)
+#   scripts/gpu_check.sh [STAGE...]           (default: every stage, in the order above, the
+#                                              slowest check last)
 #
 # Build first (`make -j all build/qnn_tests`, with CUDNN_INCLUDE and CUDNN_LIB where cuDNN is not
 # in the CUDA toolkit). Environment: OUT, the logs' folder (default /tmp/qnn-gpu-check); BUDGET,
@@ -105,7 +106,7 @@ train() {
 
 { nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader
   git log -1 --format='commit %h %s' 2>/dev/null; date -u; } 2>&1 | tee "$OUT/env.log"
-stages=${*:-tests memcheck bench hooks train train-quant}
+stages=${*:-tests bench train hooks train-quant memcheck}
 for s in $stages; do
   case "$s" in
     tests) run_tests ;;
@@ -114,7 +115,7 @@ for s in $stages; do
     hooks) run_hooks ;;
     train) train train ;;
     train-quant) train train-quant --quant exponential --bucket-size 51200 ;;
-    *) echo "unknown stage '$s' (stages: tests memcheck bench hooks train train-quant)"; exit 2 ;;
+    *) echo "unknown stage '$s' (stages: tests bench train hooks train-quant memcheck)"; exit 2 ;;
   esac
 done
 echo "== done after $((SECONDS - start)) s; logs in $OUT"
