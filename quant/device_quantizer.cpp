@@ -5,6 +5,7 @@
 #include "quant/device_quantizer.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "quant/bucketing.h"
@@ -18,6 +19,12 @@ namespace qnn {
 namespace {
 
 using cuda::DeviceBucket;
+
+// A double kept in a two-float CUDA tensor: the kernels read and write it as a double, which the
+// GPU loads only from an 8-byte aligned address.
+bool holds_device_double(const Tensor& t) {
+  return t.is_cuda() && t.numel() == 2 && reinterpret_cast<uintptr_t>(t.data()) % alignof(double) == 0;
+}
 
 DeviceScheme scheme_of(const GradientQuantizer& q) {
   const std::optional<DeviceScheme> scheme = q.device_scheme();
@@ -85,8 +92,8 @@ DeviceQuantizer::~DeviceQuantizer() = default;
 void DeviceQuantizer::quantize(Tensor& grad, const std::vector<int64_t>& slices, uint64_t seed,
                                const DeviceStep& step, Tensor* variance) {
   QNN_CHECK(grad.is_cuda(), "DeviceQuantizer::quantize needs a CUDA gradient");
-  QNN_CHECK(variance == nullptr || (variance->is_cuda() && variance->numel() == 2),
-            "the variance accumulator must be a two-float CUDA tensor (one double)");
+  QNN_CHECK(variance == nullptr || holds_device_double(*variance),
+            "the variance accumulator must be a two-float CUDA tensor (one double, 8-byte aligned)");
   const int64_t n = grad.numel();
   const std::vector<int64_t> sizes = slices_or_whole(n, slices);
   const QuantizerOptions& o = quantizer_.options();
@@ -203,8 +210,9 @@ double read_device_double(const Tensor& value) {
 }
 
 void add_device_double(const Tensor& value, Tensor& total) {
-  QNN_CHECK(value.numel() == 2 && total.numel() == 2 && value.is_cuda() && total.is_cuda(),
-            "doubles held in two floats on the GPU expected, got ", value.numel(), " and ", total.numel());
+  QNN_CHECK(holds_device_double(value) && holds_device_double(total),
+            "doubles held in two 8-byte aligned floats on the GPU expected, got ", value.numel(), " and ", total.numel(),
+            " floats");
 #ifdef QNN_CUDA
   cuda::add_variances(reinterpret_cast<const double*>(value.data()), 1, reinterpret_cast<double*>(total.data()));
 #endif

@@ -388,3 +388,10 @@ GPU_TEST_CASE("quant cuda: a captured quantization reads the level table refitte
   check_bitwise_equal(eager.to_vector(), cpu, "eager after the refit");
   check_bitwise_equal(work.to_vector(), cpu, "graph replayed after the refit");
 }
+
+GPU_TEST_CASE("quant cuda: a double accumulator at an address the GPU cannot load a double from is refused") {
+  Tensor floats = Tensor::zeros({4}, Device::CUDA);
+  Tensor aligned = floats.slice(0, {2}), odd = floats.slice(1, {2});
+  add_device_double(aligned, aligned);
+  CHECK_THROWS_WITH_AS(add_device_double(odd, aligned), doctest::Contains("8-byte aligned"), Error);
+}
