@@ -8,8 +8,9 @@
 // later: every copy and fill must lie inside a device allocation on the sides its kind names
 // (a host pointer passed as device memory is an error here, where a GPU would read garbage or
 // fault), a kernel's pointer arguments must be device memory, a free must name a live
-// allocation, and synchronising a capturing stream breaks the capture. A kernel that fails (emu/scheduler.h) leaves the sticky cudaErrorLaunchFailure that
-// a faulting kernel leaves on a GPU: every later call returns it.
+// allocation, and synchronising a capturing stream breaks the capture. A kernel that fails
+// (emu/scheduler.h) leaves the sticky cudaErrorLaunchFailure that a faulting kernel leaves on a
+// GPU: every later call returns it.
 #include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
@@ -66,6 +67,13 @@ CUstream_st* resolve(cudaStream_t s) { return s ? s : &legacy_stream; }
 cudaError_t fail_with(cudaError_t e) {
   last_error = e;
   return e;
+}
+
+// A call a capture does not allow: the capture is broken, as on a GPU (cudaStreamEndCapture
+// then reports it invalidated).
+cudaError_t break_capture(CUstream_st* s) {
+  s->capture_broken = true;
+  return fail_with(cudaErrorStreamCaptureUnsupported);
 }
 
 // The allocation holding [p, p + bytes), or none.
@@ -248,8 +256,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
     // call that made it returned: qnn's host buffers are pageable and short-lived.
     std::fprintf(stderr, "CUDA emulator: a copy of %zu bytes between host and device memory while the stream captures a graph\n",
                  bytes);
-    s->capture_broken = true;
-    return fail_with(cudaErrorStreamCaptureUnsupported);
+    return break_capture(s);
   }
   issue(stream, "memcpy", [dst, src, bytes] { std::memmove(dst, src, bytes); });
   return cudaSuccess;
@@ -284,10 +291,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   std::lock_guard<std::recursive_mutex> lock(device_mutex);
   CUstream_st* s = resolve(stream);
-  if (s->capturing) {
-    s->capture_broken = true;
-    return fail_with(cudaErrorStreamCaptureUnsupported);
-  }
+  if (s->capturing) return break_capture(s);
   return sticky_error;
 }
 cudaError_t cudaDeviceSynchronize() { return cudaStreamSynchronize(nullptr); }

@@ -3,6 +3,14 @@
 // filters, a float compute type.
 #include "emu/cudnn_descriptors.h"
 
+namespace {
+// The layouts and element types of the tensors and filters qnn's convolutions use.
+bool supported(cudnnTensorFormat_t format, cudnnDataType_t type) {
+  return (format == CUDNN_TENSOR_NCHW || format == CUDNN_TENSOR_NHWC) &&
+         (type == CUDNN_DATA_FLOAT || type == CUDNN_DATA_BFLOAT16);
+}
+}  // namespace
+
 cudnnStatus_t cudnnCreate(cudnnHandle_t* h) {
   *h = new cudnnContext;
   return CUDNN_STATUS_SUCCESS;
@@ -22,9 +30,7 @@ cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d) {
 }
 cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorFormat_t format, cudnnDataType_t type,
                                          int n, int c, int h, int w) {
-  if ((format != CUDNN_TENSOR_NCHW && format != CUDNN_TENSOR_NHWC) ||
-      (type != CUDNN_DATA_FLOAT && type != CUDNN_DATA_BFLOAT16))
-    return CUDNN_STATUS_NOT_SUPPORTED;
+  if (!supported(format, type)) return CUDNN_STATUS_NOT_SUPPORTED;
   if (n <= 0 || c <= 0 || h <= 0 || w <= 0) return CUDNN_STATUS_BAD_PARAM;
   *d = cudnnTensorStruct{n, c, h, w, format == CUDNN_TENSOR_NHWC, type == CUDNN_DATA_BFLOAT16};
   return CUDNN_STATUS_SUCCESS;
@@ -39,9 +45,7 @@ cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t d) {
 }
 cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t d, cudnnDataType_t type, cudnnTensorFormat_t format,
                                          int k, int c, int h, int w) {
-  if ((format != CUDNN_TENSOR_NCHW && format != CUDNN_TENSOR_NHWC) ||
-      (type != CUDNN_DATA_FLOAT && type != CUDNN_DATA_BFLOAT16))
-    return CUDNN_STATUS_NOT_SUPPORTED;
+  if (!supported(format, type)) return CUDNN_STATUS_NOT_SUPPORTED;
   if (k <= 0 || c <= 0 || h <= 0 || w <= 0) return CUDNN_STATUS_BAD_PARAM;
   *d = cudnnFilterStruct{k, c, h, w, type == CUDNN_DATA_BFLOAT16, format == CUDNN_TENSOR_NHWC};
   return CUDNN_STATUS_SUCCESS;

@@ -47,10 +47,8 @@ need_cifar() {
 run_tests() {
   stage tests 600 || return
   local names
-  # Each name as a filter that matches it alone (scripts/run_tests.sh does the same).
-  mapfile -t names < <(./build/qnn_tests -ts=gpu -r=xml --list-test-cases 2>/dev/null |
-    sed -n 's/.*<TestCase name="\([^"]*\)".*/\1/p' |
-    sed 's/&lt;/</g; s/&gt;/>/g; s/&quot;/"/g; s/&apos;/'"'"'/g; s/&amp;/\&/g; s/,/\\,/g; s/[*?]/?/g')
+  source scripts/test_case_filters.sh
+  mapfile -t names < <(test_case_filters ./build/qnn_tests -ts=gpu)
   [ "${#names[@]}" -gt 0 ] || { echo "tests: ./build/qnn_tests lists no GPU test case (is it built?)"; return; }
   mkdir -p "$OUT/tests"
   local each

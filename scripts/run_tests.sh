@@ -40,11 +40,8 @@ done
 
 names=()
 if [ "$jobs" -gt 1 ]; then
-  # Each name as a filter that matches it alone: commas escaped, doctest's wildcards (* and ?)
-  # matched by a one-character wildcard.
-  mapfile -t names < <("$binary" "$@" -r=xml --list-test-cases 2>/dev/null |
-    sed -n 's/.*<TestCase name="\([^"]*\)".*/\1/p' |
-    sed 's/&lt;/</g; s/&gt;/>/g; s/&quot;/"/g; s/&apos;/'"'"'/g; s/&amp;/\&/g; s/,/\\,/g; s/[*?]/?/g')
+  source "$(dirname "$0")/test_case_filters.sh"
+  mapfile -t names < <(test_case_filters "$binary" "$@")
   [ "${#names[@]}" -lt "$jobs" ] && jobs=${#names[@]}
 fi
 if [ "$jobs" -le 1 ]; then
