@@ -111,10 +111,16 @@ ifeq ($(EMU),1)
   CUDA_SRC := $(wildcard tensor/*.cu autograd/*.cu nn/*.cu optim/*.cu data/*.cu quant/*.cu qat/*.cu qinfer/*.cu)
   LIB_OBJ += $(CUDA_SRC:%.cu=$(BUILD)/%.cu.o) $(patsubst %.cpp,$(BUILD)/%.o,$(wildcard emu/*.cpp))
   CXXFLAGS += -DQNN_CUDA -isystem $(CUDA_HOME)/include $(if $(filter-out /usr/include,$(CUDNN_INCLUDE)),-isystem $(CUDNN_INCLUDE))
-  # Headers that launch kernels are rewritten too, into a folder searched before the sources.
-  EMU_HEADERS := $(patsubst %,$(BUILD)/emu-include/%,$(shell grep -l '<<<' $(wildcard $(addsuffix *.h,$(sort $(dir $(CUDA_SRC)))))))
-  EMU_CUFLAGS := -ffp-contract=off -Wno-deprecated-declarations -Wno-unused-parameter -Wno-sign-compare -iquote $(BUILD)/emu-include \
+  # Headers that launch kernels or declare shared or device variables are rewritten too, into a
+  # folder searched before the sources.
+  EMU_HEADERS := $(patsubst %,$(BUILD)/emu-include/%,$(shell grep -lE '<<<|__shared__|^__device__' $(wildcard $(addsuffix *.h,$(sort $(dir $(CUDA_SRC)))))))
+  EMU_CUFLAGS := -g1 -ffp-contract=off -Wno-deprecated-declarations -Wno-unused-parameter -Wno-sign-compare -iquote $(BUILD)/emu-include \
     -include emu/cuda_emu.h -x c++
+  # Every load and store of the kernels calls the race checker (emu/race_check.h), which uses
+  # ThreadSanitizer's instrumentation but not its runtime. ASan's (SANITIZE=1) excludes it.
+  ifneq ($(SANITIZE),1)
+    EMU_CUFLAGS += -fsanitize=thread --param tsan-instrument-func-entry-exit=0
+  endif
   CUDA_LINE := CUDA backend: run on the CPU by the CUDA emulator (emu/)
 else ifeq ($(CUDA),1)
   # The visible GPU's architecture; on a machine without one (or without nvidia-smi) sm_90.
@@ -256,10 +262,13 @@ sanitize:
 
 # The CUDA backend's tests (the "gpu" suite: every CUDA op against its CPU twin, the training
 # steps, graph capture, the quantizers) on the CUDA emulator, in a folder of its own: no GPU
-# needed. The apps the tests run are linked with the emulator too (./apps/* are relinked by the
-# next plain make). docs/cuda-emulator.md says what it checks and what it cannot.
+# needed; every load and store of the kernels is checked for races between their threads and for
+# host memory (emu/race_check.h). The apps the tests run are linked with the emulator too
+# (./apps/* are relinked by the next plain make). docs/cuda-emulator.md says what it checks and
+# what it cannot.
 # `make emulate SANITIZE=1 EMULATE_BUILD=build-emulate-sanitize` runs them under ASan and UBSan
-# (the fibers are announced to ASan; the allocator's cache lives to the end, so no leak check).
+# instead of the race checker (the fibers are announced to ASan; the allocator's cache lives to
+# the end, so no leak check).
 EMULATE_BUILD ?= build-emulate
 emulate:
 	@$(MAKE) --no-print-directory EMU=1 CUDA=0 MPI=0 BUILD=$(EMULATE_BUILD) TEST_ARGS='-ts=gpu,emulator $(EMULATE_ARGS)' \

@@ -19,6 +19,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "emu/race_check.h"
 #include "emu/runtime.h"
 #include "emu/scheduler.h"
 
@@ -33,9 +34,9 @@
 #define __global__
 #define __device__
 #define __host__
-// Blocks run one at a time (emu/scheduler.h), so shared arrays are statics, in a section of their
-// own that the scheduler refills with NaN bytes before each block.
-#define __shared__ static __attribute__((section("qnn_emu_shared")))
+// emu/launch.sed rewrites every __shared__ declaration into a call of qnn_emu::static_shared
+// (below); one it could not read stops the build here.
+#define __shared__ QNN_EMU_SHARED_DECLARATION_NOT_REWRITTEN_BY_EMU_LAUNCH_SED
 #define __constant__
 #define __forceinline__ inline
 #define __noinline__
@@ -81,7 +82,10 @@ struct Launch {
     const auto [position, host] = std::apply([](const auto&... v) { return first_host_pointer(v...); }, values);
     if (host) return fail_launch(name, position, host);
     const Kernel k = kernel;
-    submit(name, grid, block, shared, stream, [k, values] { std::apply(k, values); });
+    submit(name, grid, block, shared, stream, [k, values] {
+      race::arguments(&values, sizeof values);
+      std::apply(k, values);
+    });
   }
 };
 
@@ -89,6 +93,16 @@ template <typename Kernel>
 Launch<Kernel> launch(Kernel kernel, const char* name, dim3 grid, dim3 block, size_t shared = 0,
                       cudaStream_t stream = nullptr) {
   return Launch<Kernel>{kernel, name, grid, block, shared, stream};
+}
+
+// A __shared__ declaration of type A: its place in the block's static shared memory, allocated
+// the first time the declaration runs (each declaration, and each instantiation of a template
+// kernel, has a closure type of its own as `Declaration`) and the same in every block since.
+// Not instrumented: the race checker watches the memory, not this bookkeeping.
+template <typename A, typename Declaration>
+__attribute__((no_sanitize("thread"), noinline)) A& static_shared(Declaration) {
+  static const size_t offset = allocate_static_shared(sizeof(A), alignof(A));
+  return *reinterpret_cast<A*>(static_shared_arena() + offset);
 }
 
 template <typename T>
@@ -122,13 +136,24 @@ QNN_EMU_SHUFFLE(__shfl_down_sync, shfl_down)
 QNN_EMU_SHUFFLE(__shfl_xor_sync, shfl_xor)
 #undef QNN_EMU_SHUFFLE
 
-// A memory fence orders nothing here: blocks run one at a time, each seeing all memory.
-inline void __threadfence() {}
+// A memory fence orders nothing here (blocks run one at a time, each seeing all memory), but the
+// race checker counts it (emu/race_check.h).
+inline void __threadfence() { qnn_emu::race::fence(); }
 
-// Atomics: the old value, as on the GPU.
-template <typename T> T atomicAdd(T* p, T v) { const T old = *p; *p = old + v; return old; }
-template <typename T> T atomicMin(T* p, T v) { const T old = *p; *p = v < old ? v : old; return old; }
-template <typename T> T atomicMax(T* p, T v) { const T old = *p; *p = v > old ? v : old; return old; }
+// Atomics: the old value, as on the GPU. They are not instrumented: the race checker is told of
+// them instead of their reads and writes.
+#define QNN_EMU_ATOMIC(name, update)                                                        \
+  template <typename T>                                                                     \
+  __attribute__((no_sanitize("thread"), noinline)) T name(T* p, T v) {                      \
+    qnn_emu::race::atomic();                                                                \
+    const T old = *p;                                                                       \
+    *p = update;                                                                            \
+    return old;                                                                             \
+  }
+QNN_EMU_ATOMIC(atomicAdd, old + v)
+QNN_EMU_ATOMIC(atomicMin, v < old ? v : old)
+QNN_EMU_ATOMIC(atomicMax, v > old ? v : old)
+#undef QNN_EMU_ATOMIC
 
 // Arithmetic with a named rounding: every one of these rounds to nearest even, as IEEE does.
 inline float __fadd_rn(float a, float b) { return a + b; }

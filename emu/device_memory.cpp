@@ -14,6 +14,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "emu/race_check.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #define QNN_EMU_POISON(p, n) __asan_poison_memory_region((p), (n))
@@ -117,8 +119,11 @@ void* allocate_device_memory(size_t bytes) {
   return p;
 }
 
+DeviceMemoryRange device_memory_range() { return {base, reserved}; }
+
 void release_device_memory(void* block, size_t bytes) {
   char* p = static_cast<char*>(block);
+  race::forget(p, bytes);
   const size_t span = round_up(bytes, kAlignment) + kGap;
   QNN_EMU_POISON(p, span);
   // The whole pages inside the block go back to the system.

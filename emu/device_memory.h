@@ -24,6 +24,13 @@ void* allocate_device_memory(size_t bytes);
 // Returns a block from allocate_device_memory (its size as allocated).
 void release_device_memory(void* p, size_t bytes);
 
+// The reserved range device memory is handed out from (a null base before the first allocation).
+struct DeviceMemoryRange {
+  char* base;
+  size_t bytes;
+};
+DeviceMemoryRange device_memory_range();
+
 // While one lives, device memory may be read and written (the emulator is playing the GPU).
 // Nested scopes keep it open until the outermost ends. Callers hold the runtime's device lock,
 // so host threads take turns.

@@ -15,9 +15,12 @@
 #include <cstdlib>
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "emu/race_check.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -73,18 +76,6 @@ constexpr size_t kGuardBytes = size_t(4) << 10;    // an overflow faults instead
 constexpr unsigned kWarp = 32;
 
 enum class Wait { running, block, warp, done };
-
-// QNN_EMU_ORDER=reverse runs blocks, and the threads of a block, from the last to the first: a
-// kernel whose result depends on the order (a race) then gives other results.
-bool reverse_order() {
-  static const bool reverse = [] {
-    const char* order = std::getenv("QNN_EMU_ORDER");
-    return order && std::string(order) == "reverse";
-  }();
-  return reverse;
-}
-// The i-th of n to run.
-size_t nth(size_t i, size_t n) { return reverse_order() ? n - 1 - i : i; }
 
 }  // namespace
 
@@ -168,7 +159,7 @@ void fiber_main(ThreadState* t) {
     t->wait = Wait::done;
     std::vector<ThreadState>& threads = *scheduler.threads;
     if (scheduler.started == threads.size()) break;
-    ThreadState* next = &threads[nth(scheduler.started++, threads.size())];
+    ThreadState* next = &threads[scheduler.started++];
     next->stack = t->stack;
     t->stack = nullptr;
     next->wait = Wait::running;
@@ -258,10 +249,8 @@ bool try_release_warp(std::vector<ThreadState>& threads, unsigned first) {
     }
     t.result = threads[first + source].value;
   }
-  for (unsigned k = 0; k < end - first && !scheduler.failed; ++k) {
-    const unsigned i = first + unsigned(nth(k, end - first));
+  for (unsigned i = first; i < end && !scheduler.failed; ++i)
     if (mask >> (i - first) & 1u) resume(&threads[i]);
-  }
   return true;
 }
 
@@ -279,7 +268,7 @@ bool run_block(std::vector<ThreadState>& threads) {
   scheduler.threads = &threads;
   scheduler.started = 0;
   while (scheduler.started < threads.size()) {
-    start(&threads[nth(scheduler.started++, threads.size())]);
+    start(&threads[scheduler.started++]);
     if (scheduler.failed) return false;
   }
   for (;;) {
@@ -315,8 +304,9 @@ bool run_block(std::vector<ThreadState>& threads) {
       }
       t.result = uint64_t(result);
     }
-    for (size_t k = 0; k < threads.size(); ++k) {
-      resume(&threads[nth(k, threads.size())]);
+    race::barrier_opens();
+    for (ThreadState& t : threads) {
+      resume(&t);
       if (scheduler.failed) return false;
     }
   }
@@ -338,6 +328,7 @@ uint64_t wait_for(Wait kind, int op, unsigned mask, uint64_t value, int arg, int
 }  // namespace
 
 const uint3& thread_index() { return current_thread->index; }
+unsigned thread_linear() { return current_thread->linear; }
 
 uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, int arg, int width) {
   if (width <= 0 || width > int(kWarp) || (width & (width - 1)) != 0)
@@ -349,6 +340,17 @@ uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, int arg, int 
 
 int block_barrier(BlockOp op, int predicate) {
   return int(wait_for(Wait::block, int(op), 0, predicate != 0, 0, int(kWarp)));
+}
+
+bool owned_by_running_thread(const void* p, size_t bytes) {
+  const auto within = [p, bytes](const void* first, size_t size) {
+    return p >= first && static_cast<const char*>(p) + bytes <= static_cast<const char*>(first) + size;
+  };
+  const ThreadState* t = current_thread;
+  return (t && within(t->stack, kStackBytes)) || within(current_block, sizeof(BlockState)) ||
+         within(&current_block, sizeof current_block) || within(&current_thread, sizeof current_thread) ||
+         (scheduler.body && within(scheduler.body, sizeof *scheduler.body)) ||
+         (scheduler.threads && within(scheduler.threads->data(), scheduler.threads->size() * sizeof(ThreadState)));
 }
 
 void fail(const std::string& what) {
@@ -371,17 +373,35 @@ std::string refused_configuration(dim3 grid, dim3 block, size_t dynamic_shared_b
   return "";
 }
 
-// Every kernel's __shared__ arrays lie in one section (emu/cuda_emu.h), whose bounds the linker
-// names. They are filled with NaN bytes before each block, as the dynamic shared memory is, so
-// that a read of an element the block has not written gives NaN (on a GPU: whatever the last
-// block on that multiprocessor left), not a value left there by an earlier block or launch.
-extern "C" char __start_qnn_emu_shared[] __attribute__((weak));
-extern "C" char __stop_qnn_emu_shared[] __attribute__((weak));
+// The static shared memory of every kernel: declarations take their places as they first run
+// (a mutex, since host threads may launch kernels at once), and every place is filled with NaN
+// bytes before each block, so that a read of an element the block has not written gives NaN (on a
+// GPU: whatever the last block on that multiprocessor left), not a value an earlier block or
+// launch left there.
 namespace {
+alignas(64) char static_shared[kStaticSharedArenaBytes];
+size_t static_shared_used = 0;
+std::mutex static_shared_mutex;
 void poison_static_shared() {
-  if (__start_qnn_emu_shared) std::memset(__start_qnn_emu_shared, 0xff, size_t(__stop_qnn_emu_shared - __start_qnn_emu_shared));
+  std::lock_guard<std::mutex> lock(static_shared_mutex);
+  std::memset(static_shared, 0xff, static_shared_used);
 }
 }  // namespace
+
+size_t allocate_static_shared(size_t bytes, size_t alignment) {
+  std::lock_guard<std::mutex> lock(static_shared_mutex);
+  const size_t offset = (static_shared_used + alignment - 1) / alignment * alignment;
+  if (offset + bytes > kStaticSharedArenaBytes) {
+    std::fprintf(stderr, "CUDA emulator: the kernels' __shared__ declarations need more than %zu bytes in all\n",
+                 kStaticSharedArenaBytes);
+    std::abort();
+  }
+  static_shared_used = offset + bytes;
+  std::memset(static_shared + offset, 0xff, bytes);
+  return offset;
+}
+
+char* static_shared_arena() { return static_shared; }
 
 std::string run_grid(const char* kernel, dim3 grid, dim3 block, size_t dynamic_shared_bytes,
                      const std::function<void()>& body) {
@@ -409,12 +429,13 @@ std::string run_grid(const char* kernel, dim3 grid, dim3 block, size_t dynamic_s
   scheduler.failed = false;
   std::string failure;
   const size_t blocks = size_t(grid.x) * grid.y * grid.z;
-  for (size_t k = 0; k < blocks && failure.empty(); ++k) {
-    const size_t b = nth(k, blocks);
+  race::launch_begins(blocks, threads_per_block);
+  for (size_t b = 0; b < blocks && failure.empty(); ++b) {
     const unsigned bx = unsigned(b % grid.x), by = unsigned(b / grid.x % grid.y), bz = unsigned(b / grid.x / grid.y);
     state.block_idx = uint3{bx, by, bz};
     std::memset(shared.data(), 0xff, shared.size());  // NaN in every float: unwritten reads show
     poison_static_shared();
+    race::block_begins(b, shared.data(), dynamic_shared_bytes);
     if (!run_block(threads)) {
       failure = where("block (" + std::to_string(bx) + "," + std::to_string(by) + "," + std::to_string(bz) +
                       "): " + scheduler.failure);
@@ -422,6 +443,7 @@ std::string run_grid(const char* kernel, dim3 grid, dim3 block, size_t dynamic_s
         if (t.stack) scheduler.free_stacks.push_back(t.stack), t.stack = nullptr;
     }
   }
+  race::launch_ends();
   current_block = saved;
   scheduler.body = nullptr;
   return failure;

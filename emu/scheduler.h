@@ -8,15 +8,17 @@
 // (the block barrier) or at a warp collective (__shfl_down_sync, __shfl_xor_sync, __ballot_sync). A barrier
 // opens when every live thread of the block has reached it, a warp collective when every lane of
 // its mask has; the waiting threads then resume in order, each with the collective's result.
-// Because blocks run alone, a kernel's __shared__ arrays can be plain statics (emu/cuda_emu.h),
-// filled with NaN bytes before each block as the dynamic shared memory is.
+// Because blocks run alone, the static shared memory of every kernel can be one arena, in which
+// each __shared__ declaration gets its place when it first runs (emu/cuda_emu.h); it is filled
+// with NaN bytes before each block, as the dynamic shared memory is.
 //
 // What a GPU would do silently, or hang on, the scheduler reports as a failed launch (the
 // runtime's sticky error, as after a fault on a GPU, and a message on stderr naming the kernel):
 // a barrier some threads of the block never reach, a warp collective whose mask names a lane
 // that exited or waits elsewhere, and a threads-per-block or shared-memory size a GPU refuses.
-// What it cannot see: races that a different order of threads would expose, and the host
-// reading device memory before synchronising (launches run to completion when they are made).
+// Races, which a fixed order of threads hides, are the race checker's (emu/race_check.h), told
+// here of each launch, block and barrier. What it cannot see: the host reading device memory
+// before synchronising (launches run to completion when they are made).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -37,6 +39,7 @@ struct BlockState {
 extern thread_local ThreadState* current_thread;
 extern thread_local BlockState* current_block;
 const uint3& thread_index();  // threadIdx of the running thread
+unsigned thread_linear();      // its index in the block, x fastest
 
 // Why a GPU would refuse to launch this configuration, or an empty string.
 std::string refused_configuration(dim3 grid, dim3 block, size_t dynamic_shared_bytes);
@@ -46,11 +49,22 @@ std::string refused_configuration(dim3 grid, dim3 block, size_t dynamic_shared_b
 std::string run_grid(const char* kernel, dim3 grid, dim3 block, size_t dynamic_shared_bytes,
                      const std::function<void()>& body);
 
+// The static shared memory arena (emu/cuda_emu.h's static_shared): `bytes` at an offset aligned
+// to `alignment`, for good; the arena's start; its size.
+size_t allocate_static_shared(size_t bytes, size_t alignment);
+char* static_shared_arena();
+constexpr size_t kStaticSharedArenaBytes = size_t(1) << 20;
+
 // Collectives. Values travel as 64-bit patterns; emu/cuda_emu.h converts the typed intrinsics.
 enum class WarpOp { shfl_down, shfl_xor, ballot };
 uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, int arg, int width);
 enum class BlockOp { sync, any };  // __syncthreads(), __syncthreads_or()
 int block_barrier(BlockOp op, int predicate);
+
+// Whether [p, p + bytes) is the running CUDA thread's own: its stack, or the scheduler's records
+// of its launch (the built-in variables read them, the call of its body reads that). (What else a kernel may touch is device and
+// shared memory, and its arguments.)
+bool owned_by_running_thread(const void* p, size_t bytes);
 
 // Records a failure of the running kernel (a device-side error) and ends its launch.
 [[noreturn]] void fail(const std::string& what);

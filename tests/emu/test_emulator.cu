@@ -3,8 +3,8 @@
 // and votes, atomics, graph capture and replay), and that it reports as failed launches and
 // errors what a GPU would hang on, fault on or answer with garbage: a barrier some threads never
 // reach, a shuffle naming lanes that exited, a copy whose pointers do not match its kind, a
-// kernel given a host pointer, host code reading device memory, synchronising or copying host
-// memory inside a capture.
+// kernel given a host pointer (as an argument or inside one), host code reading device memory,
+// synchronising or copying host memory inside a capture.
 // Dynamic shared memory and fresh allocations read as NaN.
 #include <doctest.h>
 
@@ -21,11 +21,15 @@
 #include <string>
 #include <vector>
 
+#include "emu/race_check.h"
 #include "emu/runtime.h"
+#include "tests/emu/emu_test.h"
 #include "tensor/conv.h"
 #include "tests/gpu.h"
 
 namespace {
+
+using namespace qnn_emu::testing;
 
 __global__ void warp_sum_kernel(const int* in, int* out) {
   int v = in[threadIdx.x];
@@ -76,39 +80,22 @@ __global__ void read_dynamic_shared_kernel(float* out) {
   out[threadIdx.x] = scratch[threadIdx.x];
 }
 
-// Block 0 fills its shared array when `fill` is set; every block then reads its own.
-__global__ void read_static_shared_kernel(float* out, int fill) {
-  __shared__ float scratch[32];
-  if (fill && blockIdx.x == 0) scratch[threadIdx.x] = 1.0f;
+// Block 0 fills its shared array when `fill` is set; every block then reads its own. A template,
+// as most kernels are (g++ would not give its static locals a section of their own).
+template <class T>
+__global__ void read_static_shared_kernel(T* out, int fill) {
+  __shared__ T scratch[32];
+  if (fill && blockIdx.x == 0) scratch[threadIdx.x] = T(1);
   __syncthreads();
   out[blockIdx.x * 32 + threadIdx.x] = scratch[threadIdx.x];
 }
 
 __global__ void add_one_kernel(int* p) { p[threadIdx.x] += 1; }
+struct Target {
+  int* p;
+};
+__global__ void add_one_through_struct_kernel(Target t) { t.p[threadIdx.x] += 1; }
 __global__ void reads_nothing_kernel(const int*) {}
-
-template <class T>
-T* device_array(size_t n) {
-  void* p = nullptr;
-  REQUIRE(cudaMalloc(&p, n * sizeof(T)) == cudaSuccess);
-  return static_cast<T*>(p);
-}
-
-template <class T>
-std::vector<T> to_host(const T* device, size_t n) {
-  std::vector<T> host(n);
-  REQUIRE(cudaMemcpy(host.data(), device, n * sizeof(T), cudaMemcpyDeviceToHost) == cudaSuccess);
-  return host;
-}
-
-// A launch that must fail: the error is there at the next synchronisation, then forgotten so
-// the tests after it can run (a GPU would need a new process).
-void expect_failed_launch() {
-  CHECK(cudaDeviceSynchronize() == cudaErrorLaunchFailure);
-  CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
-  qnn_emu::forget_failure();
-  CHECK(cudaDeviceSynchronize() == cudaSuccess);
-}
 
 }  // namespace
 
@@ -210,6 +197,16 @@ TEST_CASE("emulator: a kernel given a pointer to host memory fails the launch" *
   int* device = device_array<int>(32);
   reads_nothing_kernel<<<1, 32>>>(device + 32);  // just past the end, as an empty range's pointer may be
   CHECK(cudaDeviceSynchronize() == cudaSuccess);
+
+  // Inside a structure, the pointer is seen when the kernel follows it (emu/race_check.h).
+  REQUIRE(cudaMemset(device, 0, 32 * sizeof(int)) == cudaSuccess);
+  add_one_through_struct_kernel<<<1, 32>>>(Target{device});
+  CHECK(to_host(device, 32)[31] == 1);
+  if (qnn_emu::race::watching()) {
+    add_one_through_struct_kernel<<<1, 32>>>(Target{host.data()});
+    expect_failed_launch();
+    CHECK(host[0] == 0);
+  }
   cudaFree(device);
 }
 

@@ -1,0 +1,294 @@
+// Races between the threads of an emulated kernel: the checker, and the instrumentation hooks it
+// implements (see emu/race_check.h). This file itself is not instrumented.
+#include "emu/race_check.h"
+
+#include <cxxabi.h>
+#include <dlfcn.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "emu/device_memory.h"
+#include "emu/scheduler.h"
+
+// Variables in device memory (__device__ at namespace scope), which emu/launch.sed puts here.
+extern "C" char __start_qnn_emu_device[] __attribute__((weak));
+extern "C" char __stop_qnn_emu_device[] __attribute__((weak));
+
+namespace qnn_emu::race {
+
+namespace {
+
+// A record: the clock when the access happened and 1 + the thread's index in the launch (0: no
+// access). Reads by two threads or more since the write keep the later clock and kSeveral.
+constexpr int kThreadBits = 28;
+constexpr uint64_t kThreadMask = (uint64_t(1) << kThreadBits) - 1;
+constexpr uint64_t kSeveral = kThreadMask;
+uint64_t record(uint64_t clock, uint64_t thread) { return clock << kThreadBits | thread; }
+uint64_t clock_of(uint64_t r) { return r >> kThreadBits; }
+uint64_t thread_of(uint64_t r) { return r & kThreadMask; }
+
+struct Shadow {
+  uint64_t write = 0, reads = 0;
+};
+
+// Device memory's shadow covers the first kCovered bytes of the device range (far more than the
+// emulator's tests allocate in a process; addresses past it go unwatched).
+constexpr size_t kCovered = size_t(1) << 38;
+
+bool instrumented = false;           // set by __tsan_init, which instrumented code calls first
+thread_local bool in_kernel = false;  // this host thread runs a kernel's blocks
+bool launch_too_large = false;        // over 2^28 - 2 threads: not watched
+
+uint64_t clock = 1;
+uint64_t launch_start = 0, block_start = 0, barrier_clock = 0;
+uint64_t block_atomic = 0;  // clock of the running block's first atomic, 0 if none yet
+size_t threads_per_block = 0, block_index = 0;
+std::vector<uint64_t> block_fence;      // per block of the launch: the clock of its last fence
+std::vector<uint8_t> thread_atomic;     // per thread of the running block: made an atomic
+Shadow* device_shadow = nullptr;
+const char* device_base = nullptr;
+size_t device_covered = 0;
+std::vector<Shadow> static_shadow, dynamic_shadow, variables_shadow;
+char* dynamic_base = nullptr;
+size_t dynamic_bytes = 0;
+const char* arguments_base = nullptr;  // the running launch's copy of its arguments
+size_t arguments_bytes = 0;
+
+void map_device_shadow() {
+  const DeviceMemoryRange range = device_memory_range();
+  if (!range.base || device_shadow) return;
+  for (size_t covered = std::min(range.bytes, kCovered); covered >= (size_t(1) << 30); covered /= 2) {
+    void* p = mmap(nullptr, covered * sizeof(Shadow), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) continue;
+    device_shadow = static_cast<Shadow*>(p), device_base = range.base, device_covered = covered;
+    return;
+  }
+  std::fprintf(stderr, "CUDA emulator: no address space for the race checker's shadow of device memory\n");
+  std::abort();
+}
+
+// The shadow of [p, p + bytes) and the clock before which its records are stale (shared memory
+// is the block's own; device memory lives across blocks), or null where nothing is watched.
+Shadow* shadow_of(const char* p, size_t bytes, uint64_t& stale_before) {
+  if (!device_shadow) map_device_shadow();
+  if (device_shadow && p >= device_base && p + bytes <= device_base + device_covered) {
+    stale_before = launch_start;
+    return device_shadow + (p - device_base);
+  }
+  if (__start_qnn_emu_device && p >= __start_qnn_emu_device && p + bytes <= __stop_qnn_emu_device) {
+    stale_before = launch_start;
+    return variables_shadow.data() + (p - __start_qnn_emu_device);
+  }
+  stale_before = block_start;
+  static const char* const arena = static_shared_arena();
+  if (p >= arena && p + bytes <= arena + kStaticSharedArenaBytes) return static_shadow.data() + (p - arena);
+  if (p >= dynamic_base && p + bytes <= dynamic_base + dynamic_bytes) return dynamic_shadow.data() + (p - dynamic_base);
+  return nullptr;
+}
+
+// Whether the access recorded as `r` races with the running thread's access now (one of them
+// being a write).
+bool races(uint64_t r, uint64_t thread, uint64_t stale_before) {
+  const uint64_t at = clock_of(r), by = thread_of(r);
+  if (by == 0 || at < stale_before || by == thread) return false;
+  if (at >= block_start) return at >= barrier_clock;  // this block's, after its last barrier
+  // An earlier block's: ordered only by its fence and an atomic on this side. (Reads by several
+  // threads keep no blocks to look up: taken as unordered.)
+  if (by == kSeveral) return true;
+  const bool fenced = block_fence[(by - 1) / threads_per_block] > at;
+  const bool acquired = thread_atomic[(thread - 1) % threads_per_block] ||
+                        (block_atomic != 0 && block_atomic < barrier_clock);
+  return !(fenced && acquired);
+}
+
+std::string coordinates(uint64_t thread) {
+  if (thread == kSeveral) return "other threads";
+  const uint64_t t = thread - 1, b = t / threads_per_block, i = t % threads_per_block;
+  const dim3 grid = current_block->grid_dim, block = current_block->block_dim;
+  return "thread (" + std::to_string(i % block.x) + "," + std::to_string(i / block.x % block.y) + "," +
+         std::to_string(i / block.x / block.y) + ") of block (" + std::to_string(b % grid.x) + "," +
+         std::to_string(b / grid.x % grid.y) + "," + std::to_string(b / grid.x / grid.y) + ")";
+}
+
+// Where in the binary the access was made, for addr2line.
+std::string code_at(const void* pc) {
+  Dl_info info{};
+  if (!dladdr(pc, &info) || !info.dli_fname) return "";
+  char offset[32];
+  std::snprintf(offset, sizeof offset, "0x%lx", static_cast<unsigned long>(
+                                                    static_cast<const char*>(pc) - static_cast<const char*>(info.dli_fbase) - 1));
+  std::string where = std::string(" (addr2line -Cfie ") + info.dli_fname + " " + offset + ")";
+  if (info.dli_sname) {
+    int status = 0;
+    char* name = abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status);
+    where = std::string(" in ") + (status == 0 ? name : info.dli_sname) + where;
+    std::free(name);
+  }
+  return where;
+}
+
+std::string pointer(const void* p) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%p", p);
+  return text;
+}
+
+// Fails the launch: the running thread's access to `p` races with the access recorded as `r`.
+[[noreturn]] void report_race(const char* p, bool write, uint64_t r, bool r_wrote, uint64_t thread,
+                              uint64_t stale_before, const void* pc) {
+  const bool shared = stale_before == block_start, same_block = clock_of(r) >= block_start;
+  fail("race: " + coordinates(thread) + (write ? " writes " : " reads ") + (shared ? "shared" : "device") +
+       " memory at " + pointer(p) + (r_wrote ? " that " : " read by ") + coordinates(thread_of(r)) +
+       (r_wrote ? " wrote" : "") +
+       (same_block ? ", with no __syncthreads() between them" : ", with no fence and atomic between them") +
+       "; the second access" + code_at(pc));
+}
+
+void watch_access(const void* at, size_t bytes, bool write, const void* pc) {
+  if (!in_kernel) return;
+  const char* p = static_cast<const char*>(at);
+  const uint64_t thread = block_index * threads_per_block + thread_linear() + 1;
+  uint64_t stale_before = 0;
+  Shadow* s = shadow_of(p, bytes, stale_before);
+  if (!s) {
+    if ((p >= arguments_base && p + bytes <= arguments_base + arguments_bytes) || owned_by_running_thread(p, bytes))
+      return;
+    fail(coordinates(thread) + (write ? " writes " : " reads ") + "host memory at " + pointer(p) +
+         ", where a GPU thread faults (a host pointer in a structure argument or in device memory?); the access" +
+         code_at(pc));
+  }
+  for (size_t i = 0; i < bytes; ++i) {
+    Shadow& b = s[i];
+    if (races(b.write, thread, stale_before)) report_race(p + i, write, b.write, true, thread, stale_before, pc);
+    if (write) {
+      if (races(b.reads, thread, stale_before)) report_race(p + i, write, b.reads, false, thread, stale_before, pc);
+      b.write = record(clock, thread);
+    } else {
+      // The reads since the write, or since this block's last barrier: one thread's, or several's.
+      const uint64_t before = thread_of(b.reads), when = clock_of(b.reads);
+      const bool unordered = before != 0 && when >= stale_before && (when < block_start || when >= barrier_clock);
+      b.reads = record(clock, unordered && before != thread ? kSeveral : thread);
+    }
+  }
+}
+
+}  // namespace
+
+bool watching() { return instrumented; }
+
+void launch_begins(size_t blocks, size_t block_threads) {
+  launch_too_large = blocks * block_threads >= kSeveral;  // its threads' numbers would not fit a record
+  if (!instrumented || launch_too_large) return;
+  launch_start = ++clock;
+  threads_per_block = block_threads;
+  block_fence.assign(blocks, 0);
+  thread_atomic.assign(block_threads, 0);
+  if (static_shadow.empty()) {
+    static_shadow.resize(kStaticSharedArenaBytes);
+    variables_shadow.resize(__start_qnn_emu_device ? size_t(__stop_qnn_emu_device - __start_qnn_emu_device) : 0);
+  }
+}
+
+void block_begins(size_t block, void* dynamic_shared, size_t dynamic_size) {
+  if (!instrumented || launch_too_large) return;
+  block_start = barrier_clock = ++clock;
+  block_atomic = 0;
+  block_index = block;
+  std::fill(thread_atomic.begin(), thread_atomic.end(), 0);
+  dynamic_base = static_cast<char*>(dynamic_shared), dynamic_bytes = dynamic_size;
+  if (dynamic_shadow.size() < dynamic_size) dynamic_shadow.resize(dynamic_size);
+  in_kernel = true;
+}
+
+void barrier_opens() {
+  if (instrumented) barrier_clock = ++clock;
+}
+
+void launch_ends() { in_kernel = false; }
+
+void arguments(const void* p, size_t bytes) {
+  arguments_base = static_cast<const char*>(p), arguments_bytes = bytes;
+}
+
+void fence() {
+  if (in_kernel) block_fence[block_index] = ++clock;
+}
+
+void atomic() {
+  if (!in_kernel) return;
+  thread_atomic[thread_linear()] = 1;
+  if (block_atomic == 0) block_atomic = clock;
+}
+
+void forget(const void* block, size_t bytes) {
+  const char* p = static_cast<const char*>(block);
+  if (!device_shadow || p < device_base || p >= device_base + device_covered) return;
+  const size_t page = 4096;
+  const uintptr_t from = (uintptr_t(device_shadow + (p - device_base)) + page - 1) / page * page;
+  const uintptr_t to = uintptr_t(device_shadow + std::min<size_t>(p + bytes - device_base, device_covered)) / page * page;
+  if (to > from) madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
+}
+
+}  // namespace qnn_emu::race
+
+// The hooks g++'s -fsanitize=thread calls. Accesses are reported as (address, size); the caller's
+// return address says where in the kernel the access is.
+using qnn_emu::race::watch_access;
+extern "C" {
+void __tsan_init() { qnn_emu::race::instrumented = true; }
+void __tsan_func_entry(void*) {}
+void __tsan_func_exit() {}
+#define QNN_EMU_HOOKS(n)                                                                                        \
+  void __tsan_read##n(void* p) { watch_access(p, n, false, __builtin_return_address(0)); }                           \
+  void __tsan_write##n(void* p) { watch_access(p, n, true, __builtin_return_address(0)); }                           \
+  void __tsan_unaligned_read##n(void* p) { watch_access(p, n, false, __builtin_return_address(0)); }                 \
+  void __tsan_unaligned_write##n(void* p) { watch_access(p, n, true, __builtin_return_address(0)); }
+QNN_EMU_HOOKS(1)
+QNN_EMU_HOOKS(2)
+QNN_EMU_HOOKS(4)
+QNN_EMU_HOOKS(8)
+QNN_EMU_HOOKS(16)
+#undef QNN_EMU_HOOKS
+void __tsan_read_range(void* p, unsigned long n) { watch_access(p, n, false, __builtin_return_address(0)); }
+void __tsan_write_range(void* p, unsigned long n) { watch_access(p, n, true, __builtin_return_address(0)); }
+void __tsan_vptr_read(void**) {}
+void __tsan_vptr_update(void**, void*) {}
+}
+
+// Atomics of host code in the instrumented files (flags, counters) are done as asked; the memory
+// order given is strengthened to sequential consistency.
+extern "C" {
+#define QNN_EMU_ATOMICS(bits, T)                                                                               \
+  T __tsan_atomic##bits##_load(const volatile T* a, int) { return __atomic_load_n(a, __ATOMIC_SEQ_CST); }      \
+  void __tsan_atomic##bits##_store(volatile T* a, T v, int) { __atomic_store_n(a, v, __ATOMIC_SEQ_CST); }      \
+  T __tsan_atomic##bits##_exchange(volatile T* a, T v, int) { return __atomic_exchange_n(a, v, __ATOMIC_SEQ_CST); } \
+  T __tsan_atomic##bits##_fetch_add(volatile T* a, T v, int) { return __atomic_fetch_add(a, v, __ATOMIC_SEQ_CST); } \
+  T __tsan_atomic##bits##_fetch_sub(volatile T* a, T v, int) { return __atomic_fetch_sub(a, v, __ATOMIC_SEQ_CST); } \
+  T __tsan_atomic##bits##_fetch_and(volatile T* a, T v, int) { return __atomic_fetch_and(a, v, __ATOMIC_SEQ_CST); } \
+  T __tsan_atomic##bits##_fetch_or(volatile T* a, T v, int) { return __atomic_fetch_or(a, v, __ATOMIC_SEQ_CST); }   \
+  T __tsan_atomic##bits##_fetch_xor(volatile T* a, T v, int) { return __atomic_fetch_xor(a, v, __ATOMIC_SEQ_CST); } \
+  int __tsan_atomic##bits##_compare_exchange_strong(volatile T* a, T* c, T v, int, int) {                     \
+    return __atomic_compare_exchange_n(a, c, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);                   \
+  }                                                                                                            \
+  int __tsan_atomic##bits##_compare_exchange_weak(volatile T* a, T* c, T v, int, int) {                       \
+    return __atomic_compare_exchange_n(a, c, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);                   \
+  }                                                                                                            \
+  T __tsan_atomic##bits##_compare_exchange_val(volatile T* a, T c, T v, int, int) {                           \
+    __atomic_compare_exchange_n(a, &c, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);                         \
+    return c;                                                                                                  \
+  }
+QNN_EMU_ATOMICS(8, char)
+QNN_EMU_ATOMICS(16, short)
+QNN_EMU_ATOMICS(32, int)
+QNN_EMU_ATOMICS(64, long)
+#undef QNN_EMU_ATOMICS
+void __tsan_atomic_thread_fence(int) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+void __tsan_atomic_signal_fence(int) { __atomic_signal_fence(__ATOMIC_SEQ_CST); }
+}

@@ -1,0 +1,132 @@
+// Tests of the emulator's race checker (emu/race_check.h): a read or write of another thread's
+// data with no barrier between them fails the launch, in shared and in device memory, whichever
+// access comes first in the emulator's order; barriers, atomics, and the fence-and-counter
+// pattern by which the last block of a grid reads what the others wrote, do not. Skipped where
+// the kernels are not instrumented (`make emulate SANITIZE=1`, whose AddressSanitizer excludes
+// ThreadSanitizer's instrumentation).
+#include <doctest.h>
+
+#include <vector>
+
+#include "emu/race_check.h"
+#include "tests/emu/emu_test.h"
+
+namespace {
+
+using namespace qnn_emu::testing;
+
+bool watching() {
+  if (!qnn_emu::race::watching()) MESSAGE("skipped: the kernels of this build are not instrumented for the race checker");
+  return qnn_emu::race::watching();
+}
+
+// Each thread reads its right-hand neighbour's value: after a barrier, or (a race) without one.
+__global__ void neighbour_kernel(int* out, int barrier) {
+  __shared__ int value[64];
+  value[threadIdx.x] = int(threadIdx.x) * 10;
+  if (barrier) __syncthreads();
+  out[threadIdx.x] = value[(threadIdx.x + 1) % 64];
+}
+
+// Each thread reads its neighbour's value, then overwrites its own: a barrier must separate the
+// neighbour's read from the write (write after read).
+__global__ void rotate_kernel(int* data, int barrier) {
+  __shared__ int value[64];
+  value[threadIdx.x] = data[threadIdx.x];
+  __syncthreads();
+  const int next = value[(threadIdx.x + 1) % 64];
+  if (barrier) __syncthreads();
+  value[threadIdx.x] = next;
+  __syncthreads();
+  data[threadIdx.x] = value[threadIdx.x];
+}
+
+// Block 1 reads what block 0 wrote to device memory in the same launch: nothing orders them.
+__global__ void cross_block_kernel(int* data) {
+  if (blockIdx.x == 0) data[threadIdx.x] = 1;
+  else data[32 + threadIdx.x] = data[threadIdx.x];
+}
+
+// Each block writes its partial sum, fences (if asked) and counts itself done; the block that
+// counts last adds every partial (tensor/batchnorm.cu's statistics do the same).
+__global__ void last_block_sum_kernel(const int* in, int* partial, unsigned* done, int* total, int fence) {
+  __shared__ int sums[32];
+  __shared__ int last;
+  sums[threadIdx.x] = in[blockIdx.x * 32 + threadIdx.x];
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int s = 0;
+    for (int i = 0; i < 32; ++i) s += sums[i];
+    partial[blockIdx.x] = s;
+    if (fence) __threadfence();
+    last = atomicAdd(done, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (last && threadIdx.x == 0) {
+    int s = 0;
+    for (unsigned b = 0; b < gridDim.x; ++b) s += static_cast<volatile int*>(partial)[b];
+    *total = s;
+    *done = 0;
+  }
+}
+
+// Every thread of every block adds to one counter.
+__global__ void count_kernel(unsigned* counter) { atomicAdd(counter, 1u); }
+
+}  // namespace
+
+TEST_CASE("emulator race check: shared memory read or overwritten with no barrier fails the launch" *
+          doctest::test_suite("emulator")) {
+  if (!watching()) return;
+  int* out = device_array<int>(64);
+  neighbour_kernel<<<1, 64>>>(out, 1);
+  REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+  const std::vector<int> shifted = to_host(out, 64);
+  for (int i = 0; i < 64; ++i) CHECK(shifted[size_t(i)] == (i + 1) % 64 * 10);
+  neighbour_kernel<<<1, 64>>>(out, 0);
+  expect_failed_launch();
+
+  std::vector<int> values(64);
+  for (int i = 0; i < 64; ++i) values[size_t(i)] = i;
+  REQUIRE(cudaMemcpy(out, values.data(), sizeof(int) * 64, cudaMemcpyHostToDevice) == cudaSuccess);
+  rotate_kernel<<<1, 64>>>(out, 1);
+  REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+  const std::vector<int> rotated = to_host(out, 64);
+  for (int i = 0; i < 64; ++i) CHECK(rotated[size_t(i)] == (i + 1) % 64);
+  rotate_kernel<<<1, 64>>>(out, 0);  // in the emulator's order its results are right all the same
+  expect_failed_launch();
+  cudaFree(out);
+}
+
+TEST_CASE("emulator race check: blocks of one launch are ordered only by a fence and an atomic" *
+          doctest::test_suite("emulator")) {
+  if (!watching()) return;
+  int* data = device_array<int>(64);
+  cross_block_kernel<<<2, 32>>>(data);
+  expect_failed_launch();
+
+  std::vector<int> values(8 * 32);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = int(i % 7);
+  int* in = device_array<int>(values.size());
+  int* partial = device_array<int>(8);
+  int* total = device_array<int>(1);
+  unsigned* done = device_array<unsigned>(1);
+  REQUIRE(cudaMemcpy(in, values.data(), sizeof(int) * values.size(), cudaMemcpyHostToDevice) == cudaSuccess);
+  REQUIRE(cudaMemset(done, 0, sizeof(unsigned)) == cudaSuccess);
+  last_block_sum_kernel<<<8, 32>>>(in, partial, done, total, 1);
+  REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+  int expected = 0;
+  for (int v : values) expected += v;
+  CHECK(to_host(total, 1)[0] == expected);
+  last_block_sum_kernel<<<8, 32>>>(in, partial, done, total, 0);
+  expect_failed_launch();
+
+  // Atomics on one address from every thread are no race.
+  REQUIRE(cudaMemset(done, 0, sizeof(unsigned)) == cudaSuccess);
+  count_kernel<<<4, 64>>>(done);
+  REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+  CHECK(to_host(done, 1)[0] == 256u);
+  for (void* p : {static_cast<void*>(data), static_cast<void*>(in), static_cast<void*>(partial),
+                  static_cast<void*>(total), static_cast<void*>(done)})
+    cudaFree(p);
+}
