@@ -119,7 +119,7 @@ ifeq ($(EMU),1)
   # Every load and store of the kernels calls the race checker (emu/race_check.h), which uses
   # ThreadSanitizer's instrumentation but not its runtime. ASan's (SANITIZE=1) excludes it.
   ifneq ($(SANITIZE),1)
-    EMU_CUFLAGS += -fsanitize=thread --param tsan-instrument-func-entry-exit=0
+    EMU_CUFLAGS += -fsanitize=thread --param tsan-instrument-func-entry-exit=0 --param tsan-distinguish-volatile=1
   endif
   CUDA_LINE := CUDA backend: run on the CPU by the CUDA emulator (emu/)
 else ifeq ($(CUDA),1)

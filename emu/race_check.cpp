@@ -93,19 +93,22 @@ Shadow* shadow_of(const char* p, size_t bytes, uint64_t& stale_before) {
   return nullptr;
 }
 
-// Whether the access recorded as `r` races with the running thread's access now (one of them
-// being a write).
-bool races(uint64_t r, uint64_t thread, uint64_t stale_before) {
+// How the access recorded as `r` and the running thread's access now (one of them a write) are
+// ordered: not at all, or through another block's fence and an atomic on this side, which makes a
+// read see the write only if it bypasses the multiprocessor's cache (a volatile load), or fully.
+enum class Order { ordered, unordered, cached_read };
+Order order(uint64_t r, uint64_t thread, uint64_t stale_before, bool volatile_read) {
   const uint64_t at = clock_of(r), by = thread_of(r);
-  if (by == 0 || at < stale_before || by == thread) return false;
-  if (at >= block_start) return at >= barrier_clock;  // this block's, after its last barrier
+  if (by == 0 || at < stale_before || by == thread) return Order::ordered;
+  if (at >= block_start) return at >= barrier_clock ? Order::unordered : Order::ordered;  // this block's
   // An earlier block's: ordered only by its fence and an atomic on this side. (Reads by several
   // threads keep no blocks to look up: taken as unordered.)
-  if (by == kSeveral) return true;
+  if (by == kSeveral) return Order::unordered;
   const bool fenced = block_fence[(by - 1) / threads_per_block] > at;
   const bool acquired = thread_atomic[(thread - 1) % threads_per_block] ||
                         (block_atomic != 0 && block_atomic < barrier_clock);
-  return !(fenced && acquired);
+  if (!fenced || !acquired) return Order::unordered;
+  return volatile_read ? Order::ordered : Order::cached_read;
 }
 
 std::string coordinates(uint64_t thread) {
@@ -140,18 +143,23 @@ std::string pointer(const void* p) {
   return text;
 }
 
-// Fails the launch: the running thread's access to `p` races with the access recorded as `r`.
-[[noreturn]] void report_race(const char* p, bool write, uint64_t r, bool r_wrote, uint64_t thread,
-                              uint64_t stale_before, const void* pc) {
+// Fails the launch: the running thread's access to `p` is not ordered (`how`) after the access
+// recorded as `r`.
+[[noreturn]] void report(Order how, const char* p, bool write, uint64_t r, bool r_wrote, uint64_t thread,
+                         uint64_t stale_before, const void* pc) {
   const bool shared = stale_before == block_start, same_block = clock_of(r) >= block_start;
-  fail("race: " + coordinates(thread) + (write ? " writes " : " reads ") + (shared ? "shared" : "device") +
-       " memory at " + pointer(p) + (r_wrote ? " that " : " read by ") + coordinates(thread_of(r)) +
-       (r_wrote ? " wrote" : "") +
-       (same_block ? ", with no __syncthreads() between them" : ", with no fence and atomic between them") +
-       "; the second access" + code_at(pc));
+  const std::string what = coordinates(thread) + (write ? " writes " : " reads ") + (shared ? "shared" : "device") +
+                           " memory at " + pointer(p) + (r_wrote ? " that " : " read by ") +
+                           coordinates(thread_of(r)) + (r_wrote ? " wrote" : "");
+  fail(how == Order::cached_read
+           ? what + ", with a plain load: after the fence and the atomic, a load that may hit the multiprocessor's "
+                    "cache can still see an older value (read it through a volatile pointer); the load" + code_at(pc)
+           : "race: " + what +
+                 (same_block ? ", with no __syncthreads() between them" : ", with no fence and atomic between them") +
+                 "; the second access" + code_at(pc));
 }
 
-void watch_access(const void* at, size_t bytes, bool write, const void* pc) {
+void watch_access(const void* at, size_t bytes, bool write, bool is_volatile, const void* pc) {
   if (!in_kernel) return;
   const char* p = static_cast<const char*>(at);
   const uint64_t thread = block_index * threads_per_block + thread_linear() + 1;
@@ -166,9 +174,11 @@ void watch_access(const void* at, size_t bytes, bool write, const void* pc) {
   }
   for (size_t i = 0; i < bytes; ++i) {
     Shadow& b = s[i];
-    if (races(b.write, thread, stale_before)) report_race(p + i, write, b.write, true, thread, stale_before, pc);
+    const Order after_write = order(b.write, thread, stale_before, write || is_volatile);
+    if (after_write != Order::ordered) report(after_write, p + i, write, b.write, true, thread, stale_before, pc);
     if (write) {
-      if (races(b.reads, thread, stale_before)) report_race(p + i, write, b.reads, false, thread, stale_before, pc);
+      const Order after_reads = order(b.reads, thread, stale_before, true);
+      if (after_reads != Order::ordered) report(after_reads, p + i, write, b.reads, false, thread, stale_before, pc);
       b.write = record(clock, thread);
     } else {
       // The reads since the write, or since this block's last barrier: one thread's, or several's.
@@ -238,26 +248,28 @@ void forget(const void* block, size_t bytes) {
 
 }  // namespace qnn_emu::race
 
-// The hooks g++'s -fsanitize=thread calls. Accesses are reported as (address, size); the caller's
-// return address says where in the kernel the access is.
+// The hooks g++'s -fsanitize=thread calls (volatile accesses apart, as the build asks). Accesses
+// are reported as (address, size); the caller's return address says where in the kernel it is.
 using qnn_emu::race::watch_access;
 extern "C" {
 void __tsan_init() { qnn_emu::race::instrumented = true; }
 void __tsan_func_entry(void*) {}
 void __tsan_func_exit() {}
-#define QNN_EMU_HOOKS(n)                                                                                        \
-  void __tsan_read##n(void* p) { watch_access(p, n, false, __builtin_return_address(0)); }                           \
-  void __tsan_write##n(void* p) { watch_access(p, n, true, __builtin_return_address(0)); }                           \
-  void __tsan_unaligned_read##n(void* p) { watch_access(p, n, false, __builtin_return_address(0)); }                 \
-  void __tsan_unaligned_write##n(void* p) { watch_access(p, n, true, __builtin_return_address(0)); }
+#define QNN_EMU_HOOKS(n)                                                                                     \
+  void __tsan_read##n(void* p) { watch_access(p, n, false, false, __builtin_return_address(0)); }           \
+  void __tsan_write##n(void* p) { watch_access(p, n, true, false, __builtin_return_address(0)); }           \
+  void __tsan_unaligned_read##n(void* p) { watch_access(p, n, false, false, __builtin_return_address(0)); } \
+  void __tsan_unaligned_write##n(void* p) { watch_access(p, n, true, false, __builtin_return_address(0)); } \
+  void __tsan_volatile_read##n(void* p) { watch_access(p, n, false, true, __builtin_return_address(0)); }   \
+  void __tsan_volatile_write##n(void* p) { watch_access(p, n, true, true, __builtin_return_address(0)); }
 QNN_EMU_HOOKS(1)
 QNN_EMU_HOOKS(2)
 QNN_EMU_HOOKS(4)
 QNN_EMU_HOOKS(8)
 QNN_EMU_HOOKS(16)
 #undef QNN_EMU_HOOKS
-void __tsan_read_range(void* p, unsigned long n) { watch_access(p, n, false, __builtin_return_address(0)); }
-void __tsan_write_range(void* p, unsigned long n) { watch_access(p, n, true, __builtin_return_address(0)); }
+void __tsan_read_range(void* p, unsigned long n) { watch_access(p, n, false, false, __builtin_return_address(0)); }
+void __tsan_write_range(void* p, unsigned long n) { watch_access(p, n, true, false, __builtin_return_address(0)); }
 void __tsan_vptr_read(void**) {}
 void __tsan_vptr_update(void**, void*) {}
 }

@@ -14,6 +14,9 @@
 //     write, and the reader's thread (or its block, before a __syncthreads() since) made an atomic
 //     before the read: the "last block" pattern, where each block publishes its part, fences and
 //     counts itself done on an atomic counter, and the block that counts last reads every part.
+//     That read must be volatile: a plain load may be served from the multiprocessor's cache,
+//     which the other blocks' writes do not update (the build has volatile accesses call hooks of
+//     their own).
 //   Launches on the one stream are ordered: accesses of different launches never race.
 //
 // A warp collective (__shfl_*_sync, __ballot_sync) orders no memory: CUDA documents no memory

@@ -2,15 +2,16 @@
 # Every GPU path of the apps, run for a few steps on the CUDA emulator (docs/cuda-emulator.md):
 # the twelve gradient quantizers, QAT and its export, --no-cudnn, --no-graph, bf16,
 # channels-last, emulated workers, checkpoints and resume, --evaluate, the variance measure, and
-# ./apps/imagenet. The emulator closes device memory to host code and checks every kernel's
-# pointer arguments, so a path that reads a CUDA tensor from the CPU, or hands a kernel a host
-# pointer, stops here as it would on a GPU. Each run must exit 0 and reach its epoch line.
+# ./apps/imagenet. The emulator closes device memory to host code and watches every access of the
+# kernels, so a path that reads a CUDA tensor from the CPU, hands a kernel a host pointer or runs
+# a kernel with a race between its threads stops here (emu/race_check.h). Each run must exit 0
+# and reach its epoch line.
 #
 #   scripts/emulate_apps.sh                   # CIFAR-10 from $CIFAR10_DIR, ImageNet layout from $HYMENOPTERA_DIR
 #   ONLY=quant scripts/emulate_apps.sh        # the runs whose name holds "quant"
 #
 # It links ./apps with the emulator (build-emulate/); the next plain `make` links them back.
-# About 3 minutes on 2 cores.
+# About 10 minutes on 2 cores.
 set -u
 cd "$(dirname "$0")/.."
 : "${CIFAR10_DIR:?set CIFAR10_DIR to a CIFAR-10 binary folder (scripts/fetch_cifar10.sh writes one)}"

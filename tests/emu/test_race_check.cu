@@ -1,7 +1,8 @@
 // Tests of the emulator's race checker (emu/race_check.h): a read or write of another thread's
 // data with no barrier between them fails the launch, in shared and in device memory, whichever
 // access comes first in the emulator's order; barriers, atomics, and the fence-and-counter
-// pattern by which the last block of a grid reads what the others wrote, do not. Skipped where
+// pattern by which the last block of a grid reads what the others wrote (through volatile
+// loads), do not. Skipped where
 // the kernels are not instrumented (`make emulate SANITIZE=1`, whose AddressSanitizer excludes
 // ThreadSanitizer's instrumentation).
 #include <doctest.h>
@@ -48,8 +49,10 @@ __global__ void cross_block_kernel(int* data) {
 }
 
 // Each block writes its partial sum, fences (if asked) and counts itself done; the block that
-// counts last adds every partial (tensor/batchnorm.cu's statistics do the same).
-__global__ void last_block_sum_kernel(const int* in, int* partial, unsigned* done, int* total, int fence) {
+// counts last adds every partial, through a volatile pointer (if asked), as tensor/batchnorm.cu's
+// statistics do.
+__global__ void last_block_sum_kernel(const int* in, int* partial, unsigned* done, int* total, int fence,
+                                      int volatile_read) {
   __shared__ int sums[32];
   __shared__ int last;
   sums[threadIdx.x] = in[blockIdx.x * 32 + threadIdx.x];
@@ -64,7 +67,10 @@ __global__ void last_block_sum_kernel(const int* in, int* partial, unsigned* don
   __syncthreads();
   if (last && threadIdx.x == 0) {
     int s = 0;
-    for (unsigned b = 0; b < gridDim.x; ++b) s += static_cast<volatile int*>(partial)[b];
+    for (unsigned b = 0; b < gridDim.x; ++b) {
+      if (volatile_read) s += static_cast<volatile int*>(partial)[b];
+      else s += partial[b];
+    }
     *total = s;
     *done = 0;
   }
@@ -113,12 +119,15 @@ TEST_CASE("emulator race check: blocks of one launch are ordered only by a fence
   unsigned* done = device_array<unsigned>(1);
   REQUIRE(cudaMemcpy(in, values.data(), sizeof(int) * values.size(), cudaMemcpyHostToDevice) == cudaSuccess);
   REQUIRE(cudaMemset(done, 0, sizeof(unsigned)) == cudaSuccess);
-  last_block_sum_kernel<<<8, 32>>>(in, partial, done, total, 1);
+  last_block_sum_kernel<<<8, 32>>>(in, partial, done, total, 1, 1);
   REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
   int expected = 0;
   for (int v : values) expected += v;
   CHECK(to_host(total, 1)[0] == expected);
-  last_block_sum_kernel<<<8, 32>>>(in, partial, done, total, 0);
+  last_block_sum_kernel<<<8, 32>>>(in, partial, done, total, 0, 1);  // no fence
+  expect_failed_launch();
+  REQUIRE(cudaMemset(done, 0, sizeof(unsigned)) == cudaSuccess);
+  last_block_sum_kernel<<<8, 32>>>(in, partial, done, total, 1, 0);  // a plain load may hit a stale cache
   expect_failed_launch();
 
   // Atomics on one address from every thread are no race.
