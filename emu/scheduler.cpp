@@ -15,7 +15,6 @@
 #include <cstdlib>
 #include <algorithm>
 #include <cstring>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -374,22 +373,17 @@ std::string refused_configuration(dim3 grid, dim3 block, size_t dynamic_shared_b
 }
 
 // The static shared memory of every kernel: declarations take their places as they first run
-// (a mutex, since host threads may launch kernels at once), and every place is filled with NaN
+// (kernels run under the runtime's device lock, one at a time), and every place is filled with NaN
 // bytes before each block, so that a read of an element the block has not written gives NaN (on a
 // GPU: whatever the last block on that multiprocessor left), not a value an earlier block or
 // launch left there.
 namespace {
 alignas(64) char static_shared[kStaticSharedArenaBytes];
 size_t static_shared_used = 0;
-std::mutex static_shared_mutex;
-void poison_static_shared() {
-  std::lock_guard<std::mutex> lock(static_shared_mutex);
-  std::memset(static_shared, 0xff, static_shared_used);
-}
+void poison_static_shared() { std::memset(static_shared, 0xff, static_shared_used); }
 }  // namespace
 
 size_t allocate_static_shared(size_t bytes, size_t alignment) {
-  std::lock_guard<std::mutex> lock(static_shared_mutex);
   const size_t offset = (static_shared_used + alignment - 1) / alignment * alignment;
   if (offset + bytes > kStaticSharedArenaBytes) {
     std::fprintf(stderr, "CUDA emulator: the kernels' __shared__ declarations need more than %zu bytes in all\n",

@@ -62,8 +62,8 @@ enum class BlockOp { sync, any };  // __syncthreads(), __syncthreads_or()
 int block_barrier(BlockOp op, int predicate);
 
 // Whether [p, p + bytes) is the running CUDA thread's own: its stack, or the scheduler's records
-// of its launch (the built-in variables read them, the call of its body reads that). (What else a kernel may touch is device and
-// shared memory, and its arguments.)
+// of its launch, which the built-in variables and the call of its body read. (What else a kernel
+// may touch is device and shared memory, and its arguments.)
 bool owned_by_running_thread(const void* p, size_t bytes);
 
 // Records a failure of the running kernel (a device-side error) and ends its launch.
