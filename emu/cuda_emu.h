@@ -141,11 +141,11 @@ QNN_EMU_SHUFFLE(__shfl_xor_sync, shfl_xor)
 inline void __threadfence() { qnn_emu::race::fence(); }
 
 // Atomics: the old value, as on the GPU. They are not instrumented: the race checker is told of
-// them instead of their reads and writes.
+// each as one atomic access (from the kernel's call site) instead of its read and write.
 #define QNN_EMU_ATOMIC(name, update)                                                        \
   template <typename T>                                                                     \
   __attribute__((no_sanitize("thread"), noinline)) T name(T* p, T v) {                      \
-    qnn_emu::race::atomic();                                                                \
+    qnn_emu::race::atomic(p, sizeof(T), __builtin_return_address(0));                       \
     const T old = *p;                                                                       \
     *p = update;                                                                            \
     return old;                                                                             \

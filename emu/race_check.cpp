@@ -25,12 +25,14 @@ namespace qnn_emu::race {
 namespace {
 
 // A record: the clock when the access happened and 1 + the thread's index in the launch (0: no
-// access). Reads by two threads or more since the write keep the later clock and kSeveral.
+// access). Reads by two threads or more since the write keep the later clock and kSeveral. A write
+// record with kAtomic is an atomic's: other atomics do not race with it.
 constexpr int kThreadBits = 28;
 constexpr uint64_t kThreadMask = (uint64_t(1) << kThreadBits) - 1;
 constexpr uint64_t kSeveral = kThreadMask;
+constexpr uint64_t kAtomic = uint64_t(1) << 63;
 uint64_t record(uint64_t clock, uint64_t thread) { return clock << kThreadBits | thread; }
-uint64_t clock_of(uint64_t r) { return r >> kThreadBits; }
+uint64_t clock_of(uint64_t r) { return (r & ~kAtomic) >> kThreadBits; }
 uint64_t thread_of(uint64_t r) { return r & kThreadMask; }
 
 struct Shadow {
@@ -76,20 +78,20 @@ void map_device_shadow() {
 
 // The shadow of [p, p + bytes) and the clock before which its records are stale (shared memory
 // is the block's own; device memory lives across blocks), or null where nothing is watched.
-Shadow* shadow_of(const char* p, size_t bytes, uint64_t& stale_before) {
-  if (!device_shadow) map_device_shadow();
-  if (device_shadow && p >= device_base && p + bytes <= device_base + device_covered) {
+const char* static_arena = nullptr;  // emu/scheduler.h's arena of static shared memory
+inline __attribute__((always_inline)) Shadow* shadow_of(const char* p, size_t bytes, uint64_t& stale_before) {
+  if (p >= device_base && p + bytes <= device_base + device_covered) {
     stale_before = launch_start;
     return device_shadow + (p - device_base);
   }
+  stale_before = block_start;
+  if (p >= static_arena && p + bytes <= static_arena + kStaticSharedArenaBytes)
+    return static_shadow.data() + (p - static_arena);
+  if (p >= dynamic_base && p + bytes <= dynamic_base + dynamic_bytes) return dynamic_shadow.data() + (p - dynamic_base);
   if (__start_qnn_emu_device && p >= __start_qnn_emu_device && p + bytes <= __stop_qnn_emu_device) {
     stale_before = launch_start;
     return variables_shadow.data() + (p - __start_qnn_emu_device);
   }
-  stale_before = block_start;
-  static const char* const arena = static_shared_arena();
-  if (p >= arena && p + bytes <= arena + kStaticSharedArenaBytes) return static_shadow.data() + (p - arena);
-  if (p >= dynamic_base && p + bytes <= dynamic_base + dynamic_bytes) return dynamic_shadow.data() + (p - dynamic_base);
   return nullptr;
 }
 
@@ -97,7 +99,8 @@ Shadow* shadow_of(const char* p, size_t bytes, uint64_t& stale_before) {
 // ordered: not at all, or through another block's fence and an atomic on this side, which makes a
 // read see the write only if it bypasses the multiprocessor's cache (a volatile load), or fully.
 enum class Order { ordered, unordered, cached_read };
-Order order(uint64_t r, uint64_t thread, uint64_t stale_before, bool volatile_read) {
+inline __attribute__((always_inline)) Order order(uint64_t r, uint64_t thread, uint64_t stale_before,
+                                                 bool volatile_read) {
   const uint64_t at = clock_of(r), by = thread_of(r);
   if (by == 0 || at < stale_before || by == thread) return Order::ordered;
   if (at >= block_start) return at >= barrier_clock ? Order::unordered : Order::ordered;  // this block's
@@ -143,14 +146,22 @@ std::string pointer(const void* p) {
   return text;
 }
 
+// What an access does, in a report.
+enum class Access { read, write, atomic };
+const char* doing(Access a) {
+  return a == Access::read ? " reads " : a == Access::write ? " writes " : " makes an atomic on ";
+}
+
 // Fails the launch: the running thread's access to `p` is not ordered (`how`) after the access
-// recorded as `r`.
-[[noreturn]] void report(Order how, const char* p, bool write, uint64_t r, bool r_wrote, uint64_t thread,
+// recorded as `r` (a read, or a write or an atomic as its kAtomic bit says).
+[[noreturn]] void report(Order how, const char* p, Access access, uint64_t r, bool r_wrote, uint64_t thread,
                          uint64_t stale_before, const void* pc) {
   const bool shared = stale_before == block_start, same_block = clock_of(r) >= block_start;
-  const std::string what = coordinates(thread) + (write ? " writes " : " reads ") + (shared ? "shared" : "device") +
-                           " memory at " + pointer(p) + (r_wrote ? " that " : " read by ") +
-                           coordinates(thread_of(r)) + (r_wrote ? " wrote" : "");
+  const std::string other = coordinates(thread_of(r));
+  const std::string what = coordinates(thread) + doing(access) + (shared ? "shared" : "device") + " memory at " +
+                           pointer(p) +
+                           (!r_wrote ? " read by " + other
+                                     : " that " + other + (r & kAtomic ? " updated atomically" : " wrote"));
   fail(how == Order::cached_read
            ? what + ", with a plain load: after the fence and the atomic, a load that may hit the multiprocessor's "
                     "cache can still see an older value (read it through a volatile pointer); the load" + code_at(pc)
@@ -159,33 +170,48 @@ std::string pointer(const void* p) {
                  "; the second access" + code_at(pc));
 }
 
+// The running thread's number in the launch, as records hold it.
+uint64_t running_thread() { return block_index * threads_per_block + thread_linear() + 1; }
+
+// The shadow of an access to [p, p + bytes), or null where it is to memory the thread may use
+// unwatched (its stack, the launch's arguments); an access to host memory fails the launch.
+inline __attribute__((always_inline)) Shadow* watched(const char* p, size_t bytes, Access access, uint64_t thread,
+                                                      const void* pc, uint64_t& stale_before) {
+  if (Shadow* s = shadow_of(p, bytes, stale_before)) return s;
+  if ((p >= arguments_base && p + bytes <= arguments_base + arguments_bytes) || owned_by_running_thread(p, bytes))
+    return nullptr;
+  fail(coordinates(thread) + doing(access) + "host memory at " + pointer(p) +
+       ", where a GPU thread faults (a host pointer in a structure argument or in device memory?); the access" +
+       code_at(pc));
+}
+
 void watch_access(const void* at, size_t bytes, bool write, bool is_volatile, const void* pc) {
   if (!in_kernel) return;
   const char* p = static_cast<const char*>(at);
-  const uint64_t thread = block_index * threads_per_block + thread_linear() + 1;
+  const uint64_t thread = running_thread();
+  const Access access = write ? Access::write : Access::read;
   uint64_t stale_before = 0;
-  Shadow* s = shadow_of(p, bytes, stale_before);
-  if (!s) {
-    if ((p >= arguments_base && p + bytes <= arguments_base + arguments_bytes) || owned_by_running_thread(p, bytes))
-      return;
-    fail(coordinates(thread) + (write ? " writes " : " reads ") + "host memory at " + pointer(p) +
-         ", where a GPU thread faults (a host pointer in a structure argument or in device memory?); the access" +
-         code_at(pc));
-  }
-  for (size_t i = 0; i < bytes; ++i) {
-    Shadow& b = s[i];
+  Shadow* s = watched(p, bytes, access, thread, pc, stale_before);
+  if (!s) return;
+  // Bytes with the same records (those of one earlier access of the same size, the usual case) are
+  // checked once, as a run.
+  for (size_t i = 0, end; i < bytes; i = end) {
+    const Shadow b = s[i];
+    for (end = i + 1; end < bytes && s[end].write == b.write && s[end].reads == b.reads;) ++end;
     const Order after_write = order(b.write, thread, stale_before, write || is_volatile);
-    if (after_write != Order::ordered) report(after_write, p + i, write, b.write, true, thread, stale_before, pc);
+    if (after_write != Order::ordered) report(after_write, p + i, access, b.write, true, thread, stale_before, pc);
+    Shadow now = b;
     if (write) {
       const Order after_reads = order(b.reads, thread, stale_before, true);
-      if (after_reads != Order::ordered) report(after_reads, p + i, write, b.reads, false, thread, stale_before, pc);
-      b.write = record(clock, thread);
+      if (after_reads != Order::ordered) report(after_reads, p + i, access, b.reads, false, thread, stale_before, pc);
+      now.write = record(clock, thread);
     } else {
       // The reads since the write, or since this block's last barrier: one thread's, or several's.
       const uint64_t before = thread_of(b.reads), when = clock_of(b.reads);
       const bool unordered = before != 0 && when >= stale_before && (when < block_start || when >= barrier_clock);
-      b.reads = record(clock, unordered && before != thread ? kSeveral : thread);
+      now.reads = record(clock, unordered && before != thread ? kSeveral : thread);
     }
+    if (now.write != b.write || now.reads != b.reads) std::fill(s + i, s + end, now);
   }
 }
 
@@ -200,7 +226,9 @@ void launch_begins(size_t blocks, size_t block_threads) {
   threads_per_block = block_threads;
   block_fence.assign(blocks, 0);
   thread_atomic.assign(block_threads, 0);
+  if (!device_shadow) map_device_shadow();
   if (static_shadow.empty()) {
+    static_arena = static_shared_arena();
     static_shadow.resize(kStaticSharedArenaBytes);
     variables_shadow.resize(__start_qnn_emu_device ? size_t(__stop_qnn_emu_device - __start_qnn_emu_device) : 0);
   }
@@ -231,8 +259,31 @@ void fence() {
   if (in_kernel) block_fence[block_index] = ++clock;
 }
 
-void atomic() {
+void atomic(const void* at, size_t bytes, const void* pc) {
   if (!in_kernel) return;
+  const char* p = static_cast<const char*>(at);
+  const uint64_t thread = running_thread();
+  uint64_t stale_before = 0;
+  if (Shadow* s = watched(p, bytes, Access::atomic, thread, pc, stale_before)) {
+    for (size_t i = 0; i < bytes; ++i) {
+      Shadow& b = s[i];
+      // Other atomics on the byte are no race; a plain write or read is, unless ordered before.
+      if (!(b.write & kAtomic)) {
+        const Order after_write = order(b.write, thread, stale_before, true);
+        if (after_write != Order::ordered)
+          report(after_write, p + i, Access::atomic, b.write, true, thread, stale_before, pc);
+      }
+      const Order after_reads = order(b.reads, thread, stale_before, true);
+      if (after_reads != Order::ordered)
+        report(after_reads, p + i, Access::atomic, b.reads, false, thread, stale_before, pc);
+      // This thread's own plain write since the block's last barrier stays the record: the other
+      // threads' atomics race with it. Otherwise the atomic is: the thread's later plain accesses
+      // come after every atomic its own read-modify-write saw, as the last block's do.
+      const bool own_unpublished_write = !(b.write & kAtomic) && thread_of(b.write) == thread &&
+                                         clock_of(b.write) >= barrier_clock;
+      if (!own_unpublished_write) b.write = record(clock, thread) | kAtomic;
+    }
+  }
   thread_atomic[thread_linear()] = 1;
   if (block_atomic == 0) block_atomic = clock;
 }

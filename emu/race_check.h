@@ -8,7 +8,7 @@
 // hook), and this file, not ThreadSanitizer's runtime, implements the hooks with CUDA's rules:
 //
 //   Two accesses to the same byte of device or shared memory, by different threads of one kernel
-//   launch, at least one of them a write and neither an atomic, race unless
+//   launch, at least one of them a write or an atomic and not both atomics, race unless
 //   - both threads are in the same block and a __syncthreads() of that block lies between them;
 //   - or the threads are in different blocks, the writer's block made a __threadfence() after the
 //     write, and the reader's thread (or its block, before a __syncthreads() since) made an atomic
@@ -37,9 +37,16 @@
 // inside a structure or stored in device memory. A GPU thread faults there; here the launch
 // fails, naming the address and the place in the code.
 //
+// An atomic stands for what it reads and writes: a plain store that initialises a counter races
+// with the other threads' atomics unless a barrier lies between, and so does a plain load of it
+// before the barrier that follows them. A thread's plain access after its own atomic on the same
+// byte is taken to come after the atomics that ran before it in the emulator's order, which its
+// read-modify-write saw (as the last block resets the counter it counted on); where a GPU could
+// run one of those after the access, the race goes unseen.
+//
 // Not seen: accesses made by code outside the instrumented kernels (the emulated cuBLAS and
-// cuDNN, copies and fills), which run alone on the stream anyway; races between plain accesses
-// and atomics on the same byte; launches of 2^28 threads or more.
+// cuDNN, copies and fills), which run alone on the stream anyway; launches of 2^28 threads or
+// more.
 #pragma once
 #include <cstddef>
 
@@ -57,7 +64,7 @@ void launch_ends();
 // What the kernels' fences and atomics tell it, and where a launch keeps its arguments
 // (emu/cuda_emu.h).
 void fence();
-void atomic();
+void atomic(const void* p, size_t bytes, const void* pc);
 void arguments(const void* p, size_t bytes);
 
 // Device memory given back: its shadow goes too (emu/device_memory.cpp).

@@ -1,8 +1,8 @@
 // Tests of the emulator's race checker (emu/race_check.h): a read or write of another thread's
 // data with no barrier between them fails the launch, in shared and in device memory, whichever
-// access comes first in the emulator's order; barriers, atomics, and the fence-and-counter
-// pattern by which the last block of a grid reads what the others wrote (through volatile
-// loads), do not. Skipped where
+// access comes first in the emulator's order, and so does a plain access to a byte other threads
+// update atomically; barriers, atomics, and the fence-and-counter pattern by which the last block
+// of a grid reads what the others wrote (through volatile loads), do not. Skipped where
 // the kernels are not instrumented (`make emulate SANITIZE=1`, whose AddressSanitizer excludes
 // ThreadSanitizer's instrumentation).
 #include <doctest.h>
@@ -79,6 +79,18 @@ __global__ void last_block_sum_kernel(const int* in, int* partial, unsigned* don
 // Every thread of every block adds to one counter.
 __global__ void count_kernel(unsigned* counter) { atomicAdd(counter, 1u); }
 
+// Thread 0 zeroes a shared counter that every thread then adds to, and reads the total: a barrier
+// must separate the plain store from the atomics (`init_barrier`), and the atomics from the plain
+// load (`read_barrier`).
+__global__ void shared_count_kernel(int* out, int init_barrier, int read_barrier) {
+  __shared__ int count;
+  if (threadIdx.x == 0) count = 0;
+  if (init_barrier) __syncthreads();
+  atomicAdd(&count, 1);
+  if (read_barrier) __syncthreads();
+  if (threadIdx.x == 0) out[blockIdx.x] = count;
+}
+
 }  // namespace
 
 TEST_CASE("emulator race check: shared memory read or overwritten with no barrier fails the launch" *
@@ -138,4 +150,20 @@ TEST_CASE("emulator race check: blocks of one launch are ordered only by a fence
   for (void* p : {static_cast<void*>(data), static_cast<void*>(in), static_cast<void*>(partial),
                   static_cast<void*>(total), static_cast<void*>(done)})
     cudaFree(p);
+}
+
+TEST_CASE("emulator race check: a plain access and another thread's atomic on one byte need a barrier" *
+          doctest::test_suite("emulator")) {
+  if (!watching()) return;
+  int* out = device_array<int>(2);
+  shared_count_kernel<<<2, 64>>>(out, 1, 1);
+  REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+  CHECK(to_host(out, 2) == std::vector<int>{64, 64});
+  // In the emulator's order thread 0 zeroes the counter before the others add (a right total) and
+  // reads it before they add (a wrong one): both are races.
+  shared_count_kernel<<<2, 64>>>(out, 0, 1);
+  expect_failed_launch();
+  shared_count_kernel<<<2, 64>>>(out, 1, 0);
+  expect_failed_launch();
+  cudaFree(out);
 }
