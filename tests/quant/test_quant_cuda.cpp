@@ -200,10 +200,17 @@ GPU_TEST_CASE("quant cuda: adaptive schemes (levels refitted on the host)") {
   }
 }
 
-GPU_TEST_CASE("quant cuda: smart on the GPU (<= 512 candidates), and through the host (more)") {
-  // The device kernel (quant/smart_device.cu); tests/quant/test_smart_device.cpp has more.
+// The device kernel (quant/smart_device.cu) takes up to 512 candidates per bucket;
+// tests/quant/test_smart_device.cpp has more.
+GPU_TEST_CASE("quant cuda: smart on the GPU, every value a candidate (buckets of 512)") {
   check_scheme("smart", options_for(512));
-  check_scheme("smart", options_for(1000));  // sampled candidates (512 of each full bucket)
+}
+
+GPU_TEST_CASE("quant cuda: smart on the GPU, 512 sampled candidates (buckets of 1000)") {
+  check_scheme("smart", options_for(1000));
+}
+
+GPU_TEST_CASE("quant cuda: smart with more candidates goes through the host") {
   // Buckets of 51200 sample 2560 candidates: not supported, the hook goes through the host.
   CHECK(!DeviceQuantizer::supports(*make_quantizer("smart", options_for(51200))));
   check_scheme_hook("smart", options_for(51200), Flattening::network_wide);
