@@ -232,9 +232,9 @@ $(BUILD)/qnn_tests: $(TEST_OBJ) $(BUILD)/libqnn.a
 
 # Runs every test; the last line sums them up as "tests: N passed, N failed, N skipped". The tests
 # run the apps; a sanitizer or emulator build leaves the benchmarks out. The cases run in
-# TEST_JOBS processes at once (one per core, at most 4), each on a share of them
-# (scripts/run_tests.sh): many cases, and the apps they start, use one core at a time, as do the
-# emulated kernels and much of the code under the sanitizers.
+# TEST_JOBS processes at once (one per core, at most 4), each taking the next case when it has
+# finished one (scripts/run_tests.sh): many cases, and the apps they start, use one core at a
+# time, as do the emulated kernels and much of the code under the sanitizers.
 TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 test: $(if $(filter 1,$(SANITIZE) $(EMU)),$(APPS),all) $(BUILD)/qnn_tests
 	@$(TEST_ENV) scripts/run_tests.sh $(TEST_JOBS) $(BUILD)/test.log ./$(BUILD)/qnn_tests $(TEST_ARGS)
