@@ -2,7 +2,7 @@
 # Runs the doctest binary in JOBS processes at once that deal its test cases out among themselves:
 # each process takes the next case of the list whenever it has finished one (QNN_TEST_QUEUE,
 # tests/main.cpp), so a few long cases (the CUDA emulator's, code under AddressSanitizer) do not
-# leave one process working long after the others have stopped, as fixed shares did. Each
+# leave one process working long after the others have stopped. Each
 # process keeps OpenMP's parallel paths (at least 2 threads) within its share of the cores,
 # unless OMP_NUM_THREADS is set, and its idle threads sleep (OMP_WAIT_POLICY=passive, unless
 # set): threads that spin while waiting for work take the cores the other processes need (on 2
@@ -28,8 +28,7 @@ summarize() {
        END { if (n) { skipped = total - ran; print "tests: " passed " passed, " failed " failed, " skipped " skipped" } }' "$@"
 }
 
-# The arguments each case's process gets: ARGS less the case-name filters, which the listing
-# applied.
+# The arguments each process gets: ARGS less the case-name filters, which the listing applied.
 case_args=()
 for arg in "$@"; do
   case "$arg" in

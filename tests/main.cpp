@@ -25,9 +25,10 @@
 
 namespace {
 
-// The queue's next line number, taken: read and advanced under an exclusive lock of DIR/next.
+// The queue's next line number, taken: read and advanced under an exclusive lock of DIR/next;
+// -1 if the file cannot be locked or written.
 int64_t take_next(int fd) {
-  flock(fd, LOCK_EX);
+  if (flock(fd, LOCK_EX) != 0) return -1;
   int64_t next = 0;
   if (pread(fd, &next, sizeof next, 0) != sizeof next) next = 0;  // empty: nothing taken yet
   const int64_t advanced = next + 1;
@@ -47,7 +48,14 @@ int run_queue(doctest::Context& context, const std::string& dir) {
     return 2;
   }
   int status = 0;
-  for (int64_t k = take_next(fd); k >= 0 && k < int64_t(cases.size()); k = take_next(fd)) {
+  for (;;) {
+    const int64_t k = take_next(fd);
+    if (k < 0) {  // the cases left would go unrun: a failure, not a pass
+      std::fprintf(stderr, "qnn tests: QNN_TEST_QUEUE=%s: cannot lock or advance %s/next\n", dir.c_str(), dir.c_str());
+      status = 2;
+      break;
+    }
+    if (k >= int64_t(cases.size())) break;
     context.clearFilters();  // the list's own filters chose the cases
     context.setOption("test-case", cases[size_t(k)].c_str());
     status |= context.run();
