@@ -3,19 +3,18 @@
 #                               DIR/include/qnn/ and pkg-config files: qnn.pc (shared library)
 #                               and qnn-static.pc (static library and what it links with)
 #   make uninstall PREFIX=DIR   removes exactly those
-#   make shared                 only builds the two libraries: $(PIC_BUILD)/libqnn.{a,so}
-# Both libraries are made of the same position-independent objects (-fPIC, which a shared
-# library needs), compiled in their own folder, $(PIC_BUILD), so the default build is untouched.
-# Variables: PREFIX (/usr/local), DESTDIR (staging root, prepended to every installed path),
-# PIC_BUILD ($(BUILD)-pic). The library is built for this machine (-march=native) unless
-# PORTABLE=1; OPENMP=0 and CUDA=0 apply to what is installed as to any build.
+#   make shared                 only builds the two libraries: $(BUILD)/libqnn.{a,so}
+# Both libraries are made of the build's objects, which are position-independent (-fPIC, which a
+# shared library needs) in every build: installing after `make` compiles nothing again.
+# Variables: PREFIX (/usr/local), DESTDIR (staging root, prepended to every installed path).
+# The library is built for this machine (-march=native) unless PORTABLE=1; OPENMP=0 and CUDA=0
+# apply to what is installed as to any build.
 #
 # The headers keep the source tree's layout (include/qnn/tensor/tensor.h, ...) and include
 # each other as "tensor/tensor.h", so pkg-config's Cflags is -I$(PREFIX)/include/qnn; the C API
 # is include/qnn/qnn.h (#include "qnn.h" or <qnn.h>).
 
 PREFIX ?= /usr/local
-PIC_BUILD ?= $(BUILD)-pic
 QNN_VERSION := $(shell sed -n 's/^\#define QNN_VERSION_STRING "\([0-9.]*\)".*/\1/p' capi/qnn.h)
 QNN_SONAME := libqnn.so.$(firstword $(subst ., ,$(QNN_VERSION)))
 INSTALL_PREFIX := $(abspath $(PREFIX))
@@ -38,11 +37,9 @@ PUBLIC_HEADERS := $(filter-out $(PRIVATE_HEADERS) capi/qnn.h,\
   $(wildcard $(addsuffix /*.h,tensor autograd nn optim data quant qat ptq qinfer dist train)))
 
 .PHONY: install uninstall shared
-shared:
-	@$(MAKE) --no-print-directory PIC=1 BUILD=$(PIC_BUILD) $(PIC_BUILD)/libqnn.a $(PIC_BUILD)/libqnn.so
+shared: $(BUILD)/libqnn.a $(BUILD)/libqnn.so
 
 $(BUILD)/libqnn.so: $(LIB_OBJ)
-	$(if $(filter 1,$(PIC)),,$(error $@ needs position-independent objects: run `make shared`))
 	$(CXX) -shared -Wl,-soname,$(QNN_SONAME) $^ -o $@ $(LDFLAGS)
 
 # pkg-config files for the installed prefix. The shared library records the libraries it needs;
@@ -63,8 +60,8 @@ export QNN_PC_STATIC := $(call QNN_PC,-static, (static library),$${libdir}/libqn
 
 install: shared
 	install -d $(INSTALL_LIBDIR)/pkgconfig $(INSTALL_INCLUDEDIR)
-	install -m 644 $(PIC_BUILD)/libqnn.a $(INSTALL_LIBDIR)/libqnn.a
-	install -m 755 $(PIC_BUILD)/libqnn.so $(INSTALL_LIBDIR)/libqnn.so.$(QNN_VERSION)
+	install -m 644 $(BUILD)/libqnn.a $(INSTALL_LIBDIR)/libqnn.a
+	install -m 755 $(BUILD)/libqnn.so $(INSTALL_LIBDIR)/libqnn.so.$(QNN_VERSION)
 	ln -sf libqnn.so.$(QNN_VERSION) $(INSTALL_LIBDIR)/$(QNN_SONAME)
 	ln -sf $(QNN_SONAME) $(INSTALL_LIBDIR)/libqnn.so
 	install -m 644 capi/qnn.h $(INSTALL_INCLUDEDIR)/qnn.h
@@ -80,8 +77,3 @@ uninstall:
 	  $(INSTALL_LIBDIR)/libqnn.so.$(QNN_VERSION) $(INSTALL_LIBDIR)/pkgconfig/qnn.pc \
 	  $(INSTALL_LIBDIR)/pkgconfig/qnn-static.pc
 	rm -rf $(INSTALL_INCLUDEDIR)
-
-clean: clean-shared
-.PHONY: clean-shared
-clean-shared:
-	rm -rf $(PIC_BUILD)

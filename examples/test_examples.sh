@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tests the installed library as a user sees it (docs/embedding.md): `make install` into a
-# temporary prefix (a CPU-only build in its own folders, build-embed and build-embed-pic, so the
-# default build is untouched), then, against that prefix only:
+# temporary prefix (the default build, as `make` configures it: after `make` or `make test` it
+# compiles nothing again), then, against that prefix only:
 #  - every installed header compiles (one C++17 file including all of them) and qnn.h compiles
 #    as C99 with -pedantic;
 #  - the examples build with pkg-config from a copy outside the source tree;
@@ -21,7 +21,7 @@ trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
 fail() { echo "test_examples: FAILED: $*" >&2; exit 1; }
 
-make --no-print-directory CUDA=0 BUILD=build-embed ${MAKE_ARGS:-} install PREFIX="$prefix" | tail -3
+make --no-print-directory ${MAKE_ARGS:-} install PREFIX="$prefix" | tail -3
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 for f in libqnn.a libqnn.so pkgconfig/qnn.pc pkgconfig/qnn-static.pc; do
   [ -e "$prefix/lib/$f" ] || fail "make install did not install lib/$f"
@@ -80,7 +80,7 @@ if ./quantize no-such-scheme 2> "$tmp/err"; then fail "quantize took an unknown 
 grep -q "valid: .*standard" "$tmp/err" || fail "quantize's error does not list the schemes: $(cat "$tmp/err")"
 
 cd "$root"
-make --no-print-directory CUDA=0 BUILD=build-embed uninstall PREFIX="$prefix" > /dev/null
+make --no-print-directory ${MAKE_ARGS:-} uninstall PREFIX="$prefix" > /dev/null
 left=$(find "$prefix" -type f -o -type l)
 [ -z "$left" ] || fail "make uninstall left: $left"
 echo "test_examples: passed"
