@@ -51,7 +51,7 @@ SANITIZE ?= 0
 OPT := -O3
 ifeq ($(SANITIZE),1)
   # Every finding stops the program (no recovery); float-cast-overflow is not in -fsanitize=undefined.
-  # Four of UBSan's checks are left out; together they doubled the compile time of the
+  # Five of UBSan's checks are left out; together they doubled the compile time of the
   # instrumented library and tests (train/run.cpp: 16.8 s with them, 9.4 s without):
   #  - null and object-size: ASan stops at the same faults (a null dereference, an access outside
   #    its object);

@@ -2,11 +2,11 @@
 # Runs the doctest binary in JOBS processes at once that deal its test cases out among themselves:
 # each process takes the next case of the list whenever it has finished one (QNN_TEST_QUEUE,
 # tests/main.cpp), so a few long cases (the CUDA emulator's, code under AddressSanitizer) do not
-# leave one process working long after the others have stopped. Each
-# process keeps OpenMP's parallel paths (at least 2 threads) within its share of the cores,
-# unless OMP_NUM_THREADS is set, and its idle threads sleep (OMP_WAIT_POLICY=passive, unless
-# set): threads that spin while waiting for work take the cores the other processes need (on 2
-# cores, 2 processes ran the CPU tests in 143 s spinning and 72 s sleeping, one process in 111 s).
+# leave one process working long after the others have stopped. Each process keeps OpenMP's
+# parallel paths (at least 2 threads) within its share of the cores, unless OMP_NUM_THREADS is
+# set, and its idle threads sleep (OMP_WAIT_POLICY=passive, unless set): threads that spin while
+# waiting for work take the cores the other processes need (on 2 cores, 2 processes ran the CPU
+# tests in 143 s spinning and 72 s sleeping, one process in 111 s).
 #
 #   scripts/run_tests.sh JOBS LOG BINARY [ARGS...]
 #
