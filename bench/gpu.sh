@@ -8,10 +8,10 @@
 # seconds per 50k-image epoch, peak GPU memory of the timed steps and the ratio of qnn's best to
 # PyTorch's best. Then bf16 mixed precision: qnn's graph with --precision bf16 (bf16 activations,
 # both layouts) against PyTorch's bf16 autocast graph (channels-last), and its ratio. With
-# PROFILE=1 it also runs ncu over 20 timed qnn steps in each layout and prints the time per
-# kernel. Everything it prints is also appended to the results log, bench/results-gpu.md, under
-# the date, commit and GPU, so that each GPU run starts from what the last one saw
-# (RESULTS_LOG=file writes elsewhere, RESULTS_LOG= writes none).
+# PROFILE=1 it also prints the time per kernel of 20 replayed qnn steps in each layout
+# (bench/gpu_profile.sh, Nsight Compute). Everything it prints is also appended to the results
+# log, bench/results-gpu.md, under the date, commit and GPU, so that each GPU run starts from
+# what the last one saw (RESULTS_LOG=file writes elsewhere, RESULTS_LOG= writes none).
 #   bench/gpu.sh [steps] [batch sizes...]     (after `make -j16` on a machine with a GPU)
 #   PYTHON=/opt/torch/.venv/bin/python3 (default: python3)
 set -euo pipefail
@@ -61,18 +61,9 @@ measure() {
       "$(printf '%s\n' "$q16" "$qc16" | rate | sort -g | tail -1)" "$(printf '%s\n' "$tc16" | rate)"
   done
   if [ "${PROFILE:-0}" = 1 ]; then
-    # ncu collects only what train_step brackets with cudaProfilerStart/Stop: its timed steps,
-    # here 20 replays of the captured step (start-up and cuDNN's algorithm search are not profiled).
-    n=20
+    # 20 replays of the captured step in each layout, timed per kernel (bench/gpu_profile.sh).
     for layout in "" --channels-last; do
-      echo "== where qnn's step goes (ncu, batch 128${layout:+, $layout}, mean over $n graph replays)"
-      ncu --profile-from-start off --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
-        ./build/bench/train_step --device cuda --batch-size 128 --steps "$n" --warmup 5 $layout 2>/dev/null \
-        | grep gpu__time_duration \
-        | awk -F'","' -v n="$n" '{ v = $NF; gsub(/"/, "", v); t[$5] += v; c[$5]++; total += v }
-            END { for (k in t) printf "%9.1f us %5.1f%% %4d/step  %s\n", t[k] / 1000 / n, 100 * t[k] / total, c[k] / n, substr(k, 1, 100);
-                  printf "%9.1f us per step inside kernels (floor: about 12 TFLOP and 0.4 TB of activations per epoch)\n", total / 1000 / n }' \
-        | sort -rn || echo "bench/gpu.sh: the profile failed (ncu on the PATH? permission to read the GPU's counters?)"
+      bench/gpu_profile.sh 20 128 $layout || true
     done
   fi
 }

@@ -10,9 +10,10 @@
 #   hooks        each gradient quantizer's cost inside the captured ResNet-20 step
 #   train-quant  the 30 epochs with gradients quantized (exponential, bucket 51200)
 #   memcheck     compute-sanitizer's memcheck over a few ./apps/cifar steps, captured and eager
+#   profile      the time per kernel of the replayed step, NCHW and channels-last
+#                (bench/gpu_profile.sh; ncu's CSV kept beside the tables)
 #
-#   scripts/gpu_check.sh [STAGE...]           (default: every stage, in the order above, the
-#                                              slowest check last)
+#   scripts/gpu_check.sh [STAGE...]           (default: every stage, in the order above)
 #
 # Build first (`make -j all build/qnn_tests`, with CUDNN_INCLUDE and CUDNN_LIB where cuDNN is not
 # in the CUDA toolkit). Environment: OUT, the logs' folder (default /tmp/qnn-gpu-check); BUDGET,
@@ -84,6 +85,15 @@ run_bench() {
   echo "bench: exit status ${PIPESTATUS[0]}"
 }
 
+run_profile() {
+  stage profile 300 || return
+  for layout in "" --channels-last; do
+    RAW="$OUT/profile-$([ -n "$layout" ] && echo channels-last || echo nchw).csv" timeout "$(limit 150)" bench/gpu_profile.sh 20 128 $layout 2>&1 |
+      tee -a "$OUT/profile.log"
+    echo "profile ${layout:-NCHW}: exit status ${PIPESTATUS[0]}"
+  done
+}
+
 run_hooks() {
   stage hooks 300 || return
   timeout "$(limit 300)" ./build/bench/train_step --device cuda --steps 200 \
@@ -104,7 +114,7 @@ train() {
 
 { nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader
   git log -1 --format='commit %h %s' 2>/dev/null; date -u; } 2>&1 | tee "$OUT/env.log"
-stages=${*:-tests bench train hooks train-quant memcheck}
+stages=${*:-tests bench train hooks train-quant memcheck profile}
 for s in $stages; do
   case "$s" in
     tests) run_tests ;;
@@ -113,7 +123,8 @@ for s in $stages; do
     hooks) run_hooks ;;
     train) train train ;;
     train-quant) train train-quant --quant exponential --bucket-size 51200 ;;
-    *) echo "unknown stage '$s' (stages: tests bench train hooks train-quant memcheck)"; exit 2 ;;
+    profile) run_profile ;;
+    *) echo "unknown stage '$s' (stages: tests bench train hooks train-quant memcheck profile)"; exit 2 ;;
   esac
 done
 echo "== done after $((SECONDS - start)) s; logs in $OUT"
