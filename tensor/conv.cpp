@@ -275,7 +275,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Conv
   QNN_ON_CUDA(x, cuda::conv2d_forward(x, w, bias, p));
   Tensor y({g.n, g.o, g.ho, g.wo});
   const float* b = bias.defined() ? bias.data() : nullptr;
-  if (winograd::covers(g, backend_options().bf16)) {
+  if (winograd::covers(g)) {
     winograd::forward(g, x.data(), w.data(), false, b, y.data(), false, backend_options().bf16);
   } else if (backend_options().bf16 && conv_bf16::covers(g)) {
     conv_bf16::forward(g, x.data(), w.data(), b, y.data());
@@ -336,7 +336,7 @@ bool backward_data_float(const ConvGeometry& g, const Tensor& dy, const Tensor& 
 // its bf16 twin (tensor/conv_bf16.h).
 bool backward_data(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx, bool accumulate) {
   const bool bf16 = backend_options().bf16;
-  if (winograd::covers(g, bf16)) {  // stride 1, padding 1, C = O: g is its own transposed geometry
+  if (winograd::covers(g)) {  // stride 1, padding 1, C = O: g is its own transposed geometry
     winograd::forward(g, dy.data(), w.data(), true, nullptr, dx.data(), accumulate, bf16);
     return true;
   }

@@ -329,7 +329,7 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, Tensor& dw, Tenso
   QNN_CHECK(!db.defined() || db.numel() == g.o, "bias gradient ", shape_str(db.shape()), " for ", g.o,
             " output channels");
   QNN_ON_CUDA(x, cuda::conv2d_backward_weight(x, dy, dw, db, p));
-  if (winograd::covers_weight_gradient(g, backend_options().bf16))
+  if (winograd::covers_weight_gradient(g))
     return winograd::weight_gradient(g, x.data(), dy.data(), dw.data(), db.defined() ? db.data() : nullptr,
                                      backend_options().bf16);
   if (!backend_options().bf16) return backward_weight(g, x, dy, dw, db);

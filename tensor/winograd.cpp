@@ -34,12 +34,7 @@ namespace winograd {
 
 bool built() { return true; }
 
-bool covers(const ConvGeometry& g, bool bf16) {
-#if !defined(__AVX512BF16__)
-  if (bf16) return false;
-#else
-  (void)bf16;
-#endif
+bool covers(const ConvGeometry& g) {
   const bool channels = g.c == g.o && (g.c == 16 || g.c == 32 || g.c == 64 || g.c == 128 || g.c == 256 || g.c == 512);
   return g.kh == 3 && g.kw == 3 && g.stride == 1 && g.pad == 1 && channels && g.h >= 8 && g.w >= 8;
 }
@@ -261,7 +256,7 @@ void forward(const ConvGeometry& g, const float* x, const float* w, bool flipped
 
 bool built() { return false; }
 
-bool covers(const ConvGeometry&, bool) { return false; }
+bool covers(const ConvGeometry&) { return false; }
 
 void forward(const ConvGeometry&, const float*, const float*, bool, const float*, float*, bool, bool) {
   std::abort();  // unreachable: covers() is false

@@ -28,13 +28,14 @@ namespace winograd {
 // false for every shape and the direct lowerings take them all.
 bool built();
 
-// Whether this build and shape take the Winograd path: float, 3x3, stride 1, padding 1, the same
-// number of input and output channels, 16 to 512 (the transforms run over 16 channels per vector,
-// and the channel count is a template argument), maps of 8x8 and up, AVX-512; with `bf16`,
-// AVX-512 BF16 as well. At 7x7 (ImageNet's last stage, 512 channels) a quarter of each tile's
-// outputs fall outside the image and the transformed weights are 38 MB: the direct lowerings
-// measured faster there (fp32 by 15%, bf16 by 40%).
-bool covers(const ConvGeometry& g, bool bf16 = false);
+// Whether this build and shape take the Winograd path: 3x3, stride 1, padding 1, the same number
+// of input and output channels, 16 to 512 (the transforms run over 16 channels per vector, and
+// the channel count is a template argument), maps of 8x8 and up, AVX-512; in either precision
+// (`bf16` below rounds with AVX-512 BF16's instruction where the build has it, and to the same
+// bits with integer operations where it does not). At 7x7 (ImageNet's last stage, 512 channels)
+// a quarter of each tile's outputs fall outside the image and the transformed weights are 38 MB:
+// the direct lowerings measured faster there (fp32 by 15%, bf16 by 40%).
+bool covers(const ConvGeometry& g);
 
 // y = conv(x, w) + bias (bias may be null), or y += it with `accumulate`, x [N][C][H][W],
 // y [N][O][H][W]. `flipped`: w is the weight of the transposed convolution, [C][O][3][3], and
@@ -47,9 +48,9 @@ bool covers(const ConvGeometry& g, bool bf16 = false);
 void forward(const ConvGeometry& g, const float* x, const float* w, bool flipped, const float* bias,
              float* y, bool accumulate, bool bf16 = false);
 
-// Whether the weight gradient takes the Winograd path: covers(g, bf16), and at most 256 channels
+// Whether the weight gradient takes the Winograd path: covers(g), and at most 256 channels
 // (each thread sums its own 36 C^2 transformed gradient: 9.4 MB at 256 channels, 38 MB at 512).
-bool covers_weight_gradient(const ConvGeometry& g, bool bf16 = false);
+bool covers_weight_gradient(const ConvGeometry& g);
 
 // dw += the weight gradient of y = conv(x, w), w [O][C][3][3], from dy = dL/dy [N][O][H][W]
 // (and db += the bias gradient when db is not null):

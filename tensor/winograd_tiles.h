@@ -42,16 +42,28 @@ constexpr int64_t kBlockBytes = 640 * 1024;
 inline __m512 splat(float v) { return _mm512_set1_ps(v); }
 
 // v rounded to bf16 (VCVTNEPS2BF16, the rounding of `--precision bf16`, tensor/bf16.h) when Round,
-// as a float.
+// as a float. Without AVX-512 BF16 the same rounding in integer operations, bf16_bits' steps:
+// zero and subnormals to a signed zero, NaN to a quiet NaN, the rest to nearest with ties to
+// even (adding 0x7FFF plus the lowest kept bit, then clearing the low 16 bits), so both builds
+// give the same bits.
 template <bool Round>
 inline __m512 operand(__m512 v) {
+  if (!Round) return v;
 #if defined(__AVX512BF16__)
-  if (Round) {
-    const __m256i bits = (__m256i)_mm512_cvtneps_pbh(v);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
-  }
+  const __m256i bits = (__m256i)_mm512_cvtneps_pbh(v);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+#else
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i magnitude = _mm512_and_si512(u, _mm512_set1_epi32(0x7FFFFFFF));
+  const __mmask16 tiny = _mm512_cmplt_epu32_mask(magnitude, _mm512_set1_epi32(0x00800000));
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(magnitude, _mm512_set1_epi32(0x7F800000));
+  const __mmask16 odd = _mm512_test_epi32_mask(u, _mm512_set1_epi32(0x00010000));  // the lowest kept bit
+  __m512i r = _mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF));
+  r = _mm512_mask_add_epi32(r, odd, r, _mm512_set1_epi32(1));
+  r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(u, _mm512_set1_epi32(0x00400000)));
+  r = _mm512_mask_mov_epi32(r, tiny, _mm512_and_si512(u, _mm512_set1_epi32(int(0x80000000u))));
+  return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32(int(0xFFFF0000u))));
 #endif
-  return v;
 }
 
 // r = B^T d for one column or row d of an input tile.

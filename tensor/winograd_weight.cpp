@@ -126,7 +126,7 @@ void weight_gradient_channels(const ConvGeometry& g, const float* x, const float
 
 }  // namespace
 
-bool covers_weight_gradient(const ConvGeometry& g, bool bf16) { return covers(g, bf16) && g.c <= 256; }
+bool covers_weight_gradient(const ConvGeometry& g) { return covers(g) && g.c <= 256; }
 
 void weight_gradient(const ConvGeometry& g, const float* x, const float* dy, float* dw, float* db, bool bf16) {
   if (bf16) return weight_gradient_channels<true>(g, x, dy, dw, db);
@@ -135,7 +135,7 @@ void weight_gradient(const ConvGeometry& g, const float* x, const float* dy, flo
 
 #else  // no AVX-512: the weight gradient of tensor/conv_weight.cpp takes every shape.
 
-bool covers_weight_gradient(const ConvGeometry&, bool) { return false; }
+bool covers_weight_gradient(const ConvGeometry&) { return false; }
 
 void weight_gradient(const ConvGeometry&, const float*, const float*, float*, float*, bool) {
   std::abort();  // unreachable: covers_weight_gradient() is false

@@ -4,15 +4,19 @@
 // last tiles hang over the image's edge, with batches whose tiles fill several blocks. The bound
 // is relative to the sum of the absolute values of each output's products, the scale of any float
 // summation's rounding error; the transforms' constants (up to 8, and 1/24) make Winograd's
-// error a few times a direct sum's, and a wrong transform misses it by orders of magnitude.
+// error a few times a direct sum's, and a wrong transform misses it by orders of magnitude. Also:
+// the rounding of bf16 operands, against the scalar rounding.
 #include <doctest.h>
 
 #include <cmath>
+#include <cstring>
+#include <random>
 #include <vector>
 
 #include "tensor/bf16.h"
 #include "tensor/conv.h"
 #include "tensor/winograd.h"
+#include "tensor/winograd_tiles.h"
 #include "tests/tensor/conv_reference.h"
 
 using namespace qnn;
@@ -81,10 +85,38 @@ TEST_CASE("winograd: the ResNet shapes it takes, and the ones it leaves to the d
   CHECK_FALSE(winograd::covers(conv_geometry({8, 64, 8, 8}, {64, 64, 1, 1}, ConvParams{1, 0})));  // 1x1
   CHECK_FALSE(winograd::covers(conv_geometry({8, 48, 8, 8}, {48, 48, 3, 3}, same)));  // 48 channels
   CHECK_FALSE(winograd::covers(conv_geometry({8, 512, 7, 7}, {512, 512, 3, 3}, same)));  // 7x7 maps
-  // With --precision bf16 (x, w and dy rounded to bf16 as they are read; tests/tensor/test_conv_bf16.cpp)
-  // where the build has AVX-512 BF16.
-  CHECK(winograd::covers(conv_geometry({8, 64, 8, 8}, {64, 64, 3, 3}, same), true) == bf16_instructions_built());
 }
+
+#if defined(__AVX512F__)
+TEST_CASE("winograd: bf16 operands are rounded to bf16_bits' bits, with or without AVX-512 BF16") {
+  // --precision bf16 rounds x, w and dy as the transforms read them (winograd_tiles::operand):
+  // VCVTNEPS2BF16 where the build has AVX-512 BF16, integer operations otherwise. Both must give
+  // the scalar rounding's bits, the one the bf16 lowerings and the tests use (tensor/bf16.h).
+  std::mt19937 rng(11);
+  std::vector<uint32_t> cases = {0x00000000u, 0x80000000u, 0x00000001u, 0x807FFFFFu, 0x00800000u,  // zeros, subnormals
+                                 0x7F800000u, 0xFF800000u, 0x7F7FFFFFu, 0xFF7FFFFFu,  // infinities; overflow to them
+                                 0x7F800001u, 0xFFC00000u, 0x7FBFFFFFu,               // NaNs, signalling and quiet
+                                 0x3F808000u, 0x3F818000u, 0x3F807FFFu, 0x3F808001u};  // ties to even, either side
+  for (int i = 0; i < 16 * 4000; ++i) cases.push_back(i % 3 == 0 ? rng() & 0x807FFFFFu : rng());
+  int64_t mismatched = 0;
+  for (size_t first = 0; first < cases.size(); first += 16) {
+    alignas(64) uint32_t in[16], out[16];
+    for (int l = 0; l < 16; ++l) in[l] = cases[first + l];
+    _mm512_store_si512(out, _mm512_castps_si512(winograd_tiles::operand<true>(_mm512_castsi512_ps(_mm512_load_si512(in)))));
+    for (int l = 0; l < 16; ++l) {
+      float f;
+      std::memcpy(&f, &in[l], sizeof f);
+      const uint32_t expected = uint32_t(bf16_bits(f)) << 16;
+      if (out[l] != expected) {
+        ++mismatched;
+        MESSAGE("input ", in[l], ": got ", out[l], ", expected ", expected);
+      }
+    }
+  }
+  CHECK(cases.size() == 16 + 16 * 4000);
+  CHECK(mismatched == 0);
+}
+#endif
 
 TEST_CASE("winograd: every pass matches the direct convolution at the CIFAR ResNet shapes") {
   check_passes(3, 16, 32, 32, true);   // 64 tiles per image, blocks of 120 tiles span images
