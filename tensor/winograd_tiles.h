@@ -1,7 +1,8 @@
 // What the Winograd F(4x4, 3x3) passes share (tensor/winograd.cpp: forward and input gradient;
 // tensor/winograd_weight.cpp: weight gradient; the algorithm in tensor/winograd.h): the 1-D
 // transforms of the matrices below, the 2-D transform built from them, the channels-last copy of
-// an image, the tile blocks and the register kernel of the 36 products. Internal to those files.
+// an image, the tile blocks and the register kernel of the 36 products. Internal to those files
+// (and tests/tensor/test_winograd.cpp, which checks the bf16 rounding of `operand`).
 //
 // With B^T, G and A^T for the points 0, 1, -1, 2, -2 and infinity (Lavin & Gray 2016):
 //   B^T = | 4  0 -5  0  1  0 |    G = | 1/4    0     0   |    A^T = | 1  1  1  1  1  0 |

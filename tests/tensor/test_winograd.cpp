@@ -107,10 +107,7 @@ TEST_CASE("winograd: bf16 operands are rounded to bf16_bits' bits, with or witho
       float f;
       std::memcpy(&f, &in[l], sizeof f);
       const uint32_t expected = uint32_t(bf16_bits(f)) << 16;
-      if (out[l] != expected) {
-        ++mismatched;
-        MESSAGE("input ", in[l], ": got ", out[l], ", expected ", expected);
-      }
+      if (out[l] != expected && ++mismatched <= 8) MESSAGE("input ", in[l], ": got ", out[l], ", expected ", expected);
     }
   }
   CHECK(cases.size() == 16 + 16 * 4000);
