@@ -397,6 +397,38 @@ size_t allocate_static_shared(size_t bytes, size_t alignment) {
 
 char* static_shared_arena() { return static_shared; }
 
+// The order a launch's blocks run in. A GPU promises none, so code whose result depends on it (a
+// float sum by atomics, slots handed out by an atomic counter, "the last block" taken to be the
+// one of the highest index) would pass in index order and fail there. So the blocks run in a
+// permutation fixed by the kernel's name and the number of blocks (a case run again, alone or
+// after others, sees the same orders), shuffled by Fisher-Yates with splitmix64's generator.
+// QNN_EMU_BLOCK_ORDER=index runs them in index order instead, to see whether a failure depends
+// on the order.
+namespace {
+std::vector<size_t> block_order(const char* kernel, size_t blocks) {
+  std::vector<size_t> order(blocks);
+  for (size_t b = 0; b < blocks; ++b) order[b] = b;
+  static const bool index_order = [] {
+    const char* v = std::getenv("QNN_EMU_BLOCK_ORDER");
+    if (!v || !*v) return false;
+    if (std::strcmp(v, "index") == 0) return true;
+    std::fprintf(stderr, "CUDA emulator: QNN_EMU_BLOCK_ORDER must be 'index' or unset, got '%s'\n", v);
+    std::exit(2);
+  }();
+  if (index_order) return order;
+  uint64_t state = 0x9e3779b97f4a7c15u ^ blocks;  // FNV-1a of the name, mixed with the count
+  for (const char* c = kernel; *c; ++c) state = (state ^ uint64_t(static_cast<unsigned char>(*c))) * 0x100000001b3u;
+  const auto next = [&state] {
+    uint64_t z = (state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+  };
+  for (size_t i = blocks; i > 1; --i) std::swap(order[i - 1], order[next() % i]);
+  return order;
+}
+}  // namespace
+
 std::string run_grid(const char* kernel, dim3 grid, dim3 block, size_t dynamic_shared_bytes,
                      const std::function<void()>& body) {
   const uint64_t threads_per_block = uint64_t(block.x) * block.y * block.z;
@@ -424,7 +456,9 @@ std::string run_grid(const char* kernel, dim3 grid, dim3 block, size_t dynamic_s
   std::string failure;
   const size_t blocks = size_t(grid.x) * grid.y * grid.z;
   race::launch_begins(blocks, threads_per_block);
-  for (size_t b = 0; b < blocks && failure.empty(); ++b) {
+  const std::vector<size_t> order = block_order(kernel, blocks);
+  for (size_t k = 0; k < blocks && failure.empty(); ++k) {
+    const size_t b = order[k];
     const unsigned bx = unsigned(b % grid.x), by = unsigned(b / grid.x % grid.y), bz = unsigned(b / grid.x / grid.y);
     state.block_idx = uint3{bx, by, bz};
     std::memset(shared.data(), 0xff, shared.size());  // NaN in every float: unwritten reads show

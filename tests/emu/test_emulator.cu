@@ -1,6 +1,6 @@
 // Tests of the CUDA emulator itself (emu/, docs/cuda-emulator.md), built only by `make emulate`:
-// that it runs kernels as CUDA defines them (indices, shared memory and barriers, warp shuffles
-// and votes, atomics, graph capture and replay), and that it reports as failed launches and
+// that it runs kernels as CUDA defines them (indices, blocks in no fixed order, shared memory and
+// barriers, warp shuffles and votes, atomics, graph capture and replay), and that it reports as failed launches and
 // errors what a GPU would hang on, fault on or answer with garbage: a barrier some threads never
 // reach, a shuffle naming lanes that exited, a copy whose pointers do not match its kind, a
 // kernel given a host pointer (as an argument or inside one), host code reading device memory,
@@ -53,6 +53,11 @@ __global__ void index_kernel(int* hits) {
   const unsigned block = (blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
   const unsigned thread = (threadIdx.z * blockDim.y + threadIdx.y) * blockDim.x + threadIdx.x;
   atomicAdd(&hits[block * blockDim.x * blockDim.y * blockDim.z + thread], 1);
+}
+
+// Thread 0 of each block writes its block's index into the next free slot of `arrivals`.
+__global__ void arrival_kernel(unsigned* counter, unsigned* arrivals) {
+  if (threadIdx.x == 0) arrivals[atomicAdd(counter, 1u)] = blockIdx.x;
 }
 
 __global__ void vote_kernel(unsigned* ballots, int* swapped, int* any_odd) {
@@ -126,6 +131,27 @@ TEST_CASE("emulator: a 3-D launch runs every thread of every block once" * docte
   const std::vector<int> h = to_host(hits, n);
   CHECK(std::count(h.begin(), h.end(), 1) == long(n));
   cudaFree(hits);
+}
+
+TEST_CASE("emulator: blocks run once each, in an order other than their index's" * doctest::test_suite("emulator")) {
+  // A GPU runs blocks in no promised order; code that relies on index order must fail here too.
+  const unsigned blocks = 64;
+  unsigned* counter = device_array<unsigned>(1);
+  unsigned* arrivals = device_array<unsigned>(blocks);
+  REQUIRE(cudaMemset(counter, 0, sizeof(unsigned)) == cudaSuccess);
+  arrival_kernel<<<blocks, 32>>>(counter, arrivals);
+  const std::vector<unsigned> order = to_host(arrivals, blocks);
+  std::vector<unsigned> sorted = order, index_order(blocks);
+  std::sort(sorted.begin(), sorted.end());
+  std::iota(index_order.begin(), index_order.end(), 0u);
+  CHECK(sorted == index_order);
+  const char* setting = std::getenv("QNN_EMU_BLOCK_ORDER");
+  if (setting && std::string(setting) == "index")
+    CHECK(order == index_order);
+  else
+    CHECK(order != index_order);
+  cudaFree(counter);
+  cudaFree(arrivals);
 }
 
 TEST_CASE("emulator: ballots, butterfly shuffles and __syncthreads_or" * doctest::test_suite("emulator")) {
