@@ -12,8 +12,11 @@
 #   memcheck     compute-sanitizer's memcheck over a few ./apps/cifar steps, captured and eager
 #   profile      the time per kernel of the replayed step, NCHW and channels-last
 #                (bench/gpu_profile.sh; ncu's CSV kept beside the tables)
+# and, only when named, the 30 epochs in the fastest configurations:
+#   train-cl     channels-last activations (--channels-last)
+#   train-bf16   channels-last in bf16 (--channels-last --precision bf16)
 #
-#   scripts/gpu_check.sh [STAGE...]           (default: every stage, in the order above)
+#   scripts/gpu_check.sh [STAGE...]           (default: the first seven stages, in the order above)
 #
 # Build first (`make -j all build/qnn_tests`, with CUDNN_INCLUDE and CUDNN_LIB where cuDNN is not
 # in the CUDA toolkit). Environment: OUT, the logs' folder (default /tmp/qnn-gpu-check); BUDGET,
@@ -124,7 +127,9 @@ for s in $stages; do
     train) train train ;;
     train-quant) train train-quant --quant exponential --bucket-size 51200 ;;
     profile) run_profile ;;
-    *) echo "unknown stage '$s' (stages: tests bench train hooks train-quant memcheck profile)"; exit 2 ;;
+    train-cl) train train-cl --channels-last ;;
+    train-bf16) train train-bf16 --channels-last --precision bf16 ;;
+    *) echo "unknown stage '$s' (stages: tests bench train hooks train-quant memcheck profile train-cl train-bf16)"; exit 2 ;;
   esac
 done
 echo "== done after $((SECONDS - start)) s; logs in $OUT"
