@@ -116,6 +116,8 @@ train() {
 }
 
 { nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader
+  "${CXX:-g++}" --version | head -1
+  "$(command -v nvcc || echo "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc")" --version | tail -1
   git log -1 --format='commit %h %s' 2>/dev/null; date -u; } 2>&1 | tee "$OUT/env.log"
 stages=${*:-tests bench train hooks train-quant memcheck profile}
 for s in $stages; do
