@@ -15,8 +15,11 @@
 #include <cstdlib>
 #include <algorithm>
 #include <cstring>
+#include <numeric>
+#include <random>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "emu/race_check.h"
@@ -401,13 +404,12 @@ char* static_shared_arena() { return static_shared; }
 // float sum by atomics, slots handed out by an atomic counter, "the last block" taken to be the
 // one of the highest index) would pass in index order and fail there. So the blocks run in a
 // permutation fixed by the kernel's name and the number of blocks (a case run again, alone or
-// after others, sees the same orders), shuffled by Fisher-Yates with splitmix64's generator.
-// QNN_EMU_BLOCK_ORDER=index runs them in index order instead, to see whether a failure depends
-// on the order.
+// after others, sees the same orders). QNN_EMU_BLOCK_ORDER=index runs them in index order
+// instead, to see whether a failure depends on the order.
 namespace {
 std::vector<size_t> block_order(const char* kernel, size_t blocks) {
   std::vector<size_t> order(blocks);
-  for (size_t b = 0; b < blocks; ++b) order[b] = b;
+  std::iota(order.begin(), order.end(), size_t(0));
   static const bool index_order = [] {
     const char* v = std::getenv("QNN_EMU_BLOCK_ORDER");
     if (!v || !*v) return false;
@@ -416,15 +418,8 @@ std::vector<size_t> block_order(const char* kernel, size_t blocks) {
     std::exit(2);
   }();
   if (index_order) return order;
-  uint64_t state = 0x9e3779b97f4a7c15u ^ blocks;  // FNV-1a of the name, mixed with the count
-  for (const char* c = kernel; *c; ++c) state = (state ^ uint64_t(static_cast<unsigned char>(*c))) * 0x100000001b3u;
-  const auto next = [&state] {
-    uint64_t z = (state += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-  };
-  for (size_t i = blocks; i > 1; --i) std::swap(order[i - 1], order[next() % i]);
+  std::mt19937_64 generator(std::hash<std::string_view>{}(kernel) ^ blocks);
+  std::shuffle(order.begin(), order.end(), generator);
   return order;
 }
 }  // namespace

@@ -1,10 +1,10 @@
 // Tests of the CUDA emulator itself (emu/, docs/cuda-emulator.md), built only by `make emulate`:
 // that it runs kernels as CUDA defines them (indices, blocks in no fixed order, shared memory and
-// barriers, warp shuffles and votes, atomics, graph capture and replay), and that it reports as failed launches and
-// errors what a GPU would hang on, fault on or answer with garbage: a barrier some threads never
-// reach, a shuffle naming lanes that exited, a copy whose pointers do not match its kind, a
-// kernel given a host pointer (as an argument or inside one), host code reading device memory,
-// synchronising or copying host memory inside a capture.
+// barriers, warp shuffles and votes, atomics, graph capture and replay), and that it reports as
+// failed launches and errors what a GPU would hang on, fault on or answer with garbage: a barrier
+// some threads never reach, a shuffle naming lanes that exited, a copy whose pointers do not
+// match its kind, a kernel given a host pointer (as an argument or inside one), host code reading
+// device memory, synchronising or copying host memory inside a capture.
 // Dynamic shared memory and fresh allocations read as NaN.
 #include <doctest.h>
 
