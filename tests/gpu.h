@@ -1,6 +1,7 @@
 // For tests of the CUDA backend: GPU_TEST_CASE declares a test that doctest skips (and counts as
 // skipped) when no GPU is usable, either because the build has no CUDA backend or because the
-// machine has no GPU or driver; tests/main.cpp prints the reason once. Parity tests run the same
+// machine has no GPU or driver; tests/main.cpp prints the reason once. GPU_SCALE_TEST_CASE
+// declares one that the CUDA emulator skips too: a test whose point is a real network's size. Parity tests run the same
 // op on the CPU and on the GPU from the same random inputs and compare with `close_to`.
 #pragma once
 #include <doctest.h>
@@ -14,6 +15,16 @@
 namespace qnn::testing {
 
 inline bool gpu_usable() { return cuda_status().usable; }
+
+// Whether the GPU is the CUDA emulator (`make emulate`, docs/cuda-emulator.md). It runs a block's
+// threads one after another and checks every memory access, so a launch over a network's whole
+// gradient takes seconds there. Sizes that exist to give a GPU a network's scale are smaller on
+// it: the kernels take the same paths over fewer blocks.
+inline bool emulated_gpu() { return gpu_usable() && cuda_status().name.rfind("CUDA emulator", 0) == 0; }
+
+// The longest gradient the quantizer tests give the GPU: ResNet-20's 269,722 coordinates on a GPU,
+// 20,011 (40 buckets of 512 and a partial one) on the emulator.
+inline int64_t network_gradient_size() { return emulated_gpu() ? 20011 : 269722; }
 
 // A copy of t on the GPU (an undefined tensor stays undefined).
 inline Tensor gpu(const Tensor& t) { return t.defined() ? t.to(Device::CUDA) : Tensor(); }
@@ -62,3 +73,6 @@ struct Bf16 {
 }  // namespace qnn::testing
 
 #define GPU_TEST_CASE(name) TEST_CASE(name * doctest::test_suite("gpu") * doctest::skip(!::qnn::testing::gpu_usable()))
+#define GPU_SCALE_TEST_CASE(name) \
+  TEST_CASE(name * doctest::test_suite("gpu") * \
+            doctest::skip(!::qnn::testing::gpu_usable() || ::qnn::testing::emulated_gpu()))

@@ -113,7 +113,7 @@ GPU_TEST_CASE("cifar: with --deterministic a run on the GPU resumes bit-identica
   const std::string data = write_synthetic_cifar10();
   const std::string device = "--device cuda --deterministic";
   const std::string common = "./apps/cifar " + device + " --data " + data +
-                             " --limit-train 32 --limit-test 16 --batch-size 16 --schedule multistep"
+                             " --limit-train 16 --limit-test 8 --batch-size 8 --schedule multistep"
                              " --milestones 2 --seed 5 --quant standard --bucket-size 4096";
   const ResumeRuns runs = straight_and_resumed(data, common, device);
   CHECK(runs.rest.output.find("device cuda") != std::string::npos);
