@@ -185,8 +185,10 @@ inline __attribute__((always_inline)) Shadow* watched(const char* p, size_t byte
        code_at(pc));
 }
 
-void watch_access(const void* at, size_t bytes, bool write, bool is_volatile, const void* pc) {
-  if (!in_kernel) return;
+// Called only while a kernel runs (the hooks below check in_kernel first: instrumented host code
+// outside kernels then costs a thread-local load, not this function's frame).
+__attribute__((noinline)) void watch_access(const void* at, size_t bytes, bool write, bool is_volatile,
+                                            const void* pc) {
   const char* p = static_cast<const char*>(at);
   const uint64_t thread = running_thread();
   const Access access = write ? Access::write : Access::read;
@@ -301,7 +303,12 @@ void forget(const void* block, size_t bytes) {
 
 // The hooks g++'s -fsanitize=thread calls (volatile accesses apart, as the build asks). Accesses
 // are reported as (address, size); the caller's return address says where in the kernel it is.
-using qnn_emu::race::watch_access;
+namespace {
+inline __attribute__((always_inline)) void watch_access(void* p, size_t bytes, bool write, bool is_volatile,
+                                                        const void* pc) {
+  if (qnn_emu::race::in_kernel) qnn_emu::race::watch_access(p, bytes, write, is_volatile, pc);
+}
+}  // namespace
 extern "C" {
 void __tsan_init() { qnn_emu::race::instrumented = true; }
 void __tsan_func_entry(void*) {}
