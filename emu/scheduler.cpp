@@ -1,80 +1,30 @@
-// The block scheduler and the fibers it runs CUDA threads on (see emu/scheduler.h).
-//
-// A fiber switch saves the callee-saved registers on the running stack, stores the stack
-// pointer, loads the other one and restores the registers from there (qnn_emu_switch, x86-64
-// System V; the floating-point control words are left alone: nothing here changes them). A new
-// fiber's stack is laid out as if it had been switched away from at the first instruction of
-// qnn_emu_fiber_entry, which calls fiber_main(thread).
-// A fiber goes on to the next thread when its thread finishes (fiber_main), so a kernel without
-// barriers runs every thread of a block on one stack, without a switch between them.
+// The block scheduler (see emu/scheduler.h): which CUDA thread runs when, on the fibers of
+// emu/fiber.h. A fiber goes on to the next thread when its thread finishes (fiber_main), so a
+// kernel without barriers runs every thread of a block on one stack, without a switch between
+// them.
 #include "emu/scheduler.h"
 
-#include <sys/mman.h>
-
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <algorithm>
 #include <cstring>
 #include <numeric>
 #include <random>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "emu/fiber.h"
 #include "emu/race_check.h"
 
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
-
-#if !defined(__x86_64__)
-#error "the CUDA emulator's fibers are written for x86-64"
-#endif
-
-extern "C" void qnn_emu_switch(void** save_sp, void* load_sp);
-extern "C" void qnn_emu_fiber_entry();
-asm(R"(
-  .pushsection .text
-  .p2align 4
-  .globl qnn_emu_switch
-  .type qnn_emu_switch, @function
-qnn_emu_switch:
-  pushq %rbp
-  pushq %rbx
-  pushq %r12
-  pushq %r13
-  pushq %r14
-  pushq %r15
-  movq %rsp, (%rdi)
-  movq %rsi, %rsp
-  popq %r15
-  popq %r14
-  popq %r13
-  popq %r12
-  popq %rbx
-  popq %rbp
-  ret
-  .size qnn_emu_switch, .-qnn_emu_switch
-
-  .p2align 4
-  .globl qnn_emu_fiber_entry
-  .type qnn_emu_fiber_entry, @function
-qnn_emu_fiber_entry:
-  movq %r12, %rdi
-  callq *%r13
-  ud2
-  .size qnn_emu_fiber_entry, .-qnn_emu_fiber_entry
-  .popsection
-)");
 
 namespace qnn_emu {
 
 namespace {
 
-constexpr size_t kStackBytes = size_t(256) << 10;  // per CUDA thread that waits at a barrier
-constexpr size_t kGuardBytes = size_t(4) << 10;    // an overflow faults instead of corrupting
 constexpr unsigned kWarp = 32;
 
 enum class Wait { running, block, warp, done };
@@ -106,53 +56,22 @@ struct Scheduler {
   const std::function<void()>* body = nullptr;
   std::vector<ThreadState>* threads = nullptr;  // the running block's
   size_t started = 0;                            // how many of them have started
-  std::vector<char*> free_stacks;
   std::string failure;
   bool failed = false;
 };
 thread_local Scheduler scheduler;
 
-char* take_stack() {
-  if (!scheduler.free_stacks.empty()) {
-    char* s = scheduler.free_stacks.back();
-    scheduler.free_stacks.pop_back();
-#if defined(__SANITIZE_ADDRESS__)
-    ASAN_UNPOISON_MEMORY_REGION(s, kStackBytes);  // frames an abandoned fiber never left
-#endif
-    return s;
-  }
-  void* p = mmap(nullptr, kStackBytes + kGuardBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                 -1, 0);
-  if (p == MAP_FAILED) throw std::runtime_error("CUDA emulator: no memory for a thread's stack");
-  mprotect(p, kGuardBytes, PROT_NONE);
-  return static_cast<char*>(p) + kGuardBytes;
-}
-
-// Saves the running stack's pointer in *save_sp and continues on the stack [bottom, bottom +
-// bytes) at load_sp. Under AddressSanitizer it is told of each switch (its fiber interface), and
-// `for_good` says the stack left will not be resumed.
-void switch_stack(void** save_sp, void* load_sp, const void* bottom, size_t bytes, bool for_good) {
-#if defined(__SANITIZE_ADDRESS__)
-  void* fake_stack = nullptr;
-  __sanitizer_start_switch_fiber(for_good ? nullptr : &fake_stack, bottom, bytes);
-  qnn_emu_switch(save_sp, load_sp);
-  __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
-#else
-  (void)bottom, (void)bytes, (void)for_good;
-  qnn_emu_switch(save_sp, load_sp);
-#endif
-}
-
 // Back to the scheduler from the running fiber.
 void switch_to_scheduler(ThreadState* t, bool for_good) {
-  switch_stack(&t->sp, scheduler.sp, scheduler.stack_bottom, scheduler.stack_bytes, for_good);
+  fiber::switch_stack(&t->sp, scheduler.sp, scheduler.stack_bottom, scheduler.stack_bytes, for_good);
 }
 
 // A fiber runs its first thread and, each time the running thread finishes, the next thread not
 // yet started, on the same stack; it returns to the scheduler when a thread waits (keeping the
 // stack) or when no thread is left to start. Threads still run in order, each until it waits or
 // finishes, and a kernel without barriers costs no switches between its threads.
-void fiber_main(ThreadState* t) {
+void fiber_main(void* first) {
+  auto* t = static_cast<ThreadState*>(first);
 #if defined(__SANITIZE_ADDRESS__)
   __sanitizer_finish_switch_fiber(nullptr, &scheduler.stack_bottom, &scheduler.stack_bytes);
 #endif
@@ -171,34 +90,23 @@ void fiber_main(ThreadState* t) {
   __builtin_unreachable();
 }
 
-// Lays out a new stack so that switching to it enters fiber_main(t) (see the file's comment).
-void* initial_stack(char* stack, ThreadState* t) {
-  // Six registers and the return address are popped: the entry then calls fiber_main with
-  // rsp = frame + 56, which the ABI wants 16-byte aligned.
-  auto* frame = reinterpret_cast<uint64_t*>(stack + kStackBytes - 136);
-  frame[2] = reinterpret_cast<uint64_t>(&fiber_main);  // r13
-  frame[3] = reinterpret_cast<uint64_t>(t);            // r12
-  frame[6] = reinterpret_cast<uint64_t>(&qnn_emu_fiber_entry);
-  return frame;
-}
-
 // Runs t until a thread of its fiber waits or the fiber has nothing left to run; a finished
 // thread gives its stack back.
 void resume(ThreadState* t) {
   current_thread = t;
   t->wait = Wait::running;
-  switch_stack(&scheduler.sp, t->sp, t->stack, kStackBytes, false);
+  fiber::switch_stack(&scheduler.sp, t->sp, t->stack, fiber::kStackBytes, false);
   ThreadState* last = current_thread;  // the thread the fiber ran last
   current_thread = nullptr;
   if (last->wait == Wait::done) {
-    scheduler.free_stacks.push_back(last->stack);
+    fiber::give_back(last->stack);
     last->stack = nullptr;
   }
 }
 
 void start(ThreadState* t) {
-  t->stack = take_stack();
-  t->sp = initial_stack(t->stack, t);
+  t->stack = fiber::take_stack();
+  t->sp = fiber::initial_stack(t->stack, fiber_main, t);
   resume(t);
 }
 
@@ -349,7 +257,7 @@ bool owned_by_running_thread(const void* p, size_t bytes) {
     return p >= first && static_cast<const char*>(p) + bytes <= static_cast<const char*>(first) + size;
   };
   const ThreadState* t = current_thread;
-  return (t && within(t->stack, kStackBytes)) || within(current_block, sizeof(BlockState)) ||
+  return (t && within(t->stack, fiber::kStackBytes)) || within(current_block, sizeof(BlockState)) ||
          within(&current_block, sizeof current_block) || within(&current_thread, sizeof current_thread) ||
          (scheduler.body && within(scheduler.body, sizeof *scheduler.body)) ||
          (scheduler.threads && within(scheduler.threads->data(), scheduler.threads->size() * sizeof(ThreadState)));
@@ -463,7 +371,7 @@ std::string run_grid(const char* kernel, dim3 grid, dim3 block, size_t dynamic_s
       failure = where("block (" + std::to_string(bx) + "," + std::to_string(by) + "," + std::to_string(bz) +
                       "): " + scheduler.failure);
       for (ThreadState& t : threads)  // abandoned fibers: their stacks are reused as they are
-        if (t.stack) scheduler.free_stacks.push_back(t.stack), t.stack = nullptr;
+        if (t.stack) fiber::give_back(t.stack), t.stack = nullptr;
     }
   }
   race::launch_ends();

@@ -3,7 +3,7 @@
 // machine without a GPU (`make emulate`, docs/cuda-emulator.md).
 //
 // Every CUDA thread is a fiber: a stack of its own and a saved stack pointer, switched by a
-// dozen instructions (emu/scheduler.cpp). Blocks run one after another, in a shuffled order that
+// dozen instructions (emu/fiber.h). Blocks run one after another, in a shuffled order that
 // no code may rely on (a GPU promises none), and the threads of a block run in order of their
 // index until each either finishes or waits: at __syncthreads() (the block barrier) or at a warp
 // collective (__shfl_down_sync, __shfl_xor_sync, __ballot_sync). A barrier opens when every live
