@@ -81,7 +81,7 @@ char* take_stack() {
 void give_back(char* stack) { free_stacks.push_back(stack); }
 
 void* initial_stack(char* stack, void (*entry)(void*), void* arg) {
-  // Six registers and the return address are popped: the stub then calls entry with
+  // Six registers and the return address are popped: qnn_emu_fiber_entry then calls entry with
   // rsp = frame + 56, which the ABI wants 16-byte aligned.
   auto* frame = reinterpret_cast<uint64_t*>(stack + kStackBytes - 136);
   frame[2] = reinterpret_cast<uint64_t>(entry);  // r13

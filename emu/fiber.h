@@ -3,7 +3,7 @@
 // registers on the running stack, stores the stack pointer, loads the other one and restores the
 // registers from there: a dozen instructions (x86-64 System V; the floating-point control words
 // are left alone, since nothing here changes them). A new fiber's stack is laid out as if it had
-// been switched away from at the first instruction of an entry stub, which calls entry(arg).
+// been switched away from at the first instruction of an entry routine, which calls entry(arg).
 #pragma once
 #include <cstddef>
 

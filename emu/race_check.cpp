@@ -304,8 +304,8 @@ void forget(const void* block, size_t bytes) {
 // The hooks g++'s -fsanitize=thread calls (volatile accesses apart, as the build asks). Accesses
 // are reported as (address, size); the caller's return address says where in the kernel it is.
 namespace {
-inline __attribute__((always_inline)) void watch_access(void* p, size_t bytes, bool write, bool is_volatile,
-                                                        const void* pc) {
+inline __attribute__((always_inline)) void on_access(void* p, size_t bytes, bool write, bool is_volatile,
+                                                     const void* pc) {
   if (qnn_emu::race::in_kernel) qnn_emu::race::watch_access(p, bytes, write, is_volatile, pc);
 }
 }  // namespace
@@ -313,21 +313,21 @@ extern "C" {
 void __tsan_init() { qnn_emu::race::instrumented = true; }
 void __tsan_func_entry(void*) {}
 void __tsan_func_exit() {}
-#define QNN_EMU_HOOKS(n)                                                                                     \
-  void __tsan_read##n(void* p) { watch_access(p, n, false, false, __builtin_return_address(0)); }           \
-  void __tsan_write##n(void* p) { watch_access(p, n, true, false, __builtin_return_address(0)); }           \
-  void __tsan_unaligned_read##n(void* p) { watch_access(p, n, false, false, __builtin_return_address(0)); } \
-  void __tsan_unaligned_write##n(void* p) { watch_access(p, n, true, false, __builtin_return_address(0)); } \
-  void __tsan_volatile_read##n(void* p) { watch_access(p, n, false, true, __builtin_return_address(0)); }   \
-  void __tsan_volatile_write##n(void* p) { watch_access(p, n, true, true, __builtin_return_address(0)); }
+#define QNN_EMU_HOOKS(n)                                                                                 \
+  void __tsan_read##n(void* p) { on_access(p, n, false, false, __builtin_return_address(0)); }           \
+  void __tsan_write##n(void* p) { on_access(p, n, true, false, __builtin_return_address(0)); }           \
+  void __tsan_unaligned_read##n(void* p) { on_access(p, n, false, false, __builtin_return_address(0)); } \
+  void __tsan_unaligned_write##n(void* p) { on_access(p, n, true, false, __builtin_return_address(0)); } \
+  void __tsan_volatile_read##n(void* p) { on_access(p, n, false, true, __builtin_return_address(0)); }   \
+  void __tsan_volatile_write##n(void* p) { on_access(p, n, true, true, __builtin_return_address(0)); }
 QNN_EMU_HOOKS(1)
 QNN_EMU_HOOKS(2)
 QNN_EMU_HOOKS(4)
 QNN_EMU_HOOKS(8)
 QNN_EMU_HOOKS(16)
 #undef QNN_EMU_HOOKS
-void __tsan_read_range(void* p, unsigned long n) { watch_access(p, n, false, false, __builtin_return_address(0)); }
-void __tsan_write_range(void* p, unsigned long n) { watch_access(p, n, true, false, __builtin_return_address(0)); }
+void __tsan_read_range(void* p, unsigned long n) { on_access(p, n, false, false, __builtin_return_address(0)); }
+void __tsan_write_range(void* p, unsigned long n) { on_access(p, n, true, false, __builtin_return_address(0)); }
 void __tsan_vptr_read(void**) {}
 void __tsan_vptr_update(void**, void*) {}
 }

@@ -1,8 +1,9 @@
 // For tests of the CUDA backend: GPU_TEST_CASE declares a test that doctest skips (and counts as
 // skipped) when no GPU is usable, either because the build has no CUDA backend or because the
 // machine has no GPU or driver; tests/main.cpp prints the reason once. GPU_SCALE_TEST_CASE
-// declares one that the CUDA emulator skips too: a test whose point is a real network's size. Parity tests run the same
-// op on the CPU and on the GPU from the same random inputs and compare with `close_to`.
+// declares one that the CUDA emulator skips too: a test whose point is a real network's size.
+// Parity tests run the same op on the CPU and on the GPU from the same random inputs and compare
+// with `close_to`.
 #pragma once
 #include <doctest.h>
 
