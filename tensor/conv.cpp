@@ -275,7 +275,10 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Conv
   QNN_ON_CUDA(x, cuda::conv2d_forward(x, w, bias, p));
   Tensor y({g.n, g.o, g.ho, g.wo});
   const float* b = bias.defined() ? bias.data() : nullptr;
-  if (winograd::covers(g)) {
+  if (g.k() == 0) {  // no input channels: empty sums, the bias alone
+    for (int64_t n = 0; n < g.n; ++n)
+      for (int64_t o = 0; o < g.o; ++o) std::fill_n(y.data() + (n * g.o + o) * g.p(), g.p(), b ? b[o] : 0.0f);
+  } else if (winograd::covers(g)) {
     winograd::forward(g, x.data(), w.data(), false, b, y.data(), false, backend_options().bf16);
   } else if (backend_options().bf16 && conv_bf16::covers(g)) {
     conv_bf16::forward(g, x.data(), w.data(), b, y.data());

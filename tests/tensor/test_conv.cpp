@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tensor/conv.h"
+#include "tensor/device.h"
 #include "tensor/elementwise.h"
 
 using namespace qnn;
@@ -131,6 +132,34 @@ TEST_CASE("conv2d: known answer for a 3x3 image and a 2x2 kernel") {
   conv2d_backward_weight(x, dy, dw, db, {1, 0});
   CHECK(dw.to_vector() == std::vector<float>{12, 16, 24, 28});
   CHECK(db.item() == 4.0f);
+}
+
+TEST_CASE("conv2d: no input channels are empty sums, an empty batch gives empty results") {
+  const Tensor b = Tensor::from_vector({0.5f, -2.0f, 3.0f}, {3});
+  struct Bf16Off {
+    ~Bf16Off() { backend_options().bf16 = false; }
+  } restore;
+  for (bool bf16 : {false, true}) {
+    CAPTURE(bf16);
+    backend_options().bf16 = bf16;
+    const Tensor y = conv2d_forward(Tensor::zeros({2, 0, 5, 5}), Tensor::zeros({3, 0, 3, 3}), b, {1, 1});
+    REQUIRE(y.shape() == Shape{2, 3, 5, 5});
+    for (int64_t i = 0; i < y.numel(); ++i) REQUIRE(y.data()[i] == b.data()[i / 25 % 3]);  // the bias alone
+    const Tensor dy = Tensor::full({2, 3, 5, 5}, 1.0f);
+    CHECK(conv2d_backward_data(dy, Tensor::zeros({3, 0, 3, 3}), {2, 0, 5, 5}, {1, 1}).numel() == 0);
+    Tensor dw = Tensor::zeros({3, 0, 3, 3}), db = Tensor::zeros({3});
+    conv2d_backward_weight(Tensor::zeros({2, 0, 5, 5}), dy, dw, db, {1, 1});
+    CHECK(db.to_vector() == std::vector<float>{50, 50, 50});
+
+    const Tensor w = Tensor::uniform({3, 4, 3, 3}, -1, 1, 5);
+    const Tensor empty = conv2d_forward(Tensor::zeros({0, 4, 5, 5}), w, b, {1, 1});
+    CHECK(empty.shape() == Shape{0, 3, 5, 5});
+    CHECK(conv2d_backward_data(empty, w, {0, 4, 5, 5}, {1, 1}).shape() == Shape{0, 4, 5, 5});
+    Tensor dw4 = Tensor::full({3, 4, 3, 3}, 1.0f), db4 = Tensor::full({3}, 1.0f);
+    conv2d_backward_weight(Tensor::zeros({0, 4, 5, 5}), empty, dw4, db4, {1, 1});  // adds nothing
+    CHECK(dw4.to_vector() == std::vector<float>(108, 1.0f));
+    CHECK(db4.to_vector() == std::vector<float>{1, 1, 1});
+  }
 }
 
 TEST_CASE("conv2d: shape errors name what was expected") {

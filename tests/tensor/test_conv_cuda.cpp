@@ -100,6 +100,8 @@ std::vector<ConvCase> cases() {
       {{3, 5, 7, 9}, {6, 5, 3, 3}, {2, 1}, true},        // odd sizes
       {{2, 7, 11, 6}, {5, 7, 3, 2}, {1, 1}, true},       // non-square kernel
       {{1, 4, 5, 5}, {3, 4, 5, 5}, {1, 2}, false},       // kernel as large as the image
+      {{2, 0, 5, 5}, {3, 0, 3, 3}, {1, 1}, true},        // no input channels: empty sums, the bias alone
+      {{0, 4, 5, 5}, {3, 4, 3, 3}, {1, 1}, true},        // an empty batch
   };
 }
 
@@ -218,6 +220,11 @@ GPU_TEST_CASE("conv cuda: channels-last images multiply a KRSC copy of the weigh
   CHECK(wb.is_bf16());
   CHECK(wb.is_channels_last());
   CHECK(wb.to_vector() == w.to_dtype(DType::bf16).to_vector());
+  // A weight handed over in another form than the images take (KRSC beside NCHW images, bf16 and
+  // KRSC beside NCHW bf16 images) is converted for the call: the results are the master's.
+  CHECK(conv2d_forward(x, wk, Tensor(), p).to_vector() == conv2d_forward(x, w, Tensor(), p).to_vector());
+  const Tensor xb = x.to_dtype(DType::bf16);
+  CHECK(conv2d_forward(xb, wb, Tensor(), p).to_vector() == conv2d_forward(xb, w, Tensor(), p).to_vector());
   backend_options().krsc_filters = false;  // cuDNN given the KCRS master beside NHWC images
   CHECK(conv2d_weight_for(xl, w).raw() == w.raw());
   CHECK(closeness(conv2d_forward(xl, w, Tensor(), p), y.to(Device::CPU), 1e-5, 1e-5) <= 1);
