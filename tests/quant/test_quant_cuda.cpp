@@ -8,6 +8,7 @@
 #include <doctest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "quant/bucket_math.h"
 #include "quant/device_quantizer.h"
@@ -246,6 +247,32 @@ GPU_TEST_CASE("quant cuda: buckets holding NaN or an infinity become NaN as on t
       CHECK(std::isnan(gpu_variance));
       CHECK(gpu_bits == cpu_bits);
     }
+  }
+}
+
+// Buckets at the bottom of float's range: a bucket of nothing but denormals and zeros,
+// denormals among normal values (divided by the bucket's norm they stay denormal: the exponential
+// levels' ceil(log2 m) of a denormal m), and a bucket of zeros, signed too. The GPU must give the
+// CPU's bits; nvcc keeps denormals unless told to flush them.
+GPU_TEST_CASE("quant cuda: denormals and zero buckets quantize as on the CPU") {
+  const float tiny = std::numeric_limits<float>::denorm_min();
+  for (const std::string& name : quantizer_names()) {
+    if (name == "none") continue;
+    const int64_t bucket = 64;
+    const auto q = make_quantizer(name, options_for(bucket, 16));
+    const int64_t n = 4 * bucket;
+    std::vector<float> g = test_gradient(n, 23);
+    for (int64_t i = 0; i < bucket; ++i) g[i] = float(i % 5) * tiny * (i % 2 ? -1.0f : 1.0f);  // denormals
+    for (int64_t i = bucket; i < 2 * bucket; i += 3) g[i] = (i % 2 ? -1.0f : 1.0f) * 1e-42f * float(i % 7);
+    for (int64_t i = 2 * bucket; i < 3 * bucket; ++i) g[i] = i % 3 ? 0.0f : -0.0f;  // zeros
+    const std::string what = name + " denormals and zeros";
+    std::vector<float> cpu = g;
+    const double cpu_bits = q->quantize(cpu.data(), n, 5, 3);
+    Tensor a = Tensor::from_vector(g, {n}).to(Device::CUDA);
+    const double gpu_bits = quantize_on_device(*q, a, 5, 3, {}, nullptr);
+    check_bitwise_equal(a.to_vector(), cpu, what);
+    for (float v : cpu) CHECK_MESSAGE(std::isfinite(v), what);
+    CHECK(gpu_bits == cpu_bits);
   }
 }
 

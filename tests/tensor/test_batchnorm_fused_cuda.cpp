@@ -1,10 +1,10 @@
-// Parity of the CUDA batch norm's fused forms (tensor/batchnorm.cu) with their CPU twins: the
-// ReLU and residual-then-ReLU epilogues, the batch counter, the applied map, the three ReLU
-// masks of backward, and dgamma/dbeta added into existing gradients. Shapes cover both element
-// widths of the kernels (planes a multiple of 4 floats, read 4 at a time, and not), a tensor
-// that is not 16-byte aligned (one float into its buffer: read one at a time), [N, C] inputs,
-// and channels split over several blocks (the last block's finalization and its counter); and
-// channels-last inputs (tensor/tensor.h): channels read 4 at a time and not, several blocks of
+// Parity of the CUDA batch norm's fused forms (tensor/batchnorm.cu) with their CPU twins: the ReLU
+// and residual-then-ReLU epilogues, the batch counter, the applied map, backward plain and with
+// each of the three ReLU masks, and dgamma/dbeta added into existing gradients. Shapes cover both
+// element widths of the kernels (planes a multiple of 4 floats, read 4 at a time, and not), a
+// tensor that is not 16-byte aligned (one float into its buffer: read one at a time), [N, C]
+// inputs, and channels split over several blocks (the last block's finalization and its counter);
+// and channels-last inputs (tensor/tensor.h): channels read 4 at a time and not, several blocks of
 // rows, and more channels than a block's slice (two slices of channels).
 //
 // Tolerances as in test_linear_bn_cuda.cpp: atol = rtol = 1e-5 for values, atol 1e-5 M^0.5 for
@@ -126,11 +126,12 @@ GPU_TEST_CASE("batch norm cuda: fused ReLU and residual forward match the CPU") 
       }
 }
 
-GPU_TEST_CASE("batch norm cuda: backward through the ReLU masks, adding into gradients, matches the CPU") {
+GPU_TEST_CASE("batch norm cuda: backward, plain and through the ReLU masks, adding into gradients, matches the CPU") {
   uint64_t seed = 60;
   for (const Case& k : cases())
     for (bool training : {true, false})
-      for (BatchNormMask mask : {BatchNormMask::by_output, BatchNormMask::by_affine, BatchNormMask::by_output_kept})
+      for (BatchNormMask mask : {BatchNormMask::none, BatchNormMask::by_output, BatchNormMask::by_affine,
+                                 BatchNormMask::by_output_kept})
         for (bool into : {false, true}) {
           const bool residual = mask == BatchNormMask::by_output_kept;
           const bool need_dx = !(into && mask == BatchNormMask::by_output);
@@ -150,10 +151,16 @@ GPU_TEST_CASE("batch norm cuda: backward through the ReLU masks, adding into gra
           const Tensor cpu_affine = mask == BatchNormMask::by_affine ? cpu.affine : Tensor();
           const Tensor dev_affine = mask == BatchNormMask::by_affine ? dev.affine : Tensor();
           const Tensor x_dev = on_gpu(in.x, k), dy_dev = on_gpu(in.dy, k);
-          const BatchNormGrads g = batch_norm_relu_backward(in.dy, cpu.y, in.x, in.gamma, cpu.mean, cpu.invstd,
-                                                            training, need_dx, keep, cpu_affine, cpu_into);
-          const BatchNormGrads gg = batch_norm_relu_backward(dy_dev, dev.y, x_dev, gpu(in.gamma), dev.mean,
-                                                             dev.invstd, training, need_dx, keep, dev_affine, dev_into);
+          const bool relu = mask != BatchNormMask::none;  // none: plain batch norm, dy reaches it whole
+          const BatchNormGrads g =
+              relu ? batch_norm_relu_backward(in.dy, cpu.y, in.x, in.gamma, cpu.mean, cpu.invstd, training, need_dx,
+                                              keep, cpu_affine, cpu_into)
+                   : batch_norm_backward(in.dy, in.x, in.gamma, cpu.mean, cpu.invstd, training, need_dx, cpu_into);
+          const BatchNormGrads gg =
+              relu ? batch_norm_relu_backward(dy_dev, dev.y, x_dev, gpu(in.gamma), dev.mean, dev.invstd, training,
+                                              need_dx, keep, dev_affine, dev_into)
+                   : batch_norm_backward(dy_dev, x_dev, gpu(in.gamma), dev.mean, dev.invstd, training, need_dx,
+                                         dev_into);
           CHECK(closeness(gg.dgamma, g.dgamma, sum_atol(k.shape), 1e-5) <= 1);
           CHECK(closeness(gg.dbeta, g.dbeta, sum_atol(k.shape), 1e-5) <= 1);
           if (into) {  // the targets themselves hold the sums

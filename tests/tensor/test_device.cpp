@@ -154,3 +154,39 @@ GPU_TEST_CASE("device: a capture that repeats its rehearsal lays its temporaries
   graph.replay();  // back to fives: the two graphs share nothing live
   CHECK(out.to_vector() == std::vector<float>(8192, 5.0f));
 }
+
+GPU_TEST_CASE("device: a capture whose releases leave the rehearsal's order takes the rest from the graph pool") {
+  // The same requests in both runs; the rehearsal releases the 64 KiB temporary a before c is
+  // made (the arena gives c a's bytes), the capture releases b instead and keeps a live: from that
+  // release on, the capture must not follow the arena's plan, or c would overwrite a.
+  Tensor out({8192}, Device::CUDA);
+  bool keep_a = false;
+  std::vector<const void*> seen;
+  const auto work = [&] {
+    seen.clear();
+    Tensor a({16384}, Device::CUDA), b({8192}, Device::CUDA);
+    a.fill(3.0f);
+    b.fill(2.0f);
+    seen.push_back(a.raw());
+    const Tensor kept = keep_a ? a.slice(0, {8192}) : b;
+    a = Tensor();
+    b = Tensor();
+    Tensor c({8192}, Device::CUDA);
+    c.fill(1.0f);
+    seen.push_back(c.raw());
+    add_into(c, kept);
+    out.copy_from(c);
+  };
+  CudaGraph graph;
+  graph.rehearse(work);
+  CHECK(out.to_vector() == std::vector<float>(8192, 3.0f));
+  keep_a = true;
+  graph.capture(work);
+  REQUIRE(seen.size() == 2);
+  const char* a = static_cast<const char*>(seen[0]);
+  const char* c = static_cast<const char*>(seen[1]);
+  CHECK((c + 8192 * 4 <= a || c >= a + 16384 * 4));  // c apart from a, which is still live
+  out.zero();
+  graph.replay();
+  CHECK(out.to_vector() == std::vector<float>(8192, 4.0f));
+}

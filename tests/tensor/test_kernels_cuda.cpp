@@ -74,6 +74,9 @@ GPU_TEST_CASE("cuda kernels: element-wise ops equal the CPU bit for bit") {
   add_into(dst, b);
   add_into(gdst, gb);
   check_identical(gdst, dst);
+  add_scalar(dst, 0.731f);
+  add_scalar(gdst, 0.731f);
+  check_identical(gdst, dst);
 }
 
 GPU_TEST_CASE("cuda kernels: sum_all equals the CPU") {
