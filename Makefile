@@ -22,6 +22,8 @@
 #   EMU=1             the CUDA backend compiled by g++ and run on the CPU by the CUDA emulator
 #                     (emu/, docs/cuda-emulator.md; what `make emulate` sets): needs the CUDA and
 #                     cuDNN headers, no GPU, no nvcc
+#   COVERAGE=1        with EMU=1: the .cu files with gcov's counters instead of the race checker
+#                     (scripts/emulate_coverage.sh lists the lines the GPU tests never run)
 # Binaries find cudart, cuBLAS and cuDNN through an rpath, so they start without
 # LD_LIBRARY_PATH; on a machine with no GPU or no driver they run on the CPU.
 
@@ -130,8 +132,14 @@ ifeq ($(EMU),1)
   EMU_CUFLAGS := -g1 -ffp-contract=off -Wno-deprecated-declarations -Wno-unused-parameter -Wno-sign-compare -iquote $(BUILD)/emu-include \
     -include emu/cuda_emu.h -x c++
   # Every load and store of the kernels calls the race checker (emu/race_check.h), which uses
-  # ThreadSanitizer's instrumentation but not its runtime. ASan's (SANITIZE=1) excludes it.
-  ifneq ($(SANITIZE),1)
+  # ThreadSanitizer's instrumentation but not its runtime. ASan's (SANITIZE=1) excludes it, and
+  # so do gcov's counters (COVERAGE=1: which lines of the .cu files the GPU tests run,
+  # scripts/emulate_coverage.sh), whose updates the checker would take for a kernel's accesses
+  # to host memory. Unoptimised, so that every line counts as itself.
+  ifeq ($(COVERAGE),1)
+    EMU_CUFLAGS += --coverage -O0
+    LDFLAGS += --coverage
+  else ifneq ($(SANITIZE),1)
     EMU_CUFLAGS += -fsanitize=thread --param tsan-instrument-func-entry-exit=0 --param tsan-distinguish-volatile=1
   endif
   CUDA_LINE := CUDA backend: run on the CPU by the CUDA emulator (emu/)
@@ -171,8 +179,9 @@ TEST_OPT := $(if $(SANITIZERS),-Og,-O1)
 # its own try block: about 8% less compile time for the same checks and messages; an exception
 # thrown inside a CHECK fails its test case instead of that check alone.
 TEST_DEFINES := -DDOCTEST_CONFIG_SUPER_FAST_ASSERTS
-# Objects depend on the configuration: switching CUDA=0/1 or CUDA_ARCH rebuilds everything.
-CONFIG := $(CXX) $(CXXFLAGS) | $(NVCCFLAGS) | $(LDFLAGS) | tests $(TEST_OPT) $(TEST_DEFINES)
+# Objects depend on the configuration: switching CUDA=0/1, CUDA_ARCH or the emulated kernels' flags
+# rebuilds everything.
+CONFIG := $(CXX) $(CXXFLAGS) | $(NVCCFLAGS)$(EMU_CUFLAGS) | $(LDFLAGS) | tests $(TEST_OPT) $(TEST_DEFINES)
 $(shell mkdir -p $(BUILD); echo '$(CONFIG)' | cmp -s - $(BUILD)/config || echo '$(CONFIG)' > $(BUILD)/config)
 # ./apps/* is shared by every BUILD folder: relink it when the configuration it came from changes.
 $(shell echo '$(CONFIG)' | cmp -s - apps/.config || echo '$(CONFIG)' > apps/.config)
