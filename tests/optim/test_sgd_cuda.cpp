@@ -21,6 +21,16 @@ struct Run {
   bool nesterov;
 };
 
+SGDCoefficients coefficients(const Run& run, int step) {
+  SGDCoefficients c;
+  c.weight_decay = run.weight_decay;
+  c.momentum = run.momentum;
+  c.keep = 1.0f - run.dampening;
+  c.nesterov = run.nesterov;
+  c.first = step == 0;
+  return c;
+}
+
 }  // namespace
 
 GPU_TEST_CASE("sgd: the fused CUDA step equals the CPU loop bit for bit") {
@@ -43,12 +53,7 @@ GPU_TEST_CASE("sgd: the fused CUDA step equals the CPU loop bit for bit") {
       lr.fill(rates[step]);
       glr.fill(rates[step]);  // what set_lr() does: a fill the kernel reads on the device
       const Tensor g = Tensor::normal({n}, 0.0f, 0.5f, 2, static_cast<uint64_t>(step));
-      SGDCoefficients c;
-      c.weight_decay = run.weight_decay;
-      c.momentum = run.momentum;
-      c.keep = 1.0f - run.dampening;
-      c.nesterov = run.nesterov;
-      c.first = step == 0;
+      const SGDCoefficients c = coefficients(run, step);
       sgd_update(p, g, b, lr, c);
       sgd_update(gp, g.to(Device::CUDA), gb, glr, c);
       CHECK(gp.to_vector() == p.to_vector());
@@ -100,12 +105,7 @@ GPU_TEST_CASE("sgd: the kernel's fused and unfused forms each equal the formulas
       for (int step = 0; step < 3; ++step) {
         CAPTURE(step);
         const Tensor g = Tensor::normal({n}, 0.0f, 0.5f, 4, static_cast<uint64_t>(step));
-        SGDCoefficients c;
-        c.weight_decay = run.weight_decay;
-        c.momentum = run.momentum;
-        c.keep = 1.0f - run.dampening;
-        c.nesterov = run.nesterov;
-        c.first = step == 0;
+        const SGDCoefficients c = coefficients(run, step);
         for (int64_t i = 0; i < n; ++i) {
           float other_b = b[size_t(i)];
           const float other = reference_step(!fused, p[size_t(i)], g.data()[i], other_b, 0.05f, c);
