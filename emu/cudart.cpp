@@ -60,6 +60,10 @@ std::recursive_mutex device_mutex;  // one device: calls from several host threa
 cudaError_t last_error = cudaSuccess;
 cudaError_t sticky_error = cudaSuccess;
 std::map<const char*, size_t> allocations;  // start -> bytes
+// The emulated GPU's memory: cudaMalloc refuses what would take the allocations past it, as a
+// GPU does when it is full (the reservation behind the addresses is far larger).
+constexpr size_t kDeviceBytes = size_t(8) << 30;
+size_t allocated_bytes = 0;
 CUstream_st legacy_stream;
 
 CUstream_st* resolve(cudaStream_t s) { return s ? s : &legacy_stream; }
@@ -212,7 +216,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   prop->major = 9;
   prop->minor = 0;
   prop->multiProcessorCount = 1;
-  prop->totalGlobalMem = size_t(8) << 30;
+  prop->totalGlobalMem = kDeviceBytes;
   prop->warpSize = 32;
   prop->maxThreadsPerBlock = 1024;
   prop->sharedMemPerBlock = size_t(48) << 10;
@@ -222,8 +226,10 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
 cudaError_t cudaMalloc(void** p, size_t bytes) {
   std::lock_guard<std::recursive_mutex> lock(device_mutex);
   if (sticky_error != cudaSuccess) return sticky_error;
+  if (bytes > kDeviceBytes - allocated_bytes) return fail_with(cudaErrorMemoryAllocation);
   void* block = allocate_device_memory(bytes);
   if (!block) return fail_with(cudaErrorMemoryAllocation);
+  allocated_bytes += bytes;
   {
     const DeviceMemoryOpen filling;
     std::memset(block, 0xff, bytes);  // NaN in every float: reading memory never written shows
@@ -242,6 +248,7 @@ cudaError_t cudaFree(void* p) {
     return fail_with(cudaErrorInvalidValue);
   }
   release_device_memory(p, it->second);
+  allocated_bytes -= it->second;
   allocations.erase(it);
   return sticky_error;
 }

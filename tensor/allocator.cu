@@ -110,6 +110,8 @@ void* allocate_new_locked(DeviceCache& c, size_t size) {
   void* block = nullptr;
   const cudaError_t err = cudaMalloc(&block, size);
   if (err != cudaSuccess) {
+    // A failed cudaMalloc leaves its error to the next cudaGetLastError, which would blame the
+    // next kernel launch: it is cleared here, after each attempt.
     cudaGetLastError();
     // Only a full device is helped by releasing the cache; any other error (a fault of earlier
     // GPU work, reported here) is thrown as it is.
@@ -120,8 +122,12 @@ void* allocate_new_locked(DeviceCache& c, size_t size) {
       throw Error(str("out of GPU memory while capturing a CUDA graph: allocating ", size, " bytes with ",
                       c.stats.live_bytes, " bytes in use (capture a smaller step, or run with --no-graph)"));
     release_cached_locked(c);
-    QNN_CUDA_CHECK(cudaMalloc(&block, size), "allocating ", size, " bytes of GPU memory with ",
-                   c.stats.live_bytes, " bytes in use");
+    const cudaError_t again = cudaMalloc(&block, size);
+    if (again != cudaSuccess) {
+      cudaGetLastError();
+      throw Error(str("[cuda_allocate] out of GPU memory: allocating ", size, " bytes with ", c.stats.live_bytes,
+                      " bytes in use (", cudaGetErrorString(again), "; a smaller batch needs less)"));
+    }
   }
   ++c.stats.system_allocations;
   c.stats.reserved_bytes += int64_t(size);

@@ -190,3 +190,24 @@ GPU_TEST_CASE("device: a capture whose releases leave the rehearsal's order take
   graph.replay();
   CHECK(out.to_vector() == std::vector<float>(8192, 4.0f));
 }
+
+GPU_TEST_CASE("device: a request beyond the GPU's memory is a clear error, and later work runs") {
+  // 1 GiB more than the whole GPU holds: refused at once, eagerly and inside a capture alike.
+  const int64_t floats = cuda_status().memory_bytes / 4 + (int64_t(1) << 28);
+  CHECK_THROWS_WITH_AS(Tensor({floats}, Device::CUDA), doctest::Contains("out of GPU memory"), Error);
+  Tensor small = Tensor::full({1000}, 2.0f, Device::CUDA);  // the failure left no error behind
+  CHECK(small.to_vector() == std::vector<float>(1000, 2.0f));
+  CudaGraph graph;
+  CHECK_THROWS_WITH_AS(graph.capture([&] {
+    Tensor t({floats}, Device::CUDA);
+    t.fill(1.0f);
+  }),
+                       doctest::Contains("out of GPU memory while capturing a CUDA graph"), Error);
+  // The stream left capture mode: eager work runs, and so does a new capture.
+  small.fill(3.0f);
+  CHECK(small.to_vector() == std::vector<float>(1000, 3.0f));
+  CudaGraph again;
+  again.capture([&] { small.fill(4.0f); });
+  again.replay();
+  CHECK(small.to_vector() == std::vector<float>(1000, 4.0f));
+}
