@@ -4,7 +4,7 @@
 // failed launches and errors what a GPU would hang on, fault on or answer with garbage: a barrier
 // some threads never reach, a shuffle naming lanes that exited, a copy whose pointers do not
 // match its kind, a kernel given a host pointer (as an argument or inside one), host code reading
-// device memory, synchronising or copying host memory inside a capture.
+// device memory, synchronising or copying host memory inside a capture, memory past the GPU's.
 // Dynamic shared memory and fresh allocations read as NaN.
 #include <doctest.h>
 
@@ -279,6 +279,25 @@ TEST_CASE("emulator: copies whose pointers do not match their kind are errors" *
   CHECK(cudaFree(host.data()) == cudaErrorInvalidValue);
   cudaGetLastError();
   cudaFree(device);
+}
+
+TEST_CASE("emulator: memory past the GPU's is refused, and the error waits for cudaGetLastError" *
+          doctest::test_suite("emulator")) {
+  cudaDeviceProp prop;
+  REQUIRE(cudaGetDeviceProperties(&prop, 0) == cudaSuccess);
+  // What is live plus what is asked for may not pass the GPU's memory. (The refused request is
+  // never filled, so asking for nearly all of it costs nothing.)
+  const size_t mib = size_t(1) << 20;
+  void* live = nullptr;
+  void* more = nullptr;
+  REQUIRE(cudaMalloc(&live, mib) == cudaSuccess);
+  CHECK(cudaMalloc(&more, prop.totalGlobalMem - mib / 2) == cudaErrorMemoryAllocation);
+  CHECK(more == nullptr);
+  CHECK(cudaGetLastError() == cudaErrorMemoryAllocation);  // left there, as on a GPU
+  CHECK(cudaGetLastError() == cudaSuccess);                // and not sticky
+  REQUIRE(cudaMalloc(&more, mib) == cudaSuccess);
+  cudaFree(more);
+  cudaFree(live);
 }
 
 TEST_CASE("emulator: a captured graph runs only when launched, and every time" * doctest::test_suite("emulator")) {
