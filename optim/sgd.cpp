@@ -35,14 +35,18 @@ void SGD::set_lr(float lr) {
   lr_.fill(lr);
 }
 
-void SGD::step() {
+SGDCoefficients sgd_coefficients(const SGDOptions& options, bool first) {
   SGDCoefficients c;
-  c.weight_decay = options_.weight_decay;
-  c.momentum = options_.momentum;
-  c.keep = 1.0f - options_.dampening;
-  c.nesterov = options_.nesterov;
-  c.first = steps_ == 0;
-  sgd_update(parameters_.values(), parameters_.grads(), momentum_buffer_, lr_, c);
+  c.weight_decay = options.weight_decay;
+  c.momentum = options.momentum;
+  c.keep = 1.0f - options.dampening;
+  c.nesterov = options.nesterov;
+  c.first = first;
+  return c;
+}
+
+void SGD::step() {
+  sgd_update(parameters_.values(), parameters_.grads(), momentum_buffer_, lr_, sgd_coefficients(options_, steps_ == 0));
   ++steps_;
 }
 

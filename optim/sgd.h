@@ -60,6 +60,9 @@ class SGD {
 // undefined when momentum is 0) with the learning rate lr[0]; the formulas of optim/sgd_update.h.
 void sgd_update(Tensor& p, const Tensor& g, Tensor& b, const Tensor& lr, const SGDCoefficients& c);
 
+// The coefficients of a step with these options; `first`: the momentum buffer is not set yet.
+SGDCoefficients sgd_coefficients(const SGDOptions& options, bool first);
+
 namespace cuda {  // optim/sgd.cu: one fused kernel. `fma`: whether the CPU build fuses (see
                   // optim/sgd_update.h); the kernel then fuses the same way.
 void sgd_update(Tensor& p, const Tensor& g, Tensor& b, const Tensor& lr, const SGDCoefficients& c, bool fma);

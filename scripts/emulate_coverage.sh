@@ -55,16 +55,13 @@ awk '
   }
   END {
     for (key in seen) {
-      if (seen[key]) continue
       split(key, k, SUBSEP)
+      if (k[3] == "") { lines[k[1]]++; never[k[1]] += !seen[key] }
+      if (seen[key]) continue
       # An instance is listed where the line ran in another: a kernel or path that one element
       # type, layout or option never took (the error messages built by tensor/check.h aside).
       if (k[3] != "" && (!seen[k[1] SUBSEP k[2] SUBSEP ""] || k[1] == "tensor/check.h")) continue
       print k[1] "\t" k[2] "\t" k[3] "\t" code[k[1] SUBSEP k[2]]
-    }
-    for (key in seen) {
-      split(key, k, SUBSEP)
-      if (k[3] == "") { lines[k[1]]++; if (!seen[key]) never[k[1]]++ }
     }
     for (f in lines) printf "%s\t%d\t%d\n", f, lines[f], never[f] + 0 > "/dev/stderr"
   }' "$work/reports" 2> "$work/summary" | sort -t$'\t' -k1,1 -k2,2n -k3,3 > "$work/never"

@@ -186,13 +186,14 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Conv
   check_on_gpu("conv2d_forward", "bias", bias, g);
   refuse_bf16_bias("conv2d_forward", x, bias, g);
   Tensor y;
-  if (!backend_options().cudnn) {
+  if (g.k() == 0) {  // no input channels: empty sums on either path (cuBLAS refuses a leading dimension of 0)
+    y = Tensor({g.n, g.o, g.ho, g.wo}, Device::CUDA, x.format(), x.dtype());
+    y.zero();
+  } else if (!backend_options().cudnn) {
     y = like_images(conv2d_forward_gemm(g, float_nchw(x), float_weight_for(x, w)), x);
   } else {
     y = Tensor({g.n, g.o, g.ho, g.wo}, Device::CUDA, x.format(), x.dtype());
-    if (g.k() == 0) {
-      y.zero();  // no input channels: an empty sum
-    } else if (y.numel() > 0) {
+    if (y.numel() > 0) {
       const std::string what = describe(g, layout_of(x));
       const Tensor wx = cudnn_weight(x, w);
       ConvPlan& plan = plan_for("conv2d_forward", g, layout_of(x), what);

@@ -22,13 +22,7 @@ struct Run {
 };
 
 SGDCoefficients coefficients(const Run& run, int step) {
-  SGDCoefficients c;
-  c.weight_decay = run.weight_decay;
-  c.momentum = run.momentum;
-  c.keep = 1.0f - run.dampening;
-  c.nesterov = run.nesterov;
-  c.first = step == 0;
-  return c;
+  return sgd_coefficients(SGDOptions{0.0f, run.momentum, run.dampening, run.weight_decay, run.nesterov}, step == 0);
 }
 
 }  // namespace
