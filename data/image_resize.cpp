@@ -13,12 +13,16 @@ namespace {
 
 constexpr int kFractionBits = 22;  // Pillow's PRECISION_BITS for 8-bit images: 32 - 8 - 2
 
-// The taps of one axis: output pixel o reads count[o] input pixels from first[o], with
-// weights[o * width + k].
+// The taps of one axis for output pixels begin..begin+n-1: output pixel o reads count(o) input
+// pixels from first(o), with weights(o)[0..count(o)-1].
 struct AxisTaps {
-  std::vector<int> first, count;
-  std::vector<int32_t> weights;
+  int begin = 0;
   int width = 0;  // taps stored per output pixel
+  std::vector<int> firsts, counts;
+  std::vector<int32_t> all_weights;
+  int first(int o) const { return firsts[o - begin]; }
+  int count(int o) const { return counts[o - begin]; }
+  const int32_t* weights(int o) const { return all_weights.data() + static_cast<size_t>(o - begin) * width; }
 };
 
 double triangle(double x) {
@@ -26,17 +30,20 @@ double triangle(double x) {
   return x < 1.0 ? 1.0 - x : 0.0;
 }
 
-AxisTaps bilinear_taps(int in_size, int out_size) {
+// The taps of output pixels begin..begin+n-1 of an axis of in_size pixels resized to out_size:
+// only those a window reads, so a large resize computes no more than its window needs.
+AxisTaps bilinear_taps(int in_size, int out_size, int begin, int n_out) {
   const double scale = static_cast<double>(in_size) / out_size;
   const double stretch = std::max(scale, 1.0);
   const double support = 1.0 * stretch;  // the triangle's support, 1, stretched
   AxisTaps taps;
+  taps.begin = begin;
   taps.width = static_cast<int>(std::ceil(support)) * 2 + 1;
-  taps.first.resize(out_size);
-  taps.count.resize(out_size);
-  taps.weights.assign(static_cast<size_t>(out_size) * taps.width, 0);
+  taps.firsts.resize(n_out);
+  taps.counts.resize(n_out);
+  taps.all_weights.assign(static_cast<size_t>(n_out) * taps.width, 0);
   std::vector<double> w(taps.width);
-  for (int o = 0; o < out_size; ++o) {
+  for (int o = begin; o < begin + n_out; ++o) {
     const double centre = (o + 0.5) * scale;
     const int xmin = std::max(0, static_cast<int>(centre - support + 0.5));
     const int xmax = std::min(in_size, static_cast<int>(centre + support + 0.5));
@@ -46,11 +53,11 @@ AxisTaps bilinear_taps(int in_size, int out_size) {
     for (int k = 0; k < n; ++k) {
       const double normalised = sum != 0.0 ? w[k] / sum : w[k];
       const double fixed = normalised * (1 << kFractionBits);
-      taps.weights[static_cast<size_t>(o) * taps.width + k] =
+      taps.all_weights[static_cast<size_t>(o - begin) * taps.width + k] =
           static_cast<int32_t>(fixed < 0 ? fixed - 0.5 : fixed + 0.5);
     }
-    taps.first[o] = xmin;
-    taps.count[o] = n;
+    taps.firsts[o - begin] = xmin;
+    taps.counts[o - begin] = n;
   }
   return taps;
 }
@@ -78,19 +85,19 @@ RgbImage resize_bilinear(const RgbImage& image, const PixelBox& crop, int out_he
   const int64_t in_stride = static_cast<int64_t>(image.width) * 3;
   const uint8_t* in = image.pixels.data() + crop.top * in_stride + crop.left * 3;
   const bool horizontal = out_width != crop.width, vertical = out_height != crop.height;
-  const AxisTaps rows = bilinear_taps(crop.height, out_height);
+  const AxisTaps rows = bilinear_taps(crop.height, out_height, window.top, vertical ? window.height : 0);
 
   // Input rows the window's output rows read (all of them when there is no vertical pass).
-  const int row_begin = vertical ? rows.first[window.top] : window.top;
+  const int row_begin = vertical ? rows.first(window.top) : window.top;
   const int last = window.top + window.height - 1;
-  const int row_end = vertical ? rows.first[last] + rows.count[last] : last + 1;
+  const int row_end = vertical ? rows.first(last) + rows.count(last) : last + 1;
 
   // Horizontal pass into `middle`: rows row_begin..row_end-1, the window's columns.
   std::vector<uint8_t> middle;
   const uint8_t* mid = nullptr;  // row r of the pass's output at mid + (r - row_begin) * mid_stride
   int64_t mid_stride = 0;
   if (horizontal) {
-    const AxisTaps cols = bilinear_taps(crop.width, out_width);
+    const AxisTaps cols = bilinear_taps(crop.width, out_width, window.left, window.width);
     mid_stride = static_cast<int64_t>(window.width) * 3;
     middle.resize(static_cast<size_t>(row_end - row_begin) * mid_stride);
     for (int r = row_begin; r < row_end; ++r) {
@@ -98,10 +105,10 @@ RgbImage resize_bilinear(const RgbImage& image, const PixelBox& crop, int out_he
       uint8_t* target = middle.data() + (r - row_begin) * mid_stride;
       for (int x = 0; x < window.width; ++x) {
         const int o = window.left + x;
-        const int32_t* w = cols.weights.data() + static_cast<size_t>(o) * cols.width;
-        const uint8_t* p = source + cols.first[o] * 3;
+        const int32_t* w = cols.weights(o);
+        const uint8_t* p = source + cols.first(o) * 3;
         int32_t s0 = 1 << (kFractionBits - 1), s1 = s0, s2 = s0;
-        for (int k = 0; k < cols.count[o]; ++k, p += 3) {
+        for (int k = 0; k < cols.count(o); ++k, p += 3) {
           s0 += p[0] * w[k];
           s1 += p[1] * w[k];
           s2 += p[2] * w[k];
@@ -131,10 +138,10 @@ RgbImage resize_bilinear(const RgbImage& image, const PixelBox& crop, int out_he
       std::copy(mid + (o - row_begin) * mid_stride, mid + (o - row_begin) * mid_stride + row_bytes, target);
       continue;
     }
-    const int32_t* w = rows.weights.data() + static_cast<size_t>(o) * rows.width;
-    const uint8_t* base = mid + (rows.first[o] - row_begin) * mid_stride;
+    const int32_t* w = rows.weights(o);
+    const uint8_t* base = mid + (rows.first(o) - row_begin) * mid_stride;
     std::fill(sums.begin(), sums.end(), int32_t{1} << (kFractionBits - 1));
-    for (int k = 0; k < rows.count[o]; ++k) {  // row by row: contiguous reads
+    for (int k = 0; k < rows.count(o); ++k) {  // row by row: contiguous reads
       const uint8_t* source = base + k * mid_stride;
       for (int64_t b = 0; b < row_bytes; ++b) sums[b] += source[b] * w[k];
     }

@@ -3,6 +3,7 @@
 #include "data/image_transforms.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 
 #include "tensor/check.h"
@@ -68,7 +69,10 @@ void shorter_side_size(int height, int width, int n, int& out_height, int& out_w
   QNN_CHECK(height > 0 && width > 0 && n > 0, "cannot resize a ", height, "x", width,
             " image to a shorter side of ", n);
   const int shorter = std::min(height, width), longer = std::max(height, width);
-  const int new_longer = static_cast<int>(static_cast<double>(n) * longer / shorter);
+  const double scaled_longer = static_cast<double>(n) * longer / shorter;
+  QNN_CHECK(scaled_longer <= INT_MAX, "cannot resize a ", height, "x", width, " image to a shorter side of ", n,
+            ": its longer side would be ", static_cast<int64_t>(scaled_longer), " pixels, more than 2^31-1");
+  const int new_longer = static_cast<int>(scaled_longer);
   const bool portrait = width <= height;  // torchvision: (w, h) = (new_short, new_long) when w <= h
   out_width = portrait ? n : new_longer;
   out_height = portrait ? new_longer : n;

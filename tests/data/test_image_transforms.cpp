@@ -9,6 +9,8 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "data/image_transforms.h"
 #include "tensor/check.h"
@@ -154,4 +156,33 @@ TEST_CASE("image transforms: the training transform is the crop, resize and flip
   CHECK(chw[0] == doctest::Approx((0 - 0.485) / 0.229).epsilon(1e-6));
   CHECK(chw[1] == doctest::Approx((128 / 255.0 - 0.456) / 0.224).epsilon(1e-6));
   CHECK(chw[2] == doctest::Approx((1 - 0.406) / 0.225).epsilon(1e-6));
+}
+
+TEST_CASE("image transforms: a resize's window is the whole resize cropped; a side beyond int is an error") {
+  const RgbImage source = decode_image_file(image_fixture("source.png"));
+  REQUIRE((source.height == 47 && source.width == 61));
+  // Both axes resampled, only the columns, only the rows.
+  for (const auto& [out_height, out_width] : {std::pair{100, 80}, std::pair{47, 90}, std::pair{20, 61}}) {
+    const RgbImage whole = resize_bilinear(source, out_height, out_width);
+    for (const PixelBox window : {PixelBox{0, 0, out_height, out_width}, PixelBox{3, 5, 10, 12},
+                                  PixelBox{out_height - 1, out_width - 7, 1, 7}}) {
+      CAPTURE(out_height);
+      CAPTURE(out_width);
+      CAPTURE(window.top);
+      const RgbImage part = resize_bilinear(source, PixelBox{0, 0, 47, 61}, out_height, out_width, window);
+      REQUIRE((part.height == window.height && part.width == window.width));
+      bool same = true;
+      for (int y = 0; y < window.height; ++y)
+        for (int x = 0; x < 3 * window.width; ++x) same &= part.row(y)[x] == whole.row(window.top + y)[3 * window.left + x];
+      CHECK(same);
+    }
+  }
+  // A 1 x 10^7 image resized to a shorter side of 256 would be 2.56 x 10^9 pixels long.
+  int h = 0, w = 0;
+  CHECK_THROWS_WITH_AS(shorter_side_size(1, 10000000, 256, h, w), doctest::Contains("more than 2^31-1"), Error);
+  // A 2 x 40,000 strip: Resize(256) is 256 x 5,120,000, of which only the centre crop is computed.
+  RgbImage strip{2, 40000, std::vector<uint8_t>(size_t(2) * 40000 * 3)};
+  for (size_t i = 0; i < strip.pixels.size(); ++i) strip.pixels[i] = uint8_t(i * 7);
+  const RgbImage crop = eval_transform(strip, 256, 224);
+  CHECK((crop.height == 224 && crop.width == 224));
 }
