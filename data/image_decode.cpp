@@ -1,12 +1,15 @@
 // Decoding image files to 8-bit RGB (see data/image_decode.h): stb_image for every format,
-// TurboJPEG for JPEG files when built with QNN_TURBOJPEG. stb_image is compiled here with static
+// TurboJPEG for JPEG files when built with QNN_TURBOJPEG; the pixel limit and the structure
+// checks of data/image_structure.h in front of both. stb_image is compiled here with static
 // linkage, so other files may include their own copy.
 #include "data/image_decode.h"
 
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <memory>
 
+#include "data/image_structure.h"
 #include "tensor/check.h"
 
 #define STB_IMAGE_STATIC
@@ -22,19 +25,33 @@ namespace qnn {
 
 namespace {
 
+// Refuses an image whose header claims more than kMaxImagePixels, before its pixels are allocated.
+void check_pixel_count(const std::string& name, int width, int height) {
+  QNN_CHECK(static_cast<int64_t>(width) * height <= kMaxImagePixels, "cannot decode ", name, ": its header says ",
+            width, "x", height, " pixels, more than the ", kMaxImagePixels,
+            " accepted (PIL's decompression-bomb limit)");
+}
+
 RgbImage decode_with_stb(const uint8_t* data, size_t size, const std::string& name) {
   QNN_CHECK(size <= static_cast<size_t>(INT32_MAX), "cannot decode ", name, ": ", size,
             " bytes, stb_image reads at most 2^31-1");
   int width = 0, height = 0, channels = 0;
+  if (stbi_info_from_memory(data, static_cast<int>(size), &width, &height, &channels))
+    check_pixel_count(name, width, height);
   // Asking for 3 channels converts grey to RGB, drops alpha and takes the high byte of 16-bit
   // samples.
-  uint8_t* pixels = stbi_load_from_memory(data, static_cast<int>(size), &width, &height, &channels, 3);
-  QNN_CHECK(pixels != nullptr, "cannot decode ", name, " (stb_image): ", stbi_failure_reason());
+  const std::unique_ptr<uint8_t, void (*)(void*)> pixels(
+      stbi_load_from_memory(data, static_cast<int>(size), &width, &height, &channels, 3), stbi_image_free);
+  const char* reason = stbi_failure_reason();
+  QNN_CHECK(pixels != nullptr, "cannot decode ", name, " (stb_image): ",
+            reason != nullptr && *reason != '\0' ? reason : "no reason given (a damaged file?)");
+  // stb_image returns a PNM file whose header says 0 x 0 pixels as an image.
+  QNN_CHECK(width > 0 && height > 0, "cannot decode ", name, " (stb_image): an image of ", width, "x", height,
+            " pixels");
   RgbImage image;
   image.height = height;
   image.width = width;
-  image.pixels.assign(pixels, pixels + static_cast<size_t>(width) * height * 3);
-  stbi_image_free(pixels);
+  image.pixels.assign(pixels.get(), pixels.get() + static_cast<size_t>(width) * height * 3);
   return image;
 }
 
@@ -70,9 +87,13 @@ RgbImage decode_with_turbojpeg(const uint8_t* data, size_t size, const std::stri
 
 RgbImage decode_turbojpeg_with(tjhandle handle, const uint8_t* data, size_t size, const std::string& name) {
   int width = 0, height = 0, subsampling = 0, colorspace = 0;
-  QNN_CHECK(tjDecompressHeader3(handle, data, static_cast<unsigned long>(size), &width, &height,
-                                &subsampling, &colorspace) == 0,
-            "cannot decode ", name, " (TurboJPEG): ", tjGetErrorStr2(handle));
+  // A warning while reading the header (stray bytes between segments) is not an error: PIL
+  // ignores it, and TurboJPEG has filled in the sizes.
+  const bool header = tjDecompressHeader3(handle, data, static_cast<unsigned long>(size), &width, &height,
+                                          &subsampling, &colorspace) == 0 ||
+                      (tjGetErrorCode(handle) == TJERR_WARNING && width > 0 && height > 0);
+  QNN_CHECK(header, "cannot decode ", name, " (TurboJPEG): ", tjGetErrorStr2(handle));
+  check_pixel_count(name, width, height);
   const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
   const int format = cmyk ? TJPF_CMYK : TJPF_RGB;  // libjpeg does not convert CMYK to RGB
   const int bytes_per_pixel = cmyk ? 4 : 3;
@@ -123,7 +144,15 @@ RgbImage decode_image_bytes(const uint8_t* data, size_t size, const std::string&
   QNN_CHECK(decoder != ImageDecoder::turbojpeg || turbojpeg_available(), "cannot decode ", name,
             " with TurboJPEG: this build has no TurboJPEG (install libturbojpeg0-dev and rebuild)");
 #ifdef QNN_TURBOJPEG
-  if (decoder != ImageDecoder::stb && is_jpeg(data, size)) return decode_with_turbojpeg(data, size, name);
+  const bool turbojpeg = decoder != ImageDecoder::stb && is_jpeg(data, size);
+#else
+  const bool turbojpeg = false;
+#endif
+  const std::string fault = image_structure_fault(
+      data, size, turbojpeg ? MissingHuffmanTables::standard : MissingHuffmanTables::refused);
+  QNN_CHECK(fault.empty(), "cannot decode ", name, ": ", fault);
+#ifdef QNN_TURBOJPEG
+  if (turbojpeg) return decode_with_turbojpeg(data, size, name);
 #endif
   return decode_with_stb(data, size, name);
 }

@@ -15,6 +15,11 @@
 //   CMYK / YCCK JPEG         -> R = C' K' / 255 on the stored (Adobe-inverted) values, as PIL
 //                              reads CMYK JPEGs; stb_image converts them the same way
 // A file that cannot be read or decoded throws qnn::Error naming the file and the reason.
+// Before either decoder runs, two checks refuse what both would otherwise answer differently or
+// mishandle: an image whose header claims more than kMaxImagePixels pixels, PIL's
+// DecompressionBombError threshold, refused before anything is allocated (a few bytes of header
+// can claim 65,535 x 65,535 pixels, 12 GB to decode); and the truncated or malformed JPEG and PNG
+// files of data/image_structure.h.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -28,6 +33,9 @@ struct RgbImage {
   std::vector<uint8_t> pixels;  // height x width x 3
   const uint8_t* row(int y) const { return pixels.data() + static_cast<size_t>(y) * width * 3; }
 };
+
+// PIL's DecompressionBombError threshold: 2 x Image.MAX_IMAGE_PIXELS (1024^3 / 4 / 3).
+constexpr int64_t kMaxImagePixels = 2 * (int64_t{1024} * 1024 * 1024 / 4 / 3);
 
 enum class ImageDecoder {
   automatic,  // TurboJPEG for JPEG files when built with it, stb_image for everything else

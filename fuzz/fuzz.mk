@@ -18,14 +18,21 @@ FUZZ_SANITIZE := address,undefined$(FUZZ_FLOAT_CAST)
 # (-Wno-unused-private-field: CudaGraph's graph_ is only used by the CUDA build, which g++ does
 # not flag and clang does.)
 FUZZ_CXXFLAGS := -std=c++17 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Wno-unused-private-field -I. \
-  -fsanitize=$(FUZZ_SANITIZE) -fno-sanitize-recover=all -MMD -MP
+  -isystem $(STB_INCLUDE) -fsanitize=$(FUZZ_SANITIZE) -fno-sanitize-recover=all -MMD -MP
+# The image decoders as the regular build has them: TurboJPEG for JPEGs where it is installed.
+ifneq ($(TURBOJPEG),)
+  FUZZ_CXXFLAGS += -DQNN_TURBOJPEG $(addprefix -isystem ,$(filter-out /usr/include,$(patsubst %/,%,$(dir $(TURBOJPEG)))))
+  FUZZ_LIBS := -lturbojpeg
+endif
 # Limits of every run: an input that makes the library allocate over 1 GB at once, hold over
 # 2 GB, or take over 10 s is reported as a defect.
 FUZZ_LIMITS := -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10
 
 # The library sources the targets link (the rest of the library needs OpenMP or is not used).
 FUZZ_LIB_SRC := data/cifar.cpp tensor/safetensors.cpp tensor/safetensors_header.cpp \
-  tensor/tensor.cpp tensor/allocator.cpp tensor/device_cpu_only.cpp dist/payload_wire.cpp
+  tensor/tensor.cpp tensor/allocator.cpp tensor/device_cpu_only.cpp dist/payload_wire.cpp \
+  data/image_decode.cpp data/image_structure.cpp data/image_resize.cpp data/image_transforms.cpp \
+  data/augment.cpp
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.cpp=$(FUZZ_BUILD)/lib/%.o)
 FUZZ_NAMES := $(patsubst fuzz/fuzz_%.cpp,%,$(wildcard fuzz/fuzz_*.cpp))
 FUZZ_TARGETS := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
@@ -43,7 +50,7 @@ $(FUZZ_BUILD)/fuzz_%.o: fuzz/fuzz_%.cpp fuzz/fuzz.mk
 	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
 $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/fuzz_%.o $(FUZZ_LIB_OBJ)
-	$(FUZZ_CXX) -fsanitize=fuzzer,$(FUZZ_SANITIZE) $^ -o $@ -pthread
+	$(FUZZ_CXX) -fsanitize=fuzzer,$(FUZZ_SANITIZE) $^ -o $@ -pthread $(FUZZ_LIBS)
 
 # Each target starts from its committed corpus (fuzz/corpus/<name>, only read) and writes what
 # it finds into $(FUZZ_BUILD)/corpus/<name>; a failing input is saved in $(FUZZ_BUILD)/crashes/.

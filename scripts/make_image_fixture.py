@@ -4,6 +4,9 @@ for tests/data/test_image_decode.cpp and tests/data/test_image_transforms.cpp.
 
 Run with Debian's Python, which has torch 1.13, torchvision 0.14 and PIL 9.4:
     /usr/bin/python3 scripts/make_image_fixture.py
+restart.jpg, a JPEG with a restart marker after every MCU (as cameras write them), comes from
+libjpeg-turbo's cjpeg (Debian: libjpeg-turbo-progs), since PIL 9.4 cannot write restart markers;
+without cjpeg it is left as it is.
 Every expected image is a lossless PNG, read back by qnn's own decoder. cases.txt lists the
 transform cases, one a line: "<expected file> <operation> <integers...>" (lines starting with #
 are comments).
@@ -18,7 +21,10 @@ CenterCrop(224), and resized_crop(top H // 7, left W // 5, height H // 2, width 
 import math
 import os
 import random
+import shutil
 import struct
+import subprocess
+import tempfile
 import zlib
 
 from PIL import Image
@@ -78,8 +84,18 @@ def main():
     base.convert("L").save(os.path.join(OUT, "gray.jpg"), quality=90)
     base.convert("CMYK").save(os.path.join(OUT, "cmyk.jpg"), quality=90)
     png_16bit_rgb(os.path.join(OUT, "rgb16.png"), 9, 7)
-    for name in ["gray.png", "rgba.png", "gray_alpha.png", "progressive.jpg", "baseline.jpg",
-                 "gray.jpg", "cmyk.jpg", "rgb16.png"]:
+    names = ["gray.png", "rgba.png", "gray_alpha.png", "progressive.jpg", "baseline.jpg",
+             "gray.jpg", "cmyk.jpg", "rgb16.png"]
+    if shutil.which("cjpeg"):
+        with tempfile.TemporaryDirectory() as scratch:
+            ppm = os.path.join(scratch, "restart.ppm")
+            picture(64, 48, 3).save(ppm)
+            with open(os.path.join(OUT, "restart.jpg"), "wb") as f:
+                subprocess.run(["cjpeg", "-quality", "90", "-restart", "1B", ppm], stdout=f, check=True)
+        names.append("restart.jpg")
+    else:
+        print("cjpeg not found (Debian: libjpeg-turbo-progs): restart.jpg left as it is")
+    for name in names:
         save_expected(Image.open(os.path.join(OUT, name)), name + ".rgb.png")
     with open(os.path.join(OUT, "not_an_image.jpg"), "wb") as f:
         f.write(b"\xff\xd8\xff this is not a JPEG")
