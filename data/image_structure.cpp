@@ -2,6 +2,7 @@
 #include "data/image_structure.h"
 
 #include <algorithm>
+#include <cstring>
 #include <tuple>
 
 #include "tensor/check.h"
@@ -19,6 +20,14 @@ size_t jpeg_body(const uint8_t* data, size_t size) {
 }
 
 bool is_restart(uint8_t marker) { return marker >= 0xD0 && marker <= 0xD7; }
+
+// The position of the first FF byte at or after p (size when none): memchr, since entropy-coded
+// data is most of a JPEG.
+size_t next_ff(const uint8_t* data, size_t size, size_t p) {
+  if (p >= size) return size;
+  const void* found = std::memchr(data + p, 0xFF, size - p);
+  return found ? static_cast<size_t>(static_cast<const uint8_t*>(found) - data) : size;
+}
 
 // What the segments read so far say about the Huffman tables a scan may use.
 struct HuffmanState {
@@ -97,7 +106,7 @@ std::string jpeg_structure_fault(const uint8_t* data, size_t size, size_t body, 
   huffman.missing = missing;
   size_t p = body;
   while (true) {
-    while (p < size && data[p] != 0xFF) ++p;  // stray bytes
+    p = next_ff(data, size, p);               // past stray bytes
     while (p < size && data[p] == 0xFF) ++p;  // fill bytes
     if (p >= size) return truncated;
     const uint8_t marker = data[p++];
@@ -119,7 +128,7 @@ std::string jpeg_structure_fault(const uint8_t* data, size_t size, size_t body, 
     // Entropy-coded data, up to the FF of the next marker: FF bytes followed by 00 are one
     // stuffed FF, followed by D0..D7 a restart marker.
     while (true) {
-      while (p < size && data[p] != 0xFF) ++p;
+      p = next_ff(data, size, p);
       size_t q = p;
       while (q < size && data[q] == 0xFF) ++q;
       if (q >= size) return truncated;
