@@ -14,7 +14,14 @@
 
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
-#define STBI_NO_LINEAR  // no float HDR output, unused here
+// The formats of the image-folder files stb_image can read (data/image_folder.h takes
+// torchvision's extensions, of which stb_image reads .jpg .jpeg .png .ppm .pgm .bmp) and no
+// others: its GIF, PSD, TGA, HDR and PIC readers would only widen what a damaged or hostile file
+// can reach.
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_PNG
+#define STBI_ONLY_BMP
+#define STBI_ONLY_PNM
 #include <stb_image.h>
 
 #ifdef QNN_TURBOJPEG

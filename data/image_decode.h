@@ -1,7 +1,7 @@
 // Image files to 8-bit RGB, rows of interleaved R, G, B bytes (HWC), as PIL's
 // Image.open(path).convert("RGB") gives them to torchvision.
 //
-// Two decoders: stb_image (always built; JPEG baseline and progressive, PNG, BMP, PPM/PGM, ...)
+// Two decoders: stb_image (always built; JPEG baseline and progressive, PNG, BMP, binary PPM/PGM)
 // and libjpeg-turbo's TurboJPEG API for JPEG files when the build defines QNN_TURBOJPEG (the
 // Makefile does when /usr/include/turbojpeg.h exists). libjpeg-turbo is the library PIL itself
 // decodes JPEGs with, so with it the pixels are PIL's exactly; stb_image's IDCT and chroma

@@ -66,7 +66,7 @@ std::string huffman_fault(const uint8_t* segment, size_t length, size_t offset, 
     state.defined[table_class][id] = true;
     t += 17 + codes;
   }
-  if (t != length) return str("the Huffman tables of ", where, " do not fill its ", length, " bytes (a corrupt JPEG)");
+  if (t != length) return str("the Huffman tables of ", where, " do not add up to its ", length, " bytes (a corrupt JPEG)");
   return "";
 }
 
@@ -165,12 +165,36 @@ std::string png_structure_fault(const uint8_t* data, size_t size) {
   return "the PNG data ends before its IEND chunk (a truncated file)";
 }
 
+// The PNM checks of data/image_structure.h, from just after the two-byte magic number P5 or P6.
+std::string pnm_structure_fault(const uint8_t* data, size_t size) {
+  const auto space = [](uint8_t c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
+  const char* const names[3] = {"width", "height", "maximum value"};
+  const uint64_t limits[3] = {uint64_t{1} << 24, uint64_t{1} << 24, 65535};
+  size_t p = 2;
+  for (int k = 0; k < 3; ++k) {
+    while (p < size && (space(data[p]) || data[p] == '#')) {  // white space and comments
+      if (data[p] == '#')
+        while (p < size && data[p] != '\n' && data[p] != '\r') ++p;
+      else
+        ++p;
+    }
+    const uint64_t huge = uint64_t{1} << 40;  // where counting stops
+    uint64_t value = 0;
+    for (; p < size && data[p] >= '0' && data[p] <= '9'; ++p) value = std::min(value * 10 + (data[p] - '0'), huge);
+    if (value > limits[k])
+      return str("the PNM header's ", names[k], " is ", value == huge ? "over 2^40" : std::to_string(value),
+                 ", more than ", limits[k], " (a damaged file)");
+  }
+  return "";
+}
+
 }  // namespace
 
 std::string image_structure_fault(const uint8_t* data, size_t size, MissingHuffmanTables missing) {
   if (const size_t body = jpeg_body(data, size)) return jpeg_structure_fault(data, size, body, missing);
   if (size >= sizeof(kPngSignature) && std::equal(kPngSignature, kPngSignature + 8, data))
     return png_structure_fault(data, size);
+  if (size >= 2 && data[0] == 'P' && (data[1] == '5' || data[1] == '6')) return pnm_structure_fault(data, size);
   return "";
 }
 

@@ -13,7 +13,7 @@
 //     with grey. Bytes after EOI are ignored, as PIL ignores them;
 //   - a Huffman table (in a DHT segment: FF C4) of more than 256 codes (B.2.4.2), code lengths
 //     that no prefix code has (more codes of up to l bits than l bits hold, the all-ones code
-//     excluded, C.2), or tables that do not fill their segment exactly; and a marker segment
+//     excluded, C.2), or tables that do not add up to their segment exactly; and a marker segment
 //     whose length is below 2;
 //   - a scan that decodes with a Huffman table the file has not defined before it, or whose
 //     start-of-scan segment's length does not match its component count. libjpeg-turbo (and so
@@ -28,6 +28,10 @@
 // past the end of the data (a truncated file, which PIL refuses too; stb_image would first
 // allocate the length a damaged chunk claims, up to 2 GB), and data that ends without IEND
 // (which stb_image cannot decode and PIL decodes).
+//
+// Binary PNM (P5 grey, P6 RGB: "P6", then width, height and maximum value in decimal, separated
+// by white space and # comments): a width or height above 2^24 (stb_image's limit) or a maximum
+// value above 65535 is refused before stb_image reads the numbers into an int that overflows.
 //
 // Other formats, and other faults, are left to the decoders, which name them.
 #pragma once

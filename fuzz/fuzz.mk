@@ -3,13 +3,16 @@
 #                     libFuzzer, AddressSanitizer and UndefinedBehaviorSanitizer
 #   make fuzz-smoke   runs each target for FUZZ_SMOKE_SECONDS on its seed corpus; fails on any
 #                     crash, sanitizer report, timeout or over-limit allocation
-# Variables: FUZZ_CXX (clang++), FUZZ_BUILD (build-fuzz), FUZZ_SMOKE_SECONDS (20).
+# Variables: FUZZ_CXX (clang++), FUZZ_BUILD (build-fuzz), FUZZ_SMOKE_SECONDS (20),
+# FUZZ_SMOKE_SEED (1: a smoke run tries the same inputs each time on the same corpus, so a clean
+# checkout passes or fails the same way; FUZZ_SMOKE_SEED=0 lets libFuzzer pick a seed).
 # The library sources the targets need are compiled here with the same sanitizers (CPU only,
 # no OpenMP, no CUDA), into their own folder so the regular build is untouched.
 
 FUZZ_CXX ?= clang++
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SMOKE_SECONDS ?= 20
+FUZZ_SMOKE_SEED ?= 1
 # -fsanitize=undefined covers float-cast-overflow in recent clang; it is named as well where the
 # compiler accepts it, for older ones.
 FUZZ_FLOAT_CAST := $(shell $(FUZZ_CXX) -fsanitize=float-cast-overflow -x c++ -c /dev/null -o /dev/null 2>/dev/null \
@@ -63,7 +66,7 @@ fuzz-smoke: $(FUZZ_SMOKES)
 $(FUZZ_SMOKES): fuzz-smoke-%: $(FUZZ_BUILD)/fuzz_%
 	@mkdir -p $(FUZZ_BUILD)/corpus/$* $(FUZZ_BUILD)/crashes
 	@echo "fuzz-smoke: $* for $(FUZZ_SMOKE_SECONDS) s"
-	@$(FUZZ_BUILD)/fuzz_$* $(FUZZ_LIMITS) -max_total_time=$(FUZZ_SMOKE_SECONDS) -print_final_stats=1 \
+	@$(FUZZ_BUILD)/fuzz_$* $(FUZZ_LIMITS) -seed=$(FUZZ_SMOKE_SEED) -max_total_time=$(FUZZ_SMOKE_SECONDS) -print_final_stats=1 \
 	    -artifact_prefix=$(FUZZ_BUILD)/crashes/$*- $(FUZZ_BUILD)/corpus/$* fuzz/corpus/$* \
 	    > $(FUZZ_BUILD)/smoke-$*.log 2>&1 \
 	  || { tail -n 40 $(FUZZ_BUILD)/smoke-$*.log; echo "fuzz-smoke: $* FAILED (log: $(FUZZ_BUILD)/smoke-$*.log)"; exit 1; }

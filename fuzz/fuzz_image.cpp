@@ -21,12 +21,16 @@
 
 #include "data/augment.h"
 #include "data/image_decode.h"
+#include "data/image_structure.h"
 #include "data/image_transforms.h"
 #include "tensor/check.h"
 
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
-#define STBI_NO_LINEAR
+#define STBI_ONLY_JPEG  // the formats data/image_decode.cpp builds stb_image with
+#define STBI_ONLY_PNG
+#define STBI_ONLY_BMP
+#define STBI_ONLY_PNM
 #include <stb_image.h>
 
 namespace {
@@ -70,8 +74,11 @@ void check_transforms(const qnn::RgbImage& image) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  // Sizes are read only from bytes the structure checks pass, as decode_image_bytes reads them.
   int width = 0, height = 0;
-  if (header_size(data, size, width, height) && static_cast<int64_t>(width) * height > (int64_t{1} << 22)) return 0;
+  const bool screened_out = !qnn::image_structure_fault(data, size, qnn::MissingHuffmanTables::refused).empty();
+  if (!screened_out && header_size(data, size, width, height) && int64_t{width} * height > (int64_t{1} << 22))
+    return 0;
   std::vector<qnn::ImageDecoder> decoders{qnn::ImageDecoder::stb};
   if (qnn::turbojpeg_available()) decoders.push_back(qnn::ImageDecoder::turbojpeg);
   for (const qnn::ImageDecoder decoder : decoders) {

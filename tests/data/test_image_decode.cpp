@@ -183,7 +183,7 @@ TEST_CASE("image decode: a JPEG Huffman table of more than 256 codes, or one tha
   // The segment's length one byte longer than its tables.
   std::vector<uint8_t> longer = whole;
   longer[dht + 3] = uint8_t(longer[dht + 3] + 1);
-  check_refused(longer, "do not fill its");
+  check_refused(longer, "do not add up to its");
 }
 
 TEST_CASE("image decode: a PNG whose chunk runs past the end, or that ends without IEND, is refused") {
@@ -244,4 +244,18 @@ TEST_CASE("image decode: malformed JPEG tables and scans are refused; a missing 
     const RgbImage got = decode_image_bytes(no_tables.data(), no_tables.size(), "case.jpg", ImageDecoder::turbojpeg);
     CHECK(max_abs_difference(got, expected) == 0);
   }
+}
+
+TEST_CASE("image decode: a PNM header with a width, height or maximum value out of range is refused") {
+  const auto decode = [](const std::string& text) {
+    return decode_image_bytes(reinterpret_cast<const uint8_t*>(text.data()), text.size(), "case.ppm");
+  };
+  // Digits enough to overflow an int, where stb_image 2.27 reads them into one.
+  CHECK_THROWS_WITH_AS(decode("P6\n" + std::string(40, '8') + " 6\n255\n"),
+                       doctest::Contains("cannot decode case.ppm: the PNM header's width is over 2^40"), Error);
+  CHECK_THROWS_WITH_AS(decode("P5 # a comment\n4 16777217\n255\n"),
+                       doctest::Contains("the PNM header's height is 16777217, more than 16777216"), Error);
+  CHECK_THROWS_WITH_AS(decode("P6\n1 1\n65536\n"), doctest::Contains("maximum value is 65536, more than 65535"), Error);
+  const RgbImage one = decode("P6\n# one pixel\n1 1\n255\n\x01\x02\x03");
+  CHECK((one.height == 1 && one.width == 1 && one.pixels == std::vector<uint8_t>{1, 2, 3}));
 }
