@@ -76,14 +76,13 @@ class ImageNetTask : public TrainingTask {
            (*zero_init_ ? ", zero-initialised residual batch norms" : "") + ")";
   }
   bool reports_top5() const override { return true; }
-  // After the run: the files skipped as undecodable, if any.
+  // After the run: the files skipped as undecodable, if any, each with its error (which names it).
   void report_skipped() const {
     for (const auto& source : sources_)
       if (source->undecodable_count() > 0) {
-        std::printf("skipped %lld undecodable file(s) in %s:", (long long)source->undecodable_count(),
+        std::printf("skipped %lld undecodable file(s) in %s:\n", (long long)source->undecodable_count(),
                     source->folder().root.c_str());
-        for (const std::string& f : source->undecodable_files()) std::printf(" %s", f.c_str());
-        std::printf("\n");
+        for (const auto& [file, error] : source->undecodable_files()) std::printf("  %s\n", error.c_str());
       }
   }
 

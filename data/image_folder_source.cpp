@@ -28,11 +28,11 @@ RgbImage ImageFolderSource::transformed(int64_t index, uint64_t seed, int64_t ep
       image = decode_image_file(sample.path, options_.decoder);
       label = sample.label;
       break;
-    } catch (const Error&) {
+    } catch (const Error& e) {
       if (!options_.skip_undecodable) throw;
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        undecodable_.insert(sample.path);
+        undecodable_.emplace(sample.path, e.what());
       }
       QNN_CHECK(tries + 1 < folder_.count(), "no image of the folder ", folder_.root, " decodes");
       used = (used + 1) % folder_.count();
@@ -63,9 +63,9 @@ int64_t ImageFolderSource::undecodable_count() const {
   return static_cast<int64_t>(undecodable_.size());
 }
 
-std::vector<std::string> ImageFolderSource::undecodable_files() const {
+std::map<std::string, std::string> ImageFolderSource::undecodable_files() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return {undecodable_.begin(), undecodable_.end()};
+  return undecodable_;
 }
 
 }  // namespace qnn

@@ -8,12 +8,12 @@
 //
 // A file that cannot be read or decoded is an error naming it, unless skip_undecodable: then
 // the sample is replaced by the next sample of the folder (index + 1, wrapping) that decodes,
-// transformed with the random draws of the original index, and the bad file is remembered;
-// undecodable_count() says how many distinct files were skipped so far, so the caller can
-// print a summary line.
+// transformed with the random draws of the original index, and the bad file is remembered
+// with its error; undecodable_count() says how many distinct files were skipped so far and
+// undecodable_files() which and why, so the caller can print a summary.
 #pragma once
+#include <map>
 #include <mutex>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -47,13 +47,13 @@ class ImageFolderSource : public SampleSource {
 
   const ImageFolder& folder() const { return folder_; }
   int64_t undecodable_count() const;
-  std::vector<std::string> undecodable_files() const;  // sorted
+  std::map<std::string, std::string> undecodable_files() const;  // path -> the error that skipped it
 
  private:
   const ImageFolder folder_;
   const ImageFolderOptions options_;
   mutable std::mutex mutex_;  // guards undecodable_
-  mutable std::set<std::string> undecodable_;
+  mutable std::map<std::string, std::string> undecodable_;
 };
 
 }  // namespace qnn

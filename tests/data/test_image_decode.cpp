@@ -172,7 +172,7 @@ TEST_CASE("image decode: a header claiming more pixels than PIL's decompression-
                        doctest::Contains("cannot decode case.png: its header says 13380x13380 pixels"), Error);
 }
 
-TEST_CASE("image decode: a JPEG Huffman table of more than 256 codes, or one that does not fill its segment, is refused") {
+TEST_CASE("image decode: a JPEG Huffman table of more than 256 codes, or tables that do not add up to their segment, are refused") {
   const std::vector<uint8_t> whole = fixture_bytes("baseline.jpg");
   const size_t dht = segment_offset(whole, 0xC4);
   // The counts of 1- to 16-bit codes, at dht + 5 .. dht + 20: 18 + 255 = 273.
