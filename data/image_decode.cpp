@@ -62,11 +62,11 @@ RgbImage decode_with_stb(const uint8_t* data, size_t size, const std::string& na
   return image;
 }
 
-#ifdef QNN_TURBOJPEG
 bool is_jpeg(const uint8_t* data, size_t size) {  // the start-of-image marker, then a marker
   return size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
 }
 
+#ifdef QNN_TURBOJPEG
 // One TurboJPEG decompressor per thread, made on first use and made anew after a failed decode
 // (a handle that failed on one file can fail the next ones).
 struct TurboHandle {
@@ -150,11 +150,7 @@ RgbImage decode_image_bytes(const uint8_t* data, size_t size, const std::string&
   QNN_CHECK(size > 0, "cannot decode ", name, ": the file is empty");
   QNN_CHECK(decoder != ImageDecoder::turbojpeg || turbojpeg_available(), "cannot decode ", name,
             " with TurboJPEG: this build has no TurboJPEG (install libturbojpeg0-dev and rebuild)");
-#ifdef QNN_TURBOJPEG
-  const bool turbojpeg = decoder != ImageDecoder::stb && is_jpeg(data, size);
-#else
-  const bool turbojpeg = false;
-#endif
+  const bool turbojpeg = turbojpeg_available() && decoder != ImageDecoder::stb && is_jpeg(data, size);
   const std::string fault = image_structure_fault(
       data, size, turbojpeg ? MissingHuffmanTables::standard : MissingHuffmanTables::refused);
   QNN_CHECK(fault.empty(), "cannot decode ", name, ": ", fault);
