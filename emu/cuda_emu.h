@@ -97,11 +97,12 @@ Launch<Kernel> launch(Kernel kernel, const char* name, dim3 grid, dim3 block, si
 
 // A __shared__ declaration of type A: its place in the block's static shared memory, allocated
 // the first time the declaration runs (each declaration, and each instantiation of a template
-// kernel, has a closure type of its own as `Declaration`) and the same in every block since.
+// kernel, has a closure type of its own as `Declaration`) and the same in every block since, on
+// a 16-byte boundary at least (emu/race_check.cpp's alignment check).
 // Not instrumented: the race checker watches the memory, not this bookkeeping.
 template <typename A, typename Declaration>
 __attribute__((no_sanitize("thread"), noinline)) A& static_shared(Declaration) {
-  static const size_t offset = allocate_static_shared(sizeof(A), alignof(A));
+  static const size_t offset = allocate_static_shared(sizeof(A), alignof(A) > 16 ? alignof(A) : 16);
   return *reinterpret_cast<A*>(static_shared_arena() + offset);
 }
 

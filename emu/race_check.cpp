@@ -185,6 +185,24 @@ inline __attribute__((always_inline)) Shadow* watched(const char* p, size_t byte
        code_at(pc));
 }
 
+// A GPU thread loads or stores 2, 4, 8 or 16 bytes at once only at an address that is a multiple
+// of the size; elsewhere it faults (cudaErrorMisalignedAddress) where a CPU just reads. The hooks
+// of accesses whose type g++ takes to be aligned call this: a float4, a uint2, a double, but also
+// a structure of two doubles (alignment 8), which g++ copies as one 16-byte access and nvcc as two
+// of 8; the emulator places shared declarations on 16-byte boundaries and device allocations on
+// 256-byte ones, so that an array of such structures is not taken for misaligned vectors. Device
+// and shared memory only: the thread's stack is laid out by g++, not nvcc.
+__attribute__((noinline)) void check_alignment(const void* at, size_t bytes, bool write, const void* pc) {
+  if (reinterpret_cast<uintptr_t>(at) % bytes == 0) return;
+  const char* p = static_cast<const char*>(at);
+  uint64_t stale_before = 0;
+  if (!shadow_of(p, bytes, stale_before)) return;
+  fail(coordinates(running_thread()) + (write ? " writes " : " reads ") + std::to_string(bytes) + " bytes of " +
+       (stale_before == block_start ? "shared" : "device") + " memory at " + pointer(p) + ", not a multiple of " +
+       std::to_string(bytes) + ": a GPU thread faults there (misaligned address: a vector access through a view "
+       "that does not start on its boundary?); the access" + code_at(pc));
+}
+
 // Called only while a kernel runs (the hooks below check in_kernel first: instrumented host code
 // outside kernels then costs a thread-local load, not this function's frame).
 __attribute__((noinline)) void watch_access(const void* at, size_t bytes, bool write, bool is_volatile,
@@ -308,18 +326,25 @@ inline __attribute__((always_inline)) void on_access(void* p, size_t bytes, bool
                                                      const void* pc) {
   if (qnn_emu::race::in_kernel) qnn_emu::race::watch_access(p, bytes, write, is_volatile, pc);
 }
+// An access the compiler takes to be aligned to its size.
+inline __attribute__((always_inline)) void on_aligned_access(void* p, size_t bytes, bool write, bool is_volatile,
+                                                             const void* pc) {
+  if (!qnn_emu::race::in_kernel) return;
+  if (bytes > 1) qnn_emu::race::check_alignment(p, bytes, write, pc);
+  qnn_emu::race::watch_access(p, bytes, write, is_volatile, pc);
+}
 }  // namespace
 extern "C" {
 void __tsan_init() { qnn_emu::race::instrumented = true; }
 void __tsan_func_entry(void*) {}
 void __tsan_func_exit() {}
 #define QNN_EMU_HOOKS(n)                                                                                 \
-  void __tsan_read##n(void* p) { on_access(p, n, false, false, __builtin_return_address(0)); }           \
-  void __tsan_write##n(void* p) { on_access(p, n, true, false, __builtin_return_address(0)); }           \
+  void __tsan_read##n(void* p) { on_aligned_access(p, n, false, false, __builtin_return_address(0)); }   \
+  void __tsan_write##n(void* p) { on_aligned_access(p, n, true, false, __builtin_return_address(0)); }   \
   void __tsan_unaligned_read##n(void* p) { on_access(p, n, false, false, __builtin_return_address(0)); } \
   void __tsan_unaligned_write##n(void* p) { on_access(p, n, true, false, __builtin_return_address(0)); } \
-  void __tsan_volatile_read##n(void* p) { on_access(p, n, false, true, __builtin_return_address(0)); }   \
-  void __tsan_volatile_write##n(void* p) { on_access(p, n, true, true, __builtin_return_address(0)); }
+  void __tsan_volatile_read##n(void* p) { on_aligned_access(p, n, false, true, __builtin_return_address(0)); } \
+  void __tsan_volatile_write##n(void* p) { on_aligned_access(p, n, true, true, __builtin_return_address(0)); }
 QNN_EMU_HOOKS(1)
 QNN_EMU_HOOKS(2)
 QNN_EMU_HOOKS(4)

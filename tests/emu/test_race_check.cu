@@ -2,11 +2,13 @@
 // data with no barrier between them fails the launch, in shared and in device memory, whichever
 // access comes first in the emulator's order, and so does a plain access to a byte other threads
 // update atomically; barriers, atomics, and the fence-and-counter pattern by which the last block
-// of a grid reads what the others wrote (through volatile loads), do not. Skipped where
+// of a grid reads what the others wrote (through volatile loads), do not. The same hooks check that
+// a vector load or store is aligned to its size, as a GPU requires. Skipped where
 // the kernels are not instrumented (`make emulate SANITIZE=1`, whose AddressSanitizer excludes
 // ThreadSanitizer's instrumentation).
 #include <doctest.h>
 
+#include <cstdint>
 #include <vector>
 
 #include "emu/race_check.h"
@@ -91,7 +93,64 @@ __global__ void shared_count_kernel(int* out, int init_barrier, int read_barrier
   if (threadIdx.x == 0) out[blockIdx.x] = count;
 }
 
+// Each thread copies four floats as one float4 (16 bytes) or four bf16 values as one uint2 (8
+// bytes), as the element passes of tensor/channel_sums_cuda.h do: from and to addresses that must
+// be multiples of the access's size.
+__global__ void float4_copy_kernel(const float* in, float* out) {
+  reinterpret_cast<float4*>(out)[threadIdx.x] = reinterpret_cast<const float4*>(in)[threadIdx.x];
+}
+__global__ void uint2_copy_kernel(const uint16_t* in, uint16_t* out) {
+  reinterpret_cast<uint2*>(out)[threadIdx.x] = reinterpret_cast<const uint2*>(in)[threadIdx.x];
+}
+
+// Pairs of doubles (alignment 8, which g++ copies as one 16-byte access and nvcc as two of 8)
+// passed through shared memory: no vector, nothing misaligned on a GPU.
+struct DoublePair {
+  double a, b;
+};
+__global__ void double_pairs_kernel(double* out) {
+  __shared__ double padding;  // so that the pairs would start 8 bytes past a 16-byte boundary
+  __shared__ DoublePair pairs[8];
+  if (threadIdx.x == 0) padding = 0.25;
+  pairs[threadIdx.x] = DoublePair{double(threadIdx.x), 0.5};
+  __syncthreads();
+  const DoublePair next = pairs[(threadIdx.x + 1) % 8];
+  out[threadIdx.x] = next.a + next.b + padding;
+}
+
 }  // namespace
+
+TEST_CASE("emulator: a vector load or store from an address that is not a multiple of its size fails the launch" *
+          doctest::test_suite("emulator")) {
+  if (!watching()) return;
+  std::vector<float> values(4 * 8 + 4);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = float(i);
+  float* in = device_array<float>(values.size());
+  float* out = device_array<float>(values.size());
+  REQUIRE(cudaMemcpy(in, values.data(), sizeof(float) * values.size(), cudaMemcpyHostToDevice) == cudaSuccess);
+  float4_copy_kernel<<<1, 8>>>(in + 4, out);  // 16-byte aligned: runs
+  REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+  const std::vector<float> copied = to_host(out, 32);
+  for (size_t i = 0; i < 32; ++i) CHECK(copied[i] == float(i + 4));
+  float4_copy_kernel<<<1, 8>>>(in + 2, out);  // 8-byte aligned source
+  expect_failed_launch();
+  float4_copy_kernel<<<1, 8>>>(in, out + 1);  // 4-byte aligned destination
+  expect_failed_launch();
+  const uint16_t* half_in = reinterpret_cast<const uint16_t*>(in);
+  uint16_t* half_out = reinterpret_cast<uint16_t*>(out);
+  uint2_copy_kernel<<<1, 8>>>(half_in + 4, half_out);  // 8-byte aligned: runs
+  REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+  uint2_copy_kernel<<<1, 8>>>(half_in + 2, half_out);  // 4-byte aligned source
+  expect_failed_launch();
+  double* sums = device_array<double>(8);
+  double_pairs_kernel<<<1, 8>>>(sums);
+  REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+  const std::vector<double> pair_sums = to_host(sums, 8);
+  for (size_t i = 0; i < 8; ++i) CHECK(pair_sums[i] == double((i + 1) % 8) + 0.75);
+  cudaFree(sums);
+  cudaFree(in);
+  cudaFree(out);
+}
 
 TEST_CASE("emulator race check: shared memory read or overwritten with no barrier fails the launch" *
           doctest::test_suite("emulator")) {
