@@ -111,6 +111,14 @@ RgbImage decode_turbojpeg_with(tjhandle handle, const uint8_t* data, size_t size
                     height, format, 0) != 0) {
     QNN_CHECK(tjGetErrorCode(handle) == TJERR_WARNING, "cannot decode ", name,
               " (TurboJPEG): ", tjGetErrorStr2(handle));
+    // TurboJPEG still says "warning" when a fatal error follows the warning and stops the decode
+    // half done; its message is then the fatal error's, where after warnings alone it is the
+    // first warning's. A decode that stops at the first warning tells which.
+    const std::string message = tjGetErrorStr2(handle);
+    std::vector<uint8_t> scratch(decoded.size());
+    tjDecompress2(handle, data, static_cast<unsigned long>(size), scratch.data(), width, 0, height, format,
+                  TJFLAG_STOPONWARNING);
+    QNN_CHECK(message == tjGetErrorStr2(handle), "cannot decode ", name, " (TurboJPEG): ", message);
   }
   RgbImage image;
   image.height = height;

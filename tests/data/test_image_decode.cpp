@@ -2,7 +2,8 @@
 // scripts/make_image_fixture.py): grey, alpha, grey + alpha, 16-bit PNG, baseline, progressive,
 // grey and CMYK JPEG, a JPEG with restart markers, with stb_image (JPEGs within 4 grey levels, 2
 // measured) and, when built, TurboJPEG (exactly PIL's pixels); errors name the file; truncated
-// JPEGs, decompression bombs and malformed Huffman tables are refused, by either decoder.
+// JPEGs, decompression bombs, malformed Huffman tables and a fatal error that follows a warning
+// are refused, by either decoder.
 #include <doctest.h>
 
 #include <fstream>
@@ -121,6 +122,24 @@ void check_refused(const std::vector<uint8_t>& bytes, const std::string& reason)
   }
 }
 
+// Decoding `bytes` with every decoder throws qnn::Error naming the file; TurboJPEG's message holds
+// `turbojpeg_reason` (stb_image's are its own).
+void check_refused_by_decoder(const std::vector<uint8_t>& bytes, const std::string& turbojpeg_reason) {
+  for (ImageDecoder decoder : jpeg_decoders()) {
+    const std::string decoder_name = jpeg_decoder_name(decoder);
+    CAPTURE(decoder_name);
+    std::string message = "(nothing thrown)";
+    try {
+      decode_image_bytes(bytes.data(), bytes.size(), "case.jpg", decoder);
+    } catch (const Error& e) {
+      message = e.what();
+    }
+    CAPTURE(message);
+    CHECK(message.find("cannot decode case.jpg") != std::string::npos);
+    if (decoder == ImageDecoder::turbojpeg) CHECK(message.find(turbojpeg_reason) != std::string::npos);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("image decode: a truncated JPEG is an error with either decoder, as in PIL; trailing and stray bytes are not") {
@@ -152,6 +171,21 @@ TEST_CASE("image decode: a truncated JPEG is an error with either decoder, as in
       CHECK(max_abs_difference(decode_image_bytes(stray.data(), stray.size(), name, decoder), expected) == 0);
     }
   }
+}
+
+TEST_CASE("image decode: a fatal error after a warning is an error, as in PIL") {
+  // progressive.jpg with a later scan's spectral start set to 70 (past coefficient 63), which
+  // libjpeg stops at, and a stray byte after its first segment, which libjpeg warns about first.
+  std::vector<uint8_t> bad = fixture_bytes("progressive.jpg");
+  std::vector<size_t> scans;  // FF DA: in entropy-coded data an FF byte is followed by 00 or a restart marker
+  for (size_t p = 0; p + 1 < bad.size(); ++p)
+    if (bad[p] == 0xFF && bad[p + 1] == 0xDA) scans.push_back(p);
+  REQUIRE(scans.size() > 2);
+  const size_t components = bad[scans[2] + 4];
+  bad[scans[2] + 5 + 2 * components] = 70;
+  check_refused_by_decoder(bad, "Invalid progressive parameters Ss=70");
+  bad.insert(bad.begin() + long(segment_offset(bad, 0xE0) + 2 + (size_t(bad[4]) << 8 | bad[5])), 0x00);
+  check_refused_by_decoder(bad, "Invalid progressive parameters Ss=70");
 }
 
 TEST_CASE("image decode: a header claiming more pixels than PIL's decompression-bomb limit is refused before decoding") {
