@@ -186,20 +186,20 @@ inline __attribute__((always_inline)) Shadow* watched(const char* p, size_t byte
 }
 
 // A GPU thread loads or stores 2, 4, 8 or 16 bytes at once only at an address that is a multiple
-// of the size; elsewhere it faults (cudaErrorMisalignedAddress) where a CPU just reads. The hooks
-// of accesses whose type g++ takes to be aligned call this: a float4, a uint2, a double, but also
-// a structure of two doubles (alignment 8), which g++ copies as one 16-byte access and nvcc as two
-// of 8; the emulator places shared declarations on 16-byte boundaries and device allocations on
-// 256-byte ones, so that an array of such structures is not taken for misaligned vectors. Device
-// and shared memory only: the thread's stack is laid out by g++, not nvcc.
-__attribute__((noinline)) void check_alignment(const void* at, size_t bytes, bool write, const void* pc) {
+// of the size; elsewhere it faults (cudaErrorMisalignedAddress) where a CPU just reads. The atomics
+// and the hooks of accesses whose type g++ takes to be aligned call this: a float4, a uint2, a
+// double, but also a structure of two doubles (alignment 8), which g++ copies as one 16-byte
+// access and nvcc as two of 8; the emulator places shared declarations on 16-byte boundaries and
+// device allocations on 256-byte ones, so that an array of such structures is not taken for
+// misaligned vectors. Device and shared memory only: the thread's stack is laid out by g++.
+__attribute__((noinline)) void check_alignment(const void* at, size_t bytes, Access access, const void* pc) {
   if (reinterpret_cast<uintptr_t>(at) % bytes == 0) return;
   const char* p = static_cast<const char*>(at);
   uint64_t stale_before = 0;
   if (!shadow_of(p, bytes, stale_before)) return;
-  fail(coordinates(running_thread()) + (write ? " writes " : " reads ") + std::to_string(bytes) + " bytes of " +
+  fail(coordinates(running_thread()) + doing(access) + std::to_string(bytes) + " bytes of " +
        (stale_before == block_start ? "shared" : "device") + " memory at " + pointer(p) + ", not a multiple of " +
-       std::to_string(bytes) + ": a GPU thread faults there (misaligned address: a vector access through a view "
+       std::to_string(bytes) + ": a GPU thread faults there (misaligned address: an access through a view "
        "that does not start on its boundary?); the access" + code_at(pc));
 }
 
@@ -281,6 +281,7 @@ void fence() {
 
 void atomic(const void* at, size_t bytes, const void* pc) {
   if (!in_kernel) return;
+  if (bytes > 1) check_alignment(at, bytes, Access::atomic, pc);
   const char* p = static_cast<const char*>(at);
   const uint64_t thread = running_thread();
   uint64_t stale_before = 0;
@@ -330,7 +331,7 @@ inline __attribute__((always_inline)) void on_access(void* p, size_t bytes, bool
 inline __attribute__((always_inline)) void on_aligned_access(void* p, size_t bytes, bool write, bool is_volatile,
                                                              const void* pc) {
   if (!qnn_emu::race::in_kernel) return;
-  if (bytes > 1) qnn_emu::race::check_alignment(p, bytes, write, pc);
+  if (bytes > 1) qnn_emu::race::check_alignment(p, bytes, write ? qnn_emu::race::Access::write : qnn_emu::race::Access::read, pc);
   qnn_emu::race::watch_access(p, bytes, write, is_volatile, pc);
 }
 }  // namespace

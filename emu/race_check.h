@@ -37,9 +37,10 @@
 // inside a structure or stored in device memory. A GPU thread faults there; here the launch
 // fails, naming the address and the place in the code.
 //
-// They also see the address of every load and store whose type is aligned to its size (a float4, a
-// uint2, a double): one of 2, 4, 8 or 16 bytes at an address that is not a multiple of its size,
-// which a CPU reads and a GPU thread faults on (misaligned address), fails the launch too.
+// They also see the address of every atomic and of every load and store whose type is aligned to
+// its size (a float4, a uint2, a double): one of 2, 4, 8 or 16 bytes at an address that is not a
+// multiple of its size, which a CPU reads and a GPU thread faults on (misaligned address), fails
+// the launch too.
 //
 // An atomic stands for what it reads and writes: a plain store that initialises a counter races
 // with the other threads' atomics unless a barrier lies between, and so does a plain load of it

@@ -103,6 +103,8 @@ __global__ void uint2_copy_kernel(const uint16_t* in, uint16_t* out) {
   reinterpret_cast<uint2*>(out)[threadIdx.x] = reinterpret_cast<const uint2*>(in)[threadIdx.x];
 }
 
+__global__ void count_at_kernel(int* counter) { atomicAdd(counter, 1); }
+
 // Pairs of doubles (alignment 8, which g++ copies as one 16-byte access and nvcc as two of 8)
 // passed through shared memory: no vector, nothing misaligned on a GPU.
 struct DoublePair {
@@ -120,7 +122,7 @@ __global__ void double_pairs_kernel(double* out) {
 
 }  // namespace
 
-TEST_CASE("emulator: a vector load or store from an address that is not a multiple of its size fails the launch" *
+TEST_CASE("emulator: a vector load or store, or an atomic, at an address that is not a multiple of its size fails the launch" *
           doctest::test_suite("emulator")) {
   if (!watching()) return;
   std::vector<float> values(4 * 8 + 4);
@@ -141,6 +143,8 @@ TEST_CASE("emulator: a vector load or store from an address that is not a multip
   uint2_copy_kernel<<<1, 8>>>(half_in + 4, half_out);  // 8-byte aligned: runs
   REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
   uint2_copy_kernel<<<1, 8>>>(half_in + 2, half_out);  // 4-byte aligned source
+  expect_failed_launch();
+  count_at_kernel<<<1, 4>>>(reinterpret_cast<int*>(half_out + 1));  // an atomic on a 2-byte boundary
   expect_failed_launch();
   double* sums = device_array<double>(8);
   double_pairs_kernel<<<1, 8>>>(sums);
