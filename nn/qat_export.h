@@ -11,30 +11,18 @@
 //   wrpn    w_q = k/m, m = 2^(b-1) - 1 (WRPN): s = 1/m, z = 0, q in [-m, m]
 // Activations: linear, the observer's (s, z); lsq, the learned step; pact, alpha/n; dorefa and
 // wrpn, 1/n (their [0, 1] grid); z = 0 for all but linear.
-//
-// Codes u = q - qmin (0 .. 2^b - 1) are packed little-end first into containers of 2, 4 or 8
-// bits (3-bit codes take 4-bit containers, 5- to 7-bit ones 8-bit): four 2-bit codes a byte,
-// two 4-bit codes, or one code a byte; code i sits at bits (i mod k) c .. of byte i / k.
+// The file's packed codes and metadata are read and written by nn/qat_export_format.h.
 #pragma once
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "nn/qat_export_format.h"
 #include "nn/qat_resnet.h"
 #include "tensor/safetensors.h"
 
 namespace qnn {
-
-constexpr const char* kQatExportFormat = "qnn-qat-export-1";
-
-int export_container_bits(int bits);  // 2, 4 or 8
-// Codes in [0, 2^container) -> bytes (as floats 0..255, for a U8 safetensors tensor) and back.
-Tensor pack_codes(const std::vector<int>& codes, int bits);
-std::vector<int> unpack_codes(const Tensor& bytes, int64_t count, int bits);
-// The whole number an export's metadata holds under `key` (e.g. "qweight.W.bits"); a missing or
-// malformed value is an error naming the file and the key.
-int64_t metadata_integer(const SafetensorsFile& file, const std::string& key);
 
 // Writes the export of `model` (trained: observers must have ranges, steps must be set) to `path`;
 // `metadata` is added to the file's (the app records the architecture there).

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 
-#include "nn/qat_export.h"
+#include "nn/qat_export_format.h"
 #include "qinfer/conv_direct.h"
 #include "qinfer/stem.h"
 
