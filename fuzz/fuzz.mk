@@ -19,9 +19,10 @@ FUZZ_FLOAT_CAST := $(shell $(FUZZ_CXX) -fsanitize=float-cast-overflow -x c++ -c 
   && echo ,float-cast-overflow)
 FUZZ_SANITIZE := address,undefined$(FUZZ_FLOAT_CAST)
 # (-Wno-unused-private-field: CudaGraph's graph_ is only used by the CUDA build, which g++ does
-# not flag and clang does.)
-FUZZ_CXXFLAGS := -std=c++17 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Wno-unused-private-field -I. \
-  -isystem $(STB_INCLUDE) -fsanitize=$(FUZZ_SANITIZE) -fno-sanitize-recover=all -MMD -MP
+# not flag and clang does; -Wno-unknown-warning-option: some sources silence GCC-only warnings.)
+FUZZ_CXXFLAGS := -std=c++17 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Wno-unused-private-field \
+  -Wno-unknown-warning-option -I. \
+  -isystem $(STB_INCLUDE) -isystem capi/serial_openmp -fsanitize=$(FUZZ_SANITIZE) -fno-sanitize-recover=all -MMD -MP
 # The image decoders as the regular build has them: TurboJPEG for JPEGs where it is installed.
 ifneq ($(TURBOJPEG),)
   FUZZ_CXXFLAGS += -DQNN_TURBOJPEG $(addprefix -isystem ,$(filter-out /usr/include,$(patsubst %/,%,$(dir $(TURBOJPEG)))))
@@ -31,11 +32,12 @@ endif
 # 2 GB, or take over 10 s is reported as a defect.
 FUZZ_LIMITS := -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10
 
-# The library sources the targets link (the rest of the library needs OpenMP or is not used).
+# The library sources the targets link (the rest of the library is not used), without OpenMP:
+# the integer engine's parallel loops run serially (capi/serial_openmp stands in for <omp.h>).
 FUZZ_LIB_SRC := data/cifar.cpp tensor/safetensors.cpp tensor/safetensors_header.cpp \
   tensor/tensor.cpp tensor/allocator.cpp tensor/device_cpu_only.cpp dist/payload_wire.cpp \
   data/image_decode.cpp data/image_structure.cpp data/image_resize.cpp data/image_transforms.cpp \
-  data/augment.cpp
+  data/augment.cpp nn/qat_export_format.cpp $(wildcard qinfer/*.cpp)
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.cpp=$(FUZZ_BUILD)/lib/%.o)
 FUZZ_NAMES := $(patsubst fuzz/fuzz_%.cpp,%,$(wildcard fuzz/fuzz_*.cpp))
 FUZZ_TARGETS := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)

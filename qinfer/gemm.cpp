@@ -114,7 +114,7 @@ uint8_t requantize_value(int32_t acc, int64_t channel, const Requant& rq, int32_
 }
 
 void gemm_u8s8_requant(const uint8_t* a, int64_t lda, int64_t rows, const PackedWeights& w, const Requant& rq,
-                       uint8_t* out, int64_t ldo, bool parallel) {
+                       uint8_t* out, int64_t ldo, [[maybe_unused]] bool parallel) {
   QNN_CHECK(lda >= w.kp && ldo >= w.n, "gemm_u8s8_requant: lda ", lda, " < kp ", w.kp, " or ldo ", ldo, " < n ", w.n);
   QNN_CHECK(rq.lo >= 0 && rq.hi <= 255 && rq.lo <= rq.hi, "gemm_u8s8_requant: bad output range [", rq.lo, ", ", rq.hi, "]");
   const bool vnni = active_gemm_path() == GemmPath::Vnni;
@@ -140,7 +140,7 @@ void gemm_u8s8_requant_rows(const ARows& a, int64_t rows, const PackedWeights& w
 }
 
 void gemm_u8s8_s32(const uint8_t* a, int64_t lda, int64_t rows, const PackedWeights& w, int32_t* c, int64_t ldc,
-                   bool parallel) {
+                   [[maybe_unused]] bool parallel) {
   QNN_CHECK(lda >= w.kp && ldc >= w.n, "gemm_u8s8_s32: lda ", lda, " < kp ", w.kp, " or ldc ", ldc, " < n ", w.n);
   const bool vnni = active_gemm_path() == GemmPath::Vnni;
   const int64_t chunks = (rows + kRowChunk - 1) / kRowChunk;

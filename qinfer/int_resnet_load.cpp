@@ -15,19 +15,32 @@ namespace qnn::qinfer {
 namespace {
 
 constexpr double kBatchNormEps = 1e-5;  // BatchNorm2d's
+// Bounds on what an export may ask the engine to build: far above a CIFAR ResNet's (its largest
+// weight holds 36,864 values at width 1; its stem is 3x3 over 3 channels).
+constexpr int64_t kMaxWeightElements = int64_t(1) << 24;
+constexpr int64_t kMaxStemKernel = 7, kMaxInputChannels = 16;
 
 }  // namespace
 
 IntWeight read_export_weight(const SafetensorsFile& file, const std::string& name) {
   const std::string p = "qweight." + name;
-  const int bits = int(metadata_integer(file, p + ".bits"));
+  const int64_t bits = metadata_integer(file, p + ".bits");
+  QNN_CHECK(bits >= 2 && bits <= 8, file.path, ": ", p, ".bits is ", bits, ", expected 2 to 8");
+  // Every method's qmin lies in [-128, 0]; the bound keeps the arithmetic below in range.
   const int64_t qmin = metadata_integer(file, p + ".qmin");
+  QNN_CHECK(qmin >= -256 && qmin <= 256, file.path, ": ", p, ".qmin is ", qmin, ", expected -256 to 256");
   const std::vector<float> dims = file.get(p + ".shape").to_vector();
+  QNN_CHECK(!dims.empty(), file.path, ": ", p, ".shape is empty");
   IntWeight w;
-  w.shape.assign(dims.begin(), dims.end());
-  QNN_CHECK(!w.shape.empty() && w.shape[0] > 0, file.path, ": ", p, ".shape is empty");
   int64_t numel = 1;
-  for (int64_t d : w.shape) numel *= d;
+  for (float d : dims) {
+    QNN_CHECK(d >= 1 && d <= float(kMaxWeightElements) && std::nearbyint(d) == d &&
+                  numel <= kMaxWeightElements / int64_t(d),
+              file.path, ": ", p, ".shape holds ", d, "; expected whole numbers from 1 making at most ",
+              kMaxWeightElements, " values");
+    w.shape.push_back(int64_t(d));
+    numel *= w.shape.back();
+  }
   const int64_t channels = w.shape[0], per_channel = numel / channels;
   const std::vector<float> s = file.get(p + ".scale").to_vector(), z = file.get(p + ".zero_point").to_vector();
   QNN_CHECK(int64_t(s.size()) == channels && int64_t(z.size()) == channels, file.path, ": ", p,
@@ -35,12 +48,12 @@ IntWeight read_export_weight(const SafetensorsFile& file, const std::string& nam
   const std::vector<int> codes = unpack_codes(file.get(p + ".packed"), numel, bits);
   w.values.resize(numel);
   w.scale.resize(channels);
-  w.bits = bits;
+  w.bits = int(bits);
   for (int64_t c = 0; c < channels; ++c) {
     // Integer zero points give q - z; half-integer ones (DoReFa's n/2) give 2q - 2z at half the scale.
     const double z2 = 2.0 * double(z[c]);
-    QNN_CHECK(std::nearbyint(z2) == z2, file.path, ": ", name, " channel ", c, " has zero point ", z[c],
-              ", which is not a multiple of 1/2");
+    QNN_CHECK(std::nearbyint(z2) == z2 && std::fabs(z2) <= 1024, file.path, ": ", name, " channel ", c,
+              " has zero point ", z[c], ", expected a multiple of 1/2 from -512 to 512");
     const bool half = std::nearbyint(double(z[c])) != double(z[c]);
     const int64_t factor = half ? 2 : 1, zi = int64_t(std::nearbyint(z2)) / (half ? 1 : 2);
     w.scale[c] = double(s[c]) / double(factor);
@@ -61,8 +74,11 @@ namespace {
 ActivationGrid read_grid(const SafetensorsFile& file, const std::string& quantizer) {
   const std::string p = "qact." + quantizer;
   ActivationGrid g;
-  g.scale = file.get(p + ".scale").to_vector().at(0);
-  const float z = file.get(p + ".zero_point").to_vector().at(0);
+  const std::vector<float> scale = file.get(p + ".scale").to_vector(), zero = file.get(p + ".zero_point").to_vector();
+  QNN_CHECK(scale.size() == 1 && zero.size() == 1, file.path, ": ", p, ".scale and .zero_point should hold one value each, found ",
+            scale.size(), " and ", zero.size());
+  g.scale = scale[0];
+  const float z = zero[0];
   const int64_t bits = metadata_integer(file, p + ".bits");
   QNN_CHECK(bits >= 2 && bits <= 8, file.path, ": ", p, ".bits is ", bits, ", expected 2 to 8");
   g.qmax = int32_t((1 << bits) - 1);
@@ -102,7 +118,8 @@ void check_finite(const SafetensorsFile& file, const std::string& layer, int64_t
 IntConv make_conv(const SafetensorsFile& file, const std::string& conv, const std::string& bn, int64_t stride,
                   const ActivationGrid& in, const ActivationGrid& out, bool pack_4bit) {
   const IntWeight w = read_export_weight(file, conv + ".weight");
-  QNN_CHECK(w.shape.size() == 4 && w.shape[2] == w.shape[3], file.path, ": ", conv, ".weight should be [out, in, k, k]");
+  QNN_CHECK(w.shape.size() == 4 && w.shape[2] == 3 && w.shape[3] == 3, file.path, ": ", conv,
+            ".weight should be [out, in, 3, 3], found ", shape_str(w.shape));
   IntConv c;
   c.shape = {w.shape[1], w.shape[0], w.shape[2], stride, w.shape[2] / 2};
   const std::vector<int8_t> nhwc = conv_weight_nhwc(w.values, c.shape);
@@ -167,7 +184,10 @@ IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fall
 
   // Stem: the image's pixels, one accumulator per (output, input) channel pair.
   const IntWeight w1 = read_export_weight(file, "conv1.weight");
-  QNN_CHECK(w1.shape.size() == 4 && w1.shape[2] == w1.shape[3], file.path, ": conv1.weight should be [out, in, k, k]");
+  QNN_CHECK(w1.shape.size() == 4 && w1.shape[2] == w1.shape[3] && w1.shape[2] % 2 == 1 &&
+                w1.shape[2] <= kMaxStemKernel && w1.shape[1] <= kMaxInputChannels,
+            file.path, ": conv1.weight should be [out, in, k, k] with k odd and at most ", kMaxStemKernel,
+            " and at most ", kMaxInputChannels, " input channels, found ", shape_str(w1.shape));
   const int64_t co = w1.shape[0], ci = w1.shape[1], k = w1.shape[2], taps = k * k;
   QNN_CHECK(int64_t(norm_.mean.size()) == ci && int64_t(norm_.stddev.size()) == ci, file.path, ": the input has ", ci,
             " channels, the normalisation ", norm_.mean.size(), " means and ", norm_.stddev.size(), " deviations");
@@ -213,6 +233,7 @@ IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fall
 
   // Residual blocks, as many as the export holds per stage.
   ActivationGrid grid = stem_out_;
+  int64_t channels = co;
   for (int stage = 1; file.has("qweight." + block_prefix(stage, 0) + "conv1.weight.shape"); ++stage)
     for (int64_t i = 0; file.has("qweight." + block_prefix(stage, i) + "conv1.weight.shape"); ++i) {
       const std::string p = block_prefix(stage, i);
@@ -221,8 +242,13 @@ IntResNet::IntResNet(const SafetensorsFile& file, const InputNormalization& fall
       const ActivationGrid mid = read_grid(file, p + "act1_fake_quant"), out = read_grid(file, p + "act2_fake_quant");
       block.conv1 = make_conv(file, p + "conv1", p + "bn1", stride, grid, mid, pack_4bit);
       block.conv2 = make_conv(file, p + "conv2", p + "bn2", 1, mid, out, pack_4bit);
-      QNN_CHECK(block.conv1.shape.in_channels <= block.conv1.shape.out_channels, file.path, ": ", p,
+      const ConvShape &s1 = block.conv1.shape, &s2 = block.conv2.shape;
+      QNN_CHECK(s1.in_channels == channels && s2.in_channels == s1.out_channels && s2.out_channels == s1.out_channels,
+                file.path, ": ", p, "conv1 and conv2 take ", s1.in_channels, " and ", s2.in_channels, " channels and give ",
+                s1.out_channels, " and ", s2.out_channels, "; the block's input has ", channels);
+      QNN_CHECK(s1.in_channels <= s1.out_channels, file.path, ": ", p,
                 "conv1 narrows the channels; option A only pads them");
+      channels = s2.out_channels;
       block.pad_before = (block.conv1.shape.out_channels - block.conv1.shape.in_channels) / 2;
       block.residual_multiplier = float(double(grid.scale) / double(out.scale));
       blocks_.push_back(std::move(block));

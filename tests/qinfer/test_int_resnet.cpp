@@ -261,6 +261,20 @@ TEST_CASE("qinfer resnet: files it cannot run are reported by name") {
                        doctest::Contains("layer1.0.conv1 output channel 0 has the requantization multiplier"), Error);
   CHECK_THROWS_WITH_AS(qinfer::IntResNet(good, {{0.5f, 0.5f}, {0.2f, 0.2f}}), doctest::Contains("the input has 3 channels"),
                        Error);
+  // Values beyond any export's, which the engine would otherwise convert or multiply out of range.
+  CHECK_THROWS_WITH_AS(qinfer::IntResNet(damaged("qweight.layer1.0.conv1.weight.zero_point", -8e34f), cifar_input()),
+                       doctest::Contains("expected a multiple of 1/2 from -512 to 512"), Error);
+  CHECK_THROWS_WITH_AS(qinfer::IntResNet(damaged("qweight.layer1.0.conv1.weight.shape", 1e30f), cifar_input()),
+                       doctest::Contains("qweight.layer1.0.conv1.weight.shape holds 1e+30"), Error);
+  SafetensorsFile wide_bits = good;
+  wide_bits.metadata["qweight.fc.weight.bits"] = "4294967298";  // 2 once cut to 32 bits
+  CHECK_THROWS_WITH_AS(qinfer::IntResNet(wide_bits, cifar_input()),
+                       doctest::Contains("qweight.fc.weight.bits is 4294967298, expected 2 to 8"), Error);
+  SafetensorsFile two_scales = good;
+  for (NamedTensor& t : two_scales.tensors)
+    if (t.name == "qact.act1_fake_quant.scale") t.tensor = Tensor::full({2}, 0.1f);
+  CHECK_THROWS_WITH_AS(qinfer::IntResNet(two_scales, cifar_input()),
+                       doctest::Contains("should hold one value each, found 2 and 1"), Error);
 }
 
 TEST_CASE("qinfer resnet: 4- and 2-bit weights kept two per byte give the s8 engine's logits in half the bytes") {
