@@ -281,7 +281,7 @@ void fence() {
 
 void atomic(const void* at, size_t bytes, const void* pc) {
   if (!in_kernel) return;
-  if (bytes > 1) check_alignment(at, bytes, Access::atomic, pc);
+  check_alignment(at, bytes, Access::atomic, pc);
   const char* p = static_cast<const char*>(at);
   const uint64_t thread = running_thread();
   uint64_t stale_before = 0;
@@ -330,9 +330,9 @@ inline __attribute__((always_inline)) void on_access(void* p, size_t bytes, bool
 // An access the compiler takes to be aligned to its size.
 inline __attribute__((always_inline)) void on_aligned_access(void* p, size_t bytes, bool write, bool is_volatile,
                                                              const void* pc) {
-  if (!qnn_emu::race::in_kernel) return;
-  if (bytes > 1) qnn_emu::race::check_alignment(p, bytes, write ? qnn_emu::race::Access::write : qnn_emu::race::Access::read, pc);
-  qnn_emu::race::watch_access(p, bytes, write, is_volatile, pc);
+  using namespace qnn_emu::race;
+  if (in_kernel) check_alignment(p, bytes, write ? Access::write : Access::read, pc);
+  on_access(p, bytes, write, is_volatile, pc);
 }
 }  // namespace
 extern "C" {

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "data/augment.h"
 #include "qinfer/int_resnet.h"
 #include "tensor/check.h"
 #include "tensor/safetensors.h"
@@ -24,9 +25,6 @@ void require(bool ok) {
   if (!ok) std::abort();
 }
 
-// CIFAR-10's normalisation, for exports whose metadata does not hold theirs.
-const qnn::qinfer::InputNormalization kCifar{{0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f}};
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -37,18 +35,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   if (!qnn::qinfer::is_qat_export(file)) return 0;
-  // An RGB 8 x 8 image (the stages halve it twice) normalised from pixels that are the file's
-  // last bytes, so that the engine sees other values as the input changes.
+  // An RGB 8 x 8 image (the stages halve it twice) normalised as ./apps/cifar does from pixels
+  // that are the file's last bytes, so that the engine sees other values as the input changes.
+  // The same normalisation stands in for exports whose metadata does not hold theirs.
+  static const qnn::Normalization cifar = qnn::cifar10_normalization();
   constexpr int64_t kSide = 8;
   std::vector<float> values(3 * kSide * kSide);
-  for (size_t i = 0; i < values.size(); ++i) {
-    const size_t c = i / (kSide * kSide);
-    values[i] = (float(data[size - 1 - i % size]) / 255.0f - kCifar.mean[c]) / kCifar.stddev[c];
-  }
+  for (size_t i = 0; i < values.size(); ++i) values[i] = cifar.table(int(i / (kSide * kSide)))[data[size - 1 - i % size]];
   const qnn::Tensor image = qnn::Tensor::from_vector(values, {1, 3, kSide, kSide});
   try {
     for (bool pack_4bit : {true, false}) {
-      const qnn::qinfer::IntResNet engine(file, kCifar, pack_4bit);
+      const qnn::qinfer::IntResNet engine(file, {cifar.mean, cifar.stddev}, pack_4bit);
       const qnn::Tensor logits = engine.forward(image);
       require(engine.classes() > 0 && logits.shape() == qnn::Shape{1, engine.classes()});
     }

@@ -36,7 +36,7 @@ REGISTERS_PER_SM = 65536
 REGISTER_ALLOCATION_UNIT = 256  # registers are given to a warp in multiples of 256
 
 
-def nvcc_command(nvcc, cudnn_include, arch, source, *extra):
+def nvcc_command(nvcc, cudnn_include, source, *extra):
     return [nvcc, "-std=c++17", "-O3", "-DQNN_CUDA", "-I.", "-isystem", cudnn_include, "--expt-relaxed-constexpr",
             *extra, source]
 
@@ -118,10 +118,10 @@ def audit(source, nvcc, cudnn_include, arch, work):
     ptx = {}
     for fmad in ("true", "false"):
         out = f"{stem}.{fmad}.ptx"
-        subprocess.run(nvcc_command(nvcc, cudnn_include, arch, source, f"-arch=compute_{arch}", f"-fmad={fmad}",
+        subprocess.run(nvcc_command(nvcc, cudnn_include, source, f"-arch=compute_{arch}", f"-fmad={fmad}",
                                     "-lineinfo", "-ptx", "-o", out), check=True, cwd=ROOT)
         ptx[fmad] = open(out).read()
-    built = subprocess.run(nvcc_command(nvcc, cudnn_include, arch, source, f"-arch=sm_{arch}", "-Xptxas", "-v",
+    built = subprocess.run(nvcc_command(nvcc, cudnn_include, source, f"-arch=sm_{arch}", "-Xptxas", "-v",
                                         "-cubin", "-o", f"{stem}.cubin"),
                            check=True, cwd=ROOT, capture_output=True, text=True)
     fused, exact = fusion_sites(ptx["true"]), fusion_sites(ptx["false"])
