@@ -55,6 +55,8 @@ struct Scheduler {
   size_t stack_bytes = 0;
   const std::function<void()>* body = nullptr;
   std::vector<ThreadState>* threads = nullptr;  // the running block's
+  const std::vector<size_t>* order = nullptr;    // the order they start and resume in
+  std::vector<size_t> rank;                      // each one's place in that order
   size_t started = 0;                            // how many of them have started
   std::string failure;
   bool failed = false;
@@ -68,8 +70,8 @@ void switch_to_scheduler(ThreadState* t, bool for_good) {
 
 // A fiber runs its first thread and, each time the running thread finishes, the next thread not
 // yet started, on the same stack; it returns to the scheduler when a thread waits (keeping the
-// stack) or when no thread is left to start. Threads still run in order, each until it waits or
-// finishes, and a kernel without barriers costs no switches between its threads.
+// stack) or when no thread is left to start. Each thread runs until it waits or finishes, and a
+// kernel without barriers costs no switches between its threads.
 void fiber_main(void* first) {
   auto* t = static_cast<ThreadState*>(first);
 #if defined(__SANITIZE_ADDRESS__)
@@ -80,7 +82,7 @@ void fiber_main(void* first) {
     t->wait = Wait::done;
     std::vector<ThreadState>& threads = *scheduler.threads;
     if (scheduler.started == threads.size()) break;
-    ThreadState* next = &threads[scheduler.started++];
+    ThreadState* next = &threads[(*scheduler.order)[scheduler.started++]];
     next->stack = t->stack;
     t->stack = nullptr;
     next->wait = Wait::running;
@@ -110,9 +112,9 @@ void start(ThreadState* t) {
   resume(t);
 }
 
-// Releases the lanes of a warp waiting at the same collective when all of its mask has arrived;
-// returns whether it did. Lanes of the mask past the block's last thread do not exist and are
-// ignored.
+// Releases the lanes of a warp waiting at the same collective when all of its mask has arrived,
+// resuming them in the block's order; returns whether it did. Lanes of the mask past the block's
+// last thread do not exist and are ignored.
 bool try_release_warp(std::vector<ThreadState>& threads, unsigned first) {
   const unsigned end = std::min<unsigned>(first + kWarp, unsigned(threads.size()));
   ThreadState* leader = nullptr;
@@ -159,8 +161,11 @@ bool try_release_warp(std::vector<ThreadState>& threads, unsigned first) {
     }
     t.result = threads[first + source].value;
   }
-  for (unsigned i = first; i < end && !scheduler.failed; ++i)
-    if (mask >> (i - first) & 1u) resume(&threads[i]);
+  unsigned lanes[kWarp], count = 0;
+  for (unsigned i = first; i < end; ++i)
+    if (mask >> (i - first) & 1u) lanes[count++] = i;
+  std::sort(lanes, lanes + count, [](unsigned a, unsigned b) { return scheduler.rank[a] < scheduler.rank[b]; });
+  for (unsigned k = 0; k < count && !scheduler.failed; ++k) resume(&threads[lanes[k]]);
   return true;
 }
 
@@ -172,19 +177,25 @@ std::string describe(const std::vector<ThreadState>& threads) {
          " at a warp collective, " + std::to_string(done) + " exited, of " + std::to_string(threads.size());
 }
 
-// Runs one block to its end; false (and scheduler.failure) if it could not finish.
-bool run_block(std::vector<ThreadState>& threads) {
+// Runs one block to its end, its threads started, and resumed after each barrier, in `order`;
+// false (and scheduler.failure) if it could not finish.
+bool run_block(std::vector<ThreadState>& threads, const std::vector<size_t>& order) {
   for (ThreadState& t : threads) t.wait = Wait::running;
   scheduler.threads = &threads;
+  scheduler.order = &order;
   scheduler.started = 0;
   while (scheduler.started < threads.size()) {
-    start(&threads[scheduler.started++]);
+    start(&threads[order[scheduler.started++]]);
     if (scheduler.failed) return false;
   }
+  std::vector<bool> tried((threads.size() + kWarp - 1) / kWarp);
   for (;;) {
     bool progress = false, live = false;
-    for (unsigned w = 0; w < threads.size(); w += kWarp) {
-      progress |= try_release_warp(threads, w);
+    std::fill(tried.begin(), tried.end(), false);
+    for (size_t i : order) {  // each warp tried once, where its first waiting lane stands
+      if (threads[i].wait != Wait::warp || tried[i / kWarp]) continue;
+      tried[i / kWarp] = true;
+      progress |= try_release_warp(threads, unsigned(i) / kWarp * kWarp);
       if (scheduler.failed) return false;
     }
     if (progress) continue;
@@ -215,8 +226,8 @@ bool run_block(std::vector<ThreadState>& threads) {
       t.result = uint64_t(result);
     }
     race::barrier_opens();
-    for (ThreadState& t : threads) {
-      resume(&t);
+    for (size_t i : order) {
+      resume(&threads[i]);
       if (scheduler.failed) return false;
     }
   }
@@ -308,25 +319,26 @@ size_t allocate_static_shared(size_t bytes, size_t alignment) {
 
 char* static_shared_arena() { return static_shared; }
 
-// The order a launch's blocks run in. A GPU promises none, so code whose result depends on it (a
-// float sum by atomics, slots handed out by an atomic counter, "the last block" taken to be the
-// one of the highest index) would pass in index order and fail there. So the blocks run in a
-// permutation fixed by the kernel's name and the number of blocks (a case run again, alone or
-// after others, sees the same orders). QNN_EMU_BLOCK_ORDER=index runs them in index order
-// instead, to see whether a failure depends on the order.
+// The orders a launch's blocks run in and its threads start in (and resume in after a barrier or
+// a warp collective). A GPU promises neither, so code whose result depends on them (a float sum
+// by atomics, slots handed out by an atomic counter, "the last block" taken to be the one of the
+// highest index, a thread taken to run before the others) would pass in index order and fail
+// there. So both are permutations fixed by the kernel's name and the launch's size (a case run
+// again, alone or after others, sees the same orders). QNN_EMU_ORDER=index runs blocks and
+// threads in index order instead, to see whether a failure depends on the order.
 namespace {
-std::vector<size_t> block_order(const char* kernel, size_t blocks) {
-  std::vector<size_t> order(blocks);
+std::vector<size_t> shuffled(const char* kernel, size_t count, size_t salt) {
+  std::vector<size_t> order(count);
   std::iota(order.begin(), order.end(), size_t(0));
   static const bool index_order = [] {
-    const char* v = std::getenv("QNN_EMU_BLOCK_ORDER");
+    const char* v = std::getenv("QNN_EMU_ORDER");
     if (!v || !*v) return false;
     if (std::strcmp(v, "index") == 0) return true;
-    std::fprintf(stderr, "CUDA emulator: QNN_EMU_BLOCK_ORDER must be 'index' or unset, got '%s'\n", v);
+    std::fprintf(stderr, "CUDA emulator: QNN_EMU_ORDER must be 'index' or unset, got '%s'\n", v);
     std::exit(2);
   }();
   if (index_order) return order;
-  std::mt19937_64 generator(std::hash<std::string_view>{}(kernel) ^ blocks);
+  std::mt19937_64 generator(std::hash<std::string_view>{}(kernel) ^ count ^ salt);
   std::shuffle(order.begin(), order.end(), generator);
   return order;
 }
@@ -359,15 +371,18 @@ std::string run_grid(const char* kernel, dim3 grid, dim3 block, size_t dynamic_s
   std::string failure;
   const size_t blocks = size_t(grid.x) * grid.y * grid.z;
   race::launch_begins(blocks, threads_per_block);
-  const std::vector<size_t> order = block_order(kernel, blocks);
+  const std::vector<size_t> block_order = shuffled(kernel, blocks, 0);
+  const std::vector<size_t> thread_order = shuffled(kernel, threads.size(), 0x9e3779b97f4a7c15u);
+  scheduler.rank.assign(threads.size(), 0);
+  for (size_t k = 0; k < thread_order.size(); ++k) scheduler.rank[thread_order[k]] = k;
   for (size_t k = 0; k < blocks && failure.empty(); ++k) {
-    const size_t b = order[k];
+    const size_t b = block_order[k];
     const unsigned bx = unsigned(b % grid.x), by = unsigned(b / grid.x % grid.y), bz = unsigned(b / grid.x / grid.y);
     state.block_idx = uint3{bx, by, bz};
     std::memset(shared.data(), 0xff, shared.size());  // NaN in every float: unwritten reads show
     poison_static_shared();
     race::block_begins(b, shared.data(), dynamic_shared_bytes);
-    if (!run_block(threads)) {
+    if (!run_block(threads, thread_order)) {
       failure = where("block (" + std::to_string(bx) + "," + std::to_string(by) + "," + std::to_string(bz) +
                       "): " + scheduler.failure);
       for (ThreadState& t : threads)  // abandoned fibers: their stacks are reused as they are

@@ -3,12 +3,12 @@
 // machine without a GPU (`make emulate`, docs/cuda-emulator.md).
 //
 // Every CUDA thread is a fiber: a stack of its own and a saved stack pointer, switched by a
-// dozen instructions (emu/fiber.h). Blocks run one after another, in a shuffled order that
-// no code may rely on (a GPU promises none), and the threads of a block run in order of their
-// index until each either finishes or waits: at __syncthreads() (the block barrier) or at a warp
-// collective (__shfl_down_sync, __shfl_xor_sync, __ballot_sync). A barrier opens when every live
-// thread of the block has reached it, a warp collective when every lane of its mask has; the
-// waiting threads then resume in order, each with the collective's result.
+// dozen instructions (emu/fiber.h). Blocks run one after another, and the threads of a block
+// one at a time, each in a shuffled order that no code may rely on (a GPU promises none): a
+// thread runs until it either finishes or waits, at __syncthreads() (the block barrier) or at a
+// warp collective (__shfl_down_sync, __shfl_xor_sync, __ballot_sync). A barrier opens when every
+// live thread of the block has reached it, a warp collective when every lane of its mask has; the
+// waiting threads then resume in the same shuffled order, each with the collective's result.
 // Because blocks run alone, the static shared memory of every kernel can be one arena, in which
 // each __shared__ declaration gets its place when it first runs (emu/cuda_emu.h); it is filled
 // with NaN bytes before each block, as the dynamic shared memory is.
@@ -17,7 +17,7 @@
 // runtime's sticky error, as after a fault on a GPU, and a message on stderr naming the kernel):
 // a barrier some threads of the block never reach, a warp collective whose mask names a lane
 // that exited or waits elsewhere, and a threads-per-block or shared-memory size a GPU refuses.
-// Races, which a fixed order of threads hides, are the race checker's (emu/race_check.h), told
+// Races, which any one order of threads hides, are the race checker's (emu/race_check.h), told
 // here of each launch, block and barrier. What it cannot see: the host reading device memory
 // before synchronising (launches run to completion when they are made).
 #pragma once

@@ -1,5 +1,5 @@
 // Tests of the CUDA emulator itself (emu/, docs/cuda-emulator.md), built only by `make emulate`:
-// that it runs kernels as CUDA defines them (indices, blocks in no fixed order, shared memory and
+// that it runs kernels as CUDA defines them (indices, blocks and threads in no fixed order, shared memory and
 // barriers, warp shuffles and votes, atomics, graph capture and replay), and that it reports as
 // failed launches and errors what a GPU would hang on, fault on or answer with garbage: a barrier
 // some threads never reach, a shuffle naming lanes that exited, a copy whose pointers do not
@@ -60,6 +60,18 @@ __global__ void arrival_kernel(unsigned* counter, unsigned* arrivals) {
   if (threadIdx.x == 0) arrivals[atomicAdd(counter, 1u)] = blockIdx.x;
 }
 
+// Each thread takes a ticket from a counter as it starts, another after a barrier and a third
+// after a warp shuffle: the order in which the block's threads ran at each point. The shuffle's
+// results go to `partners`.
+__global__ void ticket_kernel(unsigned* counters, unsigned* tickets, unsigned* partners) {
+  const unsigned n = blockDim.x, i = threadIdx.x;
+  tickets[i] = atomicAdd(&counters[0], 1u);
+  __syncthreads();
+  tickets[n + i] = atomicAdd(&counters[1], 1u);
+  partners[i] = __shfl_xor_sync(0xffffffffu, i, 1);
+  tickets[2 * n + i] = atomicAdd(&counters[2], 1u);
+}
+
 __global__ void vote_kernel(unsigned* ballots, int* swapped, int* any_odd) {
   const int lane = threadIdx.x % 32;
   const unsigned b = __ballot_sync(0xffffffffu, lane % 2);
@@ -101,6 +113,12 @@ struct Target {
 };
 __global__ void add_one_through_struct_kernel(Target t) { t.p[threadIdx.x] += 1; }
 __global__ void reads_nothing_kernel(const int*) {}
+
+// Whether QNN_EMU_ORDER=index asks for blocks and threads in index order.
+bool index_order_asked() {
+  const char* setting = std::getenv("QNN_EMU_ORDER");
+  return setting && std::string(setting) == "index";
+}
 
 }  // namespace
 
@@ -145,13 +163,43 @@ TEST_CASE("emulator: blocks run once each, in an order other than their index's"
   std::sort(sorted.begin(), sorted.end());
   std::iota(index_order.begin(), index_order.end(), 0u);
   CHECK(sorted == index_order);
-  const char* setting = std::getenv("QNN_EMU_BLOCK_ORDER");
-  if (setting && std::string(setting) == "index")
+  if (index_order_asked())
     CHECK(order == index_order);
   else
     CHECK(order != index_order);
   cudaFree(counter);
   cudaFree(arrivals);
+}
+
+TEST_CASE("emulator: a block's threads start, and go on after a barrier or a warp collective, in an order other than "
+          "their index's" * doctest::test_suite("emulator")) {
+  // A GPU promises no order among a block's threads either: a result that depends on one (slots
+  // handed out by an atomic counter, a thread taken to run first) must fail here too.
+  const unsigned threads = 64;
+  unsigned* counters = device_array<unsigned>(3);
+  unsigned* tickets = device_array<unsigned>(3 * threads);
+  unsigned* partners = device_array<unsigned>(threads);
+  REQUIRE(cudaMemset(counters, 0, 3 * sizeof(unsigned)) == cudaSuccess);
+  ticket_kernel<<<1, threads>>>(counters, tickets, partners);
+  REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+  const std::vector<unsigned> all = to_host(tickets, 3 * threads), partner = to_host(partners, threads);
+  for (unsigned i = 0; i < threads; ++i) CHECK(partner[i] == (i ^ 1u));
+  std::vector<unsigned> index_order(threads);
+  std::iota(index_order.begin(), index_order.end(), 0u);
+  for (unsigned point = 0; point < 3; ++point) {
+    CAPTURE(point);  // 0: the start, 1: after the barrier, 2: after the shuffle
+    const std::vector<unsigned> order(all.begin() + point * threads, all.begin() + (point + 1) * threads);
+    std::vector<unsigned> sorted = order;
+    std::sort(sorted.begin(), sorted.end());
+    CHECK(sorted == index_order);  // every thread once
+    if (index_order_asked())
+      CHECK(order == index_order);
+    else
+      CHECK(order != index_order);
+  }
+  cudaFree(counters);
+  cudaFree(tickets);
+  cudaFree(partners);
 }
 
 TEST_CASE("emulator: ballots, butterfly shuffles and __syncthreads_or" * doctest::test_suite("emulator")) {

@@ -174,7 +174,7 @@ TEST_CASE("emulator race check: shared memory read or overwritten with no barrie
   REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
   const std::vector<int> rotated = to_host(out, 64);
   for (int i = 0; i < 64; ++i) CHECK(rotated[size_t(i)] == (i + 1) % 64);
-  rotate_kernel<<<1, 64>>>(out, 0);  // in the emulator's order its results are right all the same
+  rotate_kernel<<<1, 64>>>(out, 0);  // whether or not its results come out right in the emulator's order
   expect_failed_launch();
   cudaFree(out);
 }
@@ -222,8 +222,8 @@ TEST_CASE("emulator race check: a plain access and another thread's atomic on on
   shared_count_kernel<<<2, 64>>>(out, 1, 1);
   REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
   CHECK(to_host(out, 2) == std::vector<int>{64, 64});
-  // In the emulator's order thread 0 zeroes the counter before the others add (a right total) and
-  // reads it before they add (a wrong one): both are races.
+  // Thread 0's plain write of the counter before the others add, and its plain read after they
+  // add, race with their atomics, whatever the results in the emulator's order.
   shared_count_kernel<<<2, 64>>>(out, 0, 1);
   expect_failed_launch();
   shared_count_kernel<<<2, 64>>>(out, 1, 0);
