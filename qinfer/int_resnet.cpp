@@ -127,14 +127,13 @@ std::vector<float> IntResNet::run(const uint8_t* pixels, int64_t n, int64_t h, i
   const ActivationGrid& last = blocks_.back().conv2.out;
   const int64_t hw = h * w;
   const float pool_multiplier = float(double(last.scale) / (double(hw) * double(head_in_.scale)));
-  std::vector<uint8_t> features(n * c);
   std::vector<float> logits(n * classes_);
 #pragma omp parallel for schedule(static) if (n >= 16)
   for (int64_t img = 0; img < n; ++img) {
     std::vector<int32_t> sum(c, 0);
     for (int64_t p = 0; p < hw; ++p)
       for (int64_t ch = 0; ch < c; ++ch) sum[ch] += x[(img * hw + p) * c + ch];
-    uint8_t* feat = features.data() + img * c;
+    std::vector<uint8_t> feat(c);  // the classifier's input codes
     for (int64_t ch = 0; ch < c; ++ch) {
       float v = float(sum[ch] - int32_t(hw) * last.zero_point) * pool_multiplier;
       v = std::min(std::max(v, -1073741824.0f), 1073741824.0f);
@@ -147,7 +146,6 @@ std::vector<float> IntResNet::run(const uint8_t* pixels, int64_t n, int64_t h, i
       logits[img * classes_ + j] = std::fma(float(a - head_in_.zero_point * fc_sums_[j]), fc_scale_[j], fc_bias_[j]);
     }
   }
-  if (trace.head_input) *trace.head_input = features;
   return logits;
 }
 
@@ -172,14 +170,6 @@ std::vector<uint8_t> IntResNet::stem_pixels(const uint8_t* pixels, int64_t n, in
   std::vector<uint8_t> out;
   Trace t;
   t.stem = &out;
-  run(pixels, n, h, w, t);
-  return out;
-}
-
-std::vector<uint8_t> IntResNet::head_input_pixels(const uint8_t* pixels, int64_t n, int64_t h, int64_t w) const {
-  std::vector<uint8_t> out;
-  Trace t;
-  t.head_input = &out;
   run(pixels, n, h, w, t);
   return out;
 }

@@ -91,8 +91,6 @@ class IntResNet {
   std::vector<uint8_t> pixels_of(const Tensor& images) const;
   // The stem's output codes (u8 NHWC [n][h][w][16 width]), for comparison with the simulation.
   std::vector<uint8_t> stem_pixels(const uint8_t* pixels, int64_t n, int64_t h, int64_t w) const;
-  // The classifier's input codes [n][features], for comparison with the simulation.
-  std::vector<uint8_t> head_input_pixels(const uint8_t* pixels, int64_t n, int64_t h, int64_t w) const;
 
   int64_t depth() const { return int64_t(blocks_.size()) * 2 + 2; }
   // Bytes of the weights as the engine holds them (packed convolutions, stem and classifier).
@@ -103,7 +101,6 @@ class IntResNet {
  private:
   struct Trace {
     std::vector<uint8_t>* stem = nullptr;
-    std::vector<uint8_t>* head_input = nullptr;
   };
   std::vector<float> run(const uint8_t* pixels, int64_t n, int64_t h, int64_t w, const Trace& trace) const;
   void stem(const uint8_t* pixels, int64_t n, int64_t h, int64_t w, uint8_t* out) const;

@@ -89,10 +89,4 @@ void stem_requantize_positions(const int32_t* acc, int64_t count, const float* c
   for (int64_t i = 0; i < count; ++i) kernels::stem_requantize_scalar(acc + i * ci * co, corrections[i], rq, out + i * co);
 }
 
-void stem_requantize(const int32_t* acc, const float* correction, const StemRequant& rq, uint8_t* out) {
-  // The AVX-512 path goes with the GEMM's VNNI path (a CPU with VNNI has AVX-512 F/BW/VL).
-  if (active_gemm_path() == GemmPath::Vnni) kernels::stem_requantize_avx512(acc, correction, rq, out);
-  else kernels::stem_requantize_scalar(acc, correction, rq, out);
-}
-
 }  // namespace qnn::qinfer

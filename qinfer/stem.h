@@ -22,10 +22,8 @@ struct StemRequant {
   int32_t zero_point = 0, qmax = 255;
 };
 
-// One output position: acc [C_in][C_out], correction [C_out], out [C_out].
-void stem_requantize(const int32_t* acc, const float* correction, const StemRequant& rq, uint8_t* out);
-// `count` consecutive positions: acc [count][C_in][C_out], corrections[i] position i's correction,
-// out [count][C_out]; the per-position operations above, with the constants loaded once.
+// `count` consecutive positions: acc [count][C_in][C_out], corrections[i] position i's correction
+// [C_out], out [count][C_out]; the operations above, with the constants loaded once.
 void stem_requantize_positions(const int32_t* acc, int64_t count, const float* const* corrections,
                                const StemRequant& rq, uint8_t* out);
 

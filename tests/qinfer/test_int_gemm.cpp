@@ -247,7 +247,7 @@ TEST_CASE("qinfer conv: the direct convolution gives the im2col GEMM's and the s
   }
   std::mt19937 rng(33);
   // Output widths below, at and past one 16-pixel strip, with a partial last strip; 8 wide (two
-  // output rows per strip) with an odd height; one image (its rows split over the threads) and
+  // output rows per strip) with an odd height, at both strides and all three widths; one image (its rows split over the threads) and
   // several; 16, 32 and 64 input channels, one to four blocks of 16 output channels; strides 1
   // and 2 (odd and even input sizes); with and without a residual.
   struct Case {
@@ -258,7 +258,8 @@ TEST_CASE("qinfer conv: the direct convolution gives the im2col GEMM's and the s
                         Case{2, 16, 16, 32, 32, 1}, Case{1, 8, 8, 64, 64, 1}, Case{3, 7, 8, 64, 64, 1},
                         Case{2, 5, 8, 16, 16, 1}, Case{1, 6, 19, 32, 48, 1}, Case{2, 4, 3, 64, 16, 1},
                         Case{2, 32, 32, 16, 32, 2}, Case{1, 16, 16, 32, 64, 2}, Case{3, 15, 15, 32, 64, 2},
-                        Case{1, 9, 35, 16, 16, 2}, Case{2, 5, 2, 64, 16, 2}, Case{1, 1, 1, 16, 32, 2}})
+                        Case{1, 9, 35, 16, 16, 2}, Case{2, 5, 2, 64, 16, 2}, Case{1, 1, 1, 16, 32, 2},
+                        Case{1, 16, 15, 64, 32, 2}})
     for (bool residual : {false, true}) {
       CAPTURE(t.n);
       CAPTURE(t.h);

@@ -158,5 +158,8 @@ TEST_CASE("bf16 conv2d: the Winograd layers compute the convolution of bf16 oper
   // they are read: the same reference and bounds as every other bf16 lowering.
   check_bf16_convolution(3, 16, 8, 8, 16, 3, 1, 1, true);
   check_bf16_convolution(2, 32, 13, 6, 32, 3, 1, 1, false);
+  // ImageNet ResNets' widths (each a kernel instance of its own); at 512 channels the weight
+  // gradient takes the bf16 lowerings.
+  for (int64_t c : {128, 256, 512}) check_bf16_convolution(1, c, 8, 8, c, 3, 1, 1, false);
 }
 

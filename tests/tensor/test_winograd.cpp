@@ -126,6 +126,7 @@ TEST_CASE("winograd: every pass matches the direct convolution where tiles overh
   check_passes(3, 16, 8, 9, true);     // one column of the last tile inside
   check_passes(2, 32, 13, 10, false);  // rows and columns overhang by different amounts
   check_passes(3, 128, 10, 10, true);  // 128 channels: weight-gradient blocks of 64 tiles
+  check_passes(1, 256, 9, 9, false);   // 256: the widest layers whose weight gradient is Winograd's
   check_passes(1, 512, 9, 9, false);   // 512: the weight gradient takes the direct path
 }
 
