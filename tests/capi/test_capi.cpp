@@ -117,6 +117,15 @@ TEST_CASE("capi: a checkpoint loads with its metadata's architecture and infers 
       CHECK(larger == j);
     }
   }
+
+  // Saved untrained, the model keeps the file's weights and its optimizer step count.
+  const std::string resaved = dir.path + "/resaved.safetensors";
+  REQUIRE(qnn_model_save(model, resaved.c_str()) == QNN_OK);
+  CifarResNet reloaded(20);
+  SGD plain(reloaded.flatten(), SGDOptions{});
+  load_checkpoint(resaved, reloaded, plain);
+  CHECK(plain.steps() == 1);
+  CHECK(reloaded.flatten().values().to_vector() == reference.flatten().values().to_vector());
   qnn_model_free(model);
   qnn_model_free(nullptr);
 }

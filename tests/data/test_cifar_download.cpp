@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <regex>
 
 #include "data/cifar.h"
 #include "data/cifar_download.h"
@@ -106,8 +107,22 @@ TEST_CASE("cifar download: a missing data folder is filled from the archive, the
   CHECK_FALSE(ensure_cifar10(dir.file("data"), nullptr));
 
   // dir names a folder to hold cifar-10-batches-bin/: created when only its parent exists.
+  // Off a terminal, the log tells each step in a line of its own, the download's size included.
   ScopedEnv online("QNN_CIFAR10_URL", "file://" + archive);
-  CHECK(ensure_cifar10(dir.file("mydata"), nullptr));
+  std::FILE* log = std::tmpfile();
+  REQUIRE(log != nullptr);
+  CHECK(ensure_cifar10(dir.file("mydata"), log));
+  std::rewind(log);
+  std::string said;
+  for (int c; (c = std::fgetc(log)) != EOF;) said += char(c);
+  std::fclose(log);
+  INFO(said);
+  const std::string mydata = dir.file("mydata");
+  CHECK(std::regex_match(said, std::regex("cifar10: no CIFAR-10 in " + mydata + "; downloading file://" + archive +
+                                          " into " + mydata + "/\n"
+                                          "cifar10: downloaded [0-9.]+ MB in [0-9]+ s\n"
+                                          "cifar10: md5 ok, unpacking into " + mydata + "/cifar-10-batches-bin\n"
+                                          "cifar10: CIFAR-10 ready in " + mydata + "/cifar-10-batches-bin\n")));
   CHECK(read_file(dir.file("mydata/cifar-10-batches-bin/test_batch.bin")) == read_file(batches + "/test_batch.bin"));
   CHECK(load_cifar10(dir.file("mydata"), /*train=*/false).labels[0] == 3);
 }

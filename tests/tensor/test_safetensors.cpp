@@ -238,9 +238,15 @@ TEST_CASE("safetensors: malformed header JSON says where") {
         at + "27: expected one of \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u after '\\', found 'q'");
   CHECK(error_for("{\"a\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]}} x") ==
         at + "54: expected the end of the header after the top-level object, found 'x'");
-  // Escapes decode, including a surrogate pair; trailing padding spaces are fine.
-  write_bytes(path, file_bytes("{\"__metadata__\":{\"k\":\"\\u00b5\\ud83d\\ude00\\n\"}}   ", ""));
-  CHECK(load_safetensors(path).metadata.at("k") == "µ😀\n");
+  CHECK(error_for("{\"__metadata__\":{\"k\":\"\\udc00\"}}") ==
+        at + "22: expected a high surrogate (\\uD800-\\uDBFF) before a low one, found a lone low surrogate");
+  CHECK(error_for("{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}}") == at + "25: expected unique metadata keys, found a second \"k\"");
+  // Escapes decode to UTF-8 of one to four bytes, a surrogate pair joined; trailing padding
+  // spaces are fine.
+  write_bytes(path, file_bytes("{\"__metadata__\":{\"k\":\"\\u0041\\u00b5\\u20ac\\ud83d\\ude00\\n\"}}   ", ""));
+  CHECK(load_safetensors(path).metadata.at("k") == "Aµ€😀\n");
+  write_bytes(path, file_bytes("{\"__metadata__\":{}}", ""));  // empty objects
+  CHECK(load_safetensors(path).metadata.empty());
 }
 
 TEST_CASE("safetensors: header entries must agree with the data") {
@@ -308,6 +314,14 @@ TEST_CASE("safetensors: a file's bytes in memory load as the file does, with the
     CHECK(f.tensors[i].tensor.shape() == g.tensors[i].tensor.shape());
     CHECK(f.tensors[i].tensor.to_vector() == g.tensors[i].tensor.to_vector());
   }
+
+  // U8 tensors too.
+  TempDir tmp;
+  save_safetensors(tmp.file("u8.safetensors"), {{"packed", Tensor::from_vector({0, 7, 255}, {3}), false, true}});
+  const std::string u8 = testing::read_file(tmp.file("u8.safetensors"));
+  const SafetensorsFile h = load_safetensors(u8.data(), u8.size(), "u8");
+  CHECK(h.find("packed")->as_uint8);
+  CHECK(h.get("packed").to_vector() == std::vector<float>{0, 7, 255});
 
   auto error_for = [](const std::string& b) { return error_of([&] { load_safetensors(b.data(), b.size(), "m"); }); };
   CHECK(error_for("abc") ==
