@@ -65,13 +65,17 @@ inline void scan_head(const Row& row, int64_t m, int64_t first, int64_t last, do
   const __m512d partial = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(live, row.a + first),
                                           _mm512_set1_pd(row.x[m]),
                                           _mm512_maskz_loadu_pd(live, row.base + first));
-  const __m512d v = _mm512_mask_mov_pd(
-      _mm512_set1_pd(std::numeric_limits<double>::infinity()), live,
-      _mm512_fmadd_pd(_mm512_maskz_loadu_pd(live, row.c + first), _mm512_set1_pd(row.a[m]), partial));
+  const __m512d computed =
+      _mm512_fmadd_pd(_mm512_maskz_loadu_pd(live, row.c + first), _mm512_set1_pd(row.a[m]), partial);
+  // Lanes past the range, and NaN values (which the scalar loop's v < low never takes), count
+  // as +inf.
+  const __mmask8 numbers = _mm512_mask_cmp_pd_mask(live, computed, computed, _CMP_ORD_Q);
+  const __m512d v = _mm512_mask_mov_pd(_mm512_set1_pd(std::numeric_limits<double>::infinity()), numbers, computed);
   const __m512d least = lane_minimum(v);
-  // No hit only if every value is +inf: lane 0 then, as the scalar loop keeps j = first.
+  // The first lane holding the minimum: lane 0 when every value is +inf, as the scalar loop then
+  // keeps j = first.
   const unsigned hits = _mm512_cmp_pd_mask(v, least, _CMP_EQ_OQ);
-  const int lane = __builtin_ctz(hits | (1u << 8)) & 7;
+  const int lane = __builtin_ctz(hits);
   best_j = first + lane;
   // That lane's value: the minimum itself, unless it is a zero (the lanes may hold -0 and +0,
   // and the scalar loop keeps the first one's sign).
@@ -98,13 +102,15 @@ inline void scan_rest(const Row& row, int64_t m, int64_t first, int64_t last, do
   }
   // The minimum in every lane, then the smallest index among the lanes that hold it (butterfly
   // steps by permutes; GCC's reduce intrinsics warn).
+  // Every lane holds +inf or a value below it (v < lows is false for NaN), so some lane holds the
+  // minimum; when no value was below +inf, the scalar loop keeps j = first and low = +inf.
   const __m512d least = lane_minimum(lows);
-  const __mmask8 hits = _mm512_cmp_pd_mask(lows, least, _CMP_EQ_OQ);
-  if (hits == 0) {  // every value +inf: the scalar loop keeps j = first
+  if (_mm512_cvtsd_f64(least) == std::numeric_limits<double>::infinity()) {
     best_j = first;
     low = std::numeric_limits<double>::infinity();
     return;
   }
+  const __mmask8 hits = _mm512_cmp_pd_mask(lows, least, _CMP_EQ_OQ);
   // The smallest j among the lanes holding the minimum (the same three swaps, on integers).
   const __mmask8 all = 0xFF;
   __m512i j = _mm512_mask_mov_epi64(_mm512_set1_epi64(INT64_MAX), hits, at);
