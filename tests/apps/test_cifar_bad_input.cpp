@@ -129,6 +129,12 @@ TEST_CASE("cifar bad input: damaged checkpoints are refused by name") {
     CHECK_MESSAGE(r.output.find(path) != std::string::npos, c.name << " -> " << r.output);
     CHECK_MESSAGE(r.output.find("epoch 2/2") == std::string::npos, c.name);
   }
+  // A bad recorded setting is refused also where the command line gives the flag again.
+  const std::string path = dir.file("bad_setting_given.safetensors");
+  edited_copy(ck, path, [](SafetensorsFile& f) { f.metadata["setting.lr"] = "inf"; });
+  CommandResult r = run_command(common + " --epochs 2 --lr 0.1 --resume " + path);
+  CHECK_MESSAGE(r.exit_code == 1, r.output);
+  CHECK_MESSAGE(r.output.find(path + ": recorded setting --lr: bad value 'inf'") != std::string::npos, r.output);
 }
 
 TEST_CASE("cifar resume: settings come from the checkpoint; changes are announced or refused") {

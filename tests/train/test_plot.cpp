@@ -112,6 +112,18 @@ TEST_CASE("plot: a linear axis, gaps, a lone point and a custom size") {
   options.log_y = true;
   write_line_plot_png(path, {{"with zeros", {0.0, -1.0, 1e-3, 1e-2, 0.0, 1e-1}}}, options);
   CHECK(read_png(path).count(plot_series_color(0)) > 20);
+
+  // A constant series gets a range around its value: half of it each way (or 1 around zero),
+  // its line drawn across the middle.
+  options.log_y = false;
+  write_line_plot_png(path, {{"flat", {0.25, 0.25, 0.25}}}, options);
+  CHECK(read_png(path).count(plot_series_color(0)) > 50);
+  const plot_detail::Axis flat = plot_detail::linear_axis(4, 4, 5, false, false),
+                          zero = plot_detail::linear_axis(0, 0, 5, false, false);
+  CHECK(flat.lo == 2);
+  CHECK(flat.hi == 6);
+  CHECK(zero.lo == -1);
+  CHECK(zero.hi == 1);
   std::system(("rm -rf " + dir).c_str());
 }
 
