@@ -28,6 +28,7 @@ class CifarTask : public TrainingTask {
     arch_ = &flags.add_string("--arch", "resnet20", "resnet20|resnet32|resnet44|resnet56|resnet110");
     shortcut_ = &flags.add_string("--shortcut", "A", "ResNet shortcut option: A (zero-pad) or B (1x1 conv)");
   }
+  bool has_qat_models() const override { return true; }
   std::vector<std::string> model_settings() const override { return {"--arch", "--shortcut"}; }
   void check_flags(const Flags& flags, const QatSpec&) override {
     if (*shortcut_ != "A" && *shortcut_ != "B") flags.fail("bad --shortcut '" + *shortcut_ + "'; valid: A, B");

@@ -30,14 +30,13 @@ class ImageNetTask : public TrainingTask {
     image_size_ = &flags.add_int("--image-size", 224, "side of the training crop and the evaluation centre crop", 32, 4096);
     skip_bad_ = &flags.add_bool("--skip-bad-images", "skip files that cannot be decoded (counted), instead of stopping");
   }
+  bool has_qat_models() const override { return false; }
   std::vector<std::string> model_settings() const override { return {"--arch", "--zero-init-residual"}; }
   std::vector<std::string> data_settings() const override { return {"--image-size", "--skip-bad-images"}; }
-  void check_flags(const Flags& flags, const QatSpec& qat) override {
+  void check_flags(const Flags& flags, const QatSpec&) override {
     if (data_dir_->empty()) flags.fail("--data DIR is required: a folder holding train/ and val/ in the ImageNet layout");
     if (*arch_ != "resnet18" && *arch_ != "resnet34" && *arch_ != "resnet50")
       flags.fail("unknown --arch '" + *arch_ + "'; valid: resnet18, resnet34, resnet50");
-    if (qat.method != QatMethod::None)
-      flags.fail("--qat trains the CIFAR ResNets (./apps/cifar); ./apps/imagenet has no QAT models");
   }
   std::string arch() const override { return *arch_; }
   void load_data(int64_t limit_train, int64_t limit_test) override {

@@ -16,6 +16,8 @@
 // message; parse() prints it with the usage line and exits 2. was_set() says whether the command
 // line gave a flag, and value_text() / set_value() write and read back any flag's value, so that
 // an app can record its settings in a checkpoint and take those not given again from it.
+// withhold() takes flags that shared code declares off an app that has no use for them: they keep
+// their defaults, leave the usage line and --help, and the command line may not give them.
 #pragma once
 #include <cctype>
 #include <cerrno>
@@ -140,6 +142,7 @@ class Flags {
       if (inline_value) value = arg.substr(eq + 1), arg = arg.substr(0, eq);
       Flag* flag = find(arg);
       if (!flag) throw FlagError("unknown flag '" + arg + "'");
+      if (!flag->withheld.empty()) throw FlagError(arg + ": " + flag->withheld);
       if (flag->takes_value && !inline_value) {
         if (i + 1 >= args.size()) throw FlagError(arg + " needs a value (" + flag->metavar + ")");
         value = args[++i];
@@ -164,6 +167,15 @@ class Flags {
     }
   }
 
+  // Withholds the flags `names` from the command line; giving one is an error that says `why`.
+  void withhold(const std::vector<std::string>& names, const std::string& why) {
+    for (const std::string& name : names) {
+      Flag* flag = find(name);
+      if (!flag) throw FlagError("no flag named '" + name + "'");
+      flag->withheld = why;
+    }
+  }
+
   // Whether the command line gave this flag.
   bool was_set(const std::string& name) const { return given_.count(name) > 0; }
 
@@ -184,13 +196,15 @@ class Flags {
 
   std::string usage() const {
     std::string u = "usage: " + program_;
-    for (const Flag& f : flags_) u += " [" + f.name + (f.takes_value ? " " + f.metavar : "") + "]";
+    for (const Flag& f : flags_)
+      if (f.withheld.empty()) u += " [" + f.name + (f.takes_value ? " " + f.metavar : "") + "]";
     return u;
   }
 
   void print_help() const {
     std::printf("%s\n\n%s\n\nflags:\n", usage().c_str(), description_.c_str());
     for (const Flag& f : flags_) {
+      if (!f.withheld.empty()) continue;
       std::string left = "  " + f.name + (f.takes_value ? " " + f.metavar : "");
       std::printf("%-28s %s (default: %s)\n", left.c_str(), f.help.c_str(), f.default_text.empty() ? "\"\"" : f.default_text.c_str());
     }
@@ -202,10 +216,11 @@ class Flags {
     std::function<void(const std::string&)> set;  // throws FlagError on a bad value
     std::function<std::string()> get;
     bool takes_value = true;
+    std::string withheld;  // why the command line may not give it, or empty
   };
   void add(const std::string& name, const std::string& metavar, const std::string& default_text,
            const std::string& help, std::function<void(const std::string&)> set, std::function<std::string()> get) {
-    flags_.push_back({name, metavar, default_text, help, std::move(set), std::move(get), true});
+    flags_.push_back({name, metavar, default_text, help, std::move(set), std::move(get), true, {}});
   }
   const Flag& get_flag(const std::string& name) const {
     for (const Flag& f : flags_)

@@ -36,6 +36,10 @@ namespace qnn {
 const std::vector<std::string> kQatModelSettings = {"--qat", "--weight-bits", "--act-bits", "--qat-first-last-bits",
                                                     "--wrpn-width", "--fold-bn"};
 const std::vector<std::string> kQatScheduleSettings = {"--freeze-observers-epoch", "--freeze-bn-epoch"};
+// The flags only QAT models use (--init-weights starts any model from a checkpoint's weights).
+const std::vector<std::string> kQatOnlyFlags = {"--qat", "--weight-bits", "--act-bits", "--qat-first-last-bits",
+                                                "--wrpn-width", "--fold-bn", "--freeze-observers-epoch",
+                                                "--freeze-bn-epoch", "--export-qat"};
 
 struct QatFlags {
   std::string& method;

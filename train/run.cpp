@@ -236,6 +236,9 @@ int run_training(const std::string& app, const std::string& description, Trainin
   Flags flags(app, description);
   task.add_flags(flags);
   RunFlags f = add_run_flags(flags, defaults);
+  if (!task.has_qat_models())
+    flags.withhold(kQatOnlyFlags, "quantization-aware training is for the CIFAR ResNets (./apps/cifar); ./apps/" + app +
+                                      " has no QAT models");
   flags.parse(argc, argv);
   const std::vector<std::string> recorded = recorded_settings(task);
   const std::string& resume = f.files.resume;

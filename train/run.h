@@ -55,6 +55,9 @@ class TrainingTask {
   virtual ~TrainingTask() = default;
   // The app's own flags (--data, --arch, ...), added before the shared ones.
   virtual void add_flags(Flags& flags) = 0;
+  // Whether the app has QAT models (--qat and its flags; train/qat_setup.h): without them those
+  // flags are withheld from its command line and --help.
+  virtual bool has_qat_models() const = 0;
   // The app's flags that shape the model: recorded in checkpoints, and --resume cannot change them.
   virtual std::vector<std::string> model_settings() const = 0;
   // The app's other flags that a checkpoint records and --resume takes back (the data's shape).

@@ -48,9 +48,19 @@ TEST_CASE("imagenet app: bad flags and folders are refused with the path and the
   CommandResult arch = run_command("./apps/imagenet --data " + root + " --arch resnet19");
   CHECK(arch.exit_code == 2);
   CHECK(arch.output.find("valid: resnet18, resnet34, resnet50") != std::string::npos);
+  // The shared QAT flags are withheld: not offered by --help, refused with the reason.
   CommandResult qat = run_command("./apps/imagenet --data " + root + " --qat lsq");
   CHECK(qat.exit_code == 2);
-  CHECK(qat.output.find("no QAT models") != std::string::npos);
+  CHECK(qat.output.find("--qat: quantization-aware training is for the CIFAR ResNets (./apps/cifar); ./apps/imagenet "
+                        "has no QAT models") != std::string::npos);
+  CommandResult export_qat = run_command("./apps/imagenet --data " + root + " --export-qat q.safetensors");
+  CHECK(export_qat.exit_code == 2);
+  CHECK(export_qat.output.find("--export-qat: quantization-aware training") != std::string::npos);
+  CommandResult help = run_command("./apps/imagenet --help");
+  CHECK(help.exit_code == 0);
+  CHECK(help.output.find("--init-weights") != std::string::npos);
+  for (const char* withheld : {"--qat", "--weight-bits", "--fold-bn", "--export-qat"})
+    CHECK_MESSAGE(help.output.find(std::string(withheld) + " ") == std::string::npos, withheld);
   std::filesystem::remove_all(root);
 }
 

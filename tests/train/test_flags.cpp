@@ -90,6 +90,29 @@ TEST_CASE("flags: unknown flags and missing values") {
   CHECK(error_of({"positional"}) == "unknown flag 'positional'");
 }
 
+TEST_CASE("flags: withheld flags keep their defaults, leave the usage line and are refused with the reason") {
+  Parsed p;
+  p.flags.withhold({"--lr", "--nesterov"}, "this app has no use for it");
+  CHECK(p.flags.usage() == "usage: t [--epochs N] [--seed N] [--name STR]");
+  auto refusal = [&](const std::vector<std::string>& args) {
+    try {
+      p.flags.parse_args(args);
+    } catch (const FlagError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(refusal({"--lr", "0.5"}) == "--lr: this app has no use for it");
+  CHECK(refusal({"--nesterov=yes"}) == "--nesterov: this app has no use for it");
+  CHECK(p.lr == 0.1);
+  CHECK_FALSE(p.nesterov);
+  CHECK(refusal({"--epochs", "3"}).empty());  // the others parse as before
+  CHECK(p.epochs == 3);
+  p.flags.set_value("--lr", "0.25");  // a checkpoint's recorded value still reads back
+  CHECK(p.flags.value_text("--lr") == "0.25");
+  CHECK_THROWS_AS(p.flags.withhold({"--nothing"}, "why"), FlagError);
+}
+
 TEST_CASE("flags: value_text reads back exactly through set_value, which checks like the command line") {
   Parsed a;
   a.flags.parse_args({"--epochs", "30", "--lr", "0.1", "--nesterov", "--name", "run 1"});
