@@ -22,8 +22,9 @@
 #   EMU=1             the CUDA backend compiled by g++ and run on the CPU by the CUDA emulator
 #                     (emu/, docs/cuda-emulator.md; what `make emulate` sets): needs the CUDA and
 #                     cuDNN headers, no GPU, no nvcc
-#   COVERAGE=1        with EMU=1: the .cu files with gcov's counters instead of the race checker
-#                     (scripts/emulate_coverage.sh lists the lines the GPU tests never run)
+#   COVERAGE=1        gcov's counters, to list the lines no test runs (scripts/coverage.sh): with
+#                     EMU=1 in the .cu files, instead of the race checker; otherwise in the CPU
+#                     build, at -O1
 # Binaries find cudart, cuBLAS and cuDNN through an rpath, so they start without
 # LD_LIBRARY_PATH; on a machine with no GPU or no driver they run on the CPU.
 
@@ -68,8 +69,11 @@ ifeq ($(SANITIZE),1)
     -fno-sanitize-recover=all
   OPT := -O1 -g1 -fno-omit-frame-pointer $(SANITIZERS)
 endif
+ifeq ($(COVERAGE):$(filter 1,$(EMU)),1:)
+  OPT := -O1 --coverage
+endif
 CXXFLAGS := -std=c++17 $(OPT) $(ARCHFLAGS) $(OPENMP_FLAG) -Wall -Wextra -I. -isystem $(STB_INCLUDE) -isystem $(DOCTEST_INCLUDE) -MMD -MP
-LDFLAGS := $(strip $(SANITIZERS) $(OPENMP_FLAG) -pthread)
+LDFLAGS := $(strip $(SANITIZERS) $(OPENMP_FLAG) -pthread $(filter --coverage,$(OPT)))
 ifeq ($(OPENMP_FLAG),)
   # The parallel loops' pragmas are ignored (-fopenmp-simd keeps the simd ones) and <omp.h> is a
   # serial stand-in: one thread.
@@ -134,7 +138,7 @@ ifeq ($(EMU),1)
   # Every load and store of the kernels calls the race checker (emu/race_check.h), which uses
   # ThreadSanitizer's instrumentation but not its runtime. ASan's (SANITIZE=1) excludes it, and
   # so do gcov's counters (COVERAGE=1: which lines of the .cu files the GPU tests run,
-  # scripts/emulate_coverage.sh), whose updates the checker would take for a kernel's accesses
+  # scripts/coverage.sh gpu), whose updates the checker would take for a kernel's accesses
   # to host memory. Unoptimised, so that every line counts as itself.
   ifeq ($(COVERAGE),1)
     EMU_CUFLAGS += --coverage -O0
@@ -168,7 +172,7 @@ endif
 comma := ,
 ifeq ($(filter sanitize emulate,$(MAKECMDGOALS)),)
   $(info qnn build: $(CXX) $(shell $(CXX) -dumpfullversion 2>/dev/null), OpenMP $(if $(OPENMP_FLAG),yes,no), \
-    $(if $(ARCHFLAGS),-march=native,portable)$(comma)$(if $(SANITIZERS), ASan + UBSan -O1 in $(BUILD)$(comma)) \
+    $(if $(ARCHFLAGS),-march=native,portable)$(comma)$(if $(SANITIZERS), ASan + UBSan -O1 in $(BUILD)$(comma))$(if $(filter --coverage,$(OPT)), gcov's counters -O1 in $(BUILD)$(comma)) \
     JPEG $(if $(TURBOJPEG),libjpeg-turbo + stb_image,stb_image)$(MPI_LINE)$(comma) $(CUDA_LINE))
 endif
 
