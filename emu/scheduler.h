@@ -4,9 +4,10 @@
 //
 // Every CUDA thread is a fiber: a stack of its own and a saved stack pointer, switched by a
 // dozen instructions (emu/fiber.h). Blocks run one after another, and the threads of a block
-// one at a time, each in a shuffled order that no code may rely on (a GPU promises none): a
-// thread runs until it either finishes or waits, at __syncthreads() (the block barrier) or at a
-// warp collective (__shfl_down_sync, __shfl_xor_sync, __ballot_sync). A barrier opens when every
+// one at a time, each in a shuffled order that no code may rely on (a GPU promises none; the
+// threads go warp by warp, warps and lanes shuffled): a thread runs until it either finishes or
+// waits, at __syncthreads() (the block barrier) or at a warp collective (__shfl_down_sync,
+// __shfl_xor_sync, __ballot_sync). A barrier opens when every
 // live thread of the block has reached it, a warp collective when every lane of its mask has; the
 // waiting threads then resume in the same shuffled order, each with the collective's result.
 // Because blocks run alone, the static shared memory of every kernel can be one arena, in which

@@ -114,10 +114,18 @@ struct Target {
 __global__ void add_one_through_struct_kernel(Target t) { t.p[threadIdx.x] += 1; }
 __global__ void reads_nothing_kernel(const int*) {}
 
-// Whether QNN_EMU_ORDER=index asks for blocks and threads in index order.
-bool index_order_asked() {
+// Checks that `order` (the indices in the order they ran) holds each index once, in index order
+// exactly when QNN_EMU_ORDER=index asks for it.
+void check_order(const std::vector<unsigned>& order) {
+  std::vector<unsigned> sorted = order, index_order(order.size());
+  std::sort(sorted.begin(), sorted.end());
+  std::iota(index_order.begin(), index_order.end(), 0u);
+  CHECK(sorted == index_order);
   const char* setting = std::getenv("QNN_EMU_ORDER");
-  return setting && std::string(setting) == "index";
+  if (setting && std::string(setting) == "index")
+    CHECK(order == index_order);
+  else
+    CHECK(order != index_order);
 }
 
 }  // namespace
@@ -158,15 +166,7 @@ TEST_CASE("emulator: blocks run once each, in an order other than their index's"
   unsigned* arrivals = device_array<unsigned>(blocks);
   REQUIRE(cudaMemset(counter, 0, sizeof(unsigned)) == cudaSuccess);
   arrival_kernel<<<blocks, 32>>>(counter, arrivals);
-  const std::vector<unsigned> order = to_host(arrivals, blocks);
-  std::vector<unsigned> sorted = order, index_order(blocks);
-  std::sort(sorted.begin(), sorted.end());
-  std::iota(index_order.begin(), index_order.end(), 0u);
-  CHECK(sorted == index_order);
-  if (index_order_asked())
-    CHECK(order == index_order);
-  else
-    CHECK(order != index_order);
+  check_order(to_host(arrivals, blocks));
   cudaFree(counter);
   cudaFree(arrivals);
 }
@@ -184,18 +184,9 @@ TEST_CASE("emulator: a block's threads start, and go on after a barrier or a war
   REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
   const std::vector<unsigned> all = to_host(tickets, 3 * threads), partner = to_host(partners, threads);
   for (unsigned i = 0; i < threads; ++i) CHECK(partner[i] == (i ^ 1u));
-  std::vector<unsigned> index_order(threads);
-  std::iota(index_order.begin(), index_order.end(), 0u);
   for (unsigned point = 0; point < 3; ++point) {
     CAPTURE(point);  // 0: the start, 1: after the barrier, 2: after the shuffle
-    const std::vector<unsigned> order(all.begin() + point * threads, all.begin() + (point + 1) * threads);
-    std::vector<unsigned> sorted = order;
-    std::sort(sorted.begin(), sorted.end());
-    CHECK(sorted == index_order);  // every thread once
-    if (index_order_asked())
-      CHECK(order == index_order);
-    else
-      CHECK(order != index_order);
+    check_order(std::vector<unsigned>(all.begin() + point * threads, all.begin() + (point + 1) * threads));
   }
   cudaFree(counters);
   cudaFree(tickets);

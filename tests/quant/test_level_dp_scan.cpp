@@ -38,23 +38,20 @@ TEST_CASE("level DP scan: the AVX-512 head and rest scans equal the plain loop b
     const int64_t m = std::uniform_int_distribution<int64_t>(0, n - 1)(rng);
     const int64_t first = std::uniform_int_distribution<int64_t>(0, n - 1)(rng);
     const int64_t last = std::uniform_int_distribution<int64_t>(first, n - 1)(rng);
-    double want_low = 0, low = 0;
-    int64_t want_j = -1, j = -1;
+    double want_low = 0;
+    int64_t want_j = -1;
     level_dp::scan_scalar(row, m, first, last, want_low, want_j);
-    level_dp::scan_rest(row, m, first, last, low, j);
-    ++compared;
-    const bool rest_ok = j == want_j && std::memcmp(&low, &want_low, sizeof low) == 0;
-    if (!rest_ok && ++mismatched <= 5)
-      MESSAGE("scan_rest over [", first, ", ", last, "], row ", m, ": j ", j, " low ", low, ", expected j ", want_j,
-              " low ", want_low);
-    if (last - first < level_dp::kHead) {
-      level_dp::scan_head(row, m, first, last, low, j);
+    auto compare = [&](const char* scan, void (*run)(const level_dp::Row&, int64_t, int64_t, int64_t, double&, int64_t&)) {
+      double low = 0;
+      int64_t j = -1;
+      run(row, m, first, last, low, j);
       ++compared;
-      const bool head_ok = j == want_j && std::memcmp(&low, &want_low, sizeof low) == 0;
-      if (!head_ok && ++mismatched <= 5)
-        MESSAGE("scan_head over [", first, ", ", last, "], row ", m, ": j ", j, " low ", low, ", expected j ", want_j,
+      if ((j != want_j || std::memcmp(&low, &want_low, sizeof low) != 0) && ++mismatched <= 5)
+        MESSAGE(scan, " over [", first, ", ", last, "], row ", m, ": j ", j, " low ", low, ", expected j ", want_j,
                 " low ", want_low);
-    }
+    };
+    compare("scan_rest", level_dp::scan_rest);
+    if (last - first < level_dp::kHead) compare("scan_head", level_dp::scan_head);
   }
   CHECK(compared > 4000);
   CHECK(mismatched == 0);
