@@ -127,13 +127,14 @@ std::vector<float> IntResNet::run(const uint8_t* pixels, int64_t n, int64_t h, i
   const ActivationGrid& last = blocks_.back().conv2.out;
   const int64_t hw = h * w;
   const float pool_multiplier = float(double(last.scale) / (double(hw) * double(head_in_.scale)));
+  std::vector<uint8_t> features(n * c);  // the classifier's input codes
   std::vector<float> logits(n * classes_);
 #pragma omp parallel for schedule(static) if (n >= 16)
   for (int64_t img = 0; img < n; ++img) {
     std::vector<int32_t> sum(c, 0);
     for (int64_t p = 0; p < hw; ++p)
       for (int64_t ch = 0; ch < c; ++ch) sum[ch] += x[(img * hw + p) * c + ch];
-    std::vector<uint8_t> feat(c);  // the classifier's input codes
+    uint8_t* feat = features.data() + img * c;
     for (int64_t ch = 0; ch < c; ++ch) {
       float v = float(sum[ch] - int32_t(hw) * last.zero_point) * pool_multiplier;
       v = std::min(std::max(v, -1073741824.0f), 1073741824.0f);
