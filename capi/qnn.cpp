@@ -24,6 +24,8 @@
 #include "nn/resnet_imagenet.h"
 #include "optim/sgd.h"
 #include "train/checkpoint.h"
+#include "train/qat_setup.h"
+#include "train/run_settings.h"
 
 using namespace qnn;
 
@@ -80,33 +82,33 @@ qnn_status guarded(const char* function, qnn_status error_status, Body&& body) {
   return status;
 }
 
-std::string setting(const std::map<std::string, std::string>& metadata, const std::string& name,
-                    const std::string& fallback) {
-  auto it = metadata.find("setting." + name);
-  return it == metadata.end() ? fallback : it->second;
-}
+// The shortcut and the QAT layers a CIFAR checkpoint records, read with ./apps/cifar's own flags
+// and checks (train/run_settings.h, train/qat_setup.h): a setting means here what it means there,
+// a missing one takes the app's default, and one the app would refuse is refused, named.
+struct CifarSettings {
+  Shortcut shortcut = Shortcut::A;
+  QatSpec qat;
+};
 
-int int_setting(const SafetensorsFile& file, const std::string& name, int fallback) {
-  if (!file.metadata.count("setting." + name)) return fallback;
-  return static_cast<int>(metadata_int(file, "setting." + name));
-}
-
-// The QAT layers a CIFAR checkpoint was trained with, from its settings (train/qat_setup.h).
-QatSpec qat_spec_of(const SafetensorsFile& file) {
-  QatSpec spec;
-  const std::string method = setting(file.metadata, "qat", "none");
+CifarSettings cifar_settings(const SafetensorsFile& file) {
+  Flags flags("qnn_model_load", "the model settings a checkpoint records");
+  const std::string& shortcut = flags.add_string("--shortcut", "A", "ResNet shortcut option: A or B");
+  const QatFlags qat = add_qat_flags(flags);
+  std::vector<std::string> recorded = kQatModelSettings;
+  recorded.push_back("--shortcut");
+  CifarSettings settings;
   try {
-    spec.method = parse_qat_method(method);
-  } catch (const Error&) {
-    throw StatusError(QNN_ERROR_UNSUPPORTED_MODEL,
-                      file.path + ": metadata 'setting.qat' is '" + method + "'; valid: none, linear, lsq, pact, dorefa, wrpn");
+    adopt_settings(flags, recorded, file);
+    settings.qat = qat_spec(qat);
+  } catch (const FlagError& e) {
+    throw StatusError(QNN_ERROR_UNSUPPORTED_MODEL, file.path + ": recorded settings: " + e.what());
+  } catch (const Error& e) {
+    throw StatusError(QNN_ERROR_UNSUPPORTED_MODEL, e.what());
   }
-  spec.weight_bits = int_setting(file, "weight-bits", spec.weight_bits);
-  spec.act_bits = int_setting(file, "act-bits", spec.act_bits);
-  spec.first_last_bits = int_setting(file, "qat-first-last-bits", spec.first_last_bits);
-  spec.width = int_setting(file, "wrpn-width", 1);
-  spec.fold_bn = setting(file.metadata, "fold-bn", "no") == "yes";
-  return spec;
+  require(shortcut == "A" || shortcut == "B", QNN_ERROR_UNSUPPORTED_MODEL,
+          file.path + ": recorded setting --shortcut is '" + shortcut + "'; valid: A, B");
+  settings.shortcut = shortcut == "A" ? Shortcut::A : Shortcut::B;
+  return settings;
 }
 
 // The model the checkpoint's metadata describes, with num_classes outputs.
@@ -125,15 +127,12 @@ std::shared_ptr<Module> build_model(const SafetensorsFile& file, const std::stri
                                                        "'; this library builds resnet20, resnet32, resnet44, "
                                                        "resnet56, resnet110 (CIFAR) and resnet18, resnet34, resnet50");
   }
-  const std::string shortcut = setting(file.metadata, "shortcut", "A");
-  require(shortcut == "A" || shortcut == "B", QNN_ERROR_UNSUPPORTED_MODEL,
-          file.path + ": metadata 'setting.shortcut' is '" + shortcut + "'; valid: A, B");
+  const CifarSettings settings = cifar_settings(file);
   out.image_size = 32;
   out.normalization = cifar10_normalization();
-  const Shortcut s = shortcut == "A" ? Shortcut::A : Shortcut::B;
-  const QatSpec spec = qat_spec_of(file);
-  if (spec.method == QatMethod::None) return std::make_shared<CifarResNet>(depth, num_classes, s);
-  return std::make_shared<QatCifarResNet>(depth, spec, num_classes, s);
+  if (settings.qat.method == QatMethod::None)
+    return std::make_shared<CifarResNet>(depth, num_classes, settings.shortcut);
+  return std::make_shared<QatCifarResNet>(depth, settings.qat, num_classes, settings.shortcut);
 }
 
 // Checks an image batch's arguments and returns its element count.

@@ -15,8 +15,9 @@
  * "format" = "qnn-checkpoint-1"). The architecture comes from the metadata: "arch" (resnet20,
  * resnet32, resnet44, resnet56, resnet110 for CIFAR; resnet18, resnet34, resnet50 for ImageNet),
  * "setting.shortcut" (A or B) for CIFAR ResNets, and the QAT settings ("setting.qat",
- * "setting.weight-bits", ...) for a quantization-aware-trained CIFAR ResNet. The number of
- * classes is the classifier's (fc.weight) row count.
+ * "setting.weight-bits", ...) for a quantization-aware-trained CIFAR ResNet, read and checked
+ * as ./apps/cifar --resume reads them. The number of classes is the classifier's (fc.weight)
+ * row count.
  *
  * Images:
  *  - uint8: n images of height x width x 3 bytes each, RGB, row by row (HWC, as image files

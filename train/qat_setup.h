@@ -65,25 +65,26 @@ inline QatFlags add_qat_flags(Flags& flags) {
   };
 }
 
-// The QatSpec of the flags; a bad method or a width without wrpn is a flag error.
-inline QatSpec qat_spec(const QatFlags& q, const Flags& flags) {
+// The QatSpec of the flags. A bad method, or flags that do not go together, throw FlagError,
+// which an app reports as a command-line error and the C API as an unsupported checkpoint.
+inline QatSpec qat_spec(const QatFlags& q) {
   QatSpec spec;
   try {
     spec.method = parse_qat_method(q.method);
   } catch (const Error&) {
-    flags.fail("bad --qat '" + q.method + "'; valid: none, linear, lsq, pact, dorefa, wrpn");
+    throw FlagError("bad --qat '" + q.method + "'; valid: none, linear, lsq, pact, dorefa, wrpn");
   }
   if (q.width != 1 && spec.method != QatMethod::Wrpn)
-    flags.fail("--wrpn-width " + std::to_string(q.width) + " widens a --qat wrpn network; --qat is " + q.method);
+    throw FlagError("--wrpn-width " + std::to_string(q.width) + " widens a --qat wrpn network; --qat is " + q.method);
   spec.weight_bits = int(q.weight_bits);
   spec.act_bits = int(q.act_bits);
   spec.first_last_bits = int(q.first_last_bits);
   spec.width = q.width;
   spec.fold_bn = q.fold_bn;
   if (q.fold_bn && spec.method != QatMethod::Linear && spec.method != QatMethod::Lsq)
-    flags.fail("--fold-bn folds batch norms into --qat linear or lsq convolutions; --qat is " + q.method);
+    throw FlagError("--fold-bn folds batch norms into --qat linear or lsq convolutions; --qat is " + q.method);
   if (q.freeze_bn_epoch != 0 && spec.method == QatMethod::None)
-    flags.fail("--freeze-bn-epoch " + std::to_string(q.freeze_bn_epoch) + " is a QAT phase; give --qat too");
+    throw FlagError("--freeze-bn-epoch " + std::to_string(q.freeze_bn_epoch) + " is a QAT phase; give --qat too");
   return spec;
 }
 

@@ -99,7 +99,11 @@ CheckedSettings check_settings(const Flags& flags, RunFlags& f, TrainingTask& ta
   if (kind != "multistep" && kind != "cosine" && kind != "onecycle")
     flags.fail("bad --schedule '" + kind + "'; valid: multistep, cosine, onecycle");
   s.milestones = parse_milestones(f.schedule.milestones, flags);
-  s.qat = qat_spec(f.qat, flags);
+  try {
+    s.qat = qat_spec(f.qat);
+  } catch (const FlagError& e) {
+    flags.fail(e.what());
+  }
   task.check_flags(flags, s.qat);
   if (!resume.empty() && from.checkpoint.metadata.count("arch"))
     QNN_CHECK(from.checkpoint.metadata.at("arch") == task.arch(), resume, ": checkpoint is for ",

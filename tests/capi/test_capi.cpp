@@ -8,7 +8,9 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autograd/functions.h"
@@ -272,13 +274,15 @@ TEST_CASE("capi: bad input returns its status and a message, never an exception"
     model = reinterpret_cast<qnn_model*>(&reference);
     CHECK(qnn_model_load(path.c_str(), &model) == status);
     CHECK(model == nullptr);
-    INFO(qnn_last_error());
-    CHECK(std::string(qnn_last_error()).find(message) != std::string::npos);
+    const std::string error = qnn_last_error();
+    INFO(error);
+    CHECK(error.find(message) != std::string::npos);
   };
   load_fails(dir.path + "/missing.safetensors", QNN_ERROR_FILE, "missing.safetensors: cannot open");
   CifarResNet other(20);
   load_fails(make_checkpoint(dir.path, other, "resnet21"), QNN_ERROR_UNSUPPORTED_MODEL, "'resnet21'");
-  load_fails(make_checkpoint(dir.path, other, "resnet20", "C"), QNN_ERROR_UNSUPPORTED_MODEL, "setting.shortcut");
+  load_fails(make_checkpoint(dir.path, other, "resnet20", "C"), QNN_ERROR_UNSUPPORTED_MODEL,
+             "recorded setting --shortcut is 'C'; valid: A, B");
   CifarResNet b_model(20, 10, Shortcut::B);
   const std::string b_path = make_checkpoint(dir.path, b_model, "resnet20", "B");
   SafetensorsFile b_file = load_safetensors(b_path);
@@ -286,6 +290,24 @@ TEST_CASE("capi: bad input returns its status and a message, never an exception"
   std::vector<NamedTensor> tensors = b_file.tensors;
   save_safetensors(dir.path + "/mislabelled.safetensors", tensors, b_file.metadata);
   load_fails(dir.path + "/mislabelled.safetensors", QNN_ERROR_BAD_CHECKPOINT, "shortcut");
+  // Recorded QAT settings are read as ./apps/cifar --resume reads them: a value it would refuse is
+  // refused, naming the setting (a bit width of 2^32 + 2 is not taken for 2).
+  const std::vector<std::pair<std::map<std::string, std::string>, std::string>> bad_settings = {
+      {{{"setting.qat", "lsq"}, {"setting.weight-bits", "4294967298"}}, "--weight-bits must be between 2 and 8, got 4294967298"},
+      {{{"setting.qat", "lsq"}, {"setting.act-bits", "1"}}, "--act-bits must be between 2 and 8, got 1"},
+      {{{"setting.qat", "lsq"}, {"setting.fold-bn", "maybe"}}, "bad value 'maybe' for --fold-bn"},
+      {{{"setting.qat", "pact"}, {"setting.fold-bn", "yes"}}, "--fold-bn folds batch norms into --qat linear or lsq"},
+      {{{"setting.qat", "lsq"}, {"setting.wrpn-width", "2"}}, "--wrpn-width 2 widens a --qat wrpn network"},
+      {{{"setting.qat", "ternary"}}, "bad --qat 'ternary'"},
+  };
+  for (size_t i = 0; i < bad_settings.size(); ++i) {
+    SafetensorsFile file = load_safetensors(good);
+    for (const auto& [key, value] : bad_settings[i].first) file.metadata[key] = value;
+    const std::string path = dir.path + "/bad_setting" + std::to_string(i) + ".safetensors";
+    save_safetensors(path, file.tensors, file.metadata);
+    load_fails(path, QNN_ERROR_UNSUPPORTED_MODEL, bad_settings[i].second);
+    load_fails(path, QNN_ERROR_UNSUPPORTED_MODEL, path + ": recorded setting");
+  }
   save_safetensors(dir.path + "/plain.safetensors", {{"w", Tensor::zeros({2})}});
   load_fails(dir.path + "/plain.safetensors", QNN_ERROR_BAD_CHECKPOINT, "not a qnn training checkpoint");
   b_file.metadata.erase("arch");
