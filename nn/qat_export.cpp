@@ -174,7 +174,9 @@ void load_qat_export(QatCifarResNet& model, const SafetensorsFile& file) {
     if (t.name.rfind("qweight.", 0) != 0 && t.name.rfind("qact.", 0) != 0) rest.tensors.push_back(t);
   for (QuantizedWeight& w : weights) {
     const std::string p = "qweight." + w.name;
-    const int bits = int(metadata_integer(file, p + ".bits"));
+    const int bits = export_bit_width(file, p + ".bits");
+    QNN_CHECK(bits == w.quantizer->bits(), file.path, ": ", p, ".bits is ", bits, "; the model quantizes ", w.name,
+              " to ", w.quantizer->bits(), " bits");
     const int64_t qmin = metadata_integer(file, p + ".qmin");
     const std::vector<float> dims = file.get(p + ".shape").to_vector();
     const Shape shape(dims.begin(), dims.end());

@@ -2,6 +2,7 @@
 // nn/qat_export_format.h).
 #include "nn/qat_export_format.h"
 
+#include <cerrno>
 #include <cstdlib>
 
 #include "tensor/check.h"
@@ -12,10 +13,17 @@ int64_t metadata_integer(const SafetensorsFile& file, const std::string& key) {
   auto it = file.metadata.find(key);
   QNN_CHECK(it != file.metadata.end(), file.path, ": metadata '", key, "' is missing");
   char* end = nullptr;
+  errno = 0;
   const long long v = std::strtoll(it->second.c_str(), &end, 10);
-  QNN_CHECK(!it->second.empty() && *end == '\0', file.path, ": metadata '", key, "' should be a whole number, found '",
-            it->second, "'");
+  QNN_CHECK(!it->second.empty() && *end == '\0' && errno != ERANGE, file.path, ": metadata '", key,
+            "' should be a whole number of at most 64 bits, found '", it->second, "'");
   return v;
+}
+
+int export_bit_width(const SafetensorsFile& file, const std::string& key) {
+  const int64_t bits = metadata_integer(file, key);
+  QNN_CHECK(bits >= 2 && bits <= 8, file.path, ": ", key, " is ", bits, ", expected 2 to 8");
+  return int(bits);
 }
 
 int export_container_bits(int bits) {

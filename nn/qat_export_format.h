@@ -24,5 +24,7 @@ std::vector<int> unpack_codes(const Tensor& bytes, int64_t count, int bits);
 // The whole number an export's metadata holds under `key` (e.g. "qweight.W.bits"); a missing or
 // malformed value is an error naming the file and the key.
 int64_t metadata_integer(const SafetensorsFile& file, const std::string& key);
+// A bit width the export's metadata holds under `key`: 2 to 8, else an error naming file and key.
+int export_bit_width(const SafetensorsFile& file, const std::string& key);
 
 }  // namespace qnn

@@ -20,18 +20,11 @@ constexpr double kBatchNormEps = 1e-5;  // BatchNorm2d's
 constexpr int64_t kMaxWeightElements = int64_t(1) << 24;
 constexpr int64_t kMaxStemKernel = 7, kMaxInputChannels = 16;
 
-// A bit width the export's metadata holds under `key`: 2 to 8.
-int64_t bit_width(const SafetensorsFile& file, const std::string& key) {
-  const int64_t bits = metadata_integer(file, key);
-  QNN_CHECK(bits >= 2 && bits <= 8, file.path, ": ", key, " is ", bits, ", expected 2 to 8");
-  return bits;
-}
-
 }  // namespace
 
 IntWeight read_export_weight(const SafetensorsFile& file, const std::string& name) {
   const std::string p = "qweight." + name;
-  const int64_t bits = bit_width(file, p + ".bits");
+  const int64_t bits = export_bit_width(file, p + ".bits");
   // Every method's qmin lies in [-128, 0]; the bound keeps the arithmetic below in range.
   const int64_t qmin = metadata_integer(file, p + ".qmin");
   QNN_CHECK(qmin >= -256 && qmin <= 256, file.path, ": ", p, ".qmin is ", qmin, ", expected -256 to 256");
@@ -85,7 +78,7 @@ ActivationGrid read_grid(const SafetensorsFile& file, const std::string& quantiz
             scale.size(), " and ", zero.size());
   g.scale = scale[0];
   const float z = zero[0];
-  const int64_t bits = bit_width(file, p + ".bits");
+  const int64_t bits = export_bit_width(file, p + ".bits");
   g.qmax = int32_t((1 << bits) - 1);
   QNN_CHECK(std::isfinite(g.scale) && g.scale > 0, file.path, ": ", p, ".scale is ", g.scale, ", expected > 0");
   QNN_CHECK(std::nearbyint(z) == z && z >= 0 && z <= g.qmax, file.path, ": ", p, ".zero_point is ", z,

@@ -87,6 +87,17 @@ TEST_CASE("qat export: every method's export evaluates as the trained model did"
       other.act_bits = 8;
       QatCifarResNet mismatched(8, other, 10, Shortcut::B);
       CHECK_THROWS_WITH_AS(load_qat_export(mismatched, file), doctest::Contains("this model is"), Error);
+      // Bit widths are read as untrusted: 2^32 + bits is not taken for bits, and a width that
+      // parses but is not the model's is refused rather than decoded with the wrong one.
+      SafetensorsFile damaged = file;
+      damaged.metadata["qweight.layer1.0.conv1.weight.bits"] = std::to_string((int64_t(1) << 32) + bits);
+      CHECK_THROWS_WITH_AS(load_qat_export(loaded, damaged),
+                           doctest::Contains("qweight.layer1.0.conv1.weight.bits is 4294967"), Error);
+      damaged.metadata["qweight.layer1.0.conv1.weight.bits"] = "99999999999999999999";  // beyond int64
+      CHECK_THROWS_WITH_AS(load_qat_export(loaded, damaged), doctest::Contains("found '99999999999999999999'"), Error);
+      damaged.metadata["qweight.layer1.0.conv1.weight.bits"] = std::to_string(bits + 1);
+      const std::string model_bits = "the model quantizes layer1.0.conv1.weight to " + std::to_string(bits) + " bits";
+      CHECK_THROWS_WITH_AS(load_qat_export(loaded, damaged), doctest::Contains(model_bits.c_str()), Error);
       std::remove(path.c_str());
     }
 }
