@@ -29,6 +29,7 @@
 #include "quant/bucket_math.h"
 #include "quant/bucketing.h"
 #include "quant/rounding.h"
+#include "tensor/random_block.h"
 
 namespace qnn {
 
@@ -97,7 +98,7 @@ Payload ExponentialQuantizer::encode_slice(const float* x, int64_t n, int64_t fi
     }
     const int min_pow = bucket.max_pow - k + 2;
     magnitudes(bucket.max_pow, k, t.data());
-    for (int64_t i = 0; i < d; ++i) u[i] = random_uniform(seed, stream, uint64_t(first + begin + i));
+    random_uniforms(seed, stream, uint64_t(first + begin), d, u.data());
     for (int64_t i = 0; i < d; ++i) {
       const float m = std::fabs(a[i]) / bucket.norm;
       const int j = exponential_interval(m, min_pow, k);

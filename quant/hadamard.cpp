@@ -41,33 +41,32 @@
 #include "quant/rounding.h"
 #include "quant/standard.h"
 #include "quant/walsh_hadamard.h"
+#include "tensor/random_block.h"
 
 namespace qnn {
 
 namespace {
 
-inline float sign_of(const Philox4& w) { return (w.v[1] >> 31) ? -1.0f : 1.0f; }
+inline float sign_of(uint32_t word1) { return (word1 >> 31) ? -1.0f : 1.0f; }  // D_j from word 1
+
+// Philox words are drawn for kDrawChunk coordinates at a time (tensor/random_block.h), into
+// buffers on the stack.
+constexpr int64_t kDrawChunk = 256;
 
 // y = H D a (zero-padded to n), and, when u is given, the rounding draws of the n rotated
 // coordinates: u[j] is word 0 of coordinate j's draw and u[d + j] word 2 (j < n - d, which is
-// below d). The loops hold no branch, so that they vectorize wherever rotate is inlined.
+// below d).
 void rotate(const float* a, int64_t d, int64_t n, uint64_t seed, uint64_t stream, int64_t flat_begin, float* y,
             float* u) {
-  const auto words = [&](int64_t j) { return random_words(seed, stream, uint64_t(flat_begin + j)); };
-  if (!u) {
-    for (int64_t j = 0; j < d; ++j) y[j] = sign_of(words(j)) * a[j];
-  } else {
-    for (int64_t j = 0; j < n - d; ++j) {
-      const Philox4 w = words(j);
-      y[j] = sign_of(w) * a[j];
-      u[j] = uniform_from_word(w.v[0]);
-      u[d + j] = uniform_from_word(w.v[2]);
-    }
-    for (int64_t j = n - d; j < d; ++j) {
-      const Philox4 w = words(j);
-      y[j] = sign_of(w) * a[j];
-      u[j] = uniform_from_word(w.v[0]);
-    }
+  uint32_t w0[kDrawChunk], w1[kDrawChunk], w2[kDrawChunk];
+  for (int64_t c = 0; c < d; c += kDrawChunk) {
+    const int64_t len = std::min(kDrawChunk, d - c), padded_draws = std::clamp(n - d - c, int64_t(0), len);
+    random_word_columns(seed, stream, uint64_t(flat_begin + c), len, u ? w0 : nullptr, w1,
+                        u && padded_draws > 0 ? w2 : nullptr, nullptr);
+    for (int64_t j = 0; j < len; ++j) y[c + j] = sign_of(w1[j]) * a[c + j];
+    if (!u) continue;
+    for (int64_t j = 0; j < len; ++j) u[c + j] = uniform_from_word(w0[j]);
+    for (int64_t j = 0; j < padded_draws; ++j) u[d + c + j] = uniform_from_word(w2[j]);
   }
   for (int64_t j = d; j < n; ++j) y[j] = 0.0f;
   walsh_hadamard(y, n);
@@ -156,8 +155,12 @@ void HadamardQuantizer::decode(const Payload& p, float* out) const {
       std::fill(out + begin, out + begin + d, bucket_nan());
       return;
     }
-    for (int64_t j = 0; j < d; ++j)  // + 0.0f: no -0
-      out[begin + j] = sign_of(random_words(p.seed, stream, uint64_t(p.first_index + begin + j))) * z[j] + 0.0f;
+    uint32_t w1[kDrawChunk];
+    for (int64_t c = 0; c < d; c += kDrawChunk) {
+      const int64_t len = std::min(kDrawChunk, d - c);
+      random_word_columns(p.seed, stream, uint64_t(p.first_index + begin + c), len, nullptr, w1, nullptr, nullptr);
+      for (int64_t j = 0; j < len; ++j) out[begin + c + j] = sign_of(w1[j]) * z[c + j] + 0.0f;  // + 0.0f: no -0
+    }
   });
   std::copy(p.passthrough.begin(), p.passthrough.end(), out + buckets.quantized);
 }

@@ -16,6 +16,7 @@
 #include "quant/pack_parallel.h"
 #include "quant/rounding.h"
 #include "tensor/check.h"
+#include "tensor/random_block.h"
 
 namespace qnn {
 
@@ -85,11 +86,11 @@ Payload LevelSetQuantizer::encode_slice(const float* x, int64_t n, int64_t, uint
       return;
     }
     const float denom = s + kNormEps;
-    // Draws first, in chunks: the counter-based generator vectorizes in a loop of its own.
+    // Draws first, in chunks, sixteen at a time (tensor/random_block.h).
     float u[kChunk];
     for (int64_t chunk = begin; chunk < end; chunk += kChunk) {
       const int64_t len = std::min(kChunk, end - chunk);
-      for (int64_t k = 0; k < len; ++k) u[k] = random_uniform(seed, stream, uint64_t(chunk + k));
+      random_uniforms(seed, stream, uint64_t(chunk), len, u);
       for (int64_t k = 0; k < len; ++k)
         index[chunk + k] = round_to_level(levels, count, x[chunk + k] / denom, u[k]);
     }

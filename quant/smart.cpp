@@ -20,6 +20,7 @@
 #include "quant/rounding.h"
 #include "tensor/check.h"
 #include "tensor/random.h"
+#include "tensor/random_block.h"
 
 namespace qnn {
 
@@ -110,15 +111,15 @@ const int32_t* interval_indices(const float* levels, int count, const float* x, 
 }
 
 // stochastic_round(levels, count, x_i, u_i) for the coordinates x[0, len) of one bucket,
-// u_i = random_uniform(seed, stream, first + i), without branches: the draws in a loop of their
-// own that the compiler vectorizes, then the same comparisons in the same float arithmetic as
+// u_i = random_uniform(seed, stream, first + i), without branches: the draws first, sixteen at a
+// time (tensor/random_block.h), then the same comparisons in the same float arithmetic as
 // stochastic_round, so the same index for every coordinate.
 void round_bucket(const float* levels, int count, const float* x, int64_t len, const int32_t* j,
                   uint64_t seed, uint64_t stream, uint64_t first, uint32_t* index,
                   BucketScratch& w) {
   w.uniforms.resize(size_t(len));
   float* u = w.uniforms.data();
-  for (int64_t i = 0; i < len; ++i) u[i] = random_uniform(seed, stream, first + uint64_t(i));
+  random_uniforms(seed, stream, first, len, u);
   const float bottom = levels[0], top = levels[count - 1];
   for (int64_t i = 0; i < len; ++i) {
     const float r = x[i], low = levels[j[i]], high = levels[j[i] + 1];

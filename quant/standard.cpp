@@ -20,6 +20,7 @@
 #include "quant/bucket_math.h"
 #include "quant/bucketing.h"
 #include "quant/rounding.h"
+#include "tensor/random_block.h"
 
 namespace qnn {
 
@@ -89,7 +90,7 @@ Payload StandardQuantizer::encode_slice(const float* x, int64_t n, int64_t first
     const int64_t begin = buckets.begin(b), d = buckets.length(b);
     const UniformGrid grid = fit_uniform_grid(x + begin, d, levels);
     uniform_grid_points(grid, levels, table.data());
-    for (int64_t k = 0; k < d; ++k) u[k] = random_uniform(seed, stream, uint64_t(first + begin + k));
+    random_uniforms(seed, stream, uint64_t(first + begin), d, u.data());
     round_to_grid(x + begin, d, grid, table.data(), levels, u.data(), index.data() + begin);
     p.scales[2 * b] = grid.fmin;
     p.scales[2 * b + 1] = grid.unit;

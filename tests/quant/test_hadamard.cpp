@@ -3,6 +3,10 @@
 // included), the payload's padded index count.
 #include <doctest.h>
 
+#include <cmath>
+#include <cstring>
+#include <vector>
+
 #include "quant/hadamard.h"
 #include "quant/walsh_hadamard.h"
 #include "tests/quant/quantizer_properties.h"
@@ -47,6 +51,49 @@ TEST_CASE("walsh_hadamard: norm preserving and self-inverse for random vectors o
     double worst = 0;
     for (int64_t i = 0; i < n; ++i) worst = std::max(worst, std::fabs(double(h[i]) - v[i]));
     CHECK(worst < 1e-5);
+  }
+}
+
+// The transform by its definition: stage after stage over the whole vector, then the scaling.
+std::vector<float> walsh_hadamard_by_stages(std::vector<float> x) {
+  const int64_t n = int64_t(x.size());
+  for (int64_t half = 1; half < n; half *= 2)
+    for (int64_t k = 0; k < n; ++k)
+      if (!(k & half)) {
+        const float a = x[size_t(k)], b = x[size_t(k + half)];
+        x[size_t(k)] = a + b;
+        x[size_t(k + half)] = a - b;
+      }
+  const float scale = float(1.0 / std::sqrt(double(n)));
+  for (float& v : x) v *= scale;
+  return x;
+}
+
+TEST_CASE("walsh_hadamard: bit for bit the stage-by-stage definition, whatever order the butterflies run in") {
+  // Values of every magnitude, signed zeros, infinities and NaN (which must stay NaN; its payload
+  // may depend on the operands' order).
+  const float specials[] = {0.0f, -0.0f, 1e-40f, -3e38f, 3e38f, INFINITY, -INFINITY, NAN};
+  for (int k = 0; k <= 17; ++k) {
+    const int64_t n = int64_t(1) << k;
+    for (int variant = 0; variant < 3; ++variant) {
+      std::vector<float> x = random_vector(n, 300 + 3 * k + variant);
+      for (int64_t i = 0; i < n; ++i) {
+        x[size_t(i)] *= std::ldexp(1.0f, int(i % 61) - 30);
+        if (variant == 1 && i % 7 == 3) x[size_t(i)] = specials[i % 7 == 3 ? (i / 7) % 7 : 0];  // no NaN
+        if (variant == 2 && i == n / 3) x[size_t(i)] = specials[7];
+      }
+      const std::vector<float> expected = walsh_hadamard_by_stages(x);
+      walsh_hadamard(x.data(), n);
+      int64_t differ = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const float a = x[size_t(i)], b = expected[size_t(i)];
+        if (std::isnan(a) || std::isnan(b) ? std::isnan(a) != std::isnan(b) : std::memcmp(&a, &b, sizeof a) != 0)
+          ++differ;
+      }
+      CAPTURE(n);
+      CAPTURE(variant);
+      CHECK(differ == 0);
+    }
   }
 }
 

@@ -3,6 +3,7 @@
 
 #include "tensor/allocator.h"
 #include "tensor/random.h"
+#include "tensor/random_block.h"
 #include "tensor/tensor.h"
 
 using namespace qnn;
@@ -44,6 +45,34 @@ TEST_CASE("random: Philox is deterministic, counter-addressed and uniform") {
   s = s / n.numel() - m * m;
   CHECK(std::abs(m) < 0.03);
   CHECK(s == doctest::Approx(1.0).epsilon(0.03));
+}
+
+TEST_CASE("random: draws for a run of indices equal the draws one index at a time") {
+  // Runs of every length up to 70 (whole groups of sixteen and the rest), starting where the
+  // index's low word wraps into its high word, and keys and streams with both words set.
+  const uint64_t seeds[] = {0, 42, 0x0123456789abcdefull};
+  const uint64_t streams[] = {0, 7, 0xfedcba9876543210ull};
+  const uint64_t firsts[] = {0, 5, 0xffffffe9ull, 0x1fffffffaull, ~uint64_t(0) - 20};
+  int64_t checked = 0;
+  for (uint64_t seed : seeds)
+    for (uint64_t stream : streams)
+      for (uint64_t first : firsts)
+        for (int64_t count : {0, 1, 15, 16, 17, 33, 70}) {
+          std::vector<uint32_t> w[4];
+          for (auto& column : w) column.assign(size_t(count) + 1, 0xdeadbeefu);
+          std::vector<float> u(size_t(count) + 1, -1.0f);
+          random_word_columns(seed, stream, first, count, w[0].data(), w[1].data(), nullptr, w[3].data());
+          random_word_columns(seed, stream, first, count, nullptr, nullptr, w[2].data(), nullptr);
+          random_uniforms(seed, stream, first, count, u.data());
+          for (int64_t j = 0; j < count; ++j) {
+            const Philox4 expected = random_words(seed, stream, first + uint64_t(j));
+            for (int k = 0; k < 4; ++k) checked += w[k][size_t(j)] == expected.v[k];
+            checked += u[size_t(j)] == random_uniform(seed, stream, first + uint64_t(j));
+          }
+          for (int k = 0; k < 4; ++k) CHECK(w[k][size_t(count)] == 0xdeadbeefu);  // nothing past the run
+          CHECK(u[size_t(count)] == -1.0f);
+        }
+  CHECK(checked == 3 * 3 * 5 * (0 + 1 + 15 + 16 + 17 + 33 + 70) * 5);
 }
 
 TEST_CASE("allocator: freed blocks are reused by the next request of that size") {
