@@ -44,6 +44,22 @@ inline uint32_t read_index(const uint64_t* words, int64_t i, int bits) {
   return static_cast<uint32_t>(v & ((uint64_t(1) << bits) - 1));
 }
 
+// out[j] = table[index first + j] for j < count: read_index over a run, whole words at a time where
+// the width divides 64 (the indices of a word then never straddle two words).
+inline void read_levels(const uint64_t* words, int64_t first, int64_t count, int bits, const float* table, float* out) {
+  int64_t j = 0;
+  if (64 % bits == 0) {
+    const int per_word = 64 / bits;
+    const uint64_t mask = (uint64_t(1) << bits) - 1;  // bits <= 32
+    for (; j < count && (first + j) % per_word != 0; ++j) out[j] = table[read_index(words, first + j, bits)];
+    for (; j + per_word <= count; j += per_word) {
+      const uint64_t word = words[(first + j) / per_word];
+      for (int s = 0; s < per_word; ++s) out[j + s] = table[(word >> (s * bits)) & mask];
+    }
+  }
+  for (; j < count; ++j) out[j] = table[read_index(words, first + j, bits)];
+}
+
 // A payload's common fields for a bucketed scheme: sizes, index width, the shared randomness,
 // `scales_per_bucket` zeroed scales per quantized bucket, and the passed-through tail of x.
 inline Payload bucketed_payload(const std::string& scheme, const float* x, int64_t n, int64_t first,

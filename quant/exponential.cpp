@@ -134,7 +134,7 @@ void ExponentialQuantizer::decode(const Payload& p, float* out) const {
     }
     magnitudes(bucket.max_pow, k, t.data());
     signed_levels(bucket, k, t.data(), values.data());
-    for (int64_t i = 0; i < d; ++i) out[begin + i] = values[read_index(p.indices.data(), begin + i, p.index_bits)];
+    read_levels(p.indices.data(), begin, d, p.index_bits, values.data(), out + begin);
   });
   std::copy(p.passthrough.begin(), p.passthrough.end(), out + buckets.quantized);
 }

@@ -149,7 +149,7 @@ void HadamardQuantizer::decode(const Payload& p, float* out) const {
     const int64_t begin = buckets.begin(b), d = buckets.length(b);
     const int64_t padded = next_power_of_two(d), at = rotated_begin(b, buckets.size);
     uniform_grid_points(UniformGrid{p.scales[2 * b], p.scales[2 * b + 1]}, levels, table.data());
-    for (int64_t j = 0; j < padded; ++j) z[j] = table[read_index(p.indices.data(), at + j, p.index_bits)];
+    read_levels(p.indices.data(), at, padded, p.index_bits, table.data(), z.data());
     walsh_hadamard(z.data(), padded);
     if (!all_finite(z.data(), d)) {  // a NaN grid, or an inverse rotation beyond the float range
       std::fill(out + begin, out + begin + d, bucket_nan());

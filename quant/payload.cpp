@@ -16,7 +16,23 @@ void pack_indices(const uint32_t* indices, int64_t n, int bits, std::vector<uint
   QNN_CHECK(bits >= 1 && bits <= 32, "index width must be 1..32 bits, got ", bits);
   const int64_t total_bits = n * bits;
   packed.assign((total_bits + 63) / 64, 0);
-  for (int64_t i = 0; i < n; ++i) {
+  int64_t i = 0;
+  if (64 % bits == 0) {
+    // Widths that divide 64 (1, 2, 4, 8, 16, 32): whole words of 64 / bits indices, none
+    // straddling two words, checked at once by the bits they set above the width.
+    const int per_word = 64 / bits;
+    uint64_t seen = 0;
+    for (int64_t w = 0; w < n / per_word; ++w, i += per_word) {
+      uint64_t word = 0;
+      for (int s = 0; s < per_word; ++s) {
+        seen |= indices[i + s];
+        word |= uint64_t(indices[i + s]) << (s * bits);
+      }
+      packed[w] = word;
+    }
+    if (bits < 32 && (seen >> bits) != 0) i = 0;  // the loop below names the first that does not fit
+  }
+  for (; i < n; ++i) {
     QNN_CHECK(bits == 32 || indices[i] < (uint64_t(1) << bits), "index ", indices[i], " at ", i,
               " does not fit in ", bits, " bits");
     const int64_t bit = i * bits, word = bit / 64, offset = bit % 64;

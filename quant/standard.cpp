@@ -108,7 +108,7 @@ void StandardQuantizer::decode(const Payload& p, float* out) const {
   for_each_bucket_with_scratch(buckets.count, threads, make_table, [&](int64_t b, std::vector<float>& table) {
     const int64_t begin = buckets.begin(b), d = buckets.length(b);
     uniform_grid_points(UniformGrid{p.scales[2 * b], p.scales[2 * b + 1]}, levels, table.data());
-    for (int64_t k = 0; k < d; ++k) out[begin + k] = table[read_index(p.indices.data(), begin + k, p.index_bits)];
+    read_levels(p.indices.data(), begin, d, p.index_bits, table.data(), out + begin);
   });
   std::copy(p.passthrough.begin(), p.passthrough.end(), out + buckets.quantized);
 }

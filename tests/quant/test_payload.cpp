@@ -38,6 +38,13 @@ TEST_CASE("payload: pack/unpack round trip at every width 1..32, across word bou
   std::vector<uint64_t> packed;
   const uint32_t too_big = 4;
   CHECK_THROWS_AS(pack_indices(&too_big, 1, 2, packed), Error);
+  // Inside the whole words of a width that divides 64, and in the indices after them.
+  for (int64_t at : {37, 98}) {
+    std::vector<uint32_t> v(100, 15);
+    v[size_t(at)] = 16;
+    const std::string message = "[pack_indices] index 16 at " + std::to_string(at) + " does not fit in 4 bits";
+    CHECK_THROWS_WITH_AS(pack_indices(v.data(), 100, 4, packed), message.c_str(), Error);
+  }
 }
 
 TEST_CASE("payload: bits counted from the structure") {
