@@ -2,6 +2,7 @@
 // 7.1, tail buckets, bits per coordinate.
 #include <doctest.h>
 
+#include "quant/bucket_math.h"
 #include "quant/standard.h"
 #include "tests/quant/quantizer_properties.h"
 
@@ -101,6 +102,36 @@ TEST_CASE("standard: tails (full last bucket, partial tail as its own bucket or 
     REQUIRE(levels.size() == 1);
     CHECK(levels[0] == std::vector<float>{-2, 6, 14});
   }
+}
+
+TEST_CASE("standard: round_to_grid's index is grid_interval's interval and the rounding rule, for every grid size") {
+  // Buckets of 203 values (whole groups of sixteen and a rest): random ones, ones lying on the
+  // grid's points, and a bucket so far from zero that neighbouring grid points coincide.
+  for (int levels = 2; levels <= 18; ++levels)
+    for (int kind = 0; kind < 3; ++kind) {
+      const int64_t n = 203;
+      std::vector<float> a = random_vector(n, 40 + levels), u(n);
+      for (int64_t k = 0; k < n; ++k) u[size_t(k)] = random_uniform(5, uint64_t(levels), uint64_t(k));
+      if (kind == 2)
+        for (int64_t k = 0; k < n; ++k) a[size_t(k)] = 1e8f + float(k % 3) * 8.0f;  // float spacing 8 here
+      UniformGrid grid = fit_uniform_grid(a.data(), n, levels);
+      std::vector<float> table(static_cast<size_t>(levels));
+      uniform_grid_points(grid, levels, table.data());
+      if (kind == 1)
+        for (int64_t k = 0; k < n; ++k) a[size_t(k)] = table[size_t(k % levels)];
+      std::vector<uint32_t> index(n);
+      round_to_grid(a.data(), n, grid, table.data(), levels, u.data(), index.data());
+      int64_t differ = 0;
+      for (int64_t k = 0; k < n; ++k) {
+        const int j = grid_interval(a[size_t(k)], grid.fmin, 1.0f / grid.unit, table.data(), levels);
+        const float low = table[size_t(j)], high = table[size_t(j + 1)];
+        const uint32_t expected = uint32_t(j) + (u[size_t(k)] * (high - low) < a[size_t(k)] - low ? 1u : 0u);
+        differ += index[size_t(k)] != expected;
+      }
+      CAPTURE(levels);
+      CAPTURE(kind);
+      CHECK(differ == 0);
+    }
 }
 
 TEST_CASE("standard: bad options are errors") {
