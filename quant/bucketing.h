@@ -44,20 +44,31 @@ inline uint32_t read_index(const uint64_t* words, int64_t i, int bits) {
   return static_cast<uint32_t>(v & ((uint64_t(1) << bits) - 1));
 }
 
-// out[j] = table[index first + j] for j < count: read_index over a run, whole words at a time where
-// the width divides 64 (the indices of a word then never straddle two words).
-inline void read_levels(const uint64_t* words, int64_t first, int64_t count, int bits, const float* table, float* out) {
+// out[j] = index first + j for j < count: read_index over a run, whole words at a time where the
+// width divides 64 (the indices of a word then never straddle two words).
+inline void read_indices(const uint64_t* words, int64_t first, int64_t count, int bits, uint32_t* out) {
   int64_t j = 0;
   if (64 % bits == 0) {
     const int per_word = 64 / bits;
     const uint64_t mask = (uint64_t(1) << bits) - 1;  // bits <= 32
-    for (; j < count && (first + j) % per_word != 0; ++j) out[j] = table[read_index(words, first + j, bits)];
+    for (; j < count && (first + j) % per_word != 0; ++j) out[j] = read_index(words, first + j, bits);
     for (; j + per_word <= count; j += per_word) {
       const uint64_t word = words[(first + j) / per_word];
-      for (int s = 0; s < per_word; ++s) out[j + s] = table[(word >> (s * bits)) & mask];
+      for (int s = 0; s < per_word; ++s) out[j + s] = uint32_t((word >> (s * bits)) & mask);
     }
   }
-  for (; j < count; ++j) out[j] = table[read_index(words, first + j, bits)];
+  for (; j < count; ++j) out[j] = read_index(words, first + j, bits);
+}
+
+// out[j] = table[index first + j] for j < count (every index within the table).
+inline void read_levels(const uint64_t* words, int64_t first, int64_t count, int bits, const float* table, float* out) {
+  constexpr int64_t kRun = 256;
+  uint32_t index[kRun];
+  for (int64_t c = 0; c < count; c += kRun) {
+    const int64_t len = count - c < kRun ? count - c : kRun;
+    read_indices(words, first + c, len, bits, index);
+    for (int64_t j = 0; j < len; ++j) out[c + j] = table[index[j]];
+  }
 }
 
 // A payload's common fields for a bucketed scheme: sizes, index width, the shared randomness,

@@ -4,6 +4,8 @@
 // branch to mispredict: with values spread over the levels (L-infinity norms) the binary search
 // costs about ten times more. Tables of more than kSmallTable levels use the binary search.
 #pragma once
+#include <cstdint>
+
 #include "quant/rounding.h"
 
 namespace qnn {
@@ -35,5 +37,11 @@ QNN_HOST_DEVICE double level_variance(const float* levels, int count, float r) {
   const int j = counted_interval(levels, count, r);
   return (double(r) - levels[j]) * (double(levels[j + 1]) - r);
 }
+
+// index[k] = round_to_level(levels, count, x[k] / denom, u[k]) for k < len: the same divisions
+// and comparisons, sixteen values at a time in AVX-512 registers for tables of up to 32 levels
+// (quant/level_set_quantizer.cpp; host code).
+void round_run_to_levels(const float* levels, int count, const float* x, float denom, const float* u, int64_t len,
+                         uint32_t* index);
 
 }  // namespace qnn

@@ -1,12 +1,21 @@
 // LevelSetQuantizer (see quant/level_set_quantizer.h): per bucket s = ||x||_2 or ||x||_inf,
 // r = x / (s + 1e-7), unbiased stochastic rounding of r over a level table in [-1, 1],
 // out = s * level (learning-to-quantize `nuq/quantize.py`; variance as smart-quantizer's metric).
+//
+// GCC 12 reports the deliberately undefined pass-through operands inside its own AVX-512
+// intrinsics as (maybe-)uninitialized; the warning is about the header, not this code.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include "quant/level_set_quantizer.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <limits>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "quant/bucket_loop.h"
 #include "quant/bucket_math.h"
@@ -23,7 +32,7 @@ namespace qnn {
 namespace {
 
 constexpr float kNormEps = 1e-7f;  // the reference's EPS, added to the norm before dividing
-constexpr int64_t kChunk = 256;  // uniform draws computed ahead of the rounding loop
+constexpr int64_t kChunk = 256;  // coordinates drawn, rounded or read as one run
 
 void check_levels(const std::vector<float>& levels) {
   QNN_CHECK(levels.size() >= 2 && levels.size() <= (size_t(1) << 16),
@@ -66,6 +75,37 @@ float LevelSetQuantizer::bucket_norm(const float* x, int64_t len) const {
   return static_cast<float>(std::sqrt(lane_sum_of_squares(x, len)));
 }
 
+void round_run_to_levels(const float* levels, int count, const float* x, float denom, const float* u, int64_t len,
+                         uint32_t* index) {
+  int64_t k = 0;
+#if defined(__AVX512F__)
+  if (count >= 2 && count <= 32) {
+    float table[32];  // the levels in two registers, the last repeated
+    for (int j = 0; j < 32; ++j) table[j] = levels[j < count ? j : count - 1];
+    const __m512 low_half = _mm512_loadu_ps(table), high_half = _mm512_loadu_ps(table + 16);
+    const __m512i one = _mm512_set1_epi32(1), top = _mm512_set1_epi32(count - 1);
+    const __m512 bottom_level = _mm512_set1_ps(levels[0]), top_level = _mm512_set1_ps(levels[count - 1]);
+    for (; k + 16 <= len; k += 16) {
+      const __m512 r = _mm512_div_ps(_mm512_loadu_ps(x + k), _mm512_set1_ps(denom));
+      __m512i j = _mm512_setzero_si512();  // counted_interval: the interior levels <= r
+      for (int p = 1; p < count - 1; ++p)
+        j = _mm512_mask_add_epi32(j, _mm512_cmp_ps_mask(_mm512_set1_ps(levels[p]), r, _CMP_LE_OQ), j, one);
+      const __m512 low = _mm512_permutex2var_ps(low_half, j, high_half);
+      const __m512 high = _mm512_permutex2var_ps(low_half, _mm512_add_epi32(j, one), high_half);
+      const __mmask16 up =
+          _mm512_cmp_ps_mask(_mm512_mul_ps(_mm512_loadu_ps(u + k), _mm512_sub_ps(high, low)), _mm512_sub_ps(r, low),
+                             _CMP_LT_OQ) &
+          _mm512_cmp_ps_mask(high, low, _CMP_GT_OQ);  // an empty interval keeps j
+      __m512i result = _mm512_mask_add_epi32(j, up, j, one);
+      result = _mm512_mask_mov_epi32(result, _mm512_cmp_ps_mask(r, top_level, _CMP_GE_OQ), top);
+      result = _mm512_mask_mov_epi32(result, _mm512_cmp_ps_mask(r, bottom_level, _CMP_LE_OQ), _mm512_setzero_si512());
+      _mm512_storeu_si512(index + k, result);
+    }
+  }
+#endif
+  for (; k < len; ++k) index[k] = uint32_t(round_to_level(levels, count, x[k] / denom, u[k]));
+}
+
 Payload LevelSetQuantizer::encode_slice(const float* x, int64_t n, int64_t, uint64_t seed, uint64_t step) const {
   QNN_CHECK(n >= 0 && (x != nullptr || n == 0), "needs n >= 0 coordinates and data, got n = ", n);
   const Buckets buckets(n, options_.bucket_size, options_.quantize_tail);
@@ -91,8 +131,7 @@ Payload LevelSetQuantizer::encode_slice(const float* x, int64_t n, int64_t, uint
     for (int64_t chunk = begin; chunk < end; chunk += kChunk) {
       const int64_t len = std::min(kChunk, end - chunk);
       random_uniforms(seed, stream, uint64_t(chunk), len, u);
-      for (int64_t k = 0; k < len; ++k)
-        index[chunk + k] = round_to_level(levels, count, x[chunk + k] / denom, u[k]);
+      round_run_to_levels(levels, count, x + chunk, denom, u, len, index.data() + chunk);
     }
   });
   pack_indices_parallel(index.data(), buckets.quantized, p.index_bits, p.indices);
@@ -120,10 +159,16 @@ void LevelSetQuantizer::decode(const Payload& p, float* out) const {
       std::fill(out + begin, out + end, bucket_nan());
       return;
     }
-    for (int64_t i = begin; i < end; ++i) {
-      const uint32_t k = unpack_index(p.indices, i, p.index_bits);
-      if (k >= count) bad.store(true, std::memory_order_relaxed);
-      out[i] = s * levels[std::min(k, count - 1)];
+    uint32_t k[kChunk];
+    for (int64_t chunk = begin; chunk < end; chunk += kChunk) {
+      const int64_t len = std::min(kChunk, end - chunk);
+      read_indices(p.indices.data(), chunk, len, p.index_bits, k);
+      uint32_t widest = 0;
+      for (int64_t i = 0; i < len; ++i) {
+        widest = std::max(widest, k[i]);
+        out[chunk + i] = s * levels[std::min(k[i], count - 1)];
+      }
+      if (widest >= count) bad.store(true, std::memory_order_relaxed);
     }
   });
   QNN_CHECK(!bad, "payload holds a level index beyond its ", count, " levels");
