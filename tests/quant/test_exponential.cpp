@@ -2,7 +2,14 @@
 // bias of tiny coordinates), the generic properties on inputs without tiny coordinates.
 #include <doctest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "quant/bucket_math.h"
 #include "quant/exponential.h"
+#include "quant/payload.h"
+#include "quant/rounding.h"
 #include "tests/quant/quantizer_properties.h"
 
 using namespace qnn;
@@ -82,6 +89,54 @@ TEST_CASE("exponential: tiny coordinates are biased upwards (P1 fails there, as 
   const std::vector<float> y = quantized(*q, x, 1, 0);
   CHECK(std::fabs(y[1]) > 0.4f);  // smallest level: norm/2
   CHECK(y[3] < -0.4f);            // the sign is kept
+}
+
+namespace {
+
+// The encoder's index for coordinate i of a bucket, written out from the formula above.
+uint32_t reference_index(const std::vector<float>& bucket, size_t i, int k, uint64_t seed, uint64_t step,
+                         int64_t flat) {
+  float largest = 0;
+  for (float v : bucket) largest = std::max(largest, std::fabs(v));
+  float norm = float(std::sqrt(lane_sum_of_squares(bucket.data(), int64_t(bucket.size()))));
+  if (norm == 0.0f) norm = 1e-11f;
+  const int max_pow = largest / norm == 0.0f ? -32 : std::min(ceil_log2(largest / norm), 0);
+  const int min_pow = max_pow - k + 2;
+  const float m = std::fabs(bucket[i]) / norm;
+  const int j = exponential_interval(m, min_pow, k);
+  const float low = std::ldexp(1.0f, max_pow - k + 1 + j), high = std::ldexp(1.0f, max_pow - k + 2 + j);
+  const float clamped = std::min(std::max(m, low), high);
+  const int magnitude = j + (random_uniform(seed, quant_stream(step), uint64_t(flat)) * (high - low) < clamped - low);
+  return uint32_t(bucket[i] < 0.0f ? k - 1 - magnitude : k + magnitude);
+}
+
+}  // namespace
+
+TEST_CASE("exponential: every index is the formula's, for zeros, -0, subnormals and exact powers of two") {
+  // Buckets of 64: random values with zeros, -0 and subnormals among them; and +-1/4 sixteen
+  // times (norm exactly 1, so m = 1/4 lies on a level) with the rest zero.
+  const int64_t bucket = 64, n = 5 * bucket + 11;
+  std::vector<float> x = random_vector(n, 77);
+  for (int64_t i = 0; i < n; ++i) {
+    if (i % 9 == 0) x[size_t(i)] = 0.0f;
+    if (i % 9 == 1) x[size_t(i)] = -0.0f;
+    if (i % 13 == 2) x[size_t(i)] = i % 2 ? 1e-40f : -3e-39f;
+  }
+  for (int64_t i = 2 * bucket; i < 3 * bucket; ++i) x[size_t(i)] = i % 4 ? 0.0f : (i % 8 ? 0.25f : -0.25f);
+  for (int levels : {4, 8, 16, 32, 34}) {
+    CAPTURE(levels);
+    const int k = levels / 2;
+    const Payload p = exponential(levels, bucket)->encode(x.data(), n, 3, 9);
+    int64_t differ = 0;
+    for (int64_t b = 0; b * bucket < n; ++b) {
+      const std::vector<float> values(x.begin() + b * bucket, x.begin() + std::min(n, (b + 1) * bucket));
+      for (size_t i = 0; i < values.size(); ++i) {
+        const int64_t flat = b * bucket + int64_t(i);
+        differ += unpack_index(p.indices, flat, p.index_bits) != reference_index(values, i, k, 3, 9, flat);
+      }
+    }
+    CHECK(differ == 0);
+  }
 }
 
 TEST_CASE("exponential: bad level counts are errors") {
