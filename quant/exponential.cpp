@@ -18,11 +18,6 @@
 // Non-finite input: a bucket holding NaN or an infinity has a norm that is not finite (so does a
 // bucket whose norm exceeds the largest float); it is sent with norm NaN and exponent 0, its
 // indices 0, its variance NaN, and it decodes to NaN throughout (quant/quantizer.h).
-//
-// GCC 12 reports the deliberately undefined pass-through operands inside its own AVX-512
-// intrinsics as (maybe-)uninitialized; the warning is about the header, not this code.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
 #include "quant/exponential.h"
 
 #include <algorithm>
@@ -30,14 +25,11 @@
 #include <limits>
 #include <utility>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
 #include "quant/bucket_loop.h"
 #include "quant/bucket_math.h"
 #include "quant/bucketing.h"
 #include "quant/rounding.h"
+#include "tensor/avx512.h"
 #include "tensor/random_block.h"
 
 namespace qnn {

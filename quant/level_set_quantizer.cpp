@@ -1,21 +1,12 @@
 // LevelSetQuantizer (see quant/level_set_quantizer.h): per bucket s = ||x||_2 or ||x||_inf,
 // r = x / (s + 1e-7), unbiased stochastic rounding of r over a level table in [-1, 1],
 // out = s * level (learning-to-quantize `nuq/quantize.py`; variance as smart-quantizer's metric).
-//
-// GCC 12 reports the deliberately undefined pass-through operands inside its own AVX-512
-// intrinsics as (maybe-)uninitialized; the warning is about the header, not this code.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
 #include "quant/level_set_quantizer.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <limits>
-
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 #include "quant/bucket_loop.h"
 #include "quant/bucket_math.h"
@@ -24,6 +15,7 @@
 #include "quant/level_sets.h"
 #include "quant/pack_parallel.h"
 #include "quant/rounding.h"
+#include "tensor/avx512.h"
 #include "tensor/check.h"
 #include "tensor/random_block.h"
 

@@ -9,11 +9,6 @@
 // happens with probability (a - low)/(high - low), drawn from random_uniform(seed,
 // quant_stream(step), flat index) as everywhere in quant/. A bucket holding NaN or an infinity
 // (or whose grid overflows float) is sent as the NaN grid and decodes to NaN throughout.
-//
-// GCC 12 reports the deliberately undefined pass-through operands inside its own AVX-512
-// permute intrinsics as (maybe-)uninitialized; the warning is about the header, not this code.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
 #include "quant/standard.h"
 
 #include <algorithm>
@@ -21,14 +16,11 @@
 #include <limits>
 #include <utility>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
 #include "quant/bucket_loop.h"
 #include "quant/bucket_math.h"
 #include "quant/bucketing.h"
 #include "quant/rounding.h"
+#include "tensor/avx512.h"
 #include "tensor/random_block.h"
 
 namespace qnn {

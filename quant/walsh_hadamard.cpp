@@ -8,20 +8,12 @@
 // floats held in four registers (stages 1 to 8 by swapping lanes, 16 and 32 across registers),
 // then the rest two stages per pass over memory, so a 65,536-point transform reads and writes
 // its 256 KiB 6 times instead of 17.
-//
-// GCC 12 reports the deliberately undefined pass-through operands inside its own AVX-512
-// shuffle intrinsics as (maybe-)uninitialized; the warning is about the header, not this code.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
 #include "quant/walsh_hadamard.h"
 
 #include <cmath>
 
+#include "tensor/avx512.h"
 #include "tensor/check.h"
-
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 namespace qnn {
 

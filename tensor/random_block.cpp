@@ -1,17 +1,8 @@
 // Philox draws for runs of consecutive indices (see tensor/random_block.h).
-//
-// GCC 12 reports the deliberately undefined pass-through operands inside its own AVX-512
-// intrinsics (the shifts and multiplies below) as (maybe-)uninitialized; the warning is about
-// the header, not this code.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
 #include "tensor/random_block.h"
 
+#include "tensor/avx512.h"
 #include "tensor/random.h"
-
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 namespace qnn {
 
